@@ -1,0 +1,62 @@
+/**
+ * What every interaction step needs: the provider's view of the interaction
+ * (bound to the browser by its cookie), the form, and a way to answer with a
+ * page. Steps never touch the provider's internals.
+ */
+import type { Context } from 'koa';
+import coBody from 'co-body';
+import type Provider from 'oidc-provider';
+import type { Services } from '../src/services.ts';
+import { views } from './render.ts';
+
+export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+export interface InteractionDeps {
+  services: Services;
+  provider: () => Provider;
+}
+
+export class InteractionGone extends Error {}
+
+/** Loads the interaction for this browser; a missing or expired one is a friendly page, not a 500. */
+export async function loadInteraction(ctx: Context, deps: InteractionDeps): Promise<InteractionDetails | undefined> {
+  try {
+    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
+    if (ctx.params.uid && details.uid !== ctx.params.uid) throw new InteractionGone();
+    return details;
+  } catch (err) {
+    const name = (err as { name?: string }).name;
+    if (err instanceof InteractionGone || name === 'SessionNotFound' || name === 'InvalidRequest') {
+      ctx.status = 400;
+      ctx.type = 'html';
+      ctx.body = views().render('error', {
+        title: 'Sign-in expired',
+        message: 'This sign-in has expired or was started in another browser. Go back to the app and sign in again.',
+      });
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/** Reads an urlencoded form (at most 32 KiB). */
+export async function readForm(ctx: Context): Promise<Record<string, unknown>> {
+  const body = await coBody.form(ctx.req, { limit: '32kb' });
+  return body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+}
+
+/**
+ * Cross-site form posts are refused: the interaction cookie is SameSite=Lax
+ * already, and the Origin check makes it explicit.
+ */
+export function sameOrigin(ctx: Context, issuer: string): boolean {
+  const origin = ctx.get('origin');
+  if (!origin || origin === 'null') return ctx.get('sec-fetch-site') !== 'cross-site';
+  return origin === new URL(issuer).origin;
+}
+
+export function page(ctx: Context, view: string, data: Record<string, unknown>, status = 200): void {
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.body = views().render(view, data);
+}

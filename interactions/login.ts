@@ -1,0 +1,51 @@
+/** The login step: username or email, and password. */
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { authenticatePassword } from '../src/accounts/accounts.ts';
+import { recordAudit } from '../src/security/audit.ts';
+import { consume, reset } from '../src/security/rate-limit.ts';
+import { clientAddress } from '../src/http/client-address.ts';
+import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
+import { PASSWORD_PER_ADDRESS, PASSWORD_PER_LOGIN } from './throttle-rules.ts';
+import { finishLogin } from './finish.ts';
+
+const loginForm = z.object({
+  login: z.string().trim().min(1).max(254),
+  password: z.string().min(1).max(1024),
+});
+
+export function showLogin(ctx: Context, details: InteractionDetails, clientName: string | undefined, extra: Record<string, unknown> = {}, status = 200): void {
+  page(ctx, 'login', { title: 'Sign in', uid: details.uid, clientName, login: details.params.login_hint, ...extra }, status);
+}
+
+export async function submitLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
+  const { db, hasher } = deps.services;
+  const parsed = loginForm.safeParse(await readForm(ctx));
+  if (!parsed.success) {
+    showLogin(ctx, details, clientName, { error: 'Enter your username or email and your password.' }, 400);
+    return;
+  }
+  const { login, password } = parsed.data;
+  const ip = clientAddress(ctx);
+  const audit = { ip, userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id) };
+  const loginKey = login.toLowerCase();
+
+  const [perAddress, perLogin] = await Promise.all([consume(db, PASSWORD_PER_ADDRESS, ip), consume(db, PASSWORD_PER_LOGIN, loginKey)]);
+  if (!perAddress.allowed || !perLogin.allowed) {
+    const wait = Math.max(perAddress.allowed ? 0 : perAddress.retryAfterSeconds, perLogin.allowed ? 0 : perLogin.retryAfterSeconds);
+    await recordAudit(db, 'login.throttled', audit, { login: loginKey.slice(0, 254) });
+    ctx.set('Retry-After', String(wait));
+    showLogin(ctx, details, clientName, { login, error: `Too many attempts. Try again in ${Math.ceil(wait / 60)} minute(s).` }, 429);
+    return;
+  }
+
+  const result = await authenticatePassword(db, hasher, login, password);
+  if (!result.ok) {
+    await recordAudit(db, 'login.failed', audit, { login: loginKey.slice(0, 254) });
+    showLogin(ctx, details, clientName, { login, error: 'Incorrect username or password.' }, 401);
+    return;
+  }
+  await reset(db, PASSWORD_PER_LOGIN, loginKey);
+  await recordAudit(db, 'login.password_verified', { ...audit, accountId: result.account.id, actor: 'user' });
+  await finishLogin(ctx, deps, details, result.account.id, ['pwd']);
+}

@@ -1,0 +1,72 @@
+/**
+ * The routes of /interaction/:uid. Each step lives in its own module; this
+ * table decides which one a request reaches, from the prompt the provider asks.
+ */
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { findClientRow } from '../src/oidc/clients.ts';
+import { findAccountById } from '../src/accounts/accounts.ts';
+import { HttpError } from '../src/http/errors.ts';
+import { loadInteraction, sameOrigin, page, type InteractionDeps, type InteractionDetails } from './context.ts';
+import { showLogin, submitLogin } from './login.ts';
+import { showConsent, submitConsent } from './consent.ts';
+import { abortInteraction } from './abort.ts';
+
+async function clientName(deps: InteractionDeps, details: InteractionDetails): Promise<string | undefined> {
+  const row = await findClientRow(deps.services.db, String(details.params.client_id));
+  return row?.name;
+}
+
+function wrongStep(ctx: Context, details: InteractionDetails): void {
+  // The user pressed back or submitted an old form: send them to the current step.
+  ctx.redirect(`/interaction/${details.uid}`);
+}
+
+export function interactionRoutes(deps: InteractionDeps): Router {
+  const router = new Router({ prefix: '/interaction/:uid' });
+
+  router.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && !sameOrigin(ctx, deps.services.config.ISSUER)) {
+      throw new HttpError(403, 'invalid_request', 'Cross-site form submissions are refused.');
+    }
+    await next();
+  });
+
+  router.get('/', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    const name = await clientName(deps, details);
+    switch (details.prompt.name) {
+      case 'login':
+        return showLogin(ctx, details, name);
+      case 'consent': {
+        const account = details.session?.accountId ? await findAccountById(deps.services.db, details.session.accountId) : undefined;
+        return showConsent(ctx, details, name, account?.username);
+      }
+      default:
+        return page(ctx, 'error', { title: 'Sign-in problem', message: 'This sign-in step is not supported.' }, 400);
+    }
+  });
+
+  router.post('/login', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    if (details.prompt.name !== 'login') return wrongStep(ctx, details);
+    await submitLogin(ctx, deps, details, await clientName(deps, details));
+  });
+
+  router.post('/consent', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    if (details.prompt.name !== 'consent') return wrongStep(ctx, details);
+    await submitConsent(ctx, deps, details);
+  });
+
+  router.get('/abort', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    await abortInteraction(ctx, deps);
+  });
+
+  return router;
+}

@@ -1,0 +1,11 @@
+/**
+ * Every migration, by name. Names are zero-padded numbers so they sort and
+ * never collide; kysely refuses to run an older name after a newer one.
+ * Adding a migration is one file plus one line here.
+ */
+import type { Migration } from 'kysely/migration';
+import * as m0001 from './0001_initial.ts';
+
+export const migrations: Record<string, Migration> = {
+  '0001_initial': m0001,
+};

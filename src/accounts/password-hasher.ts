@@ -1,0 +1,73 @@
+/**
+ * Password hashing with argon2id. Hashes run on libuv's thread pool (never on
+ * the event loop), at most `concurrency` at a time; at most `queueLimit` wait.
+ * Beyond that the caller gets OverloadedError, which the HTTP edge turns into
+ * 503 with Retry-After, so a burst cannot make every sign-in time out.
+ */
+import crypto from 'node:crypto';
+import { hash, verify } from '@node-rs/argon2';
+import { Semaphore, OverloadedError } from '../security/semaphore.ts';
+
+export interface Argon2Params {
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+}
+
+export interface HasherOptions extends Argon2Params {
+  concurrency: number;
+  queueLimit: number;
+}
+
+const ARGON2ID = 2; // Algorithm.Argon2id (a const enum, which isolated modules cannot import)
+
+export type VerifyResult = { ok: true; needsRehash: boolean } | { ok: false };
+
+export { OverloadedError };
+
+export class PasswordHasher {
+  readonly params: Argon2Params;
+  readonly #gate: Semaphore;
+  #dummy: Promise<string> | undefined;
+
+  constructor(options: HasherOptions) {
+    this.params = { memoryCost: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism };
+    this.#gate = new Semaphore(options.concurrency, options.queueLimit);
+  }
+
+  get stats() {
+    return this.#gate.stats;
+  }
+
+  async hash(password: string): Promise<string> {
+    return this.#gate.run(() => hash(password, { ...this.params, algorithm: ARGON2ID }));
+  }
+
+  /** Verifies; says whether the stored hash used weaker or other parameters and should be replaced. */
+  async verify(stored: string, password: string): Promise<VerifyResult> {
+    const ok = await this.#gate.run(async () => {
+      try {
+        return await verify(stored, password);
+      } catch {
+        return false; // a malformed stored hash never verifies
+      }
+    });
+    return ok ? { ok: true, needsRehash: this.needsRehash(stored) } : { ok: false };
+  }
+
+  /**
+   * The same work as a real verification, against a hash of a random password:
+   * used for unknown accounts and accounts without a password, so timing does
+   * not reveal which accounts exist.
+   */
+  async verifyDummy(password: string): Promise<void> {
+    this.#dummy ??= hash(crypto.randomBytes(24).toString('base64url'), { ...this.params, algorithm: ARGON2ID });
+    await this.verify(await this.#dummy, password);
+  }
+
+  needsRehash(stored: string): boolean {
+    const match = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(stored);
+    if (!match) return true;
+    return Number(match[1]) !== this.params.memoryCost || Number(match[2]) !== this.params.timeCost || Number(match[3]) !== this.params.parallelism;
+  }
+}

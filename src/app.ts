@@ -1,0 +1,52 @@
+/**
+ * The HTTP application: Twofold's own routes first (health, assets,
+ * interactions), then everything else goes to node-oidc-provider.
+ */
+import Koa from 'koa';
+import type { Services } from './services.ts';
+import type { ProviderHolder } from './oidc/provider-holder.ts';
+import { logger } from './logger.ts';
+import { requestContext } from './http/request-context.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import { errorBoundary } from './http/errors.ts';
+import { healthRoutes } from './http/health.ts';
+import { assetRoutes } from './http/assets.ts';
+import { interactionRoutes } from '../interactions/router.ts';
+import { ASSETS_DIR } from '../interactions/render.ts';
+
+export interface AppHandle {
+  app: Koa;
+  setShuttingDown(): void;
+}
+
+export function buildApp(services: Services, holder: ProviderHolder): AppHandle {
+  const app = new Koa();
+  app.proxy = services.config.TRUST_PROXY;
+  // Only the right-most X-Forwarded-For entry (written by our own proxy) counts.
+  app.maxIpsCount = 1;
+  let shuttingDown = false;
+
+  app.use(requestContext(logger));
+  app.use(securityHeaders({ hsts: services.config.secureCookies }));
+  app.use(errorBoundary());
+
+  const health = healthRoutes(services.db, () => shuttingDown);
+  app.use(health.routes());
+  const assets = assetRoutes([ASSETS_DIR]);
+  app.use(assets.routes());
+  const interactions = interactionRoutes({ services, provider: () => holder.current });
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+
+  // node-oidc-provider answers everything else (discovery, /auth, /token, …),
+  // mounted at / as koa-mount would, through the current instance.
+  app.keys = holder.cookieKeys;
+  holder.onReload = (h) => (app.keys = h.cookieKeys);
+  app.use((ctx, next) => holder.middleware(ctx, next));
+
+  // Koa's default error listener prints stacks; route them through pino instead.
+  app.silent = true;
+  app.on('error', (err) => logger.error({ err }, 'koa error'));
+
+  return { app, setShuttingDown: () => (shuttingDown = true) };
+}

@@ -1,0 +1,86 @@
+/**
+ * Opens everything a provider process or a CLI run needs: the database (with
+ * the data-folder lock for PGlite), migrations, the sealer and the hasher.
+ */
+import path from 'node:path';
+import type { Config } from './config.ts';
+import { openDatabase, type DatabaseHandle } from './db/database.ts';
+import { DataDirLock } from './db/data-dir-lock.ts';
+import { migrateToLatest, pendingMigrations } from './db/migrate.ts';
+import { PasswordHasher } from './accounts/password-hasher.ts';
+import { loadMasterKey } from './security/secret-key.ts';
+import { Sealer } from './security/sealer.ts';
+import type { Services } from './services.ts';
+import type { KyselyPlugin } from 'kysely';
+
+export interface Opened {
+  services: Services;
+  handle: DatabaseHandle;
+  lock?: DataDirLock;
+  migrated: string[];
+  keySource: string;
+  close(): Promise<void>;
+}
+
+export interface OpenServicesOptions {
+  /** Run pending migrations (default: config.MIGRATE_ON_START). */
+  migrate?: boolean;
+  /** Use this already-open database instead of opening one (tests). */
+  handle?: DatabaseHandle;
+  plugins?: KyselyPlugin[];
+}
+
+export class StartupError extends Error {}
+
+export async function openServices(config: Config, options: OpenServicesOptions = {}): Promise<Opened> {
+  let lock: DataDirLock | undefined;
+  let handle = options.handle;
+  if (!handle) {
+    if (!config.DATABASE_URL) lock = DataDirLock.acquire(config.dataDir);
+    try {
+      handle = await openDatabase({
+        url: config.DATABASE_URL,
+        pgliteDir: config.DATABASE_URL ? undefined : path.join(config.dataDir, 'pgdata'),
+        poolSize: config.DATABASE_POOL_SIZE,
+        plugins: options.plugins,
+      });
+    } catch (err) {
+      lock?.release();
+      throw new StartupError(`cannot open the database: ${(err as Error).message}`);
+    }
+  }
+  const h = handle;
+  const close = async () => {
+    if (!options.handle) await h.close();
+    lock?.release();
+  };
+  try {
+    let migrated: string[] = [];
+    if (options.migrate ?? config.MIGRATE_ON_START) {
+      migrated = (await migrateToLatest(h.db)).applied;
+    } else {
+      const pending = await pendingMigrations(h.db);
+      if (pending.length) throw new StartupError(`the database needs migrations (${pending.join(', ')}); run \`twofold migrate\` or set MIGRATE_ON_START=true`);
+    }
+    const masterKey = loadMasterKey(config);
+    const services: Services = {
+      config,
+      db: h.db,
+      dbKind: h.kind,
+      sealer: new Sealer(masterKey.key),
+      hasher: new PasswordHasher({
+        memoryCost: config.ARGON2_MEMORY_KIB,
+        timeCost: config.ARGON2_ITERATIONS,
+        parallelism: config.ARGON2_PARALLELISM,
+        concurrency: config.HASH_CONCURRENCY,
+        queueLimit: config.HASH_QUEUE_LIMIT,
+      }),
+    };
+    return { services, handle: h, lock, migrated, keySource: masterKey.source, close };
+  } catch (err) {
+    await close();
+    if (err instanceof StartupError) throw err;
+    const message = (err as { code?: string }).code === 'ECONNREFUSED' ? 'the database refused the connection' : (err as Error).message;
+    throw new StartupError(message);
+  }
+}

@@ -1,0 +1,116 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { createClient, findClientRow, isPublic, listClients, removeClient, rotateClientSecret, AUTH_METHODS } from '../../oidc/clients.ts';
+import type { ClientRow } from '../../db/schema.ts';
+import { recordAudit } from '../../security/audit.ts';
+import { CliError, printJson, printTable } from '../io.ts';
+import type { CommandContext } from '../run.ts';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function view(row: ClientRow) {
+  return {
+    client_id: row.client_id,
+    name: row.name,
+    type: isPublic(row) ? 'public' : 'confidential',
+    first_party: row.first_party,
+    token_endpoint_auth_method: row.metadata.token_endpoint_auth_method,
+    redirect_uris: row.metadata.redirect_uris,
+    post_logout_redirect_uris: row.metadata.post_logout_redirect_uris ?? [],
+    grant_types: row.metadata.grant_types ?? [],
+    policy: row.policy,
+    created_at: row.created_at,
+  };
+}
+
+export function registerClients(program: Command, { services, io, actor }: CommandContext): void {
+  const { db, sealer } = services;
+  const requireClient = async (name: string) => {
+    const row = await findClientRow(db, name);
+    if (!row) throw new CliError(`no client named ${name}`);
+    return row;
+  };
+  const client = program.command('client').description('manage relying apps (OIDC clients)');
+
+  client
+    .command('add <name>')
+    .description('register an app; prints its client_id and, for confidential apps, its secret (shown once)')
+    .requiredOption('--redirect-uri <uri>', 'where the app receives the result (repeatable)', collect)
+    .option('--post-logout-redirect-uri <uri>', 'where the app may send users after sign-out (repeatable)', collect)
+    .option('--public', 'a public client (single-page or native app): no secret, PKCE required')
+    .option('--first-party', 'trusted app of your own: no consent page')
+    .option('--auth-method <method>', `token endpoint authentication (${AUTH_METHODS.join(', ')})`)
+    .option('--jwks-uri <uri>', 'for private_key_jwt: where the app publishes its keys')
+    .option('--jwks-file <file>', 'for private_key_jwt: a JSON file with the app\'s public JWKS')
+    .option('--no-refresh-tokens', 'do not issue refresh tokens to this app')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: {
+      redirectUri: string[]; postLogoutRedirectUri?: string[]; public?: boolean; firstParty?: boolean; authMethod?: string;
+      jwksUri?: string; jwksFile?: string; refreshTokens: boolean; json?: boolean;
+    }) => {
+      if (await findClientRow(db, name)) throw new CliError(`a client named ${name} already exists`);
+      let jwks: unknown;
+      if (opts.jwksFile) {
+        try {
+          jwks = JSON.parse(fs.readFileSync(opts.jwksFile, 'utf8'));
+        } catch (err) {
+          throw new CliError(`--jwks-file: cannot read a JSON JWKS from ${opts.jwksFile} (${(err as Error).message})`);
+        }
+      }
+      const created = await createClient(db, sealer, {
+        name,
+        redirectUris: opts.redirectUri,
+        postLogoutRedirectUris: opts.postLogoutRedirectUri ?? [],
+        public: opts.public ?? false,
+        firstParty: opts.firstParty ?? false,
+        authMethod: opts.authMethod as never,
+        jwksUri: opts.jwksUri,
+        jwks: jwks as never,
+        grantTypes: opts.refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
+      });
+      await recordAudit(db, 'client.created', { clientId: created.clientId, actor }, { name });
+      if (opts.json) {
+        printJson(io, { client_id: created.clientId, client_secret: created.clientSecret, name, ...created.metadata });
+        return;
+      }
+      io.out(`client_id:     ${created.clientId}\n`);
+      if (created.clientSecret) io.out(`client_secret: ${created.clientSecret}\n(store the secret now: it is not shown again; \`twofold client rotate-secret ${name}\` makes a new one)\n`);
+    });
+
+  client
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const rows = (await listClients(db)).map(view);
+      if (opts.json) printJson(io, rows);
+      else printTable(io, rows, ['name', 'client_id', 'type', 'first_party', 'redirect_uris']);
+    });
+
+  client
+    .command('show <name>')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const v = view(await requireClient(name));
+      if (opts.json) printJson(io, v);
+      else for (const [k, value] of Object.entries(v)) io.out(`${k.padEnd(27)} ${value instanceof Date ? value.toISOString() : Array.isArray(value) ? value.join(' ') : typeof value === 'object' ? JSON.stringify(value) : value}\n`);
+    });
+
+  client.command('remove <name>').description('delete an app and every token issued to it').action(async (name: string) => {
+    const row = await requireClient(name);
+    await removeClient(db, row.client_id);
+    await recordAudit(db, 'client.removed', { clientId: row.client_id, actor }, { name: row.name });
+    io.out(`removed ${row.name}\n`);
+  });
+
+  client
+    .command('rotate-secret <name>')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const row = await requireClient(name);
+      if (!row.secret_sealed) throw new CliError(`${row.name} has no client secret (public or private_key_jwt)`);
+      const secret = await rotateClientSecret(db, sealer, row.client_id);
+      await recordAudit(db, 'client.secret_rotated', { clientId: row.client_id, actor });
+      if (opts.json) printJson(io, { client_id: row.client_id, client_secret: secret });
+      else io.out(`client_secret: ${secret}\n(the old secret no longer works)\n`);
+    });
+}

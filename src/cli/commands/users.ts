@@ -1,0 +1,109 @@
+import type { Command } from 'commander';
+import {
+  AccountConflictError,
+  createAccount,
+  listAccounts,
+  removeAccount,
+  setDisabled,
+  setPassword,
+} from '../../accounts/accounts.ts';
+import { groupsOf } from '../../accounts/groups.ts';
+import type { Account } from '../../db/schema.ts';
+import { recordAudit } from '../../security/audit.ts';
+import { CliError, printJson, printTable, secretFromStdin } from '../io.ts';
+import type { CommandContext } from '../run.ts';
+import { requireAccount } from './lookup.ts';
+
+function publicView(a: Account) {
+  return {
+    id: a.id,
+    username: a.username,
+    email: a.email,
+    email_verified: a.email_verified,
+    name: a.display_name,
+    disabled: a.disabled,
+    has_password: a.password_hash !== null,
+    created_at: a.created_at,
+  };
+}
+
+export function registerUsers(program: Command, { services, io, actor }: CommandContext): void {
+  const { db, hasher } = services;
+  const user = program.command('user').description('manage user accounts');
+
+  user
+    .command('add <username>')
+    .description('create a user')
+    .option('--email <email>', 'email address')
+    .option('--email-verified', 'mark the email address as verified')
+    .option('--name <name>', 'display name')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--json', 'print JSON')
+    .action(async (username: string, opts: { email?: string; emailVerified?: boolean; name?: string; passwordStdin?: boolean; json?: boolean }) => {
+      const password = opts.passwordStdin ? secretFromStdin(io, 'password') : undefined;
+      try {
+        const account = await createAccount(db, hasher, { username, email: opts.email, emailVerified: opts.emailVerified ?? false, displayName: opts.name, password });
+        await recordAudit(db, 'account.created', { accountId: account.id, actor });
+        if (opts.json) printJson(io, publicView(account));
+        else io.out(`created user ${account.username} (id ${account.id})${password ? '' : '; set a password with `twofold user set-password`'}\n`);
+      } catch (err) {
+        if (err instanceof AccountConflictError) throw new CliError(err.message);
+        throw err;
+      }
+    });
+
+  user
+    .command('list')
+    .description('list users')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const rows = (await listAccounts(db)).map(publicView);
+      if (opts.json) printJson(io, rows);
+      else printTable(io, rows, ['username', 'email', 'name', 'disabled', 'id']);
+    });
+
+  user
+    .command('show <username>')
+    .description('show one user')
+    .option('--json', 'print JSON')
+    .action(async (username: string, opts: { json?: boolean }) => {
+      const account = await requireAccount(db, username);
+      const groups = (await groupsOf(db, account.id)).map((g) => g.name);
+      const view = { ...publicView(account), groups };
+      if (opts.json) printJson(io, view);
+      else for (const [k, v] of Object.entries(view)) io.out(`${k.padEnd(15)} ${v instanceof Date ? v.toISOString() : Array.isArray(v) ? v.join(', ') : v ?? ''}\n`);
+    });
+
+  user
+    .command('set-password <username>')
+    .description('set a user\'s password (read from standard input)')
+    .requiredOption('--password-stdin', 'read the password from standard input')
+    .action(async (username: string) => {
+      const account = await requireAccount(db, username);
+      await setPassword(db, hasher, account.id, secretFromStdin(io, 'password'));
+      await recordAudit(db, 'account.password_set', { accountId: account.id, actor });
+      io.out(`password set for ${account.username}\n`);
+    });
+
+  for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
+    user
+      .command(`${name} <username>`)
+      .description(disabled ? 'disable a user and end their sessions' : 'enable a user')
+      .action(async (username: string) => {
+        const account = await requireAccount(db, username);
+        await setDisabled(db, account.id, disabled);
+        await recordAudit(db, disabled ? 'account.disabled' : 'account.enabled', { accountId: account.id, actor });
+        io.out(`${account.username} ${disabled ? 'disabled' : 'enabled'}\n`);
+      });
+  }
+
+  user
+    .command('remove <username>')
+    .description('delete a user, their sessions and tokens')
+    .action(async (username: string) => {
+      const account = await requireAccount(db, username);
+      await removeAccount(db, account.id);
+      await recordAudit(db, 'account.removed', { accountId: account.id, actor }, { username: account.username });
+      io.out(`removed ${account.username}\n`);
+    });
+}

@@ -1,0 +1,167 @@
+/**
+ * Twofold's configuration: one zod schema for environment variables and the
+ * optional config file (JSON or YAML, same UPPER_SNAKE keys as the environment;
+ * the environment wins). Every knob is documented here and in README's table.
+ *
+ * A bad value stops the start with one line naming the key and what is allowed.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Seconds, as an integer. */
+const seconds = (min: number, max: number) => int(min, max);
+
+export const configSchema = z
+  .object({
+    /** `development` (default) or `production`. Production refuses to start without SECRET_KEY and an https ISSUER. */
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    /** TCP port the provider listens on. */
+    PORT: int(1, 65535).default(3000),
+    /** Interface to bind; empty means every interface (IPv4 and IPv6). */
+    HOST: z.string().default(''),
+    /** The issuer URL apps see; defaults to http://localhost:$PORT. No trailing slash, no query. */
+    ISSUER: z
+      .url({ protocol: /^https?$/ })
+      .refine((u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'), 'no trailing slash, query or fragment')
+      .optional(),
+    /** postgres:// URL; unset means embedded PGlite under DATA_DIR. */
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL')
+      .optional(),
+    /** Maximum connections in the PostgreSQL pool. */
+    DATABASE_POOL_SIZE: int(1, 200).default(10),
+    /** Folder for PGlite's files, the generated development secret and the local admin socket. */
+    DATA_DIR: z.string().min(1).default('./data'),
+    /** 32-byte key (64 hex chars or base64) that encrypts secrets at rest. Generated into DATA_DIR in development; required in production. */
+    SECRET_KEY: z
+      .string()
+      .refine((v) => decodeKey(v) !== undefined, '32 bytes as 64 hex characters or base64')
+      .optional(),
+    /** Trust X-Forwarded-* headers from a TLS-terminating proxy. Off by default: forwarded headers are ignored. */
+    TRUST_PROXY: bool.default(false),
+    /** `all` (default, OAuth 2.1) requires PKCE from every client; `public` only from clients without a secret. */
+    PKCE_REQUIRED: z.enum(['all', 'public']).default('all'),
+    /** Run pending migrations at start. */
+    MIGRATE_ON_START: bool.default(true),
+    /** pino log level. */
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** argon2id memory cost in KiB (OWASP ASVS 5.0: m=12288, t=3, p=1). */
+    ARGON2_MEMORY_KIB: int(8192, 4 * 1024 * 1024).default(12288),
+    /** argon2id iterations. */
+    ARGON2_ITERATIONS: int(1, 20).default(3),
+    /** argon2id lanes. */
+    ARGON2_PARALLELISM: int(1, 16).default(1),
+    /** Password hashes computed at once (off the main thread); defaults to the core count. */
+    HASH_CONCURRENCY: int(1, 256).default(Math.max(1, os.availableParallelism())),
+    /** Hashes allowed to wait for a slot; beyond this the provider answers 503 with Retry-After. */
+    HASH_QUEUE_LIMIT: int(0, 100000).default(64),
+    /** Lifetimes, in seconds. */
+    ACCESS_TOKEN_TTL: seconds(60, 86400).default(3600),
+    ID_TOKEN_TTL: seconds(60, 86400).default(3600),
+    AUTHORIZATION_CODE_TTL: seconds(10, 600).default(60),
+    REFRESH_TOKEN_TTL: seconds(300, 365 * 86400).default(14 * 86400),
+    SESSION_TTL: seconds(300, 365 * 86400).default(14 * 86400),
+    INTERACTION_TTL: seconds(60, 86400).default(3600),
+    GRANT_TTL: seconds(300, 365 * 86400).default(14 * 86400),
+    /** How long a retired signing key stays published after rotation (must outlive tokens it signed). */
+    KEY_RETIREMENT_TTL: seconds(60, 365 * 86400).default(2 * 86400),
+    /** How often expired provider rows are purged, in seconds (0 disables). */
+    PURGE_INTERVAL: seconds(0, 86400).default(600),
+  })
+  .strict();
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+export interface Config extends Omit<RawConfig, 'ISSUER'> {
+  ISSUER: string;
+  /** Absolute data folder. */
+  dataDir: string;
+  production: boolean;
+  /** Whether cookies must be Secure (issuer is https). */
+  secureCookies: boolean;
+}
+
+export class ConfigError extends Error {}
+
+/** Decodes a 32-byte key given as 64 hex characters or base64; undefined when malformed. */
+export function decodeKey(value: string): Buffer | undefined {
+  const trimmed = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, 'hex');
+  if (/^[A-Za-z0-9+/_-]{42,44}={0,2}$/.test(trimmed)) {
+    const buf = Buffer.from(trimmed.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (buf.length === 32) return buf;
+  }
+  return undefined;
+}
+
+const KNOWN_KEYS = new Set(Object.keys(configSchema.shape));
+
+/** Reads the optional config file named by TWOFOLD_CONFIG (JSON or YAML). */
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`TWOFOLD_CONFIG: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = /\.ya?ml$/i.test(file) ? YAML.parse(text) : JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`TWOFOLD_CONFIG: ${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`TWOFOLD_CONFIG: ${file} must hold an object of settings`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Builds the configuration from a config file (optional) and the environment.
+ * Throws ConfigError with one line naming the first bad key.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const fromFile = env.TWOFOLD_CONFIG ? readConfigFile(env.TWOFOLD_CONFIG) : {};
+  const fromEnv: Record<string, unknown> = {};
+  for (const key of KNOWN_KEYS) {
+    const value = env[key];
+    if (value !== undefined && value !== '') fromEnv[key] = value;
+  }
+  // HOST may legitimately be set to '' meaning "all interfaces".
+  const merged = { ...fromFile, ...fromEnv };
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = issue.path.join('.') || '(config)';
+    const got = issue.path.length ? (merged as Record<string, unknown>)[String(issue.path[0])] : undefined;
+    const shown = got === undefined ? '' : ` (got ${JSON.stringify(key === 'SECRET_KEY' || key === 'DATABASE_URL' ? '…' : got)})`;
+    const message = issue.code === 'unrecognized_keys' ? `unknown setting(s) ${issue.keys.join(', ')}` : issue.message;
+    throw new ConfigError(`Invalid configuration: ${issue.code === 'unrecognized_keys' ? 'config file' : key}: ${message}${shown}`);
+  }
+  const raw = result.data;
+  const production = raw.NODE_ENV === 'production';
+  const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}`;
+  if (production && !raw.SECRET_KEY) {
+    throw new ConfigError('Invalid configuration: SECRET_KEY: required in production (32 bytes as 64 hex characters or base64; e.g. `openssl rand -hex 32`)');
+  }
+  if (production && !issuer.startsWith('https://')) {
+    throw new ConfigError(`Invalid configuration: ISSUER: must be https:// in production (got ${JSON.stringify(issuer)})`);
+  }
+  return {
+    ...raw,
+    ISSUER: issuer,
+    dataDir: path.resolve(raw.DATA_DIR),
+    production,
+    secureCookies: issuer.startsWith('https://'),
+  };
+}

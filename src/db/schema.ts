@@ -1,0 +1,124 @@
+/**
+ * The database schema as kysely sees it. Migrations in migrations/ are the only
+ * way the schema changes; keep this file in step with them.
+ */
+import type { ColumnType, Generated, Insertable, JSONColumnType, Selectable, Updateable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export interface AccountsTable {
+  id: string;
+  username: string;
+  email: string | null;
+  email_verified: Generated<boolean>;
+  display_name: string | null;
+  disabled: Generated<boolean>;
+  password_hash: string | null;
+  password_changed_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface GroupsTable {
+  id: string;
+  name: string;
+  description: string | null;
+  created_at: Generated<Date>;
+}
+
+export interface AccountGroupsTable {
+  account_id: string;
+  group_id: string;
+  added_at: Generated<Date>;
+}
+
+/** Client metadata as node-oidc-provider understands it, minus the secret. */
+export type ClientMetadata = Record<string, unknown> & {
+  redirect_uris: string[];
+  grant_types?: string[];
+  response_types?: string[];
+  token_endpoint_auth_method?: string;
+  post_logout_redirect_uris?: string[];
+};
+
+export interface ClientsTable {
+  client_id: string;
+  name: string;
+  /** The client secret, sealed (AES-256-GCM); null for public and private_key_jwt clients. */
+  secret_sealed: string | null;
+  metadata: JSONColumnType<ClientMetadata>;
+  first_party: Generated<boolean>;
+  /** Per-client MFA policy (used by the policy engine). */
+  policy: JSONColumnType<Record<string, unknown>, Record<string, unknown> | string | undefined, Record<string, unknown> | string>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface OidcPayloadsTable {
+  kind: string;
+  id: string;
+  payload: JSONColumnType<Record<string, unknown>>;
+  grant_id: string | null;
+  user_code: string | null;
+  uid: string | null;
+  expires_at: NullableTimestamp;
+  consumed_at: NullableTimestamp;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  /** The private JWK, sealed. */
+  jwk_sealed: string;
+  status: 'active' | 'retired';
+  created_at: Generated<Date>;
+  retired_at: NullableTimestamp;
+  /** When a retired key stops being published. */
+  expires_at: NullableTimestamp;
+}
+
+export interface ProviderSecretsTable {
+  /** e.g. `cookie:<random>` */
+  id: string;
+  purpose: string;
+  value_sealed: string;
+  created_at: Generated<Date>;
+}
+
+export interface AuditEventsTable {
+  id: Generated<string>;
+  at: Generated<Date>;
+  type: string;
+  account_id: string | null;
+  client_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  actor: string | null;
+  details: JSONColumnType<Record<string, unknown>, Record<string, unknown> | string | undefined, Record<string, unknown> | string>;
+}
+
+export interface RateLimitsTable {
+  key: string;
+  points: number;
+  expires_at: Timestamp;
+}
+
+export interface Database {
+  accounts: AccountsTable;
+  groups: GroupsTable;
+  account_groups: AccountGroupsTable;
+  clients: ClientsTable;
+  oidc_payloads: OidcPayloadsTable;
+  signing_keys: SigningKeysTable;
+  provider_secrets: ProviderSecretsTable;
+  audit_events: AuditEventsTable;
+  rate_limits: RateLimitsTable;
+}
+
+export type Account = Selectable<AccountsTable>;
+export type NewAccount = Insertable<AccountsTable>;
+export type AccountUpdate = Updateable<AccountsTable>;
+export type Group = Selectable<GroupsTable>;
+export type ClientRow = Selectable<ClientsTable>;
+export type AuditEvent = Selectable<AuditEventsTable>;

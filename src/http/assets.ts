@@ -1,0 +1,44 @@
+/** Serves the interaction pages' static files (CSS, browser scripts) from a fixed list; no directory walking. */
+import fs from 'node:fs';
+import path from 'node:path';
+import Router from '@koa/router';
+
+const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml' };
+
+export function assetRoutes(dirs: string[]): Router {
+  const files = new Map<string, { body: Buffer; type: string }>();
+  for (const dir of dirs) {
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir)) {
+      const type = TYPES[path.extname(name)];
+      if (type) files.set(name, { body: fs.readFileSync(path.join(dir, name)), type });
+    }
+  }
+  const router = new Router();
+  router.get('/assets/:name', (ctx) => {
+    const file = files.get(ctx.params.name!);
+    if (!file) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found', error_description: 'no such asset' };
+      return;
+    }
+    ctx.type = file.type;
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = file.body;
+  });
+  return router;
+}
+
+/** Registers a file served under /assets/ from outside the asset folders (e.g. a package's browser bundle). */
+export function extraAsset(files: Record<string, string>): Router {
+  const router = new Router();
+  for (const [name, file] of Object.entries(files)) {
+    const body = fs.readFileSync(file);
+    router.get(`/assets/${name}`, (ctx) => {
+      ctx.type = TYPES[path.extname(name)] ?? 'application/octet-stream';
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.body = body;
+    });
+  }
+  return router;
+}

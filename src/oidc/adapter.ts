@@ -1,0 +1,134 @@
+/**
+ * node-oidc-provider's storage adapter over kysely: every model the provider
+ * stores (sessions, interactions, codes, tokens, grants…) lives in one table,
+ * oidc_payloads, keyed by (kind, id). Clients come from the clients table.
+ * Nothing is kept in process memory, so any process can continue any flow.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Database } from '../db/schema.ts';
+import { clientToProviderMetadata, findClientRow } from './clients.ts';
+import type { Sealer } from '../security/sealer.ts';
+
+type AdapterConstructor = new (name: string) => Adapter;
+
+export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterConstructor {
+  class ClientAdapter implements Adapter {
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      const row = await findClientRow(db, id);
+      return row ? (clientToProviderMetadata(row, sealer) as AdapterPayload) : undefined;
+    }
+    async upsert(): Promise<void> {
+      throw new Error('clients are managed with `twofold client`, not by the provider');
+    }
+    async findByUid(): Promise<undefined> {
+      return undefined;
+    }
+    async findByUserCode(): Promise<undefined> {
+      return undefined;
+    }
+    async consume(): Promise<void> {}
+    async destroy(): Promise<void> {}
+    async revokeByGrantId(): Promise<void> {}
+  }
+
+  class KyselyAdapter implements Adapter {
+    readonly kind: string;
+
+    constructor(kind: string) {
+      this.kind = kind;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      const row = {
+        kind: this.kind,
+        id,
+        payload: JSON.stringify(payload),
+        grant_id: (payload.grantId as string | undefined) ?? null,
+        user_code: (payload.userCode as string | undefined) ?? null,
+        uid: (payload.uid as string | undefined) ?? null,
+        expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+      };
+      await db
+        .insertInto('oidc_payloads')
+        .values(row)
+        .onConflict((oc) =>
+          oc.columns(['kind', 'id']).doUpdateSet({
+            payload: row.payload,
+            grant_id: row.grant_id,
+            user_code: row.user_code,
+            uid: row.uid,
+            expires_at: row.expires_at,
+          }),
+        )
+        .execute();
+    }
+
+    async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
+      const row = await db
+        .selectFrom('oidc_payloads')
+        .select(['payload', 'consumed_at'])
+        .where('kind', '=', this.kind)
+        .where(column, '=', value)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const payload = row.payload as AdapterPayload;
+      return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
+    }
+
+    find(id: string) {
+      return this.#findWhere('id', id);
+    }
+
+    findByUid(uid: string) {
+      return this.#findWhere('uid', uid);
+    }
+
+    findByUserCode(userCode: string) {
+      return this.#findWhere('user_code', userCode);
+    }
+
+    async consume(id: string): Promise<void> {
+      await db
+        .updateTable('oidc_payloads')
+        .set({ consumed_at: new Date() })
+        .where('kind', '=', this.kind)
+        .where('id', '=', id)
+        .where('consumed_at', 'is', null)
+        .execute();
+    }
+
+    async destroy(id: string): Promise<void> {
+      await db.deleteFrom('oidc_payloads').where('kind', '=', this.kind).where('id', '=', id).execute();
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      // Every token of the grant goes, whatever its kind.
+      await db.deleteFrom('oidc_payloads').where('grant_id', '=', grantId).execute();
+    }
+  }
+
+  return class Adapter {
+    constructor(name: string) {
+      return name === 'Client' ? new ClientAdapter() : new KyselyAdapter(name);
+    }
+  } as unknown as AdapterConstructor;
+}
+
+/** Deletes provider rows that expired more than `graceSeconds` ago, in batches. */
+export async function purgeExpired(db: Kysely<Database>, graceSeconds = 60, batch = 5000): Promise<number> {
+  const cutoff = new Date(Date.now() - graceSeconds * 1000);
+  let total = 0;
+  for (;;) {
+    const result = await sql`
+      delete from oidc_payloads where ctid in (
+        select ctid from oidc_payloads where expires_at < ${cutoff} limit ${batch}
+      )`.execute(db);
+    const n = Number(result.numAffectedRows ?? 0);
+    total += n;
+    if (n < batch) break;
+  }
+  await db.deleteFrom('rate_limits').where('expires_at', '<', cutoff).execute();
+  return total;
+}

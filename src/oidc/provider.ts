@@ -1,0 +1,131 @@
+/**
+ * node-oidc-provider's configuration for Twofold. Nothing is left on the
+ * library's development defaults: storage is the kysely adapter, keys come from
+ * the database, interactions are Twofold's own, and every feature in use is
+ * named here.
+ */
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Services } from '../services.ts';
+import { createAdapter } from './adapter.ts';
+import { findAccount } from './account-claims.ts';
+import type { KeyMaterial } from './keys.ts';
+import { interactionPolicy } from './interaction-policy.ts';
+import { renderErrorPage, renderLogoutPage, renderLoggedOutPage } from '../../interactions/provider-pages.ts';
+
+export const SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
+
+export function buildProvider(services: Services, keys: KeyMaterial): Provider {
+  const { config, db, sealer } = services;
+
+  const configuration: Configuration = {
+    adapter: createAdapter(db, sealer),
+    findAccount: (ctx, sub) => findAccount(db, sub),
+    jwks: { keys: keys.jwks as never },
+    cookies: {
+      keys: keys.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', secure: config.secureCookies, signed: true },
+      short: { httpOnly: true, sameSite: 'lax', secure: config.secureCookies, signed: true },
+      names: { session: 'twofold.session', interaction: 'twofold.interaction', resume: 'twofold.resume' },
+    },
+    scopes: [...SCOPES],
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'preferred_username', 'updated_at'],
+      email: ['email', 'email_verified'],
+      acr: null,
+      amr: null,
+      auth_time: null,
+      sid: null,
+    },
+    responseTypes: ['code'],
+    // PKCE for every client (OAuth 2.1 / RFC 9700), not only public ones, unless the operator relaxes it.
+    pkce: { required: (_ctx, client) => config.PKCE_REQUIRED === 'all' || client.clientAuthMethod === 'none' },
+    allowOmittingSingleRegisteredRedirectUri: false,
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'ES256'],
+      userinfoSigningAlgValues: ['RS256', 'ES256'],
+      introspectionSigningAlgValues: ['RS256', 'ES256'],
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    },
+    extraClientMetadata: {
+      properties: ['twofold_first_party', 'twofold_policy'],
+      validator(_ctx, key, value) {
+        if (key === 'twofold_first_party' && value !== undefined && typeof value !== 'boolean') throw new Error('twofold_first_party must be a boolean');
+      },
+    },
+    // Refresh tokens for every client allowed the grant; without offline_access they end with the session.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Rotate on every use: a stolen refresh token is detected when either party uses it again.
+    rotateRefreshToken: true,
+    ttl: {
+      AccessToken: config.ACCESS_TOKEN_TTL,
+      AuthorizationCode: config.AUTHORIZATION_CODE_TTL,
+      IdToken: config.ID_TOKEN_TTL,
+      RefreshToken: config.REFRESH_TOKEN_TTL,
+      Session: config.SESSION_TTL,
+      Interaction: config.INTERACTION_TTL,
+      Grant: config.GRANT_TTL,
+    },
+    interactions: {
+      policy: interactionPolicy(),
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    // First-party apps are trusted: their grant is created without a consent page.
+    loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      if (grantId) {
+        const existing = await ctx.oidc.provider.Grant.find(grantId);
+        if (existing) return existing;
+      }
+      const client = ctx.oidc.client!;
+      if (client.twofold_first_party !== true || !ctx.oidc.session!.accountId) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: ctx.oidc.session!.accountId });
+      grant.addOIDCScope(ctx.oidc.requestParamScopes ? [...ctx.oidc.requestParamScopes].join(' ') : 'openid');
+      const claims = ctx.oidc.requestParamClaims ? [...ctx.oidc.requestParamClaims] : [];
+      if (claims.length) grant.addOIDCClaims(claims);
+      await grant.save();
+      return grant;
+    },
+    features: {
+      devInteractions: { enabled: false },
+      claimsParameter: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Only the client the token was issued to may introspect it (plus any confidential client for its own tokens).
+        allowedPolicy: async (_ctx, client, token) => client.clientId === token.clientId,
+      },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: (ctx, form) => renderLogoutPage(ctx, form),
+        postLogoutSuccessSource: (ctx) => renderLoggedOutPage(ctx),
+      },
+      backchannelLogout: { enabled: false },
+      registration: { enabled: false },
+    },
+    renderError: (ctx, out, error) => renderErrorPage(ctx, out, error),
+    conformIdTokenClaims: true,
+    expiresWithSession: async (_ctx, code) => !code.scopes.has('offline_access'),
+  };
+
+  const provider = new Provider(config.ISSUER, configuration);
+  // Forwarded headers are honoured only when the operator says a proxy terminates TLS.
+  provider.proxy = config.TRUST_PROXY;
+  return provider;
+}
+
+declare module 'oidc-provider' {
+  interface Client {
+    twofold_first_party?: boolean;
+    twofold_policy?: Record<string, unknown>;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * A running provider: services opened, keys ensured, the HTTP server
+ * listening, background jobs scheduled. `main.ts` runs one for `npm start`;
+ * tests run several in one process.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import { openServices, StartupError, type OpenServicesOptions, type Opened } from './bootstrap.ts';
+import { ensureKeys } from './oidc/keys.ts';
+import { ProviderHolder } from './oidc/provider-holder.ts';
+import { purgeExpired } from './oidc/adapter.ts';
+import { buildApp } from './app.ts';
+import { logger } from './logger.ts';
+import { SealError } from './security/sealer.ts';
+import { startAdminSocket, type AdminSocket } from './cli/admin-socket.ts';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  opened: Opened;
+  holder: ProviderHolder;
+  close(): Promise<void>;
+}
+
+export interface StartOptions extends OpenServicesOptions {
+  /** Serve CLI runs over a unix socket in the data folder (PGlite only). Default: true when this process holds the data folder. */
+  adminSocket?: boolean;
+  /** How often to look for rotated keys, in ms. */
+  keyPollMs?: number;
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const started = performance.now();
+  const opened = await openServices(config, options);
+  const { services } = opened;
+  let server: http.Server | undefined;
+  let admin: AdminSocket | undefined;
+  let purgeTimer: NodeJS.Timeout | undefined;
+  let holder: ProviderHolder | undefined;
+  try {
+    try {
+      await ensureKeys(services.db, services.sealer);
+      holder = await ProviderHolder.create(services);
+    } catch (err) {
+      if (err instanceof SealError) {
+        throw new StartupError('SECRET_KEY does not match the key that encrypted the stored signing keys (was it changed?)');
+      }
+      throw err;
+    }
+    holder.startPolling(options.keyPollMs ?? 30_000);
+    const { app, setShuttingDown } = buildApp(services, holder);
+    server = http.createServer(app.callback());
+    // Slow clients must not hold sockets for ever.
+    server.headersTimeout = 20_000;
+    server.requestTimeout = 30_000;
+    server.keepAliveTimeout = 5_000;
+    const srv = server;
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      if (config.HOST) srv.listen(config.PORT, config.HOST, resolve);
+      else srv.listen(config.PORT, resolve);
+    });
+    const port = (srv.address() as AddressInfo).port;
+
+    if (opened.lock && options.adminSocket !== false) {
+      admin = await startAdminSocket(services, config.dataDir);
+      if (admin) opened.lock.advertise(admin.path);
+    }
+    if (config.PURGE_INTERVAL > 0) {
+      purgeTimer = setInterval(() => {
+        purgeExpired(services.db).catch((err) => logger.warn({ err }, 'purge failed'));
+      }, config.PURGE_INTERVAL * 1000);
+      purgeTimer.unref();
+    }
+
+    let closing: Promise<void> | undefined;
+    const h = holder;
+    const close = () =>
+      (closing ??= (async () => {
+        setShuttingDown();
+        h.stop();
+        if (purgeTimer) clearInterval(purgeTimer);
+        await admin?.close();
+        await new Promise<void>((resolve) => {
+          srv.close(() => resolve());
+          // Idle keep-alive sockets would hold close() open.
+          srv.closeIdleConnections();
+          setTimeout(() => srv.closeAllConnections(), 10_000).unref();
+        });
+        await opened.close();
+      })());
+    logger.debug({ ms: Math.round(performance.now() - started) }, 'started');
+    return { url: config.ISSUER, port, opened, holder: h, close };
+  } catch (err) {
+    holder?.stop();
+    if (purgeTimer) clearInterval(purgeTimer);
+    await admin?.close();
+    server?.close();
+    await opened.close();
+    throw err;
+  }
+}
