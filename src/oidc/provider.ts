@@ -29,7 +29,8 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
     },
     scopes: [...SCOPES],
     claims: {
-      openid: ['sub'],
+      // acr, amr and auth_time ride with openid so they always reach the ID token (the library masks ID token claims by scope).
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', 'preferred_username', 'updated_at'],
       email: ['email', 'email_verified'],
       acr: null,

@@ -1,0 +1,48 @@
+/** Starts a real provider on a free localhost port, on a given test database. */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import type { DatabaseHandle } from '../../src/db/database.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const TEST_SECRET_KEY = crypto.randomBytes(32).toString('hex');
+
+export function testConfig(port: number, env: Record<string, string> = {}): Config {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-test-'));
+  return loadConfig({
+    PORT: String(port),
+    SECRET_KEY: TEST_SECRET_KEY,
+    DATA_DIR: dataDir,
+    // Cheap hashes keep the suite fast; the parameters are tested on their own.
+    ARGON2_MEMORY_KIB: '8192',
+    ARGON2_ITERATIONS: '1',
+    PURGE_INTERVAL: '0',
+    ...env,
+  });
+}
+
+export interface TestServer extends RunningServer {
+  issuer: string;
+  config: Config;
+}
+
+export async function startTestServer(handle: DatabaseHandle, env: Record<string, string> = {}): Promise<TestServer> {
+  const port = await freePort();
+  const config = testConfig(port, env);
+  const running = await startServer(config, { handle, adminSocket: false, migrate: true });
+  return { ...running, issuer: config.ISSUER, config };
+}
