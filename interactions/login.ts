@@ -7,7 +7,8 @@ import { consume, reset } from '../src/security/rate-limit.ts';
 import { clientAddress } from '../src/http/client-address.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { PASSWORD_PER_ADDRESS, PASSWORD_PER_LOGIN } from './throttle-rules.ts';
-import { finishLogin } from './finish.ts';
+import { startSignIn } from './sign-in.ts';
+import { advance } from './second-factor.ts';
 
 const loginForm = z.object({
   login: z.string().trim().min(1).max(254),
@@ -47,5 +48,7 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
   }
   await reset(db, PASSWORD_PER_LOGIN, loginKey);
   await recordAudit(db, 'login.password_verified', { ...audit, accountId: result.account.id, actor: 'user' });
-  await finishLogin(ctx, deps, details, result.account.id, ['pwd']);
+  // The password is one proof; the policy decides whether more are needed.
+  const signIn = await startSignIn(deps, details, result.account);
+  await advance(ctx, deps, details, signIn, clientName);
 }

@@ -17,6 +17,7 @@ export class Views {
 
   constructor(dirs: string[] = [VIEWS_DIR]) {
     this.#hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+    this.#hbs.registerHelper('encodeURIComponent', (v: unknown) => encodeURIComponent(String(v ?? '')));
     for (const dir of dirs) this.addDirectory(dir);
   }
 
@@ -33,6 +34,13 @@ export class Views {
         if (this.#templates.has(name)) throw new Error(`view ${name} is defined twice`);
         this.#templates.set(name, this.#hbs.compile(fs.readFileSync(full, 'utf8'), { strict: false }));
       }
+    }
+  }
+
+  /** Registers every `*.hbs` in `dir` as a partial named `<prefix><file>` (a factor's views). */
+  addPartials(dir: string, prefix: string): void {
+    for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.hbs'))) {
+      this.#hbs.registerPartial(prefix + file.slice(0, -4), fs.readFileSync(path.join(dir, file), 'utf8'));
     }
   }
 

@@ -11,6 +11,9 @@ import { loadInteraction, sameOrigin, page, type InteractionDeps, type Interacti
 import { showLogin, submitLogin } from './login.ts';
 import { showConsent, submitConsent } from './consent.ts';
 import { abortInteraction } from './abort.ts';
+import { currentSignIn } from './sign-in.ts';
+import { acknowledgeNotice, advance, skipEnroll, submitEnroll, submitFactor } from './second-factor.ts';
+import { views } from './render.ts';
 
 async function clientName(deps: InteractionDeps, details: InteractionDetails): Promise<string | undefined> {
   const row = await findClientRow(deps.services.db, String(details.params.client_id));
@@ -24,6 +27,7 @@ function wrongStep(ctx: Context, details: InteractionDetails): void {
 
 export function interactionRoutes(deps: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
+  for (const { factor } of deps.services.factors.registry.all()) views().addPartials(factor.viewsDir, `${factor.id}/`);
 
   router.use(async (ctx, next) => {
     if (ctx.method === 'POST' && !sameOrigin(ctx, deps.services.config.ISSUER)) {
@@ -36,6 +40,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const details = await loadInteraction(ctx, deps);
     if (!details) return;
     const name = await clientName(deps, details);
+    // Past the password (or stepping up an existing session): the second step.
+    const signIn = await currentSignIn(deps, details);
+    if (signIn) return advance(ctx, deps, details, signIn, name);
     switch (details.prompt.name) {
       case 'login':
         return showLogin(ctx, details, name);
@@ -51,8 +58,32 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   router.post('/login', async (ctx) => {
     const details = await loadInteraction(ctx, deps);
     if (!details) return;
-    if (details.prompt.name !== 'login') return wrongStep(ctx, details);
+    if (details.prompt.name !== 'login' || (await currentSignIn(deps, details))) return wrongStep(ctx, details);
     await submitLogin(ctx, deps, details, await clientName(deps, details));
+  });
+
+  router.post('/factor/:factor', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    await submitFactor(ctx, deps, details, await clientName(deps, details));
+  });
+
+  router.post('/enroll/:factor', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    await submitEnroll(ctx, deps, details, await clientName(deps, details));
+  });
+
+  router.post('/skip', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    await skipEnroll(ctx, deps, details);
+  });
+
+  router.post('/continue', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    await acknowledgeNotice(ctx, deps, details);
   });
 
   router.post('/consent', async (ctx) => {

@@ -10,6 +10,9 @@ import { migrateToLatest, pendingMigrations } from './db/migrate.ts';
 import { PasswordHasher } from './accounts/password-hasher.ts';
 import { loadMasterKey } from './security/secret-key.ts';
 import { Sealer } from './security/sealer.ts';
+import { KeyedHasher } from './security/keyed-hash.ts';
+import { FactorEngine } from './mfa/engine.ts';
+import { FactorRegistry, FactorRegistryError } from '../factors/registry.ts';
 import type { Services } from './services.ts';
 import type { KyselyPlugin } from 'kysely';
 
@@ -63,11 +66,19 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       if (pending.length) throw new StartupError(`the database needs migrations (${pending.join(', ')}); run \`twofold migrate\` or set MIGRATE_ON_START=true`);
     }
     const masterKey = loadMasterKey(config);
+    let registry: FactorRegistry;
+    try {
+      registry = new FactorRegistry(undefined, config.FACTOR_SETTINGS);
+    } catch (err) {
+      if (err instanceof FactorRegistryError) throw new StartupError(`FACTOR_SETTINGS: ${err.message}`);
+      throw err;
+    }
     const services: Services = {
       config,
       db: h.db,
       dbKind: h.kind,
       sealer: new Sealer(masterKey.key),
+      codeHasher: new KeyedHasher(masterKey.key),
       hasher: new PasswordHasher({
         memoryCost: config.ARGON2_MEMORY_KIB,
         timeCost: config.ARGON2_ITERATIONS,
@@ -75,7 +86,8 @@ export async function openServices(config: Config, options: OpenServicesOptions 
         concurrency: config.HASH_CONCURRENCY,
         queueLimit: config.HASH_QUEUE_LIMIT,
       }),
-    };
+    } as Services;
+    services.factors = new FactorEngine(services, registry);
     return { services, handle: h, lock, migrated, keySource: masterKey.source, close };
   } catch (err) {
     await close();

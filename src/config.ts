@@ -51,6 +51,25 @@ export const configSchema = z
     TRUST_PROXY: bool.default(false),
     /** `all` (default, OAuth 2.1) requires PKCE from every client; `public` only from clients without a secret. */
     PKCE_REQUIRED: z.enum(['all', 'public']).default('all'),
+    /** Second factor: `off` (only when an app asks), `optional` (for accounts that enrolled one), `required` (everyone; enrol at sign-in). */
+    MFA: z.enum(['off', 'optional', 'required']).default('optional'),
+    /** Per-factor settings as a JSON object, e.g. {"totp":{"digits":8},"backup-codes":{"count":12}}. */
+    FACTOR_SETTINGS: z
+      .union([z.record(z.string(), z.unknown()), z.string()])
+      .transform((v, ctx) => {
+        if (typeof v !== 'string') return v;
+        try {
+          const parsed = JSON.parse(v) as unknown;
+          if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+        } catch {
+          /* reported below */
+        }
+        ctx.addIssue({ code: 'custom', message: 'a JSON object keyed by factor id' });
+        return z.NEVER;
+      })
+      .default({}),
+    /** The name authenticator apps show for this provider (defaults to the issuer's host). */
+    ISSUER_NAME: z.string().min(1).max(64).optional(),
     /** Run pending migrations at start. */
     MIGRATE_ON_START: bool.default(true),
     /** pino log level. */

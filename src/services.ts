@@ -5,6 +5,8 @@ import type { Database } from './db/schema.ts';
 import type { DatabaseKind } from './db/database.ts';
 import type { PasswordHasher } from './accounts/password-hasher.ts';
 import type { Sealer } from './security/sealer.ts';
+import type { KeyedHasher } from './security/keyed-hash.ts';
+import type { FactorEngine } from './mfa/engine.ts';
 
 export interface Services {
   config: Config;
@@ -12,4 +14,8 @@ export interface Services {
   dbKind: DatabaseKind;
   sealer: Sealer;
   hasher: PasswordHasher;
+  /** Keyed hashes of one-time codes. */
+  codeHasher: KeyedHasher;
+  /** The second-factor engine over the registered factors. */
+  factors: FactorEngine;
 }

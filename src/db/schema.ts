@@ -16,6 +16,8 @@ export interface AccountsTable {
   disabled: Generated<boolean>;
   password_hash: string | null;
   password_changed_at: NullableTimestamp;
+  /** The second factor used last, preselected at the next sign-in. */
+  last_factor_id: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -104,7 +106,45 @@ export interface RateLimitsTable {
   expires_at: Timestamp;
 }
 
+export interface CredentialsTable {
+  id: string;
+  account_id: string;
+  factor_id: string;
+  label: string;
+  secret_sealed: string | null;
+  data: JSONColumnType<Record<string, unknown>, Record<string, unknown> | string | undefined, Record<string, unknown> | string>;
+  /** bigint: pg returns it as a string. */
+  counter: ColumnType<string | null, number | string | null | undefined, number | string | null>;
+  created_at: Generated<Date>;
+  last_used_at: NullableTimestamp;
+}
+
+export interface OneTimeCodesTable {
+  credential_id: string;
+  code_hash: string;
+  used_at: NullableTimestamp;
+}
+
+export interface InteractionStateTable {
+  uid: string;
+  key: string;
+  value_sealed: string;
+  expires_at: Timestamp;
+}
+
+export interface SessionEvidenceTable {
+  session_uid: string;
+  account_id: string;
+  evidence: JSONColumnType<unknown[], unknown[] | string, unknown[] | string>;
+  updated_at: Generated<Date>;
+  expires_at: Timestamp;
+}
+
 export interface Database {
+  credentials: CredentialsTable;
+  one_time_codes: OneTimeCodesTable;
+  interaction_state: InteractionStateTable;
+  session_evidence: SessionEvidenceTable;
   accounts: AccountsTable;
   groups: GroupsTable;
   account_groups: AccountGroupsTable;
@@ -122,3 +162,4 @@ export type AccountUpdate = Updateable<AccountsTable>;
 export type Group = Selectable<GroupsTable>;
 export type ClientRow = Selectable<ClientsTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;
+export type CredentialRow = Selectable<CredentialsTable>;

@@ -16,7 +16,8 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterCons
   class ClientAdapter implements Adapter {
     async find(id: string): Promise<AdapterPayload | undefined> {
       const row = await findClientRow(db, id);
-      return row ? (clientToProviderMetadata(row, sealer) as AdapterPayload) : undefined;
+      // findClientRow also matches names (for the CLI); the protocol knows clients by client_id only.
+      return row && row.client_id === id ? (clientToProviderMetadata(row, sealer) as AdapterPayload) : undefined;
     }
     async upsert(): Promise<void> {
       throw new Error('clients are managed with `twofold client`, not by the provider');

@@ -1,10 +1,67 @@
 /**
- * The interaction policy: which prompts a request may need, as data.
- * `login` (who are you) and `consent` (third-party apps only, since
- * first-party grants are created in loadExistingGrant) come from the library.
+ * The interaction policy, as data: `login` (who are you), `mfa` (prove a
+ * further factor or enrol one), `consent` (third-party apps only).
+ *
+ * The library's own essential_acr(s) checks compare the session's single `acr`
+ * string and would send a signed-in user back to the password page; Twofold's
+ * `mfa` check asks the policy engine instead (acr_values and essential acr
+ * alike) and, on step-up, asks only for what is missing.
  */
-import { interactionPolicy as library } from 'oidc-provider';
+import { errors, interactionPolicy as library, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Services } from '../services.ts';
+import type { Evidence } from '../../factors/types.ts';
+import { evaluate, requestFacts } from '../mfa/requirement.ts';
+import { loadSessionEvidence, saveSessionEvidence } from '../mfa/session-evidence.ts';
+import { PASSWORD_EVIDENCE } from '../policy/levels.ts';
 
-export function interactionPolicy() {
-  return library.base();
+const { Prompt, Check } = library;
+
+interface TwofoldResult {
+  twofold?: { evidence?: Evidence[] };
+}
+
+async function sessionEvidence(ctx: KoaContextWithOIDC, services: Services): Promise<Evidence[]> {
+  const session = ctx.oidc.session!;
+  const accountId = session.accountId!;
+  const fresh = (ctx.oidc.result as TwofoldResult | undefined)?.twofold?.evidence;
+  if (fresh && ctx.oidc.result?.login?.accountId === accountId) {
+    // The interaction just finished: its evidence becomes the session's.
+    await saveSessionEvidence(services.db, session.uid, accountId, fresh, services.config.SESSION_TTL);
+    return fresh;
+  }
+  const stored = await loadSessionEvidence(services.db, session.uid, accountId);
+  // A session from before the evidence table (or without a record) proved its password only.
+  return stored ?? [PASSWORD_EVIDENCE(session.loginTs ?? Math.floor(Date.now() / 1000))];
+}
+
+export function mfaPrompt(services: Services) {
+  return new Prompt(
+    { name: 'mfa', requestable: false },
+    new Check('twofold_requirement', 'a further authentication factor is required', 'interaction_required', async (ctx: KoaContextWithOIDC) => {
+      const { session, params } = ctx.oidc;
+      if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
+      const evidence = await sessionEvidence(ctx, services);
+      const decision = await evaluate(services, session.accountId, requestFacts(params as Record<string, unknown>), evidence);
+      switch (decision.type) {
+        case 'satisfied':
+          // The acr issued is the requested value that was met, per request.
+          session.acr = decision.acr;
+          session.amr = decision.amr;
+          return Check.NO_NEED_TO_PROMPT;
+        case 'unmet':
+          throw new errors.CustomOIDCProviderError('unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
+        default:
+          return Check.REQUEST_PROMPT;
+      }
+    }),
+  );
+}
+
+export function interactionPolicy(services: Services) {
+  const policy = library.base();
+  const login = policy.get('login')!;
+  login.checks.remove('essential_acr');
+  login.checks.remove('essential_acrs');
+  policy.add(mfaPrompt(services), 1);
+  return policy;
 }

@@ -10,6 +10,7 @@ import { createAdapter } from './adapter.ts';
 import { findAccount } from './account-claims.ts';
 import type { KeyMaterial } from './keys.ts';
 import { interactionPolicy } from './interaction-policy.ts';
+import { acrTable } from '../mfa/requirement.ts';
 import { renderErrorPage, renderLogoutPage, renderLoggedOutPage } from '../../interactions/provider-pages.ts';
 
 export const SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
@@ -28,6 +29,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       names: { session: 'twofold.session', interaction: 'twofold.interaction', resume: 'twofold.resume' },
     },
     scopes: [...SCOPES],
+    acrValues: acrTable.values(),
     claims: {
       // acr, amr and auth_time ride with openid so they always reach the ID token (the library masks ID token claims by scope).
       openid: ['sub', 'acr', 'amr', 'auth_time'],
@@ -76,7 +78,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       Grant: config.GRANT_TTL,
     },
     interactions: {
-      policy: interactionPolicy(),
+      policy: interactionPolicy(services),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     // First-party apps are trusted: their grant is created without a consent page.
@@ -103,7 +105,8 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
         // Only the client the token was issued to may introspect it (plus any confidential client for its own tokens).
         allowedPolicy: async (_ctx, client, token) => client.clientId === token.clientId,
       },
-      revocation: { enabled: true },
+      // A client may revoke only its own tokens.
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => client.clientId === token.clientId },
       userinfo: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

@@ -1,0 +1,90 @@
+/**
+ * Backup codes (NIST SP 800-63B "saved recovery codes"): a set of codes, each
+ * 80 bits of randomness, shown once, stored only as keyed hashes, each usable
+ * once. Recovery only: offered as a fallback, never an account's only factor.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { defineFactor, FACTOR_API_VERSION } from '../types.ts';
+
+export const backupCodeSettings = z
+  .object({
+    count: z.number().int().min(5).max(20).default(10),
+    /** Warn when this many or fewer codes are left. */
+    warnAt: z.number().int().min(0).max(10).default(2),
+  })
+  .default({ count: 10, warnAt: 2 });
+export type BackupCodeSettings = z.infer<typeof backupCodeSettings>;
+
+// Crockford's base32: no I, L, O, U, so codes read aloud and typed by hand survive.
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const CODE_CHARS = 16; // 16 × 5 bits = 80 bits
+
+export function formatCode(raw: string): string {
+  return raw.match(/.{4}/g)!.join('-');
+}
+
+function newCode(randomBytes: (n: number) => Buffer): string {
+  const bytes = randomBytes(CODE_CHARS);
+  let out = '';
+  for (const b of bytes) out += ALPHABET[b & 31];
+  return formatCode(out);
+}
+
+const ENROLL_TTL = 15 * 60;
+
+export default defineFactor<BackupCodeSettings>({
+  apiVersion: FACTOR_API_VERSION,
+  id: 'backup-codes',
+  label: 'Backup codes',
+  description: 'One of the codes you saved when you set up two-step sign-in',
+  kinds: ['have'],
+  amr: ['otp'],
+  phishingResistant: false,
+  firstFactor: false,
+  recoveryOnly: true,
+  multiple: false,
+  settings: backupCodeSettings,
+  viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+
+  async beginEnrollment(ctx) {
+    const { services, settings } = ctx;
+    let pending = await services.state.get<{ codes: string[] }>('pending');
+    if (!pending) {
+      pending = { codes: Array.from({ length: settings.count }, () => newCode((n) => services.randomBytes(n))) };
+      await services.state.set('pending', pending, ENROLL_TTL);
+    }
+    return { partial: 'backup-codes/enroll', data: { codes: pending.codes, download: pending.codes.join('\n') + '\n' } };
+  },
+
+  async finishEnrollment(ctx, input) {
+    if (input.saved !== 'yes') return { ok: false, reason: 'invalid_input', message: 'Confirm that you saved the codes.' };
+    const pending = await ctx.services.state.take<{ codes: string[] }>('pending');
+    if (!pending) return { ok: false, reason: 'expired', message: 'These codes expired before you confirmed. Here is a new set.' };
+    return { ok: true, proves: false, credential: { label: 'Backup codes', oneTimeCodes: pending.codes }, reveal: { count: pending.codes.length } };
+  },
+
+  async beginChallenge() {
+    return { partial: 'backup-codes/challenge', data: {} };
+  },
+
+  async verify(ctx, credentials, input) {
+    const code = (input.code ?? '').replace(/[\s-]/g, '').toUpperCase();
+    if (!/^[0-9A-Z]{16}$/.test(code)) return { ok: false, reason: 'invalid_input', message: 'A backup code has 16 letters and digits.' };
+    for (const credential of credentials) {
+      if (await ctx.services.consumeOneTimeCode(credential.id, code)) {
+        const left = await ctx.services.remainingOneTimeCodes(credential.id);
+        const notice =
+          left <= ctx.settings.warnAt
+            ? left === 0
+              ? 'That was your last backup code. Make a new set now.'
+              : `You have ${left} backup code${left === 1 ? '' : 's'} left. Make a new set soon.`
+            : undefined;
+        return { ok: true, credentialId: credential.id, amr: ['otp'], notice };
+      }
+    }
+    // Wrong and already-used look the same: an attacker learns nothing about which codes exist.
+    return { ok: false, reason: 'wrong' };
+  },
+});

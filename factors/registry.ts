@@ -1,0 +1,59 @@
+/**
+ * The factor registry: one line per factor. It validates every factor at boot
+ * (unique ids, contract version, registered amr values, views present,
+ * settings parsed with their defaults) so a broken plugin stops the start
+ * instead of failing a user's sign-in.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { AMR_VALUES, FACTOR_API_VERSION, type Factor } from './types.ts';
+import totp from './totp/index.ts';
+import backupCodes from './backup-codes/index.ts';
+
+/** Every factor Twofold offers, in the order pages list them. */
+export const FACTORS: Factor<any>[] = [
+  totp,
+  backupCodes,
+];
+
+export class FactorRegistryError extends Error {}
+
+export interface RegisteredFactor<S = unknown> {
+  factor: Factor<S>;
+  settings: S;
+}
+
+export class FactorRegistry {
+  readonly #factors = new Map<string, RegisteredFactor<any>>();
+
+  constructor(factors: Factor<any>[] = FACTORS, settings: Record<string, unknown> = {}) {
+    for (const factor of factors) {
+      if (factor.apiVersion !== FACTOR_API_VERSION) throw new FactorRegistryError(`factor ${factor.id}: contract version ${factor.apiVersion}, expected ${FACTOR_API_VERSION}`);
+      if (!/^[a-z][a-z0-9-]{1,31}$/.test(factor.id)) throw new FactorRegistryError(`factor id ${JSON.stringify(factor.id)} must be lower-case letters, digits and dashes`);
+      if (factor.id === 'password' || this.#factors.has(factor.id)) throw new FactorRegistryError(`factor id ${factor.id} is registered twice`);
+      for (const amr of factor.amr) if (!(AMR_VALUES as readonly string[]).includes(amr)) throw new FactorRegistryError(`factor ${factor.id}: amr value ${amr} is not registered in RFC 8176`);
+      if (!factor.kinds.length) throw new FactorRegistryError(`factor ${factor.id}: declares no kind`);
+      for (const view of ['challenge.hbs', 'enroll.hbs']) {
+        if (!fs.existsSync(path.join(factor.viewsDir, view))) throw new FactorRegistryError(`factor ${factor.id}: missing view ${view} in ${factor.viewsDir}`);
+      }
+      const parsed = factor.settings.safeParse(settings[factor.id] ?? undefined);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new FactorRegistryError(`factor ${factor.id} settings: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+      }
+      this.#factors.set(factor.id, { factor, settings: parsed.data });
+    }
+  }
+
+  get(id: string): RegisteredFactor<any> | undefined {
+    return this.#factors.get(id);
+  }
+
+  all(): RegisteredFactor<any>[] {
+    return [...this.#factors.values()];
+  }
+
+  ids(): string[] {
+    return [...this.#factors.keys()];
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * TOTP (RFC 6238) authenticator apps, with otpauth. A code is accepted at most
+ * once per credential: the matched time step must be higher than the last one
+ * accepted, and the engine advances it with one conditional UPDATE.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Secret, TOTP } from 'otpauth';
+import QRCode from 'qrcode';
+import { z } from 'zod';
+import { defineFactor, FACTOR_API_VERSION, type Credential, type FactorContext } from '../types.ts';
+
+export const totpSettings = z
+  .object({
+    algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']).default('SHA1'),
+    digits: z.union([z.literal(6), z.literal(8)]).default(6),
+    period: z.number().int().min(15).max(120).default(30),
+    /** Steps accepted either side of now, for clock drift. */
+    window: z.number().int().min(0).max(3).default(1),
+  })
+  .default({ algorithm: 'SHA1', digits: 6, period: 30, window: 1 });
+export type TotpSettings = z.infer<typeof totpSettings>;
+
+interface TotpData {
+  algorithm: TotpSettings['algorithm'];
+  digits: number;
+  period: number;
+}
+
+const ENROLL_TTL = 10 * 60;
+const APPS = ['Google Authenticator', 'Microsoft Authenticator', 'Authy', '1Password', 'Bitwarden', 'FreeOTP', 'Aegis'];
+
+/** Which time step a code matches for one credential, or null. */
+export function matchStep(secretBase32: string, data: TotpData, token: string, nowMs: number, window: number): number | null {
+  const delta = TOTP.validate({
+    token,
+    secret: Secret.fromBase32(secretBase32),
+    algorithm: data.algorithm,
+    digits: data.digits,
+    period: data.period,
+    timestamp: nowMs,
+    window,
+  });
+  if (delta === null) return null;
+  return Math.floor(nowMs / 1000 / data.period) + delta;
+}
+
+function groupKey(base32: string): string {
+  return base32.replace(/(.{4})/g, '$1 ').trim();
+}
+
+const cleanCode = (value: string | undefined) => (value ?? '').replace(/\s/g, '');
+
+export default defineFactor<TotpSettings>({
+  apiVersion: FACTOR_API_VERSION,
+  id: 'totp',
+  label: 'Authenticator app',
+  description: 'A 6-digit code from an app on your phone',
+  kinds: ['have'],
+  amr: ['otp'],
+  phishingResistant: false,
+  firstFactor: false,
+  recoveryOnly: false,
+  multiple: true,
+  settings: totpSettings,
+  viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+
+  async beginEnrollment(ctx: FactorContext<TotpSettings>) {
+    const { settings, services, account } = ctx;
+    let pending = await services.state.get<{ secret: string }>('pending');
+    if (!pending) {
+      pending = { secret: new Secret({ buffer: services.randomBytes(20).buffer as ArrayBuffer }).base32 };
+      await services.state.set('pending', pending, ENROLL_TTL);
+    }
+    const totp = new TOTP({
+      issuer: services.issuerName,
+      label: account.email ?? account.username,
+      algorithm: settings.algorithm,
+      digits: settings.digits,
+      period: settings.period,
+      secret: Secret.fromBase32(pending.secret),
+    });
+    const uri = totp.toString();
+    return {
+      partial: 'totp/enroll',
+      data: {
+        qr: await QRCode.toDataURL(uri, { margin: 1, width: 200, errorCorrectionLevel: 'M' }),
+        key: groupKey(pending.secret),
+        uri,
+        apps: APPS,
+        digits: settings.digits,
+        algorithm: settings.algorithm,
+        period: settings.period,
+        nonDefault: settings.algorithm !== 'SHA1' || settings.digits !== 6 || settings.period !== 30,
+      },
+    };
+  },
+
+  async finishEnrollment(ctx, input) {
+    const { settings, services } = ctx;
+    const pending = await services.state.get<{ secret: string }>('pending');
+    if (!pending) return { ok: false, reason: 'expired', message: 'The setup expired. Scan the new code and try again.' };
+    const code = cleanCode(input.code);
+    if (!new RegExp(`^\\d{${settings.digits}}$`).test(code)) return { ok: false, reason: 'invalid_input', message: `Enter the ${settings.digits}-digit code from the app.` };
+    const data: TotpData = { algorithm: settings.algorithm, digits: settings.digits, period: settings.period };
+    const step = matchStep(pending.secret, data, code, services.clock.now().getTime(), settings.window);
+    if (step === null) return { ok: false, reason: 'wrong', message: 'That code did not match. Check the time on your phone and try the current code.' };
+    // Only now is the secret committed; the code that proved it counts as used.
+    if ((await services.state.take('pending')) === undefined) return { ok: false, reason: 'already_used' };
+    const label = (input.label ?? '').trim().slice(0, 64) || 'Authenticator app';
+    return { ok: true, proves: true, credential: { label, secret: pending.secret, data: { ...data }, counter: step } };
+  },
+
+  async beginChallenge(ctx) {
+    return { partial: 'totp/challenge', data: { digits: ctx.settings.digits } };
+  },
+
+  async verify(ctx, credentials: Credential[], input) {
+    const { settings, services } = ctx;
+    const code = cleanCode(input.code);
+    if (!/^\d{6,8}$/.test(code)) return { ok: false, reason: 'invalid_input', message: 'Enter the code from your authenticator app.' };
+    const now = services.clock.now().getTime();
+    let replayed = false;
+    for (const credential of credentials) {
+      if (!credential.secret) continue;
+      const step = matchStep(credential.secret, credential.data as unknown as TotpData, code, now, settings.window);
+      if (step === null) continue;
+      // Accept only a step above the last one used: one conditional UPDATE, one winner.
+      if (await services.advanceCounter(credential.id, step)) return { ok: true, credentialId: credential.id, amr: ['otp'], counter: step };
+      replayed = true;
+    }
+    return replayed ? { ok: false, reason: 'already_used', message: 'That code was already used. Wait for the next one.' } : { ok: false, reason: 'wrong' };
+  },
+});

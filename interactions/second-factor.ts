@@ -1,0 +1,191 @@
+/**
+ * The second step: prove a further factor, or enrol one, until the policy is
+ * met. Every factor is handled the same way through the engine; nothing here
+ * knows what a TOTP code or a backup code is.
+ */
+import type { Context } from 'koa';
+import type { Failure } from '../factors/types.ts';
+import { clientAddress } from '../src/http/client-address.ts';
+import type { AuditContext } from '../src/security/audit.ts';
+import { acrTable } from '../src/mfa/requirement.ts';
+import { amrOf, levelOf } from '../src/policy/levels.ts';
+import type { Decision } from '../src/policy/decide.ts';
+import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
+import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, saveSignIn, type SignIn } from './sign-in.ts';
+import { requestFacts } from '../src/mfa/requirement.ts';
+
+const BACKUP = 'backup-codes';
+
+function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
+  return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
+}
+
+export function failureMessage(failure: Failure & { retryAfterSeconds?: number }): string {
+  switch (failure.reason) {
+    case 'locked':
+      return `Too many attempts. Try again in ${Math.max(1, Math.ceil((failure.retryAfterSeconds ?? 60) / 60))} minute(s).`;
+    case 'already_used':
+      return failure.message ?? 'That code was already used.';
+    case 'expired':
+      return failure.message ?? 'That expired. Please start this step again.';
+    case 'invalid_input':
+      return failure.message ?? 'Please check what you typed.';
+    case 'not_enrolled':
+      return 'That method is not set up for your account.';
+    default:
+      return failure.message ?? 'That is not right. Try again.';
+  }
+}
+
+function strings(form: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(form)) if (typeof v === 'string') out[k] = v.slice(0, 4096);
+  return out;
+}
+
+/** Renders whatever the sign-in needs next, or finishes it. */
+export async function advance(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, error?: string, status = 200): Promise<void> {
+  const engine = deps.services.factors;
+  if (signIn.data.notice) {
+    return page(ctx, 'notice', { title: 'Before you continue', uid: details.uid, clientName, notice: signIn.data.notice }, status);
+  }
+  if (signIn.data.offerBackupCodes && engine.registry.get(BACKUP)) {
+    return showEnroll(ctx, deps, details, signIn, clientName, BACKUP, { optional: false, factors: [BACKUP] }, error, status);
+  }
+  let decision: Decision = await decisionFor(deps, details, signIn);
+  if (decision.type === 'enroll' && decision.optional && signIn.data.skippedEnrollment) {
+    const level = levelOf(signIn.data.evidence);
+    const { acrValues, essentialAcr } = requestFacts(details.params);
+    decision = { type: 'satisfied', level, acr: acrTable.acrFor(level, essentialAcr ?? acrValues), amr: amrOf(signIn.data.evidence), rule: 'enrolment skipped' };
+  }
+  switch (decision.type) {
+    case 'satisfied':
+      return finishSignIn(ctx, deps, signIn, decision);
+    case 'unmet':
+      return failSignIn(ctx, deps, signIn, 'unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
+    case 'enroll':
+      return showEnroll(ctx, deps, details, signIn, clientName, String(ctx.query.factor ?? ''), decision, error, status);
+    case 'step_up':
+      return showChallenge(ctx, deps, details, signIn, clientName, decision, error, status);
+  }
+}
+
+async function showChallenge(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Decision, { type: 'step_up' }>, error: string | undefined, status: number): Promise<void> {
+  const engine = deps.services.factors;
+  const usable = decision.factors;
+  const primary = usable.filter((id) => !engine.registry.get(id)?.factor.recoveryOnly);
+  const asked = String(ctx.query.factor ?? '');
+  const factorId =
+    (usable.includes(asked) && asked) ||
+    (signIn.account.last_factor_id && primary.includes(signIn.account.last_factor_id) && signIn.account.last_factor_id) ||
+    primary[0] ||
+    usable[0]!;
+  const registered = engine.registry.get(factorId)!;
+  const view = await engine.beginChallenge(factorId, signIn.account, signIn.state);
+  page(
+    ctx,
+    'second-factor',
+    {
+      title: signIn.stepUp ? 'Confirm it is you' : 'Two-step verification',
+      uid: details.uid,
+      clientName,
+      factorId,
+      factorLabel: registered.factor.label,
+      partial: view.partial,
+      view: view.data,
+      error,
+      others: primary.filter((id) => id !== factorId).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
+      recovery: usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
+    },
+    status,
+  );
+}
+
+async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[] }, error: string | undefined, status: number): Promise<void> {
+  const engine = deps.services.factors;
+  const factorId = decision.factors.includes(asked) ? asked : decision.factors[0]!;
+  const registered = engine.registry.get(factorId)!;
+  const view = await engine.beginEnrollment(factorId, signIn.account, signIn.state);
+  page(
+    ctx,
+    'enroll',
+    {
+      title: factorId === BACKUP ? 'Save your backup codes' : 'Set up two-step verification',
+      uid: details.uid,
+      clientName,
+      factorId,
+      factorLabel: registered.factor.label,
+      partial: view.partial,
+      view: view.data,
+      error,
+      optional: decision.optional,
+      others: decision.factors.filter((id) => id !== factorId).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
+    },
+    status,
+  );
+}
+
+export async function submitFactor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
+  const signIn = await currentSignIn(deps, details);
+  if (!signIn) return ctx.redirect(`/interaction/${details.uid}`);
+  const factorId = String(ctx.params.factor);
+  const decision = await decisionFor(deps, details, signIn);
+  if (decision.type !== 'step_up' || !decision.factors.includes(factorId)) return ctx.redirect(`/interaction/${details.uid}`);
+  const input = strings(await readForm(ctx));
+  const outcome = await deps.services.factors.verify(factorId, signIn.account, signIn.state, input, auditContext(ctx, details));
+  if (!outcome.ok) {
+    if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
+    ctx.query = { ...ctx.query, factor: factorId };
+    return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), outcome.reason === 'locked' ? 429 : 401);
+  }
+  addEvidence(signIn, outcome.evidence);
+  if (outcome.notice) signIn.data.notice = outcome.notice;
+  await saveSignIn(signIn, deps);
+  ctx.redirect(`/interaction/${details.uid}`);
+}
+
+export async function submitEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
+  const signIn = await currentSignIn(deps, details);
+  if (!signIn) return ctx.redirect(`/interaction/${details.uid}`);
+  const engine = deps.services.factors;
+  const factorId = String(ctx.params.factor);
+  const offeringBackup = signIn.data.offerBackupCodes === true && factorId === BACKUP;
+  if (!offeringBackup) {
+    const decision = await decisionFor(deps, details, signIn);
+    // Enrolment inside sign-in only when the policy asks for it: an account that
+    // already has a factor must prove it first (step_up), never add another here.
+    if (decision.type !== 'enroll' || !decision.factors.includes(factorId)) return ctx.redirect(`/interaction/${details.uid}`);
+  }
+  const input = strings(await readForm(ctx));
+  const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details));
+  if (!outcome.ok) {
+    ctx.query = { ...ctx.query, factor: factorId };
+    return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), outcome.reason === 'locked' ? 429 : 400);
+  }
+  if (outcome.evidence) addEvidence(signIn, outcome.evidence);
+  if (offeringBackup) signIn.data.offerBackupCodes = false;
+  else if (engine.registry.get(BACKUP) && !(await engine.store.list(signIn.account.id, BACKUP)).length) signIn.data.offerBackupCodes = true;
+  await saveSignIn(signIn, deps);
+  ctx.redirect(`/interaction/${details.uid}`);
+}
+
+export async function skipEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
+  const signIn = await currentSignIn(deps, details);
+  if (signIn) {
+    const decision = await decisionFor(deps, details, signIn);
+    if (decision.type === 'enroll' && decision.optional) {
+      signIn.data.skippedEnrollment = true;
+      await saveSignIn(signIn, deps);
+    }
+  }
+  ctx.redirect(`/interaction/${details.uid}`);
+}
+
+export async function acknowledgeNotice(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
+  const signIn = await currentSignIn(deps, details);
+  if (signIn?.data.notice) {
+    delete signIn.data.notice;
+    await saveSignIn(signIn, deps);
+  }
+  ctx.redirect(`/interaction/${details.uid}`);
+}

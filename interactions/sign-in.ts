@@ -1,0 +1,105 @@
+/**
+ * Where a sign-in stands inside one interaction, and what comes next. The
+ * state (which account passed the password, the evidence gathered) lives
+ * server-side, keyed by the interaction; the provider hears nothing until the
+ * whole requirement is met, so a half-finished sign-in can obtain nothing.
+ */
+import type { Context } from 'koa';
+import type { Account } from '../src/db/schema.ts';
+import type { Evidence } from '../factors/types.ts';
+import { findAccountById } from '../src/accounts/accounts.ts';
+import { InteractionState } from '../src/mfa/step-state.ts';
+import { evaluate, requestFacts } from '../src/mfa/requirement.ts';
+import { loadSessionEvidence } from '../src/mfa/session-evidence.ts';
+import { mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
+import type { Decision } from '../src/policy/decide.ts';
+import type { InteractionDeps, InteractionDetails } from './context.ts';
+
+export interface SignInState {
+  accountId: string;
+  evidence: Evidence[];
+  /** The user chose to skip an optional enrolment. */
+  skippedEnrollment?: boolean;
+  /** Offer backup codes once a first factor was enrolled during this sign-in. */
+  offerBackupCodes?: boolean;
+  /** A message to show before continuing (e.g. "2 backup codes left"). */
+  notice?: string;
+}
+
+export interface SignIn {
+  state: InteractionState;
+  account: Account;
+  data: SignInState;
+  /** Step-up on an existing provider session (no password in this interaction). */
+  stepUp: boolean;
+}
+
+const KEY = 'signin';
+
+export function interactionState(deps: InteractionDeps, details: InteractionDetails): InteractionState {
+  return new InteractionState(deps.services.db, deps.services.sealer, details.uid);
+}
+
+/** The sign-in in progress: after a password in this interaction, or a step-up of the session. */
+export async function currentSignIn(deps: InteractionDeps, details: InteractionDetails): Promise<SignIn | undefined> {
+  const state = interactionState(deps, details);
+  const data = await state.get<SignInState>(KEY);
+  if (data) {
+    const account = await findAccountById(deps.services.db, data.accountId);
+    if (!account || account.disabled) return undefined;
+    return { state, account, data, stepUp: false };
+  }
+  if (details.prompt.name === 'mfa' && details.session?.accountId) {
+    const account = await findAccountById(deps.services.db, details.session.accountId);
+    if (!account || account.disabled) return undefined;
+    const evidence =
+      (details.session.uid ? await loadSessionEvidence(deps.services.db, details.session.uid, account.id) : undefined) ??
+      [PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))];
+    return { state, account, data: { accountId: account.id, evidence }, stepUp: true };
+  }
+  return undefined;
+}
+
+export async function saveSignIn(signIn: SignIn, deps: InteractionDeps): Promise<void> {
+  await signIn.state.set(KEY, signIn.data, deps.services.config.INTERACTION_TTL);
+}
+
+export async function startSignIn(deps: InteractionDeps, details: InteractionDetails, account: Account): Promise<SignIn> {
+  const state = interactionState(deps, details);
+  const signIn: SignIn = { state, account, data: { accountId: account.id, evidence: [PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))] }, stepUp: false };
+  await saveSignIn(signIn, deps);
+  return signIn;
+}
+
+export function addEvidence(signIn: SignIn, evidence: Evidence): void {
+  signIn.data.evidence = mergeEvidence(signIn.data.evidence, [evidence]);
+}
+
+export async function decisionFor(deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<Decision> {
+  return evaluate(deps.services, signIn.account.id, requestFacts(details.params), signIn.data.evidence);
+}
+
+/**
+ * Resolves the whole interaction with one interactionFinished, once the
+ * requirement is met. auth_time becomes now: the authentication that reached
+ * this level completed now (step-up included), so max_age counts from here.
+ */
+export async function finishSignIn(ctx: Context, deps: InteractionDeps, signIn: SignIn, decision: Extract<Decision, { type: 'satisfied' }>): Promise<void> {
+  await signIn.state.clear();
+  await deps.provider().interactionFinished(
+    ctx.req,
+    ctx.res,
+    {
+      login: { accountId: signIn.account.id, amr: decision.amr, acr: decision.acr, ts: Math.floor(Date.now() / 1000), remember: true },
+      twofold: { evidence: signIn.data.evidence },
+    },
+    { mergeWithLastSubmission: false },
+  );
+  ctx.respond = false;
+}
+
+export async function failSignIn(ctx: Context, deps: InteractionDeps, signIn: SignIn | undefined, error: string, description: string): Promise<void> {
+  await signIn?.state.clear();
+  await deps.provider().interactionFinished(ctx.req, ctx.res, { error, error_description: description }, { mergeWithLastSubmission: false });
+  ctx.respond = false;
+}

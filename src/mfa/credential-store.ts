@@ -1,0 +1,167 @@
+/**
+ * Credentials of every factor, in one table. Secrets are sealed (bound to the
+ * credential id), one-time codes stored as keyed hashes, and everything
+ * single-use is consumed by one conditional UPDATE, so two provider processes
+ * can never both accept the same code.
+ */
+import crypto from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import type { CredentialRow, Database } from '../db/schema.ts';
+import type { Sealer } from '../security/sealer.ts';
+import type { KeyedHasher } from '../security/keyed-hash.ts';
+import type { Credential, NewCredential } from '../../factors/types.ts';
+
+const secretContext = (id: string) => `credential:${id}`;
+const codeContext = (credentialId: string) => `otc:${credentialId}`;
+
+/** Codes are compared without spaces, dashes or case. */
+export function normaliseCode(code: string): string {
+  return code.replace(/[\s-]/g, '').toUpperCase();
+}
+
+export interface CredentialSummary {
+  id: string;
+  factorId: string;
+  label: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  /** For factors with one-time codes: how many are left. */
+  remaining?: number;
+}
+
+export class CredentialStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly sealer: Sealer,
+    private readonly codes: KeyedHasher,
+  ) {}
+
+  #open(row: CredentialRow): Credential {
+    return {
+      id: row.id,
+      factorId: row.factor_id,
+      label: row.label,
+      secret: row.secret_sealed ? this.sealer.openString(row.secret_sealed, secretContext(row.id)) : undefined,
+      data: row.data,
+      counter: row.counter === null ? null : Number(row.counter),
+      createdAt: row.created_at,
+      lastUsedAt: row.last_used_at,
+    };
+  }
+
+  async list(accountId: string, factorId?: string): Promise<Credential[]> {
+    let q = this.db.selectFrom('credentials').selectAll().where('account_id', '=', accountId).orderBy('created_at');
+    if (factorId) q = q.where('factor_id', '=', factorId);
+    return (await q.execute()).map((r) => this.#open(r));
+  }
+
+  /** Without secrets, with remaining code counts: for listings. */
+  async summaries(accountId: string): Promise<CredentialSummary[]> {
+    const rows = await this.db
+      .selectFrom('credentials')
+      .leftJoin('one_time_codes', (j) => j.onRef('one_time_codes.credential_id', '=', 'credentials.id').on('one_time_codes.used_at', 'is', null))
+      .select(['credentials.id', 'credentials.factor_id', 'credentials.label', 'credentials.created_at', 'credentials.last_used_at'])
+      .select((eb) => eb.fn.count<string>('one_time_codes.code_hash').as('remaining'))
+      .where('credentials.account_id', '=', accountId)
+      .groupBy('credentials.id')
+      .orderBy('credentials.created_at')
+      .execute();
+    const withCodes = new Set(
+      (await this.db.selectFrom('one_time_codes').select('credential_id').distinct().where('credential_id', 'in', rows.length ? rows.map((r) => r.id) : ['']).execute()).map((r) => r.credential_id),
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      factorId: r.factor_id,
+      label: r.label,
+      createdAt: r.created_at,
+      lastUsedAt: r.last_used_at,
+      ...(withCodes.has(r.id) ? { remaining: Number(r.remaining) } : {}),
+    }));
+  }
+
+  /**
+   * Stores a new credential (and its one-time codes) in one transaction.
+   * `replaceFactor` removes the account's other credentials of that factor in
+   * the same transaction (regenerating backup codes invalidates the old set).
+   */
+  async insert(accountId: string, factorId: string, input: NewCredential, options: { replaceFactor?: boolean } = {}): Promise<string> {
+    const id = crypto.randomBytes(12).toString('base64url');
+    await this.db.transaction().execute(async (trx) => {
+      if (options.replaceFactor) await trx.deleteFrom('credentials').where('account_id', '=', accountId).where('factor_id', '=', factorId).execute();
+      await trx
+        .insertInto('credentials')
+        .values({
+          id,
+          account_id: accountId,
+          factor_id: factorId,
+          label: input.label,
+          secret_sealed: input.secret ? this.sealer.seal(input.secret, secretContext(id)) : null,
+          data: JSON.stringify(input.data ?? {}),
+          counter: input.counter ?? null,
+        })
+        .execute();
+      if (input.oneTimeCodes?.length) {
+        await trx
+          .insertInto('one_time_codes')
+          .values(input.oneTimeCodes.map((code) => ({ credential_id: id, code_hash: this.codes.hash(normaliseCode(code), codeContext(id)) })))
+          .execute();
+      }
+    });
+    return id;
+  }
+
+  async rename(accountId: string, credentialId: string, label: string): Promise<boolean> {
+    const r = await this.db.updateTable('credentials').set({ label }).where('id', '=', credentialId).where('account_id', '=', accountId).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async remove(accountId: string, credentialId: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('credentials').where('id', '=', credentialId).where('account_id', '=', accountId).executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
+  }
+
+  async removeAll(accountId: string): Promise<number> {
+    const r = await this.db.deleteFrom('credentials').where('account_id', '=', accountId).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  /** Advances the counter only upwards; exactly one concurrent caller wins a given value. */
+  async advanceCounter(credentialId: string, value: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('credentials')
+      .set({ counter: value, last_used_at: new Date() })
+      .where('id', '=', credentialId)
+      .where((eb) => eb.or([eb('counter', 'is', null), eb('counter', '<', sql<string>`${value}`)]))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  /** Marks a one-time code used; true for exactly one caller, false for a wrong or spent code. */
+  async consumeOneTimeCode(credentialId: string, code: string): Promise<boolean> {
+    const hash = this.codes.hash(normaliseCode(code), codeContext(credentialId));
+    const r = await this.db
+      .updateTable('one_time_codes')
+      .set({ used_at: new Date() })
+      .where('credential_id', '=', credentialId)
+      .where('code_hash', '=', hash)
+      .where('used_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) return false;
+    await this.db.updateTable('credentials').set({ last_used_at: new Date() }).where('id', '=', credentialId).execute();
+    return true;
+  }
+
+  async remainingOneTimeCodes(credentialId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('one_time_codes')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('credential_id', '=', credentialId)
+      .where('used_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async touch(credentialId: string): Promise<void> {
+    await this.db.updateTable('credentials').set({ last_used_at: new Date() }).where('id', '=', credentialId).execute();
+  }
+}
