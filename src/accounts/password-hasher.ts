@@ -61,7 +61,8 @@ export class PasswordHasher {
    * not reveal which accounts exist.
    */
   async verifyDummy(password: string): Promise<void> {
-    this.#dummy ??= hash(crypto.randomBytes(24).toString('base64url'), { ...this.params, algorithm: ARGON2ID });
+    this.#dummy ??= this.hash(crypto.randomBytes(24).toString('base64url'));
+    this.#dummy.catch(() => (this.#dummy = undefined));
     await this.verify(await this.#dummy, password);
   }
 

@@ -1,0 +1,239 @@
+/**
+ * Proves the provider's storage adapter on every database in the matrix:
+ * upsert and find (by id, uid, user code), expiry hiding rows, consume-once,
+ * destroy, revokeByGrantId removing every kind of token of a grant (and
+ * nothing else), and purgeExpired deleting only rows expired beyond the grace.
+ */
+import crypto from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { createAdapter, purgeExpired } from '../../src/oidc/adapter.ts';
+import { Sealer } from '../../src/security/sealer.ts';
+import { createClient } from '../../src/oidc/clients.ts';
+
+const id = () => crypto.randomBytes(12).toString('base64url');
+const ago = (seconds: number) => new Date(Date.now() - seconds * 1000);
+
+for (const kind of DIALECTS) {
+  describe(`oidc adapter on ${kind}`, () => {
+    let database: TestDatabase;
+    let AdapterClass: new (name: string) => Adapter;
+    const sealer = new Sealer(crypto.randomBytes(32));
+
+    beforeAll(async () => {
+      database = await createTestDatabase(kind);
+      AdapterClass = createAdapter(database.db, sealer);
+    });
+
+    afterAll(async () => {
+      await database?.close();
+    });
+
+    async function setExpiry(model: string, key: string, expires: Date | null) {
+      await database.db.updateTable('oidc_payloads').set({ expires_at: expires }).where('kind', '=', model).where('id', '=', key).execute();
+    }
+
+    async function exists(model: string, key: string): Promise<boolean> {
+      const row = await database.db.selectFrom('oidc_payloads').select('id').where('kind', '=', model).where('id', '=', key).executeTakeFirst();
+      return row !== undefined;
+    }
+
+    test('upsert then find returns the payload; a second upsert replaces it', async () => {
+      const sessions = new AdapterClass('Session');
+      const key = id();
+      const payload: AdapterPayload = { accountId: 'acc1', loginTs: 1700000000, kind: 'Session', jti: key, nested: { amr: ['pwd', 'otp'] } };
+      await sessions.upsert(key, payload, 3600);
+      expect(await sessions.find(key)).toEqual(payload);
+
+      await sessions.upsert(key, { ...payload, accountId: 'acc2' }, 3600);
+      expect(await sessions.find(key)).toMatchObject({ accountId: 'acc2' });
+
+      const row = await database.db.selectFrom('oidc_payloads').selectAll().where('kind', '=', 'Session').where('id', '=', key).executeTakeFirstOrThrow();
+      expect(row.expires_at!.getTime()).toBeGreaterThan(Date.now() + 3500_000);
+      expect(row.expires_at!.getTime()).toBeLessThanOrEqual(Date.now() + 3600_000);
+    });
+
+    test('models are namespaced by kind', async () => {
+      const key = id();
+      await new AdapterClass('AccessToken').upsert(key, { kind: 'AccessToken', jti: key }, 60);
+      expect(await new AdapterClass('RefreshToken').find(key)).toBeUndefined();
+      expect(await new AdapterClass('AccessToken').find(key)).toMatchObject({ jti: key });
+    });
+
+    test('unknown ids find nothing', async () => {
+      const tokens = new AdapterClass('AccessToken');
+      expect(await tokens.find('nope')).toBeUndefined();
+      expect(await tokens.findByUid('nope')).toBeUndefined();
+      expect(await tokens.findByUserCode('nope')).toBeUndefined();
+    });
+
+    test('a row without expiry lives until destroyed', async () => {
+      const grants = new AdapterClass('Grant');
+      const key = id();
+      await grants.upsert(key, { kind: 'Grant', jti: key });
+      expect(await grants.find(key)).toMatchObject({ jti: key });
+      const row = await database.db.selectFrom('oidc_payloads').select('expires_at').where('kind', '=', 'Grant').where('id', '=', key).executeTakeFirstOrThrow();
+      expect(row.expires_at).toBeNull();
+    });
+
+    test('find after expiry returns undefined (by id, uid and user code)', async () => {
+      const sessions = new AdapterClass('Session');
+      const codes = new AdapterClass('DeviceCode');
+      const key = id();
+      const uid = id();
+      const userCode = 'ABCD-' + id().slice(0, 4);
+      const deviceKey = id();
+      await sessions.upsert(key, { kind: 'Session', uid }, 60);
+      await codes.upsert(deviceKey, { kind: 'DeviceCode', userCode }, 60);
+      expect(await sessions.findByUid(uid)).toBeDefined();
+      expect(await codes.findByUserCode(userCode)).toBeDefined();
+
+      await setExpiry('Session', key, ago(1));
+      await setExpiry('DeviceCode', deviceKey, ago(1));
+      expect(await sessions.find(key)).toBeUndefined();
+      expect(await sessions.findByUid(uid)).toBeUndefined();
+      expect(await codes.findByUserCode(userCode)).toBeUndefined();
+    });
+
+    test('a row really expires with the clock (1 second lifetime)', async () => {
+      const tokens = new AdapterClass('AccessToken');
+      const key = id();
+      await tokens.upsert(key, { kind: 'AccessToken' }, 1);
+      expect(await tokens.find(key)).toBeDefined();
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await tokens.find(key)).toBeUndefined();
+    });
+
+    test('consume sets `consumed` (seconds) once; a later consume does not move it', async () => {
+      const codes = new AdapterClass('AuthorizationCode');
+      const key = id();
+      await codes.upsert(key, { kind: 'AuthorizationCode', grantId: id() }, 60);
+      expect((await codes.find(key))!.consumed).toBeUndefined();
+
+      const before = Math.floor(Date.now() / 1000);
+      await codes.consume(key);
+      const first = await codes.find(key);
+      expect(typeof first!.consumed).toBe('number');
+      expect(first!.consumed).toBeGreaterThanOrEqual(before - 1);
+      expect(first!.consumed).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
+
+      const row1 = await database.db.selectFrom('oidc_payloads').select('consumed_at').where('kind', '=', 'AuthorizationCode').where('id', '=', key).executeTakeFirstOrThrow();
+      await new Promise((r) => setTimeout(r, 20));
+      await codes.consume(key);
+      const row2 = await database.db.selectFrom('oidc_payloads').select('consumed_at').where('kind', '=', 'AuthorizationCode').where('id', '=', key).executeTakeFirstOrThrow();
+      expect(row2.consumed_at!.getTime()).toBe(row1.consumed_at!.getTime());
+    });
+
+    test('findByUid and findByUserCode find the right row of the right kind', async () => {
+      const sessions = new AdapterClass('Session');
+      const interactions = new AdapterClass('Interaction');
+      const devices = new AdapterClass('DeviceCode');
+      const uid = id();
+      const sessionKey = id();
+      await sessions.upsert(sessionKey, { kind: 'Session', uid, accountId: 'a' }, 60);
+      await sessions.upsert(id(), { kind: 'Session', uid: id(), accountId: 'b' }, 60);
+      expect(await sessions.findByUid(uid)).toMatchObject({ uid, accountId: 'a' });
+      expect(await interactions.findByUid(uid)).toBeUndefined();
+
+      const userCode = 'WXYZ-' + id().slice(0, 4);
+      const deviceKey = id();
+      await devices.upsert(deviceKey, { kind: 'DeviceCode', userCode, params: { scope: 'openid' } }, 60);
+      expect(await devices.findByUserCode(userCode)).toMatchObject({ userCode, params: { scope: 'openid' } });
+      expect(await sessions.findByUserCode(userCode)).toBeUndefined();
+    });
+
+    test('destroy removes one row of one kind', async () => {
+      const sessions = new AdapterClass('Session');
+      const interactions = new AdapterClass('Interaction');
+      const key = id();
+      await sessions.upsert(key, { kind: 'Session' }, 60);
+      await interactions.upsert(key, { kind: 'Interaction' }, 60);
+      await sessions.destroy(key);
+      expect(await sessions.find(key)).toBeUndefined();
+      expect(await interactions.find(key)).toBeDefined();
+      await expect(sessions.destroy(key)).resolves.toBeUndefined();
+    });
+
+    test('revokeByGrantId removes every kind with that grant and nothing else', async () => {
+      const grantId = id();
+      const otherGrant = id();
+      const kinds = ['AccessToken', 'RefreshToken', 'AuthorizationCode', 'Grant', 'BackchannelAuthenticationRequest'];
+      const mine: Array<[string, string]> = [];
+      const theirs: Array<[string, string]> = [];
+      for (const model of kinds) {
+        const a = id();
+        const b = id();
+        await new AdapterClass(model).upsert(a, { kind: model, grantId }, 600);
+        await new AdapterClass(model).upsert(b, { kind: model, grantId: otherGrant }, 600);
+        mine.push([model, a]);
+        theirs.push([model, b]);
+      }
+      const loose = id();
+      await new AdapterClass('Session').upsert(loose, { kind: 'Session' }, 600);
+
+      // Called through any one model, it reaches all of them.
+      await new AdapterClass('RefreshToken').revokeByGrantId(grantId);
+      for (const [model, key] of mine) expect(await exists(model, key)).toBe(false);
+      for (const [model, key] of theirs) expect(await new AdapterClass(model).find(key)).toMatchObject({ grantId: otherGrant });
+      expect(await exists('Session', loose)).toBe(true);
+    });
+
+    test('purgeExpired deletes only rows expired beyond the grace, in batches', async () => {
+      const model = `Purge${id()}`;
+      const adapter = new AdapterClass(model);
+      const longGone = Array.from({ length: 5 }, () => id());
+      const justExpired = id();
+      const live = id();
+      const forever = id();
+      for (const key of longGone) {
+        await adapter.upsert(key, { kind: model }, 60);
+        await setExpiry(model, key, ago(3600));
+      }
+      await adapter.upsert(justExpired, { kind: model }, 60);
+      await setExpiry(model, justExpired, ago(10));
+      await adapter.upsert(live, { kind: model }, 600);
+      await adapter.upsert(forever, { kind: model });
+      // Counters past their window go too, beyond the same grace.
+      await database.db
+        .insertInto('rate_limits')
+        .values([
+          { key: `purge:old:${model}`, points: 3, expires_at: ago(3600) },
+          { key: `purge:recent:${model}`, points: 3, expires_at: ago(10) },
+        ])
+        .execute();
+
+      // Rows left expired by earlier tests count too, so measure them first.
+      const cutoff = ago(60);
+      const expected = await database.db.selectFrom('oidc_payloads').select((eb) => eb.fn.countAll<string>().as('n')).where('expires_at', '<', cutoff).executeTakeFirstOrThrow();
+      expect(Number(expected.n)).toBeGreaterThanOrEqual(5);
+
+      const purged = await purgeExpired(database.db, 60, 2);
+      expect(purged).toBe(Number(expected.n));
+      for (const key of longGone) expect(await exists(model, key)).toBe(false);
+      expect(await exists(model, justExpired)).toBe(true);
+      expect(await exists(model, live)).toBe(true);
+      expect(await exists(model, forever)).toBe(true);
+      const counters = await database.db.selectFrom('rate_limits').select('key').where('key', 'like', `purge:%:${model}`).execute();
+      expect(counters.map((c) => c.key)).toEqual([`purge:recent:${model}`]);
+
+      expect(await purgeExpired(database.db, 60, 2)).toBe(0);
+      // With no grace, the just-expired row goes as well.
+      expect(await purgeExpired(database.db, 0)).toBeGreaterThanOrEqual(1);
+      expect(await exists(model, justExpired)).toBe(false);
+      expect(await exists(model, live)).toBe(true);
+    });
+
+    test('clients come from the clients table and cannot be written by the provider', async () => {
+      const clients = new AdapterClass('Client');
+      const created = await createClient(database.db, sealer, { name: `adapter-${id()}`, redirectUris: ['http://app.example.test/cb'] });
+      const found = await clients.find(created.clientId);
+      expect(found).toMatchObject({ client_id: created.clientId, redirect_uris: ['http://app.example.test/cb'] });
+      expect(found!.client_secret).toBe(created.clientSecret);
+      expect(await clients.find('no-such-client')).toBeUndefined();
+      // client_id is the protocol identifier; a client's display name is not an alias for it.
+      expect(await clients.find(created.name)).toBeUndefined();
+      await expect(clients.upsert(created.clientId, {}, 60)).rejects.toThrow();
+    });
+  });
+}
