@@ -18,7 +18,7 @@ import { views } from './render.ts';
 async function clientName(deps: InteractionDeps, details: InteractionDetails): Promise<string | undefined> {
   const row = await findClientRow(deps.services.db, String(details.params.client_id));
   // Only the exact client_id counts (findClientRow also matches names, for the CLI).
-  return row?.client_id === details.params.client_id ? row.name : undefined;
+  return row && row.client_id === details.params.client_id ? row.name : undefined;
 }
 
 function wrongStep(ctx: Context, details: InteractionDetails): void {

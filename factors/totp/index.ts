@@ -13,7 +13,7 @@ import { defineFactor, FACTOR_API_VERSION, type Credential, type FactorContext }
 export const totpSettings = z
   .object({
     algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']).default('SHA1'),
-    digits: z.union([z.literal(6), z.literal(8)]).default(6),
+    digits: z.literal([6, 8]).default(6),
     period: z.number().int().min(15).max(120).default(30),
     /** Steps accepted either side of now, for clock drift. */
     window: z.number().int().min(0).max(3).default(1),

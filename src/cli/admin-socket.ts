@@ -39,17 +39,30 @@ export async function startAdminSocket(services: Services, dataDir: string): Pro
   const { runCli } = await import('./run.ts');
   const server = net.createServer((socket) => {
     let buffer = '';
+    let handled = false;
     socket.setEncoding('utf8');
     socket.on('error', () => socket.destroy());
+    // A connection that never sends its request must not hold the shutdown open.
+    socket.setTimeout(30_000, () => {
+      if (!handled) socket.destroy();
+    });
     socket.on('data', (chunk: string) => {
+      // One request per connection: anything after the first line is ignored.
+      if (handled) return;
       buffer += chunk;
-      if (buffer.length > MAX_REQUEST) socket.destroy();
+      if (buffer.length > MAX_REQUEST) {
+        handled = true;
+        socket.end(JSON.stringify({ stdout: '', stderr: 'twofold: the command is too large\n', code: 2 }) + '\n');
+        return;
+      }
       const newline = buffer.indexOf('\n');
       if (newline < 0) return;
+      handled = true;
       let request: AdminRequest;
       try {
         request = JSON.parse(buffer.slice(0, newline)) as AdminRequest;
         if (!Array.isArray(request.argv) || !request.argv.every((a) => typeof a === 'string')) throw new Error('bad request');
+        if (request.stdin !== undefined && typeof request.stdin !== 'string') throw new Error('bad request');
       } catch {
         socket.end(JSON.stringify({ stdout: '', stderr: 'twofold: malformed admin request\n', code: 2 }) + '\n');
         return;

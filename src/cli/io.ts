@@ -9,6 +9,15 @@ export interface CliIO {
 /** A user-caused failure: printed as one line, exit code 1. */
 export class CliError extends Error {}
 
+/** Ends the run with this exit code; whatever needed saying was already written. */
+export class CliExit extends Error {
+  readonly code: number;
+  constructor(code: number) {
+    super(`exit ${code}`);
+    this.code = code;
+  }
+}
+
 export function printTable(io: CliIO, rows: Array<Record<string, unknown>>, columns: string[]): void {
   if (rows.length === 0) {
     io.out('(none)\n');

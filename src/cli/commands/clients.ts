@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
+import { ZodError } from 'zod';
 import { createClient, findClientRow, isPublic, listClients, removeClient, rotateClientSecret, AUTH_METHODS } from '../../oidc/clients.ts';
 import type { ClientRow } from '../../db/schema.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import { describeZodError, type CommandContext } from '../run.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -23,10 +24,18 @@ function view(row: ClientRow) {
   };
 }
 
-export function registerClients(program: Command, { services, io, actor }: CommandContext): void {
-  const { db, sealer } = services;
+/** A validation failure of `client add`, naming the option and the value given. */
+function badInput(err: ZodError, opts: { redirectUri: string[]; postLogoutRedirectUri?: string[] }): CliError {
+  const [field, index] = err.issues[0]!.path;
+  const values: Record<string, string[] | undefined> = { redirectUris: opts.redirectUri, postLogoutRedirectUris: opts.postLogoutRedirectUri };
+  const given = typeof field === 'string' && typeof index === 'number' ? values[field]?.[index] : undefined;
+  return new CliError(`${describeZodError(err)}${given === undefined ? '' : ` (got ${JSON.stringify(given)})`}`);
+}
+
+export function registerClients(program: Command, ctx: CommandContext): void {
+  const { io, actor } = ctx;
   const requireClient = async (name: string) => {
-    const row = await findClientRow(db, name);
+    const row = await findClientRow(ctx.services.db, name);
     if (!row) throw new CliError(`no client named ${name}`);
     return row;
   };
@@ -48,6 +57,7 @@ export function registerClients(program: Command, { services, io, actor }: Comma
       redirectUri: string[]; postLogoutRedirectUri?: string[]; public?: boolean; firstParty?: boolean; authMethod?: string;
       jwksUri?: string; jwksFile?: string; refreshTokens: boolean; json?: boolean;
     }) => {
+      const { db, sealer } = ctx.services;
       if (await findClientRow(db, name)) throw new CliError(`a client named ${name} already exists`);
       let jwks: unknown;
       if (opts.jwksFile) {
@@ -67,6 +77,11 @@ export function registerClients(program: Command, { services, io, actor }: Comma
         jwksUri: opts.jwksUri,
         jwks: jwks as never,
         grantTypes: opts.refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
+      }).catch((err: unknown) => {
+        if (err instanceof ZodError) throw badInput(err, opts);
+        // Two runs racing for one name: the unique index decides.
+        if ((err as { code?: string }).code === '23505') throw new CliError(`a client named ${name} already exists`);
+        throw err;
       });
       await recordAudit(db, 'client.created', { clientId: created.clientId, actor }, { name });
       if (opts.json) {
@@ -81,7 +96,7 @@ export function registerClients(program: Command, { services, io, actor }: Comma
     .command('list')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const rows = (await listClients(db)).map(view);
+      const rows = (await listClients(ctx.services.db)).map(view);
       if (opts.json) printJson(io, rows);
       else printTable(io, rows, ['name', 'client_id', 'type', 'first_party', 'redirect_uris']);
     });
@@ -96,6 +111,7 @@ export function registerClients(program: Command, { services, io, actor }: Comma
     });
 
   client.command('remove <name>').description('delete an app and every token issued to it').action(async (name: string) => {
+    const { db } = ctx.services;
     const row = await requireClient(name);
     await removeClient(db, row.client_id);
     await recordAudit(db, 'client.removed', { clientId: row.client_id, actor }, { name: row.name });
@@ -106,6 +122,7 @@ export function registerClients(program: Command, { services, io, actor }: Comma
     .command('rotate-secret <name>')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
+      const { db, sealer } = ctx.services;
       const row = await requireClient(name);
       if (!row.secret_sealed) throw new CliError(`${row.name} has no client secret (public or private_key_jwt)`);
       const secret = await rotateClientSecret(db, sealer, row.client_id);

@@ -27,8 +27,8 @@ function publicView(a: Account) {
   };
 }
 
-export function registerUsers(program: Command, { services, io, actor }: CommandContext): void {
-  const { db, hasher } = services;
+export function registerUsers(program: Command, ctx: CommandContext): void {
+  const { io, actor } = ctx;
   const user = program.command('user').description('manage user accounts');
 
   user
@@ -40,6 +40,7 @@ export function registerUsers(program: Command, { services, io, actor }: Command
     .option('--password-stdin', 'read the password from standard input')
     .option('--json', 'print JSON')
     .action(async (username: string, opts: { email?: string; emailVerified?: boolean; name?: string; passwordStdin?: boolean; json?: boolean }) => {
+      const { db, hasher } = ctx.services;
       const password = opts.passwordStdin ? secretFromStdin(io, 'password') : undefined;
       try {
         const account = await createAccount(db, hasher, { username, email: opts.email, emailVerified: opts.emailVerified ?? false, displayName: opts.name, password });
@@ -57,7 +58,7 @@ export function registerUsers(program: Command, { services, io, actor }: Command
     .description('list users')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const rows = (await listAccounts(db)).map(publicView);
+      const rows = (await listAccounts(ctx.services.db)).map(publicView);
       if (opts.json) printJson(io, rows);
       else printTable(io, rows, ['username', 'email', 'name', 'disabled', 'id']);
     });
@@ -67,6 +68,7 @@ export function registerUsers(program: Command, { services, io, actor }: Command
     .description('show one user')
     .option('--json', 'print JSON')
     .action(async (username: string, opts: { json?: boolean }) => {
+      const { db } = ctx.services;
       const account = await requireAccount(db, username);
       const groups = (await groupsOf(db, account.id)).map((g) => g.name);
       const view = { ...publicView(account), groups };
@@ -79,6 +81,7 @@ export function registerUsers(program: Command, { services, io, actor }: Command
     .description('set a user\'s password (read from standard input)')
     .requiredOption('--password-stdin', 'read the password from standard input')
     .action(async (username: string) => {
+      const { db, hasher } = ctx.services;
       const account = await requireAccount(db, username);
       await setPassword(db, hasher, account.id, secretFromStdin(io, 'password'));
       await recordAudit(db, 'account.password_set', { accountId: account.id, actor });
@@ -90,6 +93,7 @@ export function registerUsers(program: Command, { services, io, actor }: Command
       .command(`${name} <username>`)
       .description(disabled ? 'disable a user and end their sessions' : 'enable a user')
       .action(async (username: string) => {
+        const { db } = ctx.services;
         const account = await requireAccount(db, username);
         await setDisabled(db, account.id, disabled);
         await recordAudit(db, disabled ? 'account.disabled' : 'account.enabled', { accountId: account.id, actor });
@@ -101,6 +105,7 @@ export function registerUsers(program: Command, { services, io, actor }: Command
     .command('remove <username>')
     .description('delete a user, their sessions and tokens')
     .action(async (username: string) => {
+      const { db } = ctx.services;
       const account = await requireAccount(db, username);
       await removeAccount(db, account.id);
       await recordAudit(db, 'account.removed', { accountId: account.id, actor }, { username: account.username });
