@@ -27,6 +27,10 @@ export class FactorRegistry {
   readonly #factors = new Map<string, RegisteredFactor<any>>();
 
   constructor(factors: Factor<any>[] = FACTORS, settings: Record<string, unknown> = {}) {
+    // A typo in the settings of a factor must not silently fall back to defaults.
+    for (const id of Object.keys(settings)) {
+      if (!factors.some((f) => f.id === id)) throw new FactorRegistryError(`settings given for unknown factor ${JSON.stringify(id)} (known: ${factors.map((f) => f.id).join(', ')})`);
+    }
     for (const factor of factors) {
       if (factor.apiVersion !== FACTOR_API_VERSION) throw new FactorRegistryError(`factor ${factor.id}: contract version ${factor.apiVersion}, expected ${FACTOR_API_VERSION}`);
       if (!/^[a-z][a-z0-9-]{1,31}$/.test(factor.id)) throw new FactorRegistryError(`factor id ${JSON.stringify(factor.id)} must be lower-case letters, digits and dashes`);

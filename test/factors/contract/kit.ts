@@ -1,0 +1,376 @@
+/**
+ * The factor contract test kit. Every registered factor passes it, and a third
+ * party proves a factor of their own with it:
+ *
+ *   import { describeFactorContract } from '../contract/kit.ts';
+ *   import myFactor from '../../../factors/my-factor/index.ts';
+ *   describeFactorContract('my-factor', () => ({ factor: myFactor, ...driver }));
+ *
+ * A driver knows the one thing the kit cannot: how a user answers this
+ * factor (reads the QR key and types a code, confirms the printed codes, signs
+ * a WebAuthn challenge). Everything else runs for real: the FactorEngine with
+ * its narrow services, throttle and audit, on a migrated database of every
+ * dialect in the matrix (one database per test file and dialect).
+ *
+ * `makeDriver` is called once per test, so a driver may remember what
+ * enrolment showed (backup codes) without leaking it between tests. Every test
+ * uses a fresh account and client address, so the throttle never interferes.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import Handlebars from 'handlebars';
+import { DIALECTS, createTestDatabase, type TestDatabase } from '../../helpers/databases.ts';
+import type { DatabaseKind } from '../../../src/db/database.ts';
+import { testConfig } from '../../helpers/server.ts';
+import { openServices, type Opened } from '../../../src/bootstrap.ts';
+import { FactorEngine, type EnrollOutcome, type VerifyOutcome } from '../../../src/mfa/engine.ts';
+import { InteractionState } from '../../../src/mfa/step-state.ts';
+import { createAccount } from '../../../src/accounts/accounts.ts';
+import { listAudit } from '../../../src/security/audit.ts';
+import { Views } from '../../../interactions/render.ts';
+import { FactorRegistry } from '../../../factors/registry.ts';
+import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type StepView } from '../../../factors/types.ts';
+import type { Account } from '../../../src/db/schema.ts';
+import type { AuditContext } from '../../../src/security/audit.ts';
+
+type Input = Record<string, string>;
+type MaybePromise<T> = T | Promise<T>;
+
+/** How a user answers one factor; the only factor-specific part of the kit. */
+export interface FactorDriver {
+  /** The factor under test (a third party passes their own; it need not be in FACTORS). */
+  factor: Factor<any>;
+  /** The operator's settings for it, as FACTOR_SETTINGS would give them; omitted means the schema's defaults. */
+  settings?: unknown;
+  /** A finishEnrollment input that completes the enrolment `view` (what beginEnrollment returned) shows. */
+  enrollmentInput(view: StepView): MaybePromise<Input>;
+  /**
+   * A finishEnrollment input with a wrong proof (a mistyped code), or null when
+   * the factor's enrolment proves nothing and has nothing to get wrong.
+   */
+  wrongEnrollmentInput(view: StepView): MaybePromise<Input | null>;
+  /** A valid verify input for this stored credential (its secret opened), not yet used. */
+  validChallengeInput(credential: Credential): MaybePromise<Input>;
+  /** A well-formed verify input that must not match this credential. */
+  invalidChallengeInput(credential: Credential): MaybePromise<Input>;
+}
+
+const KINDS: FactorKind[] = ['know', 'have', 'are'];
+const USER_FAILURES = ['wrong', 'expired', 'already_used', 'locked', 'invalid_input', 'not_enrolled'];
+
+/**
+ * One database per test file and dialect, shared by every describeFactorContract
+ * call in the file (a file may check a factor under several settings). Opened
+ * on first use, closed after the file's last test.
+ */
+const shared = new Map<DatabaseKind, Promise<{ database: TestDatabase; opened: Opened }>>();
+
+function sharedServices(kind: DatabaseKind): Promise<{ database: TestDatabase; opened: Opened }> {
+  let entry = shared.get(kind);
+  if (!entry) {
+    entry = (async () => {
+      const database = await createTestDatabase(kind);
+      const opened = await openServices(testConfig(39_999), { handle: database, migrate: true });
+      return { database, opened };
+    })();
+    shared.set(kind, entry);
+  }
+  return entry;
+}
+
+/** Accounts made in this file, for unique names and client addresses. */
+let accounts = 0;
+
+afterAll(async () => {
+  for (const entry of shared.values()) {
+    const { database, opened } = await entry;
+    await opened.close();
+    await database.close();
+  }
+  shared.clear();
+});
+
+/** Describes the contract for one factor, on every database in the matrix. */
+export function describeFactorContract(name: string, makeDriver: () => FactorDriver): void {
+  const probe = makeDriver();
+  const factor = probe.factor;
+  const operatorSettings = probe.settings === undefined ? {} : { [factor.id]: probe.settings };
+
+  describe(`factor contract: ${name} (descriptor)`, () => {
+    test('the registry accepts it, with the default and the configured settings', () => {
+      const registry = new FactorRegistry([factor], operatorSettings);
+      expect(registry.ids()).toEqual([factor.id]);
+      expect(registry.get(factor.id)!.settings).toEqual(factor.settings.parse(probe.settings));
+      // The schema has defaults: an operator who configures nothing gets a working factor.
+      expect(factor.settings.safeParse(undefined).success).toBe(true);
+      expect(() => new FactorRegistry([factor])).not.toThrow();
+    });
+
+    test('declares the current contract version, a valid id and its assurance facts', () => {
+      expect(factor.apiVersion).toBe(FACTOR_API_VERSION);
+      expect(factor.id).toMatch(/^[a-z][a-z0-9-]{1,31}$/);
+      expect(factor.id).not.toBe('password');
+      expect(factor.label.trim()).not.toBe('');
+      expect(factor.description.trim()).not.toBe('');
+      expect(factor.kinds.length).toBeGreaterThan(0);
+      for (const kind of factor.kinds) expect(KINDS).toContain(kind);
+      expect(new Set(factor.kinds).size).toBe(factor.kinds.length);
+      expect(typeof factor.phishingResistant).toBe('boolean');
+      expect(typeof factor.multiple).toBe('boolean');
+      // A recovery-only factor is a fallback; it can never sign a user in on its own.
+      expect(factor.recoveryOnly && factor.firstFactor).toBe(false);
+    });
+
+    test('contributes only amr values registered in RFC 8176 (and never claims mfa by itself)', () => {
+      expect(factor.amr.length).toBeGreaterThan(0);
+      for (const amr of factor.amr) expect(AMR_VALUES).toContain(amr);
+      // `mfa` is the policy engine's to add, when two kinds were proved.
+      expect(factor.amr).not.toContain('mfa');
+    });
+
+    test('ships challenge.hbs and enroll.hbs, which parse as Handlebars', () => {
+      for (const view of ['challenge.hbs', 'enroll.hbs']) {
+        const file = path.join(factor.viewsDir, view);
+        expect(fs.existsSync(file)).toBe(true);
+        expect(() => Handlebars.parse(fs.readFileSync(file, 'utf8'))).not.toThrow();
+      }
+      expect(() => new Views().addPartials(factor.viewsDir, `${factor.id}/`)).not.toThrow();
+    });
+  });
+
+  for (const kind of DIALECTS) {
+    describe(`factor contract: ${name} on ${kind}`, () => {
+      let opened: Opened;
+      let engine: FactorEngine;
+      let views: Views;
+
+      beforeAll(async () => {
+        ({ opened } = await sharedServices(kind));
+        // The engine over just this factor: a third-party factor need not be in FACTORS.
+        engine = new FactorEngine(opened.services, new FactorRegistry([factor], operatorSettings));
+        views = new Views();
+        views.addPartials(factor.viewsDir, `${factor.id}/`);
+      });
+
+      interface Scenario {
+        driver: FactorDriver;
+        account: Account;
+        state: InteractionState;
+        audit: AuditContext;
+      }
+
+      /** A fresh account, interaction and client address: nothing shared between tests. */
+      async function scenario(): Promise<Scenario> {
+        const n = ++accounts;
+        const account = await createAccount(opened.services.db, opened.services.hasher, {
+          username: `contract-${n}`,
+          email: `contract-${n}@example.test`,
+        });
+        return {
+          driver: makeDriver(),
+          account,
+          state: newState(),
+          audit: { ip: `198.51.${n >> 8}.${n & 255}`, userAgent: 'contract-kit', actor: 'user', clientId: 'contract' },
+        };
+      }
+
+      function newState(): InteractionState {
+        return new InteractionState(opened.services.db, opened.services.sealer, crypto.randomBytes(12).toString('base64url'));
+      }
+
+      /** The view's partial is `<id>/<file>`, the file is in viewsDir, and the page renders with the data. */
+      function expectRenders(view: StepView, page: 'enroll' | 'second-factor') {
+        expect(view.partial.startsWith(`${factor.id}/`)).toBe(true);
+        const file = view.partial.slice(factor.id.length + 1);
+        expect(fs.existsSync(path.join(factor.viewsDir, `${file}.hbs`))).toBe(true);
+        expect(view.data).toEqual(expect.any(Object));
+        const html = views.render(page, { uid: 'contract', factorId: factor.id, factorLabel: factor.label, partial: view.partial, view: view.data });
+        expect(html).toContain('<form');
+      }
+
+      async function credentials(s: Scenario): Promise<Credential[]> {
+        return engine.store.list(s.account.id, factor.id);
+      }
+
+      async function enrol(s: Scenario): Promise<{ credential: Credential; outcome: EnrollOutcome & { ok: true }; input: Input }> {
+        const view = await engine.beginEnrollment(factor.id, s.account, s.state);
+        const input = await s.driver.enrollmentInput(view);
+        const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, input, s.audit);
+        if (!outcome.ok) throw new Error(`enrolment failed: ${JSON.stringify(outcome)}`);
+        const stored = (await credentials(s)).find((c) => c.id === outcome.credentialId);
+        if (!stored) throw new Error('the enrolled credential is not stored');
+        return { credential: stored, outcome, input };
+      }
+
+      function verify(s: Scenario, input: Input, state = s.state): Promise<VerifyOutcome> {
+        return engine.verify(factor.id, s.account, state, input, s.audit);
+      }
+
+      async function auditTypes(s: Scenario): Promise<string[]> {
+        return (await listAudit(opened.services.db, { accountId: s.account.id })).map((e) => e.type);
+      }
+
+      function expectUserFailure(outcome: { ok: boolean; reason?: string }, reasons = USER_FAILURES) {
+        expect(outcome.ok).toBe(false);
+        expect(reasons).toContain(outcome.reason);
+      }
+
+      test('enrol: beginEnrollment shows <id>/… and finishEnrollment stores a credential the listing shows', async () => {
+        const s = await scenario();
+        const view = await engine.beginEnrollment(factor.id, s.account, s.state);
+        expectRenders(view, 'enroll');
+        const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, await s.driver.enrollmentInput(view), s.audit);
+        expect(outcome).toMatchObject({ ok: true, credentialId: expect.any(String) });
+        if (!outcome.ok) return;
+
+        const summaries = await engine.store.summaries(s.account.id);
+        expect(summaries).toEqual([expect.objectContaining({ id: outcome.credentialId, factorId: factor.id, label: expect.any(String) })]);
+        expect(summaries[0]!.label.trim()).not.toBe('');
+        expect((await engine.enrolled(s.account.id)).map((r) => r.factor.id)).toEqual([factor.id]);
+
+        // Evidence only when the enrolment proved possession, and then truthful.
+        if (outcome.evidence) {
+          expect(outcome.evidence).toMatchObject({ factor: factor.id, credentialId: outcome.credentialId, kinds: factor.kinds, phishingResistant: factor.phishingResistant });
+          for (const amr of outcome.evidence.amr) expect(factor.amr).toContain(amr);
+        }
+        expect(await auditTypes(s)).toContain('factor.enrolled');
+      });
+
+      test('enrolment with a wrong proof is refused as a value, stores nothing, and does not spend the setup', async () => {
+        const s = await scenario();
+        const view = await engine.beginEnrollment(factor.id, s.account, s.state);
+        const wrong = await s.driver.wrongEnrollmentInput(view);
+        if (wrong === null) {
+          // Nothing to prove, so nothing may be claimed: such an enrolment is no evidence.
+          const { outcome } = await enrol(s);
+          expect(outcome.evidence).toBeUndefined();
+          return;
+        }
+        const refused = await engine.finishEnrollment(factor.id, s.account, s.state, wrong, s.audit);
+        expectUserFailure(refused, ['wrong', 'invalid_input']);
+        expect(await engine.store.summaries(s.account.id)).toEqual([]);
+
+        // A typo does not make the user start again: the same setup still completes.
+        const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, await s.driver.enrollmentInput(view), s.audit);
+        expect(outcome.ok).toBe(true);
+        expect(await engine.store.summaries(s.account.id)).toHaveLength(1);
+      });
+
+      test('an enrolment completes once: finishing it again stores nothing more', async () => {
+        const s = await scenario();
+        const view = await engine.beginEnrollment(factor.id, s.account, s.state);
+        const input = await s.driver.enrollmentInput(view);
+        expect((await engine.finishEnrollment(factor.id, s.account, s.state, input, s.audit)).ok).toBe(true);
+        expectUserFailure(await engine.finishEnrollment(factor.id, s.account, s.state, input, s.audit));
+        expect(await engine.store.summaries(s.account.id)).toHaveLength(1);
+      });
+
+      test('enrolment state belongs to its interaction: another interaction cannot finish it', async () => {
+        const s = await scenario();
+        const view = await engine.beginEnrollment(factor.id, s.account, s.state);
+        const input = await s.driver.enrollmentInput(view);
+        expectUserFailure(await engine.finishEnrollment(factor.id, s.account, newState(), input, s.audit));
+        expect(await engine.store.summaries(s.account.id)).toEqual([]);
+      });
+
+      test('challenge: beginChallenge returns a partial named <id>/… that renders', async () => {
+        const s = await scenario();
+        await enrol(s);
+        const view = await engine.beginChallenge(factor.id, s.account, s.state);
+        expectRenders(view, 'second-factor');
+      });
+
+      test("verify: a valid input succeeds with evidence of the factor's kinds and amr", async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        await engine.beginChallenge(factor.id, s.account, s.state);
+        const before = Math.floor(Date.now() / 1000);
+        const outcome = await verify(s, await s.driver.validChallengeInput(credential));
+        expect(outcome).toMatchObject({
+          ok: true,
+          evidence: { factor: factor.id, credentialId: credential.id, kinds: factor.kinds, phishingResistant: factor.phishingResistant },
+        });
+        if (!outcome.ok) return;
+        expect(outcome.evidence.amr.length).toBeGreaterThan(0);
+        for (const amr of outcome.evidence.amr) expect(factor.amr).toContain(amr);
+        expect(outcome.evidence.at).toBeGreaterThanOrEqual(before);
+        expect(outcome.evidence.at).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
+        expect((await engine.store.summaries(s.account.id))[0]!.lastUsedAt).toBeInstanceOf(Date);
+        expect(await auditTypes(s)).toContain('factor.used');
+      });
+
+      test("verify: a wrong or malformed input is refused as a value ('wrong' or 'invalid_input')", async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        await engine.beginChallenge(factor.id, s.account, s.state);
+        for (const input of [await s.driver.invalidChallengeInput(credential), {}, { code: '' }, { code: 'x'.repeat(4096) }]) {
+          const outcome = await verify(s, input);
+          expect(outcome).toMatchObject({ ok: false });
+          expect(['wrong', 'invalid_input']).toContain((outcome as { reason: string }).reason);
+        }
+        expect(await auditTypes(s)).toContain('factor.failed');
+        // The failures did not spend the credential: a valid input still works.
+        expect((await verify(s, await s.driver.validChallengeInput(credential))).ok).toBe(true);
+      });
+
+      test('the proof that completed enrolment does not also pass a challenge', async () => {
+        const s = await scenario();
+        const { credential, input } = await enrol(s);
+        expectUserFailure(await verify(s, input));
+        expect(credential.factorId).toBe(factor.id);
+      });
+
+      test('a valid input replayed is refused', async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        const input = await s.driver.validChallengeInput(credential);
+        expect((await verify(s, input)).ok).toBe(true);
+        expectUserFailure(await verify(s, input));
+        // Nor in another interaction.
+        expectUserFailure(await verify(s, input, newState()));
+      });
+
+      test('one valid input used twice at once: exactly one succeeds', async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        const input = await s.driver.validChallengeInput(credential);
+        const outcomes = await Promise.all([verify(s, input, newState()), verify(s, input, newState())]);
+        expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
+      });
+
+      test('verify without a credential is not_enrolled, and one account cannot use another account’s credential', async () => {
+        const owner = await scenario();
+        const { credential } = await enrol(owner);
+        const other = await scenario();
+        expect(await verify(other, await owner.driver.validChallengeInput(credential))).toEqual({ ok: false, reason: 'not_enrolled' });
+      });
+
+      test('a credential can be renamed by its owner only', async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        const other = await scenario();
+        expect(await engine.store.rename(other.account.id, credential.id, 'Stolen')).toBe(false);
+        expect(await engine.store.rename(s.account.id, credential.id, 'Work phone')).toBe(true);
+        expect((await engine.store.summaries(s.account.id)).map((c) => c.label)).toEqual(['Work phone']);
+        // Renaming changes nothing else: the credential still verifies.
+        expect((await verify(s, await s.driver.validChallengeInput(credential))).ok).toBe(true);
+      });
+
+      test('a credential can be removed by its owner only; afterwards verify is not_enrolled', async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        const input = await s.driver.validChallengeInput(credential);
+        const other = await scenario();
+        expect(await engine.remove(other.account.id, credential.id, other.audit)).toBe(false);
+        expect(await engine.store.summaries(s.account.id)).toHaveLength(1);
+        expect(await engine.remove(s.account.id, credential.id, s.audit)).toBe(true);
+        expect(await engine.store.summaries(s.account.id)).toEqual([]);
+        expect(await engine.enrolled(s.account.id)).toEqual([]);
+        expect(await verify(s, input)).toEqual({ ok: false, reason: 'not_enrolled' });
+        expect(await auditTypes(s)).toContain('factor.removed');
+      });
+    });
+  }
+}
