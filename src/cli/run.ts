@@ -18,9 +18,13 @@ import { registerGroups } from './commands/groups.ts';
 import { registerClients } from './commands/clients.ts';
 import { registerKeys } from './commands/keys.ts';
 import { registerAudit } from './commands/audit.ts';
+import { registerFactors } from './commands/factors.ts';
 
-/** Opens the services for the command about to run (its path, e.g. `user add`). */
-export type ServicesOpener = (command: string) => Promise<Services>;
+/**
+ * Opens the services for the command about to run (its path, e.g. `user add`);
+ * `migrated` names the migrations that opening applied.
+ */
+export type ServicesOpener = (command: string) => Promise<{ services: Services; migrated?: string[] }>;
 
 export interface CommandContext {
   io: CliIO;
@@ -28,6 +32,8 @@ export interface CommandContext {
   actor: string;
   /** The open services; only inside an action. */
   readonly services: Services;
+  /** Migrations applied while opening the services. */
+  readonly migrated: string[];
 }
 
 /** `user add`, `group members add`… */
@@ -58,12 +64,16 @@ function oneLine(cmd: Command, message: string): string {
 
 export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Command {
   let services: Services | undefined;
+  let migrated: string[] = [];
   const ctx: CommandContext = {
     io,
     actor,
     get services(): Services {
       if (!services) throw new Error('services are opened before a command runs');
       return services;
+    },
+    get migrated(): string[] {
+      return migrated;
     },
   };
   const program = new Command('twofold')
@@ -75,10 +85,14 @@ export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Co
     .showHelpAfterError(false)
     .showSuggestionAfterError(true);
   program.hook('preAction', async (_root, action) => {
-    services ??= await open(commandPath(action));
+    if (services) return;
+    const opened = await open(commandPath(action));
+    services = opened.services;
+    migrated = opened.migrated ?? [];
   });
   registerMigrate(program, ctx);
   registerUsers(program, ctx);
+  registerFactors(program.commands.find((c) => c.name() === 'user')!, ctx);
   registerGroups(program, ctx);
   registerClients(program, ctx);
   registerKeys(program, ctx);
@@ -121,7 +135,7 @@ export function describeZodError(err: ZodError): string {
 
 /** Runs one command line (without the program name); returns the exit code. */
 export async function runCli(argv: string[], io: CliIO, source: Services | ServicesOpener, actor = 'admin:cli'): Promise<number> {
-  const open: ServicesOpener = typeof source === 'function' ? source : async () => source;
+  const open: ServicesOpener = typeof source === 'function' ? source : async () => ({ services: source });
   const program = buildProgram(io, actor, open);
   try {
     await program.parseAsync(argv, { from: 'user' });

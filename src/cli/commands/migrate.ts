@@ -7,7 +7,8 @@ export function registerMigrate(program: Command, ctx: CommandContext): void {
     .command('migrate')
     .description('apply pending database migrations')
     .action(async () => {
-      const { applied } = await migrateToLatest(ctx.services.db);
+      // The CLI may already have migrated while opening the database.
+      const applied = [...ctx.migrated, ...(await migrateToLatest(ctx.services.db)).applied];
       ctx.io.out(applied.length ? `applied ${applied.join(', ')}\n` : 'the database is up to date\n');
     });
 }

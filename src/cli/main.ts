@@ -1,0 +1,121 @@
+/**
+ * The `twofold` process: reads the same configuration as the server, then
+ * either opens the database itself or, when a provider holds the PGlite data
+ * folder, sends the command line to it over the admin socket.
+ *
+ * The database is opened only when a command is about to run (see run.ts), so
+ * `--help` and usage errors work without it, even while the folder is busy.
+ */
+import path from 'node:path';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { DataDirBusyError, readLock } from '../db/data-dir-lock.ts';
+import { openServices, StartupError, type Opened } from '../bootstrap.ts';
+import { loadKeyMaterial } from '../oidc/keys.ts';
+import { SealError } from '../security/sealer.ts';
+import type { Services } from '../services.ts';
+import { sendToProvider } from './admin-socket.ts';
+import { CliError, CliExit, type CliIO } from './io.ts';
+import { runCli, type ServicesOpener } from './run.ts';
+
+/** How long to wait for a data folder held by a provider that is starting or stopping, or by another CLI run. */
+const BUSY_WAIT_MS = 5000;
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return '';
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** File arguments are resolved here, since the command may run in the provider's process with another working folder. */
+export function absolutiseFiles(argv: string[]): string[] {
+  return argv.map((arg, i) => {
+    if (argv[i - 1] === '--jwks-file') return path.resolve(arg);
+    if (arg.startsWith('--jwks-file=')) return `--jwks-file=${path.resolve(arg.slice('--jwks-file='.length))}`;
+    return arg;
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Refuses to write with a SECRET_KEY other than the one that sealed the stored
+ * secrets: what this run sealed could never be opened by the provider.
+ */
+async function checkSecretKey(services: Services): Promise<void> {
+  try {
+    await loadKeyMaterial(services.db, services.sealer);
+  } catch (err) {
+    if (err instanceof SealError) throw new CliError('SECRET_KEY does not match the key that encrypted the stored data; use the provider\'s SECRET_KEY (or its DATA_DIR)');
+    throw err;
+  }
+}
+
+export async function main(argv: string[], io: CliIO): Promise<number> {
+  const args = absolutiseFiles(argv);
+  let opened: Opened | undefined;
+
+  const open: ServicesOpener = async (command) => {
+    if (args.includes('--password-stdin')) io.stdin = await readStdin();
+    let config: Config;
+    try {
+      config = loadConfig();
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        io.err(`twofold: ${err.message}\n`);
+        throw new CliExit(2);
+      }
+      throw err;
+    }
+    const migrate = command === 'migrate' || (config.MIGRATE_ON_START && !config.DATABASE_URL);
+    const deadline = Date.now() + BUSY_WAIT_MS;
+    for (;;) {
+      if (!config.DATABASE_URL) {
+        const holder = readLock(config.dataDir);
+        if (holder && holder.pid !== process.pid) {
+          if (holder.socket) {
+            let answer;
+            try {
+              answer = await sendToProvider(holder.socket, { argv: args, stdin: io.stdin });
+            } catch (err) {
+              const code = (err as NodeJS.ErrnoException).code;
+              // A provider between opening the folder and listening, or shutting down.
+              if ((code === 'ENOENT' || code === 'ECONNREFUSED') && Date.now() < deadline) {
+                await sleep(100);
+                continue;
+              }
+              throw new CliError(`cannot reach the provider (process ${holder.pid}) through ${holder.socket}: ${(err as Error).message}`);
+            }
+            io.out(answer.stdout);
+            io.err(answer.stderr);
+            throw new CliExit(answer.code);
+          }
+          if (Date.now() < deadline) {
+            await sleep(100);
+            continue;
+          }
+          throw new CliError(`the data folder ${config.dataDir} is in use by process ${holder.pid}, which does not accept commands; stop it or try again`);
+        }
+      }
+      try {
+        opened = await openServices(config, { migrate });
+        break;
+      } catch (err) {
+        // Someone took the folder between our look and our lock: look again.
+        if (err instanceof DataDirBusyError && Date.now() < deadline) continue;
+        if (err instanceof StartupError || err instanceof DataDirBusyError) throw new CliError(err.message);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!config.DATABASE_URL && code && /^E[A-Z]+$/.test(code)) throw new CliError(`cannot open the data folder ${config.dataDir}: ${(err as Error).message}`);
+        throw err;
+      }
+    }
+    if (command !== 'migrate') await checkSecretKey(opened.services);
+    return { services: opened.services, migrated: opened.migrated };
+  };
+
+  try {
+    return await runCli(args, io, open, 'admin:cli');
+  } finally {
+    await opened?.close();
+  }
+}

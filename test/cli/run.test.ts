@@ -1,0 +1,406 @@
+/**
+ * Every `twofold` command, run in-process through runCli against a real
+ * provider's services, on every database in the matrix: output shapes (text
+ * and --json), exit codes, one-line errors, and the audit trail.
+ */
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { runCli } from '../../src/cli/run.ts';
+import type { Services } from '../../src/services.ts';
+import { authenticatePassword } from '../../src/accounts/accounts.ts';
+import { clientToProviderMetadata, findClientRow } from '../../src/oidc/clients.ts';
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A usage or input error: nothing on stdout, exactly one line on stderr. */
+function expectOneLineError(result: Outcome, code: number, pattern?: RegExp): void {
+  expect(result.code).toBe(code);
+  expect(result.stdout).toBe('');
+  expect(result.stderr).toMatch(/^twofold: [^\n]+\n$/);
+  if (pattern) expect(result.stderr).toMatch(pattern);
+  expect(result.stderr).not.toMatch(/\bat .*\(.*:\d+:\d+\)/); // no stack trace
+}
+
+describe('twofold without a database', () => {
+  const refuse = async (): Promise<never> => {
+    throw new Error('the database must not be opened');
+  };
+  const run = async (...argv: string[]): Promise<Outcome> => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t) }, refuse);
+    return { code, stdout, stderr };
+  };
+
+  test('help is printed without opening the database', async () => {
+    for (const argv of [['--help'], ['-h'], ['user', '--help'], ['help', 'user'], ['client', 'add', '--help'], ['group', 'members', '--help']]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/^Usage: twofold/);
+    }
+    expect((await run('--help')).stdout).toMatch(/user\s+manage user accounts/);
+    expect((await run('user', '--help')).stdout).toMatch(/set-password/);
+    expect((await run('client', 'add', '--help')).stdout).toMatch(/--redirect-uri <uri>/);
+    const version = await run('--version');
+    expect(version.code).toBe(0);
+    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  test('usage errors are one line with exit code 2, and open nothing', async () => {
+    expectOneLineError(await run('user', 'bogus'), 2, /unknown command 'bogus'.*twofold user --help/);
+    expectOneLineError(await run('usr'), 2, /unknown command 'usr'; did you mean user\?/);
+    expectOneLineError(await run('user', 'add'), 2, /missing required argument 'username'/);
+    expectOneLineError(await run('user', 'list', '--jsn'), 2, /unknown option '--jsn'; did you mean --json\?/);
+    expectOneLineError(await run('user', 'list', 'extra'), 2, /too many arguments/);
+    expectOneLineError(await run('client', 'add', 'web'), 2, /required option '--redirect-uri <uri>' not specified/);
+    expectOneLineError(await run('user', 'set-password', 'alice'), 2, /--password-stdin/);
+    expectOneLineError(await run('audit', 'list', '--user'), 2, /argument missing/);
+  });
+});
+
+for (const kind of DIALECTS) {
+  describe(`twofold commands on ${kind}`, () => {
+    let database: TestDatabase;
+    let server: TestServer;
+    let services: Services;
+
+    const run = async (argv: string[], stdin?: string): Promise<Outcome & { json: <T = any>() => T }> => {
+      let stdout = '';
+      let stderr = '';
+      const code = await runCli(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), stdin }, services);
+      return { code, stdout, stderr, json: () => JSON.parse(stdout) };
+    };
+    /** Runs a command that must succeed. */
+    const ok = async (argv: string[], stdin?: string) => {
+      const r = await run(argv, stdin);
+      if (r.code !== 0) throw new Error(`twofold ${argv.join(' ')} exited ${r.code}: ${r.stderr}`);
+      expect(r.stderr).toBe('');
+      return r;
+    };
+    const audit = async (type: string) => (await ok(['audit', 'list', '--type', type, '--json'])).json<Array<Record<string, any>>>();
+
+    beforeAll(async () => {
+      database = await createTestDatabase(kind);
+      server = await startTestServer(database);
+      services = server.opened.services;
+    });
+
+    afterAll(async () => {
+      await server?.close();
+      await database?.close();
+    });
+
+    test('migrate applies pending migrations, then finds the database up to date', async () => {
+      expect((await ok(['migrate'])).stdout).toBe('the database is up to date\n');
+      const fresh = await createTestDatabase(kind, { migrate: false });
+      try {
+        const freshServices = { ...services, db: fresh.db };
+        let stdout = '';
+        const code = await runCli(['migrate'], { out: (t) => (stdout += t), err: () => {} }, freshServices);
+        expect(code).toBe(0);
+        expect(stdout).toMatch(/^applied 0001_initial/);
+        const tables = await fresh.db.introspection.getTables();
+        expect(tables.map((t) => t.name)).toContain('accounts');
+      } finally {
+        await fresh.close();
+      }
+    });
+
+    test('an opener is called once, with the command about to run, and what it migrated is reported', async () => {
+      const calls: string[] = [];
+      let stdout = '';
+      const io = { out: (t: string) => (stdout += t), err: () => {} };
+      const opener = async (command: string) => {
+        calls.push(command);
+        return { services, migrated: ['0001_initial'] };
+      };
+      expect(await runCli(['migrate'], io, opener)).toBe(0);
+      expect(stdout).toBe('applied 0001_initial\n');
+      expect(await runCli(['group', 'members', 'list', 'nogroup'], io, opener)).toBe(1);
+      expect(await runCli(['group', 'members', 'lst'], io, opener)).toBe(2);
+      expect(calls).toEqual(['migrate', 'group members list']);
+    });
+
+    test('user add, list, show (text and --json)', async () => {
+      const added = await ok(['user', 'add', 'alice', '--email', 'alice@example.test', '--name', 'Alice Liddell', '--password-stdin', '--json'], 'correct horse battery\n');
+      const alice = added.json();
+      expect(alice).toEqual({
+        id: expect.any(String),
+        username: 'alice',
+        email: 'alice@example.test',
+        email_verified: false,
+        name: 'Alice Liddell',
+        disabled: false,
+        has_password: true,
+        created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      });
+      const text = await ok(['user', 'add', 'bob']);
+      expect(text.stdout).toMatch(/^created user bob \(id [\w-]+\); set a password with `twofold user set-password`\n$/);
+
+      const list = (await ok(['user', 'list', '--json'])).json<Array<Record<string, unknown>>>();
+      expect(list.map((u) => u.username)).toEqual(['alice', 'bob']);
+      expect(list[0]).toEqual(alice);
+      expect(list[1]).toMatchObject({ username: 'bob', email: null, has_password: false });
+      const table = (await ok(['user', 'list'])).stdout.split('\n');
+      expect(table[0]).toMatch(/^USERNAME\s+EMAIL\s+NAME\s+DISABLED\s+ID$/);
+      expect(table[1]).toMatch(/^alice\s+alice@example\.test\s+Alice Liddell\s+false\s+\S+$/);
+
+      const shown = (await ok(['user', 'show', 'alice', '--json'])).json();
+      expect(shown).toEqual({ ...alice, groups: [] });
+      // By email too, case-insensitively.
+      expect((await ok(['user', 'show', 'ALICE@example.test', '--json'])).json().id).toBe(alice.id);
+      expect((await ok(['user', 'show', 'alice'])).stdout).toMatch(/^id\s+\S+\nusername\s+alice\n/);
+
+      const ok1 = await authenticatePassword(services.db, services.hasher, 'alice', 'correct horse battery');
+      expect(ok1.ok).toBe(true);
+      expect((await audit('account.created')).map((e) => e.account_id).sort()).toEqual([alice.id, list[1]!.id].sort());
+    });
+
+    test('user errors: unknown user, duplicate, bad username, short or missing password', async () => {
+      for (const argv of [['user', 'show', 'nobody'], ['user', 'disable', 'nobody'], ['user', 'enable', 'nobody'], ['user', 'remove', 'nobody'], ['audit', 'list', '--user', 'nobody']]) {
+        expectOneLineError(await run(argv), 1, /^twofold: no user named nobody\n$/);
+      }
+      expectOneLineError(await run(['user', 'set-password', 'nobody', '--password-stdin'], 'long enough password'), 1, /no user named nobody/);
+      expectOneLineError(await run(['user', 'add', 'alice']), 1, /already exists/);
+      expectOneLineError(await run(['user', 'add', 'carol', '--email', 'ALICE@example.test']), 1, /already exists/);
+      expectOneLineError(await run(['user', 'add', 'bad name']), 1, /username: /);
+      expectOneLineError(await run(['user', 'add', 'carol', '--email', 'not-an-email']), 1, /--email: a valid email address/);
+      expectOneLineError(await run(['user', 'add', 'carol', '--password-stdin'], 'short\n'), 1, /password: at least 8 characters/);
+      expectOneLineError(await run(['user', 'add', 'carol', '--password-stdin']), 1, /no password on standard input/);
+      expect((await ok(['user', 'list', '--json'])).json<unknown[]>()).toHaveLength(2);
+    });
+
+    test('user set-password, disable, enable, remove', async () => {
+      expect((await ok(['user', 'set-password', 'bob', '--password-stdin'], 'bob new password\n')).stdout).toBe('password set for bob\n');
+      expect((await authenticatePassword(services.db, services.hasher, 'bob', 'bob new password')).ok).toBe(true);
+      expect((await ok(['user', 'show', 'bob', '--json'])).json().has_password).toBe(true);
+
+      expect((await ok(['user', 'disable', 'bob'])).stdout).toBe('bob disabled\n');
+      expect((await ok(['user', 'show', 'bob', '--json'])).json().disabled).toBe(true);
+      expect((await authenticatePassword(services.db, services.hasher, 'bob', 'bob new password')).ok).toBe(false);
+      expect((await ok(['user', 'enable', 'bob'])).stdout).toBe('bob enabled\n');
+      expect((await ok(['user', 'show', 'bob', '--json'])).json().disabled).toBe(false);
+
+      await ok(['user', 'add', 'temp']);
+      const temp = (await ok(['user', 'show', 'temp', '--json'])).json();
+      expect((await ok(['user', 'remove', 'temp'])).stdout).toBe('removed temp\n');
+      expectOneLineError(await run(['user', 'show', 'temp']), 1, /no user named temp/);
+
+      const bob = (await ok(['user', 'show', 'bob', '--json'])).json();
+      for (const type of ['account.password_set', 'account.disabled', 'account.enabled']) {
+        const [event] = await audit(type);
+        expect(event).toMatchObject({ type, account_id: bob.id, actor: 'admin:cli' });
+      }
+      expect((await audit('account.removed'))[0]).toMatchObject({ account_id: temp.id, actor: 'admin:cli', details: { username: 'temp' } });
+    });
+
+    test('groups and memberships', async () => {
+      expect((await ok(['group', 'add', 'admins', '--description', 'people who administer'])).stdout).toBe('created group admins\n');
+      await ok(['group', 'add', 'staff']);
+      expectOneLineError(await run(['group', 'add', 'admins']), 1, /already exists/);
+      expectOneLineError(await run(['group', 'add', 'bad name']), 1, /invalid group name/);
+
+      expect((await ok(['group', 'members', 'add', 'admins', 'alice'])).stdout).toBe('alice is in admins\n');
+      await ok(['group', 'members', 'add', 'admins', 'bob']);
+      await ok(['group', 'members', 'add', 'staff', 'alice']);
+      expectOneLineError(await run(['group', 'members', 'add', 'nogroup', 'alice']), 1, /no group named nogroup/);
+      expectOneLineError(await run(['group', 'members', 'add', 'admins', 'nobody']), 1, /no user named nobody/);
+
+      const groups = (await ok(['group', 'list', '--json'])).json<Array<Record<string, unknown>>>();
+      expect(groups).toEqual([
+        { id: expect.any(String), name: 'admins', description: 'people who administer', members: 2, created_at: expect.any(String) },
+        { id: expect.any(String), name: 'staff', description: null, members: 1, created_at: expect.any(String) },
+      ]);
+      expect((await ok(['group', 'list'])).stdout).toMatch(/^NAME\s+MEMBERS\s+DESCRIPTION\nadmins\s+2\s+people who administer\nstaff\s+1\n$/);
+      expect((await ok(['group', 'members', 'list', 'admins', '--json'])).json<Array<{ username: string }>>().map((m) => m.username)).toEqual(['alice', 'bob']);
+      expect((await ok(['user', 'show', 'alice', '--json'])).json().groups).toEqual(['admins', 'staff']);
+
+      expect((await ok(['group', 'members', 'remove', 'admins', 'bob'])).stdout).toBe('bob removed from admins\n');
+      expectOneLineError(await run(['group', 'members', 'remove', 'admins', 'bob']), 1, /bob is not in admins/);
+      expect((await ok(['group', 'remove', 'staff'])).stdout).toBe('removed group staff\n');
+      expectOneLineError(await run(['group', 'remove', 'staff']), 1, /no group named staff/);
+      expect((await ok(['group', 'list', '--json'])).json<Array<{ name: string }>>().map((g) => g.name)).toEqual(['admins']);
+      expect((await ok(['user', 'show', 'alice', '--json'])).json().groups).toEqual(['admins']);
+
+      const alice = (await ok(['user', 'show', 'alice', '--json'])).json();
+      expect((await audit('group.created')).map((e) => e.details.group).sort()).toEqual(['admins', 'staff']);
+      expect((await audit('group.member_removed'))[0]).toMatchObject({ account_id: expect.any(String), details: { group: 'admins' }, actor: 'admin:cli' });
+      expect((await audit('group.removed'))[0]).toMatchObject({ details: { group: 'staff' } });
+      expect((await audit('group.member_added')).filter((e) => e.account_id === alice.id)).toHaveLength(2);
+    });
+
+    test('client add: confidential prints id and secret; public prints no secret', async () => {
+      const text = await ok(['client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb', '--redirect-uri', 'http://app.example.test/cb2', '--first-party', '--post-logout-redirect-uri', 'http://app.example.test/bye']);
+      const id = /^client_id:\s+(\S+)$/m.exec(text.stdout)?.[1];
+      const secret = /^client_secret:\s+(\S+)$/m.exec(text.stdout)?.[1];
+      expect(id).toBeTruthy();
+      expect(secret).toBeTruthy();
+      const row = await findClientRow(services.db, 'web');
+      expect(row!.client_id).toBe(id);
+      expect(clientToProviderMetadata(row!, services.sealer).client_secret).toBe(secret);
+
+      const spa = (await ok(['client', 'add', 'spa', '--redirect-uri', 'http://localhost:5173/cb', '--public', '--json'])).json();
+      expect(spa).toMatchObject({
+        client_id: expect.any(String),
+        client_secret: null,
+        name: 'spa',
+        redirect_uris: ['http://localhost:5173/cb'],
+        token_endpoint_auth_method: 'none',
+      });
+      const spaText = await ok(['client', 'add', 'spa2', '--redirect-uri', 'myapp:/cb', '--public']);
+      expect(spaText.stdout).toMatch(/^client_id:\s+\S+\n$/);
+
+      const confidential = (await ok(['client', 'add', 'api', '--redirect-uri', 'https://api.example.test/cb', '--json'])).json();
+      expect(confidential).toMatchObject({ client_id: expect.any(String), client_secret: expect.any(String), token_endpoint_auth_method: 'client_secret_basic' });
+
+      const created = await audit('client.created');
+      expect(created.map((e) => e.details.name).sort()).toEqual(['api', 'spa', 'spa2', 'web']);
+      expect(created.find((e) => e.details.name === 'web')).toMatchObject({ client_id: id, actor: 'admin:cli' });
+    });
+
+    test('client add errors: bad redirect URI, duplicate name, bad options', async () => {
+      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'not a uri']), 1, /^twofold: --redirect-uri: an absolute URI without a fragment \(got "not a uri"\)\n$/);
+      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--redirect-uri', 'http://x.test/#frag']), 1, /--redirect-uri: .*"http:\/\/x\.test\/#frag"/);
+      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--post-logout-redirect-uri', 'nope']), 1, /--post-logout-redirect-uri: .*"nope"/);
+      expectOneLineError(await run(['client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb']), 1, /^twofold: a client named web already exists\n$/);
+      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--public', '--auth-method', 'client_secret_basic']), 1, /--auth-method: /);
+      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--auth-method', 'private_key_jwt']), 1, /--jwks-file: private_key_jwt needs/);
+      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--jwks-file', '/nonexistent/jwks.json', '--auth-method', 'private_key_jwt']), 1, /--jwks-file: cannot read/);
+      expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['api', 'spa', 'spa2', 'web']);
+    });
+
+    test('client list and show (text and --json)', async () => {
+      const list = (await ok(['client', 'list', '--json'])).json<Array<Record<string, unknown>>>();
+      const web = list.find((c) => c.name === 'web');
+      expect(web).toEqual({
+        client_id: expect.any(String),
+        name: 'web',
+        type: 'confidential',
+        first_party: true,
+        token_endpoint_auth_method: 'client_secret_basic',
+        redirect_uris: ['http://app.example.test/cb', 'http://app.example.test/cb2'],
+        post_logout_redirect_uris: ['http://app.example.test/bye'],
+        grant_types: ['authorization_code', 'refresh_token'],
+        policy: {},
+        created_at: expect.any(String),
+      });
+      expect(list.find((c) => c.name === 'spa')).toMatchObject({ type: 'public', first_party: false, token_endpoint_auth_method: 'none' });
+      // No secret, sealed or not, in any listing.
+      expect(JSON.stringify(list)).not.toMatch(/secret"/);
+      const table = (await ok(['client', 'list'])).stdout;
+      expect(table).toMatch(/^NAME\s+CLIENT_ID\s+TYPE\s+FIRST_PARTY\s+REDIRECT_URIS\n/);
+      expect(table).toMatch(/\nweb\s+\S+\s+confidential\s+true\s+http:\/\/app\.example\.test\/cb,http:\/\/app\.example\.test\/cb2\n/);
+
+      expect((await ok(['client', 'show', 'web', '--json'])).json()).toEqual(web);
+      // By client_id too.
+      expect((await ok(['client', 'show', web!.client_id as string, '--json'])).json()).toEqual(web);
+      expect((await ok(['client', 'show', 'web'])).stdout).toMatch(/^client_id\s+\S+\nname\s+web\ntype\s+confidential\n/);
+      expectOneLineError(await run(['client', 'show', 'nope']), 1, /^twofold: no client named nope\n$/);
+    });
+
+    test('client rotate-secret: the new secret works at the token endpoints, the old one no longer does', async () => {
+      const discovery = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as { introspection_endpoint: string };
+      const introspect = (clientId: string, secret: string) =>
+        fetch(discovery.introspection_endpoint, {
+          method: 'POST',
+          headers: {
+            authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body: 'token=not-a-real-token',
+        });
+      const row = (await findClientRow(services.db, 'api'))!;
+      const oldSecret = clientToProviderMetadata(row, services.sealer).client_secret as string;
+      expect((await introspect(row.client_id, oldSecret)).status).toBe(200);
+
+      const rotated = (await ok(['client', 'rotate-secret', 'api', '--json'])).json();
+      expect(rotated).toEqual({ client_id: row.client_id, client_secret: expect.any(String) });
+      expect(rotated.client_secret).not.toBe(oldSecret);
+      const refused = await introspect(row.client_id, oldSecret);
+      expect(refused.status).toBe(401);
+      expect(await refused.json()).toMatchObject({ error: 'invalid_client' });
+      expect((await introspect(row.client_id, rotated.client_secret)).status).toBe(200);
+
+      const text = await ok(['client', 'rotate-secret', 'api']);
+      const third = /^client_secret: (\S+)\n/.exec(text.stdout)![1]!;
+      expect((await introspect(row.client_id, rotated.client_secret)).status).toBe(401);
+      expect((await introspect(row.client_id, third)).status).toBe(200);
+
+      expectOneLineError(await run(['client', 'rotate-secret', 'spa']), 1, /spa has no client secret/);
+      expectOneLineError(await run(['client', 'rotate-secret', 'nope']), 1, /no client named nope/);
+      const events = await audit('client.secret_rotated');
+      expect(events).toHaveLength(2);
+      expect(events[0]).toMatchObject({ client_id: row.client_id, actor: 'admin:cli' });
+      // The audit trail never holds the secret.
+      expect(JSON.stringify(await ok(['audit', 'list', '--json']))).not.toContain(third);
+    });
+
+    test('client remove', async () => {
+      const spa2 = (await ok(['client', 'show', 'spa2', '--json'])).json();
+      expect((await ok(['client', 'remove', 'spa2'])).stdout).toBe('removed spa2\n');
+      expectOneLineError(await run(['client', 'remove', 'spa2']), 1, /no client named spa2/);
+      expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['api', 'spa', 'web']);
+      expect((await audit('client.removed'))[0]).toMatchObject({ client_id: spa2.client_id, details: { name: 'spa2' }, actor: 'admin:cli' });
+    });
+
+    test('keys list and rotate', async () => {
+      const before = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, unknown>>>();
+      expect(before.map((k) => [k.alg, k.status]).sort()).toEqual([['ES256', 'active'], ['RS256', 'active']]);
+      expect(before[0]).toEqual({ kid: expect.any(String), alg: expect.any(String), status: 'active', created_at: expect.any(String), retired_at: null, expires_at: null });
+
+      const text = await ok(['keys', 'rotate']);
+      expect(text.stdout).toMatch(/^new signing keys: \S+, \S+\nretired \(still published for 172800s\): \S+, \S+\n/);
+      const after = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, any>>>();
+      expect(after).toHaveLength(4);
+      const retired = after.filter((k) => k.status === 'retired');
+      expect(retired.map((k) => k.kid).sort()).toEqual(before.map((k) => k.kid).sort());
+      expect(retired.every((k) => k.expires_at && Date.parse(k.expires_at) > Date.now())).toBe(true);
+
+      const json = (await ok(['keys', 'rotate', '--json'])).json();
+      expect(json).toEqual({ created: [expect.any(String), expect.any(String)], retired: expect.arrayContaining(after.filter((k) => k.status === 'active').map((k) => k.kid)), retired_for_seconds: 172800 });
+      expect((await ok(['keys', 'list'])).stdout).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED_AT\s+EXPIRES_AT\n/);
+      const events = await audit('keys.rotated');
+      expect(events).toHaveLength(2);
+      expect(events[1]).toMatchObject({ actor: 'admin:cli', details: { retired: expect.any(Array), created: expect.any(Array) } });
+    });
+
+    test('audit list: --user, --type, --limit, text and --json', async () => {
+      const alice = (await ok(['user', 'show', 'alice', '--json'])).json();
+      const mine = (await ok(['audit', 'list', '--user', 'alice', '--json'])).json<Array<Record<string, any>>>();
+      expect(mine.length).toBeGreaterThanOrEqual(3);
+      expect(mine.every((e) => e.account_id === alice.id)).toBe(true);
+      expect(mine.map((e) => e.type)).toEqual(expect.arrayContaining(['account.created', 'group.member_added']));
+      expect(mine[0]).toEqual({
+        id: expect.any(String),
+        at: expect.any(String),
+        type: expect.any(String),
+        account_id: alice.id,
+        client_id: null,
+        ip: null,
+        user_agent: null,
+        actor: 'admin:cli',
+        details: expect.any(Object),
+      });
+      // Newest first.
+      const times = mine.map((e) => Date.parse(e.at));
+      expect([...times].sort((a, b) => b - a)).toEqual(times);
+
+      expect((await ok(['audit', 'list', '--limit', '2', '--json'])).json<unknown[]>()).toHaveLength(2);
+      const all = (await ok(['audit', 'list', '--json'])).json<Array<{ actor: string }>>();
+      expect(all.length).toBeGreaterThan(10);
+      expect(all.every((e) => e.actor === 'admin:cli')).toBe(true);
+      const table = (await ok(['audit', 'list', '--user', 'alice'])).stdout.split('\n');
+      expect(table[0]).toMatch(/^AT\s+TYPE\s+ACCOUNT_ID\s+CLIENT_ID\s+IP\s+ACTOR\s+DETAILS$/);
+      expect(table[1]).toMatch(/^\d{4}-\d\d-\d\dT\S+\s+\S+\s+\S+\s+admin:cli/);
+      expect((await ok(['audit', 'list', '--type', 'no.such.event'])).stdout).toBe('(none)\n');
+      expectOneLineError(await run(['audit', 'list', '--limit', 'ten']), 1, /--limit: a whole number/);
+      expectOneLineError(await run(['audit', 'list', '--limit', '0']), 1, /--limit/);
+    });
+  });
+}
