@@ -6,6 +6,7 @@
  */
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Services } from '../services.ts';
+import { logger } from '../logger.ts';
 import { createAdapter } from './adapter.ts';
 import { findAccount } from './account-claims.ts';
 import type { KeyMaterial } from './keys.ts';
@@ -124,6 +125,10 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const provider = new Provider(config.ISSUER, configuration);
   // Forwarded headers are honoured only when the operator says a proxy terminates TLS.
   provider.proxy = config.TRUST_PROXY;
+  // The library answers 500 server_error itself; keep the cause in our log (never in the response).
+  provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    (ctx.state?.log ?? logger).error({ err, path: ctx.path }, 'provider server_error');
+  });
   return provider;
 }
 

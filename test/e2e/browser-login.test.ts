@@ -28,13 +28,9 @@ const SCREENSHOT = '/tmp/login.png';
 if (!hasChromium) warnChromiumMissing();
 const describeBrowser = hasChromium ? describe : describe.skip;
 
-/**
- * Console errors a page may not log, less one known gap: the pages declare no
- * icon, so Chromium asks for /favicon.ico, gets 404 and logs it. Remove this
- * allowance once the layout declares an icon (e.g. `<link rel="icon" href="data:,">`).
- */
+/** Console errors a page logged (the layout declares an inline icon, so not even a favicon 404 is allowed). */
 function unexpected(errors: string[]): string[] {
-  return errors.filter((e) => !/status of 404 .*\/favicon\.ico\)$/.test(e));
+  return errors;
 }
 
 describeBrowser('signing in with Chromium', () => {
