@@ -33,6 +33,8 @@ export interface Evidence {
   phishingResistant: boolean;
   /** Epoch seconds. */
   at: number;
+  /** A trusted device standing in for a second factor: counts for level 2 only, never claims a method in `amr`. */
+  remembered?: boolean;
 }
 
 /** A stored credential as a factor sees it: its secret already opened. */

@@ -13,6 +13,9 @@ import type { Decision } from '../src/policy/decide.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, saveSignIn, type SignIn } from './sign-in.ts';
 import { requestFacts } from '../src/mfa/requirement.ts';
+import { globalPolicy } from '../src/policy/store.ts';
+import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
+import { recordAudit } from '../src/security/audit.ts';
 
 const BACKUP = 'backup-codes';
 
@@ -52,11 +55,11 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   if (signIn.data.offerBackupCodes && engine.registry.get(BACKUP)) {
     return showEnroll(ctx, deps, details, signIn, clientName, BACKUP, { optional: false, factors: [BACKUP] }, error, status);
   }
-  let decision: Decision = await decisionFor(deps, details, signIn);
+  let decision: Decision = await decisionFor(ctx, deps, details, signIn);
   if (decision.type === 'enroll' && decision.optional && signIn.data.skippedEnrollment) {
     const level = levelOf(signIn.data.evidence);
     const { acrValues, essentialAcr } = requestFacts(details.params);
-    decision = { type: 'satisfied', level, acr: acrTable.acrFor(level, essentialAcr ?? acrValues), amr: amrOf(signIn.data.evidence), rule: 'enrolment skipped' };
+    decision = { type: 'satisfied', level, acr: acrTable.acrFor(level, essentialAcr ?? acrValues), amr: amrOf(signIn.data.evidence), evidence: signIn.data.evidence, rule: 'enrolment skipped', trace: decision.trace };
   }
   switch (decision.type) {
     case 'satisfied':
@@ -82,6 +85,7 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     usable[0]!;
   const registered = engine.registry.get(factorId)!;
   const view = await engine.beginChallenge(factorId, signIn.account, signIn.state);
+  const trustDays = decision.trustedDeviceAllowed ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;
   page(
     ctx,
     'second-factor',
@@ -94,6 +98,7 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
       partial: view.partial,
       view: view.data,
       error,
+      trustDays,
       others: primary.filter((id) => id !== factorId).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
       recovery: usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
     },
@@ -101,7 +106,7 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
   );
 }
 
-async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[] }, error: string | undefined, status: number): Promise<void> {
+async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number } }, error: string | undefined, status: number): Promise<void> {
   const engine = deps.services.factors;
   const factorId = decision.factors.includes(asked) ? asked : decision.factors[0]!;
   const registered = engine.registry.get(factorId)!;
@@ -119,6 +124,7 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
       view: view.data,
       error,
       optional: decision.optional,
+      reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
       others: decision.factors.filter((id) => id !== factorId).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
     },
     status,
@@ -129,7 +135,7 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   const signIn = await currentSignIn(deps, details);
   if (!signIn) return ctx.redirect(`/interaction/${details.uid}`);
   const factorId = String(ctx.params.factor);
-  const decision = await decisionFor(deps, details, signIn);
+  const decision = await decisionFor(ctx, deps, details, signIn);
   if (decision.type !== 'step_up' || !decision.factors.includes(factorId)) return ctx.redirect(`/interaction/${details.uid}`);
   const input = strings(await readForm(ctx));
   const outcome = await deps.services.factors.verify(factorId, signIn.account, signIn.state, input, auditContext(ctx, details));
@@ -140,6 +146,13 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   }
   addEvidence(signIn, outcome.evidence);
   if (outcome.notice) signIn.data.notice = outcome.notice;
+  if (input.trust === 'yes' && decision.trustedDeviceAllowed) {
+    const { config, db } = deps.services;
+    const days = (await globalPolicy(db, config.MFA)).policy.trustedDevices.days;
+    const device = await trustDevice(db, signIn.account.id, ctx.get('user-agent'), days);
+    setDeviceCookie(ctx, device.cookie, device.expires, config.secureCookies);
+    await recordAudit(db, 'device.trusted', { ...auditContext(ctx, details), accountId: signIn.account.id }, { device: device.id, days });
+  }
   await saveSignIn(signIn, deps);
   ctx.redirect(`/interaction/${details.uid}`);
 }
@@ -151,7 +164,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   const factorId = String(ctx.params.factor);
   const offeringBackup = signIn.data.offerBackupCodes === true && factorId === BACKUP;
   if (!offeringBackup) {
-    const decision = await decisionFor(deps, details, signIn);
+    const decision = await decisionFor(ctx, deps, details, signIn);
     // Enrolment inside sign-in only when the policy asks for it: an account that
     // already has a factor must prove it first (step_up), never add another here.
     if (decision.type !== 'enroll' || !decision.factors.includes(factorId)) return ctx.redirect(`/interaction/${details.uid}`);
@@ -172,7 +185,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
 export async function skipEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
   const signIn = await currentSignIn(deps, details);
   if (signIn) {
-    const decision = await decisionFor(deps, details, signIn);
+    const decision = await decisionFor(ctx, deps, details, signIn);
     if (decision.type === 'enroll' && decision.optional) {
       signIn.data.skippedEnrollment = true;
       await saveSignIn(signIn, deps);

@@ -9,6 +9,7 @@ import type { Account } from '../src/db/schema.ts';
 import type { Evidence } from '../factors/types.ts';
 import { findAccountById } from '../src/accounts/accounts.ts';
 import { InteractionState } from '../src/mfa/step-state.ts';
+import { isTrustedDevice, readDeviceCookie } from '../src/mfa/trusted-devices.ts';
 import { evaluate, requestFacts } from '../src/mfa/requirement.ts';
 import { loadSessionEvidence } from '../src/mfa/session-evidence.ts';
 import { mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
@@ -75,8 +76,20 @@ export function addEvidence(signIn: SignIn, evidence: Evidence): void {
   signIn.data.evidence = mergeEvidence(signIn.data.evidence, [evidence]);
 }
 
-export async function decisionFor(deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<Decision> {
-  return evaluate(deps.services, signIn.account.id, requestFacts(details.params), signIn.data.evidence);
+export async function decisionFor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<Decision> {
+  return evaluate(deps.services, {
+    accountId: signIn.account.id,
+    clientId: String(details.params.client_id),
+    request: requestFacts(details.params),
+    evidence: signIn.data.evidence,
+    trustedDevice: await isTrustedDevice(deps.services.db, signIn.account.id, readDeviceCookie(ctx)),
+  });
+}
+
+/** auth_time: when the last proof performed in this authentication was made. */
+function authTime(signIn: SignIn): number {
+  const performed = signIn.data.evidence.filter((e) => !e.remembered);
+  return performed.length ? Math.max(...performed.map((e) => e.at)) : Math.floor(Date.now() / 1000);
 }
 
 /**
@@ -90,8 +103,9 @@ export async function finishSignIn(ctx: Context, deps: InteractionDeps, signIn: 
     ctx.req,
     ctx.res,
     {
-      login: { accountId: signIn.account.id, amr: decision.amr, acr: decision.acr, ts: Math.floor(Date.now() / 1000), remember: true },
-      twofold: { evidence: signIn.data.evidence },
+      login: { accountId: signIn.account.id, amr: decision.amr, acr: decision.acr, ts: authTime(signIn), remember: true },
+      // A remembered device is re-checked on every request, never stored as proof.
+      twofold: { evidence: signIn.data.evidence.filter((e) => !e.remembered) },
     },
     { mergeWithLastSubmission: false },
   );

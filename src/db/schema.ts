@@ -140,7 +140,29 @@ export interface SessionEvidenceTable {
   expires_at: Timestamp;
 }
 
+export interface PolicyDocumentsTable {
+  scope: string;
+  version: number;
+  document: JSONColumnType<Record<string, unknown>, Record<string, unknown> | string, Record<string, unknown> | string>;
+  actor: string;
+  created_at: Generated<Date>;
+}
+
+export interface TrustedDevicesTable {
+  id: string;
+  account_id: string;
+  token_hash: string;
+  label: string;
+  binding: string;
+  created_at: Generated<Date>;
+  last_used_at: NullableTimestamp;
+  expires_at: Timestamp;
+  revoked_at: NullableTimestamp;
+}
+
 export interface Database {
+  policy_documents: PolicyDocumentsTable;
+  trusted_devices: TrustedDevicesTable;
   credentials: CredentialsTable;
   one_time_codes: OneTimeCodesTable;
   interaction_state: InteractionStateTable;

@@ -14,6 +14,7 @@ import { InteractionState } from './step-state.ts';
 import { constantTimeEqual } from '../security/keyed-hash.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { refundAttempt, takeAttempt } from './throttle.ts';
+import { globalPolicy } from '../policy/store.ts';
 import type { FactorFacts } from '../policy/decide.ts';
 
 export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
@@ -84,7 +85,7 @@ export class FactorEngine {
     const ip = audit.ip ?? 'unknown';
     const who = { ...audit, accountId: account.id };
     // Count first, check second: parallel guesses cannot outrun the limit.
-    const verdict = await takeAttempt(db, account.id, ip);
+    const verdict = await takeAttempt(db, account.id, ip, (await globalPolicy(db, this.services.config.MFA)).policy.throttle);
     if (!verdict.allowed) {
       await recordAudit(db, 'factor.locked', who, { factor: factorId });
       return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds };
@@ -124,7 +125,7 @@ export class FactorEngine {
     const { db } = this.services;
     const ip = audit.ip ?? 'unknown';
     // Enrolment codes are guesses too.
-    const verdict = await takeAttempt(db, account.id, ip);
+    const verdict = await takeAttempt(db, account.id, ip, (await globalPolicy(db, this.services.config.MFA)).policy.throttle);
     if (!verdict.allowed) return { ok: false, reason: 'locked' };
     const result = await r.factor.finishEnrollment(this.#context(r, factorAccount(account), state), input);
     if (!result.ok) return result;

@@ -1,13 +1,16 @@
 /**
- * Gathers what the policy engine needs (the account's factors, the request's
- * acr_values and essential acr, the configured mode) and asks it. The only
- * place that turns a sign-in into a PolicyInput, used by the provider's `mfa`
- * prompt and by the interaction pages alike.
+ * Gathers what the policy engine needs (the account's factors, its groups'
+ * policies, the app's policy, the global policy, the request's acr_values and
+ * essential acr) and asks it. The only place that turns a sign-in into a
+ * PolicyInput: used by the provider's `mfa` prompt, the interaction pages and
+ * `twofold policy explain` alike, so all three agree.
  */
 import type { Services } from '../services.ts';
 import type { Evidence } from '../../factors/types.ts';
-import { decide, type Decision, type FactorFacts } from '../policy/decide.ts';
+import { decide, type ClientRequirement, type Decision, type FactorFacts, type PolicyInput } from '../policy/decide.ts';
 import { AcrTable } from '../policy/acr-table.ts';
+import { clientPolicyOf, deadlineFor, globalPolicy, groupPoliciesFor } from '../policy/store.ts';
+import { findClientRow } from '../oidc/clients.ts';
 
 export interface RequestFacts {
   acrValues: string[];
@@ -33,9 +36,50 @@ export function requestFacts(params: Record<string, unknown>): RequestFacts {
   return { acrValues, essentialAcr };
 }
 
-export async function evaluate(services: Services, accountId: string, request: RequestFacts, evidence: Evidence[]): Promise<Decision> {
+export interface SignInFacts {
+  accountId: string;
+  clientId?: string;
+  request: RequestFacts;
+  evidence: Evidence[];
+  /** The browser presented a valid trusted-device cookie for this account. */
+  trustedDevice?: boolean;
+  now?: number;
+}
+
+export async function policyInput(services: Services, facts: SignInFacts): Promise<PolicyInput> {
+  const { db, config } = services;
   const engine = services.factors;
-  const enrolled = (await engine.enrolled(accountId)).map((r) => engine.facts(r.factor.id)!).filter(Boolean);
+  const [enrolledRows, global, groups, clientRow] = await Promise.all([
+    engine.enrolled(facts.accountId),
+    globalPolicy(db, config.MFA),
+    groupPoliciesFor(db, facts.accountId),
+    facts.clientId ? findClientRow(db, facts.clientId) : Promise.resolve(undefined),
+  ]);
+  const enrolled = enrolledRows.map((r) => engine.facts(r.factor.id)!);
   const available: FactorFacts[] = engine.registry.all().map((r) => engine.facts(r.factor.id)!);
-  return decide({ mfa: services.config.MFA, enrolled, available, request, evidence, acrTable });
+  let client: ClientRequirement | undefined;
+  if (clientRow && clientRow.client_id === facts.clientId) {
+    const p = clientPolicyOf(clientRow.policy, clientRow.name);
+    client = { name: clientRow.name, mfa: p.mfa, minLevel: p.minAcr ? acrTable.levelOf(p.minAcr) : undefined, factors: p.factors, trustedDevices: p.trustedDevices };
+  }
+  return {
+    mfa: global.policy.mfa,
+    minLevel: global.policy.minLevel,
+    factors: global.policy.factors,
+    levelMaxAge: global.policy.levelMaxAge,
+    trustedDevices: global.policy.trustedDevices.enabled,
+    groups: groups.map((g) => ({ name: g.group, level: g.policy.level, factors: g.policy.factors, enrollmentDeadline: deadlineFor(g) })),
+    client,
+    enrolled,
+    available,
+    request: facts.request,
+    evidence: facts.evidence,
+    trustedDevice: facts.trustedDevice,
+    now: facts.now,
+    acrTable,
+  };
+}
+
+export async function evaluate(services: Services, facts: SignInFacts): Promise<Decision> {
+  return decide(await policyInput(services, facts));
 }

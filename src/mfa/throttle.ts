@@ -24,11 +24,18 @@ export interface ThrottleVerdict {
   retryAfterSeconds: number;
 }
 
-export async function takeAttempt(db: Kysely<Database>, accountId: string, ip: string): Promise<ThrottleVerdict> {
+/** The numbers an admin may set in the global policy (`throttle`); the names (counter keys) stay fixed. */
+export interface ThrottleLimits {
+  perAccountBurst: { points: number; windowSeconds: number };
+  perAccountDay: { points: number; windowSeconds: number };
+  perAddress: { points: number; windowSeconds: number };
+}
+
+export async function takeAttempt(db: Kysely<Database>, accountId: string, ip: string, limits?: ThrottleLimits): Promise<ThrottleVerdict> {
   const results = await Promise.all([
-    consume(db, MFA_PER_ACCOUNT_BURST, accountId),
-    consume(db, MFA_PER_ACCOUNT_DAY, accountId),
-    consume(db, MFA_PER_ADDRESS, ip),
+    consume(db, { ...MFA_PER_ACCOUNT_BURST, ...limits?.perAccountBurst }, accountId),
+    consume(db, { ...MFA_PER_ACCOUNT_DAY, ...limits?.perAccountDay }, accountId),
+    consume(db, { ...MFA_PER_ADDRESS, ...limits?.perAddress }, ip),
   ]);
   const blocked = results.filter((r) => !r.allowed);
   return { allowed: blocked.length === 0, retryAfterSeconds: Math.max(0, ...blocked.map((r) => r.retryAfterSeconds)) };

@@ -13,6 +13,7 @@ import type { Evidence } from '../../factors/types.ts';
 import { evaluate, requestFacts } from '../mfa/requirement.ts';
 import { loadSessionEvidence, saveSessionEvidence } from '../mfa/session-evidence.ts';
 import { PASSWORD_EVIDENCE } from '../policy/levels.ts';
+import { isTrustedDevice, readDeviceCookie } from '../mfa/trusted-devices.ts';
 
 const { Prompt, Check } = library;
 
@@ -26,8 +27,9 @@ async function sessionEvidence(ctx: KoaContextWithOIDC, services: Services): Pro
   const fresh = (ctx.oidc.result as TwofoldResult | undefined)?.twofold?.evidence;
   if (fresh && ctx.oidc.result?.login?.accountId === accountId) {
     // The interaction just finished: its evidence becomes the session's.
-    await saveSessionEvidence(services.db, session.uid, accountId, fresh, services.config.SESSION_TTL);
-    return fresh;
+    const kept = fresh.filter((e) => !e.remembered);
+    await saveSessionEvidence(services.db, session.uid, accountId, kept, services.config.SESSION_TTL);
+    return kept;
   }
   const stored = await loadSessionEvidence(services.db, session.uid, accountId);
   // A session from before the evidence table (or without a record) proved its password only.
@@ -41,7 +43,13 @@ export function mfaPrompt(services: Services) {
       const { session, params } = ctx.oidc;
       if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
       const evidence = await sessionEvidence(ctx, services);
-      const decision = await evaluate(services, session.accountId, requestFacts(params as Record<string, unknown>), evidence);
+      const decision = await evaluate(services, {
+        accountId: session.accountId,
+        clientId: ctx.oidc.client?.clientId,
+        request: requestFacts(params as Record<string, unknown>),
+        evidence,
+        trustedDevice: await isTrustedDevice(services.db, session.accountId, readDeviceCookie(ctx)),
+      });
       switch (decision.type) {
         case 'satisfied':
           // The acr issued is the requested value that was met, per request.

@@ -1,6 +1,14 @@
 /**
- * The policy engine: a pure function from what is known about a sign-in to a
- * decision. No I/O; every rule is a table test in test/unit/policy.
+ * The policy engine: a pure function from what is known about a sign-in (the
+ * account's factors, the client, the request, the evidence so far, the policy
+ * documents, now) to a decision. No I/O; every rule is a table test in
+ * test/unit/policy*.test.ts.
+ *
+ * Combination rule: requirements come from the global policy, the account's
+ * groups, the app and the request; the strictest wins. A narrower document can
+ * raise the bar, never lower it: levels take the maximum, allowed factors the
+ * intersection. Request parameters (acr_values) are the user's to edit, so they
+ * can only raise what the documents demand.
  */
 import type { Evidence, FactorKind } from '../../factors/types.ts';
 import { AcrTable, type Level } from './acr-table.ts';
@@ -16,8 +24,36 @@ export interface FactorFacts {
   recoveryOnly: boolean;
 }
 
+export interface GroupRequirement {
+  name: string;
+  level?: 1 | 2 | 3;
+  factors?: string[];
+  /** Until then, members without a second factor may skip enrolment (and are reminded). */
+  enrollmentDeadline?: number;
+}
+
+export interface ClientRequirement {
+  name: string;
+  mfa?: MfaMode;
+  /** The level of the client's minimum acr. */
+  minLevel?: 1 | 2 | 3;
+  factors?: string[];
+  trustedDevices?: 'allow' | 'deny';
+}
+
 export interface PolicyInput {
+  /** The global MFA mode. */
   mfa: MfaMode;
+  /** The global minimum level. */
+  minLevel?: 1 | 2 | 3;
+  /** Globally allowed factors (absent: all). */
+  factors?: string[];
+  /** Seconds a level stays proved. */
+  levelMaxAge?: { '2'?: number; '3'?: number };
+  /** Whether trusted devices are enabled globally. */
+  trustedDevices?: boolean;
+  groups?: GroupRequirement[];
+  client?: ClientRequirement;
   /** Factors the account has enrolled (at least one credential). */
   enrolled: FactorFacts[];
   /** Factors that may be enrolled. */
@@ -30,91 +66,204 @@ export interface PolicyInput {
   };
   /** What the session or this interaction has proved. */
   evidence: Evidence[];
+  /** The browser carries a valid trusted-device cookie for this account. */
+  trustedDevice?: boolean;
+  /** Epoch seconds. */
+  now?: number;
   acrTable?: AcrTable;
 }
 
+/** One rule that contributed, and where it came from: what `twofold policy explain` prints. */
+export interface TraceEntry {
+  source: string;
+  rule: string;
+}
+
+interface Common {
+  level: Level;
+  rule: string;
+  trace: TraceEntry[];
+}
+
 export type Decision =
-  | { type: 'satisfied'; level: Level; acr: string | undefined; amr: string[]; rule: string }
-  | { type: 'step_up'; level: Level; target: Level; factors: string[]; rule: string }
-  | { type: 'enroll'; level: Level; target: Level; factors: string[]; optional: boolean; rule: string }
-  | { type: 'unmet'; level: Level; target: Level; rule: string };
+  | (Common & { type: 'satisfied'; acr: string | undefined; amr: string[]; evidence: Evidence[]; remembered?: boolean; reminder?: { deadline: number } })
+  | (Common & { type: 'step_up'; target: Level; factors: string[]; trustedDeviceAllowed: boolean })
+  | (Common & { type: 'enroll'; target: Level; factors: string[]; optional: boolean; reminder?: { deadline: number } })
+  | (Common & { type: 'unmet'; target: Level });
+
+const probe = (f: FactorFacts): Evidence => ({ factor: f.id, kinds: f.kinds, amr: [], phishingResistant: f.phishingResistant, at: 0 });
 
 /** The highest level reachable from `evidence` plus any one more proof from `factors`. */
 function reachable(evidence: Evidence[], factors: FactorFacts[]): Level {
   let best = levelOf(evidence);
-  for (const f of factors) {
-    const l = levelOf([...evidence, { factor: f.id, kinds: f.kinds, amr: [], phishingResistant: f.phishingResistant, at: 0 }]);
-    if (l > best) best = l;
-  }
+  for (const f of factors) best = Math.max(best, levelOf([...evidence, probe(f)])) as Level;
   return best;
 }
 
 /** Factors whose one more proof lifts the evidence to `target`. */
 function factorsReaching(evidence: Evidence[], factors: FactorFacts[], target: Level): string[] {
-  return factors
-    .filter((f) => levelOf([...evidence, { factor: f.id, kinds: f.kinds, amr: [], phishingResistant: f.phishingResistant, at: 0 }]) >= target)
-    .map((f) => f.id);
+  return factors.filter((f) => levelOf([...evidence, probe(f)]) >= target).map((f) => f.id);
+}
+
+/** When the evidence first reached `level` (the time of the proof that completed it). */
+function reachedAt(evidence: Evidence[], level: Level): number | undefined {
+  const sorted = [...evidence].sort((a, b) => a.at - b.at);
+  for (let i = 1; i <= sorted.length; i++) {
+    if (levelOf(sorted.slice(0, i)) >= level) return sorted[i - 1]!.at;
+  }
+  return undefined;
+}
+
+/**
+ * The evidence that still counts: with a maximum age per level, a level proved
+ * long ago falls back, and only the proofs of the level still held are kept
+ * (so `acr` and `amr` say truthfully what counts now).
+ */
+function freshEvidence(evidence: Evidence[], maxAge: PolicyInput['levelMaxAge'], now: number): { evidence: Evidence[]; note?: string } {
+  let kept = evidence;
+  for (const level of [3, 2] as const) {
+    const limit = maxAge?.[String(level) as '2' | '3'];
+    if (!limit || levelOf(kept) < level) continue;
+    const at = reachedAt(kept, level);
+    if (at !== undefined && now - at > limit) {
+      // Drop second-factor proofs older than the limit; the first factor stands.
+      const first = kept.reduce((a, b) => (a.at <= b.at ? a : b));
+      kept = kept.filter((e) => e === first || now - e.at <= limit);
+      return { evidence: kept, note: `level ${level} was proved more than ${limit}s ago and no longer counts` };
+    }
+  }
+  return { evidence: kept };
+}
+
+function intersect(lists: Array<string[] | undefined>): string[] | undefined {
+  let out: string[] | undefined;
+  for (const list of lists) if (list) out = out ? out.filter((id) => list.includes(id)) : [...list];
+  return out;
 }
 
 export function decide(input: PolicyInput): Decision {
   const table = input.acrTable ?? new AcrTable();
-  const achieved = levelOf(input.evidence);
-  const primary = input.enrolled.filter((f) => !f.recoveryOnly);
+  const now = input.now ?? Math.floor(Date.now() / 1000);
+  const trace: TraceEntry[] = [];
+
+  // Which factors may count at all: the intersection of every document's list.
+  const allowed = intersect([input.factors, ...(input.groups ?? []).map((g) => g.factors), input.client?.factors]);
+  if (allowed) trace.push({ source: 'global+groups+client', rule: `allowed factors: ${allowed.join(', ') || '(none)'}` });
+  const isAllowed = (id: string) => id === 'password' || !allowed || allowed.includes(id);
+  const enrolledAll = input.enrolled.filter((f) => isAllowed(f.id));
+  const available = input.available.filter((f) => isAllowed(f.id));
+
+  // A remembered device is never carried as evidence: it is re-checked (cookie, revocation, binding) every time.
+  const counted = input.evidence.filter((e) => isAllowed(e.factor) && !e.remembered);
+  const fresh = freshEvidence(counted, input.levelMaxAge, now);
+  if (fresh.note) trace.push({ source: 'global', rule: fresh.note });
+  const evidence = fresh.evidence;
+  const achieved = levelOf(evidence);
+
+  const primary = enrolledAll.filter((f) => !f.recoveryOnly);
   const hasSecondFactor = primary.length > 0;
 
-  // What the policy demands, whatever the request says.
-  let policyTarget: Level = 1;
+  // What the documents demand (hard), whatever the request says.
+  let hard: Level = 1;
   let rule = 'one factor is enough';
-  if (input.mfa === 'required') {
-    policyTarget = 2;
-    rule = 'global policy: MFA required';
-  } else if (input.mfa === 'optional' && hasSecondFactor) {
-    policyTarget = 2;
-    rule = 'global policy: MFA for accounts that enrolled a second factor';
+  const raise = (level: Level, source: string, why: string) => {
+    trace.push({ source, rule: why });
+    if (level > hard) {
+      hard = level;
+      rule = `${source}: ${why}`;
+    }
+  };
+  const mode = (m: MfaMode | undefined, source: string) => {
+    if (m === 'required') raise(2, source, 'MFA required');
+    else if (m === 'optional' && hasSecondFactor) raise(2, source, 'MFA for accounts that enrolled a second factor');
+    else if (m) trace.push({ source, rule: `MFA ${m}${m === 'optional' ? ' (no second factor enrolled)' : ''}` });
+  };
+  mode(input.mfa, 'global');
+  if (input.minLevel && input.minLevel > 1) raise(input.minLevel, 'global', `minimum level ${input.minLevel}`);
+
+  // Groups: a deadline lets members without a second factor skip enrolment until it passes.
+  let graceUntil: number | undefined;
+  for (const g of input.groups ?? []) {
+    if (!g.level || g.level < 2) {
+      if (g.level) raise(g.level, `group ${g.name}`, `level ${g.level}`);
+      continue;
+    }
+    if (!hasSecondFactor && g.enrollmentDeadline !== undefined && now < g.enrollmentDeadline) {
+      trace.push({ source: `group ${g.name}`, rule: `level ${g.level}, enrolment due by ${new Date(g.enrollmentDeadline * 1000).toISOString()} (reminding)` });
+      graceUntil = Math.min(graceUntil ?? Infinity, g.enrollmentDeadline);
+      continue;
+    }
+    raise(g.level, `group ${g.name}`, `level ${g.level}${g.enrollmentDeadline !== undefined ? ' (enrolment deadline passed)' : ''}`);
+  }
+
+  if (input.client) {
+    mode(input.client.mfa, `client ${input.client.name}`);
+    if (input.client.minLevel) raise(input.client.minLevel, `client ${input.client.name}`, `minimum acr (level ${input.client.minLevel})`);
   }
 
   // Enrolment inside sign-in: only while the account has no second factor
   // (adding one to an account that has one needs a proof of it first).
-  const enrollable = hasSecondFactor ? [] : input.available.filter((f) => !f.recoveryOnly);
-  const withEnrolled = reachable(input.evidence, primary.concat(input.enrolled.filter((f) => f.recoveryOnly)));
-  const maxReachable = Math.max(withEnrolled, reachable(input.evidence, enrollable)) as Level;
+  const enrollable = hasSecondFactor ? [] : available.filter((f) => !f.recoveryOnly);
+  const withEnrolled = reachable(evidence, enrolledAll);
+  const maxReachable = Math.max(withEnrolled, reachable(evidence, enrollable)) as Level;
 
   // What the request asks for.
+  let target: Level = hard;
   const essential = (input.request.essentialAcr ?? []).map((v) => table.levelOf(v)).filter((l): l is 1 | 2 | 3 => l !== undefined);
   const voluntary = input.request.acrValues.map((v) => table.levelOf(v)).find((l) => l !== undefined);
-  let target: Level = policyTarget;
-  let hardTarget: Level = policyTarget;
   if (input.request.essentialAcr?.length) {
-    if (!essential.length) return { type: 'unmet', level: achieved, target: 3, rule: 'essential acr: none of the requested values is known' };
+    if (!essential.length) return { type: 'unmet', level: achieved, target: 3, rule: 'essential acr: none of the requested values is known', trace };
     const wanted = Math.min(...essential) as Level;
-    if (wanted > target) {
+    trace.push({ source: 'request', rule: `essential acr (level ${wanted})` });
+    if (wanted > hard) {
+      hard = wanted;
       target = wanted;
-      hardTarget = wanted;
-      rule = `essential acr requested (level ${wanted})`;
+      rule = `request: essential acr (level ${wanted})`;
     }
-  } else if (voluntary !== undefined && voluntary > target) {
+  } else if (voluntary !== undefined) {
     // A voluntary request the account cannot reach gets the best it can.
-    const best = Math.max(policyTarget, Math.min(voluntary, maxReachable)) as Level;
+    const best = Math.max(hard, Math.min(voluntary, maxReachable)) as Level;
+    const why = voluntary > best ? `acr_values asked level ${voluntary}; level ${best} is the best this account can reach` : `acr_values (level ${voluntary})`;
+    trace.push({ source: 'request', rule: why });
     if (best > target) {
       target = best;
-      rule = voluntary > best ? `acr_values asked level ${voluntary}; level ${best} is the best this account can reach` : `acr_values requested (level ${voluntary})`;
+      rule = `request: ${why}`;
     }
   }
+  // A group in its enrolment grace period still wants level 2: as a voluntary wish, so the user is reminded.
+  const reminder = graceUntil !== undefined ? { deadline: graceUntil } : undefined;
+  if (reminder && target < 2 && maxReachable >= 2) target = 2;
 
   const requested = input.request.essentialAcr?.length ? input.request.essentialAcr : input.request.acrValues;
-  if (achieved >= target) {
-    return { type: 'satisfied', level: achieved, acr: table.acrFor(achieved, requested), amr: amrOf(input.evidence), rule };
+  const satisfied = (level: Level, ev: Evidence[], why: string, remembered = false): Decision => ({
+    type: 'satisfied',
+    level,
+    acr: table.acrFor(level, requested),
+    amr: amrOf(ev),
+    evidence: ev,
+    rule: why,
+    trace,
+    ...(remembered ? { remembered } : {}),
+    ...(reminder ? { reminder } : {}),
+  });
+
+  if (achieved >= target) return satisfied(achieved, evidence, rule);
+
+  // A trusted device stands in for the second factor: level 2 at most, only where every document allows it.
+  const deviceAllowed = input.trustedDevices === true && input.client?.trustedDevices !== 'deny' && target === 2;
+  if (input.trustedDevice && deviceAllowed && achieved >= 1) {
+    const remembered: Evidence = { factor: 'trusted-device', kinds: ['have'], amr: [], phishingResistant: false, at: now, remembered: true };
+    trace.push({ source: 'device', rule: 'a trusted device stands in for the second factor (level 2 at most)' });
+    return satisfied(2, [...evidence, remembered], `${rule}; met by a trusted device`, true);
   }
   if (withEnrolled >= target) {
-    const all = input.enrolled;
-    return { type: 'step_up', level: achieved, target, factors: factorsReaching(input.evidence, all, target), rule };
+    return { type: 'step_up', level: achieved, target, factors: factorsReaching(evidence, enrolledAll, target), rule, trace, trustedDeviceAllowed: deviceAllowed };
   }
-  const canEnroll = factorsReaching(input.evidence, enrollable, target);
+  const canEnroll = factorsReaching(evidence, enrollable, target);
   if (canEnroll.length) {
-    // Enrolment may be skipped only when nothing but a voluntary request wants it.
-    const optional = hardTarget <= achieved;
-    return { type: 'enroll', level: achieved, target, factors: canEnroll, optional, rule };
+    // Enrolment may be skipped only when nothing but a wish (voluntary acr_values, a group's grace period) wants it.
+    return { type: 'enroll', level: achieved, target, factors: canEnroll, optional: hard <= achieved, rule, trace, ...(reminder ? { reminder } : {}) };
   }
-  if (hardTarget > achieved) return { type: 'unmet', level: achieved, target: hardTarget, rule: `${rule}; no factor this account has or may enrol reaches it` };
-  return { type: 'satisfied', level: achieved, acr: table.acrFor(achieved, requested), amr: amrOf(input.evidence), rule: `${rule}; best achievable` };
+  if (hard > achieved) return { type: 'unmet', level: achieved, target: hard, rule: `${rule}; no factor this account has or may enrol reaches it`, trace };
+  return satisfied(achieved, evidence, `${rule}; best achievable`);
 }

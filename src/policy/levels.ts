@@ -16,7 +16,9 @@ export function levelOf(evidence: Evidence[]): Level {
 /** RFC 8176 values for the proofs, plus `mfa` when they span two kinds or more. */
 export function amrOf(evidence: Evidence[]): AmrValue[] {
   const values = new Set<AmrValue>(evidence.flatMap((e) => e.amr));
-  if (new Set(evidence.flatMap((e) => e.kinds)).size >= 2) values.add('mfa');
+  // A remembered device proves nothing in this authentication, so it never makes it `mfa`.
+  const performed = evidence.filter((e) => !e.remembered);
+  if (new Set(performed.flatMap((e) => e.kinds)).size >= 2) values.add('mfa');
   return [...values];
 }
 

@@ -104,18 +104,19 @@ describe('decide(): the MFA mode × enrolled factors × evidence', () => {
   });
 
   test('the rule names why', () => {
-    expect(run({ mfa: 'required', enrolled: [TOTP] }).rule).toBe('global policy: MFA required');
-    expect(run({ mfa: 'optional', enrolled: [TOTP] }).rule).toBe('global policy: MFA for accounts that enrolled a second factor');
+    expect(run({ mfa: 'required', enrolled: [TOTP] }).rule).toBe('global: MFA required');
+    expect(run({ mfa: 'optional', enrolled: [TOTP] }).rule).toBe('global: MFA for accounts that enrolled a second factor');
     expect(run({ mfa: 'off', enrolled: [TOTP] }).rule).toBe('one factor is enough');
   });
 
   test('satisfied with two kinds: amr lists the methods and mfa', () => {
-    expect(run({ mfa: 'optional', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF] })).toEqual({
+    expect(run({ mfa: 'optional', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF] })).toMatchObject({
       type: 'satisfied',
       level: 2,
       acr: A2,
       amr: ['pwd', 'otp', 'mfa'],
-      rule: 'global policy: MFA for accounts that enrolled a second factor',
+      rule: 'global: MFA for accounts that enrolled a second factor',
+      evidence: [PWD, TOTP_PROOF],
     });
   });
 });
@@ -146,8 +147,8 @@ describe('decide(): voluntary acr_values', () => {
   });
 
   test('the rule says when the best achievable level was given instead', () => {
-    expect(run({ mfa: 'off', enrolled: [TOTP], acrValues: [A3] }).rule).toBe('acr_values asked level 3; level 2 is the best this account can reach');
-    expect(run({ mfa: 'off', enrolled: [TOTP], acrValues: [A2] }).rule).toBe('acr_values requested (level 2)');
+    expect(run({ mfa: 'off', enrolled: [TOTP], acrValues: [A3] }).rule).toBe('request: acr_values asked level 3; level 2 is the best this account can reach');
+    expect(run({ mfa: 'off', enrolled: [TOTP], acrValues: [A2] }).rule).toBe('request: acr_values (level 2)');
   });
 });
 
@@ -174,8 +175,8 @@ describe('decide(): essential acr', () => {
   });
 
   test('the rule names the essential request', () => {
-    expect(run({ mfa: 'off', enrolled: [TOTP], essentialAcr: [A2] }).rule).toBe('essential acr requested (level 2)');
-    expect(run({ mfa: 'off', enrolled: [TOTP], essentialAcr: [A3] }).rule).toMatch(/^essential acr requested \(level 3\); no factor this account has or may enrol reaches it$/);
+    expect(run({ mfa: 'off', enrolled: [TOTP], essentialAcr: [A2] }).rule).toBe('request: essential acr (level 2)');
+    expect(run({ mfa: 'off', enrolled: [TOTP], essentialAcr: [A3] }).rule).toMatch(/^request: essential acr \(level 3\); no factor this account has or may enrol reaches it$/);
   });
 });
 

@@ -1,0 +1,85 @@
+/**
+ * Policy documents: what admins write (YAML or JSON), validated with zod.
+ * A bad document is refused with the path of the bad field.
+ *
+ * Combination rule: documents are merged from broad to narrow (global, then
+ * the account's groups, then the app) and the strictest requirement wins. A
+ * narrower document can raise the bar, never lower it.
+ */
+import { z } from 'zod';
+
+const level = z.union([z.literal(1), z.literal(2), z.literal(3)]);
+const seconds = z.number().int().min(1).max(400 * 86400);
+const factorList = z.array(z.string().regex(/^[a-z][a-z0-9-]{1,31}$/, 'a factor id')).min(1);
+
+const limitRule = z.object({ points: z.number().int().min(1).max(1000), windowSeconds: z.number().int().min(1).max(7 * 86400) }).strict();
+
+export const globalPolicySchema = z
+  .object({
+    /** `off`: only when an app asks; `optional`: for accounts that enrolled a factor; `required`: everyone. */
+    mfa: z.enum(['off', 'optional', 'required']).default('optional'),
+    /** The level every sign-in must reach at least. */
+    minLevel: level.default(1),
+    /** Factors that may be used at all (absent: every registered factor). */
+    factors: factorList.optional(),
+    /** How long a level stays proved: older second-factor proofs stop counting and the session falls back. */
+    levelMaxAge: z.object({ '2': seconds.optional(), '3': seconds.optional() }).strict().default({}),
+    /** Second-factor throttles. `perAccountDay.points` may not exceed 100 (NIST SP 800-63B). */
+    throttle: z
+      .object({
+        perAccountBurst: limitRule.default({ points: 5, windowSeconds: 300 }),
+        perAccountDay: limitRule.refine((r) => r.points <= 100, 'at most 100 failures per account in 24 hours').default({ points: 100, windowSeconds: 86400 }),
+        perAddress: limitRule.default({ points: 50, windowSeconds: 900 }),
+      })
+      .strict()
+      .default({ perAccountBurst: { points: 5, windowSeconds: 300 }, perAccountDay: { points: 100, windowSeconds: 86400 }, perAddress: { points: 50, windowSeconds: 900 } }),
+    /** "Don't ask again on this device". Off by default. */
+    trustedDevices: z
+      .object({ enabled: z.boolean().default(false), days: z.number().int().min(1).max(365).default(30) })
+      .strict()
+      .default({ enabled: false, days: 30 }),
+  })
+  .strict();
+export type GlobalPolicy = z.infer<typeof globalPolicySchema>;
+
+export const groupPolicySchema = z
+  .object({
+    /** The level members must reach. */
+    level: level.optional(),
+    factors: factorList.optional(),
+    /** Until when members without a second factor may skip enrolment (reminded at each sign-in). */
+    enrollmentDeadline: z
+      .union([
+        z.object({ date: z.iso.date() }).strict(),
+        z.object({ days: z.number().int().min(0).max(3650) }).strict(),
+      ])
+      .optional(),
+  })
+  .strict();
+export type GroupPolicy = z.infer<typeof groupPolicySchema>;
+
+export const clientPolicySchema = z
+  .object({
+    mfa: z.enum(['off', 'optional', 'required']).optional(),
+    /** A minimum acr (from the ACR table) that a request cannot lower. */
+    minAcr: z.string().min(1).optional(),
+    factors: factorList.optional(),
+    /** Maximum age of the authentication, in seconds: older sessions sign in again. A request's max_age can only shorten it. */
+    maxAuthAge: seconds.optional(),
+    /** Whether a trusted device may stand in for the second factor for this app (when the global policy enables them). */
+    trustedDevices: z.enum(['allow', 'deny']).optional(),
+  })
+  .strict();
+export type ClientPolicy = z.infer<typeof clientPolicySchema>;
+
+export class PolicyDocumentError extends Error {}
+
+/** Parses a document; a failure names the path of the first bad field. */
+export function parsePolicy<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const where = issue.path.length ? issue.path.join('.') : '(document)';
+  const message = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
+  throw new PolicyDocumentError(`${what}: ${where}: ${message}`);
+}
