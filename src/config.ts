@@ -20,6 +20,11 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 /** Seconds, as an integer. */
 const seconds = (min: number, max: number) => int(min, max);
 
+const resourceServersSchema = z.record(
+  z.url(),
+  z.object({ scope: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/), accessTokenTTL: z.number().int().min(60).max(86400).optional() }).strict(),
+);
+
 export const configSchema = z
   .object({
     /** `development` (default) or `production`. Production refuses to start without SECRET_KEY and an https ISSUER. */
@@ -65,6 +70,27 @@ export const configSchema = z
           /* reported below */
         }
         ctx.addIssue({ code: 'custom', message: 'a JSON object keyed by factor id' });
+        return z.NEVER;
+      })
+      .default({}),
+    /**
+     * APIs (RFC 8707 resource indicators) as a JSON object: {"https://api.example.com": {"scope": "orders:read orders:write"}}.
+     * Access tokens for them are JWTs carrying acr, amr and auth_time (RFC 9470).
+     */
+    RESOURCE_SERVERS: z
+      .union([z.record(z.string(), z.unknown()), z.string()])
+      .transform((v, ctx) => {
+        let parsed: unknown = v;
+        if (typeof v === 'string') {
+          try {
+            parsed = JSON.parse(v);
+          } catch {
+            parsed = undefined;
+          }
+        }
+        const result = resourceServersSchema.safeParse(parsed);
+        if (result.success) return result.data;
+        ctx.addIssue({ code: 'custom', message: 'a JSON object of absolute URIs to {"scope": "…", "accessTokenTTL"?: seconds}' });
         return z.NEVER;
       })
       .default({}),

@@ -19,6 +19,8 @@ import { registerClients } from './commands/clients.ts';
 import { registerKeys } from './commands/keys.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerFactors } from './commands/factors.ts';
+import { registerPolicy } from './commands/policy.ts';
+import { registerDevices } from './commands/devices.ts';
 
 /**
  * Opens the services for the command about to run (its path, e.g. `user add`);
@@ -93,6 +95,8 @@ export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Co
   registerMigrate(program, ctx);
   registerUsers(program, ctx);
   registerFactors(program.commands.find((c) => c.name() === 'user')!, ctx);
+  registerDevices(program.commands.find((c) => c.name() === 'user')!, ctx);
+  registerPolicy(program, ctx);
   registerGroups(program, ctx);
   registerClients(program, ctx);
   registerKeys(program, ctx);

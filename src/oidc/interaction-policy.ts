@@ -10,9 +10,10 @@
 import { errors, interactionPolicy as library, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Services } from '../services.ts';
 import type { Evidence } from '../../factors/types.ts';
-import { evaluate, requestFacts } from '../mfa/requirement.ts';
+import { acrTable, evaluate, requestFacts } from '../mfa/requirement.ts';
 import { loadSessionEvidence, saveSessionEvidence } from '../mfa/session-evidence.ts';
-import { PASSWORD_EVIDENCE } from '../policy/levels.ts';
+import { amrOf, PASSWORD_EVIDENCE } from '../policy/levels.ts';
+import { clientPolicyOf } from '../policy/store.ts';
 import { isTrustedDevice, readDeviceCookie } from '../mfa/trusted-devices.ts';
 
 const { Prompt, Check } = library;
@@ -43,10 +44,11 @@ export function mfaPrompt(services: Services) {
       const { session, params } = ctx.oidc;
       if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
       const evidence = await sessionEvidence(ctx, services);
+      const requested = requestFacts(params as Record<string, unknown>);
       const decision = await evaluate(services, {
         accountId: session.accountId,
         clientId: ctx.oidc.client?.clientId,
-        request: requestFacts(params as Record<string, unknown>),
+        request: requested,
         evidence,
         trustedDevice: await isTrustedDevice(services.db, session.accountId, readDeviceCookie(ctx)),
       });
@@ -55,6 +57,12 @@ export function mfaPrompt(services: Services) {
           // The acr issued is the requested value that was met, per request.
           session.acr = decision.acr;
           session.amr = decision.amr;
+          return Check.NO_NEED_TO_PROMPT;
+        case 'enroll':
+          // An optional enrolment (a wish, or a group's grace period) was offered by the interaction; it never blocks SSO.
+          if (!decision.optional) return Check.REQUEST_PROMPT;
+          session.acr = acrTable.acrFor(decision.level, requested.essentialAcr ?? requested.acrValues);
+          session.amr = amrOf(evidence);
           return Check.NO_NEED_TO_PROMPT;
         case 'unmet':
           throw new errors.CustomOIDCProviderError('unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
@@ -70,6 +78,15 @@ export function interactionPolicy(services: Services) {
   const login = policy.get('login')!;
   login.checks.remove('essential_acr');
   login.checks.remove('essential_acrs');
+  // A client's maximum authentication age: like max_age, but set by the admin, so a request cannot loosen it.
+  login.checks.add(
+    new Check('twofold_max_auth_age', 'the application requires a recent sign-in', 'login_required', (ctx: KoaContextWithOIDC) => {
+      const { session, client, result } = ctx.oidc;
+      if (!session?.accountId || !client || result?.login) return Check.NO_NEED_TO_PROMPT;
+      const maxAuthAge = clientPolicyOf(client.twofold_policy, client.clientId).maxAuthAge;
+      return maxAuthAge !== undefined && session.past(maxAuthAge) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+    }),
+  );
   policy.add(mfaPrompt(services), 1);
   return policy;
 }

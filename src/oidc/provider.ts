@@ -4,7 +4,7 @@
  * the database, interactions are Twofold's own, and every feature in use is
  * named here.
  */
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Services } from '../services.ts';
 import { logger } from '../logger.ts';
 import { createAdapter } from './adapter.ts';
@@ -82,24 +82,38 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       policy: interactionPolicy(services),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    // First-party apps are trusted: their grant is created without a consent page.
+    // First-party apps are trusted: their grant holds whatever they ask for, without a consent page.
     loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
-      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
-      if (grantId) {
-        const existing = await ctx.oidc.provider.Grant.find(grantId);
-        if (existing) return existing;
-      }
       const client = ctx.oidc.client!;
-      if (client.twofold_first_party !== true || !ctx.oidc.session!.accountId) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: ctx.oidc.session!.accountId });
-      grant.addOIDCScope(ctx.oidc.requestParamScopes ? [...ctx.oidc.requestParamScopes].join(' ') : 'openid');
+      const session = ctx.oidc.session!;
+      const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (client.twofold_first_party !== true || !session.accountId) return existing;
+      if (existing && existing.accountId !== session.accountId) return existing;
+      const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      grant.addOIDCScope(ctx.oidc.requestParamOIDCScopes ? [...ctx.oidc.requestParamOIDCScopes].join(' ') : 'openid');
       const claims = ctx.oidc.requestParamClaims ? [...ctx.oidc.requestParamClaims] : [];
       if (claims.length) grant.addOIDCClaims(claims);
+      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        const wanted = [...(ctx.oidc.requestParamScopes ?? [])].filter((s) => server.scopes.has(s));
+        if (wanted.length) grant.addResourceScope(indicator, wanted.join(' '));
+      }
       await grant.save();
       return grant;
     },
     features: {
       devInteractions: { enabled: false },
+      // RFC 8707 resource indicators: access tokens for a registered API are JWTs (RFC 9068) carrying acr, amr and auth_time (RFC 9470).
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, indicator) => {
+          const server = config.RESOURCE_SERVERS[indicator];
+          if (!server) throw new errors.InvalidTarget();
+          return { scope: server.scope, audience: indicator, accessTokenTTL: server.accessTokenTTL ?? config.ACCESS_TOKEN_TTL, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+        },
+      },
       claimsParameter: { enabled: true },
       introspection: {
         enabled: true,
@@ -118,6 +132,13 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       registration: { enabled: false },
     },
     renderError: (ctx, out, error) => renderErrorPage(ctx, out, error),
+    // RFC 9470: an API can see how the user authenticated (in JWT access tokens and introspection) and ask for a step-up.
+    extraTokenClaims: (ctx, token) => {
+      if (token.kind !== 'AccessToken') return undefined;
+      const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+      if (!source) return undefined;
+      return { acr: source.acr, amr: source.amr, auth_time: source.authTime };
+    },
     conformIdTokenClaims: true,
     expiresWithSession: async (_ctx, code) => !code.scopes.has('offline_access'),
   };

@@ -1,0 +1,75 @@
+/**
+ * A client's MFA policy from the command line: the flags shared by
+ * `twofold client add` and `twofold client update`, validated and turned into
+ * the client's policy document and `default_acr_values` metadata.
+ */
+import type { Command } from 'commander';
+import type { Kysely } from 'kysely';
+import type { ClientRow, Database } from '../../db/schema.ts';
+import { clientPolicySchema, parsePolicy, PolicyDocumentError, type ClientPolicy } from '../../policy/documents.ts';
+import { acrTable } from '../../mfa/requirement.ts';
+import { recordAudit } from '../../security/audit.ts';
+import type { Services } from '../../services.ts';
+import { CliError } from '../io.ts';
+
+export interface ClientPolicyOptions {
+  mfa?: string;
+  minAcr?: string;
+  defaultAcrValues?: string[];
+  factors?: string;
+  maxAuthAge?: string;
+  trustedDevices?: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(' ').filter(Boolean)];
+
+export function addClientPolicyOptions(cmd: Command): Command {
+  return cmd
+    .option('--mfa <mode>', 'off, optional or required (can only raise the global policy)')
+    .option('--min-acr <value>', 'a minimum acr that requests cannot lower')
+    .option('--default-acr-values <value>', 'acr_values used when a request sends none (repeatable)', collect)
+    .option('--factors <ids>', 'comma-separated factors allowed for this app (e.g. webauthn for phishing-resistant only)')
+    .option('--max-auth-age <seconds>', 'sessions older than this sign in again')
+    .option('--trusted-devices <allow|deny>', 'whether a trusted device may stand in for the second factor');
+}
+
+export function hasPolicyOptions(o: ClientPolicyOptions): boolean {
+  return [o.mfa, o.minAcr, o.defaultAcrValues, o.factors, o.maxAuthAge, o.trustedDevices].some((v) => v !== undefined);
+}
+
+/** Merges the flags into the client's current policy and validates the result. */
+export function policyFromOptions(services: Services, current: Record<string, unknown>, o: ClientPolicyOptions): { policy: ClientPolicy; defaultAcrValues?: string[] } {
+  const next: Record<string, unknown> = { ...current };
+  if (o.mfa !== undefined) next.mfa = o.mfa;
+  if (o.minAcr !== undefined) next.minAcr = o.minAcr;
+  if (o.factors !== undefined) next.factors = o.factors.split(',').map((f) => f.trim()).filter(Boolean);
+  if (o.maxAuthAge !== undefined) next.maxAuthAge = /^\d+$/.test(o.maxAuthAge) ? Number(o.maxAuthAge) : o.maxAuthAge;
+  if (o.trustedDevices !== undefined) next.trustedDevices = o.trustedDevices;
+  let policy: ClientPolicy;
+  try {
+    policy = parsePolicy(clientPolicySchema, next, 'client policy');
+  } catch (err) {
+    if (err instanceof PolicyDocumentError) throw new CliError(err.message.replace('client policy: ', '--').replace(/^--(\w+)/, (_, f: string) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
+    throw err;
+  }
+  if (policy.minAcr && !acrTable.levelOf(policy.minAcr)) throw new CliError(`--min-acr: ${policy.minAcr} is not in the ACR table (${acrTable.values().join(', ')})`);
+  for (const v of o.defaultAcrValues ?? []) if (!acrTable.levelOf(v)) throw new CliError(`--default-acr-values: ${v} is not in the ACR table`);
+  const known = services.factors.registry.ids();
+  const unknown = (policy.factors ?? []).filter((f) => !known.includes(f));
+  if (unknown.length) throw new CliError(`--factors: unknown factor(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
+  return { policy, defaultAcrValues: o.defaultAcrValues };
+}
+
+export async function applyClientPolicy(db: Kysely<Database>, row: ClientRow, policy: ClientPolicy, defaultAcrValues: string[] | undefined, actor: string): Promise<void> {
+  const metadata = { ...row.metadata };
+  if (defaultAcrValues) {
+    if (defaultAcrValues.length) metadata.default_acr_values = defaultAcrValues;
+    else delete metadata.default_acr_values;
+  }
+  await db
+    .updateTable('clients')
+    .set({ policy: JSON.stringify(policy), metadata: JSON.stringify(metadata), updated_at: new Date() })
+    .where('client_id', '=', row.client_id)
+    .execute();
+  await recordAudit(db, 'client.policy_changed', { clientId: row.client_id, actor }, { policy, default_acr_values: metadata.default_acr_values ?? null });
+}
