@@ -18,7 +18,8 @@ import { CliError, CliExit, type CliIO } from './io.ts';
 import { runCli, type ServicesOpener } from './run.ts';
 
 /** How long to wait for a data folder held by a provider that is starting or stopping, or by another CLI run. */
-const BUSY_WAIT_MS = 5000;
+// A provider on a loaded machine may take a while to open its socket after taking the lock.
+const BUSY_WAIT_MS = 30_000;
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return '';
@@ -31,6 +32,7 @@ async function readStdin(): Promise<string> {
 export function absolutiseFiles(argv: string[]): string[] {
   return argv.map((arg, i) => {
     if (argv[i - 1] === '--jwks-file') return path.resolve(arg);
+    if (argv[i - 1] === '--file' && arg !== '-') return path.resolve(arg);
     if (arg.startsWith('--jwks-file=')) return `--jwks-file=${path.resolve(arg.slice('--jwks-file='.length))}`;
     return arg;
   });
@@ -56,7 +58,8 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   let opened: Opened | undefined;
 
   const open: ServicesOpener = async (command) => {
-    if (args.includes('--password-stdin')) io.stdin = await readStdin();
+    const fileFromStdin = args.some((a, i) => a === '-' && args[i - 1] === '--file');
+    if (args.includes('--password-stdin') || fileFromStdin) io.stdin = await readStdin();
     let config: Config;
     try {
       config = loadConfig();

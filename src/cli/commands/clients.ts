@@ -6,6 +6,7 @@ import type { ClientRow } from '../../db/schema.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
 import { describeZodError, type CommandContext } from '../run.ts';
+import { addClientPolicyOptions, applyClientPolicy, hasPolicyOptions, policyFromOptions, type ClientPolicyOptions } from './client-policy.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -20,6 +21,7 @@ function view(row: ClientRow) {
     post_logout_redirect_uris: row.metadata.post_logout_redirect_uris ?? [],
     grant_types: row.metadata.grant_types ?? [],
     policy: row.policy,
+    default_acr_values: row.metadata.default_acr_values as string[] | undefined,
     created_at: row.created_at,
   };
 }
@@ -41,9 +43,9 @@ export function registerClients(program: Command, ctx: CommandContext): void {
   };
   const client = program.command('client').description('manage relying apps (OIDC clients)');
 
-  client
+  addClientPolicyOptions(client
     .command('add <name>')
-    .description('register an app; prints its client_id and, for confidential apps, its secret (shown once)')
+    .description('register an app; prints its client_id and, for confidential apps, its secret (shown once)'))
     .requiredOption('--redirect-uri <uri>', 'where the app receives the result (repeatable)', collect)
     .option('--post-logout-redirect-uri <uri>', 'where the app may send users after sign-out (repeatable)', collect)
     .option('--public', 'a public client (single-page or native app): no secret, PKCE required')
@@ -56,9 +58,11 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .action(async (name: string, opts: {
       redirectUri: string[]; postLogoutRedirectUri?: string[]; public?: boolean; firstParty?: boolean; authMethod?: string;
       jwksUri?: string; jwksFile?: string; refreshTokens: boolean; json?: boolean;
-    }) => {
+    } & ClientPolicyOptions) => {
       const { db, sealer } = ctx.services;
       if (await findClientRow(db, name)) throw new CliError(`a client named ${name} already exists`);
+      // Validate the policy flags before anything is stored.
+      const policy = hasPolicyOptions(opts) ? policyFromOptions(ctx.services, {}, opts) : undefined;
       let jwks: unknown;
       if (opts.jwksFile) {
         try {
@@ -84,12 +88,36 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         throw err;
       });
       await recordAudit(db, 'client.created', { clientId: created.clientId, actor }, { name });
+      if (policy) await applyClientPolicy(db, (await findClientRow(db, created.clientId))!, policy.policy, policy.defaultAcrValues, actor);
       if (opts.json) {
-        printJson(io, { client_id: created.clientId, client_secret: created.clientSecret, name, ...created.metadata });
+        printJson(io, { client_id: created.clientId, client_secret: created.clientSecret, name, ...created.metadata, ...(policy?.defaultAcrValues ? { default_acr_values: policy.defaultAcrValues } : {}), policy: policy?.policy ?? {} });
         return;
       }
       io.out(`client_id:     ${created.clientId}\n`);
       if (created.clientSecret) io.out(`client_secret: ${created.clientSecret}\n(store the secret now: it is not shown again; \`twofold client rotate-secret ${name}\` makes a new one)\n`);
+    });
+
+  addClientPolicyOptions(client
+    .command('update <name>')
+    .description("change an app's MFA policy (and first-party flag)"))
+    .option('--first-party', 'trusted app of your own: no consent page')
+    .option('--third-party', 'ask users for consent')
+    .option('--clear-policy', 'drop the app\'s policy and default acr values before applying the other flags')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: ClientPolicyOptions & { firstParty?: boolean; thirdParty?: boolean; clearPolicy?: boolean; json?: boolean }) => {
+      const { db } = ctx.services;
+      const row = await requireClient(name);
+      if (opts.firstParty && opts.thirdParty) throw new CliError('--first-party and --third-party contradict each other');
+      const base = opts.clearPolicy ? {} : row.policy;
+      const { policy, defaultAcrValues } = policyFromOptions(ctx.services, base, opts);
+      await applyClientPolicy(db, row, policy, opts.clearPolicy && !defaultAcrValues ? [] : defaultAcrValues, actor);
+      if (opts.firstParty || opts.thirdParty) {
+        await db.updateTable('clients').set({ first_party: !!opts.firstParty, updated_at: new Date() }).where('client_id', '=', row.client_id).execute();
+        await recordAudit(db, 'client.updated', { clientId: row.client_id, actor }, { first_party: !!opts.firstParty });
+      }
+      const updated = view((await findClientRow(db, row.client_id))!);
+      if (opts.json) printJson(io, updated);
+      else io.out(`updated ${row.name}: policy ${JSON.stringify(updated.policy)}${updated.default_acr_values ? `, default_acr_values ${updated.default_acr_values.join(' ')}` : ''}\n`);
     });
 
   client

@@ -26,10 +26,11 @@ async function scopeFor(services: Services, group: string | undefined): Promise<
   return { scope: groupScope(g.id), label: `group ${g.name} policy` };
 }
 
-function readDocument(file: string): unknown {
+function readDocument(file: string, stdin: string | undefined): unknown {
   let text: string;
   try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+    // `-`: the entry point read standard input (the command may run inside the provider's process).
+    text = file === '-' ? (stdin ?? '') : fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
@@ -76,7 +77,7 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
       const { scope, label } = await scopeFor(services, opts.group);
       let parsed: Record<string, unknown>;
       try {
-        const raw = readDocument(opts.file);
+        const raw = readDocument(opts.file, io.stdin);
         parsed = (scope === GLOBAL ? parsePolicy(globalPolicySchema, raw, label) : parsePolicy(groupPolicySchema, raw, label)) as Record<string, unknown>;
       } catch (err) {
         if (err instanceof PolicyDocumentError) throw new CliError(err.message);
