@@ -160,8 +160,9 @@ export function decide(input: PolicyInput): Decision {
   const evidence = fresh.evidence;
   const achieved = levelOf(evidence);
 
-  const primary = enrolledAll.filter((f) => !f.recoveryOnly);
-  const hasSecondFactor = primary.length > 0;
+  // Whether the account opted in to a second factor, whatever this app allows:
+  // narrowing the allowed factors must never lower what `optional` demands.
+  const hasSecondFactor = input.enrolled.some((f) => !f.recoveryOnly);
 
   // What the documents demand (hard), whatever the request says.
   let hard: Level = 1;
@@ -249,9 +250,9 @@ export function decide(input: PolicyInput): Decision {
 
   if (achieved >= target) return satisfied(achieved, evidence, rule);
 
-  // A trusted device stands in for the second factor: level 2 at most, only where every document allows it.
+  // A trusted device stands in for a second factor the account has: level 2 at most, only where every document allows it.
   const deviceAllowed = input.trustedDevices === true && input.client?.trustedDevices !== 'deny' && target === 2;
-  if (input.trustedDevice && deviceAllowed && achieved >= 1) {
+  if (input.trustedDevice && deviceAllowed && achieved >= 1 && hasSecondFactor) {
     const remembered: Evidence = { factor: 'trusted-device', kinds: ['have'], amr: [], phishingResistant: false, at: now, remembered: true };
     trace.push({ source: 'device', rule: 'a trusted device stands in for the second factor (level 2 at most)' });
     return satisfied(2, [...evidence, remembered], `${rule}; met by a trusted device`, true);
