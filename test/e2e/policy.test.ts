@@ -132,6 +132,20 @@ for (const kind of DIALECTS) {
       expect(next.body).toContain('Set up two-step verification');
     });
 
+    test('client default_max_age and require_auth_time are honoured', async () => {
+      const { username } = await user(services);
+      const c = await createClient(services.db, services.sealer, { name: `aged${n}`, redirectUris: [REDIRECT], firstParty: true });
+      const row = (await findClientRow(services.db, c.clientId))!;
+      await services.db.updateTable('clients').set({ metadata: JSON.stringify({ ...row.metadata, default_max_age: 1, require_auth_time: true }) }).where('client_id', '=', c.clientId).execute();
+      const rp = await relyingParty(server.issuer, c.clientId, c.clientSecret, REDIRECT);
+      const agent = new UserAgent(server.issuer);
+      const first = await password(agent, rp, username);
+      expect(typeof (await rp.redeem(first.next.location!, first.auth)).claims()!.auth_time).toBe('number');
+      await new Promise((r) => setTimeout(r, 2100));
+      const again = await rp.authorizationUrl();
+      expect((await agent.follow(again.url)).body).toContain('name="password"');
+    });
+
     test('max_age forces a fresh sign-in', async () => {
       const { username, secret } = await user(services, true);
       const agent = new UserAgent(server.issuer);
