@@ -110,6 +110,8 @@ export const configSchema = z
     HASH_CONCURRENCY: int(1, 256).default(Math.max(1, os.availableParallelism())),
     /** Hashes allowed to wait for a slot; beyond this the provider answers 503 with Retry-After. */
     HASH_QUEUE_LIMIT: int(0, 100000).default(64),
+    /** Provider processes (a node:cluster sharing the port); more than 1 needs DATABASE_URL. */
+    WORKERS: int(1, 64).default(1),
     /** Lifetimes, in seconds. */
     ACCESS_TOKEN_TTL: seconds(60, 86400).default(3600),
     ID_TOKEN_TTL: seconds(60, 86400).default(3600),

@@ -1,17 +1,55 @@
 /**
  * `npm start`: load configuration, open the database, migrate, build the
  * app, listen, and shut down gracefully on SIGTERM/SIGINT.
+ *
+ * With WORKERS > 1 (PostgreSQL only) this process becomes a node:cluster
+ * primary that runs WORKERS provider processes sharing the port; every piece
+ * of sign-in state is in the database, so any worker can serve any request.
+ *
+ * With BENCH_COUNT_STATEMENTS=1 (benchmarks only; off by default) every SQL
+ * statement is counted and the counts are served on 127.0.0.1 (see
+ * src/db/statement-stats.ts).
  */
-import { ConfigError, loadConfig } from './config.ts';
+import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { DataDirBusyError } from './db/data-dir-lock.ts';
 import { StartupError } from './bootstrap.ts';
 import { startServer } from './server.ts';
 import { logger } from './logger.ts';
+import { StatementCounter, type StatementCounts } from './db/statement-counter.ts';
+import { combinedSource, countingRequested, localSource, sampleProcess, serveStatementStats, type ProcessSample, type StatsSource } from './db/statement-stats.ts';
 
-async function main(): Promise<void> {
-  const config = loadConfig();
-  const running = await startServer(config);
+const statsPort = () => Number(process.env.BENCH_STATS_PORT ?? 0) || 0;
+
+interface StatsMessage {
+  twofoldStats: 'read' | 'reset';
+  id: number;
+}
+interface StatsReply {
+  twofoldStatsReply: number;
+  counts?: StatementCounts;
+  process?: ProcessSample;
+}
+
+/** One provider process: the whole of `npm start`, or one worker of a cluster. */
+async function runProvider(config: Config): Promise<void> {
+  const counter = countingRequested() ? new StatementCounter() : undefined;
+  const running = await startServer(config, counter ? { plugins: [counter] } : {});
   const { opened } = running;
+  let stats: Awaited<ReturnType<typeof serveStatementStats>> | undefined;
+  if (counter && cluster.isWorker) {
+    // The primary serves the counts and asks each worker for its own.
+    process.on('message', (msg: StatsMessage) => {
+      if (!msg || typeof msg !== 'object' || !('twofoldStats' in msg)) return;
+      if (msg.twofoldStats === 'reset') counter.reset();
+      const reply: StatsReply = { twofoldStatsReply: msg.id, counts: counter.snapshot(), process: sampleProcess() };
+      process.send?.(reply);
+    });
+  } else if (counter) {
+    stats = await serveStatementStats(localSource(counter), statsPort());
+    logger.warn({ port: stats.port }, 'BENCH_COUNT_STATEMENTS: counting SQL statements, served on 127.0.0.1 (benchmarks only)');
+  }
   const db = config.DATABASE_URL ? 'PostgreSQL' : `PGlite in ${config.dataDir}`;
   logger.info(
     {
@@ -21,24 +59,26 @@ async function main(): Promise<void> {
       port: running.port,
       migrated: opened.migrated,
       secretKey: opened.keySource,
+      ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}),
     },
     'Twofold is ready',
   );
   if (opened.keySource === 'generated') {
     logger.warn(`generated a development SECRET_KEY in ${config.dataDir}/secret.key; set SECRET_KEY in production`);
   }
-  logger.info(
-    'next: add a user with `npx twofold user add alice --email alice@example.com --password-stdin` ' +
-      'and an app with `npx twofold client add my-app --redirect-uri http://localhost:8080/callback`',
-  );
+  if (!cluster.isWorker) {
+    logger.info(
+      'next: add a user with `npx twofold user add alice --email alice@example.com --password-stdin` ' +
+        'and an app with `npx twofold client add my-app --redirect-uri http://localhost:8080/callback`',
+    );
+  }
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    running
-      .close()
+    Promise.all([running.close(), stats?.close()])
       .then(() => process.exit(0))
       .catch((err) => {
         logger.error({ err }, 'unclean shutdown');
@@ -47,6 +87,103 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // A worker whose primary went away stops too.
+  if (cluster.isWorker) process.on('disconnect', () => stop('disconnect'));
+}
+
+/** The cluster primary: forks the workers, replaces a crashed one, stops them all on SIGTERM. */
+async function runPrimary(config: Config): Promise<void> {
+  const count = config.WORKERS;
+  const env: Record<string, string> = {};
+  // The hashing budget is the machine's: share the default among the workers.
+  if (process.env.HASH_CONCURRENCY === undefined && config.HASH_CONCURRENCY === Math.max(1, os.availableParallelism())) {
+    env.HASH_CONCURRENCY = String(Math.max(1, Math.ceil(os.availableParallelism() / count)));
+  }
+  let stopping = false;
+  let anyListening = false;
+  const listening = new Set<Worker>();
+
+  const fork = () => {
+    const worker = cluster.fork(env);
+    worker.on('listening', () => {
+      anyListening = true;
+      listening.add(worker);
+    });
+    worker.on('exit', (code, signal) => {
+      listening.delete(worker);
+      if (stopping) return;
+      if (!anyListening) {
+        // It could not even start (configuration, database): starting more would fail the same way.
+        logger.fatal({ worker: worker.id, code, signal }, 'worker could not start');
+        stopAll(code || 1);
+        return;
+      }
+      logger.error({ worker: worker.id, code, signal }, 'worker exited; starting another');
+      setTimeout(fork, 1000).unref();
+    });
+  };
+
+  let stats: Awaited<ReturnType<typeof serveStatementStats>> | undefined;
+  const stopAll = (exitCode = 0) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down workers');
+    const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
+    const killTimer = setTimeout(() => alive.forEach((w) => w.process.kill('SIGKILL')), 15_000);
+    killTimer.unref();
+    Promise.all([...alive.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))), stats?.close()]).then(() => {
+      clearTimeout(killTimer);
+      process.exit(exitCode);
+    });
+  };
+  process.on('SIGTERM', () => stopAll(0));
+  process.on('SIGINT', () => stopAll(0));
+
+  if (countingRequested()) {
+    let nextId = 0;
+    const ask = (worker: Worker, what: 'read' | 'reset') =>
+      new Promise<StatsReply>((resolve, reject) => {
+        const id = ++nextId;
+        const timer = setTimeout(() => {
+          worker.off('message', onMessage);
+          reject(new Error(`worker ${worker.id} did not answer`));
+        }, 5000);
+        const onMessage = (msg: StatsReply) => {
+          if (msg?.twofoldStatsReply !== id) return;
+          clearTimeout(timer);
+          worker.off('message', onMessage);
+          resolve(msg);
+        };
+        worker.on('message', onMessage);
+        worker.send({ twofoldStats: what, id } satisfies StatsMessage);
+      });
+    const workerSource = (worker: Worker): StatsSource => ({
+      read: async () => {
+        const r = await ask(worker, 'read');
+        return { counts: r.counts!, processes: [r.process!] };
+      },
+      reset: async () => void (await ask(worker, 'reset')),
+    });
+    stats = await serveStatementStats(
+      combinedSource(() => [...listening].map(workerSource), sampleProcess),
+      statsPort(),
+    );
+    logger.warn({ port: stats.port }, 'BENCH_COUNT_STATEMENTS: counting SQL statements, served on 127.0.0.1 (benchmarks only)');
+  }
+
+  logger.info({ workers: count, hashConcurrencyPerWorker: Number(env.HASH_CONCURRENCY ?? config.HASH_CONCURRENCY) }, 'starting workers');
+  for (let i = 0; i < count; i++) fork();
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  if (config.WORKERS > 1) {
+    if (!config.DATABASE_URL) {
+      throw new ConfigError('Invalid configuration: WORKERS: more than one process needs DATABASE_URL (PGlite allows one process per data folder)');
+    }
+    if (cluster.isPrimary) return runPrimary(config);
+  }
+  return runProvider(config);
 }
 
 main().catch((err) => {

@@ -1,0 +1,700 @@
+/**
+ * `npm run bench`: Twofold's benchmark, side by side with its ceilings, in one run.
+ *
+ *   npm run bench                       # full run (about 5 minutes), PGlite in a temporary folder
+ *   DATABASE_URL=postgres://…/fresh npm run bench
+ *   npm run bench -- --quick            # under a minute, for development and CI
+ *   npm run bench -- --json out.json    # also write the figures as JSON (stable keys)
+ *
+ * It seeds a database (accounts with a password and a TOTP credential each, a
+ * first-party app), starts the provider as `npm start` would (a process of its
+ * own, `node --import tsx src/main.ts`), and drives real HTTP from a separate
+ * driver process (driver.ts). The ceilings run in the same run with the same
+ * driver: raw argon2id (argon2-ceiling.ts) and a bare node-oidc-provider
+ * (bare-provider.ts). See README, Benchmarks.
+ *
+ * Options: --quick, --json FILE, --concurrency N (sign-in; default: swept in a
+ * full run, 4 in --quick), --refresh-concurrency N, --overload-concurrency N,
+ * --workers N (PostgreSQL only), --fresh-db (with DATABASE_URL: create a
+ * fresh database on that server for the run, and drop it after), --accounts N, --cpu-prof DIR (profile the
+ * provider's main thread into DIR), --only-signin (with --cpu-prof: just the
+ * measured sign-in load), --keep (keep the temporary folder).
+ *
+ * Only 127.0.0.1 is ever contacted. Every phase is bounded in time and count.
+ * Exit code: 0 when every operation succeeded; 1 on any error (targets that are
+ * missed are reported, not failed: no figure here is a test of speed).
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { loadConfig } from '../../src/config.ts';
+import type { StatementCounts } from '../../src/db/statement-counter.ts';
+import type { FromDriver, PhaseResult, PhaseSpec, Target, ToDriver } from './protocol.ts';
+import { seed } from './seed.ts';
+import { cpuByPid, sampleTree } from './proc.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const HERE = path.join(ROOT, 'test/bench');
+const PASSWORD = 'bench: correct horse battery staple';
+const REDIRECT_URI = 'http://127.0.0.1/bench/callback';
+const TARGETS = { signin_vs_ceiling: 0.8, refresh_vs_bare: 0.6, totp_p99_ms: 25, rss_idle_mb: 150, rss_load_mb: 300, ready_ms_pglite: 1500 };
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    concurrency: { type: 'string' },
+    'refresh-concurrency': { type: 'string' },
+    'overload-concurrency': { type: 'string' },
+    workers: { type: 'string' },
+    accounts: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    'only-signin': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    'fresh-db': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*|^ \* ?/gm, '') + '\n');
+  process.exit(0);
+}
+
+const quick = args.quick!;
+const intArg = (v: string | undefined, name: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+    process.stderr.write(`bench: --${name} must be a positive integer\n`);
+    process.exit(2);
+  }
+  return n;
+};
+const fixedConcurrency = intArg(args.concurrency, 'concurrency');
+const refreshConcurrency = intArg(args['refresh-concurrency'], 'refresh-concurrency');
+const workers = intArg(args.workers, 'workers') ?? 1;
+const accountCount = intArg(args.accounts, 'accounts') ?? (quick ? 1200 : 5000);
+const serverUrl = process.env.DATABASE_URL || undefined;
+let databaseUrl = serverUrl;
+let freshDb: string | undefined;
+if (args['fresh-db'] && !serverUrl) {
+  process.stderr.write('bench: --fresh-db needs DATABASE_URL (a server to create the database on)\n');
+  process.exit(2);
+}
+if (serverUrl && args['fresh-db']) {
+  freshDb = `twofold_bench_${crypto.randomBytes(5).toString('hex')}`;
+  const url = new URL(serverUrl);
+  url.pathname = `/${freshDb}`;
+  databaseUrl = url.toString();
+}
+async function adminQuery(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+const database = databaseUrl ? 'postgres' : 'pglite';
+if (workers > 1 && !databaseUrl) {
+  process.stderr.write('bench: --workers needs DATABASE_URL (PGlite is single-process)\n');
+  process.exit(2);
+}
+const cores = os.availableParallelism();
+const command = ['npm run bench', ...(process.argv.slice(2).length ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+const redactedUrl = databaseUrl?.replace(/\/\/([^:@/]+)(:[^@/]*)?@/, '//$1@');
+
+// --- children we started, and only those, are stopped on the way out -------------------------------
+const children = new Set<ChildProcess>();
+let tmpDir: string | undefined;
+function cleanup(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  if (tmpDir && !args.keep) fs.rmSync(tmpDir, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+
+const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+const loadAvg = () => os.loadavg().map((v) => Math.round(v * 100) / 100);
+const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// --- the provider ----------------------------------------------------------------------------------
+
+interface Provider {
+  child: ChildProcess;
+  issuer: string;
+  statsPort: number;
+  readyMs: number;
+}
+
+async function waitReady(url: string, child: ChildProcess, started: number, limitMs = 60_000): Promise<number> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the process exited (${child.exitCode}) before it was ready`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return performance.now() - started;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() - started > limitMs) throw new Error(`not ready after ${limitMs} ms`);
+    await sleep(10);
+  }
+}
+
+function providerEnv(port: number, statsPort: number, dataDir: string, secretKey: string): Record<string, string> {
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ISSUER: `http://127.0.0.1:${port}`,
+    DATA_DIR: dataDir,
+    SECRET_KEY: secretKey,
+    // The driver reports one address per simulated user, as a TLS proxy would (X-Forwarded-For).
+    TRUST_PROXY: 'true',
+    MFA: 'optional',
+    LOG_LEVEL: 'info',
+    WORKERS: String(workers),
+    BENCH_COUNT_STATEMENTS: '1',
+    BENCH_STATS_PORT: String(statsPort),
+  };
+  // Not NODE_ENV=production: that demands an https issuer, and the benchmark speaks plain HTTP on loopback.
+  env.NODE_ENV = 'development';
+  delete env.NODE_OPTIONS;
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
+  else delete env.DATABASE_URL;
+  return env;
+}
+
+async function startProvider(env: Record<string, string>, logFile: string, cpuProfDir?: string): Promise<Provider> {
+  const out = fs.openSync(logFile, 'a');
+  const execArgv = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '--import', 'tsx', 'src/main.ts'];
+  const started = performance.now();
+  const child = spawn(process.execPath, execArgv, { cwd: ROOT, env, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  children.add(child);
+  const issuer = env.ISSUER!;
+  const readyMs = await waitReady(`${issuer}/readyz`, child, started);
+  return { child, issuer, statsPort: Number(env.BENCH_STATS_PORT), readyMs: Math.round(readyMs) };
+}
+
+async function stopChild(child: ChildProcess, limitMs = 20_000): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+  const code = await exited;
+  clearTimeout(timer);
+  children.delete(child);
+  return code;
+}
+
+async function statements(p: Provider, reset = false): Promise<StatementCounts> {
+  const url = `http://127.0.0.1:${p.statsPort}/statements${reset ? '/reset' : ''}`;
+  const res = await fetch(url, { method: reset ? 'POST' : 'GET' });
+  if (!res.ok) throw new Error(`statement counts: ${res.status}`);
+  return reset ? (undefined as never) : ((await res.json()) as { counts: StatementCounts }).counts;
+}
+
+// --- PostgreSQL backends' CPU (same machine) -----------------------------------------------------------
+
+async function backendPids(): Promise<number[]> {
+  if (!databaseUrl) return [];
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const name = new URL(databaseUrl).pathname.slice(1);
+    const r = await client.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
+    return r.rows.map((row) => row.pid);
+  } finally {
+    await client.end();
+  }
+}
+
+// --- the driver --------------------------------------------------------------------------------------
+
+class Driver {
+  readonly child: ChildProcess;
+  #next = 0;
+  #waiters = new Map<string, (msg: FromDriver) => void>();
+  onMark?: (id: number, mark: 'start' | 'end') => void;
+
+  constructor() {
+    this.child = fork(path.join(HERE, 'driver.ts'), [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_OPTIONS: '' } });
+    children.add(this.child);
+    this.child.on('message', (msg: FromDriver) => {
+      if (msg.type === 'mark') return this.onMark?.(msg.id, msg.mark);
+      const key = msg.type === 'result' ? `result:${msg.id}` : msg.type;
+      const waiter = this.#waiters.get(key) ?? this.#waiters.get('any');
+      if (msg.type === 'error') {
+        for (const w of this.#waiters.values()) w(msg);
+        this.#waiters.clear();
+        return;
+      }
+      this.#waiters.delete(key);
+      waiter?.(msg);
+    });
+    this.child.on('exit', (code) => {
+      for (const w of this.#waiters.values()) w({ type: 'error', message: `the driver exited (${code})` });
+      this.#waiters.clear();
+    });
+  }
+
+  #expect(key: string): Promise<FromDriver> {
+    return new Promise((resolve, reject) =>
+      this.#waiters.set(key, (msg) => (msg.type === 'error' ? reject(new Error(`driver: ${msg.message}`)) : resolve(msg))),
+    );
+  }
+
+  async ready(): Promise<void> {
+    await this.#expect('ready');
+  }
+
+  async target(target: Target): Promise<void> {
+    const done = this.#expect('target-ready');
+    this.child.send({ type: 'target', target } satisfies ToDriver);
+    await done;
+  }
+
+  async run(phase: PhaseSpec): Promise<{ id: number; result: PhaseResult }> {
+    const id = ++this.#next;
+    const done = this.#expect(`result:${id}`);
+    this.child.send({ type: 'run', id, phase } satisfies ToDriver);
+    const msg = await done;
+    return { id, result: (msg as Extract<FromDriver, { type: 'result' }>).result };
+  }
+
+  go(id: number): void {
+    this.child.send({ type: 'go', id } satisfies ToDriver);
+  }
+
+  async exit(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.send({ type: 'exit' } satisfies ToDriver);
+    await exited;
+    children.delete(this.child);
+  }
+}
+
+// --- measuring a phase: the driver marks its window; we sample the server side at the marks ---------
+
+interface Measured extends PhaseResult {
+  database: string;
+  cores: number;
+  duration_s: number;
+  load_avg: number[];
+  /** Server CPU seconds (the provider's process tree) per operation in the window. */
+  cpu_s_per_op?: number;
+  /** PostgreSQL backends' CPU seconds per operation in the window. */
+  db_cpu_s_per_op?: number;
+  rss_max_mb?: number;
+}
+
+let rssWatch: { root: number; max: number } | undefined;
+const rssTimer = setInterval(() => {
+  if (!rssWatch) return;
+  rssWatch.max = Math.max(rssWatch.max, sampleTree(rssWatch.root).rssBytes);
+}, 200);
+rssTimer.unref();
+
+async function measure(driver: Driver, serverPid: number | undefined, spec: PhaseSpec, label: string): Promise<Measured> {
+  const marks: Record<string, { cpu: number; db: Map<number, number> }> = {};
+  const loadAtStart = loadAvg();
+  let dbPids = databaseUrl && serverPid ? await backendPids() : [];
+  const sample = async (mark: string) => {
+    if (!serverPid) return;
+    if (mark === 'end' && databaseUrl) dbPids = [...new Set([...dbPids, ...(await backendPids())])];
+    marks[mark] = { cpu: sampleTree(serverPid).cpuSeconds, db: cpuByPid(dbPids) };
+  };
+  const pending: Promise<void>[] = [];
+  driver.onMark = (_id, mark) => void pending.push(sample(mark));
+  if (serverPid) rssWatch = { root: serverPid, max: sampleTree(serverPid).rssBytes };
+  log(`${label}: ${spec.operation} × ${spec.concurrency} for up to ${spec.durationMs / 1000} s`);
+  const { result } = await driver.run(spec);
+  await Promise.all(pending);
+  const watched = rssWatch;
+  rssWatch = undefined;
+  const out: Measured = { ...result, database, cores, duration_s: spec.durationMs / 1000, load_avg: loadAtStart };
+  if (serverPid && marks.start && marks.end && result.measured > 0) {
+    out.cpu_s_per_op = round((marks.end.cpu - marks.start.cpu) / result.measured, 4);
+    if (databaseUrl) {
+      let db = 0;
+      for (const [pid, cpu] of marks.end.db) db += cpu - (marks.start.db.get(pid) ?? 0);
+      out.db_cpu_s_per_op = round(db / result.measured, 4);
+    }
+  }
+  if (watched) out.rss_max_mb = round(watched.max / 1048576);
+  const err = result.errors ? ` ERRORS ${result.errors}: ${result.error_samples[0]}` : '';
+  log(`  ${result.per_s}/s, p50 ${result.latency.p50_ms} ms, p99 ${result.latency.p99_ms} ms, ${result.measured} in ${result.window_s} s${result.shed ? `, 503 × ${result.shed}` : ''}${err}`);
+  return out;
+}
+
+function phase(name: string, operation: PhaseSpec['operation'], concurrency: number, seconds: number, extra: Partial<PhaseSpec> = {}): PhaseSpec {
+  const durationMs = Math.round(seconds * 1000);
+  return { name, operation, concurrency, durationMs, warmupMs: Math.min(3000, Math.round(durationMs * 0.15)), maxOps: 1_000_000, ...extra };
+}
+
+// --- the run ----------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const started = new Date();
+  const loadStart = loadAvg();
+  log(`${command}: ${database}${redactedUrl ? ` (${redactedUrl})` : ''}, ${cores} cores, load ${loadStart.join(' ')}${quick ? ', quick' : ''}`);
+  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-bench-'));
+  if (freshDb) {
+    await adminQuery(`create database ${freshDb}`);
+    log(`created database ${freshDb}`);
+  }
+  const logFile = path.join(tmpDir, 'provider.log');
+  const secretKey = process.env.SECRET_KEY || crypto.randomBytes(32).toString('hex');
+  const port = await freePort();
+  const statsPort = await freePort();
+  const env = providerEnv(port, statsPort, path.join(tmpDir, 'data'), secretKey);
+  const config = loadConfig(env);
+  const runId = crypto.randomBytes(3).toString('hex');
+
+  log(`seeding ${accountCount} accounts with password and TOTP, one first-party app`);
+  const seeded = await seed(config, { accounts: accountCount, prefix: `bench${runId}-`, password: PASSWORD, redirectUri: REDIRECT_URI });
+  log(`  seeded in ${seeded.ms} ms`);
+
+  const errors: string[] = [];
+  const report: Record<string, unknown> = {};
+  const durations = quick
+    ? { signin: 6, totp: 3, refresh: 4, overload: 5, sweep: 0, bareSignin: 4, bareRefresh: 3, argon2: 3, count: 8, warm: 8 }
+    : { signin: 30, totp: 15, refresh: 8, overload: 20, sweep: 8, bareSignin: 8, bareRefresh: 8, argon2: 10, count: 30, warm: 30 };
+
+  // 1. Start, time to /readyz, idle memory.
+  const provider = await startProvider(env, logFile, args['cpu-prof']);
+  log(`provider ready in ${provider.readyMs} ms (pid ${provider.child.pid}${workers > 1 ? `, ${workers} workers` : ''})`);
+  await sleep(1500);
+  const idle = sampleTree(provider.child.pid!);
+  const driver = new Driver();
+  await driver.ready();
+  const twofold: Target = { kind: 'twofold', issuer: provider.issuer, clientId: seeded.clientId, clientSecret: seeded.clientSecret, redirectUri: REDIRECT_URI, mfa: true, password: PASSWORD, accounts: seeded.accounts };
+  await driver.target(twofold);
+  const pid = provider.child.pid!;
+  const record = (m: Measured) => {
+    if (m.errors) errors.push(`${m.name}: ${m.errors} error(s), e.g. ${m.error_samples[0]}`);
+    return m;
+  };
+
+  // 2. Warm-up, then statements per sign-in and per refresh (sequential, counted by the provider's kysely plugin).
+  record(await measure(driver, undefined, phase('warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'warm-up'));
+  record(await measure(driver, undefined, phase('warm-up refresh', 'refresh', 2, 3, { warmupMs: 0 }), 'warm-up refresh'));
+  await statements(provider, true);
+  const countSignins = record(await measure(driver, undefined, phase('count sign-ins', 'signin', 1, 120, { maxOps: durations.count, warmupMs: 0 }), 'statements per sign-in'));
+  const signinCounts = await statements(provider);
+  // The refresh phase starts its chain with a sign-in: counting starts after it, when the driver says so.
+  const refreshSpec = phase('count refreshes', 'refresh', 1, 120, { maxOps: durations.count, warmupMs: 0, waitForGo: true });
+  driver.onMark = (id, mark) => {
+    if (mark === 'start') void statements(provider, true).then(() => driver.go(id));
+  };
+  const countRefresh = record((await driver.run(refreshSpec)).result as Measured);
+  const refreshCounts = await statements(provider);
+  const per = (c: StatementCounts, n: number) => ({
+    per_op: round(c.total / n, 2),
+    reads_per_op: round(c.reads / n, 2),
+    writes_per_op: round(c.writes / n, 2),
+    breakdown_per_op: Object.fromEntries(Object.entries(c.byStatement).map(([k, v]) => [k, round(v / n, 2)])),
+    sample: n,
+  });
+  const sIn = per(signinCounts, countSignins.completed || 1);
+  const sRef = per(refreshCounts, countRefresh.completed || 1);
+  report.statements = {
+    per_signin: sIn.per_op,
+    reads_per_signin: sIn.reads_per_op,
+    writes_per_signin: sIn.writes_per_op,
+    per_refresh: sRef.per_op,
+    reads_per_refresh: sRef.reads_per_op,
+    writes_per_refresh: sRef.writes_per_op,
+    signin_breakdown: sIn.breakdown_per_op,
+    refresh_breakdown: sRef.breakdown_per_op,
+    sample_signins: sIn.sample,
+    sample_refreshes: sRef.sample,
+    database,
+  };
+  log(`statements: ${sIn.per_op} per sign-in (${sIn.reads_per_op} reads, ${sIn.writes_per_op} writes), ${sRef.per_op} per refresh`);
+
+  // 3. Sign-in throughput: a sweep for the saturating concurrency (full run), then the measured run.
+  let concurrency = fixedConcurrency ?? 4;
+  const sweep: Measured[] = [];
+  if (!quick && !fixedConcurrency && !args['only-signin']) {
+    for (const c of [1, 2, 4, 8, 16]) sweep.push(record(await measure(driver, pid, phase(`sign-in sweep c=${c}`, 'signin', c, durations.sweep), `sweep c=${c}`)));
+    const best = Math.max(...sweep.map((s) => s.per_s));
+    concurrency = sweep.find((s) => s.per_s >= 0.95 * best)!.concurrency;
+    log(`saturating concurrency: ${concurrency} (${best}/s at best)`);
+  }
+  const signin = record(await measure(driver, pid, phase('sign-in', 'signin', concurrency, durations.signin), 'sign-in'));
+  report.signin = signin;
+  if (sweep.length) report.signin_sweep = sweep.map(({ concurrency: c, per_s, latency, cpu_s_per_op }) => ({ concurrency: c, per_s, p50_ms: latency.p50_ms, p99_ms: latency.p99_ms, cpu_s_per_op }));
+
+  if (args['only-signin']) {
+    await driver.exit();
+    const code = await stopChild(provider.child);
+    log(`provider stopped (exit ${code}); profile in ${args['cpu-prof'] ?? '(none)'}; ${signin.measured} sign-ins measured of ${signin.completed + countSignins.completed + durations.warm} in the profile`);
+    if (args.json) fs.writeFileSync(args.json, `${JSON.stringify({ signin, statements: report.statements }, null, 2)}\n`);
+    return errors.length ? 1 : 0;
+  }
+
+  // 4. The second-factor step alone, below saturation.
+  const totpC = Math.max(1, Math.min(2, Math.floor(concurrency / 2)));
+  const totp = record(await measure(driver, pid, phase('totp step', 'signin', totpC, durations.totp), 'TOTP step'));
+  report.totp_step = { concurrency: totpC, duration_s: durations.totp, database, cores, ...totp.steps.totp, sign_in_p99_ms: totp.latency.p99_ms };
+
+  // 5. Refresh grants with rotation.
+  const refreshCs = refreshConcurrency ? [refreshConcurrency] : quick ? [8] : [4, 8, 16];
+  const refreshRuns: Measured[] = [];
+  for (const c of refreshCs) refreshRuns.push(record(await measure(driver, pid, phase(`refresh c=${c}`, 'refresh', c, durations.refresh), `refresh c=${c}`)));
+  const refresh = refreshRuns.reduce((a, b) => (b.per_s > a.per_s ? b : a));
+  report.refresh = refresh;
+  if (refreshRuns.length > 1) report.refresh_sweep = refreshRuns.map(({ concurrency: c, per_s, latency }) => ({ concurrency: c, per_s, p50_ms: latency.p50_ms, p99_ms: latency.p99_ms }));
+
+  // 6. Overload: twice the concurrency at which the provider stops taking more password checks
+  //    (HASH_CONCURRENCY running + HASH_QUEUE_LIMIT waiting), or twice the saturating one if higher.
+  const admission = config.HASH_CONCURRENCY * (workers > 1 ? workers : 1) + config.HASH_QUEUE_LIMIT * (workers > 1 ? workers : 1);
+  const overloadC = intArg(args['overload-concurrency'], 'overload-concurrency') ?? Math.max(2 * concurrency, 2 * admission);
+  let readyzFailures = 0;
+  let readyzChecks = 0;
+  let readyzMaxMs = 0;
+  let probing = true;
+  const probe = (async () => {
+    while (probing) {
+      const t0 = performance.now();
+      try {
+        const res = await fetch(`${provider.issuer}/readyz`, { signal: AbortSignal.timeout(10_000) });
+        if (res.status !== 200) readyzFailures += 1;
+      } catch {
+        readyzFailures += 1;
+      }
+      readyzChecks += 1;
+      readyzMaxMs = Math.max(readyzMaxMs, performance.now() - t0);
+      await sleep(250);
+    }
+  })();
+  const overload = await measure(driver, pid, phase('overload', 'signin', overloadC, durations.overload, { allowOverload: true }), `overload c=${overloadC}`);
+  probing = false;
+  await probe;
+  const afterOverload = await fetch(`${provider.issuer}/readyz`).then((r) => r.status).catch(() => 0);
+  record(overload);
+  report.overload = {
+    concurrency: overloadC,
+    admission_limit: admission,
+    duration_s: durations.overload,
+    database,
+    cores,
+    accepted_completed: overload.accepted_completed,
+    per_s: overload.per_s,
+    shed_503: overload.shed,
+    shed_with_retry_after: overload.shed_with_retry_after,
+    errors: overload.errors,
+    error_samples: overload.error_samples,
+    p50_ms: overload.latency.p50_ms,
+    p99_ms: overload.latency.p99_ms,
+    readyz_checks: readyzChecks,
+    readyz_failures: readyzFailures,
+    readyz_max_ms: Math.round(readyzMaxMs),
+    ready_after: afterOverload === 200,
+    rss_max_mb: overload.rss_max_mb,
+  };
+  if (readyzFailures) errors.push(`overload: /readyz failed ${readyzFailures} time(s)`);
+  if (afterOverload !== 200) errors.push(`overload: /readyz answered ${afterOverload} afterwards`);
+  if (overload.shed !== overload.shed_with_retry_after) errors.push(`overload: ${overload.shed - overload.shed_with_retry_after} 503(s) without Retry-After`);
+
+  await driver.exit();
+  const providerExit = await stopChild(provider.child);
+  if (providerExit !== 0) errors.push(`the provider exited with ${providerExit} on SIGTERM`);
+
+  // 7. Time to /readyz: more starts, on the now-warm database (full run).
+  const readyRuns = [provider.readyMs];
+  if (!quick && !args['cpu-prof']) {
+    for (let i = 0; i < 3; i++) {
+      const again = await startProvider(env, logFile);
+      readyRuns.push(again.readyMs);
+      await stopChild(again.child);
+    }
+  }
+  const sortedReady = [...readyRuns].sort((a, b) => a - b);
+  report.ready_ms = sortedReady[Math.floor(sortedReady.length / 2)];
+  report.ready_ms_runs = readyRuns;
+  report.memory = {
+    rss_idle_mb: round(idle.rssBytes / 1048576),
+    rss_load_mb: Math.max(signin.rss_max_mb ?? 0, refresh.rss_max_mb ?? 0, totp.rss_max_mb ?? 0, ...sweep.map((s) => s.rss_max_mb ?? 0)),
+    rss_overload_mb: overload.rss_max_mb,
+    processes: idle.pids,
+  };
+
+  // 8. The ceilings: a bare node-oidc-provider with the same driver, and raw argon2id.
+  const barePort = await freePort();
+  const bare = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'bare-provider.ts')], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', PORT: String(barePort), BENCH_REDIRECT_URI: REDIRECT_URI }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(bare);
+  const bareInfo = await new Promise<{ issuer: string; clientId: string; clientSecret: string }>((resolve, reject) => {
+    let buf = '';
+    bare.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split('\n')[0];
+      if (buf.includes('\n')) {
+        try {
+          resolve(JSON.parse(line!));
+        } catch (err) {
+          reject(err);
+        }
+      }
+    });
+    bare.once('exit', (code) => reject(new Error(`the bare provider exited (${code})`)));
+  });
+  const bareDriver = new Driver();
+  await bareDriver.ready();
+  await bareDriver.target({ kind: 'bare', issuer: bareInfo.issuer, clientId: bareInfo.clientId, clientSecret: bareInfo.clientSecret, redirectUri: REDIRECT_URI, mfa: false, password: PASSWORD, accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })) });
+  record(await measure(bareDriver, undefined, phase('bare warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'bare warm-up'));
+  const bareCs = quick ? [concurrency] : [...new Set([2, 4, 8, 16, concurrency])].sort((a, b) => a - b);
+  const bareRuns: Measured[] = [];
+  for (const c of bareCs) bareRuns.push(record(await measure(bareDriver, bare.pid!, phase(`bare sign-in c=${c}`, 'signin', c, durations.bareSignin), `bare sign-in c=${c}`)));
+  const bareSignin = bareRuns.reduce((a, b) => (b.per_s > a.per_s ? b : a));
+  const bareRefreshRuns: Measured[] = [];
+  for (const c of refreshCs) bareRefreshRuns.push(record(await measure(bareDriver, bare.pid!, phase(`bare refresh c=${c}`, 'refresh', c, durations.bareRefresh), `bare refresh c=${c}`)));
+  const bareRefresh = bareRefreshRuns.reduce((a, b) => (b.per_s > a.per_s ? b : a));
+  await bareDriver.exit();
+  await stopChild(bare);
+
+  const hashC = config.HASH_CONCURRENCY * workers;
+  log(`argon2id ceiling: m=${config.ARGON2_MEMORY_KIB} t=${config.ARGON2_ITERATIONS} p=${config.ARGON2_PARALLELISM}, ${hashC} at once, ${durations.argon2} s`);
+  const argon = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'argon2-ceiling.ts'), String(config.ARGON2_MEMORY_KIB), String(config.ARGON2_ITERATIONS), String(config.ARGON2_PARALLELISM), String(hashC), String(durations.argon2)], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(argon);
+  let argonOut = '';
+  argon.stdout!.on('data', (d: Buffer) => (argonOut += d.toString()));
+  const argonLoad = loadAvg();
+  const argonCode = await new Promise<number | null>((resolve) => argon.once('exit', resolve));
+  children.delete(argon);
+  if (argonCode !== 0) throw new Error(`the argon2 ceiling exited with ${argonCode}`);
+  const argon2 = { ...(JSON.parse(argonOut) as { per_s: number; count: number; concurrency: number; duration_s: number; cpu_s_per_hash: number }), memory_kib: config.ARGON2_MEMORY_KIB, iterations: config.ARGON2_ITERATIONS, parallelism: config.ARGON2_PARALLELISM, cores, load_avg: argonLoad };
+  log(`  ${argon2.per_s} hashes/s`);
+
+  const combined = 1 / (1 / bareSignin.per_s + 1 / argon2.per_s);
+  report.ceilings = {
+    argon2,
+    bare_signin: bareSignin,
+    bare_signin_sweep: bareRuns.map(({ concurrency: c, per_s, latency }) => ({ concurrency: c, per_s, p50_ms: latency.p50_ms, p99_ms: latency.p99_ms })),
+    bare_refresh: bareRefresh,
+    bare_refresh_sweep: bareRefreshRuns.map(({ concurrency: c, per_s, latency }) => ({ concurrency: c, per_s, p50_ms: latency.p50_ms, p99_ms: latency.p99_ms })),
+    combined_signin_per_s: round(combined),
+  };
+  report.signin_vs_ceiling = round(signin.per_s / combined, 3);
+  report.refresh_vs_bare = round(refresh.per_s / bareRefresh.per_s, 3);
+
+  const memory = report.memory as { rss_idle_mb: number; rss_load_mb: number; rss_overload_mb?: number };
+  const totpP99 = (report.totp_step as { p99_ms?: number }).p99_ms ?? 0;
+  report.targets = TARGETS;
+  report.meets = {
+    signin_vs_ceiling: (report.signin_vs_ceiling as number) >= TARGETS.signin_vs_ceiling,
+    refresh_vs_bare: (report.refresh_vs_bare as number) >= TARGETS.refresh_vs_bare,
+    totp_p99_ms: totpP99 <= TARGETS.totp_p99_ms,
+    rss_idle_mb: memory.rss_idle_mb <= TARGETS.rss_idle_mb,
+    rss_load_mb: Math.max(memory.rss_load_mb, memory.rss_overload_mb ?? 0) <= TARGETS.rss_load_mb,
+    ...(database === 'pglite' ? { ready_ms_pglite: (report.ready_ms as number) <= TARGETS.ready_ms_pglite } : {}),
+  };
+  report.errors_total = errors.length ? errors.reduce((n, e) => n + (Number(/: (\d+) error/.exec(e)?.[1]) || 1), 0) : 0;
+  report.error_details = errors;
+  report.run = {
+    command,
+    database,
+    database_url: redactedUrl ?? null,
+    cores,
+    cpu_model: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    quick,
+    workers,
+    hash_concurrency: config.HASH_CONCURRENCY,
+    hash_queue_limit: config.HASH_QUEUE_LIMIT,
+    argon2: { memory_kib: config.ARGON2_MEMORY_KIB, iterations: config.ARGON2_ITERATIONS, parallelism: config.ARGON2_PARALLELISM },
+    accounts: accountCount,
+    started_at: started.toISOString(),
+    finished_at: new Date().toISOString(),
+    load_avg_start: loadStart,
+    load_avg_end: loadAvg(),
+    provider_log: args.keep ? logFile : null,
+  };
+
+  const ordered = Object.fromEntries(
+    ['run', 'signin_vs_ceiling', 'refresh_vs_bare', 'signin', 'signin_sweep', 'ceilings', 'refresh', 'refresh_sweep', 'totp_step', 'memory', 'ready_ms', 'ready_ms_runs', 'statements', 'overload', 'targets', 'meets', 'errors_total', 'error_details']
+      .filter((k) => k in report)
+      .map((k) => [k, report[k]]),
+  );
+  process.stdout.write(table(ordered));
+  if (args.json) fs.writeFileSync(args.json, `${JSON.stringify(ordered, null, 2)}\n`);
+  if (errors.length) for (const e of errors) log(`ERROR ${e}`);
+  return errors.length ? 1 : 0;
+}
+
+// --- the table ---------------------------------------------------------------------------------------
+
+function table(r: Record<string, any>): string {
+  const run = r.run;
+  const s = r.signin;
+  const c = r.ceilings;
+  const ok = (k: string) => (r.meets?.[k] === undefined ? '' : r.meets[k] ? 'yes' : 'NO');
+  const rows: string[][] = [
+    ['figure', 'Twofold', 'ceiling', 'ratio', 'target', 'met', 'C', 'window'],
+    ['sign-in, pwd+TOTP (/s)', `${s.per_s}`, `${c.combined_signin_per_s}`, `${r.signin_vs_ceiling}`, `≥ ${TARGETS.signin_vs_ceiling}`, ok('signin_vs_ceiling'), `${s.concurrency}`, `${s.window_s} s`],
+    ['  latency p50/p95/p99 (ms)', `${s.latency.p50_ms}/${s.latency.p95_ms}/${s.latency.p99_ms}`, `${c.bare_signin.latency.p50_ms}/${c.bare_signin.latency.p95_ms}/${c.bare_signin.latency.p99_ms} bare`, '', '', '', '', ''],
+    ['  server CPU s per sign-in', `${s.cpu_s_per_op ?? '-'}${s.db_cpu_s_per_op !== undefined ? ` (+${s.db_cpu_s_per_op} PG)` : ''}`, `${c.bare_signin.cpu_s_per_op ?? '-'} bare`, '', '', '', '', ''],
+    ['  bare provider sign-in (/s)', '', `${c.bare_signin.per_s}`, '', '', '', `${c.bare_signin.concurrency}`, `${c.bare_signin.window_s} s`],
+    ['  argon2id verify (/s)', '', `${c.argon2.per_s}`, '', '', '', `${c.argon2.concurrency}`, `${c.argon2.duration_s} s`],
+    ['refresh, rotating (/s)', `${r.refresh.per_s}`, `${c.bare_refresh.per_s}`, `${r.refresh_vs_bare}`, `≥ ${TARGETS.refresh_vs_bare}`, ok('refresh_vs_bare'), `${r.refresh.concurrency}`, `${r.refresh.window_s} s`],
+    ['  latency p50/p99 (ms)', `${r.refresh.latency.p50_ms}/${r.refresh.latency.p99_ms}`, `${c.bare_refresh.latency.p50_ms}/${c.bare_refresh.latency.p99_ms} bare`, '', '', '', '', ''],
+    ['TOTP step p50/p99 (ms)', `${r.totp_step.p50_ms}/${r.totp_step.p99_ms}`, '', '', `p99 ≤ ${TARGETS.totp_p99_ms}`, ok('totp_p99_ms'), `${r.totp_step.concurrency}`, `${r.totp_step.duration_s} s`],
+    ['RSS idle (MB)', `${r.memory.rss_idle_mb}`, '', '', `≤ ${TARGETS.rss_idle_mb}`, ok('rss_idle_mb'), '', ''],
+    ['RSS under load / overload (MB)', `${r.memory.rss_load_mb} / ${r.memory.rss_overload_mb}`, '', '', `≤ ${TARGETS.rss_load_mb}`, ok('rss_load_mb'), '', ''],
+    ['start to /readyz (ms)', `${r.ready_ms}`, '', '', run.database === 'pglite' ? `≤ ${TARGETS.ready_ms_pglite}` : '', ok('ready_ms_pglite'), '', ''],
+    ['statements per sign-in (r/w)', `${r.statements.per_signin} (${r.statements.reads_per_signin}/${r.statements.writes_per_signin})`, '0 bare', '', '', '', '1', `${r.statements.sample_signins} ops`],
+    ['statements per refresh (r/w)', `${r.statements.per_refresh} (${r.statements.reads_per_refresh}/${r.statements.writes_per_refresh})`, '0 bare', '', '', '', '1', `${r.statements.sample_refreshes} ops`],
+    ['overload: done / 503+RA / errors', `${r.overload.accepted_completed} / ${r.overload.shed_with_retry_after} / ${r.overload.errors}`, '', '', '0 errors', r.overload.errors === 0 && r.overload.readyz_failures === 0 ? 'yes' : 'NO', `${r.overload.concurrency}`, `${r.overload.duration_s} s`],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  const head = `\nTwofold benchmark: ${run.command}\n${run.database}${run.database_url ? ` ${run.database_url}` : ''}, ${run.cores} cores (${run.cpu_model}), node ${run.node}, workers ${run.workers}, argon2id m=${run.argon2.memory_kib} t=${run.argon2.iterations} p=${run.argon2.parallelism}, hash concurrency ${run.hash_concurrency}\nload average ${run.load_avg_start.join(' ')} at start, ${run.load_avg_end.join(' ')} at end; ${run.started_at}\n\n`;
+  return `${head}${rows.map(line).join('\n')}\n\nerrors: ${r.errors_total}\n`;
+}
+
+async function dropFreshDb(): Promise<void> {
+  if (!freshDb || args.keep) return;
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await adminQuery(`drop database if exists ${freshDb} with (force)`).catch((err) => log(`could not drop ${freshDb}: ${(err as Error).message}`));
+}
+
+main().then(
+  async (code) => {
+    clearInterval(rssTimer);
+    await dropFreshDb();
+    process.exit(code);
+  },
+  async (err) => {
+    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (tmpDir) log(`provider log: ${path.join(tmpDir, 'provider.log')}`);
+    args.keep = true;
+    await dropFreshDb();
+    process.exit(1);
+  },
+);
