@@ -7,7 +7,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Database } from '../db/schema.ts';
-import { clientToProviderMetadata, findClientRow } from './clients.ts';
+import { clientToProviderMetadata } from './clients.ts';
 import type { Sealer } from '../security/sealer.ts';
 
 type AdapterConstructor = new (name: string) => Adapter;
@@ -15,9 +15,10 @@ type AdapterConstructor = new (name: string) => Adapter;
 export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterConstructor {
   class ClientAdapter implements Adapter {
     async find(id: string): Promise<AdapterPayload | undefined> {
-      const row = await findClientRow(db, id);
-      // findClientRow also matches names (for the CLI); the protocol knows clients by client_id only.
-      return row && row.client_id === id ? (clientToProviderMetadata(row, sealer) as AdapterPayload) : undefined;
+      // The protocol knows clients by client_id only (findClientRow also matches names, for the CLI):
+      // an exact primary-key lookup, run on every authorization, token and refresh request.
+      const row = await db.selectFrom('clients').selectAll().where('client_id', '=', id).executeTakeFirst();
+      return row ? (clientToProviderMetadata(row, sealer) as AdapterPayload) : undefined;
     }
     async upsert(): Promise<void> {
       throw new Error('clients are managed with `twofold client`, not by the provider');
@@ -131,5 +132,6 @@ export async function purgeExpired(db: Kysely<Database>, graceSeconds = 60, batc
     if (n < batch) break;
   }
   await db.deleteFrom('rate_limits').where('expires_at', '<', cutoff).execute();
+  await db.deleteFrom('challenge_codes').where('expires_at', '<', cutoff).execute();
   return total;
 }
