@@ -9,11 +9,15 @@ import path from 'node:path';
 import { AMR_VALUES, FACTOR_API_VERSION, type Factor } from './types.ts';
 import totp from './totp/index.ts';
 import backupCodes from './backup-codes/index.ts';
+import emailCode from './email-code/index.ts';
+import smsCode from './sms-code/index.ts';
 
 /** Every factor Twofold offers, in the order pages list them. */
 export const FACTORS: Factor<any>[] = [
   totp,
   backupCodes,
+  emailCode,
+  smsCode,
 ];
 
 export class FactorRegistryError extends Error {}

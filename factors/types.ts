@@ -8,6 +8,14 @@
  * comparison cannot be got wrong inside a plugin.
  *
  * Failures a user can cause are values; exceptions are for bugs.
+ *
+ * Contract changes for delivered codes (issue 5), additive too:
+ * - FactorServices.outOfBand: one-time codes the engine makes, delivers (email, SMS, voice), stores as
+ *   keyed hashes with expiry and a try limit, and accepts once; the factor never sees a mailer or a table.
+ * - `act`: a submission that moves a step along without finishing it (send a code, send another, call
+ *   instead), posted as `action=<name>`; StepView `submit` and `actions` say what the page's buttons do.
+ * - FailureReason `unavailable`: the factor's channel failed (a mail server or SMS gateway refused or
+ *   timed out); nothing was sent or stored.
  */
 import type { z } from 'zod';
 
@@ -62,7 +70,7 @@ export interface NewCredential {
   oneTimeCodes?: string[];
 }
 
-export type FailureReason = 'wrong' | 'expired' | 'already_used' | 'locked' | 'invalid_input' | 'not_enrolled';
+export type FailureReason = 'wrong' | 'expired' | 'already_used' | 'locked' | 'invalid_input' | 'not_enrolled' | 'unavailable';
 
 export type Failure = { ok: false; reason: FailureReason; message?: string };
 
@@ -76,6 +84,8 @@ export type EnrollResult =
       credential: NewCredential;
       /** Whether enrolling proved possession (a TOTP code was typed), so it counts as evidence now. */
       proves: boolean;
+      /** When it proves: what it showed, a subset of the descriptor's amr (default: all of them). */
+      amr?: AmrValue[];
       /** Shown once after enrolment. */
       reveal?: Record<string, unknown>;
     }
@@ -114,6 +124,52 @@ export interface FactorServices {
   /** The issuer, for labels (otpauth issuer name, WebAuthn RP). */
   issuer: string;
   issuerName: string;
+  /** One-time codes delivered out of band (email, SMS, voice), for this factor and account. */
+  outOfBand: OutOfBandCodes;
+}
+
+/** How a code reaches the user. Decides the amr value: `otp` for email, `sms`, `tel` for a voice call. */
+export type CodeChannel = 'email' | 'sms' | 'voice';
+
+/** The rules for one factor's codes (its settings). */
+export interface CodeRules {
+  /** Digits per code. */
+  length: number;
+  ttlSeconds: number;
+  /** Wrong tries a code allows. A new code inherits the tries spent on the one it replaces. */
+  maxAttempts: number;
+  /** Seconds before another code may be sent for the same scope. */
+  cooldownSeconds: number;
+}
+
+/** The live code of a scope, for what a page says. */
+export interface CodeStatus {
+  channel: CodeChannel;
+  sentAt: Date;
+  expiresAt: Date;
+  /** When another code may be sent. */
+  resendAt: Date;
+  attemptsLeft: number;
+}
+
+/**
+ * Codes sent to an address the factor names. A `scope` is what a code unlocks (a credential id, or a
+ * pending enrolment's random id); scopes are private to the factor and account. Sending is throttled per
+ * account, client address and destination, with the same answer whoever the destination belongs to.
+ */
+export interface OutOfBandCodes {
+  /** Channels this deployment can deliver over (email needs SMTP or the development log; sms and voice the webhook). */
+  readonly channels: readonly CodeChannel[];
+  /**
+   * Makes a code, delivers it, and only then stores its keyed hash, replacing the scope's previous code.
+   * Fails as `locked` (cooldown, send throttle, tries used up) or `unavailable` (delivery failed: nothing
+   * stored, the previous code still works).
+   */
+  send(request: { scope: string; channel: CodeChannel; to: string; purpose: 'sign-in' | 'enroll'; rules: CodeRules }): Promise<{ ok: true; status: CodeStatus } | (Failure & { retryAfterSeconds?: number })>;
+  /** Spends one try on the scope's live code: accepted at most once, by one conditional UPDATE. */
+  check(scope: string, code: string): Promise<{ ok: true; channel: CodeChannel } | Failure>;
+  /** The scope's live code, if any. */
+  status(scope: string, rules: Pick<CodeRules, 'cooldownSeconds'>): Promise<CodeStatus | undefined>;
 }
 
 export interface FactorContext<S> {
@@ -126,6 +182,20 @@ export interface FactorContext<S> {
 export interface StepView {
   partial: string;
   data: Record<string, unknown>;
+  /** The page's main button: its label, and the action it posts when it does not finish the step (send a code). */
+  submit?: { label: string; action?: string };
+  /** Further buttons after the main one, each posting `action=<name>` (send a new code, call instead). */
+  actions?: Array<{ name: string; label: string }>;
+}
+
+/** What an action did: the step continues (the page is shown again), or a failure the user can act on. */
+export type ActionResult = { ok: true } | (Failure & { retryAfterSeconds?: number });
+
+/** Which step an action belongs to, and the account's credentials of the factor (none while enrolling the first). */
+export interface ActionRequest {
+  step: 'enroll' | 'challenge';
+  action: string;
+  credentials: Credential[];
 }
 
 export interface FactorDescriptor<S = unknown> {
@@ -155,6 +225,12 @@ export interface Factor<S = unknown> extends FactorDescriptor<S> {
   finishEnrollment(ctx: FactorContext<S>, input: Record<string, string>): Promise<EnrollResult>;
   beginChallenge(ctx: FactorContext<S>, credentials: Credential[]): Promise<StepView>;
   verify(ctx: FactorContext<S>, credentials: Credential[], input: Record<string, string>): Promise<VerifyResult>;
+  /**
+   * A submission that moves a step along without finishing it (send a code to this address, send
+   * another, call instead), posted as `action=<name>`. Proves nothing and stores no credential; an
+   * unknown action is `invalid_input`.
+   */
+  act?(ctx: FactorContext<S>, request: ActionRequest, input: Record<string, string>): Promise<ActionResult>;
 }
 
 /** Helper so a factor module is type-checked against the contract with its own settings type. */

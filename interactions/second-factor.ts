@@ -26,7 +26,9 @@ function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
 export function failureMessage(failure: Failure & { retryAfterSeconds?: number }): string {
   switch (failure.reason) {
     case 'locked':
-      return `Too many attempts. Try again in ${Math.max(1, Math.ceil((failure.retryAfterSeconds ?? 60) / 60))} minute(s).`;
+      return failure.message ?? `Too many attempts. Try again in ${Math.max(1, Math.ceil((failure.retryAfterSeconds ?? 60) / 60))} minute(s).`;
+    case 'unavailable':
+      return failure.message ?? 'This method is not available right now. Try again later, or use another way to sign in.';
     case 'already_used':
       return failure.message ?? 'That code was already used.';
     case 'expired':
@@ -97,6 +99,8 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
       factorLabel: registered.factor.label,
       partial: view.partial,
       view: view.data,
+      submit: view.submit,
+      actions: view.actions,
       error,
       trustDays,
       others: primary.filter((id) => id !== factorId).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
@@ -122,6 +126,8 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
       factorLabel: registered.factor.label,
       partial: view.partial,
       view: view.data,
+      submit: view.submit,
+      actions: view.actions,
       error,
       optional: decision.optional,
       reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
@@ -138,6 +144,7 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   const decision = await decisionFor(ctx, deps, details, signIn);
   if (decision.type !== 'step_up' || !decision.factors.includes(factorId)) return ctx.redirect(`/interaction/${details.uid}`);
   const input = strings(await readForm(ctx));
+  if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'challenge', input);
   const outcome = await deps.services.factors.verify(factorId, signIn.account, signIn.state, input, auditContext(ctx, details));
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
@@ -170,6 +177,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
     if (decision.type !== 'enroll' || !decision.factors.includes(factorId)) return ctx.redirect(`/interaction/${details.uid}`);
   }
   const input = strings(await readForm(ctx));
+  if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'enroll', input);
   const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details));
   if (!outcome.ok) {
     ctx.query = { ...ctx.query, factor: factorId };
@@ -180,6 +188,20 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   else if (engine.registry.get(BACKUP) && !(await engine.store.list(signIn.account.id, BACKUP)).length) signIn.data.offerBackupCodes = true;
   await saveSignIn(signIn, deps);
   ctx.redirect(`/interaction/${details.uid}`);
+}
+
+/**
+ * A button that moves the step along without finishing it (send a code, send
+ * another, call instead): the factor acts, and the same step is shown again,
+ * with what went wrong if it failed (a code not sent leaves nothing behind).
+ */
+async function submitAction(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, factorId: string, step: 'enroll' | 'challenge', input: Record<string, string>): Promise<void> {
+  const outcome = await deps.services.factors.act(factorId, step, signIn.account, signIn.state, input.action!, input, auditContext(ctx, details));
+  if (outcome.ok) return ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
+  if (outcome.retryAfterSeconds) ctx.set('Retry-After', String(outcome.retryAfterSeconds));
+  ctx.query = { ...ctx.query, factor: factorId };
+  const status = outcome.reason === 'locked' ? 429 : outcome.reason === 'unavailable' ? 503 : 400;
+  return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), status);
 }
 
 export async function skipEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {

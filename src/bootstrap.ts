@@ -12,7 +12,8 @@ import { loadMasterKey } from './security/secret-key.ts';
 import { Sealer } from './security/sealer.ts';
 import { KeyedHasher } from './security/keyed-hash.ts';
 import { FactorEngine } from './mfa/engine.ts';
-import { FactorRegistry, FactorRegistryError } from '../factors/registry.ts';
+import { FACTORS, FactorRegistry, FactorRegistryError } from '../factors/registry.ts';
+import { createMessaging } from './messaging/index.ts';
 import type { Services } from './services.ts';
 import type { KyselyPlugin } from 'kysely';
 
@@ -68,7 +69,13 @@ export async function openServices(config: Config, options: OpenServicesOptions 
     const masterKey = loadMasterKey(config);
     let registry: FactorRegistry;
     try {
-      registry = new FactorRegistry(undefined, config.FACTOR_SETTINGS);
+      // Factors whose channel is not configured are not registered at all (their settings are ignored).
+      const off = new Set([...(config.emailDelivery === 'off' ? ['email-code'] : []), ...(config.SMS_WEBHOOK_URL ? [] : ['sms-code'])]);
+      const settings = Object.fromEntries(Object.entries(config.FACTOR_SETTINGS).filter(([id]) => !off.has(id)));
+      registry = new FactorRegistry(
+        FACTORS.filter((f) => !off.has(f.id)),
+        settings,
+      );
     } catch (err) {
       if (err instanceof FactorRegistryError) throw new StartupError(`FACTOR_SETTINGS: ${err.message}`);
       throw err;
@@ -87,6 +94,11 @@ export async function openServices(config: Config, options: OpenServicesOptions 
         queueLimit: config.HASH_QUEUE_LIMIT,
       }),
     } as Services;
+    try {
+      services.messaging = createMessaging(config);
+    } catch (err) {
+      throw new StartupError(`MESSAGE_TEMPLATES_DIR: ${(err as Error).message}`);
+    }
     services.factors = new FactorEngine(services, registry);
     return { services, handle: h, lock, migrated, keySource: masterKey.source, close };
   } catch (err) {

@@ -96,6 +96,28 @@ export const configSchema = z
       .default({}),
     /** The name authenticator apps show for this provider (defaults to the issuer's host). */
     ISSUER_NAME: z.string().min(1).max(64).optional(),
+    /** SMTP server for emailed codes, a nodemailer URL: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://…:465 (TLS). */
+    SMTP_URL: z
+      .string()
+      .regex(/^smtps?:\/\/[^\s]+$/, 'an smtp:// or smtps:// URL')
+      .optional(),
+    /** The From of emailed codes, e.g. `Example ID <no-reply@example.com>` (default: the provider's name at no-reply@ the issuer's host). */
+    MAIL_FROM: z
+      .string()
+      .min(3)
+      .max(320)
+      .regex(/^[^\r\n]*@[^\r\n]*$/, 'one line with an email address')
+      .optional(),
+    /** The `email-code` factor: `auto` (default: on when SMTP_URL is set), `on` (development without SMTP_URL: codes go to the log), `off`. */
+    EMAIL_CODES: z.enum(['auto', 'on', 'off']).default('auto'),
+    /** HTTPS endpoint of the operator's SMS/voice gateway; setting it turns the `sms-code` factor on (off by default). */
+    SMS_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+    /** Key for the HMAC-SHA256 signature of each webhook request (Twofold-Signature header); at least 32 characters. */
+    SMS_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters (e.g. `openssl rand -hex 32`)').optional(),
+    /** Seconds to wait for the SMS gateway before telling the user it failed. */
+    SMS_WEBHOOK_TIMEOUT: seconds(1, 60).default(10),
+    /** Folder whose code-email.*.hbs, code-sms.hbs, code-voice.hbs replace the built-in messages. */
+    MESSAGE_TEMPLATES_DIR: z.string().min(1).optional(),
     /** Run pending migrations at start. */
     MIGRATE_ON_START: bool.default(true),
     /** pino log level. */
@@ -136,6 +158,8 @@ export interface Config extends Omit<RawConfig, 'ISSUER'> {
   production: boolean;
   /** Whether cookies must be Secure (issuer is https). */
   secureCookies: boolean;
+  /** How emailed codes leave: over SMTP, to the log (development only), or not at all (the factor is off). */
+  emailDelivery: 'smtp' | 'log' | 'off';
 }
 
 export class ConfigError extends Error {}
@@ -149,6 +173,34 @@ export function decodeKey(value: string): Buffer | undefined {
     if (buf.length === 32) return buf;
   }
   return undefined;
+}
+
+/**
+ * How codes leave. Email is on when an SMTP server is configured (`auto`), or
+ * when asked for (`on`): in development without SMTP_URL the codes then go to
+ * the log, which production refuses, since a code nobody can receive locks
+ * users out and a code in a log is a code anyone with the logs can use. SMS is
+ * on only with a gateway and its signing key.
+ */
+function resolveEmailDelivery(raw: RawConfig, production: boolean): Config['emailDelivery'] {
+  if (raw.SMS_WEBHOOK_URL && !raw.SMS_WEBHOOK_SECRET) {
+    throw new ConfigError('Invalid configuration: SMS_WEBHOOK_SECRET: required with SMS_WEBHOOK_URL (the gateway verifies each request with it; e.g. `openssl rand -hex 32`)');
+  }
+  if (raw.SMS_WEBHOOK_SECRET && !raw.SMS_WEBHOOK_URL) {
+    throw new ConfigError('Invalid configuration: SMS_WEBHOOK_URL: SMS_WEBHOOK_SECRET is set but no gateway URL');
+  }
+  if (production && raw.SMS_WEBHOOK_URL && !raw.SMS_WEBHOOK_URL.startsWith('https://')) {
+    throw new ConfigError(`Invalid configuration: SMS_WEBHOOK_URL: must be https:// in production (got ${JSON.stringify(raw.SMS_WEBHOOK_URL)})`);
+  }
+  if (raw.EMAIL_CODES === 'off') return 'off';
+  if (raw.SMTP_URL) return 'smtp';
+  if (raw.EMAIL_CODES === 'auto') return 'off';
+  if (production) {
+    throw new ConfigError(
+      'Invalid configuration: EMAIL_CODES: on, but SMTP_URL is not set; in production codes are never written to the log (set SMTP_URL, e.g. smtps://user:pass@mail.example.com:465, or EMAIL_CODES=off)',
+    );
+  }
+  return 'log';
 }
 
 const KNOWN_KEYS = new Set(Object.keys(configSchema.shape));
@@ -191,7 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = result.error.issues[0]!;
     const key = issue.path.join('.') || '(config)';
     const got = issue.path.length ? (merged as Record<string, unknown>)[String(issue.path[0])] : undefined;
-    const shown = got === undefined ? '' : ` (got ${JSON.stringify(key === 'SECRET_KEY' || key === 'DATABASE_URL' ? '…' : got)})`;
+    const shown = got === undefined ? '' : ` (got ${JSON.stringify(['SECRET_KEY', 'DATABASE_URL', 'SMTP_URL', 'SMS_WEBHOOK_SECRET'].includes(key) ? '…' : got)})`;
     const message = issue.code === 'unrecognized_keys' ? `unknown setting(s) ${issue.keys.join(', ')}` : issue.message;
     throw new ConfigError(`Invalid configuration: ${issue.code === 'unrecognized_keys' ? 'config file' : key}: ${message}${shown}`);
   }
@@ -210,5 +262,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(raw.DATA_DIR),
     production,
     secureCookies: issuer.startsWith('https://'),
+    emailDelivery: resolveEmailDelivery(raw, production),
   };
 }

@@ -7,6 +7,7 @@ import type { PasswordHasher } from './accounts/password-hasher.ts';
 import type { Sealer } from './security/sealer.ts';
 import type { KeyedHasher } from './security/keyed-hash.ts';
 import type { FactorEngine } from './mfa/engine.ts';
+import type { Messaging } from './messaging/index.ts';
 
 export interface Services {
   config: Config;
@@ -18,4 +19,6 @@ export interface Services {
   codeHasher: KeyedHasher;
   /** The second-factor engine over the registered factors. */
   factors: FactorEngine;
+  /** How codes reach people (email, SMS, voice); factors see it only through the engine's outOfBand service. */
+  messaging: Messaging;
 }

@@ -125,6 +125,21 @@ export interface OneTimeCodesTable {
   used_at: NullableTimestamp;
 }
 
+/** Codes delivered out of band (email, SMS, voice), as keyed hashes. Migration 0005. */
+export interface ChallengeCodesTable {
+  id: string;
+  account_id: string;
+  factor_id: string;
+  scope: string;
+  channel: string;
+  code_hash: string;
+  attempts: Generated<number>;
+  max_attempts: number;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+}
+
 export interface InteractionStateTable {
   uid: string;
   key: string;
@@ -165,6 +180,7 @@ export interface Database {
   trusted_devices: TrustedDevicesTable;
   credentials: CredentialsTable;
   one_time_codes: OneTimeCodesTable;
+  challenge_codes: ChallengeCodesTable;
   interaction_state: InteractionStateTable;
   session_evidence: SessionEvidenceTable;
   accounts: AccountsTable;

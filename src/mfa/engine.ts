@@ -10,6 +10,7 @@ import type { Services } from '../services.ts';
 import { FactorRegistry, type RegisteredFactor } from '../../factors/registry.ts';
 import type { Credential, Evidence, FactorAccount, FactorContext, FactorServices, Failure, StepView } from '../../factors/types.ts';
 import { CredentialStore } from './credential-store.ts';
+import { OutOfBandService } from './out-of-band.ts';
 import { InteractionState } from './step-state.ts';
 import { constantTimeEqual } from '../security/keyed-hash.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
@@ -20,18 +21,22 @@ import type { FactorFacts } from '../policy/decide.ts';
 export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
 
+export type ActOutcome = { ok: true } | (Failure & { retryAfterSeconds?: number });
+
 export function factorAccount(account: Account): FactorAccount {
   return { id: account.id, username: account.username, email: account.email, displayName: account.display_name };
 }
 
 export class FactorEngine {
   readonly store: CredentialStore;
+  readonly outOfBand: OutOfBandService;
 
   constructor(
     readonly services: Services,
     readonly registry: FactorRegistry,
   ) {
     this.store = new CredentialStore(services.db, services.sealer, services.codeHasher);
+    this.outOfBand = new OutOfBandService(services.db, services.codeHasher, services.messaging);
   }
 
   facts(id: string): FactorFacts | undefined {
@@ -48,7 +53,7 @@ export class FactorEngine {
       .filter((r) => r.credentials.length > 0);
   }
 
-  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState): FactorContext<S> {
+  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext): FactorContext<S> {
     const { store } = this;
     const issuer = this.services.config.ISSUER;
     const services: FactorServices = {
@@ -61,6 +66,8 @@ export class FactorEngine {
       state: state.forFactor(registered.factor.id),
       issuer,
       issuerName: this.services.config.ISSUER_NAME ?? new URL(issuer).host,
+      // Codes belong to this factor and account; the client address feeds the send throttles.
+      outOfBand: this.outOfBand.for(registered.factor.id, account.id, audit),
     };
     return { account, settings: registered.settings, services };
   }
@@ -133,7 +140,7 @@ export class FactorEngine {
     const credentialId = await this.store.insert(account.id, factorId, result.credential, { replaceFactor: !r.factor.multiple });
     await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label: result.credential.label });
     const evidence: Evidence | undefined = result.proves
-      ? { factor: factorId, credentialId, kinds: r.factor.kinds, amr: r.factor.amr, phishingResistant: r.factor.phishingResistant, at: Math.floor(Date.now() / 1000) }
+      ? { factor: factorId, credentialId, kinds: r.factor.kinds, amr: result.amr ?? r.factor.amr, phishingResistant: r.factor.phishingResistant, at: Math.floor(Date.now() / 1000) }
       : undefined;
     if (result.proves) await db.updateTable('accounts').set({ last_factor_id: factorId }).where('id', '=', account.id).execute();
     return { ok: true, credentialId, evidence, reveal: result.reveal };
@@ -149,5 +156,18 @@ export class FactorEngine {
     const n = await this.store.removeAll(accountId);
     await recordAudit(this.services.db, 'factor.reset', { ...audit, accountId }, { removed: n });
     return n;
+  }
+
+  /**
+   * A step's non-final submission (send a code, send another, call instead):
+   * the factor's `act`, with the request's client address for the send
+   * throttles. Sending is throttled by the out-of-band service, not as a guess.
+   */
+  async act(factorId: string, step: 'enroll' | 'challenge', account: Account, state: InteractionState, action: string, input: Record<string, string>, audit: AuditContext): Promise<ActOutcome> {
+    const r = this.#require(factorId);
+    if (!r.factor.act || !/^[a-z][a-z-]{0,31}$/.test(action)) return { ok: false, reason: 'invalid_input' };
+    const credentials = await this.store.list(account.id, factorId);
+    if (step === 'challenge' && !credentials.length) return { ok: false, reason: 'not_enrolled' };
+    return r.factor.act(this.#context(r, factorAccount(account), state, { ...audit, accountId: account.id }), { step, action, credentials }, input);
   }
 }

@@ -12,6 +12,12 @@
  * its narrow services, throttle and audit, on a migrated database of every
  * dialect in the matrix (one database per test file and dialect).
  *
+ * Challenge inputs are made from what beginChallenge showed, so the kit
+ * begins a challenge before every verification, as the sign-in page does. A
+ * factor whose step takes more than one submission (send a code, then type
+ * it) is driven through `step.act`, as the page's buttons do; one that needs
+ * configuration (an SMTP server, an SMS gateway) names it in `env`.
+ *
  * `makeDriver` is called once per test, so a driver may remember what
  * enrolment showed (backup codes) without leaking it between tests. Every test
  * uses a fresh account and client address, so the throttle never interferes.
@@ -38,23 +44,30 @@ import type { AuditContext } from '../../../src/security/audit.ts';
 type Input = Record<string, string>;
 type MaybePromise<T> = T | Promise<T>;
 
+/** Presses a button of the current step that does not finish it (`action=<name>`), as the user would; returns the step as shown next. */
+export interface DriverStep {
+  act(action: string, input?: Input): Promise<StepView>;
+}
+
 /** How a user answers one factor; the only factor-specific part of the kit. */
 export interface FactorDriver {
   /** The factor under test (a third party passes their own; it need not be in FACTORS). */
   factor: Factor<any>;
   /** The operator's settings for it, as FACTOR_SETTINGS would give them; omitted means the schema's defaults. */
   settings?: unknown;
+  /** Configuration the factor needs (SMTP_URL, SMS_WEBHOOK_URL…), as environment variables; files with the same env share a database. */
+  env?: Record<string, string>;
   /** A finishEnrollment input that completes the enrolment `view` (what beginEnrollment returned) shows. */
-  enrollmentInput(view: StepView): MaybePromise<Input>;
+  enrollmentInput(view: StepView, step: DriverStep): MaybePromise<Input>;
   /**
    * A finishEnrollment input with a wrong proof (a mistyped code), or null when
    * the factor's enrolment proves nothing and has nothing to get wrong.
    */
-  wrongEnrollmentInput(view: StepView): MaybePromise<Input | null>;
-  /** A valid verify input for this stored credential (its secret opened), not yet used. */
-  validChallengeInput(credential: Credential): MaybePromise<Input>;
+  wrongEnrollmentInput(view: StepView, step: DriverStep): MaybePromise<Input | null>;
+  /** A valid verify input for this stored credential (its secret opened), not yet used, answering `challenge` (what beginChallenge showed). */
+  validChallengeInput(credential: Credential, challenge: StepView, step: DriverStep): MaybePromise<Input>;
   /** A well-formed verify input that must not match this credential. */
-  invalidChallengeInput(credential: Credential): MaybePromise<Input>;
+  invalidChallengeInput(credential: Credential, challenge: StepView, step: DriverStep): MaybePromise<Input>;
 }
 
 const KINDS: FactorKind[] = ['know', 'have', 'are'];
@@ -65,17 +78,18 @@ const USER_FAILURES = ['wrong', 'expired', 'already_used', 'locked', 'invalid_in
  * call in the file (a file may check a factor under several settings). Opened
  * on first use, closed after the file's last test.
  */
-const shared = new Map<DatabaseKind, Promise<{ database: TestDatabase; opened: Opened }>>();
+const shared = new Map<string, Promise<{ database: TestDatabase; opened: Opened }>>();
 
-function sharedServices(kind: DatabaseKind): Promise<{ database: TestDatabase; opened: Opened }> {
-  let entry = shared.get(kind);
+function sharedServices(kind: DatabaseKind, env: Record<string, string> = {}): Promise<{ database: TestDatabase; opened: Opened }> {
+  const key = `${kind} ${JSON.stringify(env)}`;
+  let entry = shared.get(key);
   if (!entry) {
     entry = (async () => {
       const database = await createTestDatabase(kind);
-      const opened = await openServices(testConfig(39_999), { handle: database, migrate: true });
+      const opened = await openServices(testConfig(39_999, env), { handle: database, migrate: true });
       return { database, opened };
     })();
-    shared.set(kind, entry);
+    shared.set(key, entry);
   }
   return entry;
 }
@@ -147,7 +161,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       let views: Views;
 
       beforeAll(async () => {
-        ({ opened } = await sharedServices(kind));
+        ({ opened } = await sharedServices(kind, probe.env));
         // The engine over just this factor: a third-party factor need not be in FACTORS.
         engine = new FactorEngine(opened.services, new FactorRegistry([factor], operatorSettings));
         views = new Views();
@@ -186,8 +200,25 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const file = view.partial.slice(factor.id.length + 1);
         expect(fs.existsSync(path.join(factor.viewsDir, `${file}.hbs`))).toBe(true);
         expect(view.data).toEqual(expect.any(Object));
-        const html = views.render(page, { uid: 'contract', factorId: factor.id, factorLabel: factor.label, partial: view.partial, view: view.data });
+        const html = views.render(page, { uid: 'contract', factorId: factor.id, factorLabel: factor.label, partial: view.partial, view: view.data, submit: view.submit, actions: view.actions });
         expect(html).toContain('<form');
+      }
+
+      /** The buttons of a step that move it along (send a code): a failure here is the driver's or the factor's bug. */
+      function stepFor(s: Scenario, step: 'enroll' | 'challenge', state = s.state): DriverStep {
+        return {
+          async act(action, input = {}) {
+            const outcome = await engine.act(factor.id, step, s.account, state, action, input, s.audit);
+            if (!outcome.ok) throw new Error(`action ${action} failed: ${JSON.stringify(outcome)}`);
+            return step === 'enroll' ? engine.beginEnrollment(factor.id, s.account, state) : engine.beginChallenge(factor.id, s.account, state);
+          },
+        };
+      }
+
+      /** Begins a challenge in `state` (as the sign-in page does) and answers it for `credential`. */
+      async function challengeInput(s: Scenario, credential: Credential, state = s.state): Promise<Input> {
+        const view = await engine.beginChallenge(factor.id, s.account, state);
+        return s.driver.validChallengeInput(credential, view, stepFor(s, 'challenge', state));
       }
 
       async function credentials(s: Scenario): Promise<Credential[]> {
@@ -196,7 +227,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       async function enrol(s: Scenario): Promise<{ credential: Credential; outcome: EnrollOutcome & { ok: true }; input: Input }> {
         const view = await engine.beginEnrollment(factor.id, s.account, s.state);
-        const input = await s.driver.enrollmentInput(view);
+        const input = await s.driver.enrollmentInput(view, stepFor(s, 'enroll'));
         const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, input, s.audit);
         if (!outcome.ok) throw new Error(`enrolment failed: ${JSON.stringify(outcome)}`);
         const stored = (await credentials(s)).find((c) => c.id === outcome.credentialId);
@@ -221,7 +252,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const s = await scenario();
         const view = await engine.beginEnrollment(factor.id, s.account, s.state);
         expectRenders(view, 'enroll');
-        const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, await s.driver.enrollmentInput(view), s.audit);
+        const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, await s.driver.enrollmentInput(view, stepFor(s, 'enroll')), s.audit);
         expect(outcome).toMatchObject({ ok: true, credentialId: expect.any(String) });
         if (!outcome.ok) return;
 
@@ -241,7 +272,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test('enrolment with a wrong proof is refused as a value, stores nothing, and does not spend the setup', async () => {
         const s = await scenario();
         const view = await engine.beginEnrollment(factor.id, s.account, s.state);
-        const wrong = await s.driver.wrongEnrollmentInput(view);
+        const wrong = await s.driver.wrongEnrollmentInput(view, stepFor(s, 'enroll'));
         if (wrong === null) {
           // Nothing to prove, so nothing may be claimed: such an enrolment is no evidence.
           const { outcome } = await enrol(s);
@@ -253,7 +284,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         expect(await engine.store.summaries(s.account.id)).toEqual([]);
 
         // A typo does not make the user start again: the same setup still completes.
-        const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, await s.driver.enrollmentInput(view), s.audit);
+        const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, await s.driver.enrollmentInput(view, stepFor(s, 'enroll')), s.audit);
         expect(outcome.ok).toBe(true);
         expect(await engine.store.summaries(s.account.id)).toHaveLength(1);
       });
@@ -261,7 +292,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test('an enrolment completes once: finishing it again stores nothing more', async () => {
         const s = await scenario();
         const view = await engine.beginEnrollment(factor.id, s.account, s.state);
-        const input = await s.driver.enrollmentInput(view);
+        const input = await s.driver.enrollmentInput(view, stepFor(s, 'enroll'));
         expect((await engine.finishEnrollment(factor.id, s.account, s.state, input, s.audit)).ok).toBe(true);
         expectUserFailure(await engine.finishEnrollment(factor.id, s.account, s.state, input, s.audit));
         expect(await engine.store.summaries(s.account.id)).toHaveLength(1);
@@ -270,7 +301,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test('enrolment state belongs to its interaction: another interaction cannot finish it', async () => {
         const s = await scenario();
         const view = await engine.beginEnrollment(factor.id, s.account, s.state);
-        const input = await s.driver.enrollmentInput(view);
+        const input = await s.driver.enrollmentInput(view, stepFor(s, 'enroll'));
         expectUserFailure(await engine.finishEnrollment(factor.id, s.account, newState(), input, s.audit));
         expect(await engine.store.summaries(s.account.id)).toEqual([]);
       });
@@ -285,9 +316,9 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test("verify: a valid input succeeds with evidence of the factor's kinds and amr", async () => {
         const s = await scenario();
         const { credential } = await enrol(s);
-        await engine.beginChallenge(factor.id, s.account, s.state);
+        const input = await challengeInput(s, credential);
         const before = Math.floor(Date.now() / 1000);
-        const outcome = await verify(s, await s.driver.validChallengeInput(credential));
+        const outcome = await verify(s, input);
         expect(outcome).toMatchObject({
           ok: true,
           evidence: { factor: factor.id, credentialId: credential.id, kinds: factor.kinds, phishingResistant: factor.phishingResistant },
@@ -304,15 +335,15 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test("verify: a wrong or malformed input is refused as a value ('wrong' or 'invalid_input')", async () => {
         const s = await scenario();
         const { credential } = await enrol(s);
-        await engine.beginChallenge(factor.id, s.account, s.state);
-        for (const input of [await s.driver.invalidChallengeInput(credential), {}, { code: '' }, { code: 'x'.repeat(4096) }]) {
+        const view = await engine.beginChallenge(factor.id, s.account, s.state);
+        for (const input of [await s.driver.invalidChallengeInput(credential, view, stepFor(s, 'challenge')), {}, { code: '' }, { code: 'x'.repeat(4096) }]) {
           const outcome = await verify(s, input);
           expect(outcome).toMatchObject({ ok: false });
           expect(['wrong', 'invalid_input']).toContain((outcome as { reason: string }).reason);
         }
         expect(await auditTypes(s)).toContain('factor.failed');
         // The failures did not spend the credential: a valid input still works.
-        expect((await verify(s, await s.driver.validChallengeInput(credential))).ok).toBe(true);
+        expect((await verify(s, await challengeInput(s, credential))).ok).toBe(true);
       });
 
       test('the proof that completed enrolment does not also pass a challenge', async () => {
@@ -325,7 +356,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test('a valid input replayed is refused', async () => {
         const s = await scenario();
         const { credential } = await enrol(s);
-        const input = await s.driver.validChallengeInput(credential);
+        const input = await challengeInput(s, credential);
         expect((await verify(s, input)).ok).toBe(true);
         expectUserFailure(await verify(s, input));
         // Nor in another interaction.
@@ -335,7 +366,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test('one valid input used twice at once: exactly one succeeds', async () => {
         const s = await scenario();
         const { credential } = await enrol(s);
-        const input = await s.driver.validChallengeInput(credential);
+        const input = await challengeInput(s, credential);
         const outcomes = await Promise.all([verify(s, input, newState()), verify(s, input, newState())]);
         expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
       });
@@ -344,7 +375,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const owner = await scenario();
         const { credential } = await enrol(owner);
         const other = await scenario();
-        expect(await verify(other, await owner.driver.validChallengeInput(credential))).toEqual({ ok: false, reason: 'not_enrolled' });
+        expect(await verify(other, await challengeInput(owner, credential))).toEqual({ ok: false, reason: 'not_enrolled' });
       });
 
       test('a credential can be renamed by its owner only', async () => {
@@ -355,13 +386,13 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         expect(await engine.store.rename(s.account.id, credential.id, 'Work phone')).toBe(true);
         expect((await engine.store.summaries(s.account.id)).map((c) => c.label)).toEqual(['Work phone']);
         // Renaming changes nothing else: the credential still verifies.
-        expect((await verify(s, await s.driver.validChallengeInput(credential))).ok).toBe(true);
+        expect((await verify(s, await challengeInput(s, credential))).ok).toBe(true);
       });
 
       test('a credential can be removed by its owner only; afterwards verify is not_enrolled', async () => {
         const s = await scenario();
         const { credential } = await enrol(s);
-        const input = await s.driver.validChallengeInput(credential);
+        const input = await challengeInput(s, credential);
         const other = await scenario();
         expect(await engine.remove(other.account.id, credential.id, other.audit)).toBe(false);
         expect(await engine.store.summaries(s.account.id)).toHaveLength(1);
@@ -371,6 +402,18 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         expect(await verify(s, input)).toEqual({ ok: false, reason: 'not_enrolled' });
         expect(await auditTypes(s)).toContain('factor.removed');
       });
+
+      if (factor.act) {
+        test('actions: an unknown action is refused as a value, and no action stores a credential', async () => {
+          const s = await scenario();
+          for (const step of ['enroll', 'challenge'] as const) {
+            const outcome = await engine.act(factor.id, step, s.account, s.state, 'no-such-action', {}, s.audit);
+            expect(outcome.ok).toBe(false);
+          }
+          expect(await engine.act(factor.id, 'enroll', s.account, s.state, 'no-such-action', {}, s.audit)).toMatchObject({ ok: false, reason: 'invalid_input' });
+          expect(await engine.store.summaries(s.account.id)).toEqual([]);
+        });
+      }
     });
   }
 }

@@ -1,0 +1,13 @@
+/** A message that could not be handed over: the mail server or the gateway refused it, failed, or did not answer in time. */
+export class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly channel: 'email' | 'sms' | 'voice',
+    /** `timeout`: no answer in time; `rejected`: an error answer; `unreachable`: no connection. */
+    readonly kind: 'timeout' | 'rejected' | 'unreachable',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'DeliveryError';
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Email over SMTP with nodemailer, from SMTP_URL (`smtp://user:pass@host:587`
+ * upgrades with STARTTLS when the server offers it; `smtps://` is TLS from the
+ * first byte). Short timeouts: a user is waiting on the other side, and a
+ * message that cannot be handed over in seconds is better reported than late.
+ */
+import nodemailer from 'nodemailer';
+import { DeliveryError } from './delivery-error.ts';
+
+export interface Mail {
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export interface Mailer {
+  send(mail: Mail): Promise<void>;
+  close(): void;
+}
+
+export interface SmtpOptions {
+  url: string;
+  from: string;
+  /** Milliseconds to connect, to get the greeting, and of silence mid-conversation. */
+  timeoutMs?: number;
+}
+
+export function smtpMailer(options: SmtpOptions): Mailer {
+  const timeout = options.timeoutMs ?? 10_000;
+  const transport = nodemailer.createTransport({
+    url: options.url,
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: timeout * 2,
+  } as Parameters<typeof nodemailer.createTransport>[0]);
+  return {
+    async send(mail) {
+      try {
+        await transport.sendMail({ from: options.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        const kind = code === 'ETIMEDOUT' ? 'timeout' : ['ECONNECTION', 'ECONNREFUSED', 'EDNS', 'ESOCKET', 'ETLS'].includes(code) ? 'unreachable' : 'rejected';
+        throw new DeliveryError(`SMTP: ${(err as Error).message}`, 'email', kind, { cause: err });
+      }
+    },
+    close() {
+      transport.close();
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * A real SMTP server in the test process (smtp-server): the provider sends to
+ * it over TCP as it would to any mail server, and tests read what arrived.
+ */
+import { SMTPServer } from 'smtp-server';
+import type { AddressInfo } from 'node:net';
+
+export interface ReceivedMail {
+  from: string;
+  to: string[];
+  /** The raw message (headers and MIME parts), as delivered. */
+  raw: string;
+  subject: string;
+  at: number;
+}
+
+export interface MailSink {
+  url: string;
+  messages: ReceivedMail[];
+  /** Messages to one address, oldest first. */
+  to(address: string): ReceivedMail[];
+  /** The code in the newest message to `address` (the digits on a line of their own in the text part). */
+  latestCode(address: string): string;
+  /** Refuse every message with this SMTP reply code (e.g. 451), or accept again with undefined. */
+  refuseWith: number | undefined;
+  close(): Promise<void>;
+}
+
+/** Undoes quoted-printable soft line breaks and escapes, enough to read a code and a subject. */
+function decodeQp(text: string): string {
+  return text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
+export async function startMailSink(): Promise<MailSink> {
+  const messages: ReceivedMail[] = [];
+  const sink: MailSink = {
+    url: '',
+    messages,
+    refuseWith: undefined,
+    to: (address) => messages.filter((m) => m.to.includes(address.toLowerCase())),
+    latestCode(address) {
+      const mail = sink.to(address).at(-1);
+      if (!mail) throw new Error(`no mail to ${address}; got mail to ${messages.map((m) => m.to.join(',')).join('; ') || 'nobody'}`);
+      const code = /^\s+(\d{6,10})\s*$/m.exec(decodeQp(mail.raw));
+      if (!code) throw new Error(`no code in the mail to ${address}:\n${mail.raw.slice(0, 2000)}`);
+      return code[1]!;
+    },
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        if (sink.refuseWith) {
+          const err = new Error('mailbox unavailable') as Error & { responseCode: number };
+          err.responseCode = sink.refuseWith;
+          return callback(err);
+        }
+        const raw = Buffer.concat(chunks).toString('utf8');
+        const subject = decodeQp(/^Subject: (.*(?:\r?\n[ \t].*)*)/m.exec(raw)?.[1] ?? '').replace(/\r?\n[ \t]/g, ' ');
+        messages.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
+          raw,
+          subject,
+          at: Date.now(),
+        });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = (server as unknown as { server: { address(): AddressInfo } }).server.address();
+  sink.url = `smtp://127.0.0.1:${port}`;
+  return sink;
+}
