@@ -1,0 +1,178 @@
+/**
+ * Messaging without a database: which factors configuration turns on, the
+ * refusals that stop the start (production without SMTP, a gateway without
+ * its key, http in production), the development log with its marker, the
+ * webhook's signature as README documents it, and templates an operator
+ * overrides.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { pino } from 'pino';
+import { ConfigError, loadConfig, type Config } from '../../src/config.ts';
+import { createMessaging, DEV_CODE_MARKER, signWebhook, verifyWebhookSignature } from '../../src/messaging/index.ts';
+import { MessageTemplates, TEMPLATE_FILES } from '../../src/messaging/templates.ts';
+import { parseEmail, maskEmail } from '../../factors/email-code/index.ts';
+import { parsePhone, maskPhone } from '../../factors/sms-code/index.ts';
+import { randomDigits } from '../../src/mfa/out-of-band.ts';
+
+const KEY = crypto.randomBytes(32).toString('hex');
+const SECRET = crypto.randomBytes(32).toString('hex');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-messaging-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const production = { NODE_ENV: 'production', SECRET_KEY: KEY, ISSUER: 'https://id.example.com' };
+
+function refused(env: NodeJS.ProcessEnv): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error(`expected ${JSON.stringify(env)} to be refused`);
+}
+
+describe('configuration', () => {
+  test('email codes are on when SMTP is configured, off otherwise, unless asked for', () => {
+    expect(loadConfig({}).emailDelivery).toBe('off');
+    expect(loadConfig({ SMTP_URL: 'smtp://mail.example.com:587' }).emailDelivery).toBe('smtp');
+    expect(loadConfig({ SMTP_URL: 'smtps://u:p@mail.example.com:465', EMAIL_CODES: 'off' }).emailDelivery).toBe('off');
+    // Development without SMTP: the codes go to the log.
+    expect(loadConfig({ EMAIL_CODES: 'on' }).emailDelivery).toBe('log');
+    expect(loadConfig({ ...production, SMTP_URL: 'smtps://u:p@mail.example.com:465' }).emailDelivery).toBe('smtp');
+  });
+
+  test('production refuses email codes without SMTP, with a clear message', () => {
+    const message = refused({ ...production, EMAIL_CODES: 'on' });
+    expect(message).toContain('EMAIL_CODES');
+    expect(message).toContain('SMTP_URL is not set');
+    expect(message).toContain('never written to the log');
+  });
+
+  test('the SMS gateway needs its key, https in production, and an http(s) URL', () => {
+    expect(loadConfig({}).SMS_WEBHOOK_URL).toBeUndefined();
+    expect(refused({ SMS_WEBHOOK_URL: 'https://sms.example.com/hook' })).toContain('SMS_WEBHOOK_SECRET: required');
+    expect(refused({ SMS_WEBHOOK_SECRET: SECRET })).toContain('SMS_WEBHOOK_URL');
+    expect(refused({ SMS_WEBHOOK_URL: 'https://sms.example.com/hook', SMS_WEBHOOK_SECRET: 'short' })).toContain('at least 32 characters');
+    expect(refused({ ...production, SMS_WEBHOOK_URL: 'http://sms.example.com/hook', SMS_WEBHOOK_SECRET: SECRET })).toContain('https:// in production');
+    expect(loadConfig({ SMS_WEBHOOK_URL: 'http://127.0.0.1:9/hook', SMS_WEBHOOK_SECRET: SECRET }).SMS_WEBHOOK_TIMEOUT).toBe(10);
+  });
+
+  test('secrets in SMTP_URL and the webhook key are never echoed', () => {
+    expect(refused({ SMTP_URL: 'imap://user:hunter2@mail.example.com' })).not.toContain('hunter2');
+    expect(refused({ SMS_WEBHOOK_URL: 'https://sms.example.com', SMS_WEBHOOK_SECRET: 'hunter2-too-short' })).not.toContain('hunter2');
+  });
+
+  test('MAIL_FROM is one line', () => {
+    expect(refused({ MAIL_FROM: 'a@example.com\r\nBcc: victim@example.com' })).toContain('MAIL_FROM');
+  });
+});
+
+describe('the development log', () => {
+  test('without SMTP_URL (EMAIL_CODES=on), the code is logged with an unmistakable marker instead of being sent', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
+    const messaging = createMessaging(loadConfig({ EMAIL_CODES: 'on', DATA_DIR: tmp }), { logger });
+    expect(messaging.channels).toEqual(['email']);
+    await messaging.sendCode({ channel: 'email', to: 'dev@example.test', code: '428913', purpose: 'sign-in', expiresAt: new Date(Date.now() + 600_000) });
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(entry.msg).toContain(DEV_CODE_MARKER);
+    expect(entry.msg).toContain('428913');
+    expect(entry.msg).toContain('dev@example.test');
+    expect(entry.level).toBe(40);
+  });
+
+  test('no channel configured: nothing can be sent', async () => {
+    const messaging = createMessaging(loadConfig({ DATA_DIR: tmp }));
+    expect(messaging.channels).toEqual([]);
+    await expect(messaging.sendCode({ channel: 'sms', to: '+15555550123', code: '123456', purpose: 'sign-in', expiresAt: new Date() })).rejects.toThrow(/no sms delivery/);
+  });
+});
+
+describe('webhook signature', () => {
+  const body = JSON.stringify({ to: '+15555550123', message: '123456 is your code' });
+
+  test('t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">, as README says', () => {
+    const header = signWebhook(SECRET, body, 1_800_000_000);
+    const expected = crypto.createHmac('sha256', SECRET).update(`1800000000.${body}`).digest('hex');
+    expect(header).toBe(`t=1800000000,v1=${expected}`);
+  });
+
+  test('verifies a fresh signature, refuses a changed body, another key, an old timestamp and garbage', () => {
+    const now = Math.floor(Date.now() / 1000);
+    const header = signWebhook(SECRET, body, now);
+    expect(verifyWebhookSignature(SECRET, header, body)).toBe(true);
+    expect(verifyWebhookSignature(SECRET, header, body.replace('123456', '654321'))).toBe(false);
+    expect(verifyWebhookSignature(crypto.randomBytes(32).toString('hex'), header, body)).toBe(false);
+    expect(verifyWebhookSignature(SECRET, signWebhook(SECRET, body, now - 301), body)).toBe(false);
+    for (const bad of [undefined, '', 't=abc,v1=00', `t=${now}`, `t=${now},v1=zz`]) expect(verifyWebhookSignature(SECRET, bad, body)).toBe(false);
+  });
+});
+
+describe('templates', () => {
+  const data = { code: '428913', spokenCode: '4 2 8 9 1 3', minutes: 10, purpose: 'sign-in' as const, enroll: false, issuerName: 'Example <ID>', host: 'id.example.com', issuer: 'https://id.example.com' };
+
+  test('the built-in messages carry the code, its lifetime and, in a text message, the origin-bound line', () => {
+    const t = new MessageTemplates();
+    const email = t.email(data);
+    expect(email.subject).toBe('Your sign-in code for Example <ID>');
+    expect(email.text).toMatch(/^\s+428913$/m);
+    expect(email.text).toContain('expires in 10 minutes');
+    expect(email.html).toContain('428913');
+    // HTML is escaped; plain text is not.
+    expect(email.html).toContain('Example &lt;ID&gt;');
+    expect(t.sms(data)).toMatch(/^428913 is your Example <ID> sign-in code\. It expires in 10 minutes\./);
+    expect(t.sms(data).split('\n').at(-1)).toBe('@id.example.com #428913');
+    expect(t.voice(data)).toContain('4 2 8 9 1 3');
+    expect(t.email({ ...data, purpose: 'enroll', enroll: true }).subject).toBe('Confirm your email address for Example <ID>');
+  });
+
+  test('an operator overrides any template by file name; a broken one stops the start', () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'templates-'));
+    fs.writeFileSync(path.join(dir, 'code-sms.hbs'), 'ACME: {{code}} ({{minutes}} min)');
+    const t = new MessageTemplates(dir);
+    expect(t.sms(data)).toBe('ACME: 428913 (10 min)');
+    expect(t.email(data).subject).toBe('Your sign-in code for Example <ID>');
+    fs.writeFileSync(path.join(dir, 'code-email.subject.hbs'), '{{#if code}}unclosed');
+    expect(() => new MessageTemplates(dir)).toThrow(/code-email\.subject\.hbs/);
+    expect(TEMPLATE_FILES).toContain('code-voice.hbs');
+  });
+
+  test('createMessaging uses MESSAGE_TEMPLATES_DIR', () => {
+    const config: Config = loadConfig({ MESSAGE_TEMPLATES_DIR: path.join(tmp, 'missing'), DATA_DIR: tmp });
+    expect(() => createMessaging(config)).not.toThrow();
+  });
+});
+
+describe('addresses', () => {
+  test('email addresses are checked, their domain lower-cased, and masked on pages', () => {
+    expect(parseEmail('  Alice.Smith+id@Example.COM ')).toEqual({ ok: true, to: 'Alice.Smith+id@example.com' });
+    for (const bad of ['', 'alice', 'alice@', '@example.com', 'a b@example.com', 'alice@example', 'a@example.com\r\nBcc: x@y.z', 'a<b>@example.com']) {
+      expect(parseEmail(bad).ok).toBe(false);
+    }
+    expect(maskEmail('alice@example.com')).toBe('a•••@example.com');
+  });
+
+  test('phone numbers become E.164 and are masked to their last four digits', () => {
+    expect(parsePhone('+44 7700 900123')).toEqual({ ok: true, to: '+447700900123' });
+    expect(parsePhone('0044 (7700) 900-123')).toEqual({ ok: true, to: '+447700900123' });
+    for (const bad of ['', '07700 900123', '+0 1234 5678', '+1 555', '+1555555555555555', '+44 7700 9OO123']) expect(parsePhone(bad).ok).toBe(false);
+    expect(maskPhone('+447700900123')).toBe('•••• 0123');
+  });
+
+  test('codes are uniformly random digits of the asked length', () => {
+    const counts = new Array<number>(10).fill(0);
+    for (let i = 0; i < 2000; i++) {
+      const code = randomDigits(6);
+      expect(code).toMatch(/^\d{6}$/);
+      for (const d of code) counts[Number(d)]!++;
+    }
+    // 12,000 digits: each of the ten appears roughly 1,200 times.
+    for (const n of counts) expect(n).toBeGreaterThan(1000);
+  });
+});
