@@ -22,7 +22,7 @@ export interface Mailer {
 export interface SmtpOptions {
   url: string;
   from: string;
-  /** Milliseconds to connect, to get the greeting, and of silence mid-conversation. */
+  /** Milliseconds to connect, to get the greeting, and of silence mid-conversation (default 10 s). */
   timeoutMs?: number;
 }
 
@@ -32,7 +32,7 @@ export function smtpMailer(options: SmtpOptions): Mailer {
     url: options.url,
     connectionTimeout: timeout,
     greetingTimeout: timeout,
-    socketTimeout: timeout * 2,
+    socketTimeout: timeout,
   } as Parameters<typeof nodemailer.createTransport>[0]);
   return {
     async send(mail) {

@@ -7,13 +7,15 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { pino } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../../src/config.ts';
-import { createMessaging, DEV_CODE_MARKER, signWebhook, verifyWebhookSignature } from '../../src/messaging/index.ts';
+import { createMessaging, DeliveryError, DEV_CODE_MARKER, signWebhook, verifyWebhookSignature } from '../../src/messaging/index.ts';
+import { smtpMailer } from '../../src/messaging/smtp-mailer.ts';
 import { MessageTemplates, TEMPLATE_FILES } from '../../src/messaging/templates.ts';
 import { parseEmail, maskEmail } from '../../factors/email-code/index.ts';
 import { parsePhone, maskPhone } from '../../factors/sms-code/index.ts';
@@ -91,6 +93,30 @@ describe('the development log', () => {
     const messaging = createMessaging(loadConfig({ DATA_DIR: tmp }));
     expect(messaging.channels).toEqual([]);
     await expect(messaging.sendCode({ channel: 'sms', to: '+15555550123', code: '123456', purpose: 'sign-in', expiresAt: new Date() })).rejects.toThrow(/no sms delivery/);
+  });
+});
+
+describe('SMTP failures', () => {
+  test('a mail server that accepts the connection but never speaks is a timeout, not a hang', async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = silent.address() as net.AddressInfo;
+    const mailer = smtpMailer({ url: `smtp://127.0.0.1:${port}`, from: 'a@example.test', timeoutMs: 300 });
+    const started = Date.now();
+    const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DeliveryError);
+    expect((err as DeliveryError).kind).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(3000);
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  test('no server at all is unreachable', async () => {
+    const mailer = smtpMailer({ url: 'smtp://127.0.0.1:9', from: 'a@example.test', timeoutMs: 2000 });
+    const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DeliveryError);
+    expect((err as DeliveryError).kind).toBe('unreachable');
   });
 });
 
