@@ -14,6 +14,7 @@ import {
   type AmrValue,
   type CodeChannel,
   type CodeRules,
+  type CodeStatus,
   type Credential,
   type Factor,
   type FactorAccount,
@@ -80,6 +81,8 @@ const cleanCode = (value: string | undefined) => (value ?? '').replace(/[\s-]/g,
 export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCodeOptions<S>): Factor<S> {
   const voiceOn = (settings: S) => o.voice?.(settings) ?? false;
   const minutes = (settings: S) => Math.round(settings.ttl / 60);
+  /** What a page says about a code already sent: the minutes it has left, not its full lifetime. */
+  const left = (status: CodeStatus) => Math.max(1, Math.ceil((status.expiresAt.getTime() - Date.now()) / 60_000));
 
   function codeInput(ctx: FactorContext<S>, input: Record<string, string>): { ok: true; code: string } | { ok: false; reason: 'invalid_input'; message: string } {
     const code = cleanCode(input.code);
@@ -109,7 +112,7 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
       if (pending && status) {
         return {
           partial: `${o.id}/enroll`,
-          data: { sent: true, to: pending.to, digits: settings.length, minutes: minutes(settings), byVoice: status.channel === 'voice' },
+          data: { sent: true, to: pending.to, digits: settings.length, minutes: left(status), byVoice: status.channel === 'voice' },
           actions: [
             { name: 'resend', label: 'Send a new code' },
             ...(voiceOn(settings) ? [{ name: 'call', label: o.words.call }] : []),
@@ -151,7 +154,7 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
       if (status) {
         return {
           partial: `${o.id}/challenge`,
-          data: { sent: true, to, digits: settings.length, minutes: minutes(settings), attemptsLeft: status.attemptsLeft, byVoice: status.channel === 'voice' },
+          data: { sent: true, to, digits: settings.length, minutes: left(status), attemptsLeft: status.attemptsLeft, byVoice: status.channel === 'voice' },
           actions: [{ name: 'resend', label: 'Send a new code' }, ...(voiceOn(settings) ? [{ name: 'call', label: o.words.call }] : [])],
         };
       }
