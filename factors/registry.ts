@@ -11,10 +11,14 @@ import totp from './totp/index.ts';
 import backupCodes from './backup-codes/index.ts';
 import emailCode from './email-code/index.ts';
 import smsCode from './sms-code/index.ts';
+import webauthn from './webauthn/index.ts';
+import passkey from './passkey/index.ts';
 
 /** Every factor Twofold offers, in the order pages list them. */
 export const FACTORS: Factor<any>[] = [
   totp,
+  webauthn,
+  passkey,
   backupCodes,
   emailCode,
   smsCode,
@@ -41,8 +45,18 @@ export class FactorRegistry {
       if (factor.id === 'password' || this.#factors.has(factor.id)) throw new FactorRegistryError(`factor id ${factor.id} is registered twice`);
       for (const amr of factor.amr) if (!(AMR_VALUES as readonly string[]).includes(amr)) throw new FactorRegistryError(`factor ${factor.id}: amr value ${amr} is not registered in RFC 8176`);
       if (!factor.kinds.length) throw new FactorRegistryError(`factor ${factor.id}: declares no kind`);
-      for (const view of ['challenge.hbs', 'enroll.hbs']) {
+      for (const view of ['challenge.hbs', 'enroll.hbs', ...(factor.firstFactor ? ['login.hbs'] : [])]) {
         if (!fs.existsSync(path.join(factor.viewsDir, view))) throw new FactorRegistryError(`factor ${factor.id}: missing view ${view} in ${factor.viewsDir}`);
+      }
+      if (factor.firstFactor && (typeof factor.beginFirstFactor !== 'function' || typeof factor.identify !== 'function')) {
+        throw new FactorRegistryError(`factor ${factor.id}: a first factor implements beginFirstFactor and identify`);
+      }
+      if (factor.firstFactor && factor.recoveryOnly) throw new FactorRegistryError(`factor ${factor.id}: a recovery-only factor cannot be a first factor`);
+      for (const [name, file] of Object.entries(factor.assets ?? {})) {
+        if (!/^[a-z0-9][a-z0-9.-]*\.(js|css)$/.test(name)) throw new FactorRegistryError(`factor ${factor.id}: asset name ${JSON.stringify(name)} must be a lower-case .js or .css file name`);
+        if (!fs.existsSync(file)) throw new FactorRegistryError(`factor ${factor.id}: asset ${name} not found at ${file}`);
+        const owner = [...this.#factors.values()].find((r) => r.factor.assets && Object.hasOwn(r.factor.assets, name));
+        if (owner && owner.factor.assets![name] !== file) throw new FactorRegistryError(`factor ${factor.id}: asset ${name} is also served by ${owner.factor.id} from another file`);
       }
       const parsed = factor.settings.safeParse(settings[factor.id] ?? undefined);
       if (!parsed.success) {
@@ -63,5 +77,15 @@ export class FactorRegistry {
 
   ids(): string[] {
     return [...this.#factors.keys()];
+  }
+
+  /** Factors that can sign a user in on their own (passkeys), in page order. */
+  firstFactors(): RegisteredFactor<any>[] {
+    return this.all().filter((r) => r.factor.firstFactor);
+  }
+
+  /** Every factor's browser files, by the name they are served under at /assets/. */
+  assets(): Record<string, string> {
+    return Object.assign({}, ...this.all().map((r) => r.factor.assets ?? {}));
   }
 }

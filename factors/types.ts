@@ -9,6 +9,21 @@
  *
  * Failures a user can cause are values; exceptions are for bugs.
  *
+ * Contract changes for WebAuthn (issue 4), all additive, so version 1 factors keep working:
+ * - FactorServices.relyingParty: the WebAuthn relying party (RP ID, allowed origins, attestation
+ *   policy), from configuration, so a factor binds proofs to this provider without seeing the request.
+ * - beginEnrollment receives the account's existing credentials of this factor (and of the factors it
+ *   shares credentials with), so a registration can exclude them.
+ * - `sharesCredentialsWith`: one mechanism in two roles (a security key as second factor, a passkey as
+ *   first factor) is two factor ids over one kind of credential; each accepts the other's credentials.
+ * - First factors (`firstFactor: true`) implement `beginFirstFactor` (no account known yet) and
+ *   `identify` (which credential the input claims); the engine finds the account from the credential's
+ *   `lookupKey` and then calls the same `verify`. They ship a `login.hbs` partial for the login page.
+ * - VerifyResult/EnrollResult may narrow `kinds` and `amr` to what this proof showed (user verification
+ *   happened or not), and may update the credential's non-secret `data` (WebAuthn backup state).
+ * - FailureReason `suspected_clone`: refused and audited as a possibly cloned authenticator.
+ * - `assets`: browser files a factor's views load from /assets/ (served by the provider, no CDN).
+ *
  * Contract changes for delivered codes (issue 5), additive too:
  * - FactorServices.outOfBand: one-time codes the engine makes, delivers (email, SMS, voice), stores as
  *   keyed hashes with expiry and a try limit, and accepts once; the factor never sees a mailer or a table.
@@ -52,6 +67,8 @@ export interface Credential {
   label: string;
   /** The opened secret (TOTP key, …), if the factor stored one. */
   secret?: string;
+  /** A public identifier the authenticator presents (a WebAuthn credential ID), unique across all credentials. */
+  lookupKey?: string;
   /** Non-secret data the factor keeps (algorithm, public key, transports, …). */
   data: Record<string, unknown>;
   /** A monotonic counter the engine advances atomically (TOTP time step, signature counter). */
@@ -68,14 +85,29 @@ export interface NewCredential {
   counter?: number | null;
   /** One-time codes attached to the credential (backup codes), stored only as keyed hashes. */
   oneTimeCodes?: string[];
+  /** See Credential.lookupKey. A key already stored (for any account) makes the enrolment fail as `already_used`. */
+  lookupKey?: string;
 }
 
-export type FailureReason = 'wrong' | 'expired' | 'already_used' | 'locked' | 'invalid_input' | 'not_enrolled' | 'unavailable';
+/** `suspected_clone`: the proof went backwards (a WebAuthn signature counter regressed); refused and audited. */
+export type FailureReason = 'wrong' | 'expired' | 'already_used' | 'locked' | 'invalid_input' | 'not_enrolled' | 'suspected_clone' | 'unavailable';
 
-export type Failure = { ok: false; reason: FailureReason; message?: string };
+/** `credentialId`: the credential concerned, when known (recorded in the audit log, never shown). */
+export type Failure = { ok: false; reason: FailureReason; message?: string; credentialId?: string };
 
 export type VerifyResult =
-  | { ok: true; credentialId: string; amr?: AmrValue[]; userVerified?: boolean; notice?: string; counter?: number }
+  | {
+      ok: true;
+      credentialId: string;
+      /** What this proof showed, a subset of the descriptor's (default: all of them). */
+      amr?: AmrValue[];
+      kinds?: FactorKind[];
+      userVerified?: boolean;
+      notice?: string;
+      counter?: number;
+      /** Keys merged into the credential's non-secret data (e.g. WebAuthn backup state, which may change). */
+      dataUpdate?: Record<string, unknown>;
+    }
   | Failure;
 
 export type EnrollResult =
@@ -84,8 +116,9 @@ export type EnrollResult =
       credential: NewCredential;
       /** Whether enrolling proved possession (a TOTP code was typed), so it counts as evidence now. */
       proves: boolean;
-      /** When it proves: what it showed, a subset of the descriptor's amr (default: all of them). */
+      /** When it proves: what it showed, a subset of the descriptor's (default: all of them). */
       amr?: AmrValue[];
+      kinds?: FactorKind[];
       /** Shown once after enrolment. */
       reveal?: Record<string, unknown>;
     }
@@ -124,6 +157,8 @@ export interface FactorServices {
   /** The issuer, for labels (otpauth issuer name, WebAuthn RP). */
   issuer: string;
   issuerName: string;
+  /** The WebAuthn relying party: proofs are bound to this RP ID and these origins. */
+  relyingParty: RelyingParty;
   /** One-time codes delivered out of band (email, SMS, voice), for this factor and account. */
   outOfBand: OutOfBandCodes;
 }
@@ -172,6 +207,28 @@ export interface OutOfBandCodes {
   status(scope: string, rules: Pick<CodeRules, 'cooldownSeconds'>): Promise<CodeStatus | undefined>;
 }
 
+/** The WebAuthn relying party, from configuration (WEBAUTHN_*). */
+export interface RelyingParty {
+  /** The RP ID: the issuer's host or a registrable suffix of it. */
+  id: string;
+  /** The name authenticators show. */
+  name: string;
+  /** Every origin a response may come from (the issuer's origin by default). */
+  origins: string[];
+  /** `none`: any authenticator; `required`: a verified attestation statement (not self attestation). */
+  attestation: 'none' | 'required';
+  /** AAGUIDs allowed to register (empty: any). */
+  aaguids: string[];
+  /** PEM trust anchors an attestation chain must lead to (when attestation is required). */
+  attestationRoots: string[];
+}
+
+/** A first factor's context: no account is known yet. */
+export interface FirstFactorContext<S> {
+  settings: S;
+  services: FactorServices;
+}
+
 export interface FactorContext<S> {
   account: FactorAccount;
   settings: S;
@@ -214,6 +271,13 @@ export interface FactorDescriptor<S = unknown> {
   recoveryOnly: boolean;
   /** Whether an account may hold several credentials of this factor. */
   multiple: boolean;
+  /**
+   * Factors whose credentials this factor also accepts (one mechanism in two roles: a security key
+   * registered as a second factor signs in as a passkey where it can, and the reverse).
+   */
+  sharesCredentialsWith?: string[];
+  /** Browser files the views load, served at /assets/<name> (e.g. a WebAuthn client library from node_modules). */
+  assets?: Record<string, string>;
   /** Settings with defaults; the registry parses the operator's values through it at boot. */
   settings: z.ZodType<S>;
   /** Folder with this factor's Handlebars partials, registered as `<id>/<name>`. */
@@ -221,10 +285,18 @@ export interface FactorDescriptor<S = unknown> {
 }
 
 export interface Factor<S = unknown> extends FactorDescriptor<S> {
-  beginEnrollment(ctx: FactorContext<S>): Promise<StepView>;
+  /** `credentials`: the account's existing ones (this factor's and those it shares), e.g. to exclude them. */
+  beginEnrollment(ctx: FactorContext<S>, credentials: Credential[]): Promise<StepView>;
   finishEnrollment(ctx: FactorContext<S>, input: Record<string, string>): Promise<EnrollResult>;
   beginChallenge(ctx: FactorContext<S>, credentials: Credential[]): Promise<StepView>;
   verify(ctx: FactorContext<S>, credentials: Credential[], input: Record<string, string>): Promise<VerifyResult>;
+  /** First factors: what the login page shows before anyone is identified (partial `<id>/login`). */
+  beginFirstFactor?(ctx: FirstFactorContext<S>): Promise<StepView>;
+  /**
+   * First factors: which credential the input claims (its lookupKey), read before any account is
+   * known. Proves nothing: the engine finds the credential's account and then calls `verify`.
+   */
+  identify?(input: Record<string, string>): { ok: true; lookupKey: string } | Failure;
   /**
    * A submission that moves a step along without finishing it (send a code to this address, send
    * another, call instead), posted as `action=<name>`. Proves nothing and stores no credential; an

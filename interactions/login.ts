@@ -9,21 +9,24 @@ import { page, readForm, type InteractionDeps, type InteractionDetails } from '.
 import { PASSWORD_PER_ADDRESS, PASSWORD_PER_LOGIN } from './throttle-rules.ts';
 import { startSignIn } from './sign-in.ts';
 import { advance } from './second-factor.ts';
+import { firstFactorViews } from './first-factor.ts';
 
 const loginForm = z.object({
   login: z.string().trim().min(1).max(254),
   password: z.string().min(1).max(1024),
 });
 
-export function showLogin(ctx: Context, details: InteractionDetails, clientName: string | undefined, extra: Record<string, unknown> = {}, status = 200): void {
-  page(ctx, 'login', { title: 'Sign in', uid: details.uid, clientName, login: details.params.login_hint, ...extra }, status);
+export async function showLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
+  // First factors (passkeys) offered beside the password, each with a fresh challenge for this interaction.
+  const firstFactors = await firstFactorViews(deps, details);
+  page(ctx, 'login', { title: 'Sign in', uid: details.uid, clientName, login: details.params.login_hint, firstFactors, ...extra }, status);
 }
 
 export async function submitLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
   const { db, hasher } = deps.services;
   const parsed = loginForm.safeParse(await readForm(ctx));
   if (!parsed.success) {
-    showLogin(ctx, details, clientName, { error: 'Enter your username or email and your password.' }, 400);
+    await showLogin(ctx, deps, details, clientName, { error: 'Enter your username or email and your password.' }, 400);
     return;
   }
   const { login, password } = parsed.data;
@@ -36,14 +39,14 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
     const wait = Math.max(perAddress.allowed ? 0 : perAddress.retryAfterSeconds, perLogin.allowed ? 0 : perLogin.retryAfterSeconds);
     await recordAudit(db, 'login.throttled', audit, { login: loginKey.slice(0, 254) });
     ctx.set('Retry-After', String(wait));
-    showLogin(ctx, details, clientName, { login, error: `Too many attempts. Try again in ${Math.ceil(wait / 60)} minute(s).` }, 429);
+    await showLogin(ctx, deps, details, clientName, { login, error: `Too many attempts. Try again in ${Math.ceil(wait / 60)} minute(s).` }, 429);
     return;
   }
 
   const result = await authenticatePassword(db, hasher, login, password);
   if (!result.ok) {
     await recordAudit(db, 'login.failed', audit, { login: loginKey.slice(0, 254) });
-    showLogin(ctx, details, clientName, { login, error: 'Incorrect username or password.' }, 401);
+    await showLogin(ctx, deps, details, clientName, { login, error: 'Incorrect username or password.' }, 401);
     return;
   }
   await reset(db, PASSWORD_PER_LOGIN, loginKey);

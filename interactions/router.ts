@@ -9,6 +9,7 @@ import { findAccountById } from '../src/accounts/accounts.ts';
 import { HttpError } from '../src/http/errors.ts';
 import { loadInteraction, sameOrigin, page, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { showLogin, submitLogin } from './login.ts';
+import { submitFirstFactor } from './first-factor.ts';
 import { showConsent, submitConsent } from './consent.ts';
 import { abortInteraction } from './abort.ts';
 import { currentSignIn } from './sign-in.ts';
@@ -46,7 +47,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (signIn) return advance(ctx, deps, details, signIn, name);
     switch (details.prompt.name) {
       case 'login':
-        return showLogin(ctx, details, name);
+        return showLogin(ctx, deps, details, name);
       case 'consent': {
         const account = details.session?.accountId ? await findAccountById(deps.services.db, details.session.accountId) : undefined;
         return showConsent(ctx, details, name, account?.username);
@@ -61,6 +62,12 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (!details) return;
     if (details.prompt.name !== 'login' || (await currentSignIn(deps, details))) return wrongStep(ctx, details);
     await submitLogin(ctx, deps, details, await clientName(deps, details));
+  });
+
+  router.post('/first-factor/:factor', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    await submitFirstFactor(ctx, deps, details, await clientName(deps, details));
   });
 
   router.post('/factor/:factor', async (ctx) => {

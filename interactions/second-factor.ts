@@ -44,7 +44,8 @@ export function failureMessage(failure: Failure & { retryAfterSeconds?: number }
 
 function strings(form: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(form)) if (typeof v === 'string') out[k] = v.slice(0, 4096);
+  // WebAuthn answers (JSON with an attestation certificate chain) run to a few KiB.
+  for (const [k, v] of Object.entries(form)) if (typeof v === 'string') out[k] = v.slice(0, 16_384);
   return out;
 }
 

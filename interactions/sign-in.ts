@@ -65,9 +65,10 @@ export async function saveSignIn(signIn: SignIn, deps: InteractionDeps): Promise
   await signIn.state.set(KEY, signIn.data, deps.services.config.INTERACTION_TTL);
 }
 
-export async function startSignIn(deps: InteractionDeps, details: InteractionDetails, account: Account): Promise<SignIn> {
+/** `first`: the proof that identified the account (the password, or a first factor such as a passkey). */
+export async function startSignIn(deps: InteractionDeps, details: InteractionDetails, account: Account, first: Evidence = PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))): Promise<SignIn> {
   const state = interactionState(deps, details);
-  const signIn: SignIn = { state, account, data: { accountId: account.id, evidence: [PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))] }, stepUp: false };
+  const signIn: SignIn = { state, account, data: { accountId: account.id, evidence: [first] }, stepUp: false };
   await saveSignIn(signIn, deps);
   return signIn;
 }

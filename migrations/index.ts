@@ -7,11 +7,13 @@ import type { Migration } from 'kysely/migration';
 import * as m0001 from './0001_initial.ts';
 import * as m0002 from './0002_factors.ts';
 import * as m0003 from './0003_policy.ts';
+import * as m0004 from './0004_webauthn.ts';
 import * as m0005 from './0005_challenge_codes.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_factors': m0002,
   '0003_policy': m0003,
+  '0004_webauthn': m0004,
   '0005_challenge_codes': m0005,
 };

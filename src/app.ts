@@ -10,7 +10,7 @@ import { requestContext } from './http/request-context.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { errorBoundary } from './http/errors.ts';
 import { healthRoutes } from './http/health.ts';
-import { assetRoutes } from './http/assets.ts';
+import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
 import { ASSETS_DIR } from '../interactions/render.ts';
 
@@ -32,6 +32,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
 
   const health = healthRoutes(services.db, () => shuttingDown);
   app.use(health.routes());
+  // Factors' browser files (WebAuthn's client library from node_modules) first: the asset folder answers 404 for names it lacks.
+  app.use(extraAsset(services.factors.registry.assets()).routes());
   const assets = assetRoutes([ASSETS_DIR]);
   app.use(assets.routes());
   const interactions = interactionRoutes({ services, provider: () => holder.current });

@@ -5,6 +5,7 @@
  *
  * A bad value stops the start with one line naming the key and what is allowed.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,13 @@ const bool = z
   .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** A list given as a comma-separated string (environment) or an array (config file). */
+const list = (item: z.ZodType<string, string>) =>
+  z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(item));
 
 /** Seconds, as an integer. */
 const seconds = (min: number, max: number) => int(min, max);
@@ -96,6 +104,20 @@ export const configSchema = z
       .default({}),
     /** The name authenticator apps show for this provider (defaults to the issuer's host). */
     ISSUER_NAME: z.string().min(1).max(64).optional(),
+    /** WebAuthn relying party ID: the issuer's host (default) or a registrable suffix of it. Changing it orphans every registered key. */
+    WEBAUTHN_RP_ID: z
+      .string()
+      .toLowerCase()
+      .regex(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a host name such as example.com (no scheme, port or path)')
+      .optional(),
+    /** Origins WebAuthn responses may come from, comma-separated (default: the issuer's origin). */
+    WEBAUTHN_ORIGINS: list(z.url({ protocol: /^https?$/ }).refine((u) => new URL(u).origin === u, 'an origin (scheme://host[:port], nothing after)')).optional(),
+    /** `none` (default): any authenticator may register; `required`: only with an attestation that chains to WEBAUTHN_ATTESTATION_ROOTS. */
+    WEBAUTHN_ATTESTATION: z.enum(['none', 'required']).default('none'),
+    /** Authenticator models (AAGUIDs) allowed to register, comma-separated; empty allows any. Needs WEBAUTHN_ATTESTATION=required. */
+    WEBAUTHN_AAGUIDS: list(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8')).default([]),
+    /** A PEM file of attestation trust anchors (authenticator vendors' roots). Needed by WEBAUTHN_ATTESTATION=required. */
+    WEBAUTHN_ATTESTATION_ROOTS: z.string().min(1).optional(),
     /** SMTP server for emailed codes, a nodemailer URL: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://…:465 (TLS). */
     SMTP_URL: z
       .string()
@@ -160,6 +182,73 @@ export interface Config extends Omit<RawConfig, 'ISSUER'> {
   secureCookies: boolean;
   /** How emailed codes leave: over SMTP, to the log (development only), or not at all (the factor is off). */
   emailDelivery: 'smtp' | 'log' | 'off';
+  /** The WebAuthn relying party, resolved (defaults from ISSUER, roots read from their file). */
+  webauthn: WebAuthnConfig;
+}
+
+export interface WebAuthnConfig {
+  rpId: string;
+  origins: string[];
+  attestation: 'none' | 'required';
+  aaguids: string[];
+  /** PEM certificates. */
+  attestationRoots: string[];
+}
+
+/**
+ * Resolves the WebAuthn relying party and checks what browsers would refuse
+ * later, one key at a time: every origin must be the RP ID's host or below it,
+ * the issuer's origin must be allowed (the sign-in pages are served there), and
+ * an attestation requirement needs trust anchors (without them any self-made
+ * certificate would pass, and an AAGUID is just what the authenticator claims).
+ */
+function resolveWebAuthn(raw: RawConfig, issuer: string): WebAuthnConfig {
+  const issuerUrl = new URL(issuer);
+  const rpId = raw.WEBAUTHN_RP_ID ?? issuerUrl.hostname;
+  // Browsers refuse IP addresses as RP IDs. An issuer on an IP address still starts (WebAuthn just cannot work there); an explicit one is a mistake.
+  if (raw.WEBAUTHN_RP_ID && /^\d+\.\d+\.\d+\.\d+$/.test(rpId)) {
+    throw new ConfigError(`Invalid configuration: WEBAUTHN_RP_ID: WebAuthn needs a host name, not an IP address (got ${JSON.stringify(rpId)}); use localhost or a domain for ISSUER`);
+  }
+  const under = (host: string) => host === rpId || host.endsWith(`.${rpId}`);
+  if (!under(issuerUrl.hostname)) {
+    throw new ConfigError(`Invalid configuration: WEBAUTHN_RP_ID: must be the issuer's host or a registrable suffix of it (${issuerUrl.hostname}) (got ${JSON.stringify(rpId)})`);
+  }
+  const origins = raw.WEBAUTHN_ORIGINS ?? [issuerUrl.origin];
+  for (const origin of origins) {
+    const url = new URL(origin);
+    if (!under(url.hostname)) throw new ConfigError(`Invalid configuration: WEBAUTHN_ORIGINS: ${origin} is not on ${rpId} or below it`);
+    if (raw.WEBAUTHN_ORIGINS && url.protocol !== 'https:' && url.hostname !== 'localhost' && !url.hostname.endsWith('.localhost')) {
+      throw new ConfigError(`Invalid configuration: WEBAUTHN_ORIGINS: ${origin} must be https (browsers allow WebAuthn over http only on localhost)`);
+    }
+  }
+  if (!origins.includes(issuerUrl.origin)) {
+    throw new ConfigError(`Invalid configuration: WEBAUTHN_ORIGINS: must include the issuer's origin ${issuerUrl.origin} (the sign-in pages are served there)`);
+  }
+  let attestationRoots: string[] = [];
+  if (raw.WEBAUTHN_ATTESTATION_ROOTS) {
+    let pem: string;
+    try {
+      pem = fs.readFileSync(raw.WEBAUTHN_ATTESTATION_ROOTS, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: cannot read ${raw.WEBAUTHN_ATTESTATION_ROOTS} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    attestationRoots = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    for (const cert of attestationRoots) {
+      try {
+        new crypto.X509Certificate(cert);
+      } catch {
+        throw new ConfigError(`Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: ${raw.WEBAUTHN_ATTESTATION_ROOTS} holds a certificate that does not parse`);
+      }
+    }
+    if (!attestationRoots.length) throw new ConfigError(`Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: no PEM certificate in ${raw.WEBAUTHN_ATTESTATION_ROOTS}`);
+  }
+  if (raw.WEBAUTHN_ATTESTATION === 'required' && !attestationRoots.length) {
+    throw new ConfigError('Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: required with WEBAUTHN_ATTESTATION=required (without trust anchors any self-made attestation would pass)');
+  }
+  if (raw.WEBAUTHN_AAGUIDS.length && raw.WEBAUTHN_ATTESTATION !== 'required') {
+    throw new ConfigError('Invalid configuration: WEBAUTHN_AAGUIDS: needs WEBAUTHN_ATTESTATION=required (without a verified attestation an AAGUID is whatever the authenticator claims)');
+  }
+  return { rpId, origins, attestation: raw.WEBAUTHN_ATTESTATION, aaguids: raw.WEBAUTHN_AAGUIDS.map((a) => a.toLowerCase()), attestationRoots };
 }
 
 export class ConfigError extends Error {}
@@ -262,6 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(raw.DATA_DIR),
     production,
     secureCookies: issuer.startsWith('https://'),
+    webauthn: resolveWebAuthn(raw, issuer),
     emailDelivery: resolveEmailDelivery(raw, production),
   };
 }

@@ -117,6 +117,8 @@ export interface CredentialsTable {
   counter: ColumnType<string | null, number | string | null | undefined, number | string | null>;
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
+  /** A public identifier the authenticator presents (WebAuthn credential ID); unique when set. Migration 0004. */
+  lookup_key: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface OneTimeCodesTable {

@@ -42,6 +42,7 @@ export class CredentialStore {
       factorId: row.factor_id,
       label: row.label,
       secret: row.secret_sealed ? this.sealer.openString(row.secret_sealed, secretContext(row.id)) : undefined,
+      ...(row.lookup_key ? { lookupKey: row.lookup_key } : {}),
       data: row.data,
       counter: row.counter === null ? null : Number(row.counter),
       createdAt: row.created_at,
@@ -49,10 +50,37 @@ export class CredentialStore {
     };
   }
 
-  async list(accountId: string, factorId?: string): Promise<Credential[]> {
+  /** The account's credentials, of one factor or of several (a factor and those it shares credentials with). */
+  async list(accountId: string, factorId?: string | string[]): Promise<Credential[]> {
     let q = this.db.selectFrom('credentials').selectAll().where('account_id', '=', accountId).orderBy('created_at');
-    if (factorId) q = q.where('factor_id', '=', factorId);
+    if (typeof factorId === 'string') q = q.where('factor_id', '=', factorId);
+    else if (factorId) q = q.where('factor_id', 'in', factorId.length ? factorId : ['']);
     return (await q.execute()).map((r) => this.#open(r));
+  }
+
+  /** The credential with this public identifier (a WebAuthn credential ID), among the given factors, and its account. */
+  async findByLookupKey(lookupKey: string, factorIds: string[]): Promise<{ accountId: string; credential: Credential } | undefined> {
+    const row = await this.db
+      .selectFrom('credentials')
+      .selectAll()
+      .where('lookup_key', '=', lookupKey)
+      .where('factor_id', 'in', factorIds.length ? factorIds : [''])
+      .executeTakeFirst();
+    return row && { accountId: row.account_id, credential: this.#open(row) };
+  }
+
+  /** Whether any credential, of any account, already has this public identifier. */
+  async lookupKeyTaken(lookupKey: string): Promise<boolean> {
+    return (await this.db.selectFrom('credentials').select('id').where('lookup_key', '=', lookupKey).executeTakeFirst()) !== undefined;
+  }
+
+  /** Merges keys into a credential's non-secret data (one statement, so concurrent updates of other keys survive). */
+  async updateData(credentialId: string, patch: Record<string, unknown>): Promise<void> {
+    await this.db
+      .updateTable('credentials')
+      .set({ data: sql`data || ${JSON.stringify(patch)}::jsonb` })
+      .where('id', '=', credentialId)
+      .execute();
   }
 
   /** Without secrets, with remaining code counts: for listings. */
@@ -98,6 +126,7 @@ export class CredentialStore {
           secret_sealed: input.secret ? this.sealer.seal(input.secret, secretContext(id)) : null,
           data: JSON.stringify(input.data ?? {}),
           counter: input.counter ?? null,
+          lookup_key: input.lookupKey ?? null,
         })
         .execute();
       if (input.oneTimeCodes?.length) {

@@ -8,20 +8,39 @@ import crypto from 'node:crypto';
 import type { Account } from '../db/schema.ts';
 import type { Services } from '../services.ts';
 import { FactorRegistry, type RegisteredFactor } from '../../factors/registry.ts';
-import type { Credential, Evidence, FactorAccount, FactorContext, FactorServices, Failure, StepView } from '../../factors/types.ts';
+import type { AmrValue, Credential, Evidence, FactorAccount, FactorContext, FactorKind, FactorServices, Failure, FirstFactorContext, StepView } from '../../factors/types.ts';
 import { CredentialStore } from './credential-store.ts';
 import { OutOfBandService } from './out-of-band.ts';
 import { InteractionState } from './step-state.ts';
 import { constantTimeEqual } from '../security/keyed-hash.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
-import { refundAttempt, takeAttempt } from './throttle.ts';
+import { MFA_PER_ADDRESS, refundAttempt, takeAttempt } from './throttle.ts';
+import { consume } from '../security/rate-limit.ts';
+import { findAccountById } from '../accounts/accounts.ts';
 import { globalPolicy } from '../policy/store.ts';
 import type { FactorFacts } from '../policy/decide.ts';
 
 export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
+export type FirstFactorOutcome = { ok: true; account: Account; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
+
+/** What a proof showed, checked against what its factor declared: a factor claiming more is a bug, not a user's failure. */
+function narrowed<T extends string>(factorId: string, what: string, declared: readonly T[], shown: readonly T[] | undefined): T[] {
+  if (!shown) return [...declared];
+  const extra = shown.filter((v) => !declared.includes(v));
+  if (extra.length || !shown.length) throw new Error(`factor ${factorId} reported ${what} ${JSON.stringify(shown)} outside its declared ${JSON.stringify(declared)}`);
+  return [...new Set(shown)];
+}
 
 export type ActOutcome = { ok: true } | (Failure & { retryAfterSeconds?: number });
+
+/** Before a first factor identifies the account there is no one to send a code to. */
+const NO_ACCOUNT_CODES: FactorServices['outOfBand'] = {
+  channels: [],
+  send: () => Promise.reject(new Error('no account is identified yet: codes cannot be sent')),
+  check: () => Promise.reject(new Error('no account is identified yet: codes cannot be checked')),
+  status: () => Promise.resolve(undefined),
+};
 
 export function factorAccount(account: Account): FactorAccount {
   return { id: account.id, username: account.username, email: account.email, displayName: account.display_name };
@@ -53,9 +72,24 @@ export class FactorEngine {
       .filter((r) => r.credentials.length > 0);
   }
 
+  /** The factor ids whose credentials a factor accepts: its own and those it shares with (when registered). */
+  credentialFactors(factorId: string): string[] {
+    const r = this.#require(factorId);
+    return [factorId, ...(r.factor.sharesCredentialsWith ?? []).filter((id) => this.registry.get(id))];
+  }
+
   #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext): FactorContext<S> {
+    const base = this.#firstFactorContext(registered, state);
+    // Codes belong to this factor and account; the client address feeds the send throttles.
+    return { account, ...base, services: { ...base.services, outOfBand: this.outOfBand.for(registered.factor.id, account.id, audit) } };
+  }
+
+  #firstFactorContext<S>(registered: RegisteredFactor<S>, state: InteractionState): FirstFactorContext<S> {
     const { store } = this;
-    const issuer = this.services.config.ISSUER;
+    const { config } = this.services;
+    const issuer = config.ISSUER;
+    const issuerName = config.ISSUER_NAME ?? new URL(issuer).host;
+    const { rpId, origins, attestation, aaguids, attestationRoots } = config.webauthn;
     const services: FactorServices = {
       advanceCounter: (id, value) => store.advanceCounter(id, value),
       consumeOneTimeCode: (id, code) => store.consumeOneTimeCode(id, code),
@@ -65,11 +99,11 @@ export class FactorEngine {
       clock: { now: () => new Date() },
       state: state.forFactor(registered.factor.id),
       issuer,
-      issuerName: this.services.config.ISSUER_NAME ?? new URL(issuer).host,
-      // Codes belong to this factor and account; the client address feeds the send throttles.
-      outOfBand: this.outOfBand.for(registered.factor.id, account.id, audit),
+      issuerName,
+      relyingParty: { id: rpId, name: issuerName, origins, attestation, aaguids, attestationRoots },
+      outOfBand: NO_ACCOUNT_CODES,
     };
-    return { account, settings: registered.settings, services };
+    return { settings: registered.settings, services };
   }
 
   #require(factorId: string): RegisteredFactor {
@@ -80,14 +114,20 @@ export class FactorEngine {
 
   async beginChallenge(factorId: string, account: Account, state: InteractionState): Promise<StepView> {
     const r = this.#require(factorId);
-    const credentials = await this.store.list(account.id, factorId);
+    const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
     return r.factor.beginChallenge(this.#context(r, factorAccount(account), state), credentials);
   }
 
   async verify(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext): Promise<VerifyOutcome> {
     const r = this.#require(factorId);
-    const credentials = await this.store.list(account.id, factorId);
+    const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
     if (!credentials.length) return { ok: false, reason: 'not_enrolled' };
+    return this.#verifyWith(r, account, credentials, state, input, audit);
+  }
+
+  /** Throttle, verify, audit, evidence: the same for a second factor and for a first factor that identified its account. */
+  async #verifyWith(r: RegisteredFactor, account: Account, credentials: Credential[], state: InteractionState, input: Record<string, string>, audit: AuditContext): Promise<VerifyOutcome> {
+    const factorId = r.factor.id;
     const { db } = this.services;
     const ip = audit.ip ?? 'unknown';
     const who = { ...audit, accountId: account.id };
@@ -99,14 +139,21 @@ export class FactorEngine {
     }
     const result = await r.factor.verify(this.#context(r, factorAccount(account), state), credentials, input);
     if (!result.ok) {
-      await recordAudit(db, 'factor.failed', who, { factor: factorId, reason: result.reason });
-      return result;
+      await recordAudit(db, 'factor.failed', who, { factor: factorId, reason: result.reason, ...(result.credentialId ? { credential: result.credentialId } : {}) });
+      // A proof that went backwards (a signature counter regressed) may be a cloned authenticator: say so on its own.
+      if (result.reason === 'suspected_clone') await recordAudit(db, 'factor.suspected_clone', who, { factor: factorId, ...(result.credentialId ? { credential: result.credentialId } : {}) });
+      const { credentialId: _, ...failure } = result;
+      return failure;
     }
+    if (!credentials.some((c) => c.id === result.credentialId)) throw new Error(`factor ${factorId} verified a credential it was not given`);
+    const kinds = narrowed<FactorKind>(factorId, 'kinds', r.factor.kinds, result.kinds);
+    const amr = narrowed<AmrValue>(factorId, 'amr', r.factor.amr, result.amr);
     await refundAttempt(db, account.id, ip);
     await Promise.all([
       recordAudit(db, 'factor.used', who, { factor: factorId, credential: result.credentialId }),
       db.updateTable('accounts').set({ last_factor_id: factorId }).where('id', '=', account.id).execute(),
       this.store.touch(result.credentialId),
+      result.dataUpdate ? this.store.updateData(result.credentialId, result.dataUpdate) : undefined,
     ]);
     return {
       ok: true,
@@ -114,17 +161,51 @@ export class FactorEngine {
       evidence: {
         factor: factorId,
         credentialId: result.credentialId,
-        kinds: r.factor.kinds,
-        amr: result.amr ?? r.factor.amr,
+        kinds,
+        amr,
         phishingResistant: r.factor.phishingResistant,
         at: Math.floor(Date.now() / 1000),
       },
     };
   }
 
+  /** What the login page shows for a first factor (a passkey button and autofill), before anyone is identified. */
+  async beginFirstFactor(factorId: string, state: InteractionState): Promise<StepView> {
+    const r = this.#require(factorId);
+    if (!r.factor.firstFactor || !r.factor.beginFirstFactor) throw new Error(`factor ${factorId} is not a first factor`);
+    return r.factor.beginFirstFactor(this.#firstFactorContext(r, state));
+  }
+
+  /**
+   * A first factor signs a user in on its own: the input names a credential
+   * (identify), the credential names its account, and the factor then verifies
+   * as for a second factor, throttled and audited per account. An unknown
+   * credential or a disabled account is 'wrong', throttled per client address.
+   */
+  async verifyFirstFactor(factorId: string, state: InteractionState, input: Record<string, string>, audit: AuditContext): Promise<FirstFactorOutcome> {
+    const r = this.#require(factorId);
+    if (!r.factor.firstFactor || !r.factor.identify) throw new Error(`factor ${factorId} is not a first factor`);
+    const { db } = this.services;
+    const claimed = r.factor.identify(input);
+    if (!claimed.ok) return claimed;
+    const found = await this.store.findByLookupKey(claimed.lookupKey, this.credentialFactors(factorId));
+    const account = found && (await findAccountById(db, found.accountId));
+    if (!found || !account || account.disabled) {
+      const ip = audit.ip ?? 'unknown';
+      const limits = (await globalPolicy(db, this.services.config.MFA)).policy.throttle;
+      const verdict = await consume(db, { ...MFA_PER_ADDRESS, ...limits?.perAddress }, ip);
+      await recordAudit(db, 'factor.failed', { ...audit, ...(account ? { accountId: account.id } : {}) }, { factor: factorId, reason: found ? 'account_disabled' : 'unknown_credential' });
+      if (!verdict.allowed) return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds };
+      return { ok: false, reason: 'wrong' };
+    }
+    const outcome = await this.#verifyWith(r, account, [found.credential], state, input, audit);
+    return outcome.ok ? { ok: true, account, evidence: outcome.evidence, notice: outcome.notice } : outcome;
+  }
+
   async beginEnrollment(factorId: string, account: Account, state: InteractionState): Promise<StepView> {
     const r = this.#require(factorId);
-    return r.factor.beginEnrollment(this.#context(r, factorAccount(account), state));
+    const existing = await this.store.list(account.id, this.credentialFactors(factorId));
+    return r.factor.beginEnrollment(this.#context(r, factorAccount(account), state), existing);
   }
 
   async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext): Promise<EnrollOutcome> {
@@ -136,11 +217,23 @@ export class FactorEngine {
     if (!verdict.allowed) return { ok: false, reason: 'locked' };
     const result = await r.factor.finishEnrollment(this.#context(r, factorAccount(account), state), input);
     if (!result.ok) return result;
+    const kinds = narrowed<FactorKind>(factorId, 'kinds', r.factor.kinds, result.kinds);
+    const amr = narrowed<AmrValue>(factorId, 'amr', r.factor.amr, result.amr);
     await refundAttempt(db, account.id, ip);
-    const credentialId = await this.store.insert(account.id, factorId, result.credential, { replaceFactor: !r.factor.multiple });
+    const taken: Failure = { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
+    const { lookupKey } = result.credential;
+    if (lookupKey && (await this.store.lookupKeyTaken(lookupKey))) return taken;
+    let credentialId: string;
+    try {
+      credentialId = await this.store.insert(account.id, factorId, result.credential, { replaceFactor: !r.factor.multiple });
+    } catch (err) {
+      // Two registrations of one credential racing: the unique index lets one in.
+      if (lookupKey && (err as { code?: string }).code === '23505') return taken;
+      throw err;
+    }
     await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label: result.credential.label });
     const evidence: Evidence | undefined = result.proves
-      ? { factor: factorId, credentialId, kinds: r.factor.kinds, amr: result.amr ?? r.factor.amr, phishingResistant: r.factor.phishingResistant, at: Math.floor(Date.now() / 1000) }
+      ? { factor: factorId, credentialId, kinds, amr, phishingResistant: r.factor.phishingResistant, at: Math.floor(Date.now() / 1000) }
       : undefined;
     if (result.proves) await db.updateTable('accounts').set({ last_factor_id: factorId }).where('id', '=', account.id).execute();
     return { ok: true, credentialId, evidence, reveal: result.reveal };

@@ -111,7 +111,7 @@ describeBrowser('signing in with Chromium', () => {
 
       await page.getByLabel('Username or email').fill('alice');
       await page.getByLabel('Password').fill(PASSWORD);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
       const callbackUrl = await callback;
       await page.waitForURL((url) => url.origin === appOrigin);
@@ -141,7 +141,7 @@ describeBrowser('signing in with Chromium', () => {
       await page.goto(auth.url);
       await page.getByLabel('Username or email').fill('alice');
       await page.getByLabel('Password').fill('not the password');
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await expect(page.getByRole('alert').textContent()).resolves.toBe('Incorrect username or password.');
       // The login is kept, the password is not.
       await expect(page.getByLabel('Username or email').inputValue()).resolves.toBe('alice');

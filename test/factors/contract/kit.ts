@@ -12,9 +12,13 @@
  * its narrow services, throttle and audit, on a migrated database of every
  * dialect in the matrix (one database per test file and dialect).
  *
- * Challenge inputs are made from what beginChallenge showed, so the kit
- * begins a challenge before every verification, as the sign-in page does. A
- * factor whose step takes more than one submission (send a code, then type
+ * Challenge inputs are made from what beginChallenge showed (a WebAuthn
+ * challenge is random and bound to the interaction), so the kit begins a
+ * challenge before every verification, as the sign-in page does. A first
+ * factor (passkey) also proves that it identifies its account from the input
+ * alone, through the engine's verifyFirstFactor.
+ *
+ * A factor whose step takes more than one submission (send a code, then type
  * it) is driven through `step.act`, as the page's buttons do; one that needs
  * configuration (an SMTP server, an SMS gateway) names it in `env`.
  *
@@ -33,7 +37,7 @@ import { testConfig } from '../../helpers/server.ts';
 import { openServices, type Opened } from '../../../src/bootstrap.ts';
 import { FactorEngine, type EnrollOutcome, type VerifyOutcome } from '../../../src/mfa/engine.ts';
 import { InteractionState } from '../../../src/mfa/step-state.ts';
-import { createAccount } from '../../../src/accounts/accounts.ts';
+import { createAccount, setDisabled } from '../../../src/accounts/accounts.ts';
 import { listAudit } from '../../../src/security/audit.ts';
 import { Views } from '../../../interactions/render.ts';
 import { FactorRegistry } from '../../../factors/registry.ts';
@@ -68,10 +72,12 @@ export interface FactorDriver {
   validChallengeInput(credential: Credential, challenge: StepView, step: DriverStep): MaybePromise<Input>;
   /** A well-formed verify input that must not match this credential. */
   invalidChallengeInput(credential: Credential, challenge: StepView, step: DriverStep): MaybePromise<Input>;
+  /** First factors: a valid input for this credential answering `login` (what beginFirstFactor showed). */
+  firstFactorInput?(credential: Credential, login: StepView): MaybePromise<Input>;
 }
 
 const KINDS: FactorKind[] = ['know', 'have', 'are'];
-const USER_FAILURES = ['wrong', 'expired', 'already_used', 'locked', 'invalid_input', 'not_enrolled'];
+const USER_FAILURES = ['wrong', 'expired', 'already_used', 'locked', 'invalid_input', 'not_enrolled', 'suspected_clone'];
 
 /**
  * One database per test file and dialect, shared by every describeFactorContract
@@ -135,6 +141,12 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       expect(typeof factor.multiple).toBe('boolean');
       // A recovery-only factor is a fallback; it can never sign a user in on its own.
       expect(factor.recoveryOnly && factor.firstFactor).toBe(false);
+      // A first factor identifies the account from its input, and says what the login page shows.
+      if (factor.firstFactor) {
+        expect(typeof factor.beginFirstFactor).toBe('function');
+        expect(typeof factor.identify).toBe('function');
+        expect(typeof probe.firstFactorInput).toBe('function');
+      }
     });
 
     test('contributes only amr values registered in RFC 8176 (and never claims mfa by itself)', () => {
@@ -144,8 +156,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       expect(factor.amr).not.toContain('mfa');
     });
 
-    test('ships challenge.hbs and enroll.hbs, which parse as Handlebars', () => {
-      for (const view of ['challenge.hbs', 'enroll.hbs']) {
+    test('ships challenge.hbs and enroll.hbs (and login.hbs for a first factor), which parse as Handlebars', () => {
+      for (const view of ['challenge.hbs', 'enroll.hbs', ...(factor.firstFactor ? ['login.hbs'] : [])]) {
         const file = path.join(factor.viewsDir, view);
         expect(fs.existsSync(file)).toBe(true);
         expect(() => Handlebars.parse(fs.readFileSync(file, 'utf8'))).not.toThrow();
@@ -195,13 +207,18 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       }
 
       /** The view's partial is `<id>/<file>`, the file is in viewsDir, and the page renders with the data. */
-      function expectRenders(view: StepView, page: 'enroll' | 'second-factor') {
+      function expectRenders(view: StepView, page: 'enroll' | 'second-factor' | 'login') {
         expect(view.partial.startsWith(`${factor.id}/`)).toBe(true);
         const file = view.partial.slice(factor.id.length + 1);
         expect(fs.existsSync(path.join(factor.viewsDir, `${file}.hbs`))).toBe(true);
         expect(view.data).toEqual(expect.any(Object));
-        const html = views.render(page, { uid: 'contract', factorId: factor.id, factorLabel: factor.label, partial: view.partial, view: view.data, submit: view.submit, actions: view.actions });
+        const data =
+          page === 'login'
+            ? { uid: 'contract', firstFactors: [{ id: factor.id, label: factor.label, partial: view.partial, view: view.data }] }
+            : { uid: 'contract', factorId: factor.id, factorLabel: factor.label, partial: view.partial, view: view.data, submit: view.submit, actions: view.actions };
+        const html = views.render(page, data);
         expect(html).toContain('<form');
+        return html;
       }
 
       /** The buttons of a step that move it along (send a code): a failure here is the driver's or the factor's bug. */
@@ -243,6 +260,12 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         return (await listAudit(opened.services.db, { accountId: s.account.id })).map((e) => e.type);
       }
 
+      /** What one proof showed: some of what the factor declared, never more. */
+      function expectWithin<T>(shown: T[], declared: T[]) {
+        expect(shown.length).toBeGreaterThan(0);
+        for (const v of shown) expect(declared).toContain(v);
+      }
+
       function expectUserFailure(outcome: { ok: boolean; reason?: string }, reasons = USER_FAILURES) {
         expect(outcome.ok).toBe(false);
         expect(reasons).toContain(outcome.reason);
@@ -263,8 +286,9 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
         // Evidence only when the enrolment proved possession, and then truthful.
         if (outcome.evidence) {
-          expect(outcome.evidence).toMatchObject({ factor: factor.id, credentialId: outcome.credentialId, kinds: factor.kinds, phishingResistant: factor.phishingResistant });
-          for (const amr of outcome.evidence.amr) expect(factor.amr).toContain(amr);
+          expect(outcome.evidence).toMatchObject({ factor: factor.id, credentialId: outcome.credentialId, phishingResistant: factor.phishingResistant });
+          expectWithin(outcome.evidence.kinds, factor.kinds);
+          expectWithin(outcome.evidence.amr, factor.amr);
         }
         expect(await auditTypes(s)).toContain('factor.enrolled');
       });
@@ -321,11 +345,11 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const outcome = await verify(s, input);
         expect(outcome).toMatchObject({
           ok: true,
-          evidence: { factor: factor.id, credentialId: credential.id, kinds: factor.kinds, phishingResistant: factor.phishingResistant },
+          evidence: { factor: factor.id, credentialId: credential.id, phishingResistant: factor.phishingResistant },
         });
         if (!outcome.ok) return;
-        expect(outcome.evidence.amr.length).toBeGreaterThan(0);
-        for (const amr of outcome.evidence.amr) expect(factor.amr).toContain(amr);
+        expectWithin(outcome.evidence.kinds, factor.kinds);
+        expectWithin(outcome.evidence.amr, factor.amr);
         expect(outcome.evidence.at).toBeGreaterThanOrEqual(before);
         expect(outcome.evidence.at).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
         expect((await engine.store.summaries(s.account.id))[0]!.lastUsedAt).toBeInstanceOf(Date);
@@ -336,7 +360,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const s = await scenario();
         const { credential } = await enrol(s);
         const view = await engine.beginChallenge(factor.id, s.account, s.state);
-        for (const input of [await s.driver.invalidChallengeInput(credential, view, stepFor(s, 'challenge')), {}, { code: '' }, { code: 'x'.repeat(4096) }]) {
+        const wrong = await s.driver.invalidChallengeInput(credential, view, stepFor(s, 'challenge'));
+        for (const input of [wrong, {}, { code: '' }, { code: 'x'.repeat(4096), response: 'x'.repeat(4096) }]) {
           const outcome = await verify(s, input);
           expect(outcome).toMatchObject({ ok: false });
           expect(['wrong', 'invalid_input']).toContain((outcome as { reason: string }).reason);
@@ -359,15 +384,21 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const input = await challengeInput(s, credential);
         expect((await verify(s, input)).ok).toBe(true);
         expectUserFailure(await verify(s, input));
+        // Nor after a new challenge in the same interaction.
+        await engine.beginChallenge(factor.id, s.account, s.state);
+        expectUserFailure(await verify(s, input));
         // Nor in another interaction.
         expectUserFailure(await verify(s, input, newState()));
       });
 
-      test('one valid input used twice at once: exactly one succeeds', async () => {
+      test('one valid input used three times at once (twice in its interaction, once in another): exactly one succeeds', async () => {
         const s = await scenario();
         const { credential } = await enrol(s);
+        const other = newState();
+        // The other interaction has a challenge of its own, so only the replay protection stops it there.
+        await engine.beginChallenge(factor.id, s.account, other);
         const input = await challengeInput(s, credential);
-        const outcomes = await Promise.all([verify(s, input, newState()), verify(s, input, newState())]);
+        const outcomes = await Promise.all([verify(s, input), verify(s, input), verify(s, input, other)]);
         expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
       });
 
@@ -375,7 +406,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const owner = await scenario();
         const { credential } = await enrol(owner);
         const other = await scenario();
-        expect(await verify(other, await challengeInput(owner, credential))).toEqual({ ok: false, reason: 'not_enrolled' });
+        expect(await verify(other, await challengeInput(owner, credential, other.state))).toEqual({ ok: false, reason: 'not_enrolled' });
       });
 
       test('a credential can be renamed by its owner only', async () => {
@@ -414,6 +445,54 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
           expect(await engine.store.summaries(s.account.id)).toEqual([]);
         });
       }
+
+      if (!factor.firstFactor) return;
+
+      /** Begins a first-factor sign-in in a fresh interaction and answers it for `credential`. */
+      async function firstFactorInput(s: Scenario, credential: Credential, state = newState()): Promise<{ state: InteractionState; input: Input }> {
+        const login = await engine.beginFirstFactor(factor.id, state);
+        return { state, input: await s.driver.firstFactorInput!(credential, login) };
+      }
+
+      test('first factor: the login view renders, and the input alone identifies the account', async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        const state = newState();
+        const login = await engine.beginFirstFactor(factor.id, state);
+        expectRenders(login, 'login');
+        const outcome = await engine.verifyFirstFactor(factor.id, state, await s.driver.firstFactorInput!(credential, login), s.audit);
+        expect(outcome).toMatchObject({ ok: true, account: { id: s.account.id }, evidence: { factor: factor.id, credentialId: credential.id, phishingResistant: factor.phishingResistant } });
+        if (!outcome.ok) return;
+        expectWithin(outcome.evidence.kinds, factor.kinds);
+        expectWithin(outcome.evidence.amr, factor.amr);
+        expect(await auditTypes(s)).toContain('factor.used');
+      });
+
+      test('first factor: a replayed or malformed input is refused, in its interaction and in another', async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        const { state, input } = await firstFactorInput(s, credential);
+        expect((await engine.verifyFirstFactor(factor.id, state, input, s.audit)).ok).toBe(true);
+        expectUserFailure(await engine.verifyFirstFactor(factor.id, state, input, s.audit));
+        const other = newState();
+        await engine.beginFirstFactor(factor.id, other);
+        expectUserFailure(await engine.verifyFirstFactor(factor.id, other, input, s.audit));
+        for (const bad of [{}, { code: '' }, { response: 'x'.repeat(4096) }] as Input[]) {
+          expectUserFailure(await engine.verifyFirstFactor(factor.id, other, bad, s.audit), ['wrong', 'invalid_input']);
+        }
+      });
+
+      test('first factor: a removed credential or a disabled account signs nobody in', async () => {
+        const s = await scenario();
+        const { credential } = await enrol(s);
+        const before = await firstFactorInput(s, credential);
+        await setDisabled(opened.services.db, s.account.id, true);
+        expect(await engine.verifyFirstFactor(factor.id, before.state, before.input, s.audit)).toMatchObject({ ok: false, reason: 'wrong' });
+        await setDisabled(opened.services.db, s.account.id, false);
+        const after = await firstFactorInput(s, credential);
+        expect(await engine.remove(s.account.id, credential.id, s.audit)).toBe(true);
+        expect(await engine.verifyFirstFactor(factor.id, after.state, after.input, s.audit)).toMatchObject({ ok: false, reason: 'wrong' });
+      });
     });
   }
 }

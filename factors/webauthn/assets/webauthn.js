@@ -1,0 +1,80 @@
+// WebAuthn on Twofold's pages, with @simplewebauthn/browser (served from /assets, no CDN).
+//
+// A form holding <input type="hidden" name="response" data-webauthn="register|authenticate"
+// data-options="{…}"> runs the ceremony when it is submitted, puts the authenticator's answer
+// (JSON) in that field and then submits for real. The server checks everything again; this
+// script only carries the answer. On the login page, a field marked data-autofill also offers
+// passkeys in the username field's autofill (conditional mediation) where the browser can.
+(() => {
+  'use strict';
+  const lib = window.SimpleWebAuthnBrowser;
+
+  function errorBox(form) {
+    return form.querySelector('[data-webauthn-error]');
+  }
+
+  function show(form, message) {
+    const box = errorBox(form);
+    if (box) {
+      box.textContent = message;
+      box.hidden = false;
+    }
+  }
+
+  function describe(err, register) {
+    switch (err && err.name) {
+      case 'NotAllowedError':
+      case 'AbortError':
+        return 'The request was cancelled or timed out. Try again.';
+      case 'InvalidStateError':
+        return register ? 'This authenticator is already registered.' : 'That authenticator is not registered here.';
+      case 'SecurityError':
+        return 'This page cannot use security keys or passkeys at this address.';
+      default:
+        return 'Your browser could not use the authenticator. Try again.';
+    }
+  }
+
+  async function run(field, extra) {
+    const optionsJSON = JSON.parse(field.dataset.options);
+    const register = field.dataset.webauthn === 'register';
+    const answer = register ? await lib.startRegistration({ optionsJSON }) : await lib.startAuthentication({ optionsJSON, ...extra });
+    field.value = JSON.stringify(answer);
+  }
+
+  document.addEventListener('submit', async (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    const field = form.querySelector('input[data-webauthn]');
+    if (!field || field.value) return;
+    event.preventDefault();
+    if (!lib || !lib.browserSupportsWebAuthn()) {
+      show(form, 'This browser cannot use security keys or passkeys.');
+      return;
+    }
+    const buttons = form.querySelectorAll('button');
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      await run(field);
+      form.submit();
+    } catch (err) {
+      show(form, describe(err, field.dataset.webauthn === 'register'));
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  });
+
+  // Passkey autofill: the browser lists passkeys in the username field's suggestions.
+  const autofill = document.querySelector('input[data-webauthn="authenticate"][data-autofill]');
+  if (autofill && lib && document.querySelector('input[autocomplete~="webauthn"]')) {
+    lib.browserSupportsWebAuthnAutofill().then(async (supported) => {
+      if (!supported) return;
+      try {
+        await run(autofill, { useBrowserAutofill: true });
+        autofill.form.submit();
+      } catch (err) {
+        // Pressing "Sign in with a passkey" cancels the autofill request; that is not an error.
+        if (err && err.name !== 'AbortError') show(autofill.form, describe(err, false));
+      }
+    });
+  }
+})();
