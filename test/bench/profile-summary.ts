@@ -3,8 +3,9 @@
  * the provider's main thread spent its time, by package or source file (self
  * time) and by function (self and inclusive).
  *
- * Usage: node --import tsx test/bench/profile-summary.ts FILE.cpuprofile [--per N] [--top 25]
+ * Usage: node --import tsx test/bench/profile-summary.ts FILE.cpuprofile [--per N] [--from S] [--to S] [--top 25]
  *   --per N: also divide by N operations (e.g. the sign-ins measured) to print ms per operation.
+ *   --from S, --to S: only samples from S seconds after the profile began (skip start-up and warm-up), and up to S.
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -27,7 +28,7 @@ interface Profile {
   endTime: number;
 }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { per: { type: 'string' }, top: { type: 'string', default: '25' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { per: { type: 'string' }, top: { type: 'string', default: '25' }, from: { type: 'string' }, to: { type: 'string' } } });
 const file = positionals[0];
 if (!file) {
   process.stderr.write('usage: profile-summary.ts FILE.cpuprofile [--per N] [--top 25]\n');
@@ -40,8 +41,15 @@ const top = Number(values.top);
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const fromUs = Number(values.from ?? 0) * 1e6;
+const toUs = values.to === undefined ? Infinity : Number(values.to) * 1e6;
 const self = new Map<number, number>();
-for (let i = 0; i < profile.samples.length; i++) self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
+let at = 0;
+for (let i = 0; i < profile.samples.length; i++) {
+  at += profile.timeDeltas[i] ?? 0;
+  if (at < fromUs || at > toUs) continue;
+  self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
+}
 const totalUs = [...self.values()].reduce((a, b) => a + b, 0);
 
 function category(frame: CallFrame): string {

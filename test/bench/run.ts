@@ -79,7 +79,7 @@ const intArg = (v: string | undefined, name: string): number | undefined => {
 const fixedConcurrency = intArg(args.concurrency, 'concurrency');
 const refreshConcurrency = intArg(args['refresh-concurrency'], 'refresh-concurrency');
 const workers = intArg(args.workers, 'workers') ?? 1;
-const accountCount = intArg(args.accounts, 'accounts') ?? (quick ? 1200 : 5000);
+const accountCount = intArg(args.accounts, 'accounts') ?? (quick ? 800 : 5000);
 const serverUrl = process.env.DATABASE_URL || undefined;
 let databaseUrl = serverUrl;
 let freshDb: string | undefined;
@@ -379,13 +379,13 @@ async function main(): Promise<number> {
   const errors: string[] = [];
   const report: Record<string, unknown> = {};
   const durations = quick
-    ? { signin: 6, totp: 3, refresh: 4, overload: 5, sweep: 0, bareSignin: 4, bareRefresh: 3, argon2: 3, count: 8, warm: 8 }
+    ? { signin: 5, totp: 2.5, refresh: 3, overload: 4, sweep: 0, bareSignin: 3, bareRefresh: 2.5, argon2: 2, count: 6, warm: 6 }
     : { signin: 30, totp: 15, refresh: 8, overload: 20, sweep: 8, bareSignin: 8, bareRefresh: 8, argon2: 10, count: 30, warm: 30 };
 
   // 1. Start, time to /readyz, idle memory.
   const provider = await startProvider(env, logFile, args['cpu-prof']);
   log(`provider ready in ${provider.readyMs} ms (pid ${provider.child.pid}${workers > 1 ? `, ${workers} workers` : ''})`);
-  await sleep(1500);
+  await sleep(quick ? 1000 : 3000);
   const idle = sampleTree(provider.child.pid!);
   const driver = new Driver();
   await driver.ready();
