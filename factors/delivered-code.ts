@@ -66,8 +66,8 @@ export interface DeliveredCodeOptions<S extends CodeSettings> {
   suggest?(account: FactorAccount): string | undefined;
   /** The amr value a code delivered over `channel` proves. */
   amrFor(channel: CodeChannel): AmrValue;
-  /** Words on the pages. */
-  words: { send: string; call: string; codeFrom: string };
+  /** Words on the page's buttons. */
+  words: { send: string; call: string };
 }
 
 interface Pending {

@@ -45,5 +45,5 @@ export default defineDeliveredCodeFactor<EmailCodeSettings>({
   credentialLabel: (to) => `Email ${maskEmail(to)}`,
   suggest: (account) => account.email ?? undefined,
   amrFor: () => 'otp',
-  words: { send: 'Email me a code', call: 'Call me instead', codeFrom: 'Code from the email' },
+  words: { send: 'Email me a code', call: 'Call me instead' },
 });

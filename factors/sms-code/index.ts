@@ -46,5 +46,5 @@ export default defineDeliveredCodeFactor<SmsCodeSettings>({
   mask: maskPhone,
   credentialLabel: (to) => `Phone ending ${to.slice(-4)}`,
   amrFor: (channel) => (channel === 'voice' ? 'tel' : 'sms'),
-  words: { send: 'Text me a code', call: 'Call me instead', codeFrom: 'Code from the message' },
+  words: { send: 'Text me a code', call: 'Call me instead' },
 });
