@@ -14,6 +14,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { UserAgent, formAction, type Hop } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { SoftwareAuthenticator, formInput } from '../helpers/webauthn.ts';
+import { enrolTotp, totpCode } from '../helpers/factors.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
 import { listAudit } from '../../src/security/audit.ts';
@@ -112,6 +113,32 @@ for (const kind of DIALECTS) {
       const claims = await tokens(done, auth);
       expect(claims.acr).toBe('urn:twofold:acr:3');
       expect(sorted(claims.amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
+    });
+
+    test('step-up from level 2 to 3: a TOTP session asked for phishing resistance proves only the key', async () => {
+      const account = await newUser();
+      const key = new SoftwareAuthenticator({ origin: server.issuer });
+      const agent = new UserAgent(server.issuer);
+      await enrolKey(agent, account, key);
+      const secret = await enrolTotp(services, account.id);
+      // A fresh browser: password + TOTP (chosen explicitly) is level 2.
+      const browser = new UserAgent(server.issuer);
+      const { auth, next } = await password(browser, account);
+      const uid = /\/interaction\/([^/"?]+)/.exec(next.body)![1]!;
+      const totpPage = await browser.follow(`${server.issuer}/interaction/${uid}?factor=totp`);
+      const two = await tokens(await browser.submit(formAction(totpPage.body), { code: totpCode(secret) }), auth);
+      expect(two.acr).toBe('urn:twofold:acr:2');
+      await new Promise((r) => setTimeout(r, 1100));
+      // The app needs phishing resistance: no password, only the key.
+      const up = await rp.authorizationUrl({ acr_values: 'http://schemas.openid.net/pape/policies/2007/06/phishing-resistant' });
+      const page = await browser.follow(up.url);
+      expect(page.body).not.toContain('name="password"');
+      expect(page.body).not.toContain('name="code"');
+      const done = await browser.submit(webauthnAction(page.body), formInput(key.assert(optionsIn(page.body))));
+      const three = await tokens(done, up);
+      expect(three.acr).toBe('http://schemas.openid.net/pape/policies/2007/06/phishing-resistant');
+      expect(sorted(three.amr)).toEqual(expect.arrayContaining(['hwk', 'mfa', 'otp', 'pwd']));
+      expect(three.auth_time!).toBeGreaterThan(two.auth_time!);
     });
 
     test('a key registered as a second factor also signs in as a passkey, alone', async () => {
