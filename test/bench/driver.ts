@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import type { BenchAccount, FromDriver, Percentiles, PhaseResult, PhaseSpec, Target, ToDriver } from './protocol.ts';
+import { percentiles } from './percentiles.ts';
 
 const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_HOPS = 15;
@@ -176,14 +177,6 @@ class Recorder {
     this.errors += 1;
     if (this.samples.length < 10) this.samples.push(err instanceof Error ? `${err.name}: ${err.message}`.slice(0, 400) : String(err).slice(0, 400));
   }
-}
-
-export function percentiles(values: number[]): Percentiles {
-  if (!values.length) return { count: 0, p50_ms: 0, p95_ms: 0, p99_ms: 0, max_ms: 0 };
-  const sorted = Float64Array.from(values).sort();
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-  const r = (v: number) => Math.round(v * 10) / 10;
-  return { count: sorted.length, p50_ms: r(at(0.5)), p95_ms: r(at(0.95)), p99_ms: r(at(0.99)), max_ms: r(sorted[sorted.length - 1]!) };
 }
 
 // --- The flows ----------------------------------------------------------------------------------
@@ -357,7 +350,11 @@ async function runPhase(s: Session, id: number, spec: PhaseSpec): Promise<PhaseR
   const windowS = Math.max(0.001, (windowEnd - windowStart) / 1000);
   const cpu = process.cpuUsage(cpu0);
   const steps: Record<string, Percentiles> = {};
-  for (const [name, list] of rec.steps) steps[name] = percentiles(inWindow(list).map((x) => x.ms));
+  const rawSteps: Record<string, number[]> = {};
+  for (const [name, list] of rec.steps) {
+    rawSteps[name] = inWindow(list).map((x) => Math.round(x.ms * 100) / 100);
+    steps[name] = percentiles(rawSteps[name]);
+  }
   return {
     name: spec.name,
     operation: spec.operation,
@@ -376,6 +373,7 @@ async function runPhase(s: Session, id: number, spec: PhaseSpec): Promise<PhaseR
     accepted_completed: rec.acceptedCompleted,
     starved: s.pool.starved,
     driver_cpu_s: Math.round(((cpu.user + cpu.system) / 1e6) * 100) / 100,
+    raw: { ops: measured.map((x) => Math.round(x.ms * 100) / 100), steps: rawSteps },
   };
 }
 

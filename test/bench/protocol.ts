@@ -69,6 +69,8 @@ export interface PhaseResult {
   /** Waits for an account whose TOTP time step was free (should stay 0). */
   starved: number;
   driver_cpu_s: number;
+  /** Latencies in the window (ms), for merging rounds; the harness drops them from its report. */
+  raw?: { ops: number[]; steps: Record<string, number[]> };
 }
 
 export type ToDriver =

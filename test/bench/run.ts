@@ -38,6 +38,7 @@ import type { StatementCounts } from '../../src/db/statement-counter.ts';
 import type { FromDriver, PhaseResult, PhaseSpec, Target, ToDriver } from './protocol.ts';
 import { seed } from './seed.ts';
 import { cpuByPid, sampleTree } from './proc.ts';
+import { percentiles } from './percentiles.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HERE = path.join(ROOT, 'test/bench');
@@ -307,6 +308,7 @@ interface Measured extends PhaseResult {
   /** PostgreSQL backends' CPU seconds per operation in the window. */
   db_cpu_s_per_op?: number;
   rss_max_mb?: number;
+  rounds?: Array<{ per_s: number; load_avg_1m: number | undefined }>;
 }
 
 let rssWatch: { root: number; max: number } | undefined;
@@ -353,6 +355,112 @@ function phase(name: string, operation: PhaseSpec['operation'], concurrency: num
   return { name, operation, concurrency, durationMs, warmupMs: Math.min(3000, Math.round(durationMs * 0.15)), maxOps: 1_000_000, ...extra };
 }
 
+
+// --- the ceilings' processes, and merging rounds -----------------------------------------------------
+
+interface Argon2Run {
+  per_s: number;
+  count: number;
+  concurrency: number;
+  duration_s: number;
+  cpu_s_per_hash: number;
+  load_avg: number[];
+}
+
+async function startBare(): Promise<{ child: ChildProcess; issuer: string; clientId: string; clientSecret: string }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'bare-provider.ts')], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', PORT: String(port), BENCH_REDIRECT_URI: REDIRECT_URI }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  const info = await new Promise<{ issuer: string; clientId: string; clientSecret: string }>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (!buf.includes('\n')) return;
+      try {
+        resolve(JSON.parse(buf.split('\n')[0]!));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`the bare provider exited (${code})`)));
+  });
+  log(`bare node-oidc-provider at ${info.issuer} (pid ${child.pid})`);
+  return { child, ...info };
+}
+
+async function argon2Ceiling(config: ReturnType<typeof loadConfig>, concurrency: number, seconds: number): Promise<Argon2Run> {
+  log(`argon2id ceiling: m=${config.ARGON2_MEMORY_KIB} t=${config.ARGON2_ITERATIONS} p=${config.ARGON2_PARALLELISM}, ${concurrency} at once, ${seconds} s`);
+  const loadAtStart = loadAvg();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'argon2-ceiling.ts'), String(config.ARGON2_MEMORY_KIB), String(config.ARGON2_ITERATIONS), String(config.ARGON2_PARALLELISM), String(concurrency), String(seconds)], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  children.delete(child);
+  if (code !== 0) throw new Error(`the argon2 ceiling exited with ${code}`);
+  const run = { ...(JSON.parse(out) as Omit<Argon2Run, 'load_avg'>), load_avg: loadAtStart };
+  log(`  ${run.per_s} hashes/s`);
+  return run;
+}
+
+function mergeArgon2(runs: Argon2Run[]) {
+  const count = runs.reduce((n, r) => n + r.count, 0);
+  const seconds = runs.reduce((n, r) => n + r.duration_s, 0);
+  return { per_s: round(count / seconds), count, concurrency: runs[0]!.concurrency, duration_s: round(seconds, 2), cpu_s_per_hash: round(runs.reduce((n, r) => n + r.cpu_s_per_hash * r.count, 0) / count, 5), rounds: runs.map((r) => r.per_s), database, cores };
+}
+
+/** The smallest concurrency within 5% of the best throughput. */
+function saturating(runs: Measured[]): number {
+  const best = Math.max(...runs.map((r) => r.per_s));
+  return runs.find((r) => r.per_s >= 0.95 * best)!.concurrency;
+}
+
+const brief = (m: Measured) => ({ concurrency: m.concurrency, per_s: m.per_s, p50_ms: m.latency.p50_ms, p99_ms: m.latency.p99_ms, cpu_s_per_op: m.cpu_s_per_op, load_avg_1m: m.load_avg[0] });
+
+/** One figure from several rounds: operations over total window, percentiles over all latencies. */
+function merge(runs: Measured[], name: string): Measured {
+  const measured = runs.reduce((n, r) => n + r.measured, 0);
+  const window = runs.reduce((n, r) => n + r.window_s, 0);
+  const ops = runs.flatMap((r) => r.raw?.ops ?? []);
+  const stepNames = [...new Set(runs.flatMap((r) => Object.keys(r.raw?.steps ?? {})))];
+  const weighted = (key: 'cpu_s_per_op' | 'db_cpu_s_per_op') => (runs.every((r) => r[key] !== undefined) && measured ? round(runs.reduce((n, r) => n + r[key]! * r.measured, 0) / measured, 4) : undefined);
+  const sum = (key: 'started' | 'completed' | 'errors' | 'shed' | 'shed_with_retry_after' | 'accepted_completed' | 'starved') => runs.reduce((n, r) => n + r[key], 0);
+  return {
+    ...runs[0]!,
+    name,
+    window_s: round(window, 2),
+    duration_s: round(runs.reduce((n, r) => n + r.duration_s, 0), 2),
+    started: sum('started'),
+    completed: sum('completed'),
+    measured,
+    per_s: round(measured / window),
+    latency: percentiles(ops),
+    steps: Object.fromEntries(stepNames.map((s) => [s, percentiles(runs.flatMap((r) => r.raw?.steps[s] ?? []))])),
+    errors: sum('errors'),
+    error_samples: runs.flatMap((r) => r.error_samples).slice(0, 10),
+    shed: sum('shed'),
+    shed_with_retry_after: sum('shed_with_retry_after'),
+    accepted_completed: sum('accepted_completed'),
+    starved: sum('starved'),
+    driver_cpu_s: round(runs.reduce((n, r) => n + r.driver_cpu_s, 0), 2),
+    cpu_s_per_op: weighted('cpu_s_per_op'),
+    db_cpu_s_per_op: weighted('db_cpu_s_per_op'),
+    rss_max_mb: Math.max(...runs.map((r) => r.rss_max_mb ?? 0)),
+    rounds: runs.map((r) => ({ per_s: r.per_s, load_avg_1m: r.load_avg[0] })),
+    raw: { ops, steps: {} },
+  };
+}
+
+/** A figure without its raw latencies (for the report). */
+function strip(m: Measured): Omit<Measured, 'raw'> {
+  const { raw: _raw, ...rest } = m;
+  return rest;
+}
+
 // --- the run ----------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -379,8 +487,8 @@ async function main(): Promise<number> {
   const errors: string[] = [];
   const report: Record<string, unknown> = {};
   const durations = quick
-    ? { signin: 5, totp: 2.5, refresh: 3, overload: 4, sweep: 0, bareSignin: 3, bareRefresh: 2.5, argon2: 2, count: 6, warm: 6 }
-    : { signin: 30, totp: 15, refresh: 8, overload: 20, sweep: 8, bareSignin: 8, bareRefresh: 8, argon2: 10, count: 30, warm: 30 };
+    ? { signin: 5, totp: 2.5, refresh: 3, overload: 4, sweep: 0, refreshSweep: 0, bareSignin: 3, bareRefresh: 2.5, argon2: 2, count: 6, warm: 6, rounds: 1 }
+    : { signin: 30, totp: 15, refresh: 18, overload: 20, sweep: 6, refreshSweep: 5, bareSignin: 18, bareRefresh: 12, argon2: 9, count: 30, warm: 30, rounds: 3 };
 
   // 1. Start, time to /readyz, idle memory.
   const provider = await startProvider(env, logFile, args['cpu-prof']);
@@ -434,39 +542,92 @@ async function main(): Promise<number> {
   };
   log(`statements: ${sIn.per_op} per sign-in (${sIn.reads_per_op} reads, ${sIn.writes_per_op} writes), ${sRef.per_op} per refresh`);
 
-  // 3. Sign-in throughput: a sweep for the saturating concurrency (full run), then the measured run.
+  // 3. The bare provider (the ceiling) runs beside Twofold from here on, idle when not driven, so
+  //    that Twofold and its ceilings are measured in alternation: on a shared machine the load
+  //    drifts, and figures measured minutes apart would compare two different machines.
+  const bare = await startBare();
+  const bareDriver = new Driver();
+  await bareDriver.ready();
+  await bareDriver.target({ kind: 'bare', issuer: bare.issuer, clientId: bare.clientId, clientSecret: bare.clientSecret, redirectUri: REDIRECT_URI, mfa: false, password: PASSWORD, accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })) });
+  record(await measure(bareDriver, undefined, phase('bare warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'bare warm-up'));
+  const barePid = bare.child.pid!;
+  const hashC = config.HASH_CONCURRENCY * workers;
+  const argon2Runs: Argon2Run[] = [];
+
+  // Sweeps (full run): the saturating concurrency of each, Twofold and bare side by side.
   let concurrency = fixedConcurrency ?? 4;
+  let bareConcurrency = fixedConcurrency ?? 4;
   const sweep: Measured[] = [];
+  const bareSweep: Measured[] = [];
   if (!quick && !fixedConcurrency && !args['only-signin']) {
-    for (const c of [1, 2, 4, 8, 16]) sweep.push(record(await measure(driver, pid, phase(`sign-in sweep c=${c}`, 'signin', c, durations.sweep), `sweep c=${c}`)));
-    const best = Math.max(...sweep.map((s) => s.per_s));
-    concurrency = sweep.find((s) => s.per_s >= 0.95 * best)!.concurrency;
-    log(`saturating concurrency: ${concurrency} (${best}/s at best)`);
+    for (const c of [1, 2, 4, 8, 16]) {
+      sweep.push(record(await measure(driver, pid, phase(`sign-in sweep c=${c}`, 'signin', c, durations.sweep), `sweep c=${c}`)));
+      if (c > 1) bareSweep.push(record(await measure(bareDriver, barePid, phase(`bare sign-in sweep c=${c}`, 'signin', c, durations.sweep), `bare sweep c=${c}`)));
+    }
+    concurrency = saturating(sweep);
+    bareConcurrency = saturating(bareSweep);
+    log(`saturating concurrency: Twofold ${concurrency}, bare ${bareConcurrency}`);
   }
-  const signin = record(await measure(driver, pid, phase('sign-in', 'signin', concurrency, durations.signin), 'sign-in'));
-  report.signin = signin;
-  if (sweep.length) report.signin_sweep = sweep.map(({ concurrency: c, per_s, latency, cpu_s_per_op }) => ({ concurrency: c, per_s, p50_ms: latency.p50_ms, p99_ms: latency.p99_ms, cpu_s_per_op }));
+  if (sweep.length) report.signin_sweep = sweep.map(brief);
 
   if (args['only-signin']) {
+    const signin = record(await measure(driver, pid, phase('sign-in', 'signin', concurrency, durations.signin), 'sign-in'));
     await driver.exit();
+    await bareDriver.exit();
+    await stopChild(bare.child);
     const code = await stopChild(provider.child);
     log(`provider stopped (exit ${code}); profile in ${args['cpu-prof'] ?? '(none)'}; ${signin.measured} sign-ins measured of ${signin.completed + countSignins.completed + durations.warm} in the profile`);
-    if (args.json) fs.writeFileSync(args.json, `${JSON.stringify({ signin, statements: report.statements }, null, 2)}\n`);
+    if (args.json) fs.writeFileSync(args.json, `${JSON.stringify({ signin: strip(signin), statements: report.statements }, null, 2)}\n`);
     return errors.length ? 1 : 0;
   }
+
+  // Measured rounds: Twofold, bare, argon2id, Twofold, bare, argon2id…
+  const signinRounds: Measured[] = [];
+  const bareRounds: Measured[] = [];
+  for (let r = 1; r <= durations.rounds; r++) {
+    const tag = durations.rounds > 1 ? ` (round ${r}/${durations.rounds})` : '';
+    signinRounds.push(record(await measure(driver, pid, phase(`sign-in${tag}`, 'signin', concurrency, durations.signin / durations.rounds), `sign-in${tag}`)));
+    bareRounds.push(record(await measure(bareDriver, barePid, phase(`bare sign-in${tag}`, 'signin', bareConcurrency, durations.bareSignin / durations.rounds), `bare sign-in${tag}`)));
+    argon2Runs.push(await argon2Ceiling(config, hashC, durations.argon2 / durations.rounds));
+  }
+  const signin = merge(signinRounds, 'sign-in');
+  const bareSignin = merge(bareRounds, 'bare sign-in');
+  const argon2 = mergeArgon2(argon2Runs);
+  report.signin = signin;
+  const combined = 1 / (1 / bareSignin.per_s + 1 / argon2.per_s);
+  const roundRatios = signinRounds.map((t, i) => round(t.per_s / (1 / (1 / bareRounds[i]!.per_s + 1 / argon2Runs[i]!.per_s)), 3));
 
   // 4. The second-factor step alone, below saturation.
   const totpC = Math.max(1, Math.min(2, Math.floor(concurrency / 2)));
   const totp = record(await measure(driver, pid, phase('totp step', 'signin', totpC, durations.totp), 'TOTP step'));
-  report.totp_step = { concurrency: totpC, duration_s: durations.totp, database, cores, ...totp.steps.totp, sign_in_p99_ms: totp.latency.p99_ms };
+  report.totp_step = { concurrency: totpC, duration_s: durations.totp, database, cores, load_avg: totp.load_avg, ...totp.steps.totp, sign_in_p99_ms: totp.latency.p99_ms };
 
-  // 5. Refresh grants with rotation.
-  const refreshCs = refreshConcurrency ? [refreshConcurrency] : quick ? [8] : [4, 8, 16];
-  const refreshRuns: Measured[] = [];
-  for (const c of refreshCs) refreshRuns.push(record(await measure(driver, pid, phase(`refresh c=${c}`, 'refresh', c, durations.refresh), `refresh c=${c}`)));
-  const refresh = refreshRuns.reduce((a, b) => (b.per_s > a.per_s ? b : a));
+  // 5. Refresh grants with rotation, Twofold and bare in alternation.
+  let refreshC = refreshConcurrency ?? 8;
+  let bareRefreshC = refreshConcurrency ?? 8;
+  const refreshSweep: Measured[] = [];
+  const bareRefreshSweep: Measured[] = [];
+  if (!quick && !refreshConcurrency) {
+    for (const c of [4, 8, 16]) {
+      refreshSweep.push(record(await measure(driver, pid, phase(`refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `refresh sweep c=${c}`)));
+      bareRefreshSweep.push(record(await measure(bareDriver, barePid, phase(`bare refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `bare refresh sweep c=${c}`)));
+    }
+    refreshC = saturating(refreshSweep);
+    bareRefreshC = saturating(bareRefreshSweep);
+    report.refresh_sweep = refreshSweep.map(brief);
+  }
+  const refreshRounds: Measured[] = [];
+  const bareRefreshRounds: Measured[] = [];
+  for (let r = 1; r <= durations.rounds; r++) {
+    const tag = durations.rounds > 1 ? ` (round ${r}/${durations.rounds})` : '';
+    refreshRounds.push(record(await measure(driver, pid, phase(`refresh${tag}`, 'refresh', refreshC, durations.refresh / durations.rounds), `refresh${tag}`)));
+    bareRefreshRounds.push(record(await measure(bareDriver, barePid, phase(`bare refresh${tag}`, 'refresh', bareRefreshC, durations.bareRefresh / durations.rounds), `bare refresh${tag}`)));
+  }
+  const refresh = merge(refreshRounds, 'refresh');
+  const bareRefresh = merge(bareRefreshRounds, 'bare refresh');
   report.refresh = refresh;
-  if (refreshRuns.length > 1) report.refresh_sweep = refreshRuns.map(({ concurrency: c, per_s, latency }) => ({ concurrency: c, per_s, p50_ms: latency.p50_ms, p99_ms: latency.p99_ms }));
+  await bareDriver.exit();
+  await stopChild(bare.child);
 
   // 6. Overload: twice the concurrency at which the provider stops taking more password checks
   //    (HASH_CONCURRENCY running + HASH_QUEUE_LIMIT waiting), or twice the saturating one if higher.
@@ -501,6 +662,7 @@ async function main(): Promise<number> {
     duration_s: durations.overload,
     database,
     cores,
+    load_avg: overload.load_avg,
     accepted_completed: overload.accepted_completed,
     per_s: overload.per_s,
     shed_503: overload.shed,
@@ -537,73 +699,29 @@ async function main(): Promise<number> {
   report.ready_ms_runs = readyRuns;
   report.memory = {
     rss_idle_mb: round(idle.rssBytes / 1048576),
-    rss_load_mb: Math.max(signin.rss_max_mb ?? 0, refresh.rss_max_mb ?? 0, totp.rss_max_mb ?? 0, ...sweep.map((s) => s.rss_max_mb ?? 0)),
+    rss_load_mb: Math.max(...signinRounds.map((s) => s.rss_max_mb ?? 0), ...refreshRounds.map((s) => s.rss_max_mb ?? 0), totp.rss_max_mb ?? 0, ...sweep.map((s) => s.rss_max_mb ?? 0)),
     rss_overload_mb: overload.rss_max_mb,
     processes: idle.pids,
   };
 
-  // 8. The ceilings: a bare node-oidc-provider with the same driver, and raw argon2id.
-  const barePort = await freePort();
-  const bare = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'bare-provider.ts')], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', PORT: String(barePort), BENCH_REDIRECT_URI: REDIRECT_URI }, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(bare);
-  const bareInfo = await new Promise<{ issuer: string; clientId: string; clientSecret: string }>((resolve, reject) => {
-    let buf = '';
-    bare.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split('\n')[0];
-      if (buf.includes('\n')) {
-        try {
-          resolve(JSON.parse(line!));
-        } catch (err) {
-          reject(err);
-        }
-      }
-    });
-    bare.once('exit', (code) => reject(new Error(`the bare provider exited (${code})`)));
-  });
-  const bareDriver = new Driver();
-  await bareDriver.ready();
-  await bareDriver.target({ kind: 'bare', issuer: bareInfo.issuer, clientId: bareInfo.clientId, clientSecret: bareInfo.clientSecret, redirectUri: REDIRECT_URI, mfa: false, password: PASSWORD, accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })) });
-  record(await measure(bareDriver, undefined, phase('bare warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'bare warm-up'));
-  const bareCs = quick ? [concurrency] : [...new Set([2, 4, 8, 16, concurrency])].sort((a, b) => a - b);
-  const bareRuns: Measured[] = [];
-  for (const c of bareCs) bareRuns.push(record(await measure(bareDriver, bare.pid!, phase(`bare sign-in c=${c}`, 'signin', c, durations.bareSignin), `bare sign-in c=${c}`)));
-  const bareSignin = bareRuns.reduce((a, b) => (b.per_s > a.per_s ? b : a));
-  const bareRefreshRuns: Measured[] = [];
-  for (const c of refreshCs) bareRefreshRuns.push(record(await measure(bareDriver, bare.pid!, phase(`bare refresh c=${c}`, 'refresh', c, durations.bareRefresh), `bare refresh c=${c}`)));
-  const bareRefresh = bareRefreshRuns.reduce((a, b) => (b.per_s > a.per_s ? b : a));
-  await bareDriver.exit();
-  await stopChild(bare);
-
-  const hashC = config.HASH_CONCURRENCY * workers;
-  log(`argon2id ceiling: m=${config.ARGON2_MEMORY_KIB} t=${config.ARGON2_ITERATIONS} p=${config.ARGON2_PARALLELISM}, ${hashC} at once, ${durations.argon2} s`);
-  const argon = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'argon2-ceiling.ts'), String(config.ARGON2_MEMORY_KIB), String(config.ARGON2_ITERATIONS), String(config.ARGON2_PARALLELISM), String(hashC), String(durations.argon2)], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.add(argon);
-  let argonOut = '';
-  argon.stdout!.on('data', (d: Buffer) => (argonOut += d.toString()));
-  const argonLoad = loadAvg();
-  const argonCode = await new Promise<number | null>((resolve) => argon.once('exit', resolve));
-  children.delete(argon);
-  if (argonCode !== 0) throw new Error(`the argon2 ceiling exited with ${argonCode}`);
-  const argon2 = { ...(JSON.parse(argonOut) as { per_s: number; count: number; concurrency: number; duration_s: number; cpu_s_per_hash: number }), memory_kib: config.ARGON2_MEMORY_KIB, iterations: config.ARGON2_ITERATIONS, parallelism: config.ARGON2_PARALLELISM, cores, load_avg: argonLoad };
-  log(`  ${argon2.per_s} hashes/s`);
-
-  const combined = 1 / (1 / bareSignin.per_s + 1 / argon2.per_s);
   report.ceilings = {
     argon2,
-    bare_signin: bareSignin,
-    bare_signin_sweep: bareRuns.map(({ concurrency: c, per_s, latency }) => ({ concurrency: c, per_s, p50_ms: latency.p50_ms, p99_ms: latency.p99_ms })),
-    bare_refresh: bareRefresh,
-    bare_refresh_sweep: bareRefreshRuns.map(({ concurrency: c, per_s, latency }) => ({ concurrency: c, per_s, p50_ms: latency.p50_ms, p99_ms: latency.p99_ms })),
+    bare_signin: strip(bareSignin),
+    bare_refresh: strip(bareRefresh),
     combined_signin_per_s: round(combined),
+    ...(bareSweep.length ? { bare_signin_sweep: bareSweep.map(brief) } : {}),
+    ...(bareRefreshSweep.length ? { bare_refresh_sweep: bareRefreshSweep.map(brief) } : {}),
   };
+  report.signin = strip(signin);
+  report.refresh = strip(refresh);
   report.signin_vs_ceiling = round(signin.per_s / combined, 3);
   report.refresh_vs_bare = round(refresh.per_s / bareRefresh.per_s, 3);
-
+  report.rounds = {
+    count: durations.rounds,
+    signin_vs_ceiling: roundRatios,
+    refresh_vs_bare: refreshRounds.map((t, i) => round(t.per_s / bareRefreshRounds[i]!.per_s, 3)),
+    load_avg: signinRounds.map((t) => t.load_avg[0]),
+  };
   const memory = report.memory as { rss_idle_mb: number; rss_load_mb: number; rss_overload_mb?: number };
   const totpP99 = (report.totp_step as { p99_ms?: number }).p99_ms ?? 0;
   report.targets = TARGETS;
@@ -638,7 +756,7 @@ async function main(): Promise<number> {
   };
 
   const ordered = Object.fromEntries(
-    ['run', 'signin_vs_ceiling', 'refresh_vs_bare', 'signin', 'signin_sweep', 'ceilings', 'refresh', 'refresh_sweep', 'totp_step', 'memory', 'ready_ms', 'ready_ms_runs', 'statements', 'overload', 'targets', 'meets', 'errors_total', 'error_details']
+    ['run', 'signin_vs_ceiling', 'refresh_vs_bare', 'rounds', 'signin', 'signin_sweep', 'ceilings', 'refresh', 'refresh_sweep', 'totp_step', 'memory', 'ready_ms', 'ready_ms_runs', 'statements', 'overload', 'targets', 'meets', 'errors_total', 'error_details']
       .filter((k) => k in report)
       .map((k) => [k, report[k]]),
   );
