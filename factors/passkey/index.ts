@@ -51,7 +51,7 @@ export default defineFactor<PasskeySettings>({
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
 
   beginEnrollment(ctx, existing) {
-    return registrationOptions(ctx, role(ctx.settings), existing, 'passkey/enroll');
+    return registrationOptions(ctx, role(ctx.settings), existing, 'passkey/enroll', 'Create passkey');
   },
 
   finishEnrollment(ctx, input) {
@@ -59,7 +59,7 @@ export default defineFactor<PasskeySettings>({
   },
 
   beginChallenge(ctx, credentials) {
-    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'passkey/challenge', { names: names(credentials) });
+    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'passkey/challenge', 'Use passkey', { names: names(credentials) });
   },
 
   verify(ctx, credentials, input) {
@@ -68,7 +68,7 @@ export default defineFactor<PasskeySettings>({
 
   beginFirstFactor(ctx) {
     // No allowCredentials: the browser offers every passkey it has for this RP ID.
-    return assertionOptions(ctx.services, role(ctx.settings), null, 'passkey/login');
+    return assertionOptions(ctx.services, role(ctx.settings), null, 'passkey/login', 'Sign in with a passkey');
   },
 
   identify,

@@ -158,7 +158,7 @@ export function kindsFor(userVerified: boolean): FactorKind[] {
   return userVerified ? ['have', 'are'] : ['have'];
 }
 
-export async function registrationOptions<S>(ctx: FactorContext<S>, role: Role, existing: Credential[], partial: string, extra: Record<string, unknown> = {}): Promise<StepView> {
+export async function registrationOptions<S>(ctx: FactorContext<S>, role: Role, existing: Credential[], partial: string, submit: string): Promise<StepView> {
   const { services, account } = ctx;
   const rp = services.relyingParty;
   const known = existing.map(dataOf).filter((d): d is WebAuthnData => d !== undefined);
@@ -189,7 +189,7 @@ export async function registrationOptions<S>(ctx: FactorContext<S>, role: Role, 
     },
     supportedAlgorithmIDs: role.algorithms,
   });
-  return { partial, data: { options: JSON.stringify(options), ...extra } };
+  return { partial, data: { options: JSON.stringify(options) }, submit: { label: submit } };
 }
 
 /** Verifies that `x5c` chains to one of the trust anchors, each certificate valid now. */
@@ -319,7 +319,7 @@ function decodeAlgorithm(coseKey: Parameters<typeof decodeCredentialPublicKey>[0
 }
 
 /** Options for navigator.credentials.get(): for known credentials (second step) or for any discoverable one (first factor). */
-export async function assertionOptions(services: FactorServices, role: Role, credentials: Credential[] | null, partial: string, extra: Record<string, unknown> = {}): Promise<StepView> {
+export async function assertionOptions(services: FactorServices, role: Role, credentials: Credential[] | null, partial: string, submit: string, extra: Record<string, unknown> = {}): Promise<StepView> {
   const known = credentials?.map(dataOf).filter((d): d is WebAuthnData => d !== undefined) ?? null;
   const pending: PendingAssertion = { challenge: newChallenge(services), allow: known?.map((d) => d.credentialId) ?? null, firstFactor: credentials === null };
   await services.state.set(ASSERTION, pending, role.timeout);
@@ -330,7 +330,7 @@ export async function assertionOptions(services: FactorServices, role: Role, cre
     userVerification: role.userVerification,
     allowCredentials: known?.map((d) => ({ id: d.credentialId, transports: d.transports })) ?? [],
   });
-  return { partial, data: { options: JSON.stringify(options), ...extra } };
+  return { partial, data: { options: JSON.stringify(options), ...extra }, submit: { label: submit } };
 }
 
 /** Which credential an assertion claims, before any account is known. */

@@ -54,7 +54,7 @@ export default defineFactor<WebAuthnSettings>({
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
 
   beginEnrollment(ctx, existing) {
-    return registrationOptions(ctx, role(ctx.settings), existing, 'webauthn/enroll');
+    return registrationOptions(ctx, role(ctx.settings), existing, 'webauthn/enroll', 'Register this key');
   },
 
   finishEnrollment(ctx, input) {
@@ -62,7 +62,7 @@ export default defineFactor<WebAuthnSettings>({
   },
 
   beginChallenge(ctx, credentials) {
-    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'webauthn/challenge', { names: names(credentials) });
+    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'webauthn/challenge', 'Use security key', { names: names(credentials) });
   },
 
   verify(ctx, credentials, input) {

@@ -229,7 +229,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       await expect(tab.page.title()).resolves.toBe('Set up two-step verification · Twofold');
       await tab.page.getByRole('link', { name: 'Use Security key instead' }).click();
       await tab.page.getByLabel('Name this key').fill('Blue key');
-      await tab.page.getByRole('button', { name: 'Turn on' }).click();
+      await tab.page.getByRole('button', { name: 'Register this key' }).click();
       await tab.page.waitForLoadState();
       await expect(tab.page.title()).resolves.toBe('Save your backup codes · Twofold');
       await tab.page.getByLabel('I have saved these codes').check();
@@ -254,7 +254,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       auth = await password(tab, alice, { acr_values: PHISHING_RESISTANT });
       await expect(tab.page.title()).resolves.toBe('Two-step verification · Twofold');
       await tab.page.getByText('Use your security key (Blue key)').waitFor();
-      await tab.page.getByRole('button', { name: 'Verify' }).click();
+      await tab.page.getByRole('button', { name: 'Use security key' }).click();
       ({ claims } = await redeem(await callback, auth));
       expect(claims.acr).toBe(PHISHING_RESISTANT);
       expect(sorted(claims.amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
@@ -273,7 +273,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       let auth = await password(tab, bob);
       await tab.page.getByRole('link', { name: 'Use Passkey instead' }).click();
       await tab.page.getByLabel('Name this passkey').fill('Blue key');
-      await tab.page.getByRole('button', { name: 'Turn on' }).click();
+      await tab.page.getByRole('button', { name: 'Create passkey' }).click();
       await tab.page.waitForLoadState();
       await tab.page.getByLabel('I have saved these codes').check();
       await tab.page.getByRole('button', { name: 'Continue' }).click();
@@ -325,7 +325,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       let auth = await password(tab, carol);
       await tab.page.getByRole('link', { name: 'Use Passkey instead' }).click();
       await tab.page.getByLabel('Name this passkey').fill('Phone');
-      await tab.page.getByRole('button', { name: 'Turn on' }).click();
+      await tab.page.getByRole('button', { name: 'Create passkey' }).click();
       await tab.page.waitForLoadState();
       await tab.page.getByLabel('I have saved these codes').check();
       await tab.page.getByRole('button', { name: 'Continue' }).click();
@@ -364,7 +364,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       await expect(tab.page.locator('input[name="code"]').count()).resolves.toBe(1);
       await tab.page.getByRole('link', { name: 'Use Security key instead' }).click();
       await expect(tab.page.locator('input[name="code"]').count()).resolves.toBe(0);
-      await tab.page.getByRole('button', { name: 'Verify' }).click();
+      await tab.page.getByRole('button', { name: 'Use security key' }).click();
       const { claims } = await redeem(await callback, auth);
       expect(sorted(claims.amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
       expect(claims.acr).toBe('urn:twofold:acr:3');
@@ -425,7 +425,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       let callback = tab.callback();
       const first = await atKeyStep(tab, grace);
       const posted = tab.page.waitForRequest((req) => req.method() === 'POST' && req.url().endsWith('/factor/webauthn'));
-      await tab.page.getByRole('button', { name: 'Verify' }).click();
+      await tab.page.getByRole('button', { name: 'Use security key' }).click();
       const captured = new URLSearchParams((await posted).postData()!).get('response')!;
       await redeem(await callback, first.auth);
 
@@ -437,7 +437,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       // The key itself still works (a fresh answer to the fresh challenge).
       callback = tab.callback();
       await tab.page.goto(`${server.issuer}/interaction/${second.uid}`);
-      await tab.page.getByRole('button', { name: 'Verify' }).click();
+      await tab.page.getByRole('button', { name: 'Use security key' }).click();
       const { claims } = await redeem(await callback, second.auth);
       expect(claims.sub).toBe(grace.id);
     } finally {
@@ -452,7 +452,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       const key = await seedKey(tab, heidi);
       const callback = tab.callback();
       const { auth } = await atKeyStep(tab, heidi);
-      await tab.page.getByRole('button', { name: 'Verify' }).click();
+      await tab.page.getByRole('button', { name: 'Use security key' }).click();
       await redeem(await callback, auth);
       const [stored] = await services.factors.store.list(heidi.id, 'webauthn');
       expect(stored!.counter).toBeGreaterThan(0);
@@ -461,7 +461,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       await tab.cdp.send('WebAuthn.removeCredential', { authenticatorId: tab.authenticatorId, credentialId: key.credentialId.toString('base64') });
       await tab.cdp.send('WebAuthn.addCredential', { authenticatorId: tab.authenticatorId, credential: cdpCredential(key, 'localhost', 0) as never });
       await atKeyStep(tab, heidi, { prompt: 'login' });
-      await tab.page.getByRole('button', { name: 'Verify' }).click();
+      await tab.page.getByRole('button', { name: 'Use security key' }).click();
       await tab.page.waitForLoadState();
       await expect(tab.page.getByRole('alert').first().textContent()).resolves.toContain('may have been copied');
       const clones = await listAudit(services.db, { accountId: heidi.id, type: 'factor.suspected_clone' });
