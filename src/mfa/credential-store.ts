@@ -113,7 +113,10 @@ export class CredentialStore {
    * the same transaction (regenerating backup codes invalidates the old set).
    */
   async insert(accountId: string, factorId: string, input: NewCredential, options: { replaceFactor?: boolean } = {}): Promise<string> {
-    const id = crypto.randomBytes(12).toString('base64url');
+    // Not starting with '-': the id is typed as an argument of `twofold user factor …`, where it would read as an option.
+    let id: string;
+    do id = crypto.randomBytes(12).toString('base64url');
+    while (id.startsWith('-'));
     await this.db.transaction().execute(async (trx) => {
       if (options.replaceFactor) await trx.deleteFrom('credentials').where('account_id', '=', accountId).where('factor_id', '=', factorId).execute();
       await trx

@@ -53,7 +53,7 @@ for (const kind of DIALECTS) {
       await enrolTotp(required.services, account.id);
       const [totp] = await credentialIds(account.id);
       const refused = await run(required, 'user', 'factor', 'remove', username, totp!);
-      expect(refused.code).toBe(1);
+      expect(refused).toMatchObject({ code: 1 });
       expect(refused.err).toMatch(/^twofold: refused: the policy requires level 2 .*enrol another factor first, or pass --force\n$/);
       expect(await credentialIds(account.id)).toEqual([totp]);
 
