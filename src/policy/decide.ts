@@ -126,9 +126,11 @@ function freshEvidence(evidence: Evidence[], maxAge: PolicyInput['levelMaxAge'],
     if (!limit || levelOf(kept) < level) continue;
     const at = reachedAt(kept, level);
     if (at !== undefined && now - at > limit) {
-      // Drop second-factor proofs older than the limit; the first factor stands.
+      // Drop proofs older than the limit. The first factor stands (the session is still signed in)
+      // unless it alone proved this level (a passkey): then it must be proved afresh too.
       const first = kept.reduce((a, b) => (a.at <= b.at ? a : b));
-      kept = kept.filter((e) => e === first || now - e.at <= limit);
+      const firstStands = levelOf([first]) < level;
+      kept = kept.filter((e) => (e === first && firstStands) || now - e.at <= limit);
       return { evidence: kept, note: `level ${level} was proved more than ${limit}s ago and no longer counts` };
     }
   }

@@ -76,6 +76,14 @@ describe('global minimum and level ages', () => {
     expect(d.trace.some((t) => /no longer counts/.test(t.rule))).toBe(true);
     expect(decide(base({ levelMaxAge: { '2': 3600 }, enrolled: [TOTP], evidence: old, request: { acrValues: ['urn:twofold:acr:2'] } }))).toMatchObject({ type: 'step_up', level: 1 });
   });
+  test('a passkey that alone proved level 3 long ago must be proved afresh', () => {
+    const PASSKEY: FactorFacts = { id: 'passkey', kinds: ['have', 'are'], phishingResistant: true, recoveryOnly: false };
+    const old: Evidence = { factor: 'passkey', credentialId: 'pk-1', kinds: ['have', 'are'], amr: ['hwk', 'user'], phishingResistant: true, at: NOW - 7200 };
+    const d = decide(base({ levelMaxAge: { '3': 3600 }, enrolled: [PASSKEY], evidence: [old], request: { acrValues: ['urn:twofold:acr:3'] } }));
+    expect(d).toMatchObject({ type: 'step_up', level: 0, target: 3, factors: ['passkey'] });
+    expect(decide(base({ levelMaxAge: { '3': 3600 }, enrolled: [PASSKEY], evidence: [{ ...old, at: NOW - 60 }], request: { acrValues: ['urn:twofold:acr:3'] } }))).toMatchObject({ type: 'satisfied', level: 3 });
+  });
+
   test('a fresh second factor on an old password session counts', () => {
     const d = decide(base({ levelMaxAge: { '2': 3600 }, enrolled: [TOTP], evidence: [PASSWORD_EVIDENCE(NOW - 7200), proof(TOTP, NOW - 10)] }));
     expect(d).toMatchObject({ type: 'satisfied', level: 2 });
