@@ -60,7 +60,7 @@ export async function policyInput(services: Services, facts: SignInFacts): Promi
   let client: ClientRequirement | undefined;
   if (clientRow && clientRow.client_id === facts.clientId) {
     const p = clientPolicyOf(clientRow.policy, clientRow.name);
-    client = { name: clientRow.name, mfa: p.mfa, minLevel: p.minAcr ? acrTable.levelOf(p.minAcr) : undefined, factors: p.factors, trustedDevices: p.trustedDevices };
+    client = { name: clientRow.name, mfa: p.mfa, minLevel: p.minAcr ? acrTable.levelOf(p.minAcr) : undefined, factors: p.factors, trustedDevices: p.trustedDevices, syncedPasskeys: p.syncedPasskeys };
   }
   return {
     mfa: global.policy.mfa,

@@ -39,6 +39,8 @@ export interface ClientRequirement {
   minLevel?: 1 | 2 | 3;
   factors?: string[];
   trustedDevices?: 'allow' | 'deny';
+  /** `deny`: synced passkeys (amr `swk`) do not count. */
+  syncedPasskeys?: 'allow' | 'deny';
 }
 
 export interface PolicyInput {
@@ -156,7 +158,9 @@ export function decide(input: PolicyInput): Decision {
   const available = input.available.filter((f) => isAllowed(f.id));
 
   // A remembered device is never carried as evidence: it is re-checked (cookie, revocation, binding) every time.
-  const counted = input.evidence.filter((e) => isAllowed(e.factor) && !e.remembered);
+  const synced = (e: Evidence) => e.amr.includes('swk');
+  const counted = input.evidence.filter((e) => isAllowed(e.factor) && !e.remembered && !(input.client?.syncedPasskeys === 'deny' && synced(e)));
+  if (input.client?.syncedPasskeys === 'deny') trace.push({ source: `client ${input.client.name}`, rule: 'synced passkeys do not count' });
   const fresh = freshEvidence(counted, input.levelMaxAge, now);
   if (fresh.note) trace.push({ source: 'global', rule: fresh.note });
   const evidence = fresh.evidence;

@@ -68,6 +68,8 @@ export const clientPolicySchema = z
     maxAuthAge: seconds.optional(),
     /** Whether a trusted device may stand in for the second factor for this app (when the global policy enables them). */
     trustedDevices: z.enum(['allow', 'deny']).optional(),
+    /** `deny`: proofs from synced (backup-eligible, amr `swk`) passkeys do not count for this app; device-bound keys do. */
+    syncedPasskeys: z.enum(['allow', 'deny']).optional(),
   })
   .strict();
 export type ClientPolicy = z.infer<typeof clientPolicySchema>;

@@ -59,6 +59,8 @@ describe('the app', () => {
     ['a minimum acr ignores a lower request', { client: c({ minLevel: 2 }), enrolled: [TOTP], request: { acrValues: ['https://refeds.org/profile/sfa'] } }, { type: 'step_up', target: 2 }],
     ['allowed factors exclude TOTP: only the key can step up', { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP, KEY] }, { type: 'step_up', factors: ['webauthn'] }],
     ['allowed factors exclude every enrolled factor and enrolment is closed: unmet', { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP], available: [TOTP] }, { type: 'unmet' }],
+    ['synced passkeys denied: a synced proof does not count', { client: c({ mfa: 'required', syncedPasskeys: 'deny' }), enrolled: [TOTP], evidence: [PWD, { ...proof(KEY), amr: ['swk', 'user'] }] }, { type: 'step_up', level: 1 }],
+    ['synced passkeys denied: a device-bound proof counts', { client: c({ mfa: 'required', syncedPasskeys: 'deny' }), enrolled: [KEY], evidence: [PWD, proof(KEY)] }, { type: 'satisfied', level: 3 }],
     ['evidence of a disallowed factor does not count', { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP, KEY], evidence: [PWD, proof(TOTP)] }, { type: 'step_up', level: 1 }],
   ])('%s', (_name, input, expected) => {
     expect(decide(base(input))).toMatchObject(expected);

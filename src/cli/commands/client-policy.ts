@@ -19,6 +19,7 @@ export interface ClientPolicyOptions {
   factors?: string;
   maxAuthAge?: string;
   trustedDevices?: string;
+  syncedPasskeys?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(' ').filter(Boolean)];
@@ -30,11 +31,12 @@ export function addClientPolicyOptions(cmd: Command): Command {
     .option('--default-acr-values <value>', 'acr_values used when a request sends none (repeatable)', collect)
     .option('--factors <ids>', 'comma-separated factors allowed for this app (e.g. webauthn for phishing-resistant only)')
     .option('--max-auth-age <seconds>', 'sessions older than this sign in again')
-    .option('--trusted-devices <allow|deny>', 'whether a trusted device may stand in for the second factor');
+    .option('--trusted-devices <allow|deny>', 'whether a trusted device may stand in for the second factor')
+    .option('--synced-passkeys <allow|deny>', 'deny: synced passkeys do not count for this app (device-bound keys do)');
 }
 
 export function hasPolicyOptions(o: ClientPolicyOptions): boolean {
-  return [o.mfa, o.minAcr, o.defaultAcrValues, o.factors, o.maxAuthAge, o.trustedDevices].some((v) => v !== undefined);
+  return [o.mfa, o.minAcr, o.defaultAcrValues, o.factors, o.maxAuthAge, o.trustedDevices, o.syncedPasskeys].some((v) => v !== undefined);
 }
 
 /** Merges the flags into the client's current policy and validates the result. */
@@ -45,6 +47,7 @@ export function policyFromOptions(services: Services, current: Record<string, un
   if (o.factors !== undefined) next.factors = o.factors.split(',').map((f) => f.trim()).filter(Boolean);
   if (o.maxAuthAge !== undefined) next.maxAuthAge = /^\d+$/.test(o.maxAuthAge) ? Number(o.maxAuthAge) : o.maxAuthAge;
   if (o.trustedDevices !== undefined) next.trustedDevices = o.trustedDevices;
+  if (o.syncedPasskeys !== undefined) next.syncedPasskeys = o.syncedPasskeys;
   let policy: ClientPolicy;
   try {
     policy = parsePolicy(clientPolicySchema, next, 'client policy');
