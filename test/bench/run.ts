@@ -3,7 +3,8 @@
  *
  *   npm run bench                       # full run (about 5 minutes), PGlite in a temporary folder
  *   DATABASE_URL=postgres://…/fresh npm run bench
- *   npm run bench -- --quick            # under a minute, for development and CI
+ *   DATABASE_URL=postgres://…/postgres npm run bench -- --fresh-db   # a database made for the run, dropped after
+ *   npm run bench -- --quick            # about a minute, for development and CI
  *   npm run bench -- --json out.json    # also write the figures as JSON (stable keys)
  *
  * It seeds a database (accounts with a password and a TOTP credential each, a
