@@ -28,7 +28,6 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +39,7 @@ import type { FromDriver, PhaseResult, PhaseSpec, Target, ToDriver } from './pro
 import { seed } from './seed.ts';
 import { cpuByPid, sampleTree } from './proc.ts';
 import { percentiles } from './percentiles.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HERE = path.join(ROOT, 'test/bench');
@@ -128,16 +128,6 @@ const loadAvg = () => os.loadavg().map((v) => Math.round(v * 100) / 100);
 const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // --- the provider ----------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/data
 import { testConfig } from '../helpers/server.ts';
 import { enrolTotp } from '../helpers/factors.ts';
 import { openServices, type Opened } from '../../src/bootstrap.ts';
-import { runCli } from '../../src/cli/run.ts';
+import { cliRunner } from '../helpers/cli.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { trustDevice } from '../../src/mfa/trusted-devices.ts';
 import { listAudit } from '../../src/security/audit.ts';
@@ -23,12 +23,7 @@ for (const kind of DIALECTS) {
   describe(`twofold policy on ${kind}`, () => {
     let database: TestDatabase;
     let opened: Opened;
-    const run = async (...argv: string[]) => {
-      let out = '';
-      let err = '';
-      const code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t) }, opened.services, 'admin:test');
-      return { code, out, err };
-    };
+    const run = cliRunner(() => opened.services);
 
     beforeAll(async () => {
       database = await createTestDatabase(kind);
