@@ -4,7 +4,7 @@
  * knows what a TOTP code or a backup code is.
  */
 import type { Context } from 'koa';
-import type { Failure } from '../factors/types.ts';
+import type { StepView, Failure } from '../factors/types.ts';
 import { clientAddress } from '../src/http/client-address.ts';
 import type { AuditContext } from '../src/security/audit.ts';
 import { acrTable } from '../src/mfa/requirement.ts';
@@ -76,6 +76,16 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   }
 }
 
+/** What every step page shows about the factor at hand. */
+function stepData(details: InteractionDetails, clientName: string | undefined, factorId: string, factorLabel: string, view: StepView, error: string | undefined) {
+  return { uid: details.uid, clientName, factorId, factorLabel, partial: view.partial, view: view.data, submit: view.submit, actions: view.actions, error };
+}
+
+/** Factor ids with their labels, for "use … instead" links. */
+function labelled(deps: InteractionDeps, ids: string[]): Array<{ id: string; label: string }> {
+  return ids.map((id) => ({ id, label: deps.services.factors.registry.get(id)!.factor.label }));
+}
+
 async function showChallenge(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Decision, { type: 'step_up' }>, error: string | undefined, status: number): Promise<void> {
   const engine = deps.services.factors;
   const usable = decision.factors;
@@ -94,18 +104,10 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     'second-factor',
     {
       title: signIn.stepUp ? 'Confirm it is you' : 'Two-step verification',
-      uid: details.uid,
-      clientName,
-      factorId,
-      factorLabel: registered.factor.label,
-      partial: view.partial,
-      view: view.data,
-      submit: view.submit,
-      actions: view.actions,
-      error,
+      ...stepData(details, clientName, factorId, registered.factor.label, view, error),
       trustDays,
-      others: primary.filter((id) => id !== factorId).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
-      recovery: usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
+      others: labelled(deps, primary.filter((id) => id !== factorId)),
+      recovery: labelled(deps, usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly)),
     },
     status,
   );
@@ -121,18 +123,10 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
     'enroll',
     {
       title: factorId === BACKUP ? 'Save your backup codes' : 'Set up two-step verification',
-      uid: details.uid,
-      clientName,
-      factorId,
-      factorLabel: registered.factor.label,
-      partial: view.partial,
-      view: view.data,
-      submit: view.submit,
-      actions: view.actions,
-      error,
+      ...stepData(details, clientName, factorId, registered.factor.label, view, error),
       optional: decision.optional,
       reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
-      others: decision.factors.filter((id) => id !== factorId).map((id) => ({ id, label: engine.registry.get(id)!.factor.label })),
+      others: labelled(deps, decision.factors.filter((id) => id !== factorId)),
     },
     status,
   );
