@@ -40,9 +40,11 @@ interface Response {
   body: string;
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 512 });
+// Idle sockets are dropped after 4 s, before the provider's 5 s keep-alive timeout closes them:
+// otherwise a request can go out on a socket the server is closing at that instant.
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 512, timeout: 4_000 });
 
-function request(url: URL, method: string, headers: Record<string, string>, body?: string): Promise<Response> {
+function request(url: URL, method: string, headers: Record<string, string>, body?: string, retried = false): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers: body ? { ...headers, 'content-length': String(Buffer.byteLength(body)) } : headers, agent }, (res) => {
       const chunks: Buffer[] = [];
@@ -51,7 +53,14 @@ function request(url: URL, method: string, headers: Record<string, string>, body
       res.on('error', reject);
     });
     req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`timeout after ${REQUEST_TIMEOUT_MS} ms: ${method} ${url.pathname}`)));
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // The keep-alive race Node's documentation describes: a reused socket the server closed
+      // before reading the request. Nothing reached the provider, so one retry on a fresh socket
+      // is safe; a second failure is a real error.
+      if (req.reusedSocket && err.code === 'ECONNRESET' && !retried) {
+        request(url, method, headers, body, true).then(resolve, reject);
+      } else reject(err);
+    });
     req.end(body);
   });
 }
