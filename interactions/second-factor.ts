@@ -7,12 +7,9 @@ import type { Context } from 'koa';
 import type { StepView, Failure } from '../factors/types.ts';
 import { clientAddress } from '../src/http/client-address.ts';
 import type { AuditContext } from '../src/security/audit.ts';
-import { acrTable } from '../src/mfa/requirement.ts';
-import { amrOf, levelOf } from '../src/policy/levels.ts';
-import type { Decision } from '../src/policy/decide.ts';
+import { addFactorRequest, answersRequest } from '../src/mfa/add-factor.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
-import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, saveSignIn, type SignIn } from './sign-in.ts';
-import { requestFacts } from '../src/mfa/requirement.ts';
+import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, saveSignIn, type SignIn, type Step } from './sign-in.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
 import { recordAudit } from '../src/security/audit.ts';
@@ -58,17 +55,14 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   if (signIn.data.offerBackupCodes && engine.registry.get(BACKUP)) {
     return showEnroll(ctx, deps, details, signIn, clientName, BACKUP, { optional: false, factors: [BACKUP] }, error, status);
   }
-  let decision: Decision = await decisionFor(ctx, deps, details, signIn);
-  if (decision.type === 'enroll' && decision.optional && signIn.data.skippedEnrollment) {
-    const level = levelOf(signIn.data.evidence);
-    const { acrValues, essentialAcr } = requestFacts(details.params);
-    decision = { type: 'satisfied', level, acr: acrTable.acrFor(level, essentialAcr ?? acrValues), amr: amrOf(signIn.data.evidence), evidence: signIn.data.evidence, rule: 'enrolment skipped', trace: decision.trace };
-  }
+  const decision = await decisionFor(ctx, deps, details, signIn);
   switch (decision.type) {
     case 'satisfied':
       return finishSignIn(ctx, deps, signIn, decision);
     case 'unmet':
       return failSignIn(ctx, deps, signIn, 'unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
+    case 'refused':
+      return failSignIn(ctx, deps, signIn, 'access_denied', decision.description);
     case 'enroll':
       return showEnroll(ctx, deps, details, signIn, clientName, String(ctx.query.factor ?? ''), decision, error, status);
     case 'step_up':
@@ -86,7 +80,7 @@ function labelled(deps: InteractionDeps, ids: string[]): Array<{ id: string; lab
   return ids.map((id) => ({ id, label: deps.services.factors.registry.get(id)!.factor.label }));
 }
 
-async function showChallenge(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Decision, { type: 'step_up' }>, error: string | undefined, status: number): Promise<void> {
+async function showChallenge(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Step, { type: 'step_up' }>, error: string | undefined, status: number): Promise<void> {
   const engine = deps.services.factors;
   const usable = decision.factors;
   const primary = usable.filter((id) => !engine.registry.get(id)?.factor.recoveryOnly);
@@ -98,12 +92,14 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     usable[0]!;
   const registered = engine.registry.get(factorId)!;
   const view = await engine.beginChallenge(factorId, signIn.account, signIn.state);
+  const adding = decision.adding === true;
   const trustDays = decision.trustedDeviceAllowed ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;
   page(
     ctx,
     'second-factor',
     {
-      title: signIn.stepUp ? 'Confirm it is you' : 'Two-step verification',
+      title: signIn.stepUp || adding ? 'Confirm it is you' : 'Two-step verification',
+      adding,
       ...stepData(details, clientName, factorId, registered.factor.label, view, error),
       trustDays,
       others: labelled(deps, primary.filter((id) => id !== factorId)),
@@ -113,16 +109,18 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
   );
 }
 
-async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number } }, error: string | undefined, status: number): Promise<void> {
+async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true }, error: string | undefined, status: number): Promise<void> {
   const engine = deps.services.factors;
   const factorId = decision.factors.includes(asked) ? asked : decision.factors[0]!;
   const registered = engine.registry.get(factorId)!;
   const view = await engine.beginEnrollment(factorId, signIn.account, signIn.state);
+  const adding = decision.adding === true;
   page(
     ctx,
     'enroll',
     {
-      title: factorId === BACKUP ? 'Save your backup codes' : 'Set up two-step verification',
+      title: factorId === BACKUP ? 'Save your backup codes' : adding ? `Add ${registered.factor.label}` : 'Set up two-step verification',
+      adding,
       ...stepData(details, clientName, factorId, registered.factor.label, view, error),
       optional: decision.optional,
       reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
@@ -167,8 +165,8 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   const offeringBackup = signIn.data.offerBackupCodes === true && factorId === BACKUP;
   if (!offeringBackup) {
     const decision = await decisionFor(ctx, deps, details, signIn);
-    // Enrolment inside sign-in only when the policy asks for it: an account that
-    // already has a factor must prove it first (step_up), never add another here.
+    // Enrolment inside sign-in only when the policy asks for it, or the app asked for a method
+    // to be added and an existing one was proved afresh: never on the password alone.
     if (decision.type !== 'enroll' || !decision.factors.includes(factorId)) return ctx.redirect(`/interaction/${details.uid}`);
   }
   const input = strings(await readForm(ctx));
@@ -179,6 +177,8 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
     return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), outcome.reason === 'locked' ? 429 : 400);
   }
   if (outcome.evidence) addEvidence(signIn, outcome.evidence);
+  const requested = addFactorRequest(details.params);
+  if (requested && !offeringBackup && answersRequest(requested, factorId)) signIn.data.added = factorId;
   if (offeringBackup) signIn.data.offerBackupCodes = false;
   else if (engine.registry.get(BACKUP) && !(await engine.store.list(signIn.account.id, BACKUP)).length) signIn.data.offerBackupCodes = true;
   await saveSignIn(signIn, deps);

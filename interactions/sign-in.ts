@@ -10,10 +10,11 @@ import type { Evidence } from '../factors/types.ts';
 import { findAccountById } from '../src/accounts/accounts.ts';
 import { InteractionState } from '../src/mfa/step-state.ts';
 import { isTrustedDevice, readDeviceCookie } from '../src/mfa/trusted-devices.ts';
-import { evaluate, requestFacts } from '../src/mfa/requirement.ts';
+import { acrTable, policyInput, requestFacts } from '../src/mfa/requirement.ts';
+import { addFactorRequest, planAddFactor } from '../src/mfa/add-factor.ts';
 import { loadSessionEvidence } from '../src/mfa/session-evidence.ts';
-import { mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
-import type { Decision } from '../src/policy/decide.ts';
+import { amrOf, levelOf, mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
+import { allowedFactors, decide, type Decision } from '../src/policy/decide.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
 
 export interface SignInState {
@@ -25,6 +26,8 @@ export interface SignInState {
   offerBackupCodes?: boolean;
   /** A message to show before continuing (e.g. "2 backup codes left"). */
   notice?: string;
+  /** The factor added at the app's request (twofold_enroll), once enrolled. */
+  added?: string;
 }
 
 export interface SignIn {
@@ -77,14 +80,39 @@ export function addEvidence(signIn: SignIn, evidence: Evidence): void {
   signIn.data.evidence = mergeEvidence(signIn.data.evidence, [evidence]);
 }
 
-export async function decisionFor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<Decision> {
-  return evaluate(deps.services, {
+/**
+ * What this sign-in needs next: the policy's decision, then, when the app asked
+ * for a method to be added (twofold_enroll), the proof and enrolment that takes.
+ */
+export type Step = (Decision & { adding?: true }) | { type: 'refused'; description: string };
+
+export async function decisionFor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<Step> {
+  const request = requestFacts(details.params);
+  const input = await policyInput(deps.services, {
     accountId: signIn.account.id,
     clientId: String(details.params.client_id),
-    request: requestFacts(details.params),
+    request,
     evidence: signIn.data.evidence,
     trustedDevice: await isTrustedDevice(deps.services.db, signIn.account.id, readDeviceCookie(ctx)),
   });
+  let decision = decide(input);
+  if (decision.type === 'enroll' && decision.optional && signIn.data.skippedEnrollment) {
+    const level = levelOf(signIn.data.evidence);
+    decision = { type: 'satisfied', level, acr: acrTable.acrFor(level, request.essentialAcr ?? request.acrValues), amr: amrOf(signIn.data.evidence), evidence: signIn.data.evidence, rule: 'enrolment skipped', trace: decision.trace };
+  }
+  const requested = addFactorRequest(details.params);
+  // The policy comes first: what it still demands (a proof, a required enrolment) is done before anything is added.
+  if (!requested || signIn.data.added || decision.type === 'step_up' || decision.type === 'unmet' || (decision.type === 'enroll' && !decision.optional)) return decision;
+  const plan = planAddFactor({ requested, enrolled: input.enrolled, allowed: allowedFactors(input), available: input.available, evidence: signIn.data.evidence, now: Math.floor(Date.now() / 1000), maxAge: deps.services.config.ADD_FACTOR_MAX_AUTH_AGE });
+  const common = { level: decision.level, target: decision.level, trace: decision.trace };
+  switch (plan.type) {
+    case 'refused':
+      return plan;
+    case 'prove':
+      return { ...common, type: 'step_up', factors: plan.factors, trustedDeviceAllowed: false, rule: 'adding a sign-in method: first prove one the account has', adding: true };
+    case 'enroll':
+      return { ...common, type: 'enroll', factors: plan.factors, optional: false, rule: 'adding a sign-in method', adding: true };
+  }
 }
 
 /** auth_time: when the last proof performed in this authentication was made. */
@@ -106,7 +134,7 @@ export async function finishSignIn(ctx: Context, deps: InteractionDeps, signIn: 
     {
       login: { accountId: signIn.account.id, amr: decision.amr, acr: decision.acr, ts: authTime(signIn), remember: true },
       // A remembered device is re-checked on every request, never stored as proof.
-      twofold: { evidence: signIn.data.evidence.filter((e) => !e.remembered) },
+      twofold: { evidence: signIn.data.evidence.filter((e) => !e.remembered), added: signIn.data.added },
     },
     { mergeWithLastSubmission: false },
   );

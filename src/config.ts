@@ -163,6 +163,8 @@ export const configSchema = z
     REFRESH_TOKEN_TTL: seconds(300, 365 * 86400).default(14 * 86400),
     SESSION_TTL: seconds(300, 365 * 86400).default(14 * 86400),
     INTERACTION_TTL: seconds(60, 86400).default(3600),
+    /** How recent a sign-in (and the proof of an existing factor) must be to add a sign-in method at an app's request. */
+    ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600).default(300),
     GRANT_TTL: seconds(300, 365 * 86400).default(14 * 86400),
     /** How long a retired signing key stays published after rotation (must outlive tokens it signed). */
     KEY_RETIREMENT_TTL: seconds(60, 365 * 86400).default(2 * 86400),

@@ -15,11 +15,12 @@ import { loadSessionEvidence, saveSessionEvidence } from '../mfa/session-evidenc
 import { amrOf, PASSWORD_EVIDENCE } from '../policy/levels.ts';
 import { clientPolicyOf } from '../policy/store.ts';
 import { isTrustedDevice, readDeviceCookie } from '../mfa/trusted-devices.ts';
+import { addFactorRequest } from '../mfa/add-factor.ts';
 
 const { Prompt, Check } = library;
 
 interface TwofoldResult {
-  twofold?: { evidence?: Evidence[] };
+  twofold?: { evidence?: Evidence[]; added?: string };
 }
 
 async function sessionEvidence(ctx: KoaContextWithOIDC, services: Services): Promise<Evidence[]> {
@@ -44,6 +45,8 @@ export function mfaPrompt(services: Services) {
       const { session, params } = ctx.oidc;
       if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
       const evidence = await sessionEvidence(ctx, services);
+      // The app asked for a method to be added: the interaction does it (after the policy's own demands).
+      if (addFactorRequest(params as Record<string, unknown>) && !(ctx.oidc.result as TwofoldResult | undefined)?.twofold?.added) return Check.REQUEST_PROMPT;
       const requested = requestFacts(params as Record<string, unknown>);
       const decision = await evaluate(services, {
         accountId: session.accountId,
@@ -85,6 +88,14 @@ export function interactionPolicy(services: Services) {
       if (!session?.accountId || !client || result?.login) return Check.NO_NEED_TO_PROMPT;
       const maxAuthAge = clientPolicyOf(client.twofold_policy, client.clientId).maxAuthAge;
       return maxAuthAge !== undefined && session.past(maxAuthAge) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+  // Adding a sign-in method needs a recent sign-in, as changing a password would.
+  login.checks.add(
+    new Check('twofold_add_factor_recent', 'adding a sign-in method requires a recent sign-in', 'login_required', (ctx: KoaContextWithOIDC) => {
+      const { session, params, result } = ctx.oidc;
+      if (!session?.accountId || result?.login || !addFactorRequest(params as Record<string, unknown>)) return Check.NO_NEED_TO_PROMPT;
+      return session.past(services.config.ADD_FACTOR_MAX_AUTH_AGE) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
     }),
   );
   policy.add(mfaPrompt(services), 1);

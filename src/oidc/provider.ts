@@ -12,6 +12,7 @@ import { findAccount } from './account-claims.ts';
 import type { KeyMaterial } from './keys.ts';
 import { interactionPolicy } from './interaction-policy.ts';
 import { acrTable } from '../mfa/requirement.ts';
+import { ADD_FACTOR_PARAM, invalidAddFactorRequest } from '../mfa/add-factor.ts';
 import { renderErrorPage, renderLogoutPage, renderLoggedOutPage } from '../../interactions/provider-pages.ts';
 
 export const SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
@@ -58,6 +59,13 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       introspectionSigningAlgValues: ['RS256', 'ES256'],
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
       requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    },
+    // An app may ask for a sign-in method to be added (src/mfa/add-factor.ts); an unknown factor is refused up front.
+    extraParams: {
+      [ADD_FACTOR_PARAM](_ctx, value) {
+        const problem = invalidAddFactorRequest(services.factors.registry, value);
+        if (problem) throw new errors.InvalidRequest(problem);
+      },
     },
     extraClientMetadata: {
       properties: ['twofold_first_party', 'twofold_policy'],

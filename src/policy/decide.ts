@@ -145,13 +145,17 @@ function intersect(lists: Array<string[] | undefined>): string[] | undefined {
   return out;
 }
 
+/** Which factors may count at all: the intersection of every document's list (undefined: all). */
+export function allowedFactors(input: Pick<PolicyInput, 'factors' | 'groups' | 'client'>): string[] | undefined {
+  return intersect([input.factors, ...(input.groups ?? []).map((g) => g.factors), input.client?.factors]);
+}
+
 export function decide(input: PolicyInput): Decision {
   const table = input.acrTable ?? new AcrTable();
   const now = input.now ?? Math.floor(Date.now() / 1000);
   const trace: TraceEntry[] = [];
 
-  // Which factors may count at all: the intersection of every document's list.
-  const allowed = intersect([input.factors, ...(input.groups ?? []).map((g) => g.factors), input.client?.factors]);
+  const allowed = allowedFactors(input);
   if (allowed) trace.push({ source: 'global+groups+client', rule: `allowed factors: ${allowed.join(', ') || '(none)'}` });
   const isAllowed = (id: string) => id === 'password' || !allowed || allowed.includes(id);
   const enrolledAll = input.enrolled.filter((f) => isAllowed(f.id));

@@ -8,6 +8,8 @@
  * - a passkey registered inside the sign-in, then used alone (the button, and
  *   the username field's autofill), no password;
  * - a user with TOTP and a key picks the key;
+ * - a TOTP user adds a security key later, at the app's request
+ *   (twofold_enroll), and signs in with it after signing out;
  * - answers made for another origin or another RP ID, a replayed answer and a
  *   counter that went backwards (a cloned key) are refused.
  *
@@ -24,7 +26,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { freePort, startTestServer, type TestServer } from '../helpers/server.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { hasChromium, launchBrowser, warnChromiumMissing } from '../helpers/browser.ts';
-import { enrolTotp } from '../helpers/factors.ts';
+import { enrolTotp, totpCode } from '../helpers/factors.ts';
 import { cdpCredential, newSeedKey, seedWebAuthnCredential, type SeedKey } from '../helpers/webauthn.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
@@ -370,6 +372,48 @@ describeBrowser('WebAuthn with Chromium', () => {
       expect(claims.acr).toBe('urn:twofold:acr:3');
       // The key is remembered as the factor used last, so it is offered first next time.
       await expect(services.db.selectFrom('accounts').select('last_factor_id').where('id', '=', dave.id).executeTakeFirst()).resolves.toEqual({ last_factor_id: 'webauthn' });
+      expect(unexpected(tab.errors)).toEqual([]);
+    } finally {
+      await tab.context.close();
+    }
+  });
+
+  test('a TOTP user adds a security key later, at the app’s request, then signs in with password + key', async () => {
+    const frank = await newUser();
+    const secret = await enrolTotp(services, frank.id);
+    const tab = await openTab();
+    try {
+      // The app's "Add a security key" button: an authorization request with twofold_enroll=webauthn.
+      let callback = tab.callback();
+      let auth = await password(tab, frank, { twofold_enroll: 'webauthn' });
+      await expect(tab.page.title()).resolves.toBe('Two-step verification · Twofold');
+      await tab.page.getByLabel(/Enter the 6-digit code/).fill(totpCode(secret));
+      await tab.page.getByRole('button', { name: 'Verify' }).click();
+      await tab.page.waitForLoadState();
+      await expect(tab.page.title()).resolves.toBe('Add Security key · Twofold');
+      await tab.page.getByText('WebAuthn Test App asked you to add a sign-in method').waitFor();
+      await tab.page.getByLabel('Name this key').fill('Laptop key');
+      await tab.page.getByRole('button', { name: 'Register this key' }).click();
+      await tab.page.waitForLoadState();
+      await expect(tab.page.title()).resolves.toBe('Save your backup codes · Twofold');
+      await tab.page.getByLabel('I have saved these codes').check();
+      await tab.page.getByRole('button', { name: 'Continue' }).click();
+      let { claims, tokens } = await redeem(await callback, auth);
+      expect(claims.sub).toBe(frank.id);
+      expect(claims.amr).toEqual(expect.arrayContaining(['otp', 'pwd']));
+      expect((await services.factors.store.list(frank.id, 'webauthn')).map((k) => k.label)).toEqual(['Laptop key']);
+      expect((await services.factors.store.list(frank.id, 'totp'))).toHaveLength(1);
+
+      await signOut(tab, tokens.id_token!);
+
+      // Next sign-in: password, then the new key.
+      callback = tab.callback();
+      auth = await password(tab, frank);
+      await tab.page.getByText('Use your security key (Laptop key)').waitFor();
+      await tab.page.getByRole('button', { name: 'Use security key' }).click();
+      ({ claims } = await redeem(await callback, auth));
+      expect(claims.acr).toBe('urn:twofold:acr:3');
+      expect(sorted(claims.amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
       expect(unexpected(tab.errors)).toEqual([]);
     } finally {
       await tab.context.close();
