@@ -282,6 +282,11 @@ export interface FactorDescriptor<S = unknown> {
   settings: z.ZodType<S>;
   /** Folder with this factor's Handlebars partials, registered as `<id>/<name>`. */
   viewsDir: string;
+  /**
+   * Loads what is slow to load (a large library) ahead of first use. The provider calls it once it
+   * is ready, so neither start-up nor the first sign-in waits for it. Optional.
+   */
+  warmUp?(): Promise<void>;
 }
 
 export interface Factor<S = unknown> extends FactorDescriptor<S> {

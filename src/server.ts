@@ -62,6 +62,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       else srv.listen(config.PORT, resolve);
     });
     const port = (srv.address() as AddressInfo).port;
+    // Ready first; then whatever a factor loads lazily (the WebAuthn library), before the first sign-in needs it.
+    for (const { factor } of services.factors.registry.all()) {
+      factor.warmUp?.().catch((err: unknown) => logger.warn({ err, factor: factor.id }, 'factor warm-up failed'));
+    }
 
     if (opened.lock && options.adminSocket !== false) {
       admin = await startAdminSocket(services, config.dataDir);

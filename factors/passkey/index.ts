@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defineFactor, FACTOR_API_VERSION, type Credential } from '../types.ts';
-import { algorithmsSetting, assertionOptions, attachmentSetting, finishRegistration, identify, registrationOptions, timeoutSetting, verifyAssertion, type Role } from '../webauthn/ceremony.ts';
+import { algorithmsSetting, assertionOptions, attachmentSetting, finishRegistration, identify, registrationOptions, timeoutSetting, verifyAssertion, warmUp, type Role } from '../webauthn/ceremony.ts';
 import { WEBAUTHN_ASSETS } from '../webauthn/assets.ts';
 
 export const passkeySettings = z
@@ -49,6 +49,7 @@ export default defineFactor<PasskeySettings>({
   assets: WEBAUTHN_ASSETS,
   settings: passkeySettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+  warmUp,
 
   beginEnrollment(ctx, existing) {
     return registrationOptions(ctx, role(ctx.settings), existing, 'passkey/enroll', 'Create passkey');

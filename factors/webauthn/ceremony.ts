@@ -12,17 +12,26 @@
  * checked again on the response itself.
  */
 import crypto from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type RegistrationResponseJSON,
-} from '@simplewebauthn/server';
-import { decodeAttestationObject, decodeClientDataJSON, decodeCredentialPublicKey, isoBase64URL } from '@simplewebauthn/server/helpers';
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { z } from 'zod';
 import type { AmrValue, Credential, EnrollResult, FactorContext, FactorKind, FactorServices, Failure, StepView, VerifyResult } from '../types.ts';
+
+/**
+ * @simplewebauthn/server takes about half a second to load (its ASN.1 and
+ * attestation parsers): loaded on first use, or ahead of it by warmUp() once
+ * the provider is ready, never on the way to /readyz.
+ */
+let library: Promise<[typeof import('@simplewebauthn/server'), typeof import('@simplewebauthn/server/helpers')]> | undefined;
+function webauthnLibrary() {
+  // One after the other: the two share modules, and jest's ESM loader trips over parallel imports of them.
+  return (library ??= import('@simplewebauthn/server').then(async (server) => [server, await import('@simplewebauthn/server/helpers')]));
+}
+export async function warmUp(): Promise<void> {
+  await webauthnLibrary();
+}
+
+const toBase64Url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
+const fromBase64Url = (text: string) => new Uint8Array(Buffer.from(text, 'base64url'));
 
 export type Requirement = 'required' | 'preferred' | 'discouraged';
 export type Attachment = 'any' | 'platform' | 'cross-platform';
@@ -135,13 +144,13 @@ function dataOf(credential: Credential): WebAuthnData | undefined {
 
 /** The challenge: 32 random bytes, fresh for every ceremony. */
 function newChallenge(services: FactorServices): string {
-  return isoBase64URL.fromBuffer(new Uint8Array(services.randomBytes(32)));
+  return toBase64Url(services.randomBytes(32));
 }
 
 /** A response framed by another site, or from an origin we do not serve, is never ours. */
 function framed(clientDataJSON: string): boolean {
   try {
-    const clientData = decodeClientDataJSON(clientDataJSON) as { crossOrigin?: boolean; topOrigin?: string };
+    const clientData = JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8')) as { crossOrigin?: boolean; topOrigin?: string };
     return clientData.crossOrigin === true || clientData.topOrigin !== undefined;
   } catch {
     return true;
@@ -167,18 +176,19 @@ export async function registrationOptions<S>(ctx: FactorContext<S>, role: Role, 
     pending = {
       challenge: newChallenge(services),
       // One user handle per account, so an authenticator keeps one passkey per account here.
-      userHandle: known[0]?.userHandle ?? isoBase64URL.fromBuffer(new Uint8Array(services.randomBytes(32))),
+      userHandle: known[0]?.userHandle ?? toBase64Url(services.randomBytes(32)),
       exclude: known.map((d) => d.credentialId),
     };
     await services.state.set(REGISTRATION, pending, role.timeout);
   }
+  const [{ generateRegistrationOptions }] = await webauthnLibrary();
   const options = await generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
     userName: account.username,
     userDisplayName: account.displayName ?? account.email ?? account.username,
-    userID: isoBase64URL.toBuffer(pending.userHandle),
-    challenge: isoBase64URL.toBuffer(pending.challenge),
+    userID: fromBase64Url(pending.userHandle),
+    challenge: fromBase64Url(pending.challenge),
     timeout: role.timeout * 1000,
     attestationType: rp.attestation === 'required' ? 'direct' : 'none',
     excludeCredentials: known.map((d) => ({ id: d.credentialId, transports: d.transports })),
@@ -220,6 +230,7 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
   if (pending.exclude.includes(response.id)) return { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
   if (framed(response.response.clientDataJSON)) return { ok: false, reason: 'wrong', message: 'That answer came from another site.' };
 
+  const [{ verifyRegistrationResponse }, helpers] = await webauthnLibrary();
   let info;
   try {
     const verification = await verifyRegistrationResponse({
@@ -238,7 +249,7 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
   }
 
   // Every requirement again, on what came back (the options were only a request).
-  if (!coherentKey(info.credential.publicKey)) return { ok: false, reason: 'wrong', message: 'The authenticator’s key could not be used.' };
+  if (!coherentKey(helpers, info.credential.publicKey)) return { ok: false, reason: 'wrong', message: 'The authenticator’s key could not be used.' };
   const discoverable = response.clientExtensionResults.credProps?.rk ?? null;
   if (role.residentKey === 'required' && discoverable !== true) {
     return { ok: false, reason: 'wrong', message: 'This authenticator cannot keep a passkey. Use another one, or your device’s screen lock.' };
@@ -248,7 +259,7 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
     return { ok: false, reason: 'wrong', message: role.attachment === 'platform' ? 'Use this device’s own screen lock, not a separate key.' : 'Use a separate security key, not this device.' };
   }
   if (rp.attestation === 'required') {
-    const attestation = decodeAttestationObject(isoBase64URL.toBuffer(response.response.attestationObject));
+    const attestation = helpers.decodeAttestationObject(fromBase64Url(response.response.attestationObject));
     const x5c = attestation.get('attStmt').get('x5c');
     if (info.fmt === 'none' || !x5c?.length || !chainsToRoot(x5c, rp.attestationRoots, services.clock.now())) {
       return { ok: false, reason: 'wrong', message: 'This authenticator is not one your organisation allows.' };
@@ -262,8 +273,8 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
   if ((await services.state.take(REGISTRATION)) === undefined) return { ok: false, reason: 'already_used' };
   const data: WebAuthnData = {
     credentialId: info.credential.id,
-    publicKey: isoBase64URL.fromBuffer(info.credential.publicKey),
-    algorithm: Number(decodeAlgorithm(info.credential.publicKey)),
+    publicKey: toBase64Url(info.credential.publicKey),
+    algorithm: Number(decodeAlgorithm(helpers, info.credential.publicKey)),
     transports: (response.response.transports ?? []).filter((t) => /^[a-z-]{1,32}$/.test(t)),
     userHandle: pending.userHandle,
     aaguid: info.aaguid,
@@ -289,9 +300,11 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
  * EC key labelled RS256 would pass a 'none' registration and fail every
  * sign-in after it, so it is refused at the door.
  */
-function coherentKey(coseKey: Parameters<typeof decodeCredentialPublicKey>[0]): boolean {
+type Helpers = Awaited<ReturnType<typeof webauthnLibrary>>[1];
+
+function coherentKey(helpers: Helpers, coseKey: Uint8Array): boolean {
   try {
-    const key = decodeCredentialPublicKey(coseKey) as unknown as Map<number, unknown>;
+    const key = helpers.decodeCredentialPublicKey(coseKey as never) as unknown as Map<number, unknown>;
     const [kty, alg, crv] = [key.get(1), key.get(3), key.get(-1)];
     switch (alg) {
       case ALGORITHMS.ES256:
@@ -313,8 +326,8 @@ function coherentKey(coseKey: Parameters<typeof decodeCredentialPublicKey>[0]): 
 }
 
 /** The COSE key's algorithm (label 3). */
-function decodeAlgorithm(coseKey: Parameters<typeof decodeCredentialPublicKey>[0]): number {
-  const alg = (decodeCredentialPublicKey(coseKey) as unknown as Map<number, unknown>).get(3);
+function decodeAlgorithm(helpers: Helpers, coseKey: Uint8Array): number {
+  const alg = (helpers.decodeCredentialPublicKey(coseKey as never) as unknown as Map<number, unknown>).get(3);
   return typeof alg === 'number' ? alg : 0;
 }
 
@@ -323,9 +336,10 @@ export async function assertionOptions(services: FactorServices, role: Role, cre
   const known = credentials?.map(dataOf).filter((d): d is WebAuthnData => d !== undefined) ?? null;
   const pending: PendingAssertion = { challenge: newChallenge(services), allow: known?.map((d) => d.credentialId) ?? null, firstFactor: credentials === null };
   await services.state.set(ASSERTION, pending, role.timeout);
+  const [{ generateAuthenticationOptions }] = await webauthnLibrary();
   const options = await generateAuthenticationOptions({
     rpID: services.relyingParty.id,
-    challenge: isoBase64URL.toBuffer(pending.challenge),
+    challenge: fromBase64Url(pending.challenge),
     timeout: role.timeout * 1000,
     userVerification: role.userVerification,
     allowCredentials: known?.map((d) => ({ id: d.credentialId, transports: d.transports })) ?? [],
@@ -358,6 +372,7 @@ export async function verifyAssertion<S>(ctx: FactorContext<S>, role: Role, cred
   if (userHandle !== undefined && userHandle !== data.userHandle) return { ok: false, reason: 'wrong' };
   if (framed(response.response.clientDataJSON)) return { ok: false, reason: 'wrong', message: 'That answer came from another site.' };
 
+  const [{ verifyAuthenticationResponse }] = await webauthnLibrary();
   let info;
   try {
     const verification = await verifyAuthenticationResponse({
@@ -366,7 +381,7 @@ export async function verifyAssertion<S>(ctx: FactorContext<S>, role: Role, cred
       expectedOrigin: rp.origins,
       expectedRPID: rp.id,
       // The counter is checked below, atomically, so a regression is told apart from other failures.
-      credential: { id: data.credentialId, publicKey: isoBase64URL.toBuffer(data.publicKey), counter: 0, transports: data.transports as never },
+      credential: { id: data.credentialId, publicKey: fromBase64Url(data.publicKey), counter: 0, transports: data.transports as never },
       requireUserVerification: role.userVerification === 'required',
     });
     if (!verification.verified) return { ok: false, reason: 'wrong', credentialId: credential.id };

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defineFactor, FACTOR_API_VERSION, type Credential } from '../types.ts';
-import { algorithmsSetting, assertionOptions, attachmentSetting, finishRegistration, registrationOptions, timeoutSetting, verifyAssertion, type Role } from './ceremony.ts';
+import { algorithmsSetting, assertionOptions, attachmentSetting, finishRegistration, registrationOptions, timeoutSetting, verifyAssertion, warmUp, type Role } from './ceremony.ts';
 import { WEBAUTHN_ASSETS } from './assets.ts';
 
 const requirement = z.enum(['required', 'preferred', 'discouraged']);
@@ -52,6 +52,7 @@ export default defineFactor<WebAuthnSettings>({
   assets: WEBAUTHN_ASSETS,
   settings: webauthnSettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+  warmUp,
 
   beginEnrollment(ctx, existing) {
     return registrationOptions(ctx, role(ctx.settings), existing, 'webauthn/enroll', 'Register this key');
