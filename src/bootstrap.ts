@@ -15,7 +15,7 @@ import { FactorEngine } from './mfa/engine.ts';
 import { FACTORS, FactorRegistry, FactorRegistryError } from '../factors/registry.ts';
 import { createMessaging } from './messaging/index.ts';
 import type { Services } from './services.ts';
-import type { KyselyPlugin } from 'kysely';
+import type { KyselyPlugin, LogConfig } from 'kysely';
 
 export interface Opened {
   services: Services;
@@ -32,6 +32,7 @@ export interface OpenServicesOptions {
   /** Use this already-open database instead of opening one (tests). */
   handle?: DatabaseHandle;
   plugins?: KyselyPlugin[];
+  log?: LogConfig;
 }
 
 export class StartupError extends Error {}
@@ -47,6 +48,7 @@ export async function openServices(config: Config, options: OpenServicesOptions 
         pgliteDir: config.DATABASE_URL ? undefined : path.join(config.dataDir, 'pgdata'),
         poolSize: config.DATABASE_POOL_SIZE,
         plugins: options.plugins,
+        log: options.log,
       });
     } catch (err) {
       lock?.release();

@@ -35,7 +35,7 @@ interface StatsReply {
 /** One provider process: the whole of `npm start`, or one worker of a cluster. */
 async function runProvider(config: Config): Promise<void> {
   const counter = countingRequested() ? new StatementCounter() : undefined;
-  const running = await startServer(config, counter ? { plugins: [counter] } : {});
+  const running = await startServer(config, counter ? { log: counter.log } : {});
   const { opened } = running;
   let stats: Awaited<ReturnType<typeof serveStatementStats>> | undefined;
   if (counter && cluster.isWorker) {

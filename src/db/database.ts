@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Kysely, PGliteDialect, PostgresDialect, type KyselyPlugin, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { Kysely, PGliteDialect, PostgresDialect, type KyselyPlugin, type LogConfig, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Database } from './schema.ts';
@@ -38,6 +38,8 @@ export interface OpenOptions {
   pgliteDir?: string;
   poolSize?: number;
   plugins?: KyselyPlugin[];
+  /** kysely's log hook (the benchmarks' statement counter). */
+  log?: LogConfig;
 }
 
 export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle> {
@@ -46,7 +48,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10, connectionTimeoutMillis: 10_000 });
     // An idle client that loses its server must not crash the process.
     pool.on('error', () => {});
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), plugins: options.plugins ?? [] });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), plugins: options.plugins ?? [], log: options.log });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
   if (options.pgliteDir) fs.mkdirSync(path.dirname(options.pgliteDir), { recursive: true });
@@ -54,7 +56,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
   const { PGlite } = await import('@electric-sql/pglite');
   const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`];
   const pglite = await PGlite.create(options.pgliteDir ? { dataDir: options.pgliteDir, startParams } : { startParams });
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: options.plugins ?? [] });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: options.plugins ?? [], log: options.log });
   return {
     db,
     kind: 'pglite',

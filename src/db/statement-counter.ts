@@ -1,18 +1,20 @@
 /**
  * Counts the SQL statements a process sends, by kind (select, insert, update,
- * delete…) and table: a kysely plugin that changes no query. Used by the
+ * delete…) and table: a kysely log hook that changes no query. Used by the
  * benchmarks (`npm run bench`) to report database round trips per sign-in and
  * per refresh, a figure that does not depend on the machine's noise.
  *
  * Off by default; a provider uses it only when started with
  * BENCH_COUNT_STATEMENTS=1 (see src/main.ts and README, Benchmarks).
  *
- * Every statement kysely executes passes through `transformQuery` once (query
- * builders and `sql` templates alike), failed ones included. Transaction
- * control (BEGIN/COMMIT, sent by kysely's driver directly) is not seen; no
- * sign-in or token request opens a transaction today.
+ * kysely's `log` hook sees every statement it executes once (query builders
+ * and `sql` templates alike), failed ones included. Not a plugin: a plugin's
+ * `transformQuery` also runs for each subquery and union branch as it is
+ * built, which would count one statement several times. Transaction control
+ * (BEGIN/COMMIT, sent by kysely's driver directly) is not seen; no sign-in or
+ * token request opens a transaction today.
  */
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import type { LogEvent, RootOperationNode } from 'kysely';
 
 export type StatementKind = 'select' | 'insert' | 'update' | 'delete' | 'merge' | 'other';
 
@@ -83,23 +85,19 @@ export function classify(node: RootOperationNode): { kind: StatementKind; table:
   }
 }
 
-export class StatementCounter implements KyselyPlugin {
+export class StatementCounter {
   #byKind = emptyKinds();
   #byStatement = new Map<string, number>();
   #total = 0;
 
-  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    const { kind, table } = classify(args.node);
+  /** kysely's `log` option: called once per executed statement, after it succeeded or failed. */
+  readonly log = (event: LogEvent): void => {
+    const { kind, table } = classify(event.query.query);
     this.#total += 1;
     this.#byKind[kind] += 1;
     const key = `${kind} ${table}`;
     this.#byStatement.set(key, (this.#byStatement.get(key) ?? 0) + 1);
-    return args.node;
-  }
-
-  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    return args.result;
-  }
+  };
 
   /** The counts since the start or the last reset. */
   snapshot(): StatementCounts {
