@@ -7,6 +7,7 @@ import type { Services } from './services.ts';
 import type { ProviderHolder } from './oidc/provider-holder.ts';
 import { logger } from './logger.ts';
 import { requestContext } from './http/request-context.ts';
+import { withRequestMemo } from './db/request-memo.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { errorBoundary } from './http/errors.ts';
 import { healthRoutes } from './http/health.ts';
@@ -27,6 +28,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   let shuttingDown = false;
 
   app.use(requestContext(logger));
+  // Rows read twice within one request (the app, the policy, credentials) are read once; never across requests.
+  app.use((_ctx, next) => withRequestMemo(next));
   app.use(securityHeaders({ hsts: services.config.secureCookies }));
   app.use(errorBoundary());
 

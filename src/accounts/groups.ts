@@ -3,6 +3,8 @@ import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Database, Group } from '../db/schema.ts';
+import { forget } from '../db/request-memo.ts';
+import { GROUP_POLICY_MEMO } from '../policy/store.ts';
 
 export const groupNameSchema = z
   .string()
@@ -45,14 +47,17 @@ export async function listGroups(db: Kysely<Database>): Promise<Array<Group & { 
 
 export async function removeGroup(db: Kysely<Database>, groupId: string): Promise<void> {
   await db.deleteFrom('groups').where('id', '=', groupId).execute();
+  forget(GROUP_POLICY_MEMO);
 }
 
 export async function addMember(db: Kysely<Database>, groupId: string, accountId: string): Promise<void> {
   await db.insertInto('account_groups').values({ group_id: groupId, account_id: accountId }).onConflict((oc) => oc.doNothing()).execute();
+  forget(GROUP_POLICY_MEMO);
 }
 
 export async function removeMember(db: Kysely<Database>, groupId: string, accountId: string): Promise<boolean> {
   const r = await db.deleteFrom('account_groups').where('group_id', '=', groupId).where('account_id', '=', accountId).executeTakeFirst();
+  forget(GROUP_POLICY_MEMO);
   return Number(r.numDeletedRows) > 0;
 }
 

@@ -10,9 +10,12 @@ import type { CredentialRow, Database } from '../db/schema.ts';
 import type { Sealer } from '../security/sealer.ts';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
 import type { Credential, NewCredential } from '../../factors/types.ts';
+import { forget, memoized } from '../db/request-memo.ts';
 
 const secretContext = (id: string) => `credential:${id}`;
 const codeContext = (credentialId: string) => `otc:${credentialId}`;
+/** An account's credentials are read once per request (the policy input, then the factor's challenge or verification). */
+const CREDENTIALS_MEMO = 'credentials:';
 
 /** Codes are compared without spaces, dashes or case. */
 export function normaliseCode(code: string): string {
@@ -52,10 +55,18 @@ export class CredentialStore {
 
   /** The account's credentials, of one factor or of several (a factor and those it shares credentials with). */
   async list(accountId: string, factorId?: string | string[]): Promise<Credential[]> {
-    let q = this.db.selectFrom('credentials').selectAll().where('account_id', '=', accountId).orderBy('created_at');
-    if (typeof factorId === 'string') q = q.where('factor_id', '=', factorId);
-    else if (factorId) q = q.where('factor_id', 'in', factorId.length ? factorId : ['']);
-    return (await q.execute()).map((r) => this.#open(r));
+    // All of the account's (a handful), filtered here, so that every caller in a request shares one read.
+    const all = await memoized(`${CREDENTIALS_MEMO}${accountId}`, async () =>
+      (await this.db.selectFrom('credentials').selectAll().where('account_id', '=', accountId).orderBy('created_at').execute()).map((r) => this.#open(r)),
+    );
+    if (factorId === undefined) return all;
+    const ids = typeof factorId === 'string' ? [factorId] : factorId;
+    return all.filter((c) => ids.includes(c.factorId));
+  }
+
+  /** After any write of credentials: later reads in this request see it. */
+  #changed(): void {
+    forget(CREDENTIALS_MEMO);
   }
 
   /** The credential with this public identifier (a WebAuthn credential ID), among the given factors, and its account. */
@@ -81,6 +92,7 @@ export class CredentialStore {
       .set({ data: sql`data || ${JSON.stringify(patch)}::jsonb` })
       .where('id', '=', credentialId)
       .execute();
+    this.#changed();
   }
 
   /** Without secrets, with remaining code counts: for listings. */
@@ -139,21 +151,25 @@ export class CredentialStore {
           .execute();
       }
     });
+    this.#changed();
     return id;
   }
 
   async rename(accountId: string, credentialId: string, label: string): Promise<boolean> {
     const r = await this.db.updateTable('credentials').set({ label }).where('id', '=', credentialId).where('account_id', '=', accountId).executeTakeFirst();
+    this.#changed();
     return Number(r.numUpdatedRows) === 1;
   }
 
   async remove(accountId: string, credentialId: string): Promise<boolean> {
     const r = await this.db.deleteFrom('credentials').where('id', '=', credentialId).where('account_id', '=', accountId).executeTakeFirst();
+    this.#changed();
     return Number(r.numDeletedRows) === 1;
   }
 
   async removeAll(accountId: string): Promise<number> {
     const r = await this.db.deleteFrom('credentials').where('account_id', '=', accountId).executeTakeFirst();
+    this.#changed();
     return Number(r.numDeletedRows);
   }
 
@@ -165,6 +181,7 @@ export class CredentialStore {
       .where('id', '=', credentialId)
       .where((eb) => eb.or([eb('counter', 'is', null), eb('counter', '<', sql<string>`${value}`)]))
       .executeTakeFirst();
+    this.#changed();
     return Number(r.numUpdatedRows) === 1;
   }
 
@@ -180,6 +197,7 @@ export class CredentialStore {
       .executeTakeFirst();
     if (Number(r.numUpdatedRows) !== 1) return false;
     await this.db.updateTable('credentials').set({ last_used_at: new Date() }).where('id', '=', credentialId).execute();
+    this.#changed();
     return true;
   }
 
@@ -195,5 +213,6 @@ export class CredentialStore {
 
   async touch(credentialId: string): Promise<void> {
     await this.db.updateTable('credentials').set({ last_used_at: new Date() }).where('id', '=', credentialId).execute();
+    this.#changed();
   }
 }

@@ -9,7 +9,7 @@ import type { Services } from '../services.ts';
 import type { Evidence } from '../../factors/types.ts';
 import { decide, type ClientRequirement, type Decision, type FactorFacts, type PolicyInput } from '../policy/decide.ts';
 import { AcrTable } from '../policy/acr-table.ts';
-import { clientPolicyOf, deadlineFor, globalPolicy, groupPoliciesFor } from '../policy/store.ts';
+import { clientPolicyOf, deadlineFor, globalPolicy, policiesFor } from '../policy/store.ts';
 import { findClientRow } from '../oidc/clients.ts';
 
 export interface RequestFacts {
@@ -37,6 +37,7 @@ export function requestFacts(params: Record<string, unknown>): RequestFacts {
 }
 
 export interface SignInFacts {
+  /** '' before anyone is identified (the login page's first factors). */
   accountId: string;
   clientId?: string;
   request: RequestFacts;
@@ -49,10 +50,11 @@ export interface SignInFacts {
 export async function policyInput(services: Services, facts: SignInFacts): Promise<PolicyInput> {
   const { db, config } = services;
   const engine = services.factors;
-  const [enrolledRows, global, groups, clientRow] = await Promise.all([
-    engine.enrolled(facts.accountId),
-    globalPolicy(db, config.MFA),
-    groupPoliciesFor(db, facts.accountId),
+  // Before anyone is identified (the login page asks with no account) there are no credentials or groups to read.
+  const identified = facts.accountId !== '';
+  const [enrolledRows, { global, groups }, clientRow] = await Promise.all([
+    identified ? engine.enrolled(facts.accountId) : [],
+    identified ? policiesFor(db, config.MFA, facts.accountId) : globalPolicy(db, config.MFA).then((global) => ({ global, groups: [] })),
     facts.clientId ? findClientRow(db, facts.clientId) : Promise.resolve(undefined),
   ]);
   const enrolled = enrolledRows.map((r) => engine.facts(r.factor.id)!);

@@ -7,17 +7,24 @@
 import { sql, type Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Database } from '../db/schema.ts';
-import { clientToProviderMetadata } from './clients.ts';
+import { clientToProviderMetadata, findClientById } from './clients.ts';
 import type { Sealer } from '../security/sealer.ts';
+import { forget, memoized } from '../db/request-memo.ts';
+
+/**
+ * Provider rows found by id are read once per request (src/db/request-memo.ts):
+ * an interaction page loads its interaction, and finishing it loads it again.
+ * Any write of a provider row in the request forgets them all.
+ */
+const PAYLOAD_MEMO = 'oidc_payload:';
 
 type AdapterConstructor = new (name: string) => Adapter;
 
 export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterConstructor {
   class ClientAdapter implements Adapter {
     async find(id: string): Promise<AdapterPayload | undefined> {
-      // The protocol knows clients by client_id only (findClientRow also matches names, for the CLI):
-      // an exact primary-key lookup, run on every authorization, token and refresh request.
-      const row = await db.selectFrom('clients').selectAll().where('client_id', '=', id).executeTakeFirst();
+      // The protocol knows clients by client_id only (findClientRow also matches names, for the CLI).
+      const row = await findClientById(db, id);
       return row ? (clientToProviderMetadata(row, sealer) as AdapterPayload) : undefined;
     }
     async upsert(): Promise<void> {
@@ -64,6 +71,7 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterCons
           }),
         )
         .execute();
+      forget(PAYLOAD_MEMO);
     }
 
     async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
@@ -80,7 +88,7 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterCons
     }
 
     find(id: string) {
-      return this.#findWhere('id', id);
+      return memoized(`${PAYLOAD_MEMO}${this.kind}:${id}`, () => this.#findWhere('id', id));
     }
 
     findByUid(uid: string) {
@@ -99,15 +107,18 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterCons
         .where('id', '=', id)
         .where('consumed_at', 'is', null)
         .execute();
+      forget(PAYLOAD_MEMO);
     }
 
     async destroy(id: string): Promise<void> {
       await db.deleteFrom('oidc_payloads').where('kind', '=', this.kind).where('id', '=', id).execute();
+      forget(PAYLOAD_MEMO);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       // Every token of the grant goes, whatever its kind.
       await db.deleteFrom('oidc_payloads').where('grant_id', '=', grantId).execute();
+      forget(PAYLOAD_MEMO);
     }
   }
 

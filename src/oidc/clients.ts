@@ -8,6 +8,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { ClientMetadata, ClientRow, Database } from '../db/schema.ts';
 import type { Sealer } from '../security/sealer.ts';
+import { forget, memoized } from '../db/request-memo.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -55,6 +56,8 @@ export interface CreatedClient {
 }
 
 const secretContext = (clientId: string) => `client_secret:${clientId}`;
+/** Clients read in a request are memoized for that request (src/db/request-memo.ts); a write forgets them. */
+const CLIENT_MEMO = 'client:';
 
 export function generateClientSecret(): string {
   return crypto.randomBytes(32).toString('base64url');
@@ -87,18 +90,22 @@ export async function createClient(db: Kysely<Database>, sealer: Sealer, input: 
       policy: JSON.stringify({}),
     })
     .execute();
+  forget(CLIENT_MEMO);
   return { clientId, name: c.name, clientSecret, metadata };
 }
 
-/** Finds a client by client_id or by name. */
+/**
+ * The client with exactly this client_id: the protocol's lookup, run on every
+ * authorization, token and refresh request. Read once per request (the
+ * provider's lookup, the page's app name and the policy input share it).
+ */
+export async function findClientById(db: Kysely<Database>, clientId: string): Promise<ClientRow | undefined> {
+  return memoized(`${CLIENT_MEMO}${clientId}`, () => db.selectFrom('clients').selectAll().where('client_id', '=', clientId).executeTakeFirst());
+}
+
+/** Finds a client by client_id or, failing that, by name (for the CLI). */
 export async function findClientRow(db: Kysely<Database>, idOrName: string): Promise<ClientRow | undefined> {
-  return db
-    .selectFrom('clients')
-    .selectAll()
-    .where((eb) => eb.or([eb('client_id', '=', idOrName), eb('name', '=', idOrName)]))
-    .orderBy((eb) => eb.case().when('client_id', '=', idOrName).then(0).else(1).end())
-    .limit(1)
-    .executeTakeFirst();
+  return (await findClientById(db, idOrName)) ?? db.selectFrom('clients').selectAll().where('name', '=', idOrName).limit(1).executeTakeFirst();
 }
 
 export async function listClients(db: Kysely<Database>): Promise<ClientRow[]> {
@@ -111,7 +118,7 @@ export async function removeClient(db: Kysely<Database>, clientId: string): Prom
     await trx.deleteFrom('oidc_payloads').where(({ eb, ref }) => eb(eb.fn('jsonb_extract_path_text', [ref('payload'), eb.val('clientId')]), '=', clientId)).execute();
     const result = await trx.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
-  });
+  }).finally(() => forget(CLIENT_MEMO));
 }
 
 export async function rotateClientSecret(db: Kysely<Database>, sealer: Sealer, clientId: string): Promise<string> {
@@ -122,6 +129,7 @@ export async function rotateClientSecret(db: Kysely<Database>, sealer: Sealer, c
     .where('client_id', '=', clientId)
     .where('secret_sealed', 'is not', null)
     .executeTakeFirst();
+  forget(CLIENT_MEMO);
   if (Number(result.numUpdatedRows) !== 1) throw new Error('this client has no secret to rotate');
   return secret;
 }

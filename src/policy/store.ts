@@ -7,6 +7,10 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { clientPolicySchema, globalPolicySchema, groupPolicySchema, parsePolicy, type ClientPolicy, type GlobalPolicy, type GroupPolicy } from './documents.ts';
 import type { MfaMode } from './decide.ts';
+import { forget, memoized, remember } from '../db/request-memo.ts';
+
+/** Policies are read once per request (src/db/request-memo.ts): a sign-in step asks for them more than once. */
+const POLICY_MEMO = 'policy:';
 
 export const GLOBAL = 'global';
 export const groupScope = (groupId: string) => `group:${groupId}`;
@@ -28,6 +32,7 @@ export async function savePolicy(db: Kysely<Database>, scope: string, document: 
         select ${scope}, coalesce(max(version), 0) + 1, ${JSON.stringify(document)}::jsonb, ${actor}
         from policy_documents where scope = ${scope}
         returning version`.execute(db);
+      forget(POLICY_MEMO);
       return row.rows[0]!.version;
     } catch (err) {
       if ((err as { code?: string }).code !== '23505' || attempt >= 5) throw err;
@@ -45,7 +50,10 @@ export async function currentPolicy(db: Kysely<Database>, scope: string): Promis
 
 /** The global policy in force; before any is stored, the defaults with `MFA` from configuration. */
 export async function globalPolicy(db: Kysely<Database>, configuredMfa: MfaMode): Promise<{ policy: GlobalPolicy; version: number | null }> {
-  const row = await currentPolicy(db, GLOBAL);
+  return globalFrom(await memoized(GLOBAL_MEMO, () => currentPolicy(db, GLOBAL)), configuredMfa);
+}
+
+function globalFrom(row: PolicyVersion | undefined, configuredMfa: MfaMode): { policy: GlobalPolicy; version: number | null } {
   if (!row) return { policy: parsePolicy(globalPolicySchema, { mfa: configuredMfa }, 'global policy'), version: null };
   return { policy: parsePolicy(globalPolicySchema, row.document, 'global policy'), version: row.version };
 }
@@ -58,20 +66,54 @@ export interface AccountGroupPolicy {
   appliesSince: Date;
 }
 
-/** The policies of the account's groups, with when each began to apply to it. */
-export async function groupPoliciesFor(db: Kysely<Database>, accountId: string): Promise<AccountGroupPolicy[]> {
-  const rows = await db
-    .selectFrom('account_groups')
-    .innerJoin('groups', 'groups.id', 'account_groups.group_id')
-    .innerJoin('policy_documents', (j) => j.on('policy_documents.scope', '=', sql<string>`'group:' || groups.id`))
-    .select(['groups.name', 'account_groups.added_at', 'policy_documents.version', 'policy_documents.document', 'policy_documents.created_at'])
-    .where('account_groups.account_id', '=', accountId)
-    .orderBy('groups.name')
-    .orderBy('policy_documents.version', 'desc')
+/** Memo keys of an account's policies; a change of membership forgets them (src/accounts/groups.ts). */
+export const GROUP_POLICY_MEMO = `${POLICY_MEMO}groups:`;
+const GLOBAL_MEMO = `${POLICY_MEMO}${GLOBAL}`;
+
+/**
+ * In one statement: the global policy in force (`group` null, at most one row)
+ * and every version of the policies of the account's groups, newest first.
+ */
+function policyRowsFor(db: Kysely<Database>, accountId: string) {
+  const latestGlobal = db.selectFrom('policy_documents').select((eb) => eb.fn.max('version').as('version')).where('scope', '=', GLOBAL);
+  return db
+    .selectFrom('policy_documents')
+    .select([sql<string | null>`null::text`.as('group'), sql<Date | null>`null::timestamptz`.as('added_at'), 'scope', 'version', 'document', 'actor', 'created_at'])
+    .where('scope', '=', GLOBAL)
+    .where('version', '=', latestGlobal)
+    .unionAll(
+      db
+        .selectFrom('account_groups')
+        .innerJoin('groups', 'groups.id', 'account_groups.group_id')
+        .innerJoin('policy_documents', (j) => j.on('policy_documents.scope', '=', sql<string>`'group:' || groups.id`))
+        .select(['groups.name as group', 'account_groups.added_at', 'policy_documents.scope', 'policy_documents.version', 'policy_documents.document', 'policy_documents.actor', 'policy_documents.created_at'])
+        .where('account_groups.account_id', '=', accountId),
+    )
+    .orderBy(sql`"group" nulls first`)
+    .orderBy('version', 'desc')
     .execute();
+}
+
+type PolicyRow = Awaited<ReturnType<typeof policyRowsFor>>[number];
+
+/**
+ * The global policy and the account's group policies, read together: what
+ * every policy decision about an account needs. The global policy read here
+ * also answers a later `globalPolicy` in the same request.
+ */
+export async function policiesFor(db: Kysely<Database>, configuredMfa: MfaMode, accountId: string): Promise<{ global: { policy: GlobalPolicy; version: number | null }; groups: AccountGroupPolicy[] }> {
+  const rows = await memoized(`${GROUP_POLICY_MEMO}${accountId}`, () => policyRowsFor(db, accountId));
+  const row = rows.find((r) => r.group === null);
+  const global = row && { scope: row.scope, version: row.version, document: row.document, actor: row.actor, created_at: row.created_at };
+  remember(GLOBAL_MEMO, global);
+  return { global: globalFrom(global, configuredMfa), groups: groupPoliciesFrom(rows) };
+}
+
+/** The policies of the account's groups, with when each began to apply to it. */
+function groupPoliciesFrom(rows: PolicyRow[]): AccountGroupPolicy[] {
   const out: AccountGroupPolicy[] = [];
-  const byGroup = new Map<string, typeof rows>();
-  for (const r of rows) byGroup.set(r.name, [...(byGroup.get(r.name) ?? []), r]);
+  const byGroup = new Map<string, Array<PolicyRow & { added_at: Date }>>();
+  for (const r of rows) if (r.group !== null && r.added_at) byGroup.set(r.group, [...(byGroup.get(r.group) ?? []), { ...r, added_at: r.added_at }]);
   for (const [group, versions] of byGroup) {
     const latest = versions[0]!;
     const policy = parsePolicy(groupPolicySchema, latest.document, `group ${group} policy`);
