@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { authenticatePassword } from '../src/accounts/accounts.ts';
 import { recordAudit } from '../src/security/audit.ts';
-import { consume, reset } from '../src/security/rate-limit.ts';
+import { consumeAll, reset } from '../src/security/rate-limit.ts';
 import { clientAddress } from '../src/http/client-address.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { PASSWORD_PER_ADDRESS, PASSWORD_PER_LOGIN } from './throttle-rules.ts';
@@ -34,7 +34,10 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
   const audit = { ip, userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id) };
   const loginKey = login.toLowerCase();
 
-  const [perAddress, perLogin] = await Promise.all([consume(db, PASSWORD_PER_ADDRESS, ip), consume(db, PASSWORD_PER_LOGIN, loginKey)]);
+  const [perAddress, perLogin] = await consumeAll(db, [
+    { rule: PASSWORD_PER_ADDRESS, subject: ip },
+    { rule: PASSWORD_PER_LOGIN, subject: loginKey },
+  ]);
   if (!perAddress.allowed || !perLogin.allowed) {
     const wait = Math.max(perAddress.allowed ? 0 : perAddress.retryAfterSeconds, perLogin.allowed ? 0 : perLogin.retryAfterSeconds);
     await recordAudit(db, 'login.throttled', audit, { login: loginKey.slice(0, 254) });

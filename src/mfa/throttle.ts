@@ -1,7 +1,7 @@
 /**
  * Second-factor throttles, separate from the password's, so wrong passwords
  * cannot lock a user out of their second factor and vice versa. Attempts are
- * counted before they are checked (one atomic statement each), so N parallel
+ * counted before they are checked (one atomic statement for all three), so N parallel
  * guesses are checked at most `points` times; a success gives its point back,
  * so the counts are of failures.
  *
@@ -9,7 +9,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { consume, type LimitRule } from '../security/rate-limit.ts';
+import { consumeAll, type LimitRule } from '../security/rate-limit.ts';
 import { sql } from 'kysely';
 
 /** A short burst: after 5 failures in 5 minutes the account's second factor is locked for the rest of the window. */
@@ -32,10 +32,10 @@ export interface ThrottleLimits {
 }
 
 export async function takeAttempt(db: Kysely<Database>, accountId: string, ip: string, limits?: ThrottleLimits): Promise<ThrottleVerdict> {
-  const results = await Promise.all([
-    consume(db, { ...MFA_PER_ACCOUNT_BURST, ...limits?.perAccountBurst }, accountId),
-    consume(db, { ...MFA_PER_ACCOUNT_DAY, ...limits?.perAccountDay }, accountId),
-    consume(db, { ...MFA_PER_ADDRESS, ...limits?.perAddress }, ip),
+  const results = await consumeAll(db, [
+    { rule: { ...MFA_PER_ACCOUNT_BURST, ...limits?.perAccountBurst }, subject: accountId },
+    { rule: { ...MFA_PER_ACCOUNT_DAY, ...limits?.perAccountDay }, subject: accountId },
+    { rule: { ...MFA_PER_ADDRESS, ...limits?.perAddress }, subject: ip },
   ]);
   const blocked = results.filter((r) => !r.allowed);
   return { allowed: blocked.length === 0, retryAfterSeconds: Math.max(0, ...blocked.map((r) => r.retryAfterSeconds)) };

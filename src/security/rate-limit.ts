@@ -26,17 +26,37 @@ export interface ConsumeResult {
 }
 
 export async function consume(db: Kysely<Database>, rule: LimitRule, subject: string, weight = 1): Promise<ConsumeResult> {
-  const key = `${rule.name}:${subject}`;
-  const row = await sql<{ points: number; expires_at: Date }>`
+  return (await consumeAll(db, [{ rule, subject }], weight))[0];
+}
+
+export interface Counted {
+  rule: LimitRule;
+  subject: string;
+}
+
+/**
+ * Counts several counters in one statement (one round trip), each exactly as
+ * `consume` would; results in the order given. The rows are written in key
+ * order, so two requests sharing counters lock them in the same order and
+ * cannot deadlock.
+ */
+export async function consumeAll<const T extends readonly Counted[]>(db: Kysely<Database>, counters: T, weight = 1): Promise<{ -readonly [K in keyof T]: ConsumeResult }> {
+  const keyed = counters.map((c) => ({ ...c, key: `${c.rule.name}:${c.subject}` }));
+  if (new Set(keyed.map((c) => c.key)).size !== keyed.length) throw new Error('consumeAll: one counter given twice');
+  const rows = [...keyed].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((c) => sql`(${c.key}, ${weight}, now() + make_interval(secs => ${c.rule.windowSeconds}))`);
+  const result = await sql<{ key: string; points: number; expires_at: Date }>`
     insert into rate_limits as r (key, points, expires_at)
-    values (${key}, ${weight}, now() + make_interval(secs => ${rule.windowSeconds}))
+    values ${sql.join(rows)}
     on conflict (key) do update set
       points = case when r.expires_at <= now() then ${weight} else r.points + ${weight} end,
       expires_at = case when r.expires_at <= now() then excluded.expires_at else r.expires_at end
-    returning points, expires_at`.execute(db);
-  const { points, expires_at } = row.rows[0]!;
-  const retryAfterSeconds = Math.max(1, Math.ceil((new Date(expires_at).getTime() - Date.now()) / 1000));
-  return { allowed: points <= rule.points, count: points, retryAfterSeconds };
+    returning key, points, expires_at`.execute(db);
+  const byKey = new Map(result.rows.map((r) => [r.key, r]));
+  return keyed.map((c) => {
+    const { points, expires_at } = byKey.get(c.key)!;
+    const retryAfterSeconds = Math.max(1, Math.ceil((new Date(expires_at).getTime() - Date.now()) / 1000));
+    return { allowed: points <= c.rule.points, count: points, retryAfterSeconds };
+  }) as { -readonly [K in keyof T]: ConsumeResult };
 }
 
 export async function reset(db: Kysely<Database>, rule: LimitRule, subject: string): Promise<void> {

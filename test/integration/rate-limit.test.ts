@@ -3,13 +3,15 @@
  * under 200 simultaneous attempts (from separate pools on PostgreSQL, as from
  * separate processes) exactly `points` are allowed and every attempt is
  * counted once; a window that has passed starts counting afresh; reset()
- * clears one subject only.
+ * clears one subject only; consumeAll() counts several counters in one
+ * statement exactly as consume() would, without deadlocks between requests
+ * that share counters.
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.ts';
-import { consume, reset, type LimitRule } from '../../src/security/rate-limit.ts';
+import { consume, consumeAll, reset, type LimitRule } from '../../src/security/rate-limit.ts';
 
 const rule = (points: number, windowSeconds: number): LimitRule => ({ name: `test:${crypto.randomBytes(4).toString('hex')}`, points, windowSeconds });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -85,6 +87,40 @@ for (const kind of DIALECTS) {
       await consume(database.db, r, 'fixed');
       await sleep(600);
       expect(await consume(database.db, r, 'fixed')).toMatchObject({ allowed: true, count: 1 });
+    });
+
+    test('consumeAll() counts each counter as consume() would, results in the order given', async () => {
+      const short = rule(2, 60);
+      const long = rule(5, 3600);
+      await consume(database.db, long, 'acct');
+      const [a, b, c] = await consumeAll(database.db, [
+        { rule: short, subject: 'acct' },
+        { rule: long, subject: 'acct' },
+        { rule: short, subject: 'ip' },
+      ]);
+      expect(a).toMatchObject({ allowed: true, count: 1 });
+      expect(b).toMatchObject({ allowed: true, count: 2 });
+      expect(c).toMatchObject({ allowed: true, count: 1 });
+      expect(b!.retryAfterSeconds).toBeGreaterThan(3000);
+      await consumeAll(database.db, [{ rule: short, subject: 'acct' }, { rule: short, subject: 'ip' }]);
+      const [again] = await consumeAll(database.db, [{ rule: short, subject: 'acct' }, { rule: long, subject: 'acct' }]);
+      expect(again).toMatchObject({ allowed: false, count: 3 });
+      expect(await consume(database.db, long, 'acct')).toMatchObject({ count: 4 });
+      await expect(consumeAll(database.db, [{ rule: short, subject: 'x' }, { rule: short, subject: 'x' }])).rejects.toThrow(/twice/);
+    });
+
+    test('100 simultaneous consumeAll() over shared counters, listed in either order: each counted once, no deadlock', async () => {
+      const first = rule(1000, 60);
+      const second = rule(1000, 60);
+      const all = handles();
+      const pairs = Array.from({ length: 100 }, (_, i) => {
+        const both = [{ rule: first, subject: 's' }, { rule: second, subject: 's' }];
+        return consumeAll(all[i % all.length]!.db, i % 2 ? both : [...both].reverse());
+      });
+      const results = await Promise.all(pairs);
+      expect(results.map((r) => r.map((x) => x.count).sort((a, b) => a - b)).flat().sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => Math.floor(i / 2) + 1));
+      expect(await consume(database.db, first, 's')).toMatchObject({ count: 101 });
+      expect(await consume(database.db, second, 's')).toMatchObject({ count: 101 });
     });
 
     test('reset() clears one subject and nothing else', async () => {
