@@ -78,21 +78,30 @@ export class FactorEngine {
     return [factorId, ...(r.factor.sharesCredentialsWith ?? []).filter((id) => this.registry.get(id))];
   }
 
-  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext): FactorContext<S> {
-    const base = this.#firstFactorContext(registered, state);
+  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext, used?: Set<string>): FactorContext<S> {
+    const base = this.#firstFactorContext(registered, state, used);
     // Codes belong to this factor and account; the client address feeds the send throttles.
     return { account, ...base, services: { ...base.services, outOfBand: this.outOfBand.for(registered.factor.id, account.id, audit) } };
   }
 
-  #firstFactorContext<S>(registered: RegisteredFactor<S>, state: InteractionState): FirstFactorContext<S> {
+  /** `used` collects the credentials whose last use a service already recorded (a counter advanced, a code consumed). */
+  #firstFactorContext<S>(registered: RegisteredFactor<S>, state: InteractionState, used?: Set<string>): FirstFactorContext<S> {
     const { store } = this;
     const { config } = this.services;
     const issuer = config.ISSUER;
     const issuerName = config.ISSUER_NAME ?? new URL(issuer).host;
     const { rpId, origins, attestation, aaguids, attestationRoots } = config.webauthn;
     const services: FactorServices = {
-      advanceCounter: (id, value) => store.advanceCounter(id, value),
-      consumeOneTimeCode: (id, code) => store.consumeOneTimeCode(id, code),
+      advanceCounter: async (id, value) => {
+        const advanced = await store.advanceCounter(id, value);
+        if (advanced) used?.add(id);
+        return advanced;
+      },
+      consumeOneTimeCode: async (id, code) => {
+        const consumed = await store.consumeOneTimeCode(id, code);
+        if (consumed) used?.add(id);
+        return consumed;
+      },
       remainingOneTimeCodes: (id) => store.remainingOneTimeCodes(id),
       constantTimeEqual,
       randomBytes: (n) => crypto.randomBytes(n),
@@ -137,7 +146,8 @@ export class FactorEngine {
       await recordAudit(db, 'factor.locked', who, { factor: factorId });
       return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds };
     }
-    const result = await r.factor.verify(this.#context(r, factorAccount(account), state), credentials, input);
+    const used = new Set<string>();
+    const result = await r.factor.verify(this.#context(r, factorAccount(account), state, undefined, used), credentials, input);
     if (!result.ok) {
       await recordAudit(db, 'factor.failed', who, { factor: factorId, reason: result.reason, ...(result.credentialId ? { credential: result.credentialId } : {}) });
       // A proof that went backwards (a signature counter regressed) may be a cloned authenticator: say so on its own.
@@ -151,8 +161,9 @@ export class FactorEngine {
     await refundAttempt(db, account.id, ip);
     await Promise.all([
       recordAudit(db, 'factor.used', who, { factor: factorId, credential: result.credentialId }),
-      db.updateTable('accounts').set({ last_factor_id: factorId }).where('id', '=', account.id).execute(),
-      this.store.touch(result.credentialId),
+      // Written only when they change: the account was read in this request, and the counter or code already stamped last_used_at.
+      account.last_factor_id === factorId ? undefined : db.updateTable('accounts').set({ last_factor_id: factorId }).where('id', '=', account.id).execute(),
+      used.has(result.credentialId) ? undefined : this.store.touch(result.credentialId),
       result.dataUpdate ? this.store.updateData(result.credentialId, result.dataUpdate) : undefined,
     ]);
     return {
