@@ -6,6 +6,8 @@ export default {
   },
   extensionsToTreatAsEsm: ['.ts'],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // npm start's compiled copy (.build) is not a second set of modules.
+  modulePathIgnorePatterns: ['<rootDir>/.build/'],
   testTimeout: 60_000,
   // PGlite and argon2 are memory-hungry; two workers on a 2-core machine.
   maxWorkers: process.env.CI ? 2 : '50%',

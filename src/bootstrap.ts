@@ -2,10 +2,10 @@
  * Opens everything a provider process or a CLI run needs: the database (with
  * the data-folder lock for PGlite), migrations, the sealer and the hasher.
  */
-import path from 'node:path';
 import type { Config } from './config.ts';
-import { openDatabase, type DatabaseHandle } from './db/database.ts';
-import { DataDirLock } from './db/data-dir-lock.ts';
+import type { DatabaseHandle } from './db/database.ts';
+import type { DataDirLock } from './db/data-dir-lock.ts';
+import { openStorage, StartupError, type Storage } from './db/storage.ts';
 import { migrateToLatest, pendingMigrations } from './db/migrate.ts';
 import { PasswordHasher } from './accounts/password-hasher.ts';
 import { loadMasterKey } from './security/secret-key.ts';
@@ -29,32 +29,20 @@ export interface Opened {
 export interface OpenServicesOptions {
   /** Run pending migrations (default: config.MIGRATE_ON_START). */
   migrate?: boolean;
-  /** Use this already-open database instead of opening one (tests). */
+  /** Use this already-open database instead of opening one (tests); closing is the caller's business. */
   handle?: DatabaseHandle;
+  /** Storage whose opening began earlier (npm start overlaps it with loading modules); closed with the services. */
+  storage?: Promise<Storage>;
   plugins?: KyselyPlugin[];
   log?: LogConfig;
 }
 
-export class StartupError extends Error {}
+export { StartupError };
 
 export async function openServices(config: Config, options: OpenServicesOptions = {}): Promise<Opened> {
   let lock: DataDirLock | undefined;
   let handle = options.handle;
-  if (!handle) {
-    if (!config.DATABASE_URL) lock = DataDirLock.acquire(config.dataDir);
-    try {
-      handle = await openDatabase({
-        url: config.DATABASE_URL,
-        pgliteDir: config.DATABASE_URL ? undefined : path.join(config.dataDir, 'pgdata'),
-        poolSize: config.DATABASE_POOL_SIZE,
-        plugins: options.plugins,
-        log: options.log,
-      });
-    } catch (err) {
-      lock?.release();
-      throw new StartupError(`cannot open the database: ${(err as Error).message}`);
-    }
-  }
+  if (!handle) ({ handle, lock } = await (options.storage ?? openStorage(config, options)));
   const h = handle;
   const close = async () => {
     if (!options.handle) await h.close();

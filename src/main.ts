@@ -14,8 +14,7 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { DataDirBusyError } from './db/data-dir-lock.ts';
-import { StartupError } from './bootstrap.ts';
-import { startServer } from './server.ts';
+import { openStorage, StartupError } from './db/storage.ts';
 import { logger } from './logger.ts';
 import { StatementCounter, type StatementCounts } from './db/statement-counter.ts';
 import { combinedSource, countingRequested, localSource, sampleProcess, serveStatementStats, type ProcessSample, type StatsSource } from './db/statement-stats.ts';
@@ -35,7 +34,12 @@ interface StatsReply {
 /** One provider process: the whole of `npm start`, or one worker of a cluster. */
 async function runProvider(config: Config): Promise<void> {
   const counter = countingRequested() ? new StatementCounter() : undefined;
-  const running = await startServer(config, counter ? { log: counter.log } : {});
+  const log = counter ? { log: counter.log } : {};
+  // PGlite boots (about half of start-up, much of it off the main thread) while the provider's modules load.
+  const storage = openStorage(config, log);
+  storage.catch(() => {}); // reported where startServer awaits it
+  const { startServer } = await import('./server.ts');
+  const running = await startServer(config, { ...log, storage });
   const { opened } = running;
   let stats: Awaited<ReturnType<typeof serveStatementStats>> | undefined;
   if (counter && cluster.isWorker) {
@@ -54,6 +58,8 @@ async function runProvider(config: Config): Promise<void> {
   logger.info(
     {
       issuer: config.ISSUER,
+      // From process start: the figure to watch when start-up gets slower.
+      startedInMs: Math.round(process.uptime() * 1000),
       discovery: `${config.ISSUER}/.well-known/openid-configuration`,
       database: db,
       port: running.port,

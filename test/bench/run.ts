@@ -8,8 +8,8 @@
  *   npm run bench -- --json out.json    # also write the figures as JSON (stable keys)
  *
  * It seeds a database (accounts with a password and a TOTP credential each, a
- * first-party app), starts the provider as `npm start` would (a process of its
- * own, `node --import tsx src/main.ts`), and drives real HTTP from a separate
+ * first-party app), builds and starts the provider as `npm start` does (a
+ * process of its own, `node .build/src/main.js`), and drives real HTTP from a separate
  * driver process (driver.ts). The ceilings run in the same run with the same
  * driver: raw argon2id (argon2-ceiling.ts) and a bare node-oidc-provider
  * (bare-provider.ts). See README, Benchmarks.
@@ -25,7 +25,7 @@
  * Exit code: 0 when every operation succeeded; 1 on any error (targets that are
  * missed are reported, not failed: no figure here is a test of speed).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -178,7 +178,7 @@ function providerEnv(port: number, statsPort: number, dataDir: string, secretKey
 
 async function startProvider(env: Record<string, string>, logFile: string, cpuProfDir?: string): Promise<Provider> {
   const out = fs.openSync(logFile, 'a');
-  const execArgv = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '--import', 'tsx', 'src/main.ts'];
+  const execArgv = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '.build/src/main.js'];
   const started = performance.now();
   const child = spawn(process.execPath, execArgv, { cwd: ROOT, env, stdio: ['ignore', out, out] });
   fs.closeSync(out);
@@ -481,7 +481,9 @@ async function main(): Promise<number> {
     ? { signin: 5, totp: 2.5, refresh: 3, overload: 4, sweep: 0, refreshSweep: 0, bareSignin: 3, bareRefresh: 2.5, argon2: 2, count: 6, warm: 6, rounds: 1 }
     : { signin: 30, totp: 15, refresh: 18, overload: 20, sweep: 6, refreshSweep: 5, bareSignin: 18, bareRefresh: 12, argon2: 9, count: 30, warm: 30, rounds: 3 };
 
-  // 1. Start, time to /readyz, idle memory.
+  // 1. Build as `npm start` does (not timed), then start, time to /readyz, idle memory.
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
   const provider = await startProvider(env, logFile, args['cpu-prof']);
   log(`provider ready in ${provider.readyMs} ms (pid ${provider.child.pid}${workers > 1 ? `, ${workers} workers` : ''})`);
   await sleep(quick ? 1000 : 3000);
