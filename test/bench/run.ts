@@ -9,7 +9,7 @@
  *
  * It seeds a database (accounts with a password and a TOTP credential each, a
  * first-party app), builds and starts the provider as `npm start` does (a
- * process of its own, `node .build/src/main.js`), and drives real HTTP from a separate
+ * process of its own, `node .build/main.js`), and drives real HTTP from a separate
  * driver process (driver.ts). The ceilings run in the same run with the same
  * driver: raw argon2id (argon2-ceiling.ts) and a bare node-oidc-provider
  * (bare-provider.ts). See README, Benchmarks.
@@ -178,7 +178,7 @@ function providerEnv(port: number, statsPort: number, dataDir: string, secretKey
 
 async function startProvider(env: Record<string, string>, logFile: string, cpuProfDir?: string): Promise<Provider> {
   const out = fs.openSync(logFile, 'a');
-  const execArgv = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '.build/src/main.js'];
+  const execArgv = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '.build/main.js'];
   const started = performance.now();
   const child = spawn(process.execPath, execArgv, { cwd: ROOT, env, stdio: ['ignore', out, out] });
   fs.closeSync(out);
