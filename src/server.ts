@@ -62,10 +62,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       else srv.listen(config.PORT, resolve);
     });
     const port = (srv.address() as AddressInfo).port;
-    // Ready first; then whatever a factor loads lazily (the WebAuthn library), before the first sign-in needs it.
-    for (const { factor } of services.factors.registry.all()) {
-      factor.warmUp?.().catch((err: unknown) => logger.warn({ err, factor: factor.id }, 'factor warm-up failed'));
-    }
+    // Ready first; a moment later (so readiness probes are not kept waiting behind it) whatever a
+    // factor loads lazily (the WebAuthn library), usually before the first sign-in needs it.
+    setTimeout(() => {
+      for (const { factor } of services.factors.registry.all()) {
+        factor.warmUp?.().catch((err: unknown) => logger.warn({ err, factor: factor.id }, 'factor warm-up failed'));
+      }
+    }, 1000).unref();
 
     if (opened.lock && options.adminSocket !== false) {
       admin = await startAdminSocket(services, config.dataDir);

@@ -46,6 +46,20 @@ for (const kind of DIALECTS) {
       // The schema is there: a table from the first migration answers.
       await expect(database.db.selectFrom('accounts').select('id').execute()).resolves.toEqual([]);
     });
+
+    test('the up-to-date check hides nothing: a migration this version does not know is refused; a missing record sends the migrator in', async () => {
+      // A newer Twofold migrated this database: an older one must not start on it.
+      await sql`insert into kysely_migration (name, timestamp) values ('9999_from_the_future', now()::text)`.execute(database.db);
+      await expect(migrateToLatest(database.db)).rejects.toThrow(/9999_from_the_future/);
+      await sql`delete from kysely_migration where name = '9999_from_the_future'`.execute(database.db);
+      // The last migration's record lost: the migrator runs it again (and fails on the schema already there).
+      const last = NAMES.at(-1)!;
+      await sql`delete from kysely_migration where name = ${last}`.execute(database.db);
+      expect(await pendingMigrations(database.db)).toEqual([last]);
+      await expect(migrateToLatest(database.db)).rejects.toThrow(new RegExp(last));
+      await sql`insert into kysely_migration (name, timestamp) values (${last}, now()::text)`.execute(database.db);
+      expect(await migrateToLatest(database.db)).toEqual({ applied: [] });
+    });
   });
 }
 
