@@ -51,6 +51,11 @@ export async function memoized<T>(key: string, load: () => Promise<T>): Promise<
   return structuredClone(await pending);
 }
 
+/** Whether the current scope holds (or is loading) `key`; false outside a scope. */
+export function remembered(key: string): boolean {
+  return scope.getStore()?.has(key) ?? false;
+}
+
 /** Records a value read by a wider query under the key a narrower read would use (when none is recorded yet). */
 export function remember<T>(key: string, value: T): void {
   const memo = scope.getStore();

@@ -77,7 +77,8 @@ export function classify(node: RootOperationNode): { kind: StatementKind; table:
       // A `sql` template: judge by its text.
       const text = (n.sqlFragments as readonly string[]).join('?').trim().toLowerCase();
       const verb = /^(with\b[\s\S]*?\)\s*)?(select|insert|update|delete|merge)\b/.exec(text)?.[2] as StatementKind | undefined;
-      const table = /\b(?:from|into|update)\s+([a-z_][a-z0-9_]*)/.exec(text)?.[1] ?? '-';
+      // Else the first table of a query builder embedded in the template.
+      const table = /\b(?:from|into|update)\s+([a-z_][a-z0-9_]*)/.exec(text)?.[1] ?? firstTable(n.parameters) ?? '-';
       return { kind: verb ?? 'other', table };
     }
     default:

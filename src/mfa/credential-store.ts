@@ -10,7 +10,7 @@ import type { CredentialRow, Database } from '../db/schema.ts';
 import type { Sealer } from '../security/sealer.ts';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
 import type { Credential, NewCredential } from '../../factors/types.ts';
-import { forget, memoized } from '../db/request-memo.ts';
+import { forget, memoized, remember, remembered } from '../db/request-memo.ts';
 
 const secretContext = (id: string) => `credential:${id}`;
 const codeContext = (credentialId: string) => `otc:${credentialId}`;
@@ -56,12 +56,25 @@ export class CredentialStore {
   /** The account's credentials, of one factor or of several (a factor and those it shares credentials with). */
   async list(accountId: string, factorId?: string | string[]): Promise<Credential[]> {
     // All of the account's (a handful), filtered here, so that every caller in a request shares one read.
-    const all = await memoized(`${CREDENTIALS_MEMO}${accountId}`, async () =>
-      (await this.db.selectFrom('credentials').selectAll().where('account_id', '=', accountId).orderBy('created_at').execute()).map((r) => this.#open(r)),
-    );
+    const all = await memoized(`${CREDENTIALS_MEMO}${accountId}`, async () => (await this.rowsQuery(accountId).orderBy('created_at').execute()).map((r) => this.#open(r)));
     if (factorId === undefined) return all;
     const ids = typeof factorId === 'string' ? [factorId] : factorId;
     return all.filter((c) => ids.includes(c.factorId));
+  }
+
+  /** The rows `list` reads, for a statement that reads them with more (src/mfa/requirement.ts). */
+  rowsQuery(accountId: string) {
+    return this.db.selectFrom('credentials').selectAll().where('account_id', '=', accountId);
+  }
+
+  /** Whether this request already holds the account's credentials. */
+  held(accountId: string): boolean {
+    return remembered(`${CREDENTIALS_MEMO}${accountId}`);
+  }
+
+  /** The account's rows (in `created_at` order), read by another statement, answer this request's later `list`. */
+  hold(accountId: string, rows: CredentialRow[]): void {
+    remember(`${CREDENTIALS_MEMO}${accountId}`, rows.map((r) => this.#open(r)));
   }
 
   /** After any write of credentials: later reads in this request see it. */

@@ -5,11 +5,14 @@
  * PolicyInput: used by the provider's `mfa` prompt, the interaction pages and
  * `twofold policy explain` alike, so all three agree.
  */
+import { sql } from 'kysely';
 import type { Services } from '../services.ts';
+import type { CredentialRow } from '../db/schema.ts';
 import type { Evidence } from '../../factors/types.ts';
 import { decide, type ClientRequirement, type Decision, type FactorFacts, type PolicyInput } from '../policy/decide.ts';
 import { AcrTable } from '../policy/acr-table.ts';
-import { clientPolicyOf, deadlineFor, globalPolicy, policiesFor } from '../policy/store.ts';
+import { inRequestScope } from '../db/request-memo.ts';
+import { clientPolicyOf, deadlineFor, globalPolicy, holdPolicies, policiesFor, policiesHeld, policyRowsQuery, type PolicyRow } from '../policy/store.ts';
 import { findClientRow } from '../oidc/clients.ts';
 
 export interface RequestFacts {
@@ -47,14 +50,38 @@ export interface SignInFacts {
   now?: number;
 }
 
+/** What JSON makes of a row: timestamps become strings. */
+type Json<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] extends Date | null ? string | null : T[K] };
+
+/**
+ * Inside a request, the first decision about an account reads its credentials
+ * and its policies in one statement, and leaves both for the reads that follow
+ * (this decision's own, then the factor's challenge or verification).
+ * Outside a request nothing would keep them: the two reads go as they are.
+ */
+async function readAccountAtOnce(services: Services, accountId: string): Promise<void> {
+  const { store } = services.factors;
+  if (!inRequestScope() || (store.held(accountId) && policiesHeld(accountId))) return;
+  const { rows } = await sql<{ credentials: Json<CredentialRow>[]; policies: Json<PolicyRow>[] }>`
+    select
+      (select coalesce(json_agg(c order by c.created_at), '[]') from (${store.rowsQuery(accountId)}) c) as credentials,
+      (select coalesce(json_agg(p order by p."group" nulls first, p.version desc), '[]') from (${policyRowsQuery(services.db, accountId)}) p) as policies`.execute(services.db);
+  const { credentials, policies } = rows[0]!;
+  const date = (v: string | null) => (v === null ? null : new Date(v));
+  // A bigint counter comes as a JSON number; the row type (as pg returns it) is a string.
+  store.hold(accountId, credentials.map((c) => ({ ...c, counter: c.counter === null ? null : String(c.counter), created_at: new Date(c.created_at), last_used_at: date(c.last_used_at) })));
+  holdPolicies(accountId, policies.map((p) => ({ ...p, added_at: date(p.added_at), created_at: new Date(p.created_at) })));
+}
+
 export async function policyInput(services: Services, facts: SignInFacts): Promise<PolicyInput> {
   const { db, config } = services;
   const engine = services.factors;
   // Before anyone is identified (the login page asks with no account) there are no credentials or groups to read.
   const identified = facts.accountId !== '';
+  const together = identified ? readAccountAtOnce(services, facts.accountId) : undefined;
   const [enrolledRows, { global, groups }, clientRow] = await Promise.all([
-    identified ? engine.enrolled(facts.accountId) : [],
-    identified ? policiesFor(db, config.MFA, facts.accountId) : globalPolicy(db, config.MFA).then((global) => ({ global, groups: [] })),
+    together ? together.then(() => engine.enrolled(facts.accountId)) : [],
+    together ? together.then(() => policiesFor(db, config.MFA, facts.accountId)) : globalPolicy(db, config.MFA).then((global) => ({ global, groups: [] })),
     facts.clientId ? findClientRow(db, facts.clientId) : Promise.resolve(undefined),
   ]);
   const enrolled = enrolledRows.map((r) => engine.facts(r.factor.id)!);

@@ -7,7 +7,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { clientPolicySchema, globalPolicySchema, groupPolicySchema, parsePolicy, type ClientPolicy, type GlobalPolicy, type GroupPolicy } from './documents.ts';
 import type { MfaMode } from './decide.ts';
-import { forget, memoized, remember } from '../db/request-memo.ts';
+import { forget, memoized, remember, remembered } from '../db/request-memo.ts';
 
 /** Policies are read once per request (src/db/request-memo.ts): a sign-in step asks for them more than once. */
 const POLICY_MEMO = 'policy:';
@@ -74,7 +74,7 @@ const GLOBAL_MEMO = `${POLICY_MEMO}${GLOBAL}`;
  * In one statement: the global policy in force (`group` null, at most one row)
  * and every version of the policies of the account's groups, newest first.
  */
-function policyRowsFor(db: Kysely<Database>, accountId: string) {
+export function policyRowsQuery(db: Kysely<Database>, accountId: string) {
   const latestGlobal = db.selectFrom('policy_documents').select((eb) => eb.fn.max('version').as('version')).where('scope', '=', GLOBAL);
   return db
     .selectFrom('policy_documents')
@@ -90,11 +90,20 @@ function policyRowsFor(db: Kysely<Database>, accountId: string) {
         .where('account_groups.account_id', '=', accountId),
     )
     .orderBy(sql`"group" nulls first`)
-    .orderBy('version', 'desc')
-    .execute();
+    .orderBy('version', 'desc');
 }
 
-type PolicyRow = Awaited<ReturnType<typeof policyRowsFor>>[number];
+export type PolicyRow = Awaited<ReturnType<ReturnType<typeof policyRowsQuery>['execute']>>[number];
+
+/** Whether this request already holds the account's policies. */
+export function policiesHeld(accountId: string): boolean {
+  return remembered(`${GROUP_POLICY_MEMO}${accountId}`);
+}
+
+/** The account's policy rows (in `policyRowsQuery` order), read by another statement, answer this request's later `policiesFor`. */
+export function holdPolicies(accountId: string, rows: PolicyRow[]): void {
+  remember(`${GROUP_POLICY_MEMO}${accountId}`, rows);
+}
 
 /**
  * The global policy and the account's group policies, read together: what
@@ -102,7 +111,7 @@ type PolicyRow = Awaited<ReturnType<typeof policyRowsFor>>[number];
  * also answers a later `globalPolicy` in the same request.
  */
 export async function policiesFor(db: Kysely<Database>, configuredMfa: MfaMode, accountId: string): Promise<{ global: { policy: GlobalPolicy; version: number | null }; groups: AccountGroupPolicy[] }> {
-  const rows = await memoized(`${GROUP_POLICY_MEMO}${accountId}`, () => policyRowsFor(db, accountId));
+  const rows = await memoized(`${GROUP_POLICY_MEMO}${accountId}`, () => policyRowsQuery(db, accountId).execute());
   const row = rows.find((r) => r.group === null);
   const global = row && { scope: row.scope, version: row.version, document: row.document, actor: row.actor, created_at: row.created_at };
   remember(GLOBAL_MEMO, global);
