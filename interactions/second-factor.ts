@@ -153,6 +153,21 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
     setDeviceCookie(ctx, device.cookie, device.expires, config.secureCookies);
     await recordAudit(db, 'device.trusted', { ...auditContext(ctx, details), accountId: signIn.account.id }, { device: device.id, days });
   }
+  await proceed(ctx, deps, details, signIn);
+}
+
+/**
+ * After a step that moved the sign-in along: when nothing more is needed, it is
+ * finished in this response (a redirect to the provider's resume URL, so a reload
+ * does not post the form again), which saves the browser a request and the
+ * database the reads of showing the interaction again; otherwise the sign-in is
+ * saved and the browser sent to the next page.
+ */
+async function proceed(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<void> {
+  if (!signIn.data.notice && !signIn.data.offerBackupCodes) {
+    const next = await decisionFor(ctx, deps, details, signIn);
+    if (next.type === 'satisfied') return finishSignIn(ctx, deps, signIn, next);
+  }
   await saveSignIn(signIn, deps);
   ctx.redirect(`/interaction/${details.uid}`);
 }
@@ -181,8 +196,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   if (requested && !offeringBackup && answersRequest(requested, factorId)) signIn.data.added = factorId;
   if (offeringBackup) signIn.data.offerBackupCodes = false;
   else if (engine.registry.get(BACKUP) && !(await engine.store.list(signIn.account.id, BACKUP)).length) signIn.data.offerBackupCodes = true;
-  await saveSignIn(signIn, deps);
-  ctx.redirect(`/interaction/${details.uid}`);
+  await proceed(ctx, deps, details, signIn);
 }
 
 /**
@@ -215,7 +229,7 @@ export async function acknowledgeNotice(ctx: Context, deps: InteractionDeps, det
   const signIn = await currentSignIn(deps, details);
   if (signIn?.data.notice) {
     delete signIn.data.notice;
-    await saveSignIn(signIn, deps);
+    return proceed(ctx, deps, details, signIn);
   }
   ctx.redirect(`/interaction/${details.uid}`);
 }
