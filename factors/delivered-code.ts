@@ -143,6 +143,7 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
         proves: true,
         amr: [o.amrFor(checked.channel)],
         credential: { label: o.credentialLabel(pending.to), secret: pending.to, data: { channel: o.channel } },
+        ...(o.channel === 'email' ? { provedEmail: pending.to } : {}),
       };
     },
 

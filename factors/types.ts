@@ -121,6 +121,12 @@ export type EnrollResult =
       kinds?: FactorKind[];
       /** Shown once after enrolment. */
       reveal?: Record<string, unknown>;
+      /**
+       * An email address the enrolment proved the user receives mail at (a code sent there came
+       * back). When it is the account's own address, the engine marks that address verified
+       * (the `email_verified` claim).
+       */
+      provedEmail?: string;
     }
   | Failure;
 

@@ -243,6 +243,11 @@ export class FactorEngine {
       throw err;
     }
     await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label: result.credential.label });
+    if (result.provedEmail && account.email && !account.email_verified && result.provedEmail.toLowerCase() === account.email.toLowerCase()) {
+      // Only while the account still has that address (an admin may have changed it meanwhile).
+      const marked = await db.updateTable('accounts').set({ email_verified: true }).where('id', '=', account.id).where('email', '=', account.email).executeTakeFirst();
+      if (marked.numUpdatedRows > 0n) await recordAudit(db, 'account.email_verified', { ...audit, accountId: account.id }, { factor: factorId });
+    }
     const evidence: Evidence | undefined = result.proves
       ? { factor: factorId, credentialId, kinds, amr, phishingResistant: r.factor.phishingResistant, at: Math.floor(Date.now() / 1000) }
       : undefined;

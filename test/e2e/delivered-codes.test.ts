@@ -99,7 +99,8 @@ for (const kind of DIALECTS) {
     }
 
     test('email: the address is proved inside the sign-in, then every sign-in asks for an emailed code (amr otp, level 2)', async () => {
-      const { username, email } = await newUser();
+      const { account, username, email } = await newUser();
+      expect(account.email_verified).toBe(false);
       const agent = new UserAgent(server.issuer);
       const { auth, next } = await password(agent, rp, username, { acr_values: MFA_ACR });
       expect(next.body).toContain('Set up two-step verification');
@@ -127,6 +128,9 @@ for (const kind of DIALECTS) {
       const first = (await rp.redeem(done.location!, auth)).claims()!;
       expect(first.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
       expect(first.acr).toBe(MFA_ACR);
+      // The code proved the account's own address: email_verified is now true, and audited.
+      await expect(services.db.selectFrom('accounts').select('email_verified').where('id', '=', account.id).executeTakeFirst()).resolves.toEqual({ email_verified: true });
+      expect((await listAudit(services.db, { accountId: account.id })).map((e) => e.type)).toContain('account.email_verified');
 
       // The next sign-in asks for a code by email (the factor used last), sent when the user presses the button.
       const again = new UserAgent(server.issuer);
@@ -239,6 +243,19 @@ for (const kind of DIALECTS) {
       const codes = services.factors.outOfBand.for('email-code', account.id);
       const outcomes = await Promise.all(Array.from({ length: 30 }, () => codes.check(credential!.id, code)));
       expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
+    });
+
+    test('proving another address than the account’s own leaves email_verified alone', async () => {
+      const { account, username } = await newUser();
+      const other = `${username}-elsewhere@example.test`;
+      const agent = new UserAgent(server.issuer);
+      const { next } = await password(agent, rp, username, { acr_values: MFA_ACR });
+      const choose = await agent.follow(`/interaction/${uidOf(next)}?factor=email-code`);
+      const sent = await press(agent, choose, 'send', { email: other });
+      const codes = await agent.submit(formAction(sent.body), { code: sink.latestCode(other) });
+      expect(codes.body).toContain('Save your backup codes');
+      expect((await services.factors.store.list(account.id, 'email-code')).map((c) => c.secret)).toEqual([other]);
+      await expect(services.db.selectFrom('accounts').select('email_verified').where('id', '=', account.id).executeTakeFirst()).resolves.toEqual({ email_verified: false });
     });
 
     test('enrolling an address that belongs to another account looks exactly like any other address', async () => {
