@@ -23,7 +23,7 @@ import { build, type Loader, type Plugin } from 'esbuild';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = path.join(ROOT, '.build');
 
-export const EXTERNAL = ['@electric-sql/pglite', '@node-rs/argon2', '@simplewebauthn/server', 'pg-native'];
+const EXTERNAL = ['@electric-sql/pglite', '@node-rs/argon2', '@simplewebauthn/server', 'pg-native'];
 
 // CommonJS packages call require(); in an ES module it comes from createRequire.
 const BANNER = [

@@ -18,7 +18,7 @@ import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/data
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { UserAgent, formAction, type Hop } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
-import { SoftwareAuthenticator, formInput } from '../helpers/webauthn.ts';
+import { SoftwareAuthenticator, formInput, optionsInPage } from '../helpers/webauthn.ts';
 import { enrolBackupCodes, enrolTotp, totpCode } from '../helpers/factors.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
@@ -30,13 +30,6 @@ import type { Services } from '../../src/services.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const PASSWORD = 'a long password';
-
-/** The WebAuthn options a page carries in data-options (HTML-escaped JSON). */
-function registrationOptions(html: string) {
-  const m = /data-webauthn="register"[^>]*data-options="([^"]*)"/.exec(html);
-  if (!m) throw new Error(`no registration options on page:\n${html.slice(0, 800)}`);
-  return JSON.parse(m[1]!.replace(/&quot;/g, '"').replace(/&#x3D;/g, '=').replace(/&#x27;/g, "'").replace(/&#x60;/g, '`').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'));
-}
 
 const title = (html: string) => /<title>([^<]*)<\/title>/.exec(html)?.[1];
 const uidOf = (hop: Hop) => /\/interaction\/([^/"?]+)/.exec(hop.body)![1]!;
@@ -90,7 +83,7 @@ for (const kind of DIALECTS) {
       expect(title(page.body)).toBe('Add Security key · Twofold');
       expect(page.body).toContain('Notes asked you to add a sign-in method');
       expect(page.body).not.toContain('Skip for now');
-      return agent.submit(formAction(page.body), formInput(key.register(registrationOptions(page.body)), label));
+      return agent.submit(formAction(page.body), formInput(key.register(optionsInPage(page.body, 'register')), label));
     }
 
     test('a TOTP user adds a security key: password, TOTP, the key, back to the app; next time either works', async () => {

@@ -169,6 +169,16 @@ describeBrowser('WebAuthn with Chromium', () => {
     expect(cookies.filter((c) => c.name === '_session')).toEqual([]);
   }
 
+  /** On an enrolment page: names the credential, registers it, then confirms the backup codes offered after it. */
+  async function registerAndSaveCodes(tab: Tab, kind: 'key' | 'passkey', name: string): Promise<void> {
+    await tab.page.getByLabel(kind === 'key' ? 'Name this key' : 'Name this passkey').fill(name);
+    await tab.page.getByRole('button', { name: kind === 'key' ? 'Register this key' : 'Create passkey' }).click();
+    await tab.page.waitForLoadState();
+    await expect(tab.page.title()).resolves.toBe('Save your backup codes · Twofold');
+    await tab.page.getByLabel('I have saved these codes').check();
+    await tab.page.getByRole('button', { name: 'Continue' }).click();
+  }
+
   /** Seeds a key in the database and in the tab's virtual authenticator. */
   async function seedKey(tab: Tab, account: Account, factorId: 'webauthn' | 'passkey' = 'webauthn'): Promise<SeedKey> {
     const key = newSeedKey();
@@ -230,12 +240,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       let auth = await password(tab, alice);
       await expect(tab.page.title()).resolves.toBe('Set up two-step verification · Twofold');
       await tab.page.getByRole('link', { name: 'Use Security key instead' }).click();
-      await tab.page.getByLabel('Name this key').fill('Blue key');
-      await tab.page.getByRole('button', { name: 'Register this key' }).click();
-      await tab.page.waitForLoadState();
-      await expect(tab.page.title()).resolves.toBe('Save your backup codes · Twofold');
-      await tab.page.getByLabel('I have saved these codes').check();
-      await tab.page.getByRole('button', { name: 'Continue' }).click();
+      await registerAndSaveCodes(tab, 'key', 'Blue key');
       let { claims, tokens } = await redeem(await callback, auth);
       // Registering the key proved it (a signature over this interaction's challenge): password + key now.
       expect(claims.sub).toBe(alice.id);
@@ -274,11 +279,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       let callback = tab.callback();
       let auth = await password(tab, bob);
       await tab.page.getByRole('link', { name: 'Use Passkey instead' }).click();
-      await tab.page.getByLabel('Name this passkey').fill('Blue key');
-      await tab.page.getByRole('button', { name: 'Create passkey' }).click();
-      await tab.page.waitForLoadState();
-      await tab.page.getByLabel('I have saved these codes').check();
-      await tab.page.getByRole('button', { name: 'Continue' }).click();
+      await registerAndSaveCodes(tab, 'passkey', 'Blue key');
       let { claims, tokens } = await redeem(await callback, auth);
       expect(sorted(claims.amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
       const [passkey] = await services.factors.store.list(bob.id, 'passkey');
@@ -326,11 +327,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       let callback = tab.callback();
       let auth = await password(tab, carol);
       await tab.page.getByRole('link', { name: 'Use Passkey instead' }).click();
-      await tab.page.getByLabel('Name this passkey').fill('Phone');
-      await tab.page.getByRole('button', { name: 'Create passkey' }).click();
-      await tab.page.waitForLoadState();
-      await tab.page.getByLabel('I have saved these codes').check();
-      await tab.page.getByRole('button', { name: 'Continue' }).click();
+      await registerAndSaveCodes(tab, 'passkey', 'Phone');
       const first = await redeem(await callback, auth);
       expect(sorted(first.claims.amr)).toEqual(['mfa', 'pwd', 'swk', 'user']);
       const [passkey] = await services.factors.store.list(carol.id, 'passkey');
@@ -392,12 +389,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       await tab.page.waitForLoadState();
       await expect(tab.page.title()).resolves.toBe('Add Security key · Twofold');
       await tab.page.getByText('WebAuthn Test App asked you to add a sign-in method').waitFor();
-      await tab.page.getByLabel('Name this key').fill('Laptop key');
-      await tab.page.getByRole('button', { name: 'Register this key' }).click();
-      await tab.page.waitForLoadState();
-      await expect(tab.page.title()).resolves.toBe('Save your backup codes · Twofold');
-      await tab.page.getByLabel('I have saved these codes').check();
-      await tab.page.getByRole('button', { name: 'Continue' }).click();
+      await registerAndSaveCodes(tab, 'key', 'Laptop key');
       let { claims, tokens } = await redeem(await callback, auth);
       expect(claims.sub).toBe(frank.id);
       expect(claims.amr).toEqual(expect.arrayContaining(['otp', 'pwd']));

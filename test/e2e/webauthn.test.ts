@@ -13,7 +13,7 @@ import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/data
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { UserAgent, formAction, type Hop } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
-import { SoftwareAuthenticator, formInput } from '../helpers/webauthn.ts';
+import { SoftwareAuthenticator, formInput, optionsInPage } from '../helpers/webauthn.ts';
 import { enrolTotp, totpCode } from '../helpers/factors.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
@@ -25,14 +25,6 @@ import type { Services } from '../../src/services.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const PASSWORD = 'a long password';
-
-/** The WebAuthn options a page carries in data-options (HTML-escaped JSON). */
-function optionsIn(html: string, which: 'register' | 'authenticate' = 'authenticate') {
-  const m = new RegExp(`data-webauthn="${which}"[^>]*data-options="([^"]*)"`).exec(html);
-  if (!m) throw new Error(`no ${which} options on page:\n${html.slice(0, 800)}`);
-  const json = m[1]!.replace(/&quot;/g, '"').replace(/&#x3D;/g, '=').replace(/&#x27;/g, "'").replace(/&#x60;/g, '`').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
-  return JSON.parse(json);
-}
 
 /** The action of the form that holds a WebAuthn field (the login page also has the password form). */
 function webauthnAction(html: string): string {
@@ -92,7 +84,7 @@ for (const kind of DIALECTS) {
       const { auth, next } = await password(agent, account);
       expect(next.body).toContain('Set up two-step verification');
       const page = await agent.follow(`${server.issuer}/interaction/${/\/interaction\/([^/"?]+)/.exec(next.body)![1]}?factor=${factor}`);
-      const answer = authenticator.register(optionsIn(page.body, 'register'));
+      const answer = authenticator.register(optionsInPage(page.body, 'register'));
       const codes = await agent.submit(formAction(page.body), formInput(answer, 'My key'));
       expect(codes.body).toContain('Save your backup codes');
       const done = await agent.submit(formAction(codes.body), { saved: 'yes' });
@@ -109,7 +101,7 @@ for (const kind of DIALECTS) {
       const later = new UserAgent(server.issuer);
       const { auth, next } = await password(later, account);
       expect(next.body).toContain('Use your security key (My key)');
-      const done = await later.submit(webauthnAction(next.body), formInput(key.assert(optionsIn(next.body))));
+      const done = await later.submit(webauthnAction(next.body), formInput(key.assert(optionsInPage(next.body))));
       const claims = await tokens(done, auth);
       expect(claims.acr).toBe('urn:twofold:acr:3');
       expect(sorted(claims.amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
@@ -134,7 +126,7 @@ for (const kind of DIALECTS) {
       const page = await browser.follow(up.url);
       expect(page.body).not.toContain('name="password"');
       expect(page.body).not.toContain('name="code"');
-      const done = await browser.submit(webauthnAction(page.body), formInput(key.assert(optionsIn(page.body))));
+      const done = await browser.submit(webauthnAction(page.body), formInput(key.assert(optionsInPage(page.body))));
       const three = await tokens(done, up);
       expect(three.acr).toBe('http://schemas.openid.net/pape/policies/2007/06/phishing-resistant');
       expect(sorted(three.amr)).toEqual(expect.arrayContaining(['hwk', 'mfa', 'otp', 'pwd']));
@@ -151,7 +143,7 @@ for (const kind of DIALECTS) {
       const login = await agent.follow(auth.url);
       expect(login.body).toContain('Sign in with a passkey');
       expect(login.body).toContain('autocomplete="username webauthn"');
-      const options = optionsIn(login.body);
+      const options = optionsInPage(login.body);
       expect(options).toMatchObject({ allowCredentials: [], userVerification: 'required', rpId: 'localhost' });
       const done = await agent.submit(webauthnAction(login.body), formInput(key.assert(options)));
       const claims = await tokens(done, auth);
@@ -167,7 +159,7 @@ for (const kind of DIALECTS) {
       const agent = new UserAgent(server.issuer);
       const { auth, next } = await password(agent, account);
       expect(next.body).toContain('Use your passkey (My key)');
-      const done = await agent.submit(webauthnAction(next.body), formInput(phone.assert(optionsIn(next.body))));
+      const done = await agent.submit(webauthnAction(next.body), formInput(phone.assert(optionsInPage(next.body))));
       expect(sorted((await tokens(done, auth)).amr)).toEqual(['mfa', 'pwd', 'swk', 'user']);
     });
 
@@ -183,7 +175,7 @@ for (const kind of DIALECTS) {
       // An answer made for the general login page, posted to this interaction anyway.
       const elsewhere = await new UserAgent(server.issuer).follow((await rp.authorizationUrl()).url);
       const uid = /\/interaction\/([^/"?]+)/.exec(login.body)![1];
-      const refused = await agent.request(`${server.issuer}/interaction/${uid}/first-factor/passkey`, { form: formInput(key.assert(optionsIn(elsewhere.body))) });
+      const refused = await agent.request(`${server.issuer}/interaction/${uid}/first-factor/passkey`, { form: formInput(key.assert(optionsInPage(elsewhere.body))) });
       expect([401, 403]).toContain(refused.status);
       expect(refused.body).toContain('role="alert"');
       expect(refused.location).toBeUndefined();
@@ -199,14 +191,14 @@ for (const kind of DIALECTS) {
       await savePolicy(services.db, groupScope(group.id), { factors: ['totp', 'webauthn'] }, 'admin:test');
       const agent = new UserAgent(server.issuer);
       const login = await agent.follow((await rp.authorizationUrl()).url);
-      const refused = await agent.submit(webauthnAction(login.body), formInput(key.assert(optionsIn(login.body))));
+      const refused = await agent.submit(webauthnAction(login.body), formInput(key.assert(optionsInPage(login.body))));
       expect(refused.status).toBe(403);
       expect(refused.body).toContain('Passkeys cannot be used to sign in here. Use your password.');
       expect(refused.location).toBeUndefined();
       expect((await listAudit(services.db, { accountId: account.id })).map((e) => e.type)).toContain('login.factor_not_allowed');
       // The password and the key still work for this member.
       const { auth, next } = await password(agent, account);
-      const done = await agent.submit(webauthnAction(next.body), formInput(key.assert(optionsIn(next.body))));
+      const done = await agent.submit(webauthnAction(next.body), formInput(key.assert(optionsInPage(next.body))));
       expect(sorted((await tokens(done, auth)).amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
     });
 
@@ -215,17 +207,17 @@ for (const kind of DIALECTS) {
       const key = new SoftwareAuthenticator({ origin: server.issuer });
       await enrolKey(new UserAgent(server.issuer), account, key);
       const stranger = new SoftwareAuthenticator({ origin: server.issuer });
-      stranger.register({ ...optionsIn((await enrolPage()).body, 'register') });
+      stranger.register({ ...optionsInPage((await enrolPage()).body, 'register') });
 
       const agent = new UserAgent(server.issuer);
       const login = await agent.follow((await rp.authorizationUrl()).url);
-      const unknown = await agent.submit(webauthnAction(login.body), formInput(stranger.assert(optionsIn(login.body))));
+      const unknown = await agent.submit(webauthnAction(login.body), formInput(stranger.assert(optionsInPage(login.body))));
       expect(unknown.status).toBe(401);
       expect(unknown.body).toContain('did not work');
 
       // Signed for another interaction's challenge (this page's challenge was replaced by the refusal's new page).
       const other = await new UserAgent(server.issuer).follow((await rp.authorizationUrl()).url);
-      const crossed = await agent.submit(webauthnAction(unknown.body), formInput(key.assert(optionsIn(other.body))));
+      const crossed = await agent.submit(webauthnAction(unknown.body), formInput(key.assert(optionsInPage(other.body))));
       expect(crossed.status).toBe(401);
       const failures = (await listAudit(services.db, { type: 'factor.failed', limit: 100 })).map((e) => e.details);
       expect(failures).toEqual(expect.arrayContaining([expect.objectContaining({ factor: 'passkey', reason: 'unknown_credential' })]));

@@ -208,6 +208,14 @@ export function optionsOf<T = PublicKeyCredentialCreationOptionsJSON & PublicKey
   return JSON.parse(String(view.data.options)) as T;
 }
 
+/** The WebAuthn options a rendered page carries in its data-options attribute (HTML-escaped JSON). */
+export function optionsInPage(html: string, which: 'register' | 'authenticate' = 'authenticate') {
+  const m = new RegExp(`data-webauthn="${which}"[^>]*data-options="([^"]*)"`).exec(html);
+  if (!m) throw new Error(`no ${which} options on page:\n${html.slice(0, 800)}`);
+  const json = m[1]!.replace(/&quot;/g, '"').replace(/&#x3D;/g, '=').replace(/&#x27;/g, "'").replace(/&#x60;/g, '`').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  return JSON.parse(json);
+}
+
 /** The form input a page submits: the answer as JSON in `response`, and a label. */
 export function formInput(response: unknown, label?: string): Record<string, string> {
   return { response: JSON.stringify(response), ...(label ? { label } : {}) };
