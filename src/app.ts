@@ -9,6 +9,7 @@ import { logger } from './logger.ts';
 import { requestContext } from './http/request-context.ts';
 import { withRequestMemo } from './db/request-memo.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { canonicalUrl } from './http/canonical-url.ts';
 import { errorBoundary } from './http/errors.ts';
 import { healthRoutes } from './http/health.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
@@ -22,12 +23,15 @@ export interface AppHandle {
 
 export function buildApp(services: Services, holder: ProviderHolder): AppHandle {
   const app = new Koa();
+  // With proxy trust Koa reads X-Forwarded-For (ctx.ip); host and scheme never come from the request (canonicalUrl).
   app.proxy = services.config.TRUST_PROXY;
   // Only the right-most X-Forwarded-For entry (written by our own proxy) counts.
   app.maxIpsCount = 1;
   let shuttingDown = false;
 
   app.use(requestContext(logger));
+  // Before anything builds a URL or sets a cookie: host and scheme are the issuer's, whatever Host or X-Forwarded-* say.
+  app.use(canonicalUrl({ issuer: services.config.ISSUER, trustProxy: services.config.TRUST_PROXY, log: logger }));
   // Rows read twice within one request (the app, the policy, credentials) are read once; never across requests.
   app.use((_ctx, next) => withRequestMemo(next));
   app.use(securityHeaders({ hsts: services.config.secureCookies }));

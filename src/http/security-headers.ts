@@ -5,6 +5,7 @@
  * it to the redirect back to the app after a form post.
  */
 import type { Middleware } from 'koa';
+import { arrivedOverTls } from './canonical-url.ts';
 
 const CSP = [
   "default-src 'self'",
@@ -24,7 +25,8 @@ export function securityHeaders(options: { hsts: boolean }): Middleware {
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.set('X-Frame-Options', 'DENY');
     ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
-    if (options.hsts && ctx.secure) ctx.set('Strict-Transport-Security', 'max-age=31536000');
+    // Only over a hop known to be TLS (ctx.secure follows the issuer, not the connection).
+    if (options.hsts && arrivedOverTls(ctx)) ctx.set('Strict-Transport-Security', 'max-age=31536000');
     if (ctx.response.is('html')) {
       if (!ctx.response.get('Content-Security-Policy')) ctx.set('Content-Security-Policy', CSP);
       ctx.set('Cache-Control', 'no-store');
