@@ -173,7 +173,9 @@ describeBrowser('WebAuthn with Chromium', () => {
   async function registerAndSaveCodes(tab: Tab, kind: 'key' | 'passkey', name: string): Promise<void> {
     await tab.page.getByLabel(kind === 'key' ? 'Name this key' : 'Name this passkey').fill(name);
     await tab.page.getByRole('button', { name: kind === 'key' ? 'Register this key' : 'Create passkey' }).click();
-    await tab.page.waitForLoadState();
+    // The click starts the ceremony in page script, which submits the form only when the authenticator answers, so
+    // the navigation may not have begun yet: wait for the next page's content, then check which page it is.
+    await tab.page.getByLabel('I have saved these codes').waitFor({ timeout: 20_000 }).catch(() => undefined);
     await expect(tab.page.title()).resolves.toBe('Save your backup codes · Twofold');
     await tab.page.getByLabel('I have saved these codes').check();
     await tab.page.getByRole('button', { name: 'Continue' }).click();
