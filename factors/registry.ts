@@ -52,6 +52,15 @@ export class FactorRegistry {
         throw new FactorRegistryError(`factor ${factor.id}: a first factor implements beginFirstFactor and identify`);
       }
       if (factor.firstFactor && factor.recoveryOnly) throw new FactorRegistryError(`factor ${factor.id}: a recovery-only factor cannot be a first factor`);
+      if (factor.offerAfterFirstEnrolment) {
+        // The sign-in offers one page after a first enrolment; two candidates would need an order nobody chose.
+        const other = [...this.#factors.values()].find((r) => r.factor.offerAfterFirstEnrolment);
+        if (other) throw new FactorRegistryError(`factor ${factor.id}: only one factor may be offered after a first enrolment (${other.factor.id} is)`);
+        if (factor.firstFactor) throw new FactorRegistryError(`factor ${factor.id}: a first factor is not offered after a first enrolment`);
+      }
+      if (factor.enrollPage && (typeof factor.enrollPage.title !== 'string' || !factor.enrollPage.title.trim() || typeof factor.enrollPage.intro !== 'boolean')) {
+        throw new FactorRegistryError(`factor ${factor.id}: enrollPage needs a title and says whether the introduction is shown (intro: true or false)`);
+      }
       for (const [name, file] of Object.entries(factor.assets ?? {})) {
         if (!/^[a-z0-9][a-z0-9.-]*\.(js|css)$/.test(name)) throw new FactorRegistryError(`factor ${factor.id}: asset name ${JSON.stringify(name)} must be a lower-case .js or .css file name`);
         if (!fs.existsSync(file)) throw new FactorRegistryError(`factor ${factor.id}: asset ${name} not found at ${file}`);
@@ -82,6 +91,11 @@ export class FactorRegistry {
   /** Factors that can sign a user in on their own (passkeys), in page order. */
   firstFactors(): RegisteredFactor<any>[] {
     return this.all().filter((r) => r.factor.firstFactor);
+  }
+
+  /** The factor offered once after a first enrolment (backup codes), if one is registered. */
+  offeredAfterFirstEnrolment(): RegisteredFactor<any> | undefined {
+    return this.all().find((r) => r.factor.offerAfterFirstEnrolment);
   }
 
   /** Every factor's browser files, by the name they are served under at /assets/. */

@@ -31,6 +31,9 @@
  *   instead), posted as `action=<name>`; StepView `submit` and `actions` say what the page's buttons do.
  * - FailureReason `unavailable`: the factor's channel failed (a mail server or SMS gateway refused or
  *   timed out); nothing was sent or stored.
+ *
+ * Later additive fields, so the interaction code names no factor: `offerAfterFirstEnrolment` (the
+ * page offered after a first enrolment) and `enrollPage` (the enrolment page's title and introduction).
  */
 import type { z } from 'zod';
 
@@ -275,6 +278,19 @@ export interface FactorDescriptor<S = unknown> {
   firstFactor: boolean;
   /** Recovery only (backup codes): offered as a fallback, never the only factor an account has. */
   recoveryOnly: boolean;
+  /**
+   * Offered once inside the sign-in, right after the account enrols another factor, when it has no
+   * credential of this one (backup codes: so a lost device is not a lockout). At most one factor
+   * may say so (the registry checks at boot). Default false.
+   */
+  offerAfterFirstEnrolment?: boolean;
+  /**
+   * How the enrolment page presents this factor when it is not a setup: its title, and whether the
+   * usual introduction ("Your account needs a second step… Set up <label>.") is shown. Backup codes
+   * are a page of codes to keep. The main button's label comes from the StepView's `submit`.
+   * Default: "Set up two-step verification" (or "Add <label>"), with the introduction.
+   */
+  enrollPage?: { title: string; intro: boolean };
   /** Whether an account may hold several credentials of this factor. */
   multiple: boolean;
   /**

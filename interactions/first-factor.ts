@@ -55,7 +55,7 @@ export async function submitFirstFactor(ctx: Context, deps: InteractionDeps, det
   const engine = deps.services.factors;
   const factorId = String(ctx.params.factor);
   const registered = engine.registry.get(factorId);
-  if (!registered?.factor.firstFactor) return page(ctx, 'error', { title: 'Sign-in problem', message: 'This sign-in method is not available.' }, 404);
+  if (!registered?.factor.firstFactor) return page(ctx, 'error', { title: 'Sign-in problem', message: 'This sign-in method is not available.', uid: details.uid, clientName }, 404);
   if (details.prompt.name !== 'login' || (await currentSignIn(deps, details))) return ctx.redirect(`/interaction/${details.uid}`);
   const audit = { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
   const input = strings(await readForm(ctx));

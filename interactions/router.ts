@@ -53,7 +53,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         return showConsent(ctx, details, name, account?.username);
       }
       default:
-        return page(ctx, 'error', { title: 'Sign-in problem', message: 'This sign-in step is not supported.' }, 400);
+        return page(ctx, 'error', { title: 'Sign-in problem', message: 'This sign-in step is not supported.', uid: details.uid, clientName: name }, 400);
     }
   });
 

@@ -14,8 +14,6 @@ import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
 import { recordAudit } from '../src/security/audit.ts';
 
-const BACKUP = 'backup-codes';
-
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
 }
@@ -52,8 +50,9 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   if (signIn.data.notice) {
     return page(ctx, 'notice', { title: 'Before you continue', uid: details.uid, clientName, notice: signIn.data.notice }, status);
   }
-  if (signIn.data.offerBackupCodes && engine.registry.get(BACKUP)) {
-    return showEnroll(ctx, deps, details, signIn, clientName, BACKUP, { optional: false, factors: [BACKUP] }, error, status);
+  const followUp = signIn.data.offerFollowUp;
+  if (followUp && engine.registry.get(followUp)) {
+    return showEnroll(ctx, deps, details, signIn, clientName, followUp, { optional: false, factors: [followUp] }, error, status);
   }
   const decision = await decisionFor(ctx, deps, details, signIn);
   switch (decision.type) {
@@ -115,12 +114,16 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
   const registered = engine.registry.get(factorId)!;
   const view = await engine.beginEnrollment(factorId, signIn.account, signIn.state);
   const adding = decision.adding === true;
+  // An account holds one credential of such a factor: enrolling again replaces it (a new set of backup codes), and the page says so.
+  const replaces = adding && !registered.factor.multiple && (await engine.store.list(signIn.account.id, factorId)).length > 0;
   page(
     ctx,
     'enroll',
     {
-      title: factorId === BACKUP ? 'Save your backup codes' : adding ? `Add ${registered.factor.label}` : 'Set up two-step verification',
+      title: registered.factor.enrollPage?.title ?? (adding ? `Add ${registered.factor.label}` : 'Set up two-step verification'),
       adding,
+      replaces,
+      intro: registered.factor.enrollPage?.intro ?? true,
       ...stepData(details, clientName, factorId, registered.factor.label, view, error),
       optional: decision.optional,
       reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
@@ -164,7 +167,7 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
  * saved and the browser sent to the next page.
  */
 async function proceed(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<void> {
-  if (!signIn.data.notice && !signIn.data.offerBackupCodes) {
+  if (!signIn.data.notice && !signIn.data.offerFollowUp) {
     const next = await decisionFor(ctx, deps, details, signIn);
     if (next.type === 'satisfied') return finishSignIn(ctx, deps, signIn, next);
   }
@@ -177,8 +180,8 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   if (!signIn) return ctx.redirect(`/interaction/${details.uid}`);
   const engine = deps.services.factors;
   const factorId = String(ctx.params.factor);
-  const offeringBackup = signIn.data.offerBackupCodes === true && factorId === BACKUP;
-  if (!offeringBackup) {
+  const offered = signIn.data.offerFollowUp === factorId;
+  if (!offered) {
     const decision = await decisionFor(ctx, deps, details, signIn);
     // Enrolment inside sign-in only when the policy asks for it, or the app asked for a method
     // to be added and an existing one was proved afresh: never on the password alone.
@@ -193,9 +196,13 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   }
   if (outcome.evidence) addEvidence(signIn, outcome.evidence);
   const requested = addFactorRequest(details.params);
-  if (requested && !offeringBackup && answersRequest(requested, factorId)) signIn.data.added = factorId;
-  if (offeringBackup) signIn.data.offerBackupCodes = false;
-  else if (engine.registry.get(BACKUP) && !(await engine.store.list(signIn.account.id, BACKUP)).length) signIn.data.offerBackupCodes = true;
+  if (requested && !offered && answersRequest(requested, factorId)) signIn.data.added = factorId;
+  if (offered) delete signIn.data.offerFollowUp;
+  else {
+    // After a first enrolment, the factor the registry offers next (backup codes), unless the account has it.
+    const next = engine.registry.offeredAfterFirstEnrolment();
+    if (next && next.factor.id !== factorId && !(await engine.store.list(signIn.account.id, next.factor.id)).length) signIn.data.offerFollowUp = next.factor.id;
+  }
   await proceed(ctx, deps, details, signIn);
 }
 

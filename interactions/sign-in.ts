@@ -22,8 +22,8 @@ export interface SignInState {
   evidence: Evidence[];
   /** The user chose to skip an optional enrolment. */
   skippedEnrollment?: boolean;
-  /** Offer backup codes once a first factor was enrolled during this sign-in. */
-  offerBackupCodes?: boolean;
+  /** The factor to offer next (the registry's offerAfterFirstEnrolment: backup codes), once another was enrolled in this sign-in. */
+  offerFollowUp?: string;
   /** A message to show before continuing (e.g. "2 backup codes left"). */
   notice?: string;
   /** The factor added at the app's request (twofold_enroll), once enrolled. */

@@ -45,6 +45,9 @@ export default defineFactor<BackupCodeSettings>({
   firstFactor: false,
   recoveryOnly: true,
   multiple: false,
+  // Saved right after the first factor is set up, so a lost device is not a lockout.
+  offerAfterFirstEnrolment: true,
+  enrollPage: { title: 'Save your backup codes', intro: false },
   settings: backupCodeSettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
 
@@ -55,7 +58,7 @@ export default defineFactor<BackupCodeSettings>({
       pending = { codes: Array.from({ length: settings.count }, () => newCode((n) => services.randomBytes(n))) };
       await services.state.set('pending', pending, ENROLL_TTL);
     }
-    return { partial: 'backup-codes/enroll', data: { codes: pending.codes, download: pending.codes.join('\n') + '\n' } };
+    return { partial: 'backup-codes/enroll', data: { codes: pending.codes, download: pending.codes.join('\n') + '\n' }, submit: { label: 'Continue' } };
   },
 
   async finishEnrollment(ctx, input) {
@@ -65,8 +68,11 @@ export default defineFactor<BackupCodeSettings>({
     return { ok: true, proves: false, credential: { label: 'Backup codes', oneTimeCodes: pending.codes }, reveal: { count: pending.codes.length } };
   },
 
-  async beginChallenge() {
-    return { partial: 'backup-codes/challenge', data: {} };
+  async beginChallenge(ctx, credentials) {
+    // The page says how many are left, so a user knows when to make a new set before running out.
+    let left = 0;
+    for (const credential of credentials) left += await ctx.services.remainingOneTimeCodes(credential.id);
+    return { partial: 'backup-codes/challenge', data: { left } };
   },
 
   async verify(ctx, credentials, input) {

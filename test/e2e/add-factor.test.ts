@@ -178,6 +178,43 @@ for (const kind of DIALECTS) {
       expect((await services.factors.store.list(account.id, 'totp')).map((c) => c.label).sort()).toEqual(['New phone', 'Test phone']);
     });
 
+    test('a new set of backup codes (twofold_enroll=backup-codes) after a fresh proof: the old set stops working at once, the new one works', async () => {
+      const { account, secret } = await newUser();
+      const old = ['ABCD-EFGH-JKMN-PQRS', 'STVW-XYZ0-1234-5678', '9ABC-DEFG-HJKM-NPQR'];
+      const oldSet = await enrolBackupCodes(services, account.id, old);
+      const agent = new UserAgent(server.issuer);
+      const { auth, next } = await password(agent, account, { twofold_enroll: 'backup-codes' });
+      // The password alone makes no new set: a factor is proved first.
+      expect(title(next.body)).toBe('Two-step verification · Twofold');
+      const page = await agent.submit(formAction(next.body), { code: totpCode(secret) });
+      expect(title(page.body)).toBe('Save your backup codes · Twofold');
+      const fresh = [...page.body.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!);
+      expect(fresh).toHaveLength(10);
+      for (const code of old) expect(fresh).not.toContain(code);
+      expect(page.body).toMatch(/<button type="submit" class="primary">Continue<\/button>/);
+      expect(page.body).toContain('Notes asked you to add a sign-in method. This replaces your current Backup codes; your other methods keep working.');
+      const done = await agent.submit(formAction(page.body), { saved: 'yes' });
+      await claimsOf(done, auth);
+      // One set: the old credential and its codes are gone, the new one has all ten.
+      const sets = await services.factors.store.list(account.id, 'backup-codes');
+      expect(sets).toHaveLength(1);
+      expect(sets[0]!.id).not.toBe(oldSet);
+      expect(await services.factors.store.remainingOneTimeCodes(sets[0]!.id)).toBe(10);
+      expect(await services.db.selectFrom('one_time_codes').select('code_hash').where('credential_id', '=', oldSet).execute()).toEqual([]);
+
+      // Signing in later: an old code is refused, a new one works.
+      const later = new UserAgent(server.issuer);
+      const again = await password(later, account, {});
+      const backup = await later.follow(`${server.issuer}/interaction/${uidOf(again.next)}?factor=backup-codes`);
+      expect(backup.body).toContain('10 codes left');
+      const refused = await later.submit(formAction(backup.body), { code: old[0]! });
+      expect(refused.status).toBe(401);
+      const signedIn = await later.submit(formAction(refused.body), { code: fresh[3]! });
+      const claims = await claimsOf(signedIn, again.auth);
+      expect(claims.sub).toBe(account.id);
+      expect(await services.factors.store.remainingOneTimeCodes(sets[0]!.id)).toBe(9);
+    });
+
     test('a session older than ADD_FACTOR_MAX_AUTH_AGE signs in again before anything is added', async () => {
       const { account, secret } = await newUser();
       const agent = new UserAgent(server.issuer);

@@ -91,6 +91,28 @@ describe('FactorRegistry', () => {
     expect(refusal(FACTORS, { totp: 'eight digits' })).toMatch(/^factor totp settings: \(root\): .*expected object/);
   });
 
+  test('offers at most one factor after a first enrolment, never a first factor; an enrolment page says its title', () => {
+    expect(new FactorRegistry().offeredAfterFirstEnrolment()?.factor.id).toBe('backup-codes');
+    expect(new FactorRegistry([totp]).offeredAfterFirstEnrolment()).toBeUndefined();
+    expect(refusal([backupCodes, variant({ offerAfterFirstEnrolment: true })])).toBe('factor variant: only one factor may be offered after a first enrolment (backup-codes is)');
+    expect(refusal([variant({ offerAfterFirstEnrolment: true, firstFactor: true, beginFirstFactor: async () => ({ partial: 'variant/login', data: {} }), identify: () => ({ ok: true, lookupKey: 'k' }), viewsDir: path.join(HERE, '../../factors/passkey/views') })])).toBe(
+      'factor variant: a first factor is not offered after a first enrolment',
+    );
+    expect(refusal([variant({ enrollPage: { title: ' ', intro: false } })])).toMatch(/^factor variant: enrollPage needs a title/);
+    expect(refusal([variant({ enrollPage: { title: 'Keep these' } as never })])).toMatch(/^factor variant: enrollPage needs a title and says whether the introduction is shown/);
+  });
+
+  test('the interaction code and pages name no factor: what differs between factors comes from descriptors', () => {
+    const dir = path.join(HERE, '../../interactions');
+    const files = [...fs.readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => path.join(dir, f)), ...fs.readdirSync(path.join(dir, 'views')).map((f) => path.join(dir, 'views', f))];
+    for (const file of files) {
+      const text = fs.readFileSync(file, 'utf8');
+      for (const factor of FACTORS) {
+        expect({ file: path.basename(file), names: new RegExp(`['"\`]${factor.id}['"\`]`).test(text) }).toEqual({ file: path.basename(file), names: false });
+      }
+    }
+  });
+
   test('every registered factor is checked by the contract kit', () => {
     for (const factor of FACTORS) {
       const file = path.join(HERE, 'contract', `${factor.id}.test.ts`);

@@ -149,6 +149,17 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       }
     });
 
+    test('says how the interaction pages present it through descriptor fields (they name no factor)', () => {
+      // Offered after a first enrolment (backup codes): a fallback saved once, never a first factor.
+      expect(['boolean', 'undefined']).toContain(typeof factor.offerAfterFirstEnrolment);
+      if (factor.offerAfterFirstEnrolment) expect(factor.firstFactor).toBe(false);
+      if (factor.enrollPage !== undefined) {
+        expect(typeof factor.enrollPage.title).toBe('string');
+        expect(factor.enrollPage.title.trim()).not.toBe('');
+        expect(typeof factor.enrollPage.intro).toBe('boolean');
+      }
+    });
+
     test('contributes only amr values registered in RFC 8176 (and never claims mfa by itself)', () => {
       expect(factor.amr.length).toBeGreaterThan(0);
       for (const amr of factor.amr) expect(AMR_VALUES).toContain(amr);
