@@ -6,6 +6,7 @@ import { openServices, type Opened } from '../../src/bootstrap.ts';
 import { cliRunner } from '../helpers/cli.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { listAudit } from '../../src/security/audit.ts';
+import { enrolBackupCodes } from '../helpers/factors.ts';
 
 for (const kind of DIALECTS) {
   describe(`twofold user factors on ${kind}`, () => {
@@ -39,6 +40,30 @@ for (const kind of DIALECTS) {
       expect(JSON.parse((await run('user', 'factors', 'carol', '--json')).out)).toEqual([]);
       const types = (await listAudit(opened.services.db, { limit: 50 })).map((e) => e.type);
       expect(types).toEqual(expect.arrayContaining(['factor.imported', 'factor.renamed', 'factor.removed', 'factor.reset']));
+    });
+
+    test('the listing shows how many backup codes are left, in the table and in JSON', async () => {
+      const dave = await createAccount(opened.services.db, opened.services.hasher, { username: 'dave', password: 'dave password' });
+      await run('user', 'totp', 'import', 'dave', '--secret', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', '--label', 'Phone');
+      const codes = ['AAAA-BBBB-CCCC-DDDD', 'EEEE-FFFF-GGGG-HHHH', 'JJJJ-KKKK-MMMM-NNNN'];
+      const setId = await enrolBackupCodes(opened.services, dave.id, codes);
+      expect(await opened.services.factors.store.consumeOneTimeCode(setId, codes[1]!)).toBe(true);
+
+      const listed = JSON.parse((await run('user', 'factors', 'dave', '--json')).out) as Array<Record<string, unknown>>;
+      expect(listed).toEqual([
+        expect.objectContaining({ factorId: 'totp', label: 'Phone' }),
+        expect.objectContaining({ id: setId, factorId: 'backup-codes', remaining: 2 }),
+      ]);
+      // A factor without one-time codes has no count at all (not 0).
+      expect(listed[0]).not.toHaveProperty('remaining');
+
+      const table = (await run('user', 'factors', 'dave')).out.trimEnd().split('\n');
+      expect(table[0]!.split(/\s+/)).toEqual(['ID', 'FACTORID', 'LABEL', 'CREATEDAT', 'LASTUSEDAT', 'REMAINING']);
+      const setRow = table.find((line) => line.startsWith(setId))!.split(/\s+/);
+      expect(setRow[1]).toBe('backup-codes');
+      expect(setRow.at(-1)).toBe('2');
+      const totpRow = table.find((line) => line.includes('totp'))!.split(/\s+/);
+      expect(totpRow).toHaveLength(4); // id, factor, label, created; never used, no count
     });
 
     test('a malformed secret is refused in one line', async () => {
