@@ -4,7 +4,9 @@
  * checks the webhook's signature and body, and the user types the delivered
  * code. Expiry, the try limit (carried over to a new code), replay, the resend
  * cooldown, and a mail server or gateway that fails or hangs (a clear page,
- * nothing left half-done).
+ * nothing left half-done). Also: the configured lifetime (stored and shown),
+ * the factor used last preselected, an essential level 3 that an email code
+ * cannot reach, and an app whose policy leaves these factors out.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
@@ -16,6 +18,7 @@ import { startSmsGateway, type SmsGateway } from '../helpers/sms-gateway.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
 import { listAudit } from '../../src/security/audit.ts';
+import { enrolTotp, totpCode } from '../helpers/factors.ts';
 import type { Services } from '../../src/services.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
@@ -40,10 +43,11 @@ for (const kind of DIALECTS) {
   describe(`emailed and texted codes on ${kind}`, () => {
     let database: TestDatabase;
     let server: TestServer; // cooldown 60 s, 5 tries; voice calls on
-    let strict: TestServer; // same database: 3 tries, no cooldown
+    let strict: TestServer; // same database: 3 tries, no cooldown, email codes valid 5 minutes
     let services: Services;
     let rp: RelyingParty;
     let rpStrict: RelyingParty;
+    let rpTotpOrKey: RelyingParty; // an app whose policy counts only totp and webauthn
 
     beforeAll(async () => {
       database = await createTestDatabase(kind);
@@ -56,11 +60,14 @@ for (const kind of DIALECTS) {
         SMS_WEBHOOK_TIMEOUT: '1',
       };
       server = await startTestServer(database, { ...channels, FACTOR_SETTINGS: JSON.stringify({ 'sms-code': { voice: true } }) });
-      strict = await startTestServer(database, { ...channels, FACTOR_SETTINGS: JSON.stringify({ 'email-code': { attempts: 3, cooldown: 0 } }) });
+      strict = await startTestServer(database, { ...channels, FACTOR_SETTINGS: JSON.stringify({ 'email-code': { attempts: 3, cooldown: 0, ttl: 300 } }) });
       services = server.opened.services;
       const app = await createClient(services.db, services.sealer, { name: 'web', redirectUris: [REDIRECT], firstParty: true });
       rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT);
       rpStrict = await relyingParty(strict.issuer, app.clientId, app.clientSecret, REDIRECT);
+      const narrow = await createClient(services.db, services.sealer, { name: 'Ledger', redirectUris: [REDIRECT], firstParty: true });
+      await services.db.updateTable('clients').set({ policy: JSON.stringify({ factors: ['totp', 'webauthn'] }) }).where('client_id', '=', narrow.clientId).execute();
+      rpTotpOrKey = await relyingParty(server.issuer, narrow.clientId, narrow.clientSecret, REDIRECT);
     });
 
     afterAll(async () => {
@@ -149,6 +156,89 @@ for (const kind of DIALECTS) {
       // Only keyed hashes are stored, never the code.
       expect(stored.map((r) => r.code_hash)).not.toContain(sink.latestCode(email));
       expect(stored.every((r) => /^[A-Za-z0-9_-]{43}$/.test(r.code_hash))).toBe(true);
+    });
+
+    test('a code lives for the configured ttl: the stored expiry and the page agree (10 minutes by default, 5 when set)', async () => {
+      for (const [provider, relying, minutes] of [[server, rp, 10], [strict, rpStrict, 5]] as const) {
+        const { account, username } = await newUser({ email: true });
+        const agent = new UserAgent(provider.issuer);
+        const { next } = await password(agent, relying, username);
+        const before = Date.now();
+        const page = await press(agent, next, 'send');
+        const after = Date.now();
+        expect(textOf(page.body)).toContain(`It expires in ${minutes} minutes.`);
+        // The stored expiry is the ttl after the moment the code was made (between the click and its answer).
+        const [row] = await codeRows(account.id);
+        expect(row!.expires_at.getTime()).toBeGreaterThanOrEqual(before + minutes * 60_000);
+        expect(row!.expires_at.getTime()).toBeLessThanOrEqual(after + minutes * 60_000);
+        // The code is accepted while it lives.
+        expect((await agent.submit(formAction(page.body), { code: sink.latestCode(`${username}@example.test`) })).location).toMatch(/callback\?code=/);
+      }
+    });
+
+    test('the factor used last is preselected at the next sign-in (email code, then the authenticator app)', async () => {
+      const { account, username, email } = await newUser({ email: true });
+      const secret = await enrolTotp(services, account.id);
+      const formFactor = (page: Hop) => /action="\/interaction\/[^/]+\/factor\/([^"]+)"/.exec(page.body)![1];
+      // Nothing used yet: the first in page order.
+      const first = await password(new UserAgent(server.issuer), rp, username);
+      expect(formFactor(first.next)).toBe('totp');
+
+      const byEmail = new UserAgent(server.issuer);
+      const one = await password(byEmail, rp, username);
+      const chosen = await byEmail.follow(`/interaction/${uidOf(one.next)}?factor=email-code`);
+      const sent = await press(byEmail, chosen, 'send');
+      await rp.redeem((await byEmail.submit(formAction(sent.body), { code: sink.latestCode(email) })).location!, one.auth);
+
+      const next = new UserAgent(server.issuer);
+      const two = await password(next, rp, username);
+      expect(formFactor(two.next)).toBe('email-code');
+      expect(two.next.body).toContain('Use Authenticator app instead');
+      const byApp = await next.follow(`/interaction/${uidOf(two.next)}?factor=totp`);
+      await rp.redeem((await next.submit(formAction(byApp.body), { code: totpCode(secret) })).location!, two.auth);
+
+      const third = await password(new UserAgent(server.issuer), rp, username);
+      expect(formFactor(third.next)).toBe('totp');
+      expect(third.next.body).toContain('Use Email code instead');
+    });
+
+    test('an essential phishing-resistant acr with only an email code enrolled returns unmet_authentication_requirements; nothing is sent', async () => {
+      const { username, email } = await newUser({ email: true });
+      const agent = new UserAgent(server.issuer);
+      const claims = JSON.stringify({ id_token: { acr: { essential: true, values: ['http://schemas.openid.net/pape/policies/2007/06/phishing-resistant'] } } });
+      const { next } = await password(agent, rp, username, { claims });
+      const url = new URL(next.location!);
+      expect(`${url.origin}${url.pathname}`).toBe(REDIRECT);
+      expect(url.searchParams.get('error')).toBe('unmet_authentication_requirements');
+      expect(sink.to(email)).toHaveLength(0);
+    });
+
+    test('an app whose policy counts only totp and webauthn offers neither email nor SMS codes, and posting to them is refused', async () => {
+      const { account, username, email, phone } = await newUser({ email: true, phone: true });
+      const secret = await enrolTotp(services, account.id);
+      const agent = new UserAgent(server.issuer);
+      const { auth, next } = await password(agent, rpTotpOrKey, username);
+      expect(formAction(next.body)).toMatch(/\/factor\/totp$/);
+      expect(next.body).not.toContain('Email code');
+      expect(next.body).not.toContain('Text message');
+      const uid = uidOf(next);
+      // Asking for the page by hand shows the allowed factor instead.
+      expect(formAction((await agent.follow(`/interaction/${uid}?factor=email-code`)).body)).toMatch(/\/factor\/totp$/);
+      const sentBefore = gateway.requests.length;
+      for (const factor of ['email-code', 'sms-code']) {
+        for (const form of [{ action: 'send' }, { code: '123456' }]) {
+          const refused = await agent.request(`/interaction/${uid}/factor/${factor}`, { form });
+          expect(refused.status).toBe(302);
+          expect(refused.location).toBe(`${server.issuer}/interaction/${uid}`);
+        }
+      }
+      expect(sink.to(email)).toHaveLength(0);
+      expect(gateway.requests.length).toBe(sentBefore);
+      expect(gateway.requests.filter((r) => r.body.to === phone)).toHaveLength(0);
+      expect(await codeRows(account.id)).toEqual([]);
+      // The allowed factor still completes the sign-in.
+      const done = await agent.submit(formAction(next.body), { code: totpCode(secret) });
+      expect((await rpTotpOrKey.redeem(done.location!, auth)).claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
     });
 
     test('an expired code is refused; a new one works', async () => {
