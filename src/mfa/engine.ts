@@ -140,8 +140,8 @@ export class FactorEngine {
     const { db } = this.services;
     const ip = audit.ip ?? 'unknown';
     const who = { ...audit, accountId: account.id };
-    // Count first, check second: parallel guesses cannot outrun the limit.
-    const verdict = await takeAttempt(db, account.id, ip, (await globalPolicy(db, this.services.config.MFA)).policy.throttle);
+    // Count first, check second: parallel guesses cannot outrun the limit. Recovery factors have a burst counter of their own.
+    const verdict = await takeAttempt(db, account.id, ip, (await globalPolicy(db, this.services.config.MFA)).policy.throttle, { recovery: r.factor.recoveryOnly });
     if (!verdict.allowed) {
       await recordAudit(db, 'factor.locked', who, { factor: factorId });
       return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds };
@@ -158,7 +158,7 @@ export class FactorEngine {
     if (!credentials.some((c) => c.id === result.credentialId)) throw new Error(`factor ${factorId} verified a credential it was not given`);
     const kinds = narrowed<FactorKind>(factorId, 'kinds', r.factor.kinds, result.kinds);
     const amr = narrowed<AmrValue>(factorId, 'amr', r.factor.amr, result.amr);
-    await refundAttempt(db, account.id, ip);
+    await refundAttempt(db, verdict);
     await Promise.all([
       recordAudit(db, 'factor.used', who, { factor: factorId, credential: result.credentialId }),
       // Written only when they change: the account was read in this request, and the counter or code already stamped last_used_at.
@@ -224,13 +224,13 @@ export class FactorEngine {
     const { db } = this.services;
     const ip = audit.ip ?? 'unknown';
     // Enrolment codes are guesses too.
-    const verdict = await takeAttempt(db, account.id, ip, (await globalPolicy(db, this.services.config.MFA)).policy.throttle);
+    const verdict = await takeAttempt(db, account.id, ip, (await globalPolicy(db, this.services.config.MFA)).policy.throttle, { recovery: r.factor.recoveryOnly });
     if (!verdict.allowed) return { ok: false, reason: 'locked' };
     const result = await r.factor.finishEnrollment(this.#context(r, factorAccount(account), state), input);
     if (!result.ok) return result;
     const kinds = narrowed<FactorKind>(factorId, 'kinds', r.factor.kinds, result.kinds);
     const amr = narrowed<AmrValue>(factorId, 'amr', r.factor.amr, result.amr);
-    await refundAttempt(db, account.id, ip);
+    await refundAttempt(db, verdict);
     const taken: Failure = { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
     const { lookupKey } = result.credential;
     if (lookupKey && (await this.store.lookupKeyTaken(lookupKey))) return taken;

@@ -13,6 +13,16 @@ const seconds = z.number().int().min(1).max(400 * 86400);
 const factorList = z.array(z.string().regex(/^[a-z][a-z0-9-]{1,31}$/, 'a factor id')).min(1);
 
 const limitRule = z.object({ points: z.number().int().min(1).max(1000), windowSeconds: z.number().int().min(1).max(7 * 86400) }).strict();
+const rule = (points: number, windowSeconds: number) => limitRule.default({ points, windowSeconds });
+/** The burst brake: `points` free failures, then waits from `delaySeconds` doubling to `maxDelaySeconds`; the streak clears after `windowSeconds` of quiet. */
+const burstRule = limitRule
+  .extend({ delaySeconds: z.number().int().min(1).max(3600).default(30), maxDelaySeconds: z.number().int().min(1).max(86400).default(900) })
+  .strict()
+  .refine((r) => r.maxDelaySeconds >= r.delaySeconds, { message: 'maxDelaySeconds must be at least delaySeconds', path: ['maxDelaySeconds'] });
+/** NIST SP 800-63B: at most 100 failed guesses per account in any 24 hours, so the window is at least a day. */
+const dailyRule = limitRule
+  .refine((r) => r.points <= 100, { message: 'at most 100 failures per account in 24 hours', path: ['points'] })
+  .refine((r) => r.windowSeconds >= 86400, { message: 'at least 86400 (the ceiling is per 24 hours)', path: ['windowSeconds'] });
 
 export const globalPolicySchema = z
   .object({
@@ -24,15 +34,25 @@ export const globalPolicySchema = z
     factors: factorList.optional(),
     /** How long a level stays proved: older second-factor proofs stop counting and the session falls back. */
     levelMaxAge: z.object({ '2': seconds.optional(), '3': seconds.optional() }).strict().default({}),
-    /** Second-factor throttles. `perAccountDay.points` may not exceed 100 (NIST SP 800-63B). */
+    /**
+     * Throttling and lockout. Second factor: `perAccountBurst` (a backoff), `perAccountDay` (rolling:
+     * never more than `points` in any `windowSeconds`; at most 100 in at least 24 hours, NIST SP 800-63B),
+     * `perAddress`. Passwords: `passwordPerLogin`, `passwordPerAddress`. Code sends (email, SMS):
+     * `sendPerAccount`, `sendPerAddress`, `sendPerDestination`. Defaults are the built-in numbers.
+     */
     throttle: z
       .object({
-        perAccountBurst: limitRule.default({ points: 5, windowSeconds: 300 }),
-        perAccountDay: limitRule.refine((r) => r.points <= 100, 'at most 100 failures per account in 24 hours').default({ points: 100, windowSeconds: 86400 }),
-        perAddress: limitRule.default({ points: 50, windowSeconds: 900 }),
+        perAccountBurst: burstRule.default({ points: 5, windowSeconds: 300, delaySeconds: 30, maxDelaySeconds: 900 }),
+        perAccountDay: dailyRule.default({ points: 100, windowSeconds: 86400 }),
+        perAddress: rule(50, 900),
+        passwordPerLogin: rule(20, 900),
+        passwordPerAddress: rule(100, 900),
+        sendPerAccount: rule(10, 3600),
+        sendPerAddress: rule(100, 3600),
+        sendPerDestination: rule(10, 3600),
       })
       .strict()
-      .default({ perAccountBurst: { points: 5, windowSeconds: 300 }, perAccountDay: { points: 100, windowSeconds: 86400 }, perAddress: { points: 50, windowSeconds: 900 } }),
+      .prefault({}),
     /** "Don't ask again on this device". Off by default. */
     trustedDevices: z
       .object({ enabled: z.boolean().default(false), days: z.number().int().min(1).max(365).default(30) })

@@ -1,32 +1,75 @@
 /**
- * Fixed-window counters in the database, shared by every provider process.
- * One statement both counts and reads the count (INSERT … ON CONFLICT DO
- * UPDATE … RETURNING), so N concurrent attempts are counted exactly N times
- * and the limit holds under any parallelism.
+ * Throttle counters in the database, shared by every provider process. One
+ * statement both counts and reads the count (INSERT … ON CONFLICT DO UPDATE …
+ * RETURNING), so N concurrent attempts are counted exactly N times and the
+ * limit holds under any parallelism: the row lock serialises the attempts on
+ * one counter, and each sees the latest count.
+ *
+ * Three kinds of counter, all in the same two columns (points, expires_at):
+ *
+ * - `fixed`: `points` attempts per window; the window starts at the first
+ *   attempt and does not move. Cheap, but a burst at the end of one window and
+ *   another at the start of the next can reach twice `points` in one window's
+ *   span. Fine for a coarse limit (a client address, sends).
+ * - `rolling`: never more than `points` allowed attempts in ANY span of
+ *   `windowSeconds` (the NIST SP 800-63B daily cap). Each allowed attempt
+ *   moves the end of the window to `windowSeconds` after it, and the count
+ *   clears only when a whole window passes without one. Proof: take points+1
+ *   allowed attempts inside one span shorter than the window, in the order the
+ *   row lock admitted them. After the first, the window ends at least a window
+ *   later, so no attempt of the span can clear the count (attempts are dated
+ *   by the database, never earlier than the counter's last allowed attempt:
+ *   the dates increase in lock order); so the last one sees a count of at
+ *   least `points` and is refused. Stricter than an exact sliding log (which
+ *   would need one timestamp per attempt): the count of someone who fails
+ *   once every day keeps growing until a failure-free day.
+ * - `backoff`: the first `points` failures are free; after that each further
+ *   attempt must wait `delaySeconds`, doubling with every failure, at most
+ *   `maxDelaySeconds`; the streak clears after `windowSeconds` without an
+ *   attempt once the wait is over. An attempt made during the wait is refused
+ *   and not counted (the conditional update leaves the row alone, and
+ *   RETURNING omits it: that is how a refusal is told from an admission).
  *
  * Hand-written because rate-limiter-flexible's PostgreSQL store needs a pg
  * pool of its own and cannot run on PGlite.
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from '../db/schema.ts';
 
-export interface LimitRule {
-  /** Namespace, e.g. `pwd:login`. */
-  name: string;
-  /** Attempts allowed per window. */
-  points: number;
-  windowSeconds: number;
-}
+export type LimitRule =
+  | {
+      /** Namespace, e.g. `pwd:login`. */
+      name: string;
+      kind?: 'fixed' | 'rolling';
+      /** Attempts allowed per window. */
+      points: number;
+      windowSeconds: number;
+    }
+  | {
+      name: string;
+      kind: 'backoff';
+      /** Failures before the waits start. */
+      points: number;
+      /** Quiet time (after the current wait) that clears the streak. */
+      windowSeconds: number;
+      /** The first wait; each further failure doubles it. */
+      delaySeconds: number;
+      maxDelaySeconds: number;
+    };
 
 export interface ConsumeResult {
   allowed: boolean;
-  /** Attempts counted in this window, including this one. */
+  /** Attempts counted in this window (the streak, for a backoff), including this one when it was counted. */
   count: number;
   retryAfterSeconds: number;
+  /** Whether this attempt changed the counter (a refused backoff does not): what `giveBack` undoes. */
+  counted: boolean;
+  /** The counter's window end as this attempt left it (for a fixed window: which window to give back to). */
+  windowEnd: Date;
 }
 
-export async function consume(db: Kysely<Database>, rule: LimitRule, subject: string, weight = 1): Promise<ConsumeResult> {
-  return (await consumeAll(db, [{ rule, subject }], weight))[0];
+export async function consume(db: Kysely<Database>, rule: LimitRule, subject: string, weight = 1, at?: Date): Promise<ConsumeResult> {
+  return (await consumeAll(db, [{ rule, subject }], weight, at))[0];
 }
 
 export interface Counted {
@@ -34,29 +77,114 @@ export interface Counted {
   subject: string;
 }
 
+const kindOf = (rule: LimitRule) => rule.kind ?? 'fixed';
+const keyOf = (c: Counted) => `${c.rule.name}:${c.subject}`;
+const secs = (n: RawBuilder<unknown> | number) => sql`make_interval(secs => ${n})`;
+
+/** The wait (seconds) a backoff imposes after a streak of `n` failures. */
+function delay(rule: Extract<LimitRule, { kind: 'backoff' }>, n: RawBuilder<unknown>): RawBuilder<number> {
+  return sql<number>`(case when ${n} >= ${rule.points} then least(${rule.maxDelaySeconds}::float8, ${rule.delaySeconds}::float8 * power(2::float8, least(${n} - ${rule.points}, 40))) else 0 end)`;
+}
+
+/** The row a first attempt creates. */
+function inserted(rule: LimitRule, key: string, weight: number, t: RawBuilder<unknown>) {
+  if (rule.kind === 'backoff') return sql`(${key}, 1, ${t} + ${secs(delay(rule, sql`1`))} + ${secs(rule.windowSeconds)})`;
+  return sql`(${key}, ${weight}, ${t} + ${secs(rule.windowSeconds)})`;
+}
+
+/** A counter's new (points, expires_at), and whether the attempt may change it, from its row `r` at time `t`. */
+function updated(rule: LimitRule, weight: number, t: RawBuilder<unknown>): { points: RawBuilder<unknown>; expires: RawBuilder<unknown>; go: RawBuilder<unknown> } {
+  const W = secs(rule.windowSeconds);
+  const reset = sql`r.expires_at <= ${t}`;
+  if (rule.kind === 'backoff') {
+    const n = sql`(case when ${reset} then 1 else r.points + 1 end)`;
+    // Admitted when the streak has cleared or its current wait (the window end less the quiet time) is over.
+    return { points: n, expires: sql`${t} + ${secs(delay(rule, n))} + ${W}`, go: sql`(${reset} or ${t} >= r.expires_at - ${W})` };
+  }
+  if (kindOf(rule) === 'rolling') {
+    // Dated no earlier than the counter's last allowed attempt (the window end less a window), so dates increase in lock order.
+    const dated = sql`greatest(${t}, r.expires_at - ${W})`;
+    return {
+      points: sql`case when ${reset} then ${weight} else r.points + ${weight} end`,
+      expires: sql`case when ${reset} then ${t} + ${W} when r.points + ${weight} <= ${rule.points} then ${dated} + ${W} else r.expires_at end`,
+      go: sql`true`,
+    };
+  }
+  return {
+    points: sql`case when ${reset} then ${weight} else r.points + ${weight} end`,
+    expires: sql`case when ${reset} then ${t} + ${W} else r.expires_at end`,
+    go: sql`true`,
+  };
+}
+
+/** `case r.key when … then … end` over the counters. */
+function byKey(keyed: Array<{ key: string }>, pick: (i: number) => RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`(case r.key ${sql.join(keyed.map((c, i) => sql`when ${c.key} then ${pick(i)}`), sql` `)} end)`;
+}
+
 /**
  * Counts several counters in one statement (one round trip), each exactly as
  * `consume` would; results in the order given. The rows are written in key
  * order, so two requests sharing counters lock them in the same order and
- * cannot deadlock.
+ * cannot deadlock. `at` stands in for the database's clock (tests).
  */
-export async function consumeAll<const T extends readonly Counted[]>(db: Kysely<Database>, counters: T, weight = 1): Promise<{ -readonly [K in keyof T]: ConsumeResult }> {
-  const keyed = counters.map((c) => ({ ...c, key: `${c.rule.name}:${c.subject}` }));
+export async function consumeAll<const T extends readonly Counted[]>(db: Kysely<Database>, counters: T, weight = 1, at?: Date): Promise<{ -readonly [K in keyof T]: ConsumeResult }> {
+  const keyed = [...counters].map((c) => ({ ...c, key: keyOf(c) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   if (new Set(keyed.map((c) => c.key)).size !== keyed.length) throw new Error('consumeAll: one counter given twice');
-  const rows = [...keyed].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((c) => sql`(${c.key}, ${weight}, now() + make_interval(secs => ${c.rule.windowSeconds}))`);
-  const result = await sql<{ key: string; points: number; expires_at: Date }>`
+  if (weight !== 1 && keyed.some((c) => kindOf(c.rule) !== 'fixed')) throw new Error('consumeAll: a weight is for fixed windows only');
+  // Milliseconds, so a window end read back into a Date names the same instant (giveBack matches on it).
+  const t = at ? sql`${at.toISOString()}::timestamptz` : sql`date_trunc('milliseconds', now())`;
+  const plans = keyed.map((c) => updated(c.rule, weight, t));
+  const result = await sql<{ key: string; points: number; expires_at: Date; now: Date }>`
     insert into rate_limits as r (key, points, expires_at)
-    values ${sql.join(rows)}
+    values ${sql.join(keyed.map((c) => inserted(c.rule, c.key, weight, t)))}
     on conflict (key) do update set
-      points = case when r.expires_at <= now() then ${weight} else r.points + ${weight} end,
-      expires_at = case when r.expires_at <= now() then excluded.expires_at else r.expires_at end
-    returning key, points, expires_at`.execute(db);
-  const byKey = new Map(result.rows.map((r) => [r.key, r]));
-  return keyed.map((c) => {
-    const { points, expires_at } = byKey.get(c.key)!;
-    const retryAfterSeconds = Math.max(1, Math.ceil((new Date(expires_at).getTime() - Date.now()) / 1000));
-    return { allowed: points <= c.rule.points, count: points, retryAfterSeconds };
+      points = ${byKey(keyed, (i) => plans[i]!.points)},
+      expires_at = ${byKey(keyed, (i) => plans[i]!.expires)}
+    where ${byKey(keyed, (i) => plans[i]!.go)}
+    returning key, points, expires_at, ${t} as now`.execute(db);
+  const rows = new Map(result.rows.map((r) => [r.key, { ...r, counted: true }]));
+  const refused = keyed.filter((c) => !rows.has(c.key)).map((c) => c.key);
+  if (refused.length) {
+    // Backoffs that refused left their rows alone: read them for the wait.
+    const left = await sql<{ key: string; points: number; expires_at: Date; now: Date }>`select key, points, expires_at, ${t} as now from rate_limits where key in (${sql.join(refused)})`.execute(db);
+    for (const r of left.rows) rows.set(r.key, { ...r, counted: false });
+  }
+  return counters.map((c) => {
+    const row = rows.get(keyOf(c));
+    if (!row) throw new Error(`consumeAll: counter ${keyOf(c)} vanished`);
+    const now = new Date(row.now).getTime();
+    const end = new Date(row.expires_at).getTime();
+    // A backoff's wait ends a quiet window before its streak clears.
+    const freeAt = c.rule.kind === 'backoff' ? end - c.rule.windowSeconds * 1000 : end;
+    const allowed = c.rule.kind === 'backoff' ? row.counted : row.points <= c.rule.points;
+    return { allowed, count: row.points, counted: row.counted, windowEnd: new Date(row.expires_at), retryAfterSeconds: Math.max(1, Math.ceil((freeAt - now) / 1000)) };
   }) as { -readonly [K in keyof T]: ConsumeResult };
+}
+
+/**
+ * Gives attempts back (one statement): a success, or an attempt another
+ * counter refused, is not a failed guess. A fixed window gives back only to
+ * the window that counted it; a rolling or backoff counter's window was moved
+ * past now by the attempt itself, so it is still the same run. A backoff's
+ * wait shrinks with its streak. Never below zero.
+ */
+export async function giveBack(db: Kysely<Database>, attempts: ReadonlyArray<Counted & { result: ConsumeResult }>): Promise<void> {
+  const keyed = attempts.filter((a) => a.result.counted).map((a) => ({ ...a, key: keyOf(a) }));
+  if (!keyed.length) return;
+  const n = sql`r.points`;
+  const less = sql`greatest(r.points - 1, 0)`;
+  await sql`
+    update rate_limits as r set
+      points = ${less},
+      expires_at = ${byKey(keyed, (i) => {
+        const rule = keyed[i]!.rule;
+        return rule.kind === 'backoff' ? sql`r.expires_at - ${secs(sql`${delay(rule, n)} - ${delay(rule, less)}`)}` : sql`r.expires_at`;
+      })}
+    where ${sql.join(
+      keyed.map((a) => (kindOf(a.rule) === 'fixed' ? sql`(r.key = ${a.key} and r.expires_at = ${a.result.windowEnd.toISOString()}::timestamptz)` : sql`r.key = ${a.key}`)),
+      sql` or `,
+    )}`.execute(db);
 }
 
 export async function reset(db: Kysely<Database>, rule: LimitRule, subject: string): Promise<void> {

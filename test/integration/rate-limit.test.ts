@@ -5,13 +5,20 @@
  * counted once; a window that has passed starts counting afresh; reset()
  * clears one subject only; consumeAll() counts several counters in one
  * statement exactly as consume() would, without deadlocks between requests
- * that share counters.
+ * that share counters. Rolling windows (on an injected clock) never let more
+ * than the limit through in any span of the window, where fixed windows let
+ * twice through across their edge; backoffs make each guess after the free
+ * ones wait, doubling; giveBack() undoes exactly what was counted. Then the
+ * second-factor throttle built on them: refused guesses given back, waits
+ * after the burst, recovery factors with a burst counter of their own, one
+ * daily ceiling for all factors that no policy can raise above 100 a day.
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.ts';
-import { consume, consumeAll, reset, type LimitRule } from '../../src/security/rate-limit.ts';
+import { consume, consumeAll, giveBack, reset, type LimitRule } from '../../src/security/rate-limit.ts';
+import { MFA_PER_ACCOUNT_DAY, MFA_PER_ADDRESS, mfaCounters, refundAttempt, takeAttempt } from '../../src/mfa/throttle.ts';
 
 const rule = (points: number, windowSeconds: number): LimitRule => ({ name: `test:${crypto.randomBytes(4).toString('hex')}`, points, windowSeconds });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -123,6 +130,126 @@ for (const kind of DIALECTS) {
       expect(await consume(database.db, second, 's')).toMatchObject({ count: 101 });
     });
 
+    /** The most allowed attempts inside any span of `windowSeconds` (times sorted). */
+    const busiestSpan = (times: number[], windowSeconds: number) => {
+      let most = 0;
+      for (let i = 0, j = 0; i < times.length; i++) {
+        while (times[i]! - times[j]! >= windowSeconds * 1000) j++;
+        most = Math.max(most, i - j + 1);
+      }
+      return most;
+    };
+    const DAY = 86400;
+    const T0 = Date.parse('2031-03-01T00:00:00Z');
+    const at = (seconds: number) => new Date(T0 + seconds * 1000);
+
+    test('a fixed window lets 99 guesses at the end of one window and 100 at the start of the next through; a rolling one holds 100 in any 24 h', async () => {
+      const fixed = rule(100, DAY);
+      const rolling: LimitRule = { ...rule(100, DAY), kind: 'rolling' };
+      const pattern = [0, ...Array.from({ length: 98 }, () => DAY - 60), ...Array.from({ length: 100 }, () => DAY + 1)];
+      const allowed = { fixed: [] as number[], rolling: [] as number[] };
+      for (const s of pattern) {
+        if ((await consume(database.db, fixed, 'edge', 1, at(s))).allowed) allowed.fixed.push(at(s).getTime());
+        if ((await consume(database.db, rolling, 'edge', 1, at(s))).allowed) allowed.rolling.push(at(s).getTime());
+      }
+      // The gap the audit found: 198 guesses within 61 seconds.
+      expect(busiestSpan(allowed.fixed, DAY)).toBe(198);
+      // The first guess (at 0) counts until the last of the run: one more is allowed after the edge, and no more.
+      expect(allowed.rolling).toHaveLength(100);
+      expect(busiestSpan(allowed.rolling, DAY)).toBe(99);
+      // Locked until a whole day has passed since the last allowed guess (at DAY + 1), then a fresh count.
+      const locked = await consume(database.db, rolling, 'edge', 1, at(2 * DAY));
+      expect(locked).toMatchObject({ allowed: false });
+      expect(locked.retryAfterSeconds).toBe(1);
+      expect(await consume(database.db, rolling, 'edge', 1, at(2 * DAY + 1))).toMatchObject({ allowed: true, count: 1 });
+    });
+
+    test('rolling: 1,000 guesses at random times over days never put more than the limit in any 24 h span', async () => {
+      const rolling: LimitRule = { ...rule(100, DAY), kind: 'rolling' };
+      let s = 0;
+      const allowed: number[] = [];
+      let seed = 42;
+      const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      for (let i = 0; i < 1000; i++) {
+        // Bursts and lulls: mostly seconds apart, sometimes hours.
+        s += random() < 0.02 ? Math.floor(random() * 40 * 3600) : Math.floor(random() * 120);
+        if ((await consume(database.db, rolling, 'random', 1, at(s))).allowed) allowed.push(at(s).getTime());
+      }
+      expect(s).toBeGreaterThan(2 * DAY);
+      expect(busiestSpan(allowed, DAY)).toBeLessThanOrEqual(100);
+      expect(allowed.length).toBeGreaterThan(100);
+    });
+
+    test('rolling: 200 simultaneous attempts with 10 points: exactly 10 allowed', async () => {
+      const r: LimitRule = { ...rule(10, DAY), kind: 'rolling' };
+      const all = handles();
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => consume(all[i % all.length]!.db, r, 'subject')));
+      expect(results.filter((x) => x.allowed)).toHaveLength(10);
+      for (const x of results.filter((y) => !y.allowed)) expect(x.retryAfterSeconds).toBeGreaterThan(DAY - 60);
+    });
+
+    const backoff = (points: number, windowSeconds: number, delaySeconds: number, maxDelaySeconds: number): LimitRule => ({ ...rule(points, windowSeconds), kind: 'backoff', delaySeconds, maxDelaySeconds });
+
+    test('backoff: after the free failures each guess waits, the wait doubles up to its cap, and a quiet window clears the streak', async () => {
+      const r = backoff(3, 60, 10, 40);
+      const go = (s: number) => consume(database.db, r, 'b', 1, at(s));
+      for (let i = 1; i <= 3; i++) expect(await go(0)).toMatchObject({ allowed: true, count: i });
+      expect(await go(0)).toMatchObject({ allowed: false, count: 3, counted: false, retryAfterSeconds: 10 });
+      expect(await go(9)).toMatchObject({ allowed: false, retryAfterSeconds: 1 });
+      expect(await go(10)).toMatchObject({ allowed: true, count: 4 });
+      expect(await go(29)).toMatchObject({ allowed: false, retryAfterSeconds: 1 });
+      expect(await go(30)).toMatchObject({ allowed: true, count: 5 });
+      expect(await go(31)).toMatchObject({ allowed: false, retryAfterSeconds: 39 });
+      expect(await go(70)).toMatchObject({ allowed: true, count: 6 });
+      // Capped at 40 s.
+      expect(await go(109)).toMatchObject({ allowed: false, retryAfterSeconds: 1 });
+      expect(await go(110)).toMatchObject({ allowed: true, count: 7 });
+      // The streak clears 60 quiet seconds after the wait ends (110 + 40 + 60), not before.
+      expect(await go(209)).toMatchObject({ allowed: true, count: 8 });
+      expect(await go(249 + 60)).toMatchObject({ allowed: true, count: 1 });
+    });
+
+    test('backoff: 200 simultaneous attempts with 5 free: exactly 5 allowed and counted, the rest told to wait', async () => {
+      const r = backoff(5, 300, 30, 900);
+      const all = handles();
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => consume(all[i % all.length]!.db, r, 'subject')));
+      expect(results.filter((x) => x.allowed)).toHaveLength(5);
+      for (const x of results.filter((y) => !y.allowed)) expect(x).toMatchObject({ counted: false, count: 5 });
+      const row = await database.db.selectFrom('rate_limits').selectAll().where('key', '=', `${r.name}:subject`).executeTakeFirstOrThrow();
+      expect(row.points).toBe(5);
+    });
+
+    test('giveBack(): a fixed window gets back only what it counted, a backoff shrinks its wait, a refused backoff has nothing to give', async () => {
+      const fixed = rule(3, 60);
+      const first = await consume(database.db, fixed, 'g', 1, at(0));
+      await consume(database.db, fixed, 'g', 1, at(0));
+      await giveBack(database.db, [{ rule: fixed, subject: 'g', result: first }]);
+      expect(await consume(database.db, fixed, 'g', 1, at(1))).toMatchObject({ count: 2 });
+      // A later window is not the one that counted: nothing is taken from it.
+      expect(await consume(database.db, fixed, 'g', 1, at(61))).toMatchObject({ count: 1 });
+      await giveBack(database.db, [{ rule: fixed, subject: 'g', result: first }]);
+      expect(await consume(database.db, fixed, 'g', 1, at(62))).toMatchObject({ count: 2 });
+
+      const b = backoff(1, 60, 10, 40);
+      await consume(database.db, b, 'g', 1, at(0));
+      const second = await consume(database.db, b, 'g', 1, at(10));
+      expect(second).toMatchObject({ allowed: true, count: 2 });
+      const waiting = await consume(database.db, b, 'g', 1, at(11));
+      expect(waiting).toMatchObject({ allowed: false, retryAfterSeconds: 19 });
+      await giveBack(database.db, [{ rule: b, subject: 'g', result: waiting }]);
+      // Giving back the second failure leaves a streak of one: a 10 s wait from it.
+      await giveBack(database.db, [{ rule: b, subject: 'g', result: second }]);
+      expect(await consume(database.db, b, 'g', 1, at(19))).toMatchObject({ allowed: false, retryAfterSeconds: 1 });
+      expect(await consume(database.db, b, 'g', 1, at(20))).toMatchObject({ allowed: true, count: 2 });
+
+      const rolling: LimitRule = { ...rule(2, DAY), kind: 'rolling' };
+      const one = await consume(database.db, rolling, 'g', 1, at(0));
+      await consume(database.db, rolling, 'g', 1, at(0));
+      await giveBack(database.db, [{ rule: rolling, subject: 'g', result: one }]);
+      expect(await consume(database.db, rolling, 'g', 1, at(5))).toMatchObject({ allowed: true, count: 2 });
+      expect(await consume(database.db, rolling, 'g', 1, at(5))).toMatchObject({ allowed: false });
+    });
+
     test('reset() clears one subject and nothing else', async () => {
       const r = rule(1, 60);
       await consume(database.db, r, 'x');
@@ -133,6 +260,80 @@ for (const kind of DIALECTS) {
       expect(await consume(database.db, r, 'x')).toMatchObject({ allowed: true, count: 1 });
       expect(await consume(database.db, r, 'y')).toMatchObject({ allowed: false, count: 3 });
       await expect(reset(database.db, r, 'never-seen')).resolves.toBeUndefined();
+    });
+  });
+}
+
+for (const kind of DIALECTS) {
+  describe(`second-factor throttle on ${kind}`, () => {
+    let database: TestDatabase;
+    beforeAll(async () => {
+      database = await createTestDatabase(kind);
+    });
+    afterAll(async () => {
+      await database?.close();
+    });
+    const account = () => `acct-${crypto.randomBytes(6).toString('hex')}`;
+    const address = () => `198.51.100.${crypto.randomInt(1, 255)}-${crypto.randomBytes(3).toString('hex')}`;
+    const T0 = Date.parse('2031-06-01T00:00:00Z');
+    const at = (seconds: number) => new Date(T0 + seconds * 1000);
+    const points = async (key: string) => (await database.db.selectFrom('rate_limits').select('points').where('key', '=', key).executeTakeFirst())?.points;
+
+    test('200 parallel guesses: 5 checked; the refused ones are given back, so the daily count is 5, not 200', async () => {
+      const id = account();
+      const ip = address();
+      const verdicts = await Promise.all(Array.from({ length: 200 }, () => takeAttempt(database.db, id, ip)));
+      expect(verdicts.filter((v) => v.allowed)).toHaveLength(5);
+      for (const v of verdicts.filter((x) => !x.allowed)) expect(v.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+      expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}`)).toBe(5);
+      expect(await points(`${MFA_PER_ADDRESS.name}:${ip}`)).toBe(5);
+      // A success gives its own attempt back.
+      await refundAttempt(database.db, verdicts.find((v) => v.allowed)!);
+      expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}`)).toBe(4);
+    });
+
+    test('after 5 failures the next guess waits 30 s, then 60 s, 120 s …', async () => {
+      const id = account();
+      const ip = address();
+      for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, id, ip, undefined, { at: at(0) })).allowed).toBe(true);
+      expect(await takeAttempt(database.db, id, ip, undefined, { at: at(0) })).toMatchObject({ allowed: false, retryAfterSeconds: 30 });
+      expect((await takeAttempt(database.db, id, ip, undefined, { at: at(30) })).allowed).toBe(true);
+      expect(await takeAttempt(database.db, id, ip, undefined, { at: at(31) })).toMatchObject({ allowed: false, retryAfterSeconds: 59 });
+      expect((await takeAttempt(database.db, id, ip, undefined, { at: at(90) })).allowed).toBe(true);
+      expect(await takeAttempt(database.db, id, ip, undefined, { at: at(90) })).toMatchObject({ allowed: false, retryAfterSeconds: 120 });
+    });
+
+    test('wrong codes of an authenticator leave backup codes usable, and wrong backup codes leave the authenticator usable', async () => {
+      for (const first of [false, true]) {
+        const id = account();
+        const ip = address();
+        for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, id, ip, undefined, { recovery: first })).allowed).toBe(true);
+        expect((await takeAttempt(database.db, id, ip, undefined, { recovery: first })).allowed).toBe(false);
+        // The other kind has its own burst counter.
+        const other = await takeAttempt(database.db, id, ip, undefined, { recovery: !first });
+        expect(other.allowed).toBe(true);
+      }
+    });
+
+    test('one daily ceiling covers every second factor, authenticator and backup codes together', async () => {
+      const id = account();
+      const limits = { perAccountBurst: { points: 50, windowSeconds: 300 }, perAccountDay: { points: 8, windowSeconds: 86400 }, perAddress: { points: 1000, windowSeconds: 900 } };
+      for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, id, address(), limits, { at: at(i) })).allowed).toBe(true);
+      for (let i = 0; i < 3; i++) expect((await takeAttempt(database.db, id, address(), limits, { recovery: true, at: at(10 + i) })).allowed).toBe(true);
+      const refused = [await takeAttempt(database.db, id, address(), limits, { at: at(20) }), await takeAttempt(database.db, id, address(), limits, { recovery: true, at: at(20) })];
+      for (const v of refused) expect(v).toMatchObject({ allowed: false });
+      // Until a whole day after the last counted failure (at 12 s).
+      expect(refused[0]!.retryAfterSeconds).toBe(86400 - 8);
+      expect((await takeAttempt(database.db, id, address(), limits, { at: at(86400 + 12) })).allowed).toBe(true);
+    });
+
+    test('a daily ceiling is never above 100 in 24 hours, whatever numbers it is given', async () => {
+      const id = account();
+      const loose = { perAccountBurst: { points: 1000, windowSeconds: 1 }, perAccountDay: { points: 1000, windowSeconds: 1 }, perAddress: { points: 1000, windowSeconds: 1 } };
+      let allowed = 0;
+      for (let i = 0; i < 150; i++) if ((await takeAttempt(database.db, id, address(), loose, { at: at(i * 60) })).allowed) allowed++;
+      expect(allowed).toBe(100);
+      expect(mfaCounters(id, 'ip', loose)[1]!.rule).toMatchObject({ points: 100, windowSeconds: 86400 });
     });
   });
 }
