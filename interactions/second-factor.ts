@@ -152,7 +152,7 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   if (input.trust === 'yes' && decision.trustedDeviceAllowed) {
     const { config, db } = deps.services;
     const days = (await globalPolicy(db, config.MFA)).policy.trustedDevices.days;
-    const device = await trustDevice(db, signIn.account.id, ctx.get('user-agent'), days);
+    const device = await trustDevice(db, signIn.account.id, ctx.get('user-agent'), days, factorId);
     setDeviceCookie(ctx, device.cookie, device.expires, config.secureCookies);
     await recordAudit(db, 'device.trusted', { ...auditContext(ctx, details), accountId: signIn.account.id }, { device: device.id, days });
   }

@@ -10,7 +10,7 @@ import type { Evidence } from '../factors/types.ts';
 import { findAccountById } from '../src/accounts/accounts.ts';
 import { InteractionState } from '../src/mfa/step-state.ts';
 import { isTrustedDevice, readDeviceCookie } from '../src/mfa/trusted-devices.ts';
-import { acrTable, policyInput, requestFacts } from '../src/mfa/requirement.ts';
+import { acrTableOf, policyInput, requestFacts } from '../src/mfa/requirement.ts';
 import { addFactorRequest, planAddFactor } from '../src/mfa/add-factor.ts';
 import { loadSessionEvidence } from '../src/mfa/session-evidence.ts';
 import { amrOf, levelOf, mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
@@ -98,7 +98,7 @@ export async function decisionFor(ctx: Context, deps: InteractionDeps, details: 
   let decision = decide(input);
   if (decision.type === 'enroll' && decision.optional && signIn.data.skippedEnrollment) {
     const level = levelOf(signIn.data.evidence);
-    decision = { type: 'satisfied', level, acr: acrTable.acrFor(level, request.essentialAcr ?? request.acrValues), amr: amrOf(signIn.data.evidence), evidence: signIn.data.evidence, rule: 'enrolment skipped', trace: decision.trace };
+    decision = { type: 'satisfied', level, acr: acrTableOf(deps.services.config).acrFor(level, request.essentialAcr ?? request.acrValues), amr: amrOf(signIn.data.evidence), evidence: signIn.data.evidence, rule: 'enrolment skipped', trace: decision.trace };
   }
   const requested = addFactorRequest(details.params);
   // The policy comes first: what it still demands (a proof, a required enrolment) is done before anything is added.

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_ACR_TABLE, TWOFOLD_ACR } from './policy/acr-table.ts';
 
 const bool = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
@@ -27,6 +28,41 @@ const list = (item: z.ZodType<string, string>) =>
 
 /** Seconds, as an integer. */
 const seconds = (min: number, max: number) => int(min, max);
+
+/** An `acr` value: a space separates values in acr_values, so none inside one. */
+const acrTableSchema = z.record(z.string().regex(/^[\x21-\x7E]{1,255}$/, 'an acr value (printable, no spaces, at most 255 characters)'), z.union([z.literal(1), z.literal(2), z.literal(3)]));
+
+/** ACR_VALUES: the table, or a message saying what is wrong with it. */
+function readAcrTable(value: Record<string, unknown> | string): Record<string, 1 | 2 | 3> | string {
+  let raw: unknown = value;
+  if (typeof value === 'string') {
+    const text = value.trim();
+    if (text.startsWith('{')) {
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        return 'a JSON object of acr value to level (1, 2 or 3), or the path of a JSON or YAML file holding one';
+      }
+    } else {
+      try {
+        raw = YAML.parse(fs.readFileSync(text, 'utf8')) as unknown; // YAML is a superset of JSON
+      } catch (err) {
+        return `cannot read ${text} as JSON or YAML (${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]})`;
+      }
+    }
+  }
+  const parsed = acrTableSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.code === 'invalid_union' || issue.code === 'invalid_value' ? 'the level must be 1, 2 or 3' : issue.message}`;
+  }
+  for (const [level, urn] of Object.entries(TWOFOLD_ACR)) {
+    const given = parsed.data[urn];
+    if (given !== undefined && given !== Number(level)) return `${urn}: Twofold's own value always means level ${level}`;
+  }
+  const own = Object.fromEntries(Object.entries(TWOFOLD_ACR).map(([level, urn]) => [urn, Number(level) as 1 | 2 | 3]));
+  return { ...own, ...parsed.data };
+}
 
 const resourceServersSchema = z.record(
   z.url(),
@@ -102,6 +138,22 @@ export const configSchema = z
         return z.NEVER;
       })
       .default({}),
+    /**
+     * The ACR table: `acr` values and the level (1–3) each means, as a JSON object, or the path of a JSON or YAML
+     * file holding one. Replaces the default table; Twofold's own URNs (urn:twofold:acr:1…3) are always present at
+     * their own level. Used by the policy, discovery's acr_values_supported and `--min-acr`.
+     */
+    ACR_VALUES: z
+      .union([z.record(z.string(), z.unknown()), z.string()])
+      .transform((v, ctx) => {
+        const table = readAcrTable(v);
+        if (typeof table === 'string') {
+          ctx.addIssue({ code: 'custom', message: table });
+          return z.NEVER;
+        }
+        return table;
+      })
+      .default(DEFAULT_ACR_TABLE),
     /** The name authenticator apps show for this provider (defaults to the issuer's host). */
     ISSUER_NAME: z.string().min(1).max(64).optional(),
     /** WebAuthn relying party ID: the issuer's host (default) or a registrable suffix of it. Changing it orphans every registered key. */

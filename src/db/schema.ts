@@ -175,6 +175,8 @@ export interface TrustedDevicesTable {
   last_used_at: NullableTimestamp;
   expires_at: Timestamp;
   revoked_at: NullableTimestamp;
+  /** The factor whose proof created the device (null: trusted before this was recorded). */
+  factor_id: string | null;
 }
 
 export interface Database {

@@ -10,7 +10,9 @@
  * sign-in (config ADD_FACTOR_MAX_AUTH_AGE) and, when the account has any factor, a
  * fresh proof of one of them in that time: never a remembered device, never a
  * session from long ago. Backup codes count as that proof on purpose: they are
- * how a user who lost their phone enrols the new one.
+ * how a user who lost their phone enrols the new one. Backup codes themselves
+ * are refused to an account that has no other factor: they back one up and are
+ * never a user's only factor.
  */
 import type { Evidence } from '../../factors/types.ts';
 import type { FactorRegistry } from '../../factors/registry.ts';
@@ -68,6 +70,10 @@ export function planAddFactor(facts: AddFactorFacts): AddFactorPlan {
   const offered = candidates.filter((f) => isAllowed(f.id)).map((f) => f.id);
   if (!offered.length) {
     return { type: 'refused', description: facts.requested === ANY ? 'no sign-in method may be added for this application' : `the policy does not allow ${facts.requested} for this application` };
+  }
+  // Recovery codes back up another method; they are never an account's only factor.
+  if (!facts.enrolled.some((f) => !f.recoveryOnly) && candidates.every((f) => f.recoveryOnly)) {
+    return { type: 'refused', description: `${facts.requested} only back up another sign-in method: add one first` };
   }
   if (facts.enrolled.length && !freshFactorProof(facts.evidence, facts.now, facts.maxAge)) {
     // Prefer what the policy lets count; a factor the app does not accept still proves who the user is.

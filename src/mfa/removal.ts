@@ -10,13 +10,23 @@
  *
  * Removing factors the policy does not need (a second key, the only factor
  * under MFA=optional) is allowed. An administrator may override (--force).
+ *
+ * Backup codes are never left as an account's only factor: they back up
+ * another one and are useless (and would be a second factor nobody chose)
+ * without it. Removing the last factor that is not recovery-only removes the
+ * backup codes with it, audited as `factor.recovery_removed`; the verdict
+ * names them in `recovery`, and the policy is asked about the account as it
+ * will be after both.
  */
 import type { Services } from '../services.ts';
+import type { AuditContext } from '../security/audit.ts';
+import { recordAudit } from '../security/audit.ts';
 import { decide, type Decision, type PolicyInput } from '../policy/decide.ts';
 import { PASSWORD_EVIDENCE } from '../policy/levels.ts';
 import { policyInput } from './requirement.ts';
 
-export type RemovalVerdict = { ok: true } | { ok: false; reason: string };
+/** `recovery`: the backup codes (credential ids) that go with the removal, since nothing would be left for them to back up. */
+export type RemovalVerdict = ({ ok: true } | { ok: false; reason: string }) & { recovery: string[] };
 
 /** Met now or one proof away with what the account has: the account can sign in. */
 const canMeet = (d: Decision) => d.type === 'satisfied' || d.type === 'step_up' || (d.type === 'enroll' && d.optional);
@@ -25,8 +35,34 @@ export async function checkRemoval(services: Services, accountId: string, creden
   const engine = services.factors;
   const all = await engine.store.list(accountId);
   const removed = all.filter((c) => credentialIds.includes(c.id));
-  if (!removed.length) return { ok: true };
-  const remaining = all.filter((c) => !credentialIds.includes(c.id));
+  if (!removed.length) return { ok: true, recovery: [] };
+  const isRecovery = (factorId: string) => engine.registry.get(factorId)?.factor.recoveryOnly === true;
+  const left = all.filter((c) => !credentialIds.includes(c.id));
+  const recovery = left.some((c) => !isRecovery(c.factorId)) ? [] : left.filter((c) => isRecovery(c.factorId)).map((c) => c.id);
+  const remaining = left.filter((c) => !recovery.includes(c.id));
+  const verdict = await judge(services, accountId, remaining);
+  return { ...verdict, recovery };
+}
+
+/**
+ * Removes one credential, and the backup codes with it when nothing they back
+ * up is left (see above). Returns whether the credential existed, and the ids
+ * of the backup codes removed with it.
+ */
+export async function removeCredential(services: Services, accountId: string, credentialId: string, audit: AuditContext): Promise<{ removed: boolean; recovery: string[] }> {
+  const engine = services.factors;
+  if (!(await engine.remove(accountId, credentialId, audit))) return { removed: false, recovery: [] };
+  const left = await engine.store.list(accountId);
+  const isRecovery = (factorId: string) => engine.registry.get(factorId)?.factor.recoveryOnly === true;
+  if (left.some((c) => !isRecovery(c.factorId))) return { removed: true, recovery: [] };
+  const recovery: string[] = [];
+  for (const c of left) if (await engine.remove(accountId, c.id, audit)) recovery.push(c.id);
+  if (recovery.length) await recordAudit(services.db, 'factor.recovery_removed', { ...audit, accountId }, { credentials: recovery, with: credentialId, reason: 'backup codes are never an account’s only factor' });
+  return { removed: true, recovery };
+}
+
+async function judge(services: Services, accountId: string, remaining: Awaited<ReturnType<Services['factors']['store']['list']>>): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const engine = services.factors;
 
   const account = await services.db.selectFrom('accounts').select('password_hash').where('id', '=', accountId).executeTakeFirst();
   if (account && account.password_hash === null) {
@@ -38,7 +74,7 @@ export async function checkRemoval(services: Services, accountId: string, creden
 
   const input = await policyInput(services, { accountId, request: { acrValues: [] }, evidence: [] });
   const now = Math.floor(Date.now() / 1000);
-  const ask = (enrolled: PolicyInput['enrolled']) => decide({ ...input, enrolled, evidence: [PASSWORD_EVIDENCE(now)], trustedDevice: false, now });
+  const ask = (enrolled: PolicyInput['enrolled']) => decide({ ...input, enrolled, evidence: [PASSWORD_EVIDENCE(now)], trustedDevice: undefined, now });
   const enrolledAfter = input.enrolled.filter((f) => remaining.some((c) => c.factorId === f.id));
   const before = ask(input.enrolled);
   const after = ask(enrolledAfter);

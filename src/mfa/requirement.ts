@@ -7,6 +7,8 @@
  */
 import { sql } from 'kysely';
 import type { Services } from '../services.ts';
+import type { Config } from '../config.ts';
+import type { TrustedDevice } from './trusted-devices.ts';
 import type { CredentialRow } from '../db/schema.ts';
 import type { Evidence } from '../../factors/types.ts';
 import { decide, type ClientRequirement, type Decision, type FactorFacts, type PolicyInput } from '../policy/decide.ts';
@@ -20,7 +22,14 @@ export interface RequestFacts {
   essentialAcr?: string[];
 }
 
-export const acrTable = new AcrTable();
+const tables = new WeakMap<Config, AcrTable>();
+
+/** The configured ACR table (ACR_VALUES), one per configuration. */
+export function acrTableOf(config: Config): AcrTable {
+  let table = tables.get(config);
+  if (!table) tables.set(config, (table = new AcrTable(config.ACR_VALUES)));
+  return table;
+}
 
 /** Reads acr_values and an essential `acr` in the claims parameter (id_token or userinfo). */
 export function requestFacts(params: Record<string, unknown>): RequestFacts {
@@ -45,8 +54,8 @@ export interface SignInFacts {
   clientId?: string;
   request: RequestFacts;
   evidence: Evidence[];
-  /** The browser presented a valid trusted-device cookie for this account. */
-  trustedDevice?: boolean;
+  /** The live trusted device the browser presented for this account. */
+  trustedDevice?: TrustedDevice;
   now?: number;
 }
 
@@ -86,10 +95,21 @@ export async function policyInput(services: Services, facts: SignInFacts): Promi
   ]);
   const enrolled = enrolledRows.map((r) => engine.facts(r.factor.id)!);
   const available: FactorFacts[] = engine.registry.all().map((r) => engine.facts(r.factor.id)!);
+  const table = acrTableOf(config);
   let client: ClientRequirement | undefined;
   if (clientRow && clientRow.client_id === facts.clientId) {
     const p = clientPolicyOf(clientRow.policy, clientRow.name);
-    client = { name: clientRow.name, mfa: p.mfa, minLevel: p.minAcr ? acrTable.levelOf(p.minAcr) : undefined, factors: p.factors, trustedDevices: p.trustedDevices, syncedPasskeys: p.syncedPasskeys };
+    // A minimum the table no longer knows (ACR_VALUES changed since it was set) is not dropped: it cannot be met.
+    const minLevel = p.minAcr ? table.levelOf(p.minAcr) : undefined;
+    client = {
+      name: clientRow.name,
+      mfa: p.mfa,
+      minLevel,
+      ...(p.minAcr && minLevel === undefined ? { unknownMinAcr: p.minAcr } : {}),
+      factors: p.factors,
+      trustedDevices: p.trustedDevices,
+      syncedPasskeys: p.syncedPasskeys,
+    };
   }
   return {
     mfa: global.policy.mfa,
@@ -103,9 +123,9 @@ export async function policyInput(services: Services, facts: SignInFacts): Promi
     available,
     request: facts.request,
     evidence: facts.evidence,
-    trustedDevice: facts.trustedDevice,
+    trustedDevice: facts.trustedDevice && { factor: facts.trustedDevice.factor },
     now: facts.now,
-    acrTable,
+    acrTable: table,
   };
 }
 

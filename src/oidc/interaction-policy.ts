@@ -10,11 +10,11 @@
 import { errors, interactionPolicy as library, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Services } from '../services.ts';
 import type { Evidence } from '../../factors/types.ts';
-import { acrTable, evaluate, requestFacts } from '../mfa/requirement.ts';
+import { acrTableOf, evaluate, requestFacts } from '../mfa/requirement.ts';
 import { loadSessionEvidence, saveSessionEvidence } from '../mfa/session-evidence.ts';
 import { amrOf, PASSWORD_EVIDENCE } from '../policy/levels.ts';
 import { clientPolicyOf } from '../policy/store.ts';
-import { isTrustedDevice, readDeviceCookie } from '../mfa/trusted-devices.ts';
+import { isTrustedDevice, markDeviceUsed, readDeviceCookie } from '../mfa/trusted-devices.ts';
 import { addFactorRequest } from '../mfa/add-factor.ts';
 
 const { Prompt, Check } = library;
@@ -48,23 +48,26 @@ export function mfaPrompt(services: Services) {
       // The app asked for a method to be added: the interaction does it (after the policy's own demands).
       if (addFactorRequest(params as Record<string, unknown>) && !(ctx.oidc.result as TwofoldResult | undefined)?.twofold?.added) return Check.REQUEST_PROMPT;
       const requested = requestFacts(params as Record<string, unknown>);
+      const device = await isTrustedDevice(services.db, session.accountId, readDeviceCookie(ctx));
       const decision = await evaluate(services, {
         accountId: session.accountId,
         clientId: ctx.oidc.client?.clientId,
         request: requested,
         evidence,
-        trustedDevice: await isTrustedDevice(services.db, session.accountId, readDeviceCookie(ctx)),
+        trustedDevice: device,
       });
       switch (decision.type) {
         case 'satisfied':
           // The acr issued is the requested value that was met, per request.
           session.acr = decision.acr;
           session.amr = decision.amr;
+          // Last used: when the device stood in for the second factor, not whenever a request carried its cookie.
+          if (decision.remembered && device) await markDeviceUsed(services.db, device.id);
           return Check.NO_NEED_TO_PROMPT;
         case 'enroll':
           // An optional enrolment (a wish, or a group's grace period) was offered by the interaction; it never blocks SSO.
           if (!decision.optional) return Check.REQUEST_PROMPT;
-          session.acr = acrTable.acrFor(decision.level, requested.essentialAcr ?? requested.acrValues);
+          session.acr = acrTableOf(services.config).acrFor(decision.level, requested.essentialAcr ?? requested.acrValues);
           session.amr = amrOf(evidence);
           return Check.NO_NEED_TO_PROMPT;
         case 'unmet':

@@ -11,7 +11,7 @@ import { createAdapter } from './adapter.ts';
 import { findAccount } from './account-claims.ts';
 import type { KeyMaterial } from './keys.ts';
 import { interactionPolicy } from './interaction-policy.ts';
-import { acrTable } from '../mfa/requirement.ts';
+import { acrTableOf } from '../mfa/requirement.ts';
 import { ADD_FACTOR_PARAM, invalidAddFactorRequest } from '../mfa/add-factor.ts';
 import { renderErrorPage, renderLogoutPage, renderLoggedOutPage } from '../../interactions/provider-pages.ts';
 
@@ -31,7 +31,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       names: { session: 'twofold.session', interaction: 'twofold.interaction', resume: 'twofold.resume' },
     },
     scopes: [...SCOPES],
-    acrValues: acrTable.values(),
+    acrValues: acrTableOf(config).values(),
     claims: {
       // acr, amr and auth_time ride with openid so they always reach the ID token (the library masks ID token claims by scope).
       openid: ['sub', 'acr', 'amr', 'auth_time'],

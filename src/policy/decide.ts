@@ -41,6 +41,8 @@ export interface ClientRequirement {
   trustedDevices?: 'allow' | 'deny';
   /** `deny`: synced passkeys (amr `swk`) do not count. */
   syncedPasskeys?: 'allow' | 'deny';
+  /** A minimum acr that the ACR table does not know (it changed since): the requirement cannot be met. */
+  unknownMinAcr?: string;
 }
 
 export interface PolicyInput {
@@ -68,8 +70,12 @@ export interface PolicyInput {
   };
   /** What the session or this interaction has proved. */
   evidence: Evidence[];
-  /** The browser carries a valid trusted-device cookie for this account. */
-  trustedDevice?: boolean;
+  /**
+   * The browser carries a valid trusted-device cookie for this account, and
+   * the factor whose proof created it (null: a device trusted before Twofold
+   * recorded that; it stands in for any allowed factor the account has).
+   */
+  trustedDevice?: { factor: string | null };
   /** Epoch seconds. */
   now?: number;
   acrTable?: AcrTable;
@@ -89,7 +95,14 @@ interface Common {
 
 export type Decision =
   | (Common & { type: 'satisfied'; acr: string | undefined; amr: string[]; evidence: Evidence[]; remembered?: boolean; reminder?: { deadline: number } })
-  | (Common & { type: 'step_up'; target: Level; factors: string[]; trustedDeviceAllowed: boolean })
+  | (Common & {
+      type: 'step_up';
+      target: Level;
+      factors: string[];
+      trustedDeviceAllowed: boolean;
+      /** The account holds only recovery codes: one proves who the user is, then a real second factor is enrolled (the proof itself adds no level). */
+      enrollAfter?: true;
+    })
   | (Common & { type: 'enroll'; target: Level; factors: string[]; optional: boolean; reminder?: { deadline: number } })
   | (Common & { type: 'unmet'; target: Level });
 
@@ -107,36 +120,50 @@ function factorsReaching(evidence: Evidence[], factors: FactorFacts[], target: L
   return factors.filter((f) => levelOf([...evidence, probe(f)]) >= target).map((f) => f.id);
 }
 
-/** When the evidence first reached `level` (the time of the proof that completed it). */
-function reachedAt(evidence: Evidence[], level: Level): number | undefined {
-  const sorted = [...evidence].sort((a, b) => a.at - b.at);
-  for (let i = 1; i <= sorted.length; i++) {
-    if (levelOf(sorted.slice(0, i)) >= level) return sorted[i - 1]!.at;
-  }
-  return undefined;
+/**
+ * The first factor: the newest password proof (prompt=login may prove it again
+ * after a second factor, so it is not always the oldest proof), else the
+ * oldest proof (a passkey sign-in).
+ */
+function firstFactor(evidence: Evidence[]): Evidence | undefined {
+  const passwords = evidence.filter((e) => e.factor === 'password');
+  if (passwords.length) return passwords.reduce((a, b) => (a.at >= b.at ? a : b));
+  return evidence.length ? evidence.reduce((a, b) => (a.at <= b.at ? a : b)) : undefined;
 }
 
 /**
  * The evidence that still counts: with a maximum age per level, a level proved
  * long ago falls back, and only the proofs of the level still held are kept
  * (so `acr` and `amr` say truthfully what counts now).
+ *
+ * Level L is still proved when the proofs made within its age, plus the first
+ * factor (the session is still signed in, unless that factor alone proved L,
+ * as a passkey does), reach L. A level-3 proof is also a level-2 one, so level
+ * 3 is held to the shorter of both ages. Levels are checked from the top down,
+ * each on what the level above left: falling back from level 3 drops the stale
+ * phishing-resistant proofs (what made it level 3) and may leave a level 2 that
+ * is itself too old, which then drops every stale proof but the first factor.
  */
-function freshEvidence(evidence: Evidence[], maxAge: PolicyInput['levelMaxAge'], now: number): { evidence: Evidence[]; note?: string } {
+function freshEvidence(evidence: Evidence[], maxAge: PolicyInput['levelMaxAge'], now: number): { evidence: Evidence[]; notes: string[] } {
   let kept = evidence;
+  const notes: string[] = [];
+  const ages = { 3: min(maxAge?.['3'], maxAge?.['2']), 2: maxAge?.['2'] };
   for (const level of [3, 2] as const) {
-    const limit = maxAge?.[String(level) as '2' | '3'];
-    if (!limit || levelOf(kept) < level) continue;
-    const at = reachedAt(kept, level);
-    if (at !== undefined && now - at > limit) {
-      // Drop proofs older than the limit. The first factor stands (the session is still signed in)
-      // unless it alone proved this level (a passkey): then it must be proved afresh too.
-      const first = kept.reduce((a, b) => (a.at <= b.at ? a : b));
-      const firstStands = levelOf([first]) < level;
-      kept = kept.filter((e) => (e === first && firstStands) || now - e.at <= limit);
-      return { evidence: kept, note: `level ${level} was proved more than ${limit}s ago and no longer counts` };
-    }
+    const limit = ages[level];
+    if (limit === undefined || levelOf(kept) < level) continue;
+    const first = firstFactor(kept);
+    const stands = (e: Evidence) => e === first && levelOf([e]) < level;
+    const fresh = (e: Evidence) => now - e.at <= limit;
+    if (levelOf(kept.filter((e) => stands(e) || fresh(e))) >= level) continue;
+    kept = level === 3 ? kept.filter((e) => !e.phishingResistant || fresh(e)) : kept.filter((e) => stands(e) || fresh(e));
+    if (levelOf(kept) >= level) kept = kept.filter((e) => stands(e) || fresh(e));
+    notes.push(`level ${level} was proved more than ${limit}s ago and no longer counts`);
   }
-  return { evidence: kept };
+  return { evidence: kept, notes };
+}
+
+function min(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
 function intersect(lists: Array<string[] | undefined>): string[] | undefined {
@@ -150,23 +177,50 @@ export function allowedFactors(input: Pick<PolicyInput, 'factors' | 'groups' | '
   return intersect([input.factors, ...(input.groups ?? []).map((g) => g.factors), input.client?.factors]);
 }
 
+/** The same intersection, crediting each narrowing to the document that made it. */
+function traceAllowed(input: Pick<PolicyInput, 'factors' | 'groups' | 'client'>, trace: TraceEntry[]): void {
+  const documents: Array<[string, string[] | undefined]> = [
+    ['global', input.factors],
+    ...(input.groups ?? []).map((g): [string, string[] | undefined] => [`group ${g.name}`, g.factors]),
+    [`client ${input.client?.name ?? ''}`, input.client?.factors],
+  ];
+  let sofar: string[] | undefined;
+  for (const [source, list] of documents) {
+    if (!list) continue;
+    const next: string[] = sofar ? sofar.filter((id) => list.includes(id)) : [...list];
+    const narrowed = !sofar || next.length < sofar.length;
+    trace.push({ source, rule: narrowed ? `allowed factors narrowed to: ${next.join(', ') || '(none)'}` : `allowed factors: ${list.join(', ')} (narrows nothing further)` });
+    sofar = next;
+  }
+}
+
 export function decide(input: PolicyInput): Decision {
   const table = input.acrTable ?? new AcrTable();
   const now = input.now ?? Math.floor(Date.now() / 1000);
   const trace: TraceEntry[] = [];
 
   const allowed = allowedFactors(input);
-  if (allowed) trace.push({ source: 'global+groups+client', rule: `allowed factors: ${allowed.join(', ') || '(none)'}` });
+  traceAllowed(input, trace);
   const isAllowed = (id: string) => id === 'password' || !allowed || allowed.includes(id);
-  const enrolledAll = input.enrolled.filter((f) => isAllowed(f.id));
+  const enrolledAllowed = input.enrolled.filter((f) => isAllowed(f.id));
   const available = input.available.filter((f) => isAllowed(f.id));
+
+  // Recovery codes are a fallback for a factor the account has, never a factor of their own:
+  // they count only alongside an allowed factor that is not recovery-only.
+  const primary = enrolledAllowed.filter((f) => !f.recoveryOnly);
+  const recoveryCounts = primary.length > 0;
+  const enrolledAll = recoveryCounts ? enrolledAllowed : [];
+  const recoveryIds = new Set([...input.enrolled, ...input.available].filter((f) => f.recoveryOnly).map((f) => f.id));
+  if (!recoveryCounts && input.enrolled.some((f) => f.recoveryOnly)) trace.push({ source: 'account', rule: 'backup codes alone are not a second factor (no allowed factor they back up)' });
 
   // A remembered device is never carried as evidence: it is re-checked (cookie, revocation, binding) every time.
   const synced = (e: Evidence) => e.amr.includes('swk');
-  const counted = input.evidence.filter((e) => isAllowed(e.factor) && !e.remembered && !(input.client?.syncedPasskeys === 'deny' && synced(e)));
+  const counted = input.evidence.filter(
+    (e) => isAllowed(e.factor) && !e.remembered && !(input.client?.syncedPasskeys === 'deny' && synced(e)) && (recoveryCounts || !recoveryIds.has(e.factor)),
+  );
   if (input.client?.syncedPasskeys === 'deny') trace.push({ source: `client ${input.client.name}`, rule: 'synced passkeys do not count' });
   const fresh = freshEvidence(counted, input.levelMaxAge, now);
-  if (fresh.note) trace.push({ source: 'global', rule: fresh.note });
+  for (const note of fresh.notes) trace.push({ source: 'global', rule: note });
   const evidence = fresh.evidence;
   const achieved = levelOf(evidence);
 
@@ -210,6 +264,11 @@ export function decide(input: PolicyInput): Decision {
   if (input.client) {
     mode(input.client.mfa, `client ${input.client.name}`);
     if (input.client.minLevel) raise(input.client.minLevel, `client ${input.client.name}`, `minimum acr (level ${input.client.minLevel})`);
+    if (input.client.unknownMinAcr) {
+      const why = `minimum acr ${input.client.unknownMinAcr} is not in the ACR table`;
+      trace.push({ source: `client ${input.client.name}`, rule: why });
+      return { type: 'unmet', level: achieved, target: 3, rule: `client ${input.client.name}: ${why}`, trace };
+    }
   }
 
   // Enrolment inside sign-in: only while the account has no second factor
@@ -260,9 +319,13 @@ export function decide(input: PolicyInput): Decision {
 
   if (achieved >= target) return satisfied(achieved, evidence, rule);
 
-  // A trusted device stands in for a second factor the account has: level 2 at most, only where every document allows it.
+  // A trusted device stands in for a second factor the account has: level 2 at most, only where every document allows it,
+  // and only for a factor this app accepts (the one whose proof created it), never for recovery codes.
   const deviceAllowed = input.trustedDevices === true && input.client?.trustedDevices !== 'deny' && target === 2;
-  if (input.trustedDevice && deviceAllowed && achieved >= 1 && hasSecondFactor) {
+  const device = input.trustedDevice;
+  const deviceFactorOk = device !== undefined && (device.factor === null ? primary.length > 0 : primary.some((f) => f.id === device.factor));
+  if (device && deviceAllowed && !deviceFactorOk) trace.push({ source: 'device', rule: `a trusted device was presented, but ${device.factor ?? 'no factor'} it was created with is not one this app accepts` });
+  if (device && deviceAllowed && achieved >= 1 && deviceFactorOk) {
     const remembered: Evidence = { factor: 'trusted-device', kinds: ['have'], amr: [], phishingResistant: false, at: now, remembered: true };
     trace.push({ source: 'device', rule: 'a trusted device stands in for the second factor (level 2 at most)' });
     return satisfied(2, [...evidence, remembered], `${rule}; met by a trusted device`, true);
@@ -271,6 +334,16 @@ export function decide(input: PolicyInput): Decision {
     return { type: 'step_up', level: achieved, target, factors: factorsReaching(evidence, enrolledAll, target), rule, trace, trustedDeviceAllowed: deviceAllowed };
   }
   const canEnroll = factorsReaching(evidence, enrollable, target);
+  // An account holding only recovery codes proves one before it may enrol (adding a factor to an account that
+  // has one needs a proof of it): the codes are who the user is, not a second factor.
+  const recoveryHeld = hasSecondFactor ? [] : input.enrolled.filter((f) => f.recoveryOnly);
+  const recoveryProved = input.evidence.some((e) => !e.remembered && recoveryHeld.some((f) => f.id === e.factor));
+  if (canEnroll.length && recoveryHeld.length && !recoveryProved) {
+    if (hard > achieved) {
+      return { type: 'step_up', level: achieved, target, factors: recoveryHeld.map((f) => f.id), rule: `${rule}; the account has only backup codes: prove one, then set up a second factor`, trace, trustedDeviceAllowed: false, enrollAfter: true };
+    }
+    return satisfied(achieved, evidence, `${rule}; best achievable (backup codes alone cannot enrol a factor without a proof)`);
+  }
   if (canEnroll.length) {
     // Enrolment may be skipped only when nothing but a wish (voluntary acr_values, a group's grace period) wants it.
     return { type: 'enroll', level: achieved, target, factors: canEnroll, optional: hard <= achieved, rule, trace, ...(reminder ? { reminder } : {}) };

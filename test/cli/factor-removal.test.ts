@@ -1,11 +1,13 @@
 /**
  * `twofold user factor remove` refuses to take away the last factor a policy
- * needs (enrol another first, or --force, audited), on both databases.
+ * needs (enrol another first, or --force, audited), and never leaves backup
+ * codes as an account's only factor (they go with the last other one), on
+ * both databases.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { testConfig } from '../helpers/server.ts';
-import { enrolTotp } from '../helpers/factors.ts';
+import { enrolBackupCodes, enrolTotp } from '../helpers/factors.ts';
 import { newSeedKey, seedWebAuthnCredential } from '../helpers/webauthn.ts';
 import { openServices, type Opened } from '../../src/bootstrap.ts';
 import { runCli } from '../../src/cli/run.ts';
@@ -90,21 +92,53 @@ for (const kind of DIALECTS) {
       await enrolTotp(optional.services, account.id);
       const key = await seedWebAuthnCredential(optional.services, account.id, newSeedKey());
       const [totp] = (await optional.services.factors.store.list(account.id, 'totp')).map((c) => c.id);
-      expect(await checkRemoval(optional.services, account.id, [key])).toEqual({ ok: false, reason: expect.stringContaining('level 3') });
-      expect(await checkRemoval(optional.services, account.id, [totp!])).toEqual({ ok: true });
+      expect(await checkRemoval(optional.services, account.id, [key])).toEqual({ ok: false, reason: expect.stringContaining('level 3'), recovery: [] });
+      expect(await checkRemoval(optional.services, account.id, [totp!])).toEqual({ ok: true, recovery: [] });
       // A second key makes either key removable.
       const spare = await seedWebAuthnCredential(optional.services, account.id, newSeedKey());
-      expect(await checkRemoval(optional.services, account.id, [key])).toEqual({ ok: true });
+      expect(await checkRemoval(optional.services, account.id, [key])).toEqual({ ok: true, recovery: [] });
       expect(await checkRemoval(optional.services, account.id, [key, spare])).toMatchObject({ ok: false });
+    });
+
+    test('the last factor takes the backup codes with it (MFA=optional), audited; a second factor keeps them', async () => {
+      const { account, username } = await user();
+      await enrolTotp(optional.services, account.id);
+      const codes = await enrolBackupCodes(optional.services, account.id, ['aaaa-bbbb-cccc-dddd']);
+      const key = await seedWebAuthnCredential(optional.services, account.id, newSeedKey());
+      const [totp] = (await optional.services.factors.store.list(account.id, 'totp')).map((c) => c.id);
+      // With the key left, the codes stay.
+      expect(await checkRemoval(optional.services, account.id, [totp!])).toEqual({ ok: true, recovery: [] });
+      expect((await run(optional, 'user', 'factor', 'remove', username, totp!)).code).toBe(0);
+      expect((await credentialIds(account.id)).sort()).toEqual([codes, key].sort());
+      // The key is the last factor that is not recovery-only: the codes go with it.
+      expect(await checkRemoval(optional.services, account.id, [key])).toEqual({ ok: true, recovery: [codes] });
+      const r = await run(optional, 'user', 'factor', 'remove', username, key);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain('removed the backup codes too');
+      expect(await credentialIds(account.id)).toEqual([]);
+      const events = await listAudit(optional.services.db, { accountId: account.id });
+      expect(events.find((e) => e.type === 'factor.recovery_removed')).toMatchObject({ actor: 'admin:test' });
+    });
+
+    test('MFA=required: removing the last factor beside backup codes is refused; --force removes both', async () => {
+      const { account, username } = await user();
+      await enrolTotp(required.services, account.id);
+      const codes = await enrolBackupCodes(required.services, account.id, ['aaaa-bbbb-cccc-eeee']);
+      const [totp] = (await required.services.factors.store.list(account.id, 'totp')).map((c) => c.id);
+      expect(await checkRemoval(required.services, account.id, [totp!])).toMatchObject({ ok: false, recovery: [codes] });
+      expect((await run(required, 'user', 'factor', 'remove', username, totp!)).code).toBe(1);
+      expect((await credentialIds(account.id)).sort()).toEqual([codes, totp].sort());
+      expect((await run(required, 'user', 'factor', 'remove', username, totp!, '--force')).code).toBe(0);
+      expect(await credentialIds(account.id)).toEqual([]);
     });
 
     test('an account without a password keeps its last passkey', async () => {
       const { account } = await user({ password: false });
       const passkey = await seedWebAuthnCredential(optional.services, account.id, newSeedKey(), { factorId: 'passkey' });
-      expect(await checkRemoval(optional.services, account.id, [passkey])).toEqual({ ok: false, reason: expect.stringContaining('no password') });
+      expect(await checkRemoval(optional.services, account.id, [passkey])).toEqual({ ok: false, reason: expect.stringContaining('no password'), recovery: [] });
       const second = await seedWebAuthnCredential(optional.services, account.id, newSeedKey(), { factorId: 'webauthn' });
       // A key registered as a second factor also signs in as a passkey (the passkey factor accepts it).
-      expect(await checkRemoval(optional.services, account.id, [passkey])).toEqual({ ok: true });
+      expect(await checkRemoval(optional.services, account.id, [passkey])).toEqual({ ok: true, recovery: [] });
       expect(await checkRemoval(optional.services, account.id, [passkey, second])).toMatchObject({ ok: false });
     });
   });

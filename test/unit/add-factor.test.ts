@@ -39,6 +39,10 @@ describe('planAddFactor', () => {
     ['a factor the app does not allow still proves who the user is', { requested: 'passkey', enrolled: [TOTP], allowed: ['passkey'] }, { type: 'prove', factors: ['totp'] }],
     ['a factor the policy forbids is refused', { allowed: ['totp'] }, { type: 'refused', description: 'the policy does not allow webauthn for this application' }],
     ['"any" with nothing allowed is refused', { requested: 'any', allowed: ['backup-codes'] }, { type: 'refused', description: 'no sign-in method may be added for this application' }],
+    ['backup codes for an account with no other factor are refused (never the only factor)', { requested: 'backup-codes' }, { type: 'refused', description: 'backup-codes only back up another sign-in method: add one first' }],
+    ['backup codes for an account that has only backup codes are refused', { requested: 'backup-codes', enrolled: [BACKUP], evidence: [PASSWORD, proof('backup-codes', 5)] }, { type: 'refused', description: 'backup-codes only back up another sign-in method: add one first' }],
+    ['an account with only backup codes adds a real factor after proving a code', { requested: 'totp', enrolled: [BACKUP], evidence: [PASSWORD, proof('backup-codes', 5)] }, { type: 'enroll', factors: ['totp'] }],
+    ['an account with only backup codes proves a code first', { requested: 'totp', enrolled: [BACKUP] }, { type: 'prove', factors: ['backup-codes'] }],
   ] as Array<[string, Partial<AddFactorFacts>, unknown]>)('%s', (_name, over, expected) => {
     expect(plan(over)).toEqual(expected);
   });

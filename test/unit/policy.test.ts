@@ -92,7 +92,12 @@ describe('decide(): the MFA mode × enrolled factors × evidence', () => {
     ['required, nothing enrolled, password', { mfa: 'required' }, { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: false }],
     ['required, TOTP enrolled, password', { mfa: 'required', enrolled: [TOTP] }, { type: 'step_up', level: 1, target: 2, factors: ['totp'] }],
     ['required, TOTP enrolled, password + TOTP', { mfa: 'required', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF] }, { type: 'satisfied', level: 2, acr: A2 }],
-    ['required, only backup codes, password', { mfa: 'required', enrolled: [BACKUP] }, { type: 'step_up', level: 1, target: 2, factors: ['backup-codes'] }],
+    // Backup codes alone are never a second factor: the account proves one (who the user is), then enrols a real one.
+    ['required, only backup codes, password: prove a code first, then enrol', { mfa: 'required', enrolled: [BACKUP] }, { type: 'step_up', level: 1, target: 2, factors: ['backup-codes'], enrollAfter: true }],
+    ['required, only backup codes, password + backup code: must enrol (the code adds no level)', { mfa: 'required', enrolled: [BACKUP], evidence: [PWD, BACKUP_PROOF] }, { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: false }],
+    ['required, only backup codes, nothing enrollable: unmet', { mfa: 'required', enrolled: [BACKUP], available: [BACKUP], evidence: [PWD, BACKUP_PROOF] }, { type: 'unmet', level: 1, target: 2 }],
+    ['off, only backup codes, acr_values level 2, no code proved: level 1, no enrolment on the password alone', { mfa: 'off', enrolled: [BACKUP], acrValues: [REFEDS_MFA] }, { type: 'satisfied', level: 1, acr: A1 }],
+    ['off, only backup codes, password + backup code, acr_values level 2: the code is not level 2, enrolment offered', { mfa: 'off', enrolled: [BACKUP], evidence: [PWD, BACKUP_PROOF], acrValues: [REFEDS_MFA] }, { type: 'enroll', level: 1, target: 2, optional: true }],
     ['required, nothing enrolled, nothing enrollable', { mfa: 'required', available: [BACKUP] }, { type: 'unmet', level: 1, target: 2 }],
     ['required, TOTP + backup codes, TOTP + backup code (same kind)', { mfa: 'required', enrolled: [TOTP, BACKUP], evidence: [TOTP_PROOF, BACKUP_PROOF] }, { type: 'unmet', level: 1, target: 2 }],
   ];
@@ -462,9 +467,13 @@ describe('properties', () => {
           expect(d.target).toBeGreaterThan(d.level);
           return;
         }
-        expect(d.level).toBe(levelOf(i.evidence));
+        // What counts is some of what was proved (backup codes without a factor they back up do not), and says so.
+        for (const e of d.evidence) expect(i.evidence).toContain(e);
+        expect(d.level).toBe(levelOf(d.evidence));
         expect(d.level).toBeGreaterThanOrEqual(policyMinimum(i));
-        expect(d.amr).toEqual(amrOf(i.evidence));
+        expect(d.amr).toEqual(amrOf(d.evidence));
+        const known = [...i.available, ...i.enrolled];
+        if (known.includes(BACKUP) && !i.enrolled.some((f) => !f.recoveryOnly)) expect(d.evidence.some((e) => e.factor === BACKUP.id)).toBe(false);
         // The acr issued is one the evidence meets.
         expect(acrTable.levelOf(d.acr!)!).toBeLessThanOrEqual(d.level);
         // An essential acr that is satisfied was met.
@@ -490,7 +499,11 @@ describe('properties', () => {
             expect(levelOf([...i.evidence, proofOf(f, 1, 9)])).toBeGreaterThanOrEqual(d.target);
           }
         }
-        if (d.type === 'step_up') {
+        if (d.type === 'step_up' && d.enrollAfter) {
+          // Only backup codes: one proves who the user is before a real factor is enrolled.
+          expect(i.enrolled.filter((f) => !f.recoveryOnly)).toEqual([]);
+          for (const id of d.factors) expect(i.enrolled.find((e) => e.id === id)?.recoveryOnly).toBe(true);
+        } else if (d.type === 'step_up') {
           expect(d.factors.length).toBeGreaterThan(0);
           for (const id of d.factors) {
             const f = i.enrolled.find((e) => e.id === id)!;

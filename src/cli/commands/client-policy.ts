@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import type { ClientRow, Database } from '../../db/schema.ts';
 import { clientPolicySchema, parsePolicy, PolicyDocumentError, type ClientPolicy } from '../../policy/documents.ts';
-import { acrTable } from '../../mfa/requirement.ts';
+import { acrTableOf } from '../../mfa/requirement.ts';
 import { recordAudit } from '../../security/audit.ts';
 import type { Services } from '../../services.ts';
 import { CliError } from '../io.ts';
@@ -55,6 +55,7 @@ export function policyFromOptions(services: Services, current: Record<string, un
     if (err instanceof PolicyDocumentError) throw new CliError(err.message.replace('client policy: ', '--').replace(/^--(\w+)/, (_, f: string) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
     throw err;
   }
+  const acrTable = acrTableOf(services.config);
   if (policy.minAcr && !acrTable.levelOf(policy.minAcr)) throw new CliError(`--min-acr: ${policy.minAcr} is not in the ACR table (${acrTable.values().join(', ')})`);
   for (const v of o.defaultAcrValues ?? []) if (!acrTable.levelOf(v)) throw new CliError(`--default-acr-values: ${v} is not in the ACR table`);
   const known = services.factors.registry.ids();

@@ -10,7 +10,7 @@ import { recordAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
 import type { CommandContext } from '../run.ts';
 import { requireAccount } from './lookup.ts';
-import { checkRemoval } from '../../mfa/removal.ts';
+import { checkRemoval, removeCredential } from '../../mfa/removal.ts';
 
 const base32 = z
   .string()
@@ -60,7 +60,7 @@ export function registerFactors(user: Command, ctx: CommandContext): void {
     });
   factor
     .command('remove <username> <credential-id>')
-    .description('remove one credential; refused when the policy needs it and the user has no other factor that reaches the level (enrol another first)')
+    .description('remove one credential; refused when the policy needs it and the user has no other factor that reaches the level (enrol another first); the last factor takes the backup codes with it')
     .option('--force', 'remove it anyway (audited); the user enrols again at the next sign-in')
     .action(async (username: string, credentialId: string, opts: { force?: boolean }) => {
       const { db, factors } = deps();
@@ -68,9 +68,11 @@ export function registerFactors(user: Command, ctx: CommandContext): void {
       if (!(await factors.store.list(account.id)).some((c) => c.id === credentialId)) throw new CliError(`${account.username} has no credential ${credentialId}`);
       const verdict = await checkRemoval(ctx.services, account.id, [credentialId]);
       if (!verdict.ok && !opts.force) throw new CliError(`refused: ${verdict.reason}; enrol another factor first, or pass --force`);
-      if (!(await factors.remove(account.id, credentialId, { actor }))) throw new CliError(`${account.username} has no credential ${credentialId}`);
+      const { removed, recovery } = await removeCredential(ctx.services, account.id, credentialId, { actor });
+      if (!removed) throw new CliError(`${account.username} has no credential ${credentialId}`);
       if (!verdict.ok) await recordAudit(db, 'factor.removal_forced', { accountId: account.id, actor }, { credential: credentialId, reason: verdict.reason });
       io.out(`removed ${credentialId}${verdict.ok ? '' : ' (forced: ' + verdict.reason + ')'}\n`);
+      if (recovery.length) io.out(`removed the backup codes too (${recovery.join(', ')}): they are never an account's only factor\n`);
     });
 
   user
