@@ -55,7 +55,8 @@ export class FactorEngine {
     readonly registry: FactorRegistry,
   ) {
     this.store = new CredentialStore(services.db, services.sealer, services.codeHasher);
-    this.outOfBand = new OutOfBandService(services.db, services.codeHasher, services.messaging);
+    // Send limits from the global policy's `throttle`, read at each send (memoized within a request).
+    this.outOfBand = new OutOfBandService(services.db, services.codeHasher, services.messaging, async () => (await globalPolicy(services.db, services.config.MFA)).policy.throttle);
   }
 
   facts(id: string): FactorFacts | undefined {

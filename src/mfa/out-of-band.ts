@@ -10,8 +10,9 @@
  * - a new code replaces the scope's previous one and inherits the tries spent
  *   on it (a new code never resets the failure count; NIST SP 800-63B);
  * - sending is throttled per scope (cooldown), per account, per client address
- *   and per destination, and the answers never depend on whom a destination
- *   belongs to;
+ *   and per destination (enrolment and sign-in sends counted apart), with the
+ *   global policy's numbers, and the answers never depend on whom a
+ *   destination belongs to;
  * - a delivery that fails (the mail server or the gateway refused, failed or
  *   did not answer in time) leaves nothing behind: no code stored, the
  *   cooldown released, the previous code still valid.
@@ -20,7 +21,7 @@ import crypto from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
-import { consume, reset, type LimitRule } from '../security/rate-limit.ts';
+import { consume, consumeAll, giveBack, reset, type LimitRule } from '../security/rate-limit.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { DeliveryError, type Messaging } from '../messaging/index.ts';
 import { logger } from '../logger.ts';
@@ -30,9 +31,23 @@ import type { CodeChannel, CodeRules, CodeStatus, Failure, OutOfBandCodes } from
 export const SEND_PER_ACCOUNT: LimitRule = { name: 'oob:send:acct:1h', points: 10, windowSeconds: 3600 };
 /** Codes requested from one client address, across accounts: 100 an hour (offices share addresses). */
 export const SEND_PER_ADDRESS: LimitRule = { name: 'oob:send:ip:1h', points: 100, windowSeconds: 3600 };
-/** Codes sent to one email address or phone number, across accounts: 10 an hour (no mail bombing through enrolment). */
+/**
+ * Codes sent to one email address or phone number, across accounts: 10 an hour (no mail bombing through
+ * enrolment). Counted per purpose: enrolment sends (to an address anyone can type) and sign-in sends (to a
+ * credential its account proved) apart, so accounts enrolling someone else's address cannot use up the
+ * sends that person's own sign-in needs.
+ */
 export const SEND_PER_DESTINATION: LimitRule = { name: 'oob:send:to:1h', points: 10, windowSeconds: 3600 };
+const DESTINATION_BY_PURPOSE: Record<'sign-in' | 'enroll', string> = { enroll: SEND_PER_DESTINATION.name, 'sign-in': 'oob:send:to:sign-in:1h' };
 const COOLDOWN = 'oob:cooldown';
+
+/** The send limits an admin may set in the global policy (`throttle`); the counter names stay fixed. */
+export interface SendLimits {
+  sendPerAccount: { points: number; windowSeconds: number };
+  sendPerAddress: { points: number; windowSeconds: number };
+  sendPerDestination: { points: number; windowSeconds: number };
+}
+const DEFAULT_SEND_LIMITS: SendLimits = { sendPerAccount: SEND_PER_ACCOUNT, sendPerAddress: SEND_PER_ADDRESS, sendPerDestination: SEND_PER_DESTINATION };
 
 const minutes = (seconds: number) => `${Math.max(1, Math.ceil(seconds / 60))} minute${Math.ceil(seconds / 60) > 1 ? 's' : ''}`;
 const secondsText = (seconds: number) => (seconds > 90 ? minutes(seconds) : `${Math.max(1, Math.ceil(seconds))} seconds`);
@@ -76,11 +91,13 @@ export class OutOfBandService {
     private readonly db: Kysely<Database>,
     private readonly hasher: KeyedHasher,
     private readonly messaging: Messaging,
+    /** Read at each send (the global policy's numbers in the engine; the defaults otherwise). */
+    private readonly limits: () => Promise<SendLimits> = () => Promise.resolve(DEFAULT_SEND_LIMITS),
   ) {}
 
   /** The codes of one factor for one account, with the request's client address for the throttles and the audit log. */
   for(factorId: string, accountId: string, audit: AuditContext = {}): OutOfBandCodes {
-    const { db, hasher, messaging } = this;
+    const { db, hasher, messaging, limits } = this;
     const who = { ...audit, accountId };
     const ip = audit.ip ?? 'unknown';
     const hashOf = (scope: string, code: string) => hasher.hash(code, `oob:${factorId}:${accountId}:${scope}`);
@@ -133,10 +150,17 @@ export class OutOfBandService {
         const release = () => (rules.cooldownSeconds > 0 ? reset(db, cooldown, cooldownKey(scope)) : Promise.resolve());
         // Destinations are counted by keyed hash: the counters never hold an address in clear.
         const destination = hasher.hash(to.trim().toLowerCase(), 'oob:destination');
-        const verdicts = await Promise.all([consume(db, SEND_PER_ACCOUNT, accountId), consume(db, SEND_PER_ADDRESS, ip), consume(db, SEND_PER_DESTINATION, destination)]);
+        const { sendPerAccount, sendPerAddress, sendPerDestination } = await limits();
+        const counters = [
+          { rule: { ...SEND_PER_ACCOUNT, points: sendPerAccount.points, windowSeconds: sendPerAccount.windowSeconds }, subject: accountId },
+          { rule: { ...SEND_PER_ADDRESS, points: sendPerAddress.points, windowSeconds: sendPerAddress.windowSeconds }, subject: ip },
+          { rule: { name: DESTINATION_BY_PURPOSE[purpose], points: sendPerDestination.points, windowSeconds: sendPerDestination.windowSeconds }, subject: destination },
+        ];
+        const verdicts = await consumeAll(db, counters);
         const blocked = verdicts.filter((v) => !v.allowed);
         if (blocked.length) {
-          await release();
+          // Nothing is sent, so nothing is counted: one full counter does not use up the others.
+          await Promise.all([release(), giveBack(db, counters.map((c, i) => ({ ...c, result: verdicts[i]! })))]);
           const wait = Math.max(...blocked.map((v) => v.retryAfterSeconds));
           await recordAudit(db, 'factor.send_throttled', who, { factor: factorId, channel });
           return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: `Too many codes were sent. Try again in ${minutes(wait)}, or use another way to sign in.` };

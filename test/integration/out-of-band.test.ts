@@ -4,7 +4,9 @@
  * stored only as keyed hashes, accepted once under concurrency, tries counted
  * before they are checked and carried over to a new code, the cooldown and
  * the send throttles (per account, per client address, per destination, with
- * the same answer whoever the destination belongs to), a failed delivery that
+ * the same answer whoever the destination belongs to; enrolment sends to an
+ * address never use up its owner's sign-in sends; the numbers from the global
+ * policy), a failed delivery that
  * leaves nothing behind, and scopes that never leak between accounts or
  * factors.
  */
@@ -14,7 +16,8 @@ import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/data
 import { openServices, type Opened } from '../../src/bootstrap.ts';
 import { testConfig } from '../helpers/server.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
-import { OutOfBandService, SEND_PER_ACCOUNT, SEND_PER_DESTINATION } from '../../src/mfa/out-of-band.ts';
+import { OutOfBandService, SEND_PER_ACCOUNT, SEND_PER_ADDRESS, SEND_PER_DESTINATION } from '../../src/mfa/out-of-band.ts';
+import { savePolicy } from '../../src/policy/store.ts';
 import { DeliveryError, type CodeMessage, type Messaging } from '../../src/messaging/index.ts';
 import { purgeExpired } from '../../src/oidc/adapter.ts';
 import { listAudit } from '../../src/security/audit.ts';
@@ -169,6 +172,90 @@ for (const kind of DIALECTS) {
       expect(outcomes.filter((o) => o.ok)).toHaveLength(SEND_PER_DESTINATION.points);
       const other = await setup();
       expect((await other.codes.send({ scope: 'enroll:y', channel: 'email', to: other.to, purpose: 'enroll', rules: RULES })).ok).toBe(true);
+    });
+
+    test("accounts enrolling someone's address again and again do not use up that person's sign-in codes", async () => {
+      const victim = await setup();
+      const address = `b-${crypto.randomUUID()}@example.test`;
+      // Attackers' accounts, from their own addresses, try to enrol B's address until the destination counter is full.
+      const attempts = [];
+      for (let i = 0; i < SEND_PER_DESTINATION.points + 5; i++) {
+        const { codes } = await setup();
+        attempts.push(await codes.send({ scope: `enroll:${i}`, channel: 'email', to: address, purpose: 'enroll', rules: RULES }));
+      }
+      expect(attempts.filter((o) => o.ok)).toHaveLength(SEND_PER_DESTINATION.points);
+      // B signs in with the email code enrolled on that address: sent, and it works.
+      const sent = await victim.codes.send({ scope: 'cred-b', channel: 'email', to: address, purpose: 'sign-in', rules: RULES });
+      expect(sent).toMatchObject({ ok: true });
+      expect(victim.r.sent.at(-1)).toMatchObject({ to: address, purpose: 'sign-in' });
+      expect(await victim.codes.check('cred-b', victim.r.last())).toEqual({ ok: true, channel: 'email' });
+      // Sign-in sends to one destination have a ceiling of their own.
+      const more = [];
+      for (let i = 0; i < SEND_PER_DESTINATION.points + 1; i++) {
+        const { codes } = await setup();
+        more.push(await codes.send({ scope: 'cred', channel: 'email', to: address, purpose: 'sign-in', rules: RULES }));
+      }
+      expect(more.filter((o) => o.ok)).toHaveLength(SEND_PER_DESTINATION.points - 1);
+    });
+
+    test(`one client address may ask for ${SEND_PER_ADDRESS.points} codes an hour across accounts; then locked with the same words, and another address still works`, async () => {
+      const ip = `203.0.113.${++n % 250}`;
+      const outcomes = [];
+      for (let i = 0; i < SEND_PER_ADDRESS.points + 3; i++) {
+        const account = await createAccount(opened.services.db, opened.services.hasher, { username: `oob-ip-${++n}` });
+        const r = recorder();
+        const codes = new OutOfBandService(opened.services.db, opened.services.codeHasher, r.messaging).for('email-code', account.id, { ip });
+        outcomes.push(await codes.send({ scope: 's', channel: 'email', to: `oob-ip-${n}@example.test`, purpose: i % 2 ? 'sign-in' : 'enroll', rules: RULES }));
+      }
+      expect(outcomes.filter((o) => o.ok)).toHaveLength(SEND_PER_ADDRESS.points);
+      const refused = outcomes.filter((o) => !o.ok) as Array<{ reason: string; message: string; retryAfterSeconds: number }>;
+      expect(refused).toHaveLength(3);
+      for (const o of refused) {
+        expect(o.reason).toBe('locked');
+        expect(o.message).toMatch(/^Too many codes were sent\. Try again in \d+ minutes?, or use another way to sign in\.$/);
+        expect(o.retryAfterSeconds).toBeGreaterThan(3000);
+      }
+      // The same words as the per-account limit, so the answer says nothing about which counter (or account) it was.
+      const { codes: own } = await setup();
+      for (let i = 0; i < SEND_PER_ACCOUNT.points; i++) await own.send({ scope: `a${i}`, channel: 'email', to: `x${i}@example.test`, purpose: 'enroll', rules: RULES });
+      const perAccount = (await own.send({ scope: 'a-last', channel: 'email', to: 'y@example.test', purpose: 'enroll', rules: RULES })) as { message: string };
+      expect(perAccount.message.replace(/\d+ minutes?/, 'N')).toBe(refused[0]!.message.replace(/\d+ minutes?/, 'N'));
+      // Another address is not affected.
+      const other = await setup();
+      expect((await other.codes.send({ scope: 's', channel: 'email', to: other.to, purpose: 'sign-in', rules: RULES })).ok).toBe(true);
+    });
+
+    test('the send limits come from the global policy: a lower sendPerAccount, sendPerAddress or sendPerDestination takes effect at the next send', async () => {
+      const limits = { sendPerAccount: { points: 10, windowSeconds: 3600 }, sendPerAddress: { points: 100, windowSeconds: 3600 }, sendPerDestination: { points: 10, windowSeconds: 3600 } };
+      const account = await createAccount(opened.services.db, opened.services.hasher, { username: `oob-policy-${++n}` });
+      const r = recorder();
+      const service = new OutOfBandService(opened.services.db, opened.services.codeHasher, r.messaging, async () => limits);
+      const codes = service.for('email-code', account.id, { ip: `192.0.2.${++n % 250}` });
+      const send = (to: string, i: number) => codes.send({ scope: `p${i}`, channel: 'email', to, purpose: 'enroll', rules: RULES });
+      expect((await send('p@example.test', 0)).ok).toBe(true);
+      limits.sendPerAccount = { points: 2, windowSeconds: 3600 };
+      expect((await send('q@example.test', 1)).ok).toBe(true);
+      expect(await send('r@example.test', 2)).toMatchObject({ ok: false, reason: 'locked' });
+      limits.sendPerAccount = { points: 10, windowSeconds: 3600 };
+      limits.sendPerDestination = { points: 1, windowSeconds: 3600 };
+      expect(await send('p@example.test', 3)).toMatchObject({ ok: false, reason: 'locked' });
+      limits.sendPerAddress = { points: 3, windowSeconds: 3600 };
+      limits.sendPerDestination = { points: 10, windowSeconds: 3600 };
+      expect((await send('s@example.test', 4)).ok).toBe(true);
+      expect(await send('t@example.test', 5)).toMatchObject({ ok: false, reason: 'locked' });
+
+      // Through the factor engine (codes written to the log, as in development), the numbers are the stored global policy's.
+      const logging = await openServices(testConfig(39_997, { EMAIL_CODES: 'on' }), { handle: database, migrate: false });
+      const other = await createAccount(opened.services.db, opened.services.hasher, { username: `oob-policy-${++n}` });
+      await savePolicy(opened.services.db, 'global', { throttle: { sendPerAccount: { points: 1, windowSeconds: 3600 } } }, 'test');
+      try {
+        const engineCodes = logging.services.factors.outOfBand.for('email-code', other.id, { ip: `192.0.2.${++n % 250}` });
+        expect((await engineCodes.send({ scope: 'e1', channel: 'email', to: 'e1@example.test', purpose: 'enroll', rules: RULES })).ok).toBe(true);
+        expect(await engineCodes.send({ scope: 'e2', channel: 'email', to: 'e2@example.test', purpose: 'enroll', rules: RULES })).toMatchObject({ ok: false, reason: 'locked' });
+      } finally {
+        await savePolicy(opened.services.db, 'global', {}, 'test');
+        await logging.close();
+      }
     });
 
     test('a failed delivery leaves nothing: no code stored, the previous code still valid, the cooldown released', async () => {
