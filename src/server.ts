@@ -40,7 +40,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let holder: ProviderHolder | undefined;
   try {
     try {
-      await ensureKeys(services.db, services.sealer);
+      // The dummy hash first, so an unknown login costs one verification like any other, from the first request on.
+      await Promise.all([ensureKeys(services.db, services.sealer), services.hasher.prepare()]);
       holder = await ProviderHolder.create(services);
     } catch (err) {
       if (err instanceof SealError) {

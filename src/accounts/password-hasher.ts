@@ -25,10 +25,17 @@ export type VerifyResult = { ok: true; needsRehash: boolean } | { ok: false };
 
 export { OverloadedError };
 
+/** argon2 runs so far: what "the same work" for every sign-in failure is measured in. */
+export interface HasherWork {
+  hashes: number;
+  verifications: number;
+}
+
 export class PasswordHasher {
   readonly params: Argon2Params;
   readonly #gate: Semaphore;
   #dummy: Promise<string> | undefined;
+  readonly #work: HasherWork = { hashes: 0, verifications: 0 };
 
   constructor(options: HasherOptions) {
     this.params = { memoryCost: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism };
@@ -39,13 +46,22 @@ export class PasswordHasher {
     return this.#gate.stats;
   }
 
+  /** How many argon2 hashes and verifications this hasher has run (a copy). */
+  get work(): HasherWork {
+    return { ...this.#work };
+  }
+
   async hash(password: string): Promise<string> {
-    return this.#gate.run(() => hash(password, { ...this.params, algorithm: ARGON2ID }));
+    return this.#gate.run(() => {
+      this.#work.hashes++;
+      return hash(password, { ...this.params, algorithm: ARGON2ID });
+    });
   }
 
   /** Verifies; says whether the stored hash used weaker or other parameters and should be replaced. */
   async verify(stored: string, password: string): Promise<VerifyResult> {
     const ok = await this.#gate.run(async () => {
+      this.#work.verifications++;
       try {
         return await verify(stored, password);
       } catch {
@@ -58,12 +74,27 @@ export class PasswordHasher {
   /**
    * The same work as a real verification, against a hash of a random password:
    * used for unknown accounts and accounts without a password, so timing does
-   * not reveal which accounts exist.
+   * not reveal which accounts exist. The dummy hash is made by prepare() at
+   * start-up; made here instead, the first unknown login would cost a hash more.
    */
   async verifyDummy(password: string): Promise<void> {
-    this.#dummy ??= this.hash(crypto.randomBytes(24).toString('base64url'));
-    this.#dummy.catch(() => (this.#dummy = undefined));
-    await this.verify(await this.#dummy, password);
+    await this.verify(await this.#dummyHash(), password);
+  }
+
+  /** Makes the dummy hash now (the provider calls this before it listens). */
+  async prepare(): Promise<void> {
+    await this.#dummyHash();
+  }
+
+  #dummyHash(): Promise<string> {
+    if (!this.#dummy) {
+      const made = this.hash(crypto.randomBytes(24).toString('base64url'));
+      made.catch(() => {
+        if (this.#dummy === made) this.#dummy = undefined; // an overloaded gate: try again next time
+      });
+      this.#dummy = made;
+    }
+    return this.#dummy;
   }
 
   needsRehash(stored: string): boolean {

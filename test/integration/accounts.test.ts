@@ -125,6 +125,41 @@ for (const kind of DIALECTS) {
       expect(await authenticatePassword(database.db, hasher, 'bob', 'bob password 1')).toMatchObject({ ok: true });
     });
 
+    test('unknown, wrong, disabled and passwordless each cost exactly one argon2 verification and no hash', async () => {
+      const counted = new PasswordHasher({ memoryCost: 8192, timeCost: 1, parallelism: 1, ...gate });
+      await createAccount(database.db, counted, { username: 'work-carol', password: 'carol password 1' });
+      const dave = await createAccount(database.db, counted, { username: 'work-dave', password: 'dave password 1' });
+      await setDisabled(database.db, dave.id, true);
+      await createAccount(database.db, counted, { username: 'work-erin' });
+      // What the provider does at start-up: the dummy hash exists before the first unknown login.
+      await counted.prepare();
+      const paths: Array<[string, string, string]> = [
+        ['unknown', 'nobody-here', 'whatever pass'],
+        ['unknown email', 'nobody@example.test', 'whatever pass'],
+        ['wrong password', 'work-carol', 'wrong password'],
+        ['disabled, right password', 'work-dave', 'dave password 1'],
+        ['disabled, wrong password', 'work-dave', 'wrong password'],
+        ['no password', 'work-erin', 'anything at all'],
+      ];
+      for (const [path, login, password] of paths) {
+        const before = counted.work;
+        expect(await authenticatePassword(database.db, counted, login, password)).toEqual(FAILURE);
+        expect({ path, ...counted.work }).toEqual({ path, hashes: before.hashes, verifications: before.verifications + 1 });
+      }
+      // The success path does the same verification (and nothing more while the parameters are current).
+      const before = counted.work;
+      expect(await authenticatePassword(database.db, counted, 'work-carol', 'carol password 1')).toMatchObject({ ok: true });
+      expect(counted.work).toEqual({ hashes: before.hashes, verifications: before.verifications + 1 });
+    });
+
+    test('without prepare() the first unknown login would also pay for the dummy hash (why the provider prepares at start)', async () => {
+      const lazy = new PasswordHasher({ memoryCost: 8192, timeCost: 1, parallelism: 1, ...gate });
+      expect(await authenticatePassword(database.db, lazy, 'nobody-at-all', 'whatever pass')).toEqual(FAILURE);
+      expect(lazy.work).toEqual({ hashes: 1, verifications: 1 });
+      expect(await authenticatePassword(database.db, lazy, 'nobody-at-all', 'whatever pass')).toEqual(FAILURE);
+      expect(lazy.work).toEqual({ hashes: 1, verifications: 2 });
+    });
+
     test('disabling an account removes its sessions and tokens', async () => {
       const gina = await createAccount(database.db, hasher, { username: 'gina', password: 'gina password' });
       await database.db
