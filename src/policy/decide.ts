@@ -65,6 +65,8 @@ export interface PolicyInput {
   request: {
     /** `acr_values`, voluntary, in order of preference. */
     acrValues: string[];
+    /** Where acr_values came from, for the trace (default `request`; e.g. an app's default_acr_values). */
+    acrValuesSource?: string;
     /** Values of an essential `acr` claim: one must be met. */
     essentialAcr?: string[];
   };
@@ -294,10 +296,11 @@ export function decide(input: PolicyInput): Decision {
     // A voluntary request the account cannot reach gets the best it can.
     const best = Math.max(hard, Math.min(voluntary, maxReachable)) as Level;
     const why = voluntary > best ? `acr_values asked level ${voluntary}; level ${best} is the best this account can reach` : `acr_values (level ${voluntary})`;
-    trace.push({ source: 'request', rule: why });
+    const source = input.request.acrValuesSource ?? 'request';
+    trace.push({ source, rule: why });
     if (best > target) {
       target = best;
-      rule = `request: ${why}`;
+      rule = `${source}: ${why}`;
     }
   }
   // A group in its enrolment grace period still wants level 2: as a voluntary wish, so the user is reminded.

@@ -14,6 +14,8 @@ const POLICY_MEMO = 'policy:';
 
 export const GLOBAL = 'global';
 export const groupScope = (groupId: string) => `group:${groupId}`;
+/** An app's policy versions. The one in force is also on the client row (clients.policy), which the provider reads. */
+export const clientScope = (clientId: string) => `client:${clientId}`;
 
 export interface PolicyVersion {
   scope: string;

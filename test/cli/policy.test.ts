@@ -8,7 +8,9 @@ import { testConfig } from '../helpers/server.ts';
 import { enrolTotp } from '../helpers/factors.ts';
 import { openServices, type Opened } from '../../src/bootstrap.ts';
 import { cliRunner } from '../helpers/cli.ts';
-import { createAccount } from '../../src/accounts/accounts.ts';
+import { createAccount, setPassword } from '../../src/accounts/accounts.ts';
+import { saveSessionEvidence } from '../../src/mfa/session-evidence.ts';
+import { PASSWORD_EVIDENCE } from '../../src/policy/levels.ts';
 import { trustDevice } from '../../src/mfa/trusted-devices.ts';
 import { listAudit } from '../../src/security/audit.ts';
 
@@ -73,9 +75,61 @@ for (const kind of DIALECTS) {
       expect(explained.out).toContain('enrol first (required)');
       expect(explained.out).toContain('[group finance]');
       expect(explained.out).toContain('[client payroll] MFA required');
-      expect(explained.out).toContain('sessions older than 3600s');
+      expect(explained.out).toContain('[client payroll] maximum authentication age 3600s (a request cannot loosen it): the authentication is 0s old, recent enough');
       const json = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'payroll', '--acr-values', 'urn:twofold:acr:2', '--json')).out);
       expect(json.decision).toMatchObject({ type: 'step_up', target: 2, factors: ['totp'] });
+    });
+
+    test('explain --max-age feeds the decision like a request: a session older than it signs in again', async () => {
+      const dave = await opened.services.db.selectFrom('accounts').select('id').where('username', '=', 'dave').executeTakeFirstOrThrow();
+      await run('client', 'add', 'reports', '--redirect-uri', 'https://reports.example.test/cb', '--json');
+      const now = Math.floor(Date.now() / 1000);
+      const totp = (await opened.services.factors.store.list(dave.id, 'totp'))[0]!;
+      // A session that proved the password two hours ago and TOTP 100 minutes ago.
+      await saveSessionEvidence(opened.services.db, 'explain-session', dave.id, [PASSWORD_EVIDENCE(now - 7200), { factor: 'totp', credentialId: totp.id, kinds: ['have'], amr: ['otp'], phishingResistant: false, at: now - 6000 }], 3600);
+      const session = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--json')).out);
+      expect(session.decision).toMatchObject({ type: 'satisfied', level: 2 });
+      const recent = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--max-age', '7000', '--json')).out);
+      expect(recent.decision).toMatchObject({ type: 'satisfied', level: 2 });
+      expect(recent.decision.trace[0]).toEqual({ source: 'request', rule: expect.stringMatching(/^max_age 7000: the authentication is 600\ds old, recent enough/) });
+      const old = await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--max-age', '60');
+      expect(old.out).toContain('decision: step up from level 1 to 2 with one of: totp');
+      expect(old.out).toMatch(/\[request\] max_age 60: the authentication is 600\ds old, so the user signs in again from the password/);
+      expect((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--max-age', 'soon')).err).toContain('--max-age');
+    });
+
+    test("explain credits each rule to its document: the app's default_acr_values, the app's allowed factors", async () => {
+      await run('client', 'add', 'ledger', '--redirect-uri', 'https://ledger.example.test/cb', '--default-acr-values', 'https://refeds.org/profile/mfa', '--factors', 'totp,webauthn', '--json');
+      await createAccount(opened.services.db, opened.services.hasher, { username: 'gina', password: 'gina password' });
+      const json = JSON.parse((await run('policy', 'explain', '--user', 'gina', '--client', 'ledger', '--json')).out);
+      // Only the app's default asks for level 2 (MFA is optional and gina has no factor): an enrolment she may skip.
+      expect(json.decision).toMatchObject({ type: 'enroll', target: 2, optional: true, factors: ['totp', 'webauthn'], rule: 'client ledger (default_acr_values): acr_values (level 2)' });
+      expect(json.decision.trace).toEqual(
+        expect.arrayContaining([
+          { source: 'client ledger', rule: 'allowed factors narrowed to: totp, webauthn' },
+          { source: 'client ledger (default_acr_values)', rule: 'acr_values (level 2)' },
+        ]),
+      );
+      // Values the request sends are the request's.
+      const asked = JSON.parse((await run('policy', 'explain', '--user', 'gina', '--client', 'ledger', '--acr-values', 'urn:twofold:acr:2', '--json')).out);
+      expect(asked.decision.trace).toContainEqual({ source: 'request', rule: 'acr_values (level 2)' });
+    });
+
+    test('client policies are versioned: policy history --client shows who changed what, when', async () => {
+      await run('client', 'add', 'versioned', '--redirect-uri', 'https://versioned.example.test/cb', '--mfa', 'optional', '--json');
+      await run('client', 'update', 'versioned', '--mfa', 'required', '--default-acr-values', 'https://refeds.org/profile/mfa');
+      await run('client', 'update', 'versioned', '--clear-policy');
+      const history = JSON.parse((await run('policy', 'history', '--client', 'versioned', '--json')).out) as Array<{ version: number; actor: string; document: Record<string, unknown>; created_at: string }>;
+      expect(history.map((h) => [h.version, h.document])).toEqual([
+        [3, {}],
+        [2, { mfa: 'required', default_acr_values: ['https://refeds.org/profile/mfa'] }],
+        [1, { mfa: 'optional' }],
+      ]);
+      expect(history.every((h) => h.actor === 'admin:test' && h.created_at)).toBe(true);
+      const table = await run('policy', 'history', '--client', 'versioned');
+      expect(table.out).toContain('"mfa":"required"');
+      expect((await run('policy', 'history', '--client', 'nobody')).err).toContain('no client named nobody');
+      expect((await run('policy', 'history', '--client', 'versioned', '--group', 'finance')).code).toBe(1);
     });
 
     test('client update: policy flags validated, stored, audited; --clear-policy', async () => {
@@ -95,12 +149,26 @@ for (const kind of DIALECTS) {
 
     test('user devices lists and revokes', async () => {
       const dave = (await opened.services.db.selectFrom('accounts').selectAll().where('username', '=', 'dave').executeTakeFirstOrThrow());
-      const device = await trustDevice(opened.services.db, dave.id, 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0', 30);
+      const device = await trustDevice(opened.services.db, dave.id, 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0', 30, 'totp');
       const list = JSON.parse((await run('user', 'devices', 'dave', '--json')).out) as Array<{ id: string; label: string; revoked_at: string | null }>;
-      expect(list).toEqual([expect.objectContaining({ id: device.id, label: 'Chrome on Linux', revoked_at: null })]);
+      expect(list).toEqual([expect.objectContaining({ id: device.id, label: 'Chrome on Linux', factor_id: 'totp', revoked_at: null, state: 'live' })]);
       expect((await run('user', 'devices', 'dave', '--revoke', device.id)).code).toBe(0);
       expect((await run('user', 'devices', 'dave', '--revoke', device.id)).code).toBe(1);
-      expect(JSON.parse((await run('user', 'devices', 'dave', '--json')).out)[0].revoked_at).not.toBeNull();
+      expect(JSON.parse((await run('user', 'devices', 'dave', '--json')).out)[0]).toMatchObject({ state: 'revoked', revoked_at: expect.any(String) });
+    });
+
+    test('user devices shows the real state: a device voided by a new factor or a password change is not live, nor an expired one', async () => {
+      const frank = await createAccount(opened.services.db, opened.services.hasher, { username: 'frank', password: 'frank password' });
+      await enrolTotp(opened.services, frank.id);
+      const state = async () => Object.fromEntries((JSON.parse((await run('user', 'devices', 'frank', '--json')).out) as Array<{ id: string; state: string }>).map((d) => [d.id, d.state]));
+      const expired = await trustDevice(opened.services.db, frank.id, 'Firefox/140.0 (Windows)', 30, 'totp');
+      await opened.services.db.updateTable('trusted_devices').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', expired.id).execute();
+      const voided = await trustDevice(opened.services.db, frank.id, 'Chrome/156.0 (Linux)', 30, 'totp');
+      expect(await state()).toEqual({ [expired.id]: 'expired', [voided.id]: 'live' });
+      await setPassword(opened.services.db, opened.services.hasher, frank.id, 'a brand new password');
+      expect(await state()).toEqual({ [expired.id]: 'expired', [voided.id]: 'void (factors or password changed)' });
+      const table = await run('user', 'devices', 'frank');
+      expect(table.out).toContain('void (factors or password changed)');
     });
   });
 }

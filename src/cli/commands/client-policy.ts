@@ -9,6 +9,7 @@ import type { ClientRow, Database } from '../../db/schema.ts';
 import { clientPolicySchema, parsePolicy, PolicyDocumentError, type ClientPolicy } from '../../policy/documents.ts';
 import { acrTableOf } from '../../mfa/requirement.ts';
 import { recordAudit } from '../../security/audit.ts';
+import { clientScope, savePolicy } from '../../policy/store.ts';
 import type { Services } from '../../services.ts';
 import { CliError } from '../io.ts';
 
@@ -64,16 +65,28 @@ export function policyFromOptions(services: Services, current: Record<string, un
   return { policy, defaultAcrValues: o.defaultAcrValues };
 }
 
-export async function applyClientPolicy(db: Kysely<Database>, row: ClientRow, policy: ClientPolicy, defaultAcrValues: string[] | undefined, actor: string): Promise<void> {
+/**
+ * Stores the app's policy: on the client row (what the provider reads) and as
+ * a new version in policy_documents (scope `client:<client_id>`, like the
+ * global and group documents: who changed what, when), in one transaction.
+ * The version holds the policy document and, when set, the app's
+ * `default_acr_values`.
+ */
+export async function applyClientPolicy(db: Kysely<Database>, row: ClientRow, policy: ClientPolicy, defaultAcrValues: string[] | undefined, actor: string): Promise<number> {
   const metadata = { ...row.metadata };
   if (defaultAcrValues) {
     if (defaultAcrValues.length) metadata.default_acr_values = defaultAcrValues;
     else delete metadata.default_acr_values;
   }
-  await db
-    .updateTable('clients')
-    .set({ policy: JSON.stringify(policy), metadata: JSON.stringify(metadata), updated_at: new Date() })
-    .where('client_id', '=', row.client_id)
-    .execute();
-  await recordAudit(db, 'client.policy_changed', { clientId: row.client_id, actor }, { policy, default_acr_values: metadata.default_acr_values ?? null });
+  const defaults = metadata.default_acr_values as string[] | undefined;
+  const version = await db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('clients')
+      .set({ policy: JSON.stringify(policy), metadata: JSON.stringify(metadata), updated_at: new Date() })
+      .where('client_id', '=', row.client_id)
+      .execute();
+    return savePolicy(trx, clientScope(row.client_id), { ...policy, ...(defaults ? { default_acr_values: defaults } : {}) }, actor);
+  });
+  await recordAudit(db, 'client.policy_changed', { clientId: row.client_id, actor }, { policy, default_acr_values: defaults ?? null, version });
+  return version;
 }

@@ -1,4 +1,8 @@
-/** `twofold user devices <username>`: a user's trusted devices, and revoking them (audited). */
+/**
+ * `twofold user devices <username>`: a user's trusted devices with their real
+ * state (live, revoked, expired, or void because the account's factors or
+ * password changed since), and revoking them (audited).
+ */
 import type { Command } from 'commander';
 import { listDevices, revokeAllDevices, revokeDevice } from '../../mfa/trusted-devices.ts';
 import { recordAudit } from '../../security/audit.ts';
@@ -31,6 +35,6 @@ export function registerDevices(user: Command, ctx: CommandContext): void {
       }
       const rows = await listDevices(db, account.id);
       if (opts.json) printJson(io, rows);
-      else printTable(io, rows as unknown as Array<Record<string, unknown>>, ['id', 'label', 'created_at', 'last_used_at', 'expires_at', 'revoked_at']);
+      else printTable(io, rows as unknown as Array<Record<string, unknown>>, ['id', 'label', 'state', 'factor_id', 'created_at', 'last_used_at', 'expires_at', 'revoked_at']);
     });
 }

@@ -9,15 +9,30 @@ import YAML from 'yaml';
 import { findGroup } from '../../accounts/groups.ts';
 import { findClientRow } from '../../oidc/clients.ts';
 import { globalPolicySchema, groupPolicySchema, parsePolicy, PolicyDocumentError } from '../../policy/documents.ts';
-import { GLOBAL, currentPolicy, globalPolicy, groupScope, policyHistory, savePolicy } from '../../policy/store.ts';
-import { decide } from '../../policy/decide.ts';
+import { GLOBAL, clientPolicyOf, clientScope, currentPolicy, globalPolicy, groupScope, policyHistory, savePolicy } from '../../policy/store.ts';
+import { decide, type TraceEntry } from '../../policy/decide.ts';
 import { PASSWORD_EVIDENCE } from '../../policy/levels.ts';
+import { applyMaxAge } from '../../policy/max-age.ts';
+import type { Evidence } from '../../../factors/types.ts';
 import { policyInput } from '../../mfa/requirement.ts';
 import { recordAudit } from '../../security/audit.ts';
 import type { Services } from '../../services.ts';
 import { CliError, printJson, printTable } from '../io.ts';
 import type { CommandContext } from '../run.ts';
 import { requireAccount } from './lookup.ts';
+
+/** What the account's most recently updated live session proved (session_evidence), if it has one. */
+async function latestSessionEvidence(services: Services, accountId: string): Promise<Evidence[] | undefined> {
+  const row = await services.db
+    .selectFrom('session_evidence')
+    .select('evidence')
+    .where('account_id', '=', accountId)
+    .where('expires_at', '>', new Date())
+    .orderBy('updated_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? (row.evidence as Evidence[]) : undefined;
+}
 
 async function scopeFor(services: Services, group: string | undefined): Promise<{ scope: string; label: string }> {
   if (!group) return { scope: GLOBAL, label: 'global policy' };
@@ -93,11 +108,19 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
 
   policy
     .command('history')
+    .description('every version of a policy document, newest first: who changed what, when')
     .option('--group <name>', 'a group\'s policy instead of the global one')
+    .option('--client <name>', "an app's policy (set with client add|update) instead of the global one")
     .option('--json', 'print JSON')
-    .action(async (opts: { group?: string; json?: boolean }) => {
+    .action(async (opts: { group?: string; client?: string; json?: boolean }) => {
       const { services } = ctx;
-      const { scope } = await scopeFor(services, opts.group);
+      if (opts.group && opts.client) throw new CliError('--group and --client: one or the other');
+      let scope: string;
+      if (opts.client) {
+        const client = await findClientRow(services.db, opts.client);
+        if (!client) throw new CliError(`no client named ${opts.client}`);
+        scope = clientScope(client.client_id);
+      } else scope = (await scopeFor(services, opts.group)).scope;
       const rows = await policyHistory(services.db, scope);
       if (opts.json) printJson(io, rows);
       else printTable(io, rows.map((r) => ({ ...r, document: JSON.stringify(r.document) })), ['version', 'created_at', 'actor', 'document']);
@@ -105,43 +128,71 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
 
   policy
     .command('explain')
-    .description('what a fresh password sign-in of this user to this app needs, and which rule decided it')
+    .description('what a password sign-in of this user to this app needs (or, with --session, what their latest session meets), and which rule decided it')
     .requiredOption('--user <username>', 'the user')
     .requiredOption('--client <name>', 'the app (name or client_id)')
-    .option('--acr-values <values>', 'acr_values the app sends (space-separated)')
-    .option('--max-age <seconds>', 'max_age the app sends')
+    .option('--acr-values <values>', 'acr_values the app sends (space-separated; default: the app\'s default_acr_values)')
+    .option('--max-age <seconds>', 'max_age the app sends: a session authenticated longer ago signs in again')
+    .option('--session', "start from the user's most recent live session instead of a fresh password sign-in")
     .option('--json', 'print JSON')
-    .action(async (opts: { user: string; client: string; acrValues?: string; maxAge?: string; json?: boolean }) => {
+    .action(async (opts: { user: string; client: string; acrValues?: string; maxAge?: string; session?: boolean; json?: boolean }) => {
       const { services } = ctx;
       const account = await requireAccount(services.db, opts.user);
       const client = await findClientRow(services.db, opts.client);
       if (!client) throw new CliError(`no client named ${opts.client}`);
       if (opts.maxAge !== undefined && !/^\d+$/.test(opts.maxAge)) throw new CliError('--max-age: a number of seconds');
+      const now = Math.floor(Date.now() / 1000);
+      const trace: TraceEntry[] = [];
+
+      // Where the sign-in starts: a fresh password, or what the latest session proved.
+      let evidence: Evidence[] = [PASSWORD_EVIDENCE(now)];
+      if (opts.session) {
+        const latest = await latestSessionEvidence(services, account.id);
+        if (latest) evidence = latest;
+        else trace.push({ source: 'session', rule: 'no live session: a fresh password sign-in' });
+      }
+      // max_age and the app's maximum authentication age, as the provider applies them before the policy: the shorter wins.
+      const requestMaxAge = opts.maxAge === undefined ? undefined : Number(opts.maxAge);
+      const clientMaxAge = clientPolicyOf(client.policy, client.name).maxAuthAge;
+      const limit = [requestMaxAge, clientMaxAge].filter((v): v is number => v !== undefined);
+      const maxAge = limit.length ? Math.min(...limit) : undefined;
+      const aged = applyMaxAge(evidence, maxAge, now);
+      if (maxAge !== undefined) {
+        const source = requestMaxAge !== undefined && (clientMaxAge === undefined || requestMaxAge <= clientMaxAge) ? 'request' : `client ${client.name}`;
+        const what = source === 'request' ? `max_age ${maxAge}` : `maximum authentication age ${maxAge}s (a request cannot loosen it)`;
+        trace.push({
+          source,
+          rule: aged.signInAgain ? `${what}: the authentication is ${aged.age}s old, so the user signs in again from the password` : `${what}: the authentication is ${aged.age}s old, recent enough; what it proved counts`,
+        });
+      }
+
+      // acr_values: the request's, else the app's default_acr_values (which the provider applies when a request sends none).
+      const defaults = (client.metadata.default_acr_values as string[] | undefined) ?? [];
+      const fromRequest = opts.acrValues !== undefined;
+      const acrValues = (fromRequest ? opts.acrValues! : defaults.join(' ')).split(' ').filter(Boolean);
       const input = await policyInput(services, {
         accountId: account.id,
         clientId: client.client_id,
-        request: { acrValues: (opts.acrValues ?? (client.metadata.default_acr_values as string[] | undefined)?.join(' ') ?? '').split(' ').filter(Boolean) },
-        evidence: [PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))],
+        request: { acrValues, ...(!fromRequest && acrValues.length ? { acrValuesSource: `client ${client.name} (default_acr_values)` } : {}) },
+        evidence: aged.evidence,
+        now,
       });
-      const decision = decide(input);
-      const notes: string[] = [];
-      if (opts.maxAge !== undefined) notes.push(`max_age ${opts.maxAge}: a session older than ${opts.maxAge}s signs in again from the password`);
-      const maxAuthAge = (client.policy as { maxAuthAge?: number }).maxAuthAge;
-      if (maxAuthAge !== undefined) notes.push(`client ${client.name}: sessions older than ${maxAuthAge}s sign in again (a request cannot loosen this)`);
+      const decided = decide(input);
+      const decision = { ...decided, trace: [...trace, ...decided.trace] };
       if (opts.json) {
-        printJson(io, { user: account.username, client: client.name, decision, notes });
+        printJson(io, { user: account.username, client: client.name, decision });
         return;
       }
       const verdict =
         decision.type === 'satisfied'
           ? `satisfied at level ${decision.level} (acr ${decision.acr}, amr ${decision.amr.join(' ')})`
           : decision.type === 'step_up'
-            ? `step up from level ${decision.level} to ${decision.target} with one of: ${decision.factors.join(', ')}`
+            ? `${decision.enrollAfter ? 'prove a backup code, then enrol a second factor,' : `step up from level ${decision.level} to ${decision.target} with one of:`} ${decision.factors.join(', ')}`
             : decision.type === 'enroll'
               ? `enrol first (${decision.optional ? 'may skip' : 'required'}) to reach level ${decision.target}: ${decision.factors.join(', ')}${decision.reminder ? `; deadline ${new Date(decision.reminder.deadline * 1000).toISOString()}` : ''}`
               : `unmet: level ${decision.target} cannot be reached (the app receives unmet_authentication_requirements)`;
-      io.out(`${account.username} signing in to ${client.name} with a password:\n  decision: ${verdict}\n  decided by: ${decision.rule}\n  rules (broad to narrow; the strictest wins):\n`);
+      const start = opts.session && !aged.signInAgain && evidence.length ? 'their latest session' : 'a password';
+      io.out(`${account.username} signing in to ${client.name} with ${start}:\n  decision: ${verdict}\n  decided by: ${decision.rule}\n  rules (broad to narrow; the strictest wins):\n`);
       for (const t of decision.trace) io.out(`    - [${t.source}] ${t.rule}\n`);
-      for (const n of notes) io.out(`  note: ${n}\n`);
     });
 }
