@@ -2,6 +2,9 @@
  * Second factors end to end, with openid-client as the app: enrolment inside
  * sign-in, TOTP and backup codes, truthful acr/amr, step-up without the
  * password, replay and concurrency limits, and unmet requirements.
+ *
+ * Single use is shown where it matters: over HTTP, across many parallel
+ * sign-ins, and (on PostgreSQL) across two provider processes.
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
