@@ -226,7 +226,7 @@ for (const kind of DIALECTS) {
       expect(formAction((await agent.follow(`/interaction/${uid}?factor=email-code`)).body)).toMatch(/\/factor\/totp$/);
       const sentBefore = gateway.requests.length;
       for (const factor of ['email-code', 'sms-code']) {
-        for (const form of [{ action: 'send' }, { code: '123456' }]) {
+        for (const form of [{ action: 'send' }, { code: '123456' }] as Array<Record<string, string>>) {
           const refused = await agent.request(`/interaction/${uid}/factor/${factor}`, { form });
           expect(refused.status).toBe(302);
           expect(refused.location).toBe(`${server.issuer}/interaction/${uid}`);
