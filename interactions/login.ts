@@ -6,7 +6,8 @@ import { recordAudit } from '../src/security/audit.ts';
 import { consumeAll, reset } from '../src/security/rate-limit.ts';
 import { clientAddress } from '../src/http/client-address.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
-import { PASSWORD_PER_ADDRESS, PASSWORD_PER_LOGIN } from './throttle-rules.ts';
+import { passwordRules } from './throttle-rules.ts';
+import { globalPolicy } from '../src/policy/store.ts';
 import { startSignIn } from './sign-in.ts';
 import { advance } from './second-factor.ts';
 import { firstFactorViews } from './first-factor.ts';
@@ -34,9 +35,11 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
   const audit = { ip, userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id) };
   const loginKey = login.toLowerCase();
 
+  // The numbers are the global policy's (`throttle`); the same for every login, so nothing here depends on whether it exists.
+  const rules = passwordRules((await globalPolicy(db, deps.services.config.MFA)).policy.throttle);
   const [perAddress, perLogin] = await consumeAll(db, [
-    { rule: PASSWORD_PER_ADDRESS, subject: ip },
-    { rule: PASSWORD_PER_LOGIN, subject: loginKey },
+    { rule: rules.perAddress, subject: ip },
+    { rule: rules.perLogin, subject: loginKey },
   ]);
   if (!perAddress.allowed || !perLogin.allowed) {
     const wait = Math.max(perAddress.allowed ? 0 : perAddress.retryAfterSeconds, perLogin.allowed ? 0 : perLogin.retryAfterSeconds);
@@ -52,7 +55,7 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
     await showLogin(ctx, deps, details, clientName, { login, error: 'Incorrect username or password.' }, 401);
     return;
   }
-  await reset(db, PASSWORD_PER_LOGIN, loginKey);
+  await reset(db, rules.perLogin, loginKey);
   await recordAudit(db, 'login.password_verified', { ...audit, accountId: result.account.id, actor: 'user' });
   // The password is one proof; the policy decides whether more are needed.
   const signIn = await startSignIn(deps, details, result.account);

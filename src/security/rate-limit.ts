@@ -174,6 +174,7 @@ export async function giveBack(db: Kysely<Database>, attempts: ReadonlyArray<Cou
   if (!keyed.length) return;
   const n = sql`r.points`;
   const less = sql`greatest(r.points - 1, 0)`;
+  // The rows are locked in key order first, as consumeAll locks them, so the two cannot deadlock.
   await sql`
     update rate_limits as r set
       points = ${less},
@@ -181,10 +182,11 @@ export async function giveBack(db: Kysely<Database>, attempts: ReadonlyArray<Cou
         const rule = keyed[i]!.rule;
         return rule.kind === 'backoff' ? sql`r.expires_at - ${secs(sql`${delay(rule, n)} - ${delay(rule, less)}`)}` : sql`r.expires_at`;
       })}
-    where ${sql.join(
+    from (select key from rate_limits where key in (${sql.join(keyed.map((a) => a.key))}) order by key for update) as locked
+    where r.key = locked.key and (${sql.join(
       keyed.map((a) => (kindOf(a.rule) === 'fixed' ? sql`(r.key = ${a.key} and r.expires_at = ${a.result.windowEnd.toISOString()}::timestamptz)` : sql`r.key = ${a.key}`)),
       sql` or `,
-    )}`.execute(db);
+    )})`.execute(db);
 }
 
 export async function reset(db: Kysely<Database>, rule: LimitRule, subject: string): Promise<void> {

@@ -292,6 +292,28 @@ for (const kind of DIALECTS) {
       expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}`)).toBe(4);
     });
 
+    test('parallel guesses and give-backs over shared counters, from several pools: no deadlock', async () => {
+      const pools = kind === 'postgres' ? await Promise.all([1, 2, 3].map(() => openDatabase({ url: database.url!, poolSize: 10 }))) : [];
+      try {
+        const dbs = [database.db, ...pools.map((p) => p.db)];
+        const ip = address();
+        const ids = [account(), account(), account()];
+        // Every guess shares the address counter; each account's guesses share its burst and daily counters.
+        const verdicts = await Promise.all(
+          Array.from({ length: 150 }, async (_, i) => {
+            const v = await takeAttempt(dbs[i % dbs.length]!, ids[i % 3]!, ip, undefined, { recovery: i % 2 === 0 });
+            if (v.allowed && i % 4 === 0) await refundAttempt(dbs[(i + 1) % dbs.length]!, v);
+            return v;
+          }),
+        );
+        // Each account: 5 free guesses per burst counter (two kinds).
+        expect(verdicts.filter((v) => v.allowed).length).toBeLessThanOrEqual(30);
+        expect(verdicts.filter((v) => v.allowed).length).toBeGreaterThanOrEqual(5);
+      } finally {
+        await Promise.all(pools.map((p) => p.close()));
+      }
+    });
+
     test('after 5 failures the next guess waits 30 s, then 60 s, 120 s …', async () => {
       const id = account();
       const ip = address();
