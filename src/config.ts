@@ -13,11 +13,33 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_ACR_TABLE, TWOFOLD_ACR } from './policy/acr-table.ts';
 
-const bool = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
-  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+/*
+ * The value helpers say what is allowed in their message, since that message is
+ * the one line an operator sees: `PORT: expected an integer from 1 to 65535 (got "abc")`.
+ */
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false };
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.unknown().transform((v, ctx): boolean => {
+  if (typeof v === 'boolean') return v;
+  const word = typeof v === 'string' ? BOOLEAN_WORDS[v.trim().toLowerCase()] : undefined;
+  if (word !== undefined) return word;
+  ctx.addIssue({ code: 'custom', message: 'expected true, false, 1, 0, yes or no' });
+  return z.NEVER;
+});
+
+/** A whole number in [min, max], from a number (config file) or its decimal digits (environment). */
+const integerIn = (min: number, max: number, message: string) =>
+  z.unknown().transform((v, ctx): number => {
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (Number.isSafeInteger(n) && n >= min && n <= max) return n;
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
+  });
+
+const int = (min: number, max: number) => integerIn(min, max, `expected an integer from ${min} to ${max}`);
+
+/** An absolute http:// or https:// URL. */
+const httpUrl = (what = 'an http:// or https:// URL') => z.url({ protocol: /^https?$/, error: `expected ${what}` });
 
 /** A list given as a comma-separated string (environment) or an array (config file). */
 const list = (item: z.ZodType<string, string>) =>
@@ -27,7 +49,7 @@ const list = (item: z.ZodType<string, string>) =>
     .pipe(z.array(item));
 
 /** Seconds, as an integer. */
-const seconds = (min: number, max: number) => int(min, max);
+const seconds = (min: number, max: number) => integerIn(min, max, `expected whole seconds from ${min} to ${max}`);
 
 /** An `acr` value: a space separates values in acr_values, so none inside one. */
 const acrTableSchema = z.record(z.string().regex(/^[\x21-\x7E]{1,255}$/, 'an acr value (printable, no spaces, at most 255 characters)'), z.union([z.literal(1), z.literal(2), z.literal(3)]));
@@ -78,9 +100,8 @@ export const configSchema = z
     /** Interface to bind; empty means every interface (IPv4 and IPv6). */
     HOST: z.string().default(''),
     /** The issuer URL apps see; defaults to http://localhost:$PORT. No trailing slash, no query. */
-    ISSUER: z
-      .url({ protocol: /^https?$/ })
-      .refine((u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'), 'no trailing slash, query or fragment')
+    ISSUER: httpUrl('an http:// or https:// URL such as https://id.example.com')
+      .refine((u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'), 'expected a URL without a trailing slash, query or fragment, such as https://id.example.com')
       .optional(),
     /** postgres:// URL; unset means embedded PGlite under DATA_DIR. */
     DATABASE_URL: z
@@ -163,7 +184,7 @@ export const configSchema = z
       .regex(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a host name such as example.com (no scheme, port or path)')
       .optional(),
     /** Origins WebAuthn responses may come from, comma-separated (default: the issuer's origin). */
-    WEBAUTHN_ORIGINS: list(z.url({ protocol: /^https?$/ }).refine((u) => new URL(u).origin === u, 'an origin (scheme://host[:port], nothing after)')).optional(),
+    WEBAUTHN_ORIGINS: list(httpUrl('http:// or https:// origins').refine((u) => URL.canParse(u) && new URL(u).origin === u, 'an origin (scheme://host[:port], nothing after)')).optional(),
     /** `none` (default): any authenticator may register; `required`: only with an attestation that chains to WEBAUTHN_ATTESTATION_ROOTS. */
     WEBAUTHN_ATTESTATION: z.enum(['none', 'required']).default('none'),
     /** Authenticator models (AAGUIDs) allowed to register, comma-separated; empty allows any. Needs WEBAUTHN_ATTESTATION=required. */
@@ -185,7 +206,7 @@ export const configSchema = z
     /** The `email-code` factor: `auto` (default: on when SMTP_URL is set), `on` (development without SMTP_URL: codes go to the log), `off`. */
     EMAIL_CODES: z.enum(['auto', 'on', 'off']).default('auto'),
     /** HTTPS endpoint of the operator's SMS/voice gateway; setting it turns the `sms-code` factor on (off by default). */
-    SMS_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+    SMS_WEBHOOK_URL: httpUrl().optional(),
     /** Key for the HMAC-SHA256 signature of each webhook request (Twofold-Signature header); at least 32 characters. */
     SMS_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters (e.g. `openssl rand -hex 32`)').optional(),
     /** Seconds to wait for the SMS gateway before telling the user it failed. */
@@ -346,6 +367,26 @@ function resolveEmailDelivery(raw: RawConfig, production: boolean): Config['emai
   return 'log';
 }
 
+/**
+ * A rotated-out signing key stays published for KEY_RETIREMENT_TTL so that apps
+ * can still verify what it signed just before the rotation: ID tokens, and the
+ * JWT access tokens of RESOURCE_SERVERS. A shorter window would strand valid
+ * tokens (their verification fails until they expire), so it is refused.
+ */
+function checkKeyRetirement(raw: RawConfig): void {
+  const lifetimes: Array<[string, number]> = [
+    ['ID_TOKEN_TTL', raw.ID_TOKEN_TTL],
+    ['ACCESS_TOKEN_TTL', raw.ACCESS_TOKEN_TTL],
+    ...Object.entries(raw.RESOURCE_SERVERS).flatMap(([api, server]): Array<[string, number]> => (server.accessTokenTTL ? [[`RESOURCE_SERVERS ${api} accessTokenTTL`, server.accessTokenTTL]] : [])),
+  ];
+  const [longestKey, longest] = lifetimes.reduce((a, b) => (b[1] > a[1] ? b : a));
+  if (raw.KEY_RETIREMENT_TTL < longest) {
+    throw new ConfigError(
+      `Invalid configuration: KEY_RETIREMENT_TTL: must be at least the longest lifetime of a token the signing keys sign (${longestKey}=${longest}), or tokens signed just before a rotation could not be verified (got ${raw.KEY_RETIREMENT_TTL})`,
+    );
+  }
+}
+
 const KNOWN_KEYS = new Set(Object.keys(configSchema.shape));
 
 /** Reads the optional config file named by TWOFOLD_CONFIG (JSON or YAML). */
@@ -399,6 +440,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (production && !issuer.startsWith('https://')) {
     throw new ConfigError(`Invalid configuration: ISSUER: must be https:// in production (got ${JSON.stringify(issuer)})`);
   }
+  checkKeyRetirement(raw);
   return {
     ...raw,
     ISSUER: issuer,

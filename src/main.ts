@@ -15,7 +15,7 @@ import os from 'node:os';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { DataDirBusyError } from './db/data-dir-lock.ts';
 import { openStorage, StartupError } from './db/storage.ts';
-import { logger } from './logger.ts';
+import { applyLogLevel, logger } from './logger.ts';
 import { StatementCounter, type StatementCounts } from './db/statement-counter.ts';
 import { combinedSource, countingRequested, localSource, sampleProcess, serveStatementStats, type ProcessSample, type StatsSource } from './db/statement-stats.ts';
 
@@ -183,6 +183,8 @@ async function runPrimary(config: Config): Promise<void> {
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // The configured level, which the config file may set (the logger started from the environment alone).
+  applyLogLevel(config.LOG_LEVEL);
   if (config.WORKERS > 1) {
     if (!config.DATABASE_URL) {
       throw new ConfigError('Invalid configuration: WORKERS: more than one process needs DATABASE_URL (PGlite allows one process per data folder)');

@@ -201,6 +201,83 @@ describe('twofold configuration errors', () => {
   }, 120_000);
 });
 
+/** `npm start`'s entry point (src/main.ts) as a process, run to completion. */
+function startProvider(env: Record<string, string | undefined>): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: baseEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the provider did not exit in ${SPAWN_TIMEOUT}ms; stderr: ${stderr}`));
+    }, SPAWN_TIMEOUT);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('npm start with a bad configuration', () => {
+  test.each([
+    ['PORT=abc', { PORT: 'abc' }, 'twofold: Invalid configuration: PORT: expected an integer from 1 to 65535 (got "abc")\n'],
+    ['TRUST_PROXY=maybe', { TRUST_PROXY: 'maybe' }, 'twofold: Invalid configuration: TRUST_PROXY: expected true, false, 1, 0, yes or no (got "maybe")\n'],
+    ['LOG_LEVEL=loud', { LOG_LEVEL: 'loud' }, 'twofold: Invalid configuration: LOG_LEVEL: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent" (got "loud")\n'],
+    [
+      'KEY_RETIREMENT_TTL below ID_TOKEN_TTL',
+      { KEY_RETIREMENT_TTL: '600' },
+      'twofold: Invalid configuration: KEY_RETIREMENT_TTL: must be at least the longest lifetime of a token the signing keys sign (ID_TOKEN_TTL=3600), or tokens signed just before a rotation could not be verified (got 600)\n',
+    ],
+  ])('%s: exit 2 and one line saying what is allowed, nothing created', async (_name, bad, line) => {
+    const dataDir = path.join(os.tmpdir(), `tf-never-${crypto.randomBytes(4).toString('hex')}`);
+    const r = await startProvider({ ...bad, DATA_DIR: dataDir, SECRET_KEY });
+    expect(r).toEqual({ code: 2, stdout: '', stderr: line });
+    expect(fs.existsSync(dataDir)).toBe(false);
+  }, 120_000);
+});
+
+describe('npm start logging', () => {
+  test('LOG_LEVEL from the config file applies (debug lines appear); request lines carry the request id', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const configFile = path.join(dir, 'twofold.yaml');
+    fs.writeFileSync(configFile, `LOG_LEVEL: debug\nPORT: ${port}\nDATA_DIR: ${JSON.stringify(path.join(dir, 'data'))}\nSECRET_KEY: ${SECRET_KEY}\n`);
+    // No LOG_LEVEL in the environment: only the file says debug (the default is info).
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: baseEnv({ LOG_LEVEL: undefined, TWOFOLD_CONFIG: configFile }), stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (t: string) => (out += t));
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the provider did not become ready: ${out}${err}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const res = await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`, { headers: { 'x-request-id': 'trace-me-42' } });
+      expect(res.headers.get('x-request-id')).toBe('trace-me-42');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      children.delete(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // Standard output is the log: every line JSON (stderr holds only oidc-provider's runtime notice, if any).
+    const lines = out.trim().split('\n').map((line) => JSON.parse(line) as { level: number; msg: string; reqId?: string; path?: string; status?: number });
+    expect(lines.some((l) => l.level === 20)).toBe(true);
+    expect(lines.find((l) => l.msg === 'Twofold is ready')).toBeTruthy();
+    expect(lines.find((l) => l.msg === 'request' && l.reqId === 'trace-me-42')).toMatchObject({ path: '/.well-known/openid-configuration', status: 200 });
+  }, 120_000);
+});
+
 const describePostgres = process.env.TEST_DATABASE_URL ? describe : describe.skip;
 
 describePostgres('twofold on PostgreSQL', () => {

@@ -108,6 +108,59 @@ describe('bad values stop the start with one line naming the key', () => {
   test('a bad value that is not secret is shown', () => {
     expect(configError({ PORT: 'abc' }).message).toContain('"abc"');
   });
+
+  test.each([
+    [{ PORT: 'abc' }, 'PORT: expected an integer from 1 to 65535 (got "abc")'],
+    [{ PORT: '0' }, 'PORT: expected an integer from 1 to 65535 (got "0")'],
+    [{ PORT: '80.5' }, 'PORT: expected an integer from 1 to 65535 (got "80.5")'],
+    [{ PORT: '1e3' }, 'PORT: expected an integer from 1 to 65535 (got "1e3")'],
+    [{ ARGON2_ITERATIONS: '21' }, 'ARGON2_ITERATIONS: expected an integer from 1 to 20 (got "21")'],
+    [{ ID_TOKEN_TTL: '30' }, 'ID_TOKEN_TTL: expected whole seconds from 60 to 86400 (got "30")'],
+    [{ TRUST_PROXY: 'maybe' }, 'TRUST_PROXY: expected true, false, 1, 0, yes or no (got "maybe")'],
+    [{ MIGRATE_ON_START: 'on' }, 'MIGRATE_ON_START: expected true, false, 1, 0, yes or no (got "on")'],
+    [{ ISSUER: 'not a url' }, 'ISSUER: expected an http:// or https:// URL such as https://id.example.com (got "not a url")'],
+    [{ ISSUER: 'ftp://idp.example.com' }, 'ISSUER: expected an http:// or https:// URL such as https://id.example.com (got "ftp://idp.example.com")'],
+    [{ ISSUER: 'https://idp.example.com/' }, 'ISSUER: expected a URL without a trailing slash, query or fragment, such as https://id.example.com (got "https://idp.example.com/")'],
+    [{ SMS_WEBHOOK_URL: 'gateway' }, 'SMS_WEBHOOK_URL: expected an http:// or https:// URL (got "gateway")'],
+    [{ WEBAUTHN_ORIGINS: 'nope' }, 'WEBAUTHN_ORIGINS.0: expected http:// or https:// origins (got "nope")'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent" (got "loud")'],
+  ])('the message says what is allowed: %j', (env, expected) => {
+    expect(configError(env).message).toBe(`Invalid configuration: ${expected}`);
+  });
+
+  test('a config file value of the wrong type gets the same message', () => {
+    const file = writeFile('wrong-types.json', JSON.stringify({ PORT: true }));
+    expect(configError({ TWOFOLD_CONFIG: file }).message).toBe('Invalid configuration: PORT: expected an integer from 1 to 65535 (got true)');
+    const flag = writeFile('wrong-flag.json', JSON.stringify({ TRUST_PROXY: 'sometimes' }));
+    expect(configError({ TWOFOLD_CONFIG: flag }).message).toBe('Invalid configuration: TRUST_PROXY: expected true, false, 1, 0, yes or no (got "sometimes")');
+  });
+
+  test('booleans: the documented words, any case, and booleans from a file', () => {
+    for (const [word, value] of [['true', true], ['FALSE', false], ['1', true], ['0', false], ['Yes', true], [' no ', false]] as const) {
+      expect(loadConfig({ TRUST_PROXY: word }).TRUST_PROXY).toBe(value);
+    }
+    expect(loadConfig({ TWOFOLD_CONFIG: writeFile('bool.yaml', 'TRUST_PROXY: true\n') }).TRUST_PROXY).toBe(true);
+  });
+});
+
+describe('KEY_RETIREMENT_TTL covers the tokens the keys sign', () => {
+  test('shorter than ID_TOKEN_TTL or ACCESS_TOKEN_TTL is refused, naming the longest', () => {
+    expect(configError({ KEY_RETIREMENT_TTL: '600' }).message).toBe(
+      'Invalid configuration: KEY_RETIREMENT_TTL: must be at least the longest lifetime of a token the signing keys sign (ID_TOKEN_TTL=3600), or tokens signed just before a rotation could not be verified (got 600)',
+    );
+    expect(configError({ KEY_RETIREMENT_TTL: '7200', ID_TOKEN_TTL: '600', ACCESS_TOKEN_TTL: '9000' }).message).toMatch(/^Invalid configuration: KEY_RETIREMENT_TTL: .*\(ACCESS_TOKEN_TTL=9000\).*\(got 7200\)$/);
+  });
+
+  test("an API's own access token lifetime counts too", () => {
+    const RESOURCE_SERVERS = JSON.stringify({ 'https://api.example.com': { scope: 'orders:read', accessTokenTTL: 80000 } });
+    expect(configError({ KEY_RETIREMENT_TTL: '7200', RESOURCE_SERVERS }).message).toMatch(/\(RESOURCE_SERVERS https:\/\/api\.example\.com accessTokenTTL=80000\)/);
+    expect(loadConfig({ KEY_RETIREMENT_TTL: '80000', RESOURCE_SERVERS }).KEY_RETIREMENT_TTL).toBe(80000);
+  });
+
+  test('equal to the longest lifetime is enough', () => {
+    expect(loadConfig({ KEY_RETIREMENT_TTL: '3600' }).KEY_RETIREMENT_TTL).toBe(3600);
+    expect(loadConfig({ KEY_RETIREMENT_TTL: '600', ID_TOKEN_TTL: '600', ACCESS_TOKEN_TTL: '600' }).KEY_RETIREMENT_TTL).toBe(600);
+  });
 });
 
 describe('SECRET_KEY formats', () => {
