@@ -164,10 +164,12 @@ export async function consumeAll<const T extends readonly Counted[]>(db: Kysely<
 
 /**
  * Gives attempts back (one statement): a success, or an attempt another
- * counter refused, is not a failed guess. A fixed window gives back only to
- * the window that counted it; a rolling or backoff counter's window was moved
- * past now by the attempt itself, so it is still the same run. A backoff's
- * wait shrinks with its streak. Never below zero.
+ * counter refused, is not a failed guess; nor is a flood's excess, counted
+ * while in flight. Only to the run that counted the attempt, never to a later
+ * one: a fixed window gives back only to the window that counted it; a
+ * rolling or backoff counter only while its window end is less than a window
+ * past the end the attempt saw (clearing the count moves the end at least a
+ * window past it). A backoff's wait shrinks with its streak. Never below zero.
  */
 export async function giveBack(db: Kysely<Database>, attempts: ReadonlyArray<Counted & { result: ConsumeResult }>): Promise<void> {
   const keyed = attempts.filter((a) => a.result.counted).map((a) => ({ ...a, key: keyOf(a) }));
@@ -184,7 +186,11 @@ export async function giveBack(db: Kysely<Database>, attempts: ReadonlyArray<Cou
       })}
     from (select key from rate_limits where key in (${sql.join(keyed.map((a) => a.key))}) order by key for update) as locked
     where r.key = locked.key and (${sql.join(
-      keyed.map((a) => (kindOf(a.rule) === 'fixed' ? sql`(r.key = ${a.key} and r.expires_at = ${a.result.windowEnd.toISOString()}::timestamptz)` : sql`r.key = ${a.key}`)),
+      keyed.map((a) => {
+        const end = sql`${a.result.windowEnd.toISOString()}::timestamptz`;
+        const sameRun = kindOf(a.rule) === 'fixed' ? sql`r.expires_at = ${end}` : sql`r.expires_at < ${end} + ${secs(a.rule.windowSeconds)}`;
+        return sql`(r.key = ${a.key} and ${sameRun})`;
+      }),
       sql` or `,
     )})`.execute(db);
 }

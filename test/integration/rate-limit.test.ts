@@ -247,7 +247,18 @@ for (const kind of DIALECTS) {
       await consume(database.db, rolling, 'g', 1, at(0));
       await giveBack(database.db, [{ rule: rolling, subject: 'g', result: one }]);
       expect(await consume(database.db, rolling, 'g', 1, at(5))).toMatchObject({ allowed: true, count: 2 });
-      expect(await consume(database.db, rolling, 'g', 1, at(5))).toMatchObject({ allowed: false });
+      const over = await consume(database.db, rolling, 'g', 1, at(5));
+      expect(over).toMatchObject({ allowed: false, count: 3 });
+      // Once the count has cleared, a late give-back (of the first run) takes nothing from the new run.
+      expect(await consume(database.db, rolling, 'g', 1, at(DAY + 5))).toMatchObject({ allowed: true, count: 1 });
+      await giveBack(database.db, [{ rule: rolling, subject: 'g', result: over }]);
+      await giveBack(database.db, [{ rule: rolling, subject: 'g', result: one }]);
+      expect(await consume(database.db, rolling, 'g', 1, at(DAY + 6))).toMatchObject({ allowed: true, count: 2 });
+      const b2 = backoff(5, 60, 10, 40);
+      const early = await consume(database.db, b2, 'g2', 1, at(0));
+      expect(await consume(database.db, b2, 'g2', 1, at(61))).toMatchObject({ count: 1 });
+      await giveBack(database.db, [{ rule: b2, subject: 'g2', result: early }]);
+      expect(await consume(database.db, b2, 'g2', 1, at(62))).toMatchObject({ count: 2 });
     });
 
     test('reset() clears one subject and nothing else', async () => {
