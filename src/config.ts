@@ -52,8 +52,7 @@ const list = (item: z.ZodType<string, string>) =>
 const seconds = (min: number, max: number) => integerIn(min, max, `expected whole seconds from ${min} to ${max}`);
 
 /** An `acr` value: a space separates values in acr_values, so none inside one. */
-const acrTableSchema = z.record(z.string().regex(/^[\x21-\x7E]{1,255}$/, 'an acr value (printable, no spaces, at most 255 characters)'), z.union([z.literal(1), z.literal(2), z.literal(3)]));
-
+const ACR_VALUE = /^[\x21-\x7E]{1,255}$/;
 /** ACR_VALUES: the table, or a message saying what is wrong with it. */
 function readAcrTable(value: Record<string, unknown> | string): Record<string, 1 | 2 | 3> | string {
   let raw: unknown = value;
@@ -73,17 +72,20 @@ function readAcrTable(value: Record<string, unknown> | string): Record<string, 1
       }
     }
   }
-  const parsed = acrTableSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    return `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.code === 'invalid_union' || issue.code === 'invalid_value' ? 'the level must be 1, 2 or 3' : issue.message}`;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return 'an object of acr value to level (1, 2 or 3)';
+  // No prototype: a value named like an Object property (`__proto__`) is a value like any other.
+  const table: Record<string, 1 | 2 | 3> = Object.create(null) as Record<string, 1 | 2 | 3>;
+  for (const [value, level] of Object.entries(raw)) {
+    if (!ACR_VALUE.test(value)) return `${JSON.stringify(value)}: an acr value is printable ASCII with no spaces, at most 255 characters`;
+    if (level !== 1 && level !== 2 && level !== 3) return `${value}: the level must be 1, 2 or 3`;
+    table[value] = level;
   }
   for (const [level, urn] of Object.entries(TWOFOLD_ACR)) {
-    const given = parsed.data[urn];
+    const given = table[urn];
     if (given !== undefined && given !== Number(level)) return `${urn}: Twofold's own value always means level ${level}`;
   }
   const own = Object.fromEntries(Object.entries(TWOFOLD_ACR).map(([level, urn]) => [urn, Number(level) as 1 | 2 | 3]));
-  return { ...own, ...parsed.data };
+  return { ...own, ...table };
 }
 
 const resourceServersSchema = z.record(

@@ -511,6 +511,13 @@ describe('a configured ACR table (ACR_VALUES)', () => {
     expect((await rp.redeem(done.location!, auth)).claims()).toMatchObject({ acr: GOLD, amr: expect.arrayContaining(['pwd', 'otp', 'mfa']) });
   });
 
+  test('an app whose stored minimum the table no longer holds is not let through on less: unmet_authentication_requirements', async () => {
+    // Set before ACR_VALUES dropped the REFEDS value (stored directly: the CLI would refuse it now).
+    const stale = await app(services, server, 'stale-minimum', { minAcr: 'https://refeds.org/profile/mfa' });
+    const { username } = await user(services, true);
+    expect(appError((await password(new UserAgent(server.issuer), stale, username)).next)).toBe('unmet_authentication_requirements');
+  });
+
   test('--min-acr accepts a configured value and refuses one the table does not hold', () => {
     expect(policyFromOptions(services, {}, { minAcr: GOLD }).policy).toEqual({ minAcr: GOLD });
     expect(() => policyFromOptions(services, {}, { minAcr: PAPE_MFA })).toThrow(CliError);

@@ -63,6 +63,7 @@ describe('the app', () => {
     ['allowed factors exclude every enrolled factor and enrolment is closed: unmet', { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP], available: [TOTP] }, { type: 'unmet' }],
     ['synced passkeys denied: a synced proof does not count', { client: c({ mfa: 'required', syncedPasskeys: 'deny' }), enrolled: [TOTP], evidence: [PWD, { ...proof(KEY), amr: ['swk', 'user'] }] }, { type: 'step_up', level: 1 }],
     ['synced passkeys denied: a device-bound proof counts', { client: c({ mfa: 'required', syncedPasskeys: 'deny' }), enrolled: [KEY], evidence: [PWD, proof(KEY)] }, { type: 'satisfied', level: 3 }],
+    ['a minimum acr the ACR table no longer knows: unmet, not dropped', { client: c({ unknownMinAcr: 'urn:example:gone' }), enrolled: [TOTP], evidence: [PWD, proof(TOTP)] }, { type: 'unmet', rule: 'client payroll: minimum acr urn:example:gone is not in the ACR table' }],
     ['evidence of a disallowed factor does not count', { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP, KEY], evidence: [PWD, proof(TOTP)] }, { type: 'step_up', level: 1 }],
   ])('%s', (_name, input, expected) => {
     expect(decide(base(input))).toMatchObject(expected);

@@ -13,6 +13,10 @@ import { decide, type Decision, type FactorFacts, type MfaMode, type PolicyInput
 import { amrOf, levelOf, mergeEvidence, PASSWORD_EVIDENCE } from '../../src/policy/levels.ts';
 import { AcrTable, DEFAULT_ACR_TABLE, TWOFOLD_ACR, type Level } from '../../src/policy/acr-table.ts';
 import type { AmrValue, Evidence, FactorKind } from '../../factors/types.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config.ts';
 
 // ---------------------------------------------------------------------------
 // Fixtures: factors as the engine describes them, and proofs of them.
@@ -323,6 +327,45 @@ describe('AcrTable', () => {
     expect(custom.acrFor(2, ['gold', 'silver'])).toBe('silver');
     expect(decide({ ...input({ mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: ['silver'] }), acrTable: custom })).toMatchObject({ type: 'satisfied', acr: 'silver' });
     expect(decide({ ...input({ mfa: 'off', essentialAcr: [REFEDS_MFA] }), acrTable: custom })).toMatchObject({ type: 'unmet' });
+  });
+});
+
+describe('ACR_VALUES: the configured table', () => {
+  const env = { SECRET_KEY: 'a'.repeat(64), DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-acr-')) };
+  const table = (value?: string) => loadConfig({ ...env, ...(value === undefined ? {} : { ACR_VALUES: value }) }).ACR_VALUES;
+  const refused = (value: string) => {
+    try {
+      table(value);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error(`accepted ${value}`);
+  };
+
+  test('unset: the default table, unchanged', () => {
+    expect(table()).toEqual(DEFAULT_ACR_TABLE);
+  });
+
+  test("a JSON object replaces the defaults; Twofold's own URNs are always there", () => {
+    expect(table('{"urn:example:gold":3,"https://refeds.org/profile/mfa":2}')).toEqual({ [A1]: 1, [A2]: 2, [A3]: 3, 'urn:example:gold': 3, [REFEDS_MFA]: 2 });
+  });
+
+  test('a file, JSON or YAML', () => {
+    const file = path.join(env.DATA_DIR, 'acr.yaml');
+    fs.writeFileSync(file, 'urn:example:silver: 2\n"urn:twofold:acr:3": 3\n');
+    expect(table(file)).toEqual({ [A1]: 1, [A2]: 2, [A3]: 3, 'urn:example:silver': 2 });
+  });
+
+  test.each([
+    ['{"urn:example:gold":4}', 'ACR_VALUES'],
+    ['{"urn:example:gold":4}', 'the level must be 1, 2 or 3'],
+    ['{"urn:example:gold":"2"}', 'the level must be 1, 2 or 3'],
+    ['{"two words":2}', 'no spaces'],
+    ['{"urn:twofold:acr:2":3}', "urn:twofold:acr:2: Twofold's own value always means level 2"],
+    ['{not json', 'a JSON object of acr value to level'],
+    ['/nonexistent/acr.yaml', 'cannot read /nonexistent/acr.yaml'],
+  ])('%s is refused: %s', (value, message) => {
+    expect(refused(value)).toContain(message);
   });
 });
 
