@@ -12,13 +12,18 @@
  * second-factor throttle built on them: refused guesses given back, waits
  * after the burst, recovery factors with a burst counter of their own, one
  * daily ceiling for all factors that no policy can raise above 100 a day.
+ * Last, the policy's throttle section: defaults equal to the built-in
+ * numbers, bad values refused with their path.
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.ts';
 import { consume, consumeAll, giveBack, reset, type LimitRule } from '../../src/security/rate-limit.ts';
-import { MFA_PER_ACCOUNT_DAY, MFA_PER_ADDRESS, mfaCounters, refundAttempt, takeAttempt } from '../../src/mfa/throttle.ts';
+import { MFA_PER_ACCOUNT_BURST, MFA_PER_ACCOUNT_DAY, MFA_PER_ADDRESS, mfaCounters, refundAttempt, takeAttempt } from '../../src/mfa/throttle.ts';
+import { SEND_PER_ACCOUNT, SEND_PER_ADDRESS, SEND_PER_DESTINATION } from '../../src/mfa/out-of-band.ts';
+import { PASSWORD_PER_ADDRESS, PASSWORD_PER_LOGIN } from '../../interactions/throttle-rules.ts';
+import { globalPolicySchema, parsePolicy } from '../../src/policy/documents.ts';
 
 const rule = (points: number, windowSeconds: number): LimitRule => ({ name: `test:${crypto.randomBytes(4).toString('hex')}`, points, windowSeconds });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -370,3 +375,34 @@ for (const kind of DIALECTS) {
     });
   });
 }
+
+describe('throttle settings in the global policy', () => {
+  test('the defaults are the built-in numbers', () => {
+    const { throttle } = parsePolicy(globalPolicySchema, {}, 'global policy');
+    const numbers = (r: LimitRule) => ({ points: r.points, windowSeconds: r.windowSeconds });
+    expect(throttle).toEqual({
+      perAccountBurst: { ...numbers(MFA_PER_ACCOUNT_BURST), delaySeconds: MFA_PER_ACCOUNT_BURST.delaySeconds, maxDelaySeconds: MFA_PER_ACCOUNT_BURST.maxDelaySeconds },
+      perAccountDay: numbers(MFA_PER_ACCOUNT_DAY),
+      perAddress: numbers(MFA_PER_ADDRESS),
+      passwordPerLogin: numbers(PASSWORD_PER_LOGIN),
+      passwordPerAddress: numbers(PASSWORD_PER_ADDRESS),
+      sendPerAccount: numbers(SEND_PER_ACCOUNT),
+      sendPerAddress: numbers(SEND_PER_ADDRESS),
+      sendPerDestination: numbers(SEND_PER_DESTINATION),
+    });
+    // A document written before the burst delays existed still reads, with the default delays.
+    expect(parsePolicy(globalPolicySchema, { throttle: { perAccountBurst: { points: 3, windowSeconds: 60 } } }, 'g').throttle.perAccountBurst).toEqual({ points: 3, windowSeconds: 60, delaySeconds: 30, maxDelaySeconds: 900 });
+  });
+
+  test.each([
+    [{ perAccountDay: { points: 100, windowSeconds: 86399 } }, 'throttle.perAccountDay.windowSeconds: at least 86400'],
+    [{ perAccountDay: { points: 100, windowSeconds: 1 } }, 'throttle.perAccountDay.windowSeconds'],
+    [{ perAccountDay: { points: 101, windowSeconds: 86400 } }, 'throttle.perAccountDay.points: at most 100'],
+    [{ perAccountBurst: { points: 5, windowSeconds: 300, delaySeconds: 60, maxDelaySeconds: 30 } }, 'throttle.perAccountBurst.maxDelaySeconds'],
+    [{ sendPerDestination: { points: 0, windowSeconds: 3600 } }, 'throttle.sendPerDestination.points'],
+    [{ passwordPerLogin: { points: 20 } }, 'throttle.passwordPerLogin.windowSeconds'],
+    [{ lockout: {} }, 'throttle: unknown field(s) lockout'],
+  ])('a bad throttle section is refused with the path of the bad field: %j', (throttle, message) => {
+    expect(() => parsePolicy(globalPolicySchema, { throttle }, 'global policy')).toThrow(message);
+  });
+});
