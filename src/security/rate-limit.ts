@@ -14,15 +14,19 @@
  * - `rolling`: never more than `points` allowed attempts in ANY span of
  *   `windowSeconds` (the NIST SP 800-63B daily cap). Each allowed attempt
  *   moves the end of the window to `windowSeconds` after it, and the count
- *   clears only when a whole window passes without one. Proof: take points+1
- *   allowed attempts inside one span shorter than the window, in the order the
- *   row lock admitted them. After the first, the window ends at least a window
- *   later, so no attempt of the span can clear the count (attempts are dated
- *   by the database, never earlier than the counter's last allowed attempt:
- *   the dates increase in lock order); so the last one sees a count of at
- *   least `points` and is refused. Stricter than an exact sliding log (which
- *   would need one timestamp per attempt): the count of someone who fails
- *   once every day keeps growing until a failure-free day.
+ *   clears only when a whole window passes without one. Each attempt is dated
+ *   by the database, never earlier than the counter's last allowed attempt,
+ *   so dates never go back in the order the row lock admits attempts. Proof:
+ *   suppose points+1 allowed attempts, none given back, are dated within less
+ *   than one window. Take them in lock order. The first moved the window end
+ *   a window past its date; the window end only moves forward until a clear,
+ *   and an attempt that clears is dated at or past that end, so every later
+ *   attempt is dated past it too. Hence none of the points+1 cleared the
+ *   count, and the last one found at least `points` counted and was refused.
+ *   A give-back subtracts only an attempt that was no failure, and only in
+ *   the run that counted it (see giveBack). Stricter than an exact sliding log
+ *   (which would need one timestamp per attempt): the count of someone who
+ *   fails once every day keeps growing until a failure-free day.
  * - `backoff`: the first `points` failures are free; after that each further
  *   attempt must wait `delaySeconds`, doubling with every failure, at most
  *   `maxDelaySeconds`; the streak clears after `windowSeconds` without an
