@@ -300,7 +300,8 @@ describe('properties', () => {
         const levelMaxAge = { ...input.levelMaxAge, [level]: current === undefined ? age : Math.min(current, age) };
         expectNoWeakerDemand(input, { ...input, levelMaxAge });
       }),
-      RUNS,
+      // The audit's repro, always tried: adding a level-3 age once let a stale level-2 proof count again.
+      { ...RUNS, examples: [[base({ mfa: 'required', enrolled: [TOTP, KEY], evidence: [PASSWORD_EVIDENCE(NOW - 10_000), proof(KEY, NOW - 9000), proof(TOTP, NOW - 500)], levelMaxAge: { '2': 100 } }), '3', 1000]] },
     );
   });
 
