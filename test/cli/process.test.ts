@@ -127,7 +127,7 @@ describe('twofold on PGlite', () => {
     expect(added.stdout).toMatch(/^created user bob /);
     // The provider holds the folder and advertises its socket.
     const lock = JSON.parse(fs.readFileSync(lockFile, 'utf8')) as { pid: number; socket?: string };
-    expect(lock).toEqual({ pid: provider.pid, socket: path.join(dataDir, 'twofold.sock') });
+    expect(lock).toEqual({ pid: provider.pid, nonce: expect.any(String), socket: path.join(dataDir, 'twofold.sock') });
 
     const client = JSON.parse((await ok(['client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb', '--json'], env)).stdout) as { client_id: string; client_secret: string };
     expect(client).toMatchObject({ client_id: expect.any(String), client_secret: expect.any(String), redirect_uris: ['http://app.example.test/cb'] });
