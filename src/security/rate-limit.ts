@@ -30,7 +30,9 @@
  * - `backoff`: the first `points` failures are free; after that each further
  *   attempt must wait `delaySeconds`, doubling with every failure, at most
  *   `maxDelaySeconds`; the streak clears after `windowSeconds` without an
- *   attempt once the wait is over. An attempt made during the wait is refused
+ *   attempt once the wait is over. Attempts are dated as for `rolling`, so
+ *   transactions that began out of order are not told to wait for nothing.
+ *   An attempt made during the wait is refused
  *   and not counted (the conditional update leaves the row alone, and
  *   RETURNING omits it: that is how a refusal is told from an admission).
  *
@@ -102,8 +104,15 @@ function updated(rule: LimitRule, weight: number, t: RawBuilder<unknown>): { poi
   const reset = sql`r.expires_at <= ${t}`;
   if (rule.kind === 'backoff') {
     const n = sql`(case when ${reset} then 1 else r.points + 1 end)`;
+    // Dated no earlier than the streak's last failure (the window end less the quiet time and the wait): a
+    // transaction that began a moment before the one the lock admitted first is not told to wait for nothing.
+    const dated = sql`greatest(${t}, r.expires_at - ${W} - ${secs(delay(rule, sql`r.points`))})`;
     // Admitted when the streak has cleared or its current wait (the window end less the quiet time) is over.
-    return { points: n, expires: sql`${t} + ${secs(delay(rule, n))} + ${W}`, go: sql`(${reset} or ${t} >= r.expires_at - ${W})` };
+    return {
+      points: n,
+      expires: sql`(case when ${reset} then ${t} else ${dated} end) + ${secs(delay(rule, n))} + ${W}`,
+      go: sql`(${reset} or ${dated} >= r.expires_at - ${W})`,
+    };
   }
   if (kindOf(rule) === 'rolling') {
     // Dated no earlier than the counter's last allowed attempt (the window end less a window), so dates increase in lock order.

@@ -224,6 +224,14 @@ for (const kind of DIALECTS) {
       expect(row.points).toBe(5);
     });
 
+    test('backoff: 100 simultaneous attempts under the free count, from several pools: every one allowed', async () => {
+      const r = backoff(150, 300, 30, 900);
+      const all = handles();
+      const results = await Promise.all(Array.from({ length: 100 }, (_, i) => consume(all[i % all.length]!.db, r, 'free')));
+      expect(results.filter((x) => !x.allowed)).toEqual([]);
+      expect(results.map((x) => x.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    });
+
     test('giveBack(): a fixed window gets back only what it counted, a backoff shrinks its wait, a refused backoff has nothing to give', async () => {
       const fixed = rule(3, 60);
       const first = await consume(database.db, fixed, 'g', 1, at(0));
