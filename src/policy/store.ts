@@ -5,9 +5,10 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { clientPolicySchema, globalPolicySchema, groupPolicySchema, parsePolicy, type ClientPolicy, type GlobalPolicy, type GroupPolicy } from './documents.ts';
+import { clientPolicySchema, globalPolicySchema, groupPolicySchema, parsePolicy, PolicyDocumentError, type ClientPolicy, type GlobalPolicy, type GroupPolicy } from './documents.ts';
 import type { MfaMode } from './decide.ts';
 import { forget, memoized, remember, remembered } from '../db/request-memo.ts';
+import { logger } from '../logger.ts';
 
 /** Policies are read once per request (src/db/request-memo.ts): a sign-in step asks for them more than once. */
 const POLICY_MEMO = 'policy:';
@@ -57,7 +58,30 @@ export async function globalPolicy(db: Kysely<Database>, configuredMfa: MfaMode)
 
 function globalFrom(row: PolicyVersion | undefined, configuredMfa: MfaMode): { policy: GlobalPolicy; version: number | null } {
   if (!row) return { policy: parsePolicy(globalPolicySchema, { mfa: configuredMfa }, 'global policy'), version: null };
-  return { policy: parsePolicy(globalPolicySchema, row.document, 'global policy'), version: row.version };
+  return { policy: parseStoredGlobal(row), version: row.version };
+}
+
+const warnedVersions = new Set<number>();
+
+/**
+ * A stored document was valid when it was saved, but a later release may refuse part of it (the daily failure cap
+ * became "at least 24 hours"). A throttle section that no longer parses falls back to the built-in limits, which are
+ * the strict ones, with a warning, rather than failing every sign-in; any other bad field still fails closed.
+ */
+function parseStoredGlobal(row: PolicyVersion): GlobalPolicy {
+  try {
+    return parsePolicy(globalPolicySchema, row.document, 'global policy');
+  } catch (err) {
+    const throttle = globalPolicySchema.shape.throttle.safeParse(row.document.throttle);
+    if (!(err instanceof PolicyDocumentError) || throttle.success) throw err;
+    const { throttle: _refused, ...rest } = row.document;
+    const policy = parsePolicy(globalPolicySchema, rest, 'global policy');
+    if (!warnedVersions.has(row.version)) {
+      warnedVersions.add(row.version);
+      logger.warn({ version: row.version, problem: err.message }, 'the stored global policy has throttle settings this release refuses; using the built-in limits until an admin saves a corrected policy (twofold policy set)');
+    }
+    return policy;
+  }
 }
 
 export interface AccountGroupPolicy {

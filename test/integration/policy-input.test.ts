@@ -82,5 +82,19 @@ for (const kind of DIALECTS) {
         expect((await store.list(facts.accountId, 'webauthn')).map((c) => c.id)).toContain(added);
       });
     });
+
+    test('a stored throttle section this release refuses falls back to the built-in limits; the rest of the document stays in force', async () => {
+      const { db } = opened.services;
+      // Valid when an older release saved it: a daily cap over one hour, which now must span at least 24 hours.
+      await savePolicy(db, GLOBAL, { mfa: 'required', minLevel: 2, throttle: { perAccountDay: { points: 100, windowSeconds: 3600 } } }, 'test');
+      const { policy } = await globalPolicy(db, 'optional');
+      expect(policy.mfa).toBe('required');
+      expect(policy.minLevel).toBe(2);
+      expect(policy.throttle.perAccountDay).toEqual({ points: 100, windowSeconds: 86400 });
+      // Any other bad field still fails closed.
+      await savePolicy(db, GLOBAL, { mfa: 'sometimes' }, 'test');
+      await expect(globalPolicy(db, 'optional')).rejects.toThrow(/mfa/);
+      await savePolicy(db, GLOBAL, { mfa: 'required' }, 'test');
+    });
   });
 }
