@@ -92,7 +92,8 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
   const registered = engine.registry.get(factorId)!;
   const view = await engine.beginChallenge(factorId, signIn.account, signIn.state);
   const adding = decision.adding === true;
-  const trustDays = decision.trustedDeviceAllowed ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;
+  // A device stands in only for the factor that proved the sign-in that trusted it, never for a recovery code, so the box is not offered there.
+  const trustDays = decision.trustedDeviceAllowed && !registered.factor.recoveryOnly ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;
   page(
     ctx,
     'second-factor',
@@ -149,7 +150,7 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   }
   addEvidence(signIn, outcome.evidence);
   if (outcome.notice) signIn.data.notice = outcome.notice;
-  if (input.trust === 'yes' && decision.trustedDeviceAllowed) {
+  if (input.trust === 'yes' && decision.trustedDeviceAllowed && !deps.services.factors.registry.get(factorId)?.factor.recoveryOnly) {
     const { config, db } = deps.services;
     const days = (await globalPolicy(db, config.MFA)).policy.trustedDevices.days;
     const device = await trustDevice(db, signIn.account.id, ctx.get('user-agent'), days, factorId);

@@ -347,6 +347,24 @@ for (const kind of DIALECTS) {
       expect(await listDevices(services.db, account.id)).toEqual([]);
     });
 
+    test('a backup code never trusts a device: no "don\'t ask again" box on its page, and trust=yes posted with one stores nothing', async () => {
+      const { account, username } = await user(services, true);
+      // Enough codes that using one brings no "few codes left" notice first.
+      const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+      await enrolBackupCodes(services, account.id, Array.from({ length: 10 }, (_, i) => alphabet.slice(i, i + 16)));
+      const agent = new UserAgent(server.issuer);
+      const r = await password(agent, strict, username);
+      expect(r.next.body).toContain("Don't ask again"); // the authenticator app's page offers it
+      const uid = formAction(r.next.body).match(/\/interaction\/([^/?]+)/)![1];
+      const page = await agent.follow(`${server.issuer}/interaction/${uid}?factor=backup-codes`);
+      expect(page.body).toContain('Enter one of your backup codes');
+      expect(page.body).not.toContain('name="trust"');
+      const done = await agent.submit(formAction(page.body), { code: alphabet.slice(3, 19), trust: 'yes' });
+      expect(done.location).toMatch(/code=/);
+      expect(agent.cookies.get('twofold.device')).toBeUndefined();
+      expect(await listDevices(services.db, account.id)).toEqual([]);
+    });
+
     test('a device stops counting once it expires, a factor is removed or the password is reset; a silent rehash of the password does not void it', async () => {
       const { account, username, secret } = await user(services, true);
       await enrolTotp(services, account.id); // a second authenticator, to be removed below
