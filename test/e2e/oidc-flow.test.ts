@@ -7,7 +7,8 @@
  * with client_secret_basic, client_secret_post and private_key_jwt.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { webcrypto } from 'node:crypto';
+import crypto, { webcrypto } from 'node:crypto';
+import { SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { sql } from 'kysely';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
@@ -224,7 +225,7 @@ for (const kind of DIALECTS) {
       await expect(wrong.redeem(again.result.location!, again.auth)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
     });
 
-    test('private_key_jwt: an assertion signed with the registered key is accepted, one signed with another key is invalid_client', async () => {
+    test('private_key_jwt: an assertion signed with the registered key is accepted; a replayed one, or one signed with another key, is invalid_client', async () => {
       const { db, sealer } = server.opened.services;
       const registered = await clientKey('app-key-1');
       const created = await createClient(db, sealer, { name: 'jwt app', redirectUris: [REDIRECT], firstParty: true, authMethod: 'private_key_jwt', jwks: { keys: [registered.publicJwk] } });
@@ -235,6 +236,38 @@ for (const kind of DIALECTS) {
       const tokens = await party.redeem(result.location!, auth);
       expect(tokens.claims()!.iss).toBe(server.issuer);
       expect((await oidc.tokenIntrospection(party.config, tokens.access_token)).active).toBe(true);
+
+      // One assertion of our own (RFC 7523), used twice: accepted once, then refused (its jti is remembered in the database).
+      const assertion = await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: 'app-key-1' })
+        .setIssuer(created.clientId)
+        .setSubject(created.clientId)
+        .setAudience(server.issuer)
+        .setJti(crypto.randomUUID())
+        .setIssuedAt()
+        .setExpirationTime('2m')
+        .sign(registered.privateKey);
+      const redeemWith = async (clientAssertion: string) => {
+        const next = await signIn(new UserAgent(server.issuer), party);
+        return fetch(new URL('/token', server.issuer), {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'authorization_code',
+            code: new URL(next.result.location!).searchParams.get('code')!,
+            redirect_uri: REDIRECT,
+            code_verifier: next.auth.verifier,
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: clientAssertion,
+          }),
+        });
+      };
+      const first = await redeemWith(assertion);
+      expect(first.status).toBe(200);
+      expect(await first.json()).toHaveProperty('id_token');
+      const replay = await redeemWith(assertion);
+      expect(replay.status).toBe(401);
+      expect(await replay.json()).toMatchObject({ error: 'invalid_client' });
 
       // Same kid, different key: the signature does not verify.
       const impostor = await clientKey('app-key-1');
