@@ -70,7 +70,9 @@ export function canonicalUrl(options: CanonicalOptions): Middleware {
       warned = true;
       options.log?.warn(
         { path: ctx.path },
-        'ISSUER is https but a request was not known to arrive over TLS; behind a TLS-terminating proxy set TRUST_PROXY=true (and have it send X-Forwarded-Proto) so client addresses and HSTS are right',
+        options.trustProxy
+          ? 'ISSUER is https but a request came without X-Forwarded-Proto: https (missing, http, or not one well-formed value); have the proxy set it so HSTS is sent'
+          : 'ISSUER is https but a request was not known to arrive over TLS; behind a TLS-terminating proxy set TRUST_PROXY=true (and have it send X-Forwarded-Proto) so client addresses and HSTS are right',
       );
     }
     const request = ctx.request;
