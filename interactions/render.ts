@@ -1,11 +1,15 @@
 /**
- * Handlebars views. Templates are compiled once at start; `{{value}}` escapes
- * HTML, so user input can never become markup.
+ * Handlebars views. Templates are read at start and compiled on first use;
+ * `{{value}}` escapes HTML, so user input can never become markup. A theme
+ * (THEME_DIR, see theme.ts) replaces views by name; its templates were
+ * checked at start.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
+import { loadTheme, type Theme } from './theme.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const VIEWS_DIR = path.join(HERE, 'views');
@@ -14,11 +18,19 @@ export const ASSETS_DIR = path.join(HERE, 'assets');
 export class Views {
   readonly #hbs = Handlebars.create();
   readonly #templates = new Map<string, Handlebars.TemplateDelegate>();
+  readonly #theme: Theme | undefined;
 
-  constructor(dirs: string[] = [VIEWS_DIR]) {
+  /** Helpers here are the only ones a theme may use (theme.ts VIEW_HELPERS). */
+  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme) {
     this.#hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
     this.#hbs.registerHelper('encodeURIComponent', (v: unknown) => encodeURIComponent(String(v ?? '')));
+    this.#theme = theme;
     for (const dir of dirs) this.addDirectory(dir);
+    // Same compile options as the built-in views: `{{ }}` escapes in a theme too.
+    for (const [name, template] of theme?.views ?? []) {
+      if (!this.#templates.has(name)) throw new Error(`theme template ${template.file} replaces no view`);
+      this.#templates.set(name, this.#hbs.compile(template.source, { strict: false }));
+    }
   }
 
   /** Adds every `*.hbs` in `dir` as a view, and those in `dir/partials` as partials. Later directories may not shadow earlier names. */
@@ -37,10 +49,11 @@ export class Views {
     }
   }
 
-  /** Registers every `*.hbs` in `dir` as a partial named `<prefix><file>` (a factor's views). */
+  /** Registers every `*.hbs` in `dir` as a partial named `<prefix><file>` (a factor's views), or the theme's file of that name. */
   addPartials(dir: string, prefix: string): void {
     for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.hbs'))) {
-      this.#hbs.registerPartial(prefix + file.slice(0, -4), fs.readFileSync(path.join(dir, file), 'utf8'));
+      const name = prefix + file.slice(0, -4);
+      this.#hbs.registerPartial(name, this.#theme?.partials.get(name)?.source ?? fs.readFileSync(path.join(dir, file), 'utf8'));
     }
   }
 
@@ -53,12 +66,33 @@ export class Views {
     const view = this.#templates.get(name);
     const layout = this.#templates.get('layout');
     if (!view || !layout) throw new Error(`no view named ${name}`);
-    return layout({ ...data, body: view(data) });
+    // `theme.stylesheet` and `theme.logo` are set only when the theme has those files.
+    const page = this.#theme ? { ...data, theme: this.#theme.links } : data;
+    return layout({ ...page, body: view(page) });
   }
 }
 
+/** The built-in pages' names (the layout included): what a theme's top-level templates may replace. */
+export function pageNames(): string[] {
+  return fs.readdirSync(VIEWS_DIR).filter((f) => f.endsWith('.hbs')).map((f) => f.slice(0, -4));
+}
+
+/** A provider's themed views (THEME_DIR), checked now; throws ThemeError naming the file at fault. */
+export function themedViews(dir: string, factorViews: Record<string, string>): { views: Views; theme: Theme } {
+  const theme = loadTheme(dir, pageNames(), factorViews);
+  return { views: new Views([VIEWS_DIR], theme), theme };
+}
+
 let shared: Views | undefined;
+// A themed provider's requests (and the building of its routes) see its own views; tests run
+// several providers, themed or not, in one process.
+const scoped = new AsyncLocalStorage<Views>();
+
 export function views(): Views {
-  shared ??= new Views();
-  return shared;
+  return scoped.getStore() ?? (shared ??= new Views());
+}
+
+/** Runs `fn` (a request, or building routes) with `own` as the views; without it, the shared built-in ones. */
+export function withViews<T>(own: Views | undefined, fn: () => T): T {
+  return own ? scoped.run(own, fn) : fn();
 }

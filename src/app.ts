@@ -14,7 +14,10 @@ import { errorBoundary } from './http/errors.ts';
 import { healthRoutes } from './http/health.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
-import { ASSETS_DIR } from '../interactions/render.ts';
+import { ASSETS_DIR, themedViews, withViews } from '../interactions/render.ts';
+import { ThemeError } from '../interactions/theme.ts';
+import { FACTORS } from '../factors/registry.ts';
+import { StartupError } from './db/storage.ts';
 
 export interface AppHandle {
   app: Koa;
@@ -28,6 +31,7 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // Only the right-most X-Forwarded-For entry (written by our own proxy) counts.
   app.maxIpsCount = 1;
   let shuttingDown = false;
+  const themed = loadTheme(services);
 
   app.use(requestContext(logger));
   // Before anything builds a URL or sets a cookie: host and scheme are the issuer's, whatever Host or X-Forwarded-* say.
@@ -35,15 +39,18 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // Rows read twice within one request (the app, the policy, credentials) are read once; never across requests.
   app.use((_ctx, next) => withRequestMemo(next));
   app.use(securityHeaders({ hsts: services.config.secureCookies }));
+  // THEME_DIR: this app's pages, error pages included, render with its theme.
+  if (themed) app.use((_ctx, next) => withViews(themed.views, next));
   app.use(errorBoundary());
 
   const health = healthRoutes(services.db, () => shuttingDown);
   app.use(health.routes());
   // Factors' browser files (WebAuthn's client library from node_modules) first: the asset folder answers 404 for names it lacks.
   app.use(extraAsset(services.factors.registry.assets()).routes());
-  const assets = assetRoutes([ASSETS_DIR]);
+  const assets = assetRoutes([ASSETS_DIR], themed?.theme.assets);
   app.use(assets.routes());
-  const interactions = interactionRoutes({ services, provider: () => holder.current });
+  // Built with the theme's views, so a factor view the theme replaces is the one registered.
+  const interactions = withViews(themed?.views, () => interactionRoutes({ services, provider: () => holder.current }));
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
 
@@ -58,4 +65,18 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   app.on('error', (err) => logger.error({ err }, 'koa error'));
 
   return { app, setShuttingDown: () => (shuttingDown = true) };
+}
+
+/** THEME_DIR, checked in full: a theme that would break a page stops the start, naming the file. */
+function loadTheme(services: Services): ReturnType<typeof themedViews> | undefined {
+  const dir = services.config.THEME_DIR;
+  if (!dir) return undefined;
+  // Every known factor, not only those switched on, so turning one off does not break the theme.
+  const factorViews = Object.fromEntries([...FACTORS, ...services.factors.registry.all().map((r) => r.factor)].map((f) => [f.id, f.viewsDir]));
+  try {
+    return themedViews(dir, factorViews);
+  } catch (err) {
+    if (err instanceof ThemeError) throw new StartupError(`THEME_DIR: ${err.message}`);
+    throw err;
+  }
 }

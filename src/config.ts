@@ -215,6 +215,8 @@ export const configSchema = z
     SMS_WEBHOOK_TIMEOUT: seconds(1, 60).default(10),
     /** Folder whose code-email.*.hbs, code-sms.hbs, code-voice.hbs replace the built-in messages. */
     MESSAGE_TEMPLATES_DIR: z.string().min(1).optional(),
+    /** Folder whose layout.hbs, page views (login.hbs, …), factors/<id>/<view>.hbs, theme.css and logo.svg/logo.png restyle the sign-in pages; checked at start. */
+    THEME_DIR: z.string().min(1).optional(),
     /** Run pending migrations at start. */
     MIGRATE_ON_START: bool.default(true),
     /** pino log level. */

@@ -3,9 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Router from '@koa/router';
 
-const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml' };
+const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png' };
 
-export function assetRoutes(dirs: string[]): Router {
+/**
+ * @param dirs folders whose files are all served by name
+ * @param named single files served under the given names (a theme's theme.css and logo), never their folder
+ */
+export function assetRoutes(dirs: string[], named: Record<string, string> = {}): Router {
   const files = new Map<string, { body: Buffer; type: string }>();
   for (const dir of dirs) {
     if (!fs.existsSync(dir)) continue;
@@ -13,6 +17,12 @@ export function assetRoutes(dirs: string[]): Router {
       const type = TYPES[path.extname(name)];
       if (type) files.set(name, { body: fs.readFileSync(path.join(dir, name)), type });
     }
+  }
+  for (const [name, file] of Object.entries(named)) {
+    const type = TYPES[path.extname(name)];
+    if (!type) throw new Error(`asset ${name}: no content type for its extension`);
+    if (files.has(name)) throw new Error(`asset ${name} is served twice`);
+    files.set(name, { body: fs.readFileSync(file), type });
   }
   const router = new Router();
   router.get('/assets/:name', (ctx) => {
@@ -24,6 +34,8 @@ export function assetRoutes(dirs: string[]): Router {
     }
     ctx.type = file.type;
     ctx.set('Cache-Control', 'public, max-age=3600');
+    // An SVG opened on its own is a document of this origin: no script of its may run here.
+    if (file.type === TYPES['.svg']) ctx.set('Content-Security-Policy', 'sandbox');
     ctx.body = file.body;
   });
   return router;
