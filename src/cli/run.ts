@@ -129,6 +129,7 @@ const FIELD_NAMES: Record<string, string> = {
   authMethod: '--auth-method',
   jwksUri: '--jwks-uri',
   jwks: '--jwks-file',
+  idTokenAlg: '--id-token-alg',
 };
 
 export function describeZodError(err: ZodError): string {

@@ -12,6 +12,8 @@ import { forget, memoized } from '../db/request-memo.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
+/** The algorithms of the provider's own signing keys (src/oidc/keys.ts). */
+export const ID_TOKEN_ALGS = ['RS256', 'ES256'] as const;
 
 const redirectUri = z
   .string()
@@ -36,6 +38,8 @@ export const newClientSchema = z
     jwksUri: z.url({ protocol: /^https?$/ }).optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
     grantTypes: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
+    /** How the app's ID tokens are signed: RS256 (the default, which every library verifies) or ES256 (smaller, faster). */
+    idTokenAlg: z.enum(ID_TOKEN_ALGS).optional(),
   })
   .superRefine((c, ctx) => {
     const method = c.authMethod ?? (c.public ? 'none' : 'client_secret_basic');
@@ -78,6 +82,7 @@ export async function createClient(db: Kysely<Database>, sealer: Sealer, input: 
     token_endpoint_auth_method: method,
     ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
     ...(c.jwks ? { jwks: c.jwks } : {}),
+    ...(c.idTokenAlg ? { id_token_signed_response_alg: c.idTokenAlg } : {}),
   };
   await db
     .insertInto('clients')

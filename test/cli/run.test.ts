@@ -258,9 +258,13 @@ for (const kind of DIALECTS) {
 
       const confidential = (await ok(['client', 'add', 'api', '--redirect-uri', 'https://api.example.test/cb', '--json'])).json();
       expect(confidential).toMatchObject({ client_id: expect.any(String), client_secret: expect.any(String), token_endpoint_auth_method: 'client_secret_basic' });
+      expect(confidential.id_token_signed_response_alg).toBeUndefined(); // the provider's default, RS256
+      const es = (await ok(['client', 'add', 'es', '--redirect-uri', 'https://es.example.test/cb', '--id-token-alg', 'ES256', '--json'])).json();
+      expect(es).toMatchObject({ id_token_signed_response_alg: 'ES256' });
+      await ok(['client', 'remove', 'es']);
 
       const created = await audit('client.created');
-      expect(created.map((e) => e.details.name).sort()).toEqual(['api', 'spa', 'spa2', 'web']);
+      expect(created.map((e) => e.details.name).sort()).toEqual(['api', 'es', 'spa', 'spa2', 'web']);
       expect(created.find((e) => e.details.name === 'web')).toMatchObject({ client_id: id, actor: 'admin:cli' });
     });
 
@@ -272,6 +276,7 @@ for (const kind of DIALECTS) {
       expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--public', '--auth-method', 'client_secret_basic']), 1, /--auth-method: /);
       expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--auth-method', 'private_key_jwt']), 1, /--jwks-file: private_key_jwt needs/);
       expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--jwks-file', '/nonexistent/jwks.json', '--auth-method', 'private_key_jwt']), 1, /--jwks-file: cannot read/);
+      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--id-token-alg', 'HS256']), 1, /^twofold: --id-token-alg: .*RS256.*ES256/);
       expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['api', 'spa', 'spa2', 'web']);
     });
 

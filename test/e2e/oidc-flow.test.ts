@@ -186,13 +186,9 @@ for (const kind of DIALECTS) {
 
     test('an app registered for ES256 ID tokens gets them, verified against the published ES256 key', async () => {
       const { db, sealer } = server.opened.services;
-      const created = await createClient(db, sealer, { name: 'es256 app', redirectUris: [REDIRECT], firstParty: true });
-      // createClient has no option for it; the metadata column passes any registered metadata to the provider.
-      await db
-        .updateTable('clients')
-        .set({ metadata: JSON.stringify({ ...created.metadata, id_token_signed_response_alg: 'ES256' }) })
-        .where('client_id', '=', created.clientId)
-        .execute();
+      // What `twofold client add … --id-token-alg ES256` registers.
+      const created = await createClient(db, sealer, { name: 'es256 app', redirectUris: [REDIRECT], firstParty: true, idTokenAlg: 'ES256' });
+      expect(created.metadata.id_token_signed_response_alg).toBe('ES256');
       const party = await relyingParty(server.issuer, created.clientId, created.clientSecret, REDIRECT, { metadata: { id_token_signed_response_alg: 'ES256' } });
       editTokenResponses(party, (t) => t);
       let agent = new UserAgent(server.issuer);

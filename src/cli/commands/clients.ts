@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { ZodError } from 'zod';
-import { createClient, findClientRow, isPublic, listClients, removeClient, rotateClientSecret, AUTH_METHODS } from '../../oidc/clients.ts';
+import { createClient, findClientRow, isPublic, listClients, removeClient, rotateClientSecret, AUTH_METHODS, ID_TOKEN_ALGS } from '../../oidc/clients.ts';
 import type { ClientRow } from '../../db/schema.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
@@ -54,10 +54,11 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--jwks-uri <uri>', 'for private_key_jwt: where the app publishes its keys')
     .option('--jwks-file <file>', 'for private_key_jwt: a JSON file with the app\'s public JWKS')
     .option('--no-refresh-tokens', 'do not issue refresh tokens to this app')
+    .option('--id-token-alg <alg>', `how the app's ID tokens are signed (${ID_TOKEN_ALGS.join(', ')}; default RS256)`)
     .option('--json', 'print JSON')
     .action(async (name: string, opts: {
       redirectUri: string[]; postLogoutRedirectUri?: string[]; public?: boolean; firstParty?: boolean; authMethod?: string;
-      jwksUri?: string; jwksFile?: string; refreshTokens: boolean; json?: boolean;
+      jwksUri?: string; jwksFile?: string; refreshTokens: boolean; idTokenAlg?: string; json?: boolean;
     } & ClientPolicyOptions) => {
       const { db, sealer } = ctx.services;
       if (await findClientRow(db, name)) throw new CliError(`a client named ${name} already exists`);
@@ -81,6 +82,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         jwksUri: opts.jwksUri,
         jwks: jwks as never,
         grantTypes: opts.refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
+        idTokenAlg: opts.idTokenAlg as never,
       }).catch((err: unknown) => {
         if (err instanceof ZodError) throw badInput(err, opts);
         // Two runs racing for one name: the unique index decides.
