@@ -33,6 +33,17 @@ interface StatsReply {
 
 /** One provider process: the whole of `npm start`, or one worker of a cluster. */
 async function runProvider(config: Config): Promise<void> {
+  // Signals are heard from the first moment: the server answers /readyz before startServer has returned, so a
+  // SIGTERM sent then must not meet Node's default (an abrupt exit with PGlite's files open). One that arrives
+  // while starting is kept, and the provider shuts down gracefully as soon as it is up.
+  let stopNow: ((signal: string) => void) | undefined;
+  let stopAsked: string | undefined;
+  const onStop = (signal: string) => (stopNow ? stopNow(signal) : (stopAsked ??= signal));
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
+  // A worker whose primary went away stops too.
+  if (cluster.isWorker) process.on('disconnect', () => onStop('disconnect'));
+
   const counter = countingRequested() ? new StatementCounter() : undefined;
   const log = counter ? { log: counter.log } : {};
   // PGlite boots (about half of start-up, much of it off the main thread) while the provider's modules load.
@@ -91,10 +102,8 @@ async function runProvider(config: Config): Promise<void> {
         process.exit(1);
       });
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  // A worker whose primary went away stops too.
-  if (cluster.isWorker) process.on('disconnect', () => stop('disconnect'));
+  stopNow = stop;
+  if (stopAsked) stop(stopAsked);
 }
 
 /** The cluster primary: forks the workers, replaces a crashed one, stops them all on SIGTERM. */
