@@ -8,7 +8,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
 import { hasChromium, launchBrowser, warnChromiumMissing } from '../helpers/browser.ts';
 import { StartupError } from '../../src/db/storage.ts';
+import { removeThemeDirs, themeDir } from '../helpers/theme-dir.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const REDIRECT = 'http://app.example.test/callback';
@@ -46,19 +46,7 @@ const PASSKEY_LOGIN = '<p class="example-passkey" data-uid="{{@root.uid}}">Passk
 
 if (!hasChromium) warnChromiumMissing();
 
-const dirs: string[] = [];
-function themeDir(files: Record<string, string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-theme-e2e-'));
-  dirs.push(dir);
-  for (const [name, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    fs.writeFileSync(path.join(dir, name), content);
-  }
-  return dir;
-}
-afterAll(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeThemeDirs);
 
 for (const kind of DIALECTS) {
   describe(`themed sign-in pages on ${kind}`, () => {
@@ -211,8 +199,8 @@ describe('a bad theme stops the start with one line naming the file', () => {
   test('npm start: exit 2, one line on stderr', async () => {
     const dir = themeDir({ 'factors/totp/challenge.hbs': '<p>{{#each}}</p>' });
     const port = await freePort();
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-theme-start-'));
-    dirs.push(dataDir);
+    // An empty theme folder serves as the data folder: it is removed with the others.
+    const dataDir = themeDir({});
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: String(port), DATA_DIR: dataDir, SECRET_KEY: crypto.randomBytes(32).toString('hex'), THEME_DIR: dir };
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';

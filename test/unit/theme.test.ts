@@ -10,24 +10,10 @@ import path from 'node:path';
 import { FACTORS } from '../../factors/registry.ts';
 import { Views, VIEWS_DIR, pageNames, themedViews } from '../../interactions/render.ts';
 import { loadTheme, ThemeError } from '../../interactions/theme.ts';
+import { removeThemeDirs, themeDir } from '../helpers/theme-dir.ts';
 
 const FACTOR_VIEWS = Object.fromEntries(FACTORS.map((f) => [f.id, f.viewsDir]));
-const dirs: string[] = [];
-
-/** A theme folder holding `files` (relative path → content). */
-function themeDir(files: Record<string, string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-theme-'));
-  dirs.push(dir);
-  for (const [name, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    fs.writeFileSync(path.join(dir, name), content);
-  }
-  return dir;
-}
-
-afterAll(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeThemeDirs);
 
 function load(files: Record<string, string>) {
   return loadTheme(themeDir(files), pageNames(), FACTOR_VIEWS);
