@@ -11,6 +11,7 @@ import { globalPolicy } from '../src/policy/store.ts';
 import { startSignIn } from './sign-in.ts';
 import { advance } from './second-factor.ts';
 import { firstFactorViews } from './first-factor.ts';
+import { waitText } from '../src/mfa/wait-text.ts';
 
 const loginForm = z.object({
   login: z.string().trim().min(1).max(254),
@@ -45,7 +46,7 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
     const wait = Math.max(perAddress.allowed ? 0 : perAddress.retryAfterSeconds, perLogin.allowed ? 0 : perLogin.retryAfterSeconds);
     await recordAudit(db, 'login.throttled', audit, { login: loginKey.slice(0, 254) });
     ctx.set('Retry-After', String(wait));
-    await showLogin(ctx, deps, details, clientName, { login, error: `Too many attempts. Try again in ${Math.ceil(wait / 60)} minute(s).` }, 429);
+    await showLogin(ctx, deps, details, clientName, { login, error: `Too many attempts. Try again in ${waitText(wait)}.` }, 429);
     return;
   }
 

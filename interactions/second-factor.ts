@@ -13,6 +13,7 @@ import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, save
 import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
 import { recordAudit } from '../src/security/audit.ts';
+import { waitText } from '../src/mfa/wait-text.ts';
 
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
@@ -21,7 +22,7 @@ function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
 export function failureMessage(failure: Failure & { retryAfterSeconds?: number }): string {
   switch (failure.reason) {
     case 'locked':
-      return failure.message ?? `Too many attempts. Try again in ${Math.max(1, Math.ceil((failure.retryAfterSeconds ?? 60) / 60))} minute(s).`;
+      return failure.message ?? `Too many attempts. Try again in ${waitText(failure.retryAfterSeconds ?? 60)}.`;
     case 'unavailable':
       return failure.message ?? 'This method is not available right now. Try again later, or use another way to sign in.';
     case 'already_used':

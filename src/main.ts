@@ -85,7 +85,7 @@ async function runProvider(config: Config): Promise<void> {
   }
   if (!cluster.isWorker) {
     logger.info(
-      'next: add a user with `npx twofold user add alice --email alice@example.com --password-stdin` ' +
+      "next: add a user with `printf '%s' 'a long password' | npx twofold user add alice --email alice@example.com --password-stdin` " +
         'and an app with `npx twofold client add my-app --redirect-uri http://localhost:8080/callback`',
     );
   }

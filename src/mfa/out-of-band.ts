@@ -26,6 +26,7 @@ import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { DeliveryError, type Messaging } from '../messaging/index.ts';
 import { logger } from '../logger.ts';
 import type { CodeChannel, CodeRules, CodeStatus, Failure, OutOfBandCodes } from '../../factors/types.ts';
+import { waitText } from './wait-text.ts';
 
 /** Codes sent for one account, whatever the channel: 10 an hour. */
 export const SEND_PER_ACCOUNT: LimitRule = { name: 'oob:send:acct:1h', points: 10, windowSeconds: 3600 };
@@ -49,8 +50,6 @@ export interface SendLimits {
 }
 const DEFAULT_SEND_LIMITS: SendLimits = { sendPerAccount: SEND_PER_ACCOUNT, sendPerAddress: SEND_PER_ADDRESS, sendPerDestination: SEND_PER_DESTINATION };
 
-const minutes = (seconds: number) => `${Math.max(1, Math.ceil(seconds / 60))} minute${Math.ceil(seconds / 60) > 1 ? 's' : ''}`;
-const secondsText = (seconds: number) => (seconds > 90 ? minutes(seconds) : `${Math.max(1, Math.ceil(seconds))} seconds`);
 
 const FAILED_DELIVERY: Record<CodeChannel, string> = {
   email: 'We could not send the email just now. Nothing was sent; try again in a few minutes, or use another way to sign in.',
@@ -138,13 +137,13 @@ export class OutOfBandService {
         const current = await live(scope, now);
         if (current && current.attempts >= current.max_attempts) {
           const wait = Math.max(1, Math.ceil((new Date(current.expires_at).getTime() - now.getTime()) / 1000));
-          return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: `Too many wrong codes. You can ask for a new code in ${minutes(wait)}.` };
+          return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: `Too many wrong codes. You can ask for a new code in ${waitText(wait)}.` };
         }
         const cooldown: LimitRule = { name: COOLDOWN, points: 1, windowSeconds: rules.cooldownSeconds };
         if (rules.cooldownSeconds > 0) {
           const verdict = await consume(db, cooldown, cooldownKey(scope));
           if (!verdict.allowed) {
-            return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds, message: `A code was just sent. You can ask for another one in ${secondsText(verdict.retryAfterSeconds)}.` };
+            return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds, message: `A code was just sent. You can ask for another one in ${waitText(verdict.retryAfterSeconds)}.` };
           }
         }
         const release = () => (rules.cooldownSeconds > 0 ? reset(db, cooldown, cooldownKey(scope)) : Promise.resolve());
@@ -163,7 +162,7 @@ export class OutOfBandService {
           await Promise.all([release(), giveBack(db, counters.map((c, i) => ({ ...c, result: verdicts[i]! })))]);
           const wait = Math.max(...blocked.map((v) => v.retryAfterSeconds));
           await recordAudit(db, 'factor.send_throttled', who, { factor: factorId, channel });
-          return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: `Too many codes were sent. Try again in ${minutes(wait)}, or use another way to sign in.` };
+          return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: `Too many codes were sent. Try again in ${waitText(wait)}, or use another way to sign in.` };
         }
 
         const code = randomDigits(rules.length);
@@ -243,7 +242,7 @@ export class OutOfBandService {
         const current = await live(scope, now);
         if (current && current.attempts >= current.max_attempts) {
           const wait = (new Date(current.expires_at).getTime() - now.getTime()) / 1000;
-          return { ok: false, reason: 'locked', message: `Too many wrong tries for this code. You can ask for a new code in ${minutes(wait)}.` };
+          return { ok: false, reason: 'locked', message: `Too many wrong tries for this code. You can ask for a new code in ${waitText(wait)}.` };
         }
         const any = await inScope(scope).select('id').executeTakeFirst();
         return any

@@ -260,7 +260,9 @@ export function decide(input: PolicyInput): Decision {
       graceUntil = Math.min(graceUntil ?? Infinity, g.enrollmentDeadline);
       continue;
     }
-    raise(g.level, `group ${g.name}`, `level ${g.level}${g.enrollmentDeadline !== undefined ? ' (enrolment deadline passed)' : ''}`);
+    // A deadline only gives grace to members without a second factor: say which of the two made it count now.
+    const why = g.enrollmentDeadline === undefined ? '' : now >= g.enrollmentDeadline ? ' (enrolment deadline passed)' : ' (second factor enrolled; the enrolment deadline does not apply)';
+    raise(g.level, `group ${g.name}`, `level ${g.level}${why}`);
   }
 
   if (input.client) {

@@ -212,7 +212,7 @@ for (const kind of DIALECTS) {
       expect(refused).toHaveLength(3);
       for (const o of refused) {
         expect(o.reason).toBe('locked');
-        expect(o.message).toMatch(/^Too many codes were sent\. Try again in \d+ minutes?, or use another way to sign in\.$/);
+        expect(o.message).toMatch(/^Too many codes were sent\. Try again in \d+ (?:seconds?|minutes?), or use another way to sign in\.$/);
         expect(o.retryAfterSeconds).toBeGreaterThan(3000);
       }
       // The same words as the per-account limit, so the answer says nothing about which counter (or account) it was.

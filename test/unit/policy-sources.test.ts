@@ -51,6 +51,13 @@ describe('groups', () => {
     expect(d.trace).toContainEqual({ source: 'group finance', rule: 'level 2' });
     expect(d.rule).toBe('group finance: level 2');
   });
+
+  test('the trace says truthfully why a group with a deadline counts: passed, or a factor already enrolled', () => {
+    const passed = decide(base({ groups: [g({ enrollmentDeadline: NOW - 1 })], enrolled: [TOTP] }));
+    expect(passed.rule).toBe('group finance: level 2 (enrolment deadline passed)');
+    const ahead = decide(base({ groups: [g({ enrollmentDeadline: NOW + 3600 })], enrolled: [TOTP] }));
+    expect(ahead.rule).toBe('group finance: level 2 (second factor enrolled; the enrolment deadline does not apply)');
+  });
 });
 
 describe('the app', () => {
