@@ -58,7 +58,8 @@ for (const kind of DIALECTS) {
       expect(listed[0]).not.toHaveProperty('remaining');
 
       const table = (await run('user', 'factors', 'dave')).out.trimEnd().split('\n');
-      expect(table[0]!.split(/\s+/)).toEqual(['ID', 'FACTORID', 'LABEL', 'CREATEDAT', 'LASTUSEDAT', 'REMAINING']);
+      // Headers are upper snake case like every other table (FACTOR_ID, as in `user devices`).
+      expect(table[0]!.split(/\s+/)).toEqual(['ID', 'FACTOR_ID', 'LABEL', 'CREATED_AT', 'LAST_USED_AT', 'REMAINING']);
       const setRow = table.find((line) => line.startsWith(setId))!.split(/\s+/);
       expect(setRow[1]).toBe('backup-codes');
       expect(setRow.at(-1)).toBe('2');

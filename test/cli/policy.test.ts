@@ -92,10 +92,21 @@ for (const kind of DIALECTS) {
       const recent = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--max-age', '7000', '--json')).out);
       expect(recent.decision).toMatchObject({ type: 'satisfied', level: 2 });
       expect(recent.decision.trace[0]).toEqual({ source: 'request', rule: expect.stringMatching(/^max_age 7000: the authentication is 600\ds old, recent enough/) });
+      expect((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session')).out).toMatch(/^dave signing in to reports with their latest session:\n/);
       const old = await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--max-age', '60');
+      expect(old.out).toMatch(/^dave signing in to reports with a password \(their latest session is too old\):\n/);
       expect(old.out).toContain('decision: step up from level 1 to 2 with one of: totp');
       expect(old.out).toMatch(/\[request\] max_age 60: the authentication is 600\ds old, so the user signs in again from the password/);
       expect((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--max-age', 'soon')).err).toContain('--max-age');
+    });
+
+    test('explain --session for a user who never signed in: the header says there is no live session', async () => {
+      const text = (await run('policy', 'explain', '--user', 'erin', '--client', 'payroll', '--session')).out;
+      expect(text).toMatch(/^erin signing in to payroll with a password \(no live session\):\n/);
+      expect(text).not.toContain('latest session:');
+      expect(text).toContain('[session] no live session: a fresh password sign-in');
+      // Without --session nothing is said about sessions.
+      expect((await run('policy', 'explain', '--user', 'erin', '--client', 'payroll')).out).toMatch(/^erin signing in to payroll with a password:\n/);
     });
 
     test("explain credits each rule to its document: the app's default_acr_values, the app's allowed factors", async () => {
@@ -145,6 +156,61 @@ for (const kind of DIALECTS) {
       expect(cleared.policy).toEqual({});
       expect(cleared.default_acr_values).toBeUndefined();
       expect((await listAudit(opened.services.db, { type: 'client.policy_changed' })).length).toBeGreaterThanOrEqual(3);
+    });
+
+    test('client update --first-party|--third-party stores no policy version; no flags at all change nothing (exit 2)', async () => {
+      await run('client', 'add', 'party', '--redirect-uri', 'https://party.example.test/cb', '--mfa', 'required', '--json');
+      const versions = async () => (JSON.parse((await run('policy', 'history', '--client', 'party', '--json')).out) as unknown[]).length;
+      const client = (await opened.services.db.selectFrom('clients').select('client_id').where('name', '=', 'party').executeTakeFirstOrThrow()).client_id;
+      const events = async (type: string) => (await listAudit(opened.services.db, { type, limit: 100 })).filter((e) => e.client_id === client).length;
+      expect([await versions(), await events('client.policy_changed'), await events('client.updated')]).toEqual([1, 1, 0]);
+
+      const first = await run('client', 'update', 'party', '--first-party');
+      expect(first).toEqual({ code: 0, out: 'updated party: now first-party (no consent page)\n', err: '' });
+      expect(JSON.parse((await run('client', 'show', 'party', '--json')).out)).toMatchObject({ first_party: true, policy: { mfa: 'required' } });
+      expect([await versions(), await events('client.policy_changed'), await events('client.updated')]).toEqual([1, 1, 1]);
+
+      // Again: nothing to change, nothing stored or audited.
+      expect(await run('client', 'update', 'party', '--first-party')).toEqual({ code: 0, out: 'nothing changed: party is already first-party (no consent page)\n', err: '' });
+      const none = await run('client', 'update', 'party');
+      expect(none).toMatchObject({ code: 2, out: '' });
+      expect(none.err).toMatch(/^twofold: nothing changed: give policy flags, --clear-policy, --first-party or --third-party \(see `twofold client update --help`\)\n$/);
+      expect([await versions(), await events('client.policy_changed'), await events('client.updated')]).toEqual([1, 1, 1]);
+
+      // A policy flag with a party flag: one version, both said.
+      const both = await run('client', 'update', 'party', '--third-party', '--max-auth-age', '600');
+      expect(both.out).toBe('updated party: policy {"mfa":"required","maxAuthAge":600} (version 2); now third-party (users are asked for consent)\n');
+      expect([await versions(), await events('client.policy_changed'), await events('client.updated')]).toEqual([2, 2, 2]);
+      expect((await run('client', 'update', 'party', '--first-party', '--third-party')).code).toBe(1);
+    });
+
+    test('client show after --clear-policy prints absent fields as -, never undefined', async () => {
+      await run('client', 'add', 'cleared', '--redirect-uri', 'https://cleared.example.test/cb', '--default-acr-values', 'https://refeds.org/profile/mfa', '--json');
+      expect((await run('client', 'show', 'cleared')).out).toMatch(/^default_acr_values\s+https:\/\/refeds\.org\/profile\/mfa$/m);
+      await run('client', 'update', 'cleared', '--clear-policy');
+      const shown = (await run('client', 'show', 'cleared')).out;
+      expect(shown).not.toContain('undefined');
+      expect(shown).toMatch(/^default_acr_values\s+-$/m);
+      expect(shown).toMatch(/^post_logout_redirect_uris\s+-$/m);
+      expect(shown).toMatch(/^policy\s+\{\}$/m);
+      expect(shown).toMatch(/^redirect_uris\s+https:\/\/cleared\.example\.test\/cb$/m);
+      // user show prints absent values the same way.
+      expect((await run('user', 'show', 'erin')).out).toMatch(/^email\s+-$/m);
+    });
+
+    test('user devices --revoke-all with nothing to revoke says so and audits nothing', async () => {
+      const gus = await createAccount(opened.services.db, opened.services.hasher, { username: 'gus', password: 'gus password' });
+      const revoked = async () => (await listAudit(opened.services.db, { type: 'device.revoked', limit: 100 })).filter((e) => e.account_id === gus.id);
+      expect(await run('user', 'devices', 'gus', '--revoke-all')).toEqual({ code: 0, out: 'no devices to revoke for gus\n', err: '' });
+      expect(await revoked()).toEqual([]);
+      await trustDevice(opened.services.db, gus.id, 'Firefox/140.0 (Windows)', 30, 'totp');
+      expect((await run('user', 'devices', 'gus', '--revoke-all')).out).toBe('revoked 1 device(s) of gus\n');
+      expect((await revoked()).map((e) => e.details)).toEqual([{ all: true, count: 1 }]);
+      // Already revoked: nothing left to revoke.
+      expect((await run('user', 'devices', 'gus', '--revoke-all')).out).toBe('no devices to revoke for gus\n');
+      expect(await revoked()).toHaveLength(1);
+      const table = (await run('user', 'devices', 'gus')).out.split('\n');
+      expect(table[0]!.split(/\s+/)).toEqual(['ID', 'LABEL', 'STATE', 'FACTOR_ID', 'CREATED_AT', 'LAST_USED_AT', 'EXPIRES_AT', 'REVOKED_AT']);
     });
 
     test('user devices lists and revokes', async () => {

@@ -4,7 +4,7 @@ import { ZodError } from 'zod';
 import { createClient, findClientRow, isPublic, listClients, removeClient, rotateClientSecret, AUTH_METHODS, ID_TOKEN_ALGS } from '../../oidc/clients.ts';
 import type { ClientRow } from '../../db/schema.ts';
 import { recordAudit } from '../../security/audit.ts';
-import { CliError, printJson, printTable } from '../io.ts';
+import { CliError, printFields, printJson, printTable } from '../io.ts';
 import { describeZodError, type CommandContext } from '../run.ts';
 import { addClientPolicyOptions, applyClientPolicy, hasPolicyOptions, policyFromOptions, type ClientPolicyOptions } from './client-policy.ts';
 
@@ -99,28 +99,48 @@ export function registerClients(program: Command, ctx: CommandContext): void {
       if (created.clientSecret) io.out(`client_secret: ${created.clientSecret}\n(store the secret now: it is not shown again; \`twofold client rotate-secret ${name}\` makes a new one)\n`);
     });
 
-  addClientPolicyOptions(client
+  const update = addClientPolicyOptions(client
     .command('update <name>')
-    .description("change an app's MFA policy (and first-party flag)"))
+    .description("change an app's MFA policy and/or its first-party flag"))
     .option('--first-party', 'trusted app of your own: no consent page')
     .option('--third-party', 'ask users for consent')
     .option('--clear-policy', 'drop the app\'s policy and default acr values before applying the other flags')
-    .option('--json', 'print JSON')
-    .action(async (name: string, opts: ClientPolicyOptions & { firstParty?: boolean; thirdParty?: boolean; clearPolicy?: boolean; json?: boolean }) => {
-      const { db } = ctx.services;
-      const row = await requireClient(name);
-      if (opts.firstParty && opts.thirdParty) throw new CliError('--first-party and --third-party contradict each other');
+    .option('--json', 'print JSON');
+  update.action(async (name: string, opts: ClientPolicyOptions & { firstParty?: boolean; thirdParty?: boolean; clearPolicy?: boolean; json?: boolean }) => {
+    const { db } = ctx.services;
+    const changesPolicy = hasPolicyOptions(opts) || !!opts.clearPolicy;
+    const changesParty = !!(opts.firstParty || opts.thirdParty);
+    // Nothing to do is a usage mistake (exit 2, like a missing required option): nothing is stored or audited.
+    if (!changesPolicy && !changesParty) update.error('nothing changed: give policy flags, --clear-policy, --first-party or --third-party');
+    if (opts.firstParty && opts.thirdParty) throw new CliError('--first-party and --third-party contradict each other');
+    const row = await requireClient(name);
+    const said: string[] = [];
+    let changed = changesPolicy;
+    // Only the policy flags store a policy version (and audit client.policy_changed).
+    if (changesPolicy) {
       const base = opts.clearPolicy ? {} : row.policy;
       const { policy, defaultAcrValues } = policyFromOptions(ctx.services, base, opts);
-      await applyClientPolicy(db, row, policy, opts.clearPolicy && !defaultAcrValues ? [] : defaultAcrValues, actor);
-      if (opts.firstParty || opts.thirdParty) {
-        await db.updateTable('clients').set({ first_party: !!opts.firstParty, updated_at: new Date() }).where('client_id', '=', row.client_id).execute();
-        await recordAudit(db, 'client.updated', { clientId: row.client_id, actor }, { first_party: !!opts.firstParty });
+      const version = await applyClientPolicy(db, row, policy, opts.clearPolicy && !defaultAcrValues ? [] : defaultAcrValues, actor);
+      const stored = (await findClientRow(db, row.client_id))!;
+      const defaults = stored.metadata.default_acr_values as string[] | undefined;
+      said.push(`policy ${JSON.stringify(stored.policy)}${defaults ? `, default_acr_values ${defaults.join(' ')}` : ''} (version ${version})`);
+    }
+    if (changesParty) {
+      const firstParty = !!opts.firstParty;
+      const label = firstParty ? 'first-party (no consent page)' : 'third-party (users are asked for consent)';
+      if (row.first_party === firstParty) said.push(`already ${label}`);
+      else {
+        await db.updateTable('clients').set({ first_party: firstParty, updated_at: new Date() }).where('client_id', '=', row.client_id).execute();
+        await recordAudit(db, 'client.updated', { clientId: row.client_id, actor }, { first_party: firstParty });
+        said.push(`now ${label}`);
+        changed = true;
       }
-      const updated = view((await findClientRow(db, row.client_id))!);
-      if (opts.json) printJson(io, updated);
-      else io.out(`updated ${row.name}: policy ${JSON.stringify(updated.policy)}${updated.default_acr_values ? `, default_acr_values ${updated.default_acr_values.join(' ')}` : ''}\n`);
-    });
+    }
+    const updated = view((await findClientRow(db, row.client_id))!);
+    if (opts.json) printJson(io, updated);
+    else if (changed) io.out(`updated ${row.name}: ${said.join('; ')}\n`);
+    else io.out(`nothing changed: ${row.name} is ${said.join('; ')}\n`);
+  });
 
   client
     .command('list')
@@ -137,7 +157,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .action(async (name: string, opts: { json?: boolean }) => {
       const v = view(await requireClient(name));
       if (opts.json) printJson(io, v);
-      else for (const [k, value] of Object.entries(v)) io.out(`${k.padEnd(27)} ${value instanceof Date ? value.toISOString() : Array.isArray(value) ? value.join(' ') : typeof value === 'object' ? JSON.stringify(value) : value}\n`);
+      else printFields(io, v, { join: ' ' });
     });
 
   client.command('remove <name>').description('delete an app and every token issued to it').action(async (name: string) => {

@@ -29,6 +29,11 @@ export function registerDevices(user: Command, ctx: CommandContext): void {
       }
       if (opts.revokeAll) {
         const n = await revokeAllDevices(db, account.id);
+        // An audit event says something happened: none when there was nothing to revoke.
+        if (n === 0) {
+          io.out(`no devices to revoke for ${account.username}\n`);
+          return;
+        }
         await recordAudit(db, 'device.revoked', { accountId: account.id, actor }, { all: true, count: n });
         io.out(`revoked ${n} device(s) of ${account.username}\n`);
         return;

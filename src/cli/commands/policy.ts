@@ -146,10 +146,14 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
 
       // Where the sign-in starts: a fresh password, or what the latest session proved.
       let evidence: Evidence[] = [PASSWORD_EVIDENCE(now)];
+      // Whether a live session was found: the fallback above is never the session's.
+      let fromSession = false;
       if (opts.session) {
         const latest = await latestSessionEvidence(services, account.id);
-        if (latest) evidence = latest;
-        else trace.push({ source: 'session', rule: 'no live session: a fresh password sign-in' });
+        if (latest) {
+          evidence = latest;
+          fromSession = true;
+        } else trace.push({ source: 'session', rule: 'no live session: a fresh password sign-in' });
       }
       // max_age and the app's maximum authentication age, as the provider applies them before the policy: the shorter wins.
       const requestMaxAge = opts.maxAge === undefined ? undefined : Number(opts.maxAge);
@@ -191,7 +195,13 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
             : decision.type === 'enroll'
               ? `enrol first (${decision.optional ? 'may skip' : 'required'}) to reach level ${decision.target}: ${decision.factors.join(', ')}${decision.reminder ? `; deadline ${new Date(decision.reminder.deadline * 1000).toISOString()}` : ''}`
               : `unmet: level ${decision.target} cannot be reached (the app receives unmet_authentication_requirements)`;
-      const start = opts.session && !aged.signInAgain && evidence.length ? 'their latest session' : 'a password';
+      const start = !opts.session
+        ? 'a password'
+        : !fromSession
+          ? 'a password (no live session)'
+          : aged.signInAgain
+            ? 'a password (their latest session is too old)'
+            : 'their latest session';
       io.out(`${account.username} signing in to ${client.name} with ${start}:\n  decision: ${verdict}\n  decided by: ${decision.rule}\n  rules (broad to narrow; the strictest wins):\n`);
       for (const t of decision.trace) io.out(`    - [${t.source}] ${t.rule}\n`);
     });

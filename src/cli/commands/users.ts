@@ -10,7 +10,7 @@ import {
 import { groupsOf } from '../../accounts/groups.ts';
 import type { Account } from '../../db/schema.ts';
 import { recordAudit } from '../../security/audit.ts';
-import { CliError, printJson, printTable, secretFromStdin } from '../io.ts';
+import { CliError, printFields, printJson, printTable, secretFromStdin } from '../io.ts';
 import type { CommandContext } from '../run.ts';
 import { requireAccount } from './lookup.ts';
 
@@ -73,7 +73,7 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
       const groups = (await groupsOf(db, account.id)).map((g) => g.name);
       const view = { ...publicView(account), groups };
       if (opts.json) printJson(io, view);
-      else for (const [k, v] of Object.entries(view)) io.out(`${k.padEnd(15)} ${v instanceof Date ? v.toISOString() : Array.isArray(v) ? v.join(', ') : v ?? ''}\n`);
+      else printFields(io, view, { join: ', ' });
     });
 
   user
