@@ -28,11 +28,11 @@ export function renderErrorPage(ctx: KoaContextWithOIDC, out: ErrorOut, _error: 
 export function renderLogoutPage(ctx: KoaContextWithOIDC, form: string): void {
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = views().render('logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName });
+  ctx.body = views().render('logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName, leaving: true });
 }
 
 export function renderLoggedOutPage(ctx: KoaContextWithOIDC): void {
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = views().render('logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName });
+  ctx.body = views().render('logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName, leaving: true });
 }

@@ -311,6 +311,9 @@ for (const kind of DIALECTS) {
       const logoutUrl = oidc.buildEndSessionUrl(rp.config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'http://app.example.test/bye' });
       const confirm = await agent.follow(logoutUrl.toString());
       expect(confirm.status).toBe(200);
+      // Leaving, not continuing: the page names the app in its question, not under the brand.
+      expect(confirm.body).toMatch(/Do you want to sign out of .+ and Twofold\?/);
+      expect(confirm.body).not.toContain('to continue to');
       const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1]!;
       const out = await agent.submit(formAction(confirm.body), { xsrf, logout: 'yes' });
       expect(out.location).toMatch(/^http:\/\/app\.example\.test\/bye/);
