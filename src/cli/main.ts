@@ -53,7 +53,25 @@ async function checkSecretKey(services: Services): Promise<void> {
   }
 }
 
-export async function main(argv: string[], io: CliIO): Promise<number> {
+/**
+ * What to do about an outdated schema, true for this database kind: on PGlite
+ * MIGRATE_ON_START=true makes the CLI migrate as it opens the folder; on
+ * PostgreSQL the CLI migrates only as `twofold migrate` (it may share the
+ * database with running providers), whatever MIGRATE_ON_START says.
+ */
+export function migrationAdvice(config: Config): string {
+  return config.DATABASE_URL
+    ? 'run `twofold migrate` (on PostgreSQL the twofold command migrates only then; a provider started with MIGRATE_ON_START=true, the default, migrates too)'
+    : 'run `twofold migrate` or set MIGRATE_ON_START=true';
+}
+
+/** The open error, with the CLI's own advice when the schema is outdated (the server's message speaks for `npm start`). */
+function startupMessage(err: Error, config: Config): string {
+  const outdated = /^(the database needs migrations \([^)]*\));/.exec(err.message);
+  return outdated ? `${outdated[1]}; ${migrationAdvice(config)}` : err.message;
+}
+
+export async function main(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = absolutiseFiles(argv);
   let opened: Opened | undefined;
 
@@ -62,7 +80,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (args.includes('--password-stdin') || fileFromStdin) io.stdin = await readStdin();
     let config: Config;
     try {
-      config = loadConfig();
+      config = loadConfig(env);
     } catch (err) {
       if (err instanceof ConfigError) {
         io.err(`twofold: ${err.message}\n`);
@@ -106,7 +124,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       } catch (err) {
         // Someone took the folder between our look and our lock: look again.
         if (err instanceof DataDirBusyError && Date.now() < deadline) continue;
-        if (err instanceof StartupError || err instanceof DataDirBusyError) throw new CliError(err.message);
+        if (err instanceof StartupError || err instanceof DataDirBusyError) throw new CliError(startupMessage(err, config));
         const code = (err as NodeJS.ErrnoException).code;
         if (!config.DATABASE_URL && code && /^E[A-Z]+$/.test(code)) throw new CliError(`cannot open the data folder ${config.dataDir}: ${(err as Error).message}`);
         throw err;
