@@ -10,9 +10,12 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
+import { configurePropertySeed } from '../helpers/property-seed.ts';
 import { decide, type ClientRequirement, type Decision, type FactorFacts, type GroupRequirement, type MfaMode, type PolicyInput } from '../../src/policy/decide.ts';
 import { levelOf, PASSWORD_EVIDENCE } from '../../src/policy/levels.ts';
 import type { Evidence } from '../../factors/types.ts';
+
+configurePropertySeed();
 
 const TOTP: FactorFacts = { id: 'totp', kinds: ['have'], phishingResistant: false, recoveryOnly: false };
 const BACKUP: FactorFacts = { id: 'backup-codes', kinds: ['have'], phishingResistant: false, recoveryOnly: true };

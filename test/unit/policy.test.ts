@@ -9,6 +9,7 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
+import { configurePropertySeed } from '../helpers/property-seed.ts';
 import { decide, type Decision, type FactorFacts, type MfaMode, type PolicyInput } from '../../src/policy/decide.ts';
 import { amrOf, levelOf, mergeEvidence, PASSWORD_EVIDENCE } from '../../src/policy/levels.ts';
 import { AcrTable, DEFAULT_ACR_TABLE, TWOFOLD_ACR, type Level } from '../../src/policy/acr-table.ts';
@@ -17,6 +18,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config.ts';
+
+configurePropertySeed();
 
 // ---------------------------------------------------------------------------
 // Fixtures: factors as the engine describes them, and proofs of them.
