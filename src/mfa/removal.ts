@@ -19,6 +19,7 @@
  * will be after both.
  */
 import type { Services } from '../services.ts';
+import type { Credential } from '../../factors/types.ts';
 import type { AuditContext } from '../security/audit.ts';
 import { recordAudit } from '../security/audit.ts';
 import { decide, type Decision, type PolicyInput } from '../policy/decide.ts';
@@ -36,9 +37,8 @@ export async function checkRemoval(services: Services, accountId: string, creden
   const all = await engine.store.list(accountId);
   const removed = all.filter((c) => credentialIds.includes(c.id));
   if (!removed.length) return { ok: true, recovery: [] };
-  const isRecovery = (factorId: string) => engine.registry.get(factorId)?.factor.recoveryOnly === true;
   const left = all.filter((c) => !credentialIds.includes(c.id));
-  const recovery = left.some((c) => !isRecovery(c.factorId)) ? [] : left.filter((c) => isRecovery(c.factorId)).map((c) => c.id);
+  const recovery = orphanedRecovery(services, left);
   const remaining = left.filter((c) => !recovery.includes(c.id));
   const verdict = await judge(services, accountId, remaining);
   return { ...verdict, recovery };
@@ -52,16 +52,19 @@ export async function checkRemoval(services: Services, accountId: string, creden
 export async function removeCredential(services: Services, accountId: string, credentialId: string, audit: AuditContext): Promise<{ removed: boolean; recovery: string[] }> {
   const engine = services.factors;
   if (!(await engine.remove(accountId, credentialId, audit))) return { removed: false, recovery: [] };
-  const left = await engine.store.list(accountId);
-  const isRecovery = (factorId: string) => engine.registry.get(factorId)?.factor.recoveryOnly === true;
-  if (left.some((c) => !isRecovery(c.factorId))) return { removed: true, recovery: [] };
   const recovery: string[] = [];
-  for (const c of left) if (await engine.remove(accountId, c.id, audit)) recovery.push(c.id);
+  for (const id of orphanedRecovery(services, await engine.store.list(accountId))) if (await engine.remove(accountId, id, audit)) recovery.push(id);
   if (recovery.length) await recordAudit(services.db, 'factor.recovery_removed', { ...audit, accountId }, { credentials: recovery, with: credentialId, reason: 'backup codes are never an account’s only factor' });
   return { removed: true, recovery };
 }
 
-async function judge(services: Services, accountId: string, remaining: Awaited<ReturnType<Services['factors']['store']['list']>>): Promise<{ ok: true } | { ok: false; reason: string }> {
+/** The recovery-only credentials among `left` when nothing else is left for them to back up (else none). */
+function orphanedRecovery(services: Services, left: Credential[]): string[] {
+  const isRecovery = (c: Credential) => services.factors.registry.get(c.factorId)?.factor.recoveryOnly === true;
+  return left.some((c) => !isRecovery(c)) ? [] : left.filter(isRecovery).map((c) => c.id);
+}
+
+async function judge(services: Services, accountId: string, remaining: Credential[]): Promise<{ ok: true } | { ok: false; reason: string }> {
   const engine = services.factors;
 
   const account = await services.db.selectFrom('accounts').select('password_hash').where('id', '=', accountId).executeTakeFirst();

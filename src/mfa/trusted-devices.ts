@@ -38,19 +38,14 @@ export function deviceLabel(userAgent: string): string {
   return `${browser} on ${os}`;
 }
 
-/**
- * Records a trusted device after a second factor was proved. `factorId` is the
- * factor just proved; when the caller does not say, the account's last proved
- * factor (which the verification just stamped) is taken.
- */
-export async function trustDevice(db: Kysely<Database>, accountId: string, userAgent: string, days: number, factorId?: string): Promise<{ id: string; cookie: string; expires: Date }> {
+/** Records a trusted device after a second factor was proved; `factorId` is the factor just proved, the one the device will stand in for. */
+export async function trustDevice(db: Kysely<Database>, accountId: string, userAgent: string, days: number, factorId: string): Promise<{ id: string; cookie: string; expires: Date }> {
   const id = crypto.randomBytes(12).toString('base64url');
   const token = crypto.randomBytes(32).toString('base64url');
   const expires = new Date(Date.now() + days * 86400 * 1000);
-  const factor = factorId ?? (await db.selectFrom('accounts').select('last_factor_id').where('id', '=', accountId).executeTakeFirst())?.last_factor_id ?? null;
   await db
     .insertInto('trusted_devices')
-    .values({ id, account_id: accountId, token_hash: sha256(token), label: deviceLabel(userAgent), binding: await bindingFor(db, accountId), expires_at: expires, factor_id: factor })
+    .values({ id, account_id: accountId, token_hash: sha256(token), label: deviceLabel(userAgent), binding: await bindingFor(db, accountId), expires_at: expires, factor_id: factorId })
     .execute();
   return { id, cookie: `${id}.${token}`, expires };
 }
