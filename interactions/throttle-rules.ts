@@ -4,7 +4,7 @@
  * The numbers come from the global policy (`throttle.passwordPerLogin`,
  * `throttle.passwordPerAddress`); these are the defaults and the counter names.
  */
-import type { LimitRule } from '../src/security/rate-limit.ts';
+import { withNumbers, type LimitRule } from '../src/security/rate-limit.ts';
 
 /** Per login name, from every address: slows a distributed guess at one account. */
 export const PASSWORD_PER_LOGIN: LimitRule = { name: 'pwd:login', points: 20, windowSeconds: 15 * 60 };
@@ -19,7 +19,7 @@ interface Numbers {
 /** The two password rules with the policy's numbers (the names stay fixed). */
 export function passwordRules(limits?: { passwordPerLogin?: Numbers; passwordPerAddress?: Numbers }): { perLogin: LimitRule; perAddress: LimitRule } {
   return {
-    perLogin: { ...PASSWORD_PER_LOGIN, ...limits?.passwordPerLogin },
-    perAddress: { ...PASSWORD_PER_ADDRESS, ...limits?.passwordPerAddress },
+    perLogin: withNumbers(PASSWORD_PER_LOGIN, limits?.passwordPerLogin),
+    perAddress: withNumbers(PASSWORD_PER_ADDRESS, limits?.passwordPerAddress),
   };
 }

@@ -21,7 +21,7 @@ import crypto from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
-import { consume, consumeAll, giveBack, reset, type LimitRule } from '../security/rate-limit.ts';
+import { consume, consumeAll, giveBack, reset, withNumbers, type LimitRule } from '../security/rate-limit.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { DeliveryError, type Messaging } from '../messaging/index.ts';
 import { logger } from '../logger.ts';
@@ -151,9 +151,9 @@ export class OutOfBandService {
         const destination = hasher.hash(to.trim().toLowerCase(), 'oob:destination');
         const { sendPerAccount, sendPerAddress, sendPerDestination } = await limits();
         const counters = [
-          { rule: { ...SEND_PER_ACCOUNT, points: sendPerAccount.points, windowSeconds: sendPerAccount.windowSeconds }, subject: accountId },
-          { rule: { ...SEND_PER_ADDRESS, points: sendPerAddress.points, windowSeconds: sendPerAddress.windowSeconds }, subject: ip },
-          { rule: { name: DESTINATION_BY_PURPOSE[purpose], points: sendPerDestination.points, windowSeconds: sendPerDestination.windowSeconds }, subject: destination },
+          { rule: withNumbers(SEND_PER_ACCOUNT, sendPerAccount), subject: accountId },
+          { rule: withNumbers(SEND_PER_ADDRESS, sendPerAddress), subject: ip },
+          { rule: withNumbers({ ...SEND_PER_DESTINATION, name: DESTINATION_BY_PURPOSE[purpose] }, sendPerDestination), subject: destination },
         ];
         const verdicts = await consumeAll(db, counters);
         const blocked = verdicts.filter((v) => !v.allowed);

@@ -17,7 +17,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { consumeAll, giveBack, type ConsumeResult, type Counted, type LimitRule } from '../security/rate-limit.ts';
+import { consumeAll, giveBack, withNumbers, type ConsumeResult, type Counted, type LimitRule } from '../security/rate-limit.ts';
 
 /** The short-term brake: 5 free failures, then waits that double (30 s, 1 min, 2 min, … 15 min); the streak clears after 5 quiet minutes. */
 export const MFA_PER_ACCOUNT_BURST = { name: 'mfa:acct:5m', kind: 'backoff', points: 5, windowSeconds: 5 * 60, delaySeconds: 30, maxDelaySeconds: 15 * 60 } as const satisfies LimitRule;
@@ -64,7 +64,7 @@ export function mfaCounters(accountId: string, ip: string, limits?: ThrottleLimi
       rule: { ...MFA_PER_ACCOUNT_DAY, points: Math.min(NIST_DAILY_MAX, day?.points ?? MFA_PER_ACCOUNT_DAY.points), windowSeconds: Math.max(DAY, day?.windowSeconds ?? DAY) },
       subject: accountId,
     },
-    { rule: { ...MFA_PER_ADDRESS, ...limits?.perAddress }, subject: ip },
+    { rule: withNumbers(MFA_PER_ADDRESS, limits?.perAddress), subject: ip },
   ];
 }
 

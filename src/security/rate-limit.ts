@@ -208,6 +208,11 @@ export async function giveBack(db: Kysely<Database>, attempts: ReadonlyArray<Cou
     )})`.execute(db);
 }
 
+/** A built-in rule with an admin's numbers (the global policy's `throttle`); its name, the counter key, stays fixed. */
+export function withNumbers<R extends LimitRule>(rule: R, numbers?: { points: number; windowSeconds: number }): R {
+  return numbers ? { ...rule, points: numbers.points, windowSeconds: numbers.windowSeconds } : rule;
+}
+
 export async function reset(db: Kysely<Database>, rule: LimitRule, subject: string): Promise<void> {
   await db.deleteFrom('rate_limits').where('key', '=', `${rule.name}:${subject}`).execute();
 }
