@@ -168,19 +168,11 @@ function min(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
-function intersect(lists: Array<string[] | undefined>): string[] | undefined {
-  let out: string[] | undefined;
-  for (const list of lists) if (list) out = out ? out.filter((id) => list.includes(id)) : [...list];
-  return out;
-}
-
-/** Which factors may count at all: the intersection of every document's list (undefined: all). */
-export function allowedFactors(input: Pick<PolicyInput, 'factors' | 'groups' | 'client'>): string[] | undefined {
-  return intersect([input.factors, ...(input.groups ?? []).map((g) => g.factors), input.client?.factors]);
-}
-
-/** The same intersection, crediting each narrowing to the document that made it. */
-function traceAllowed(input: Pick<PolicyInput, 'factors' | 'groups' | 'client'>, trace: TraceEntry[]): void {
+/**
+ * Which factors may count at all: the intersection of every document's list (undefined: all). With `trace`, each
+ * narrowing is credited to the document that made it.
+ */
+export function allowedFactors(input: Pick<PolicyInput, 'factors' | 'groups' | 'client'>, trace?: TraceEntry[]): string[] | undefined {
   const documents: Array<[string, string[] | undefined]> = [
     ['global', input.factors],
     ...(input.groups ?? []).map((g): [string, string[] | undefined] => [`group ${g.name}`, g.factors]),
@@ -191,9 +183,10 @@ function traceAllowed(input: Pick<PolicyInput, 'factors' | 'groups' | 'client'>,
     if (!list) continue;
     const next: string[] = sofar ? sofar.filter((id) => list.includes(id)) : [...list];
     const narrowed = !sofar || next.length < sofar.length;
-    trace.push({ source, rule: narrowed ? `allowed factors narrowed to: ${next.join(', ') || '(none)'}` : `allowed factors: ${list.join(', ')} (narrows nothing further)` });
+    trace?.push({ source, rule: narrowed ? `allowed factors narrowed to: ${next.join(', ') || '(none)'}` : `allowed factors: ${list.join(', ')} (narrows nothing further)` });
     sofar = next;
   }
+  return sofar;
 }
 
 export function decide(input: PolicyInput): Decision {
@@ -201,8 +194,7 @@ export function decide(input: PolicyInput): Decision {
   const now = input.now ?? Math.floor(Date.now() / 1000);
   const trace: TraceEntry[] = [];
 
-  const allowed = allowedFactors(input);
-  traceAllowed(input, trace);
+  const allowed = allowedFactors(input, trace);
   const isAllowed = (id: string) => id === 'password' || !allowed || allowed.includes(id);
   const enrolledAllowed = input.enrolled.filter((f) => isAllowed(f.id));
   const available = input.available.filter((f) => isAllowed(f.id));
