@@ -1,7 +1,7 @@
 /**
  * Twofold's configuration: one zod schema for environment variables and the
  * optional config file (JSON or YAML, same UPPER_SNAKE keys as the environment;
- * the environment wins). Every knob is documented here and in README's table.
+ * the environment wins). Every knob is documented here and in docs/configuration.md.
  *
  * A bad value stops the start with one line naming the key and what is allowed.
  */

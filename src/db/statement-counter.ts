@@ -5,7 +5,7 @@
  * per refresh, a figure that does not depend on the machine's noise.
  *
  * Off by default; a provider uses it only when started with
- * BENCH_COUNT_STATEMENTS=1 (see src/main.ts and README, Benchmarks).
+ * BENCH_COUNT_STATEMENTS=1 (see src/main.ts and docs/benchmarks.md).
  *
  * kysely's `log` hook sees every statement it executes once (query builders
  * and `sql` templates alike), failed ones included. Not a plugin: a plugin's

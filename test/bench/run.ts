@@ -12,7 +12,7 @@
  * process of its own, `node .build/main.js`), and drives real HTTP from a separate
  * driver process (driver.ts). The ceilings run in the same run with the same
  * driver: raw argon2id (argon2-ceiling.ts) and a bare node-oidc-provider
- * (bare-provider.ts). See README, Benchmarks.
+ * (bare-provider.ts). See docs/benchmarks.md.
  *
  * Options: --quick, --json FILE, --concurrency N (sign-in; default: swept in a
  * full run, 4 in --quick), --refresh-concurrency N, --overload-concurrency N,

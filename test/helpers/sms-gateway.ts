@@ -1,6 +1,6 @@
 /**
  * A stand-in for an operator's SMS gateway: a local HTTP server that checks
- * every request's signature as the README tells operators to (written here
+ * every request's signature as docs/factors.md tells operators to (written here
  * from the documentation, not with Twofold's own code), keeps what it got, and
  * can be told to fail (answer 500) or to hang (no answer).
  */
@@ -26,7 +26,7 @@ export interface SmsGateway {
   close(): Promise<void>;
 }
 
-/** The README's receiver check: HMAC-SHA256 over "<t>.<raw body>", constant-time, at most 5 minutes old. */
+/** The receiver check of docs/factors.md: HMAC-SHA256 over "<t>.<raw body>", constant-time, at most 5 minutes old. */
 export function verify(secret: string, header: string | undefined, raw: string): boolean {
   const fields = Object.fromEntries((header ?? '').split(',').map((kv) => kv.split('=')));
   const t = Number(fields.t);

@@ -2,7 +2,7 @@
  * Messaging without a database: which factors configuration turns on, the
  * refusals that stop the start (production without SMTP, a gateway without
  * its key, http in production), the development log with its marker, the
- * webhook's signature as README documents it, and templates an operator
+ * webhook's signature as docs/factors.md documents it, and templates an operator
  * overrides.
  */
 import crypto from 'node:crypto';
@@ -123,7 +123,7 @@ describe('SMTP failures', () => {
 describe('webhook signature', () => {
   const body = JSON.stringify({ to: '+15555550123', message: '123456 is your code' });
 
-  test('t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">, as README says', () => {
+  test('t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">, as docs/factors.md says', () => {
     const header = signWebhook(SECRET, body, 1_800_000_000);
     const expected = crypto.createHmac('sha256', SECRET).update(`1800000000.${body}`).digest('hex');
     expect(header).toBe(`t=1800000000,v1=${expected}`);
