@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// The `twofold` bin: runs the TypeScript CLI through tsx's loader.
-import { register } from 'tsx/esm/api';
+// The `twofold` bin: the bundled command (.build/cli.js), rebuilt first when the sources changed (src/launch.js).
+import { launch } from './launch.js';
 
-register();
-await import('./cli.ts');
+await launch('cli');
