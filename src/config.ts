@@ -247,6 +247,8 @@ export const configSchema = z
     KEY_RETIREMENT_TTL: seconds(60, 365 * 86400).default(2 * 86400),
     /** How often expired provider rows are purged, in seconds (0 disables). */
     PURGE_INTERVAL: seconds(0, 86400).default(600),
+    /** How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run. */
+    CLI_BUSY_WAIT: seconds(1, 600).default(30),
   })
   .strict();
 

@@ -17,10 +17,6 @@ import { sendToProvider } from './admin-socket.ts';
 import { CliError, CliExit, type CliIO } from './io.ts';
 import { runCli, type ServicesOpener } from './run.ts';
 
-/** How long to wait for a data folder held by a provider that is starting or stopping, or by another CLI run. */
-// A provider on a loaded machine may take a while to open its socket after taking the lock.
-const BUSY_WAIT_MS = 30_000;
-
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return '';
   const chunks: Buffer[] = [];
@@ -89,7 +85,8 @@ export async function main(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = p
       throw err;
     }
     const migrate = command === 'migrate' || (config.MIGRATE_ON_START && !config.DATABASE_URL);
-    const deadline = Date.now() + BUSY_WAIT_MS;
+    // A provider on a loaded machine may take a while to open its socket after taking the lock.
+    const deadline = Date.now() + config.CLI_BUSY_WAIT * 1000;
     for (;;) {
       if (!config.DATABASE_URL) {
         const holder = readLock(config.dataDir);

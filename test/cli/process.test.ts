@@ -174,7 +174,8 @@ describe('twofold on PGlite', () => {
     const held = JSON.stringify({ pid: process.pid });
     fs.writeFileSync(lockFile, held);
     try {
-      const r = await twofold(['user', 'list'], env);
+      // The wait for a busy folder is the CLI's to set; two seconds prove the refusal as well as thirty.
+      const r = await twofold(['user', 'list'], { ...env, CLI_BUSY_WAIT: '2' });
       expectOneLineError(r, 1, new RegExp(`in use by process ${process.pid}`));
       expect(fs.readFileSync(lockFile, 'utf8')).toBe(held);
       // Help and usage errors need no database.
