@@ -10,23 +10,34 @@
  * folder started as a database of its own shows them.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import type { TestDatabase } from './databases.ts';
 
-const PG_DUMP = '/usr/lib/postgresql/15/bin/pg_dump';
+/** Debian's newest pg_dump (it must be at least the server's version), else one on PATH. */
+function pgDump(): string {
+  const versions = fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)) : [];
+  const debian = versions
+    .sort((a, b) => Number(b) - Number(a))
+    .map((v) => `/usr/lib/postgresql/${v}/bin/pg_dump`)
+    .find((file) => fs.existsSync(file));
+  return debian ?? 'pg_dump';
+}
 
 export interface Dump {
-  /** Text to search: the logical dump (and, on PGlite, the raw files as latin1). */
-  texts: string[];
+  /** The rows as text: pg_dump's output, or the PGlite copy's rows as JSON. */
+  logical: string;
+  /** PGlite: every file of the data folder (a tar), bytes as latin1. */
+  raw?: string;
   /** What was dumped, for messages. */
   description: string;
 }
 
 export async function dumpDatabase(database: TestDatabase): Promise<Dump> {
   if (database.kind === 'postgres') {
-    const { stdout } = await promisify(execFile)(PG_DUMP, ['--no-owner', '--dbname', database.url!], { maxBuffer: 256 * 1024 * 1024 });
-    return { texts: [stdout], description: `pg_dump (${stdout.length} characters)` };
+    const { stdout } = await promisify(execFile)(pgDump(), ['--no-owner', '--dbname', database.url!], { maxBuffer: 256 * 1024 * 1024 });
+    return { logical: stdout, description: `pg_dump (${stdout.length} characters)` };
   }
   const pglite = database.pglite!;
   // Pages still in shared buffers reach the files (the write-ahead log holds them already; this makes the heap files hold them too).
@@ -41,7 +52,7 @@ export async function dumpDatabase(database: TestDatabase): Promise<Dump> {
       const result = await copy.query<{ row: string }>(`select row_to_json(t)::text as row from ${name} t`);
       for (const r of result.rows) rows.push(`${name}\t${r.row}`);
     }
-    return { texts: [rows.join('\n'), tar.toString('latin1')], description: `PGlite data folder (${tar.length} bytes, ${tables.rows.length} tables, ${rows.length} rows)` };
+    return { logical: rows.join('\n'), raw: tar.toString('latin1'), description: `PGlite data folder (${tar.length} bytes, ${tables.rows.length} tables, ${rows.length} rows)` };
   } finally {
     await copy.close();
   }
@@ -55,17 +66,17 @@ const MAX_TOKEN = 128;
 const JOSE = /(?<![A-Za-z0-9_.-])[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){2}(?:(?:\.[A-Za-z0-9_-]*){2})?(?![A-Za-z0-9_.-])/g;
 
 /**
- * Every string in `text` that could be a bearer value. A raw page puts a one-
- * byte length before a short text value, which can itself be a base64url
- * character, so each run is also tried without its first and last character.
+ * Every string in the dump that could be a bearer value. A raw page puts a
+ * one-byte length before a short text value, and that byte can itself be a
+ * base64url character, so each raw run is also tried without its first and
+ * its last character.
  */
-export function candidateTokens(texts: string[]): Set<string> {
+export function candidateTokens(dump: Dump): Set<string> {
   const found = new Set<string>();
-  for (const text of texts) {
+  for (const [text, raw] of [[dump.logical, false], [dump.raw ?? '', true]] as const) {
     for (const [run] of text.matchAll(RUN)) {
-      if (run.length > MAX_TOKEN + 1) continue;
       if (run.length <= MAX_TOKEN) found.add(run);
-      if (run.length > 16) {
+      if (raw && run.length > 16 && run.length <= MAX_TOKEN + 1) {
         found.add(run.slice(1));
         found.add(run.slice(0, -1));
       }
@@ -73,4 +84,9 @@ export function candidateTokens(texts: string[]): Set<string> {
     for (const [jose] of text.matchAll(JOSE)) if (jose.length >= 40) found.add(jose);
   }
   return found;
+}
+
+/** Whether `value` appears anywhere in the dump. */
+export function dumpContains(dump: Dump, value: string): boolean {
+  return dump.logical.includes(value) || (dump.raw?.includes(value) ?? false);
 }
