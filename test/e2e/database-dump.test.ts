@@ -71,19 +71,22 @@ for (const kind of DIALECTS) {
 
     beforeAll(async () => {
       database = await createTestDatabase(kind);
-      server = await startTestServer(database);
+      // The live code must outlive every try (thousands of requests on a busy machine): the longest lifetime allowed.
+      server = await startTestServer(database, { AUTHORIZATION_CODE_TTL: '600' });
       const { services } = server.opened;
       await createAccount(services.db, services.hasher, { username: 'alice', email: 'alice@example.test', password: 'correct horse battery' });
       const bob = await createAccount(services.db, services.hasher, { username: 'bob', password: 'bob password one' });
       await enrolTotp(services, bob.id);
       const app = await createClient(services.db, services.sealer, { name: 'web', redirectUris: [REDIRECT], firstParty: true });
-      web = { id: app.clientId, secret: app.clientSecret!, rp: await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT) };
       const pub = await createClient(services.db, services.sealer, { name: 'spa', redirectUris: [REDIRECT], public: true, firstParty: true });
+      // Before the apps' first requests, so no kept-alive connection idles through the dump's seconds.
+      before = candidateTokens(await dumpDatabase(database));
+      web = { id: app.clientId, secret: app.clientSecret!, rp: await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT) };
       spa = { id: pub.clientId, rp: await relyingParty(server.issuer, pub.clientId, null, REDIRECT) };
       const meta = web.rp.config.serverMetadata();
       endpoints = { token: meta.token_endpoint!, userinfo: meta.userinfo_endpoint!, introspection: meta.introspection_endpoint!, authorization: meta.authorization_endpoint! };
-      before = candidateTokens(await dumpDatabase(database));
-    });
+      // A database, a provider and a dump (PGlite: copied, then started as a copy of its own) take long on a busy machine.
+    }, 180_000);
 
     afterAll(async () => {
       await server?.close();
