@@ -41,7 +41,7 @@ export interface SignIn {
 const KEY = 'signin';
 
 export function interactionState(deps: InteractionDeps, details: InteractionDetails): InteractionState {
-  return new InteractionState(deps.services.db, deps.services.sealer, details.uid);
+  return InteractionState.of(deps.services, details.uid);
 }
 
 /** The sign-in in progress: after a password in this interaction, or a step-up of the session. */

@@ -95,7 +95,7 @@ const resourceServersSchema = z.record(
 
 export const configSchema = z
   .object({
-    /** `development` (default) or `production`. Production refuses to start without SECRET_KEY and an https ISSUER. */
+    /** `development` (default) or `production`. Production refuses to start without SECRET_KEY (or SECRET_KEY_FILE) and an https ISSUER. */
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     /** TCP port the provider listens on. */
     PORT: int(1, 65535).default(3000),
@@ -114,11 +114,22 @@ export const configSchema = z
     DATABASE_POOL_SIZE: int(1, 200).default(10),
     /** Folder for PGlite's files, the generated development secret and the local admin socket. */
     DATA_DIR: z.string().min(1).default('./data'),
-    /** 32-byte key (64 hex chars or base64) that encrypts secrets at rest. Generated into DATA_DIR in development; required in production. */
+    /**
+     * 32-byte key (64 hex chars or base64) that encrypts secrets at rest and keys the hashes under which tokens, codes
+     * and session ids are stored. Generated into DATA_DIR in development; in production this or SECRET_KEY_FILE is required.
+     */
     SECRET_KEY: z
       .string()
       .refine((v) => decodeKey(v) !== undefined, '32 bytes as 64 hex characters or base64')
       .optional(),
+    /**
+     * A file holding SECRET_KEY (same format, surrounding whitespace ignored), so the key stays out of the environment
+     * and out of DATA_DIR: a Kubernetes or Docker secret, a systemd credential. Set this or SECRET_KEY, not both. The
+     * file must not be readable by other users nor writable by anyone but its owner (`chmod 600`, `400` or `640`; a
+     * Kubernetes secret: `defaultMode: 0400`), and in production it must not lie inside DATA_DIR (a backup of the folder
+     * would carry the key with what it protects).
+     */
+    SECRET_KEY_FILE: z.string().min(1).optional(),
     /** Trust X-Forwarded-* headers from a TLS-terminating proxy. Off by default: forwarded headers are ignored. */
     TRUST_PROXY: bool.default(false),
     /** `all` (default, OAuth 2.1) requires PKCE from every client; `public` only from clients without a secret. */
@@ -393,6 +404,58 @@ function checkKeyRetirement(raw: RawConfig): void {
   }
 }
 
+/**
+ * SECRET_KEY read from SECRET_KEY_FILE. Refused when others may read it (the
+ * key would be anyone's on the machine) or write it (anyone could swap it), and
+ * in production when it lies inside DATA_DIR. The checks and the read go
+ * through one open file, so the file checked is the file read.
+ */
+function readSecretKeyFile(raw: RawConfig, dataDir: string, production: boolean): string {
+  const fail = (why: string) => new ConfigError(`Invalid configuration: SECRET_KEY_FILE: ${why}`);
+  if (raw.SECRET_KEY) throw fail('set either SECRET_KEY or SECRET_KEY_FILE, not both');
+  const file = path.resolve(raw.SECRET_KEY_FILE!);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw fail(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw fail(`${file} is not a file`);
+    // POSIX permission bits (Windows has none to check). Its group may read it (a service group), not change it.
+    if (process.platform !== 'win32' && (stat.mode & 0o026) !== 0) {
+      const mode = (stat.mode & 0o777).toString(8).padStart(4, '0');
+      const who = stat.mode & 0o004 ? 'read by any user' : stat.mode & 0o002 ? 'written by any user' : 'written by its group';
+      throw fail(`${file} can be ${who} (mode ${mode}); allow only its owner (chmod 600), or let its group read it (chmod 640)`);
+    }
+    if (production && isInside(realPath(file), realPath(dataDir))) {
+      throw fail(`${file} is inside DATA_DIR (${dataDir}), so a backup of the data folder would carry the key with the data it protects; keep it elsewhere`);
+    }
+    const text = fs.readFileSync(fd, 'utf8');
+    if (decodeKey(text) === undefined) throw fail(`${file} does not hold 32 bytes as 64 hex characters or base64`);
+    return text.trim();
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw fail(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p; // a DATA_DIR not made yet
+  }
+}
+
+function isInside(file: string, dir: string): boolean {
+  const relative = path.relative(dir, file);
+  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
+}
+
 const KNOWN_KEYS = new Set(Object.keys(configSchema.shape));
 
 /** Reads the optional config file named by TWOFOLD_CONFIG (JSON or YAML). */
@@ -440,8 +503,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = result.data;
   const production = raw.NODE_ENV === 'production';
   const issuer = raw.ISSUER ?? `http://localhost:${raw.PORT}`;
-  if (production && !raw.SECRET_KEY) {
-    throw new ConfigError('Invalid configuration: SECRET_KEY: required in production (32 bytes as 64 hex characters or base64; e.g. `openssl rand -hex 32`)');
+  const dataDir = path.resolve(raw.DATA_DIR);
+  const secretKey = raw.SECRET_KEY_FILE ? readSecretKeyFile(raw, dataDir, production) : raw.SECRET_KEY;
+  if (production && !secretKey) {
+    throw new ConfigError('Invalid configuration: SECRET_KEY: required in production, or SECRET_KEY_FILE (32 bytes as 64 hex characters or base64; e.g. `openssl rand -hex 32`)');
   }
   if (production && !issuer.startsWith('https://')) {
     throw new ConfigError(`Invalid configuration: ISSUER: must be https:// in production (got ${JSON.stringify(issuer)})`);
@@ -449,8 +514,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkKeyRetirement(raw);
   return {
     ...raw,
+    SECRET_KEY: secretKey,
     ISSUER: issuer,
-    dataDir: path.resolve(raw.DATA_DIR),
+    dataDir,
     production,
     secureCookies: issuer.startsWith('https://'),
     webauthn: resolveWebAuthn(raw, issuer),

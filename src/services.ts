@@ -15,7 +15,7 @@ export interface Services {
   dbKind: DatabaseKind;
   sealer: Sealer;
   hasher: PasswordHasher;
-  /** Keyed hashes of one-time codes. */
+  /** Keyed hashes of one-time codes and of bearer values (tokens, codes, session and interaction ids). */
   codeHasher: KeyedHasher;
   /** The second-factor engine over the registered factors. */
   factors: FactorEngine;

@@ -59,10 +59,14 @@ export interface ClientsTable {
 
 export interface OidcPayloadsTable {
   kind: string;
+  /** `h1.` and a keyed hash of the model's id (src/oidc/adapter.ts); never the id itself. Migration 0007. */
   id: string;
+  /** The model's payload, its bearer values (jti, a session cookie inside an interaction…) sealed in `$sealed`. */
   payload: JSONColumnType<Record<string, unknown>>;
   grant_id: string | null;
+  /** `h1.` and a keyed hash of a device flow's user code. */
   user_code: string | null;
+  /** A session's uid (not a bearer value). */
   uid: string | null;
   expires_at: NullableTimestamp;
   consumed_at: NullableTimestamp;
@@ -143,6 +147,7 @@ export interface ChallengeCodesTable {
 }
 
 export interface InteractionStateTable {
+  /** A keyed hash of the interaction's uid (InteractionState.of). */
   uid: string;
   key: string;
   value_sealed: string;

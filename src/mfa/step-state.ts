@@ -1,20 +1,29 @@
 /**
  * Server-side state of an interaction (the account that passed the password,
- * the evidence gathered, a TOTP secret being enrolled…), keyed by interaction
- * uid. Values are sealed, since some are secrets. Shared through the database,
- * so any provider process can continue the sign-in.
+ * the evidence gathered, a TOTP secret being enrolled…), keyed by a keyed hash
+ * of the interaction uid: the uid is a bearer value (with the interaction
+ * cookie it continues the sign-in), so the table never holds it. Values are
+ * sealed, since some are secrets. Shared through the database, so any provider
+ * process can continue the sign-in.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import type { Sealer } from '../security/sealer.ts';
+import type { KeyedHasher } from '../security/keyed-hash.ts';
 import type { StepState } from '../../factors/types.ts';
 
 export class InteractionState {
+  /** `uid`: what the rows are stored under (see `of`). */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly sealer: Sealer,
     readonly uid: string,
   ) {}
+
+  /** The state of the interaction `interactionUid`, stored under a keyed hash of it. */
+  static of(services: { db: Kysely<Database>; sealer: Sealer; codeHasher: KeyedHasher }, interactionUid: string): InteractionState {
+    return new InteractionState(services.db, services.sealer, services.codeHasher.hash(interactionUid, 'interaction_state.uid'));
+  }
 
   #context(key: string) {
     return `interaction_state:${this.uid}:${key}`;

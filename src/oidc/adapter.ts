@@ -3,13 +3,23 @@
  * stores (sessions, interactions, codes, tokens, grants…) lives in one table,
  * oidc_payloads, keyed by (kind, id). Clients come from the clients table.
  * Nothing is kept in process memory, so any process can continue any flow.
+ *
+ * A model's id is its bearer value (the refresh token, the code, the session
+ * cookie, the interaction id), so a row is stored and found under a keyed hash
+ * of it (HMAC-SHA256 under a key derived from SECRET_KEY), never the value;
+ * so is a device flow's user code. The bearer values inside payloads are
+ * sealed (bearer-fields.ts). A dump, a backup or a replica hands no one a
+ * usable token; docs/security.md says what it does hold.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Database } from '../db/schema.ts';
 import { clientToProviderMetadata, findClientById } from './clients.ts';
-import type { Sealer } from '../security/sealer.ts';
+import { SealError, type Sealer } from '../security/sealer.ts';
+import type { KeyedHasher } from '../security/keyed-hash.ts';
 import { forget, memoized } from '../db/request-memo.ts';
+import { logger } from '../logger.ts';
+import { openBearerFields, sealBearerFields } from './bearer-fields.ts';
 
 /**
  * Provider rows found by id are read once per request (src/db/request-memo.ts):
@@ -20,7 +30,32 @@ const PAYLOAD_MEMO = 'oidc_payload:';
 
 type AdapterConstructor = new (name: string) => Adapter;
 
-export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterConstructor {
+/**
+ * ReplayDetection's id is already a SHA-256 digest of a used client assertion's
+ * issuer and jti, not a bearer value; kept as it is, so the upgrade that began
+ * hashing ids (migration 0007) could keep those rows and no assertion seen
+ * before it can be replayed after it.
+ */
+const UNHASHED_MODELS: ReadonlySet<string> = new Set(['ReplayDetection']);
+
+/**
+ * Marks a stored keyed hash. The library's ids and user codes never contain a
+ * dot, so the database can check that no row is stored under a value in clear
+ * (constraints of migration 0007), and a later key can get a prefix of its own.
+ */
+const HASHED = 'h1.';
+
+/** The value oidc_payloads.id holds for the model `kind` whose id is `id`. */
+export function storedPayloadId(hasher: KeyedHasher, kind: string, id: string): string {
+  return UNHASHED_MODELS.has(kind) ? id : HASHED + hasher.hash(id, `oidc_payloads.id:${kind}`);
+}
+
+/** The value oidc_payloads.user_code holds for a device flow's user code. */
+export function storedUserCode(hasher: KeyedHasher, userCode: string): string {
+  return HASHED + hasher.hash(userCode, 'oidc_payloads.user_code');
+}
+
+export function createAdapter(db: Kysely<Database>, sealer: Sealer, hasher: KeyedHasher): AdapterConstructor {
   class ClientAdapter implements Adapter {
     async find(id: string): Promise<AdapterPayload | undefined> {
       // The protocol knows clients by client_id only (findClientRow also matches names, for the CLI).
@@ -48,13 +83,25 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterCons
       this.kind = kind;
     }
 
+    #id(id: string): string {
+      return storedPayloadId(hasher, this.kind, id);
+    }
+
+    /** Binds a row's sealed bearer values to the row: copied to another row, they do not open. */
+    #context(storedId: string): string {
+      return `oidc_payloads:${this.kind}:${storedId}`;
+    }
+
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      const storedId = this.#id(id);
+      const userCode = payload.userCode as string | undefined;
       const row = {
         kind: this.kind,
-        id,
-        payload: JSON.stringify(payload),
+        id: storedId,
+        payload: JSON.stringify(sealBearerFields(sealer, this.kind, payload, this.#context(storedId))),
         grant_id: (payload.grantId as string | undefined) ?? null,
-        user_code: (payload.userCode as string | undefined) ?? null,
+        user_code: userCode ? storedUserCode(hasher, userCode) : null,
+        // A session's uid is not a bearer value: nothing outside the database ever presents one (docs/security.md).
         uid: (payload.uid as string | undefined) ?? null,
         expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
       };
@@ -77,18 +124,26 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterCons
     async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
       const row = await db
         .selectFrom('oidc_payloads')
-        .select(['payload', 'consumed_at'])
+        .select(['id', 'payload', 'consumed_at'])
         .where('kind', '=', this.kind)
         .where(column, '=', value)
         .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
         .executeTakeFirst();
       if (!row) return undefined;
-      const payload = row.payload as AdapterPayload;
+      let payload: AdapterPayload;
+      try {
+        payload = openBearerFields(sealer, row.payload, this.#context(row.id)) as AdapterPayload;
+      } catch (err) {
+        if (!(err instanceof SealError)) throw err;
+        // Altered or copied from another row: it is refused like an unknown token, and someone should look.
+        logger.error({ kind: this.kind }, 'a stored provider payload does not open; it was altered in the database');
+        return undefined;
+      }
       return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
     }
 
     find(id: string) {
-      return memoized(`${PAYLOAD_MEMO}${this.kind}:${id}`, () => this.#findWhere('id', id));
+      return memoized(`${PAYLOAD_MEMO}${this.kind}:${id}`, () => this.#findWhere('id', this.#id(id)));
     }
 
     findByUid(uid: string) {
@@ -96,7 +151,7 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterCons
     }
 
     findByUserCode(userCode: string) {
-      return this.#findWhere('user_code', userCode);
+      return this.#findWhere('user_code', storedUserCode(hasher, userCode));
     }
 
     async consume(id: string): Promise<void> {
@@ -104,14 +159,14 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer): AdapterCons
         .updateTable('oidc_payloads')
         .set({ consumed_at: new Date() })
         .where('kind', '=', this.kind)
-        .where('id', '=', id)
+        .where('id', '=', this.#id(id))
         .where('consumed_at', 'is', null)
         .execute();
       forget(PAYLOAD_MEMO);
     }
 
     async destroy(id: string): Promise<void> {
-      await db.deleteFrom('oidc_payloads').where('kind', '=', this.kind).where('id', '=', id).execute();
+      await db.deleteFrom('oidc_payloads').where('kind', '=', this.kind).where('id', '=', this.#id(id)).execute();
       forget(PAYLOAD_MEMO);
     }
 

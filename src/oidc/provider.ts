@@ -21,7 +21,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
 
   const configuration: Configuration = {
-    adapter: createAdapter(db, sealer),
+    adapter: createAdapter(db, sealer, services.codeHasher),
     findAccount: (ctx, sub) => findAccount(db, sub),
     jwks: { keys: keys.jwks as never },
     cookies: {

@@ -1,8 +1,12 @@
 /**
- * Keyed hashes (HMAC-SHA256) for one-time codes: backup codes and emailed
- * codes are stored only this way. The key is derived from SECRET_KEY, which is
- * never in the database, so a stolen table cannot be brute-forced offline, and
- * a stored hash typed in as a code hashes to something else.
+ * Keyed hashes (HMAC-SHA256) of what must be recognised but never stored:
+ * backup codes and emailed codes, and every bearer value the provider keeps
+ * (tokens, authorization codes, session and interaction ids, user codes), which
+ * are stored and looked up only this way. The key is derived from SECRET_KEY,
+ * which is never in the database, so a stolen table cannot be brute-forced
+ * offline, and a stored hash presented as a code or token hashes to something
+ * else. `context` separates the uses: the same value hashed for two purposes
+ * gives two unrelated hashes.
  */
 import crypto from 'node:crypto';
 

@@ -1,6 +1,8 @@
 /**
- * Finds the master key for encryption at rest: SECRET_KEY from configuration,
- * or, in development only, a key generated once into the data folder.
+ * Finds the master key for encryption at rest and keyed hashes: SECRET_KEY
+ * from configuration (the environment, the config file, or SECRET_KEY_FILE,
+ * which loadConfig reads and checks), or, in development only, a key
+ * generated once into the data folder.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -10,11 +12,11 @@ import { decodeKey, type Config } from '../config.ts';
 export interface MasterKey {
   key: Buffer;
   /** Where it came from, for the start-up log. */
-  source: 'config' | 'generated' | 'data-dir';
+  source: 'config' | 'file' | 'generated' | 'data-dir';
 }
 
-export function loadMasterKey(config: Pick<Config, 'SECRET_KEY' | 'dataDir' | 'production'>): MasterKey {
-  if (config.SECRET_KEY) return { key: decodeKey(config.SECRET_KEY)!, source: 'config' };
+export function loadMasterKey(config: Pick<Config, 'SECRET_KEY' | 'SECRET_KEY_FILE' | 'dataDir' | 'production'>): MasterKey {
+  if (config.SECRET_KEY) return { key: decodeKey(config.SECRET_KEY)!, source: config.SECRET_KEY_FILE ? 'file' : 'config' };
   if (config.production) throw new Error('SECRET_KEY is required in production');
   const file = path.join(config.dataDir, 'secret.key');
   fs.mkdirSync(config.dataDir, { recursive: true });

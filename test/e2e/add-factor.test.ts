@@ -221,7 +221,7 @@ for (const kind of DIALECTS) {
       const first = await password(agent, account, {});
       await claimsOf(await agent.submit(formAction(first.next.body), { code: totpCode(secret) }), first.auth);
       // Age the stored session (as if the user signed in ten minutes ago).
-      const Session = createAdapter(services.db, services.sealer);
+      const Session = createAdapter(services.db, services.sealer, services.codeHasher);
       const sessions = new Session('Session');
       const id = agent.cookies.get('twofold.session')!;
       const stored = (await sessions.find(id))!;

@@ -17,6 +17,7 @@ import { UserAgent, formAction } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { createAccount, setDisabled, findAccountByLogin } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
+import { storedPayloadId } from '../../src/oidc/adapter.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 
@@ -146,16 +147,17 @@ for (const kind of DIALECTS) {
     });
 
     test('an expired authorization code gets invalid_grant, not a 500', async () => {
-      const { db } = server.opened.services;
+      const { db, codeHasher } = server.opened.services;
+      const rowId = (code: string) => storedPayloadId(codeHasher, 'AuthorizationCode', code);
       // Expired in storage (the row's expires_at), and expired by the provider's own clock check (the payload's exp).
       for (const expire of [
-        (code: string) => db.updateTable('oidc_payloads').set({ expires_at: new Date(Date.now() - 60_000) }).where('kind', '=', 'AuthorizationCode').where('id', '=', code).execute(),
+        (code: string) => db.updateTable('oidc_payloads').set({ expires_at: new Date(Date.now() - 60_000) }).where('kind', '=', 'AuthorizationCode').where('id', '=', rowId(code)).execute(),
         (code: string) =>
           db
             .updateTable('oidc_payloads')
             .set({ payload: sql`jsonb_set(payload, '{exp}', to_jsonb(${Math.floor(Date.now() / 1000) - 60}::bigint))` })
             .where('kind', '=', 'AuthorizationCode')
-            .where('id', '=', code)
+            .where('id', '=', rowId(code))
             .execute(),
       ]) {
         const agent = new UserAgent(server.issuer);

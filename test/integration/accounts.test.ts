@@ -165,13 +165,13 @@ for (const kind of DIALECTS) {
       await database.db
         .insertInto('oidc_payloads')
         .values([
-          { kind: 'Session', id: 'gina-session', payload: JSON.stringify({ accountId: gina.id }), grant_id: null, user_code: null, uid: 'gina-uid', expires_at: null },
-          { kind: 'Session', id: 'other-session', payload: JSON.stringify({ accountId: 'someone-else' }), grant_id: null, user_code: null, uid: 'other-uid', expires_at: null },
+          { kind: 'Session', id: 'h1.gina-session', payload: JSON.stringify({ accountId: gina.id }), grant_id: null, user_code: null, uid: 'gina-uid', expires_at: null },
+          { kind: 'Session', id: 'h1.other-session', payload: JSON.stringify({ accountId: 'someone-else' }), grant_id: null, user_code: null, uid: 'other-uid', expires_at: null },
         ])
         .execute();
       await setDisabled(database.db, gina.id, true);
-      const left = await database.db.selectFrom('oidc_payloads').select('id').where('id', 'in', ['gina-session', 'other-session']).execute();
-      expect(left.map((r) => r.id)).toEqual(['other-session']);
+      const left = await database.db.selectFrom('oidc_payloads').select('id').where('id', 'in', ['h1.gina-session', 'h1.other-session']).execute();
+      expect(left.map((r) => r.id)).toEqual(['h1.other-session']);
     });
 
     test('a login with new hash parameters upgrades the stored hash', async () => {
@@ -243,12 +243,12 @@ for (const kind of DIALECTS) {
       await addMember(database.db, group.id, jack.id);
       await database.db
         .insertInto('oidc_payloads')
-        .values({ kind: 'Session', id: 'jack-session', payload: JSON.stringify({ accountId: jack.id }), grant_id: null, user_code: null, uid: null, expires_at: null })
+        .values({ kind: 'Session', id: 'h1.jack-session', payload: JSON.stringify({ accountId: jack.id }), grant_id: null, user_code: null, uid: null, expires_at: null })
         .execute();
       expect(await removeAccount(database.db, jack.id)).toBe(true);
       expect(await removeAccount(database.db, jack.id)).toBe(false);
       expect(await membersOf(database.db, group.id)).toEqual([]);
-      expect(await database.db.selectFrom('oidc_payloads').select('id').where('id', '=', 'jack-session').executeTakeFirst()).toBeUndefined();
+      expect(await database.db.selectFrom('oidc_payloads').select('id').where('id', '=', 'h1.jack-session').executeTakeFirst()).toBeUndefined();
       expect(await authenticatePassword(database.db, hasher, 'jack', 'jack password')).toEqual(FAILURE);
     });
   });

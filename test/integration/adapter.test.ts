@@ -3,13 +3,17 @@
  * upsert and find (by id, uid, user code), expiry hiding rows, consume-once,
  * destroy, revokeByGrantId removing every kind of token of a grant (and
  * nothing else), and purgeExpired deleting only rows expired beyond the grace.
+ * Rows are stored under a keyed hash of their id and user code, with the
+ * bearer values inside payloads sealed: the table never holds one, and the
+ * library reads back exactly what it wrote.
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
-import { createAdapter, purgeExpired } from '../../src/oidc/adapter.ts';
+import { createAdapter, purgeExpired, storedPayloadId } from '../../src/oidc/adapter.ts';
 import { Sealer } from '../../src/security/sealer.ts';
+import { KeyedHasher } from '../../src/security/keyed-hash.ts';
 import { createClient } from '../../src/oidc/clients.ts';
 
 const id = () => crypto.randomBytes(12).toString('base64url');
@@ -19,23 +23,27 @@ for (const kind of DIALECTS) {
   describe(`oidc adapter on ${kind}`, () => {
     let database: TestDatabase;
     let AdapterClass: new (name: string) => Adapter;
-    const sealer = new Sealer(crypto.randomBytes(32));
+    const masterKey = crypto.randomBytes(32);
+    const sealer = new Sealer(masterKey);
+    const hasher = new KeyedHasher(masterKey);
 
     beforeAll(async () => {
       database = await createTestDatabase(kind);
-      AdapterClass = createAdapter(database.db, sealer);
+      AdapterClass = createAdapter(database.db, sealer, hasher);
     });
 
     afterAll(async () => {
       await database?.close();
     });
 
+    const rowId = (model: string, key: string) => storedPayloadId(hasher, model, key);
+
     async function setExpiry(model: string, key: string, expires: Date | null) {
-      await database.db.updateTable('oidc_payloads').set({ expires_at: expires }).where('kind', '=', model).where('id', '=', key).execute();
+      await database.db.updateTable('oidc_payloads').set({ expires_at: expires }).where('kind', '=', model).where('id', '=', rowId(model, key)).execute();
     }
 
     async function exists(model: string, key: string): Promise<boolean> {
-      const row = await database.db.selectFrom('oidc_payloads').select('id').where('kind', '=', model).where('id', '=', key).executeTakeFirst();
+      const row = await database.db.selectFrom('oidc_payloads').select('id').where('kind', '=', model).where('id', '=', rowId(model, key)).executeTakeFirst();
       return row !== undefined;
     }
 
@@ -49,7 +57,7 @@ for (const kind of DIALECTS) {
       await sessions.upsert(key, { ...payload, accountId: 'acc2' }, 3600);
       expect(await sessions.find(key)).toMatchObject({ accountId: 'acc2' });
 
-      const row = await database.db.selectFrom('oidc_payloads').selectAll().where('kind', '=', 'Session').where('id', '=', key).executeTakeFirstOrThrow();
+      const row = await database.db.selectFrom('oidc_payloads').selectAll().where('kind', '=', 'Session').where('id', '=', rowId('Session', key)).executeTakeFirstOrThrow();
       expect(row.expires_at!.getTime()).toBeGreaterThan(Date.now() + 3500_000);
       expect(row.expires_at!.getTime()).toBeLessThanOrEqual(Date.now() + 3600_000);
     });
@@ -73,7 +81,7 @@ for (const kind of DIALECTS) {
       const key = id();
       await grants.upsert(key, { kind: 'Grant', jti: key });
       expect(await grants.find(key)).toMatchObject({ jti: key });
-      const row = await database.db.selectFrom('oidc_payloads').select('expires_at').where('kind', '=', 'Grant').where('id', '=', key).executeTakeFirstOrThrow();
+      const row = await database.db.selectFrom('oidc_payloads').select('expires_at').where('kind', '=', 'Grant').where('id', '=', rowId('Grant', key)).executeTakeFirstOrThrow();
       expect(row.expires_at).toBeNull();
     });
 
@@ -118,10 +126,10 @@ for (const kind of DIALECTS) {
       expect(first!.consumed).toBeGreaterThanOrEqual(before - 1);
       expect(first!.consumed).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
 
-      const row1 = await database.db.selectFrom('oidc_payloads').select('consumed_at').where('kind', '=', 'AuthorizationCode').where('id', '=', key).executeTakeFirstOrThrow();
+      const row1 = await database.db.selectFrom('oidc_payloads').select('consumed_at').where('kind', '=', 'AuthorizationCode').where('id', '=', rowId('AuthorizationCode', key)).executeTakeFirstOrThrow();
       await new Promise((r) => setTimeout(r, 20));
       await codes.consume(key);
-      const row2 = await database.db.selectFrom('oidc_payloads').select('consumed_at').where('kind', '=', 'AuthorizationCode').where('id', '=', key).executeTakeFirstOrThrow();
+      const row2 = await database.db.selectFrom('oidc_payloads').select('consumed_at').where('kind', '=', 'AuthorizationCode').where('id', '=', rowId('AuthorizationCode', key)).executeTakeFirstOrThrow();
       expect(row2.consumed_at!.getTime()).toBe(row1.consumed_at!.getTime());
     });
 
@@ -222,6 +230,66 @@ for (const kind of DIALECTS) {
       expect(await purgeExpired(database.db, 0)).toBeGreaterThanOrEqual(1);
       expect(await exists(model, justExpired)).toBe(false);
       expect(await exists(model, live)).toBe(true);
+    });
+
+    test('no bearer value is stored: ids and user codes are keyed hashes, bearer fields are sealed, the library reads back what it wrote', async () => {
+      const token = id() + id();
+      const sessionId = id();
+      const interactionUid = id();
+      const userCode = 'QRST-' + id().slice(0, 4);
+      const logoutSecret = id();
+      const written: Array<[string, string, AdapterPayload]> = [
+        ['RefreshToken', token, { kind: 'RefreshToken', jti: token, accountId: 'acc-r', clientId: 'app', grantId: 'g1', sessionUid: 'su1' }],
+        ['Session', sessionId, { kind: 'Session', jti: sessionId, uid: 'su1', accountId: 'acc-r', state: { secret: logoutSecret, clientId: 'app' } }],
+        [
+          'Interaction',
+          interactionUid,
+          {
+            kind: 'Interaction',
+            jti: interactionUid,
+            returnTo: `http://localhost/auth/${interactionUid}`,
+            session: { accountId: 'acc-r', uid: 'su1', cookie: sessionId, amr: ['pwd'] },
+            params: { client_id: 'app', scope: 'openid' },
+          },
+        ],
+        ['DeviceCode', token.slice(3), { kind: 'DeviceCode', jti: token.slice(3), userCode, accountId: 'acc-r' }],
+      ];
+      for (const [model, key, payload] of written) await new AdapterClass(model).upsert(key, payload, 600);
+
+      const rows = await database.db.selectFrom('oidc_payloads').selectAll().where('id', 'in', written.map(([model, key]) => rowId(model, key))).execute();
+      expect(rows).toHaveLength(written.length);
+      const stored = JSON.stringify(rows);
+      for (const secret of [token, token.slice(3), sessionId, interactionUid, userCode, logoutSecret]) expect(stored).not.toContain(secret);
+      // What SQL needs stays readable: whose, which app, which grant, which session.
+      expect(rows.find((r) => r.kind === 'RefreshToken')!.payload).toMatchObject({ accountId: 'acc-r', clientId: 'app', grantId: 'g1', sessionUid: 'su1' });
+      expect(rows.find((r) => r.kind === 'Interaction')!.payload).toMatchObject({ session: { accountId: 'acc-r', uid: 'su1' } });
+
+      for (const [model, key, payload] of written) expect(await new AdapterClass(model).find(key)).toEqual(payload);
+      expect(await new AdapterClass('Session').findByUid('su1')).toEqual(written[1]![2]);
+      expect(await new AdapterClass('DeviceCode').findByUserCode(userCode)).toEqual(written[3]![2]);
+
+      // Under another SECRET_KEY nothing is found: a stored hash is no lookup key without the key.
+      const other = createAdapter(database.db, sealer, new KeyedHasher(crypto.randomBytes(32)));
+      expect(await new other('RefreshToken').find(token)).toBeUndefined();
+      // A stored hash presented as the token hashes to something else.
+      expect(await new AdapterClass('RefreshToken').find(rowId('RefreshToken', token))).toBeUndefined();
+    });
+
+    test('a sealed part moved to another row does not open there: the row reads as absent', async () => {
+      const sessions = new AdapterClass('Session');
+      const victim = id();
+      const attacker = id();
+      await sessions.upsert(victim, { kind: 'Session', jti: victim, accountId: 'victim' }, 600);
+      await sessions.upsert(attacker, { kind: 'Session', jti: attacker, accountId: 'attacker' }, 600);
+      const source = await database.db.selectFrom('oidc_payloads').select('payload').where('kind', '=', 'Session').where('id', '=', rowId('Session', victim)).executeTakeFirstOrThrow();
+      await database.db
+        .updateTable('oidc_payloads')
+        .set({ payload: JSON.stringify({ ...source.payload, accountId: 'attacker' }) })
+        .where('kind', '=', 'Session')
+        .where('id', '=', rowId('Session', attacker))
+        .execute();
+      expect(await sessions.find(attacker)).toBeUndefined();
+      expect(await sessions.find(victim)).toMatchObject({ jti: victim, accountId: 'victim' });
     });
 
     test('clients come from the clients table and cannot be written by the provider', async () => {

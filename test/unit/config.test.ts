@@ -1,7 +1,8 @@
 /**
  * Proves the configuration contract: the documented defaults, one-line
  * ConfigError naming the offending key (without echoing secrets), production's
- * refusal to start without SECRET_KEY or with an http ISSUER, and the config
+ * refusal to start without SECRET_KEY or with an http ISSUER, SECRET_KEY_FILE
+ * (read once, refused when others may read or change it), and the config
  * file (JSON or YAML) being read, overridden by the environment, and strict
  * about unknown keys.
  */
@@ -11,6 +12,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { ConfigError, decodeKey, loadConfig } from '../../src/config.ts';
+import { loadMasterKey } from '../../src/security/secret-key.ts';
 
 const KEY_HEX = crypto.randomBytes(32).toString('hex');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-config-'));
@@ -179,10 +181,75 @@ describe('SECRET_KEY formats', () => {
   });
 });
 
+describe('SECRET_KEY_FILE', () => {
+  const keyFile = (name: string, text: string, mode: number): string => {
+    const file = writeFile(name, text);
+    fs.chmodSync(file, mode);
+    return file;
+  };
+
+  test('the key is read from the file (whitespace around it ignored) and is the master key', () => {
+    const raw = crypto.randomBytes(32);
+    const file = keyFile('key-600', `${raw.toString('base64')}\n`, 0o600);
+    const config = loadConfig({ SECRET_KEY_FILE: file, DATA_DIR: path.join(tmp, 'data-600') });
+    expect(config.SECRET_KEY).toBe(raw.toString('base64'));
+    expect(loadMasterKey(config)).toEqual({ key: raw, source: 'file' });
+    // Owner-only read, and a group that may read it (a service's group), are fine.
+    expect(loadConfig({ SECRET_KEY_FILE: keyFile('key-400', KEY_HEX, 0o400) }).SECRET_KEY).toBe(KEY_HEX);
+    expect(loadConfig({ SECRET_KEY_FILE: keyFile('key-640', KEY_HEX, 0o640) }).SECRET_KEY).toBe(KEY_HEX);
+  });
+
+  test('a file others may read, or anyone but its owner may change, is refused in one line that says how to fix it', () => {
+    for (const [mode, shown, who] of [
+      [0o644, '0644', 'read by any user'],
+      [0o604, '0604', 'read by any user'],
+      [0o602, '0602', 'written by any user'],
+      [0o620, '0620', 'written by its group'],
+    ] as const) {
+      const message = configError({ SECRET_KEY_FILE: keyFile(`key-${shown}`, KEY_HEX, mode) }).message;
+      expect(message).toMatch(new RegExp(`^Invalid configuration: SECRET_KEY_FILE: .*key-${shown} can be ${who} \\(mode ${shown}\\); .*chmod 600`));
+      expect(message).not.toContain(KEY_HEX);
+    }
+  });
+
+  test('exactly one of SECRET_KEY and SECRET_KEY_FILE', () => {
+    const file = keyFile('key-both', KEY_HEX, 0o600);
+    expect(configError({ SECRET_KEY: KEY_HEX, SECRET_KEY_FILE: file }).message).toBe('Invalid configuration: SECRET_KEY_FILE: set either SECRET_KEY or SECRET_KEY_FILE, not both');
+  });
+
+  test('a missing file, a folder, or a file without a key are refused without echoing what it holds', () => {
+    expect(configError({ SECRET_KEY_FILE: path.join(tmp, 'no-such-key') }).message).toMatch(/^Invalid configuration: SECRET_KEY_FILE: cannot read .*no-such-key \(ENOENT\)$/);
+    const folder = path.join(tmp, 'key-folder');
+    fs.mkdirSync(folder, { mode: 0o700 });
+    expect(configError({ SECRET_KEY_FILE: folder }).message).toMatch(/key-folder is not a file$/);
+    const secretish = 'not-a-key-but-private';
+    const message = configError({ SECRET_KEY_FILE: keyFile('key-bad', secretish, 0o600) }).message;
+    expect(message).toMatch(/key-bad does not hold 32 bytes as 64 hex characters or base64$/);
+    expect(message).not.toContain(secretish);
+  });
+
+  test('production takes the key from a file outside DATA_DIR, and refuses one inside it', () => {
+    const production = { NODE_ENV: 'production', ISSUER: 'https://idp.example.com' };
+    const dataDir = path.join(tmp, 'prod-data');
+    fs.mkdirSync(dataDir);
+    const outside = keyFile('key-prod', KEY_HEX, 0o600);
+    expect(loadConfig({ ...production, DATA_DIR: dataDir, SECRET_KEY_FILE: outside }).SECRET_KEY).toBe(KEY_HEX);
+    const inside = path.join(dataDir, 'secret.key');
+    fs.writeFileSync(inside, KEY_HEX, { mode: 0o600 });
+    expect(configError({ ...production, DATA_DIR: dataDir, SECRET_KEY_FILE: inside }).message).toMatch(/^Invalid configuration: SECRET_KEY_FILE: .* is inside DATA_DIR /);
+    // Through a relative DATA_DIR or a symbolic link the folder is the same folder.
+    const link = path.join(tmp, 'prod-data-link');
+    fs.symlinkSync(dataDir, link);
+    expect(configError({ ...production, DATA_DIR: link, SECRET_KEY_FILE: inside }).message).toMatch(/is inside DATA_DIR/);
+    // Development keeps its generated key in DATA_DIR anyway, so a file there is allowed.
+    expect(loadConfig({ DATA_DIR: dataDir, SECRET_KEY_FILE: inside }).SECRET_KEY).toBe(KEY_HEX);
+  });
+});
+
 describe('production', () => {
   test('refuses to start without SECRET_KEY', () => {
     const err = configError({ NODE_ENV: 'production', ISSUER: 'https://idp.example.com' });
-    expect(err.message).toMatch(/^Invalid configuration: SECRET_KEY: /);
+    expect(err.message).toMatch(/^Invalid configuration: SECRET_KEY: required in production, or SECRET_KEY_FILE /);
   });
 
   test('refuses an http ISSUER, including the default one', () => {
