@@ -28,6 +28,8 @@ export interface SignInState {
   notice?: string;
   /** The factor added at the app's request (twofold_enroll), once enrolled. */
   added?: string;
+  /** When the account's password was set as this sign-in began: a change since (a reset) voids the sign-in. */
+  passwordSetAt?: string | null;
 }
 
 export interface SignIn {
@@ -50,7 +52,7 @@ export async function currentSignIn(deps: InteractionDeps, details: InteractionD
   const data = await state.get<SignInState>(KEY);
   if (data) {
     const account = await findAccountById(deps.services.db, data.accountId);
-    if (!account || account.disabled) return undefined;
+    if (!account || account.disabled || passwordStamp(account) !== data.passwordSetAt) return undefined;
     return { state, account, data, stepUp: false };
   }
   if (details.prompt.name === 'mfa' && details.session?.accountId) {
@@ -59,9 +61,14 @@ export async function currentSignIn(deps: InteractionDeps, details: InteractionD
     const evidence =
       (details.session.uid ? await loadSessionEvidence(deps.services.db, details.session.uid, account.id) : undefined) ??
       [PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))];
-    return { state, account, data: { accountId: account.id, evidence }, stepUp: true };
+    return { state, account, data: { accountId: account.id, evidence, passwordSetAt: passwordStamp(account) }, stepUp: true };
   }
   return undefined;
+}
+
+/** What a password change moves (src/accounts/password-change.ts): a sign-in that began before it is void. */
+function passwordStamp(account: Account): string | null {
+  return account.password_changed_at?.toISOString() ?? null;
 }
 
 export async function saveSignIn(signIn: SignIn, deps: InteractionDeps): Promise<void> {
@@ -71,7 +78,7 @@ export async function saveSignIn(signIn: SignIn, deps: InteractionDeps): Promise
 /** `first`: the proof that identified the account (the password, or a first factor such as a passkey). */
 export async function startSignIn(deps: InteractionDeps, details: InteractionDetails, account: Account, first: Evidence = PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))): Promise<SignIn> {
   const state = interactionState(deps, details);
-  const signIn: SignIn = { state, account, data: { accountId: account.id, evidence: [first] }, stepUp: false };
+  const signIn: SignIn = { state, account, data: { accountId: account.id, evidence: [first], passwordSetAt: passwordStamp(account) }, stepUp: false };
   await saveSignIn(signIn, deps);
   return signIn;
 }
