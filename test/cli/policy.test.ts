@@ -87,7 +87,7 @@ for (const kind of DIALECTS) {
       const now = Math.floor(Date.now() / 1000);
       const totp = (await opened.services.factors.store.list(dave.id, 'totp'))[0]!;
       // A session that proved the password two hours ago and TOTP 100 minutes ago.
-      await saveSessionEvidence(opened.services.db, 'explain-session', dave.id, [PASSWORD_EVIDENCE(now - 7200), { factor: 'totp', credentialId: totp.id, kinds: ['have'], amr: ['otp'], phishingResistant: false, at: now - 6000 }], 3600);
+      await saveSessionEvidence(opened.services.db, 'explain-session', dave.id, [PASSWORD_EVIDENCE(now - 7200), { factor: 'totp', credentialId: totp.id, kinds: ['have'], amr: ['otp'], phishingResistant: false, at: now - 6000 }], 3600, now);
       const session = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--json')).out);
       expect(session.decision).toMatchObject({ type: 'satisfied', level: 2 });
       const recent = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--max-age', '7000', '--json')).out);
