@@ -85,8 +85,7 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
       const account = await requireAccount(ctx.services.db, username);
       const result = await changePassword(ctx.services, { accountId: account.id, password: secretFromStdin(io, 'password'), via: 'admin', actor });
       if (!result.ok) throw new CliError(result.reason === 'unknown_account' ? `no user ${username}` : result.message);
-      const sessions = result.sessionsEnded.length;
-      io.out(`password set for ${account.username}; ended ${sessions} session${sessions === 1 ? '' : 's'} and revoked ${result.revoked} grant${result.revoked === 1 ? '' : 's'}, token${result.revoked === 1 ? '' : 's'} and code${result.revoked === 1 ? '' : 's'}\n`);
+      io.out(`password set for ${account.username}; sessions ended: ${result.sessionsEnded.length}, grants, tokens and codes revoked: ${result.revoked}\n`);
     });
 
   for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
