@@ -16,6 +16,7 @@ import { loadSessionEvidence } from '../src/mfa/session-evidence.ts';
 import { amrOf, levelOf, mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
 import { allowedFactors, decide, type Decision } from '../src/policy/decide.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
+import { epochSeconds } from '../src/clock.ts';
 
 export interface SignInState {
   accountId: string;
@@ -28,6 +29,8 @@ export interface SignInState {
   notice?: string;
   /** The factor added at the app's request (twofold_enroll), once enrolled. */
   added?: string;
+  /** When the account's password was set as this sign-in began: a change since (a reset) voids the sign-in. */
+  passwordSetAt?: string | null;
 }
 
 export interface SignIn {
@@ -50,7 +53,7 @@ export async function currentSignIn(deps: InteractionDeps, details: InteractionD
   const data = await state.get<SignInState>(KEY);
   if (data) {
     const account = await findAccountById(deps.services.db, data.accountId);
-    if (!account || account.disabled) return undefined;
+    if (!account || account.disabled || passwordStamp(account) !== data.passwordSetAt) return undefined;
     return { state, account, data, stepUp: false };
   }
   if (details.prompt.name === 'mfa' && details.session?.accountId) {
@@ -58,10 +61,15 @@ export async function currentSignIn(deps: InteractionDeps, details: InteractionD
     if (!account || account.disabled) return undefined;
     const evidence =
       (details.session.uid ? await loadSessionEvidence(deps.services.db, details.session.uid, account.id) : undefined) ??
-      [PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))];
-    return { state, account, data: { accountId: account.id, evidence }, stepUp: true };
+      [PASSWORD_EVIDENCE(epochSeconds(deps.services.clock))];
+    return { state, account, data: { accountId: account.id, evidence, passwordSetAt: passwordStamp(account) }, stepUp: true };
   }
   return undefined;
+}
+
+/** What a password change moves (src/accounts/password-change.ts): a sign-in that began before it is void. */
+function passwordStamp(account: Account): string | null {
+  return account.password_changed_at?.toISOString() ?? null;
 }
 
 export async function saveSignIn(signIn: SignIn, deps: InteractionDeps): Promise<void> {
@@ -69,9 +77,9 @@ export async function saveSignIn(signIn: SignIn, deps: InteractionDeps): Promise
 }
 
 /** `first`: the proof that identified the account (the password, or a first factor such as a passkey). */
-export async function startSignIn(deps: InteractionDeps, details: InteractionDetails, account: Account, first: Evidence = PASSWORD_EVIDENCE(Math.floor(Date.now() / 1000))): Promise<SignIn> {
+export async function startSignIn(deps: InteractionDeps, details: InteractionDetails, account: Account, first: Evidence = PASSWORD_EVIDENCE(epochSeconds(deps.services.clock))): Promise<SignIn> {
   const state = interactionState(deps, details);
-  const signIn: SignIn = { state, account, data: { accountId: account.id, evidence: [first] }, stepUp: false };
+  const signIn: SignIn = { state, account, data: { accountId: account.id, evidence: [first], passwordSetAt: passwordStamp(account) }, stepUp: false };
   await saveSignIn(signIn, deps);
   return signIn;
 }
@@ -88,12 +96,14 @@ export type Step = (Decision & { adding?: true }) | { type: 'refused'; descripti
 
 export async function decisionFor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<Step> {
   const request = requestFacts(details.params);
+  const now = epochSeconds(deps.services.clock);
   const input = await policyInput(deps.services, {
     accountId: signIn.account.id,
     clientId: String(details.params.client_id),
     request,
     evidence: signIn.data.evidence,
     trustedDevice: await isTrustedDevice(deps.services.db, signIn.account.id, readDeviceCookie(ctx)),
+    now,
   });
   let decision = decide(input);
   if (decision.type === 'enroll' && decision.optional && signIn.data.skippedEnrollment) {
@@ -103,7 +113,7 @@ export async function decisionFor(ctx: Context, deps: InteractionDeps, details: 
   const requested = addFactorRequest(details.params);
   // The policy comes first: what it still demands (a proof, a required enrolment) is done before anything is added.
   if (!requested || signIn.data.added || decision.type === 'step_up' || decision.type === 'unmet' || (decision.type === 'enroll' && !decision.optional)) return decision;
-  const plan = planAddFactor({ requested, enrolled: input.enrolled, allowed: allowedFactors(input), available: input.available, evidence: signIn.data.evidence, now: Math.floor(Date.now() / 1000), maxAge: deps.services.config.ADD_FACTOR_MAX_AUTH_AGE });
+  const plan = planAddFactor({ requested, enrolled: input.enrolled, allowed: allowedFactors(input), available: input.available, evidence: signIn.data.evidence, now, maxAge: deps.services.config.ADD_FACTOR_MAX_AUTH_AGE });
   const common = { level: decision.level, target: decision.level, trace: decision.trace };
   switch (plan.type) {
     case 'refused':
@@ -116,9 +126,9 @@ export async function decisionFor(ctx: Context, deps: InteractionDeps, details: 
 }
 
 /** auth_time: when the last proof performed in this authentication was made. */
-function authTime(signIn: SignIn): number {
+function authTime(signIn: SignIn, now: number): number {
   const performed = signIn.data.evidence.filter((e) => !e.remembered);
-  return performed.length ? Math.max(...performed.map((e) => e.at)) : Math.floor(Date.now() / 1000);
+  return performed.length ? Math.max(...performed.map((e) => e.at)) : now;
 }
 
 /**
@@ -132,7 +142,7 @@ export async function finishSignIn(ctx: Context, deps: InteractionDeps, signIn: 
     ctx.req,
     ctx.res,
     {
-      login: { accountId: signIn.account.id, amr: decision.amr, acr: decision.acr, ts: authTime(signIn), remember: true },
+      login: { accountId: signIn.account.id, amr: decision.amr, acr: decision.acr, ts: authTime(signIn, epochSeconds(deps.services.clock)), remember: true },
       // A remembered device is re-checked on every request, never stored as proof.
       twofold: { evidence: signIn.data.evidence.filter((e) => !e.remembered), added: signIn.data.added },
     },

@@ -11,6 +11,7 @@ import * as m0004 from './0004_webauthn.ts';
 import * as m0005 from './0005_challenge_codes.ts';
 import * as m0006 from './0006_trusted_device_factor.ts';
 import * as m0007 from './0007_hashed_payload_ids.ts';
+import * as m0009 from './0009_session_activity.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0005_challenge_codes': m0005,
   '0006_trusted_device_factor': m0006,
   '0007_hashed_payload_ids': m0007,
+  '0009_session_activity': m0009,
 };

@@ -16,6 +16,8 @@ import { FACTORS, FactorRegistry, FactorRegistryError } from '../factors/registr
 import { createMessaging } from './messaging/index.ts';
 import type { Services } from './services.ts';
 import type { KyselyPlugin, LogConfig } from 'kysely';
+import { systemClock, type Clock } from './clock.ts';
+import type { SessionsEndedHook } from './accounts/end-sessions.ts';
 
 export interface Opened {
   services: Services;
@@ -35,6 +37,8 @@ export interface OpenServicesOptions {
   storage?: Promise<Storage>;
   plugins?: KyselyPlugin[];
   log?: LogConfig;
+  /** The clock Twofold's own rules read (tests move it); default: the system's. */
+  clock?: Clock;
 }
 
 export { StartupError };
@@ -74,6 +78,8 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       config,
       db: h.db,
       dbKind: h.kind,
+      clock: options.clock ?? systemClock,
+      sessionsEnded: [] as SessionsEndedHook[],
       sealer: new Sealer(masterKey.key),
       codeHasher: new KeyedHasher(masterKey.key),
       hasher: new PasswordHasher({

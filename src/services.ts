@@ -8,6 +8,8 @@ import type { Sealer } from './security/sealer.ts';
 import type { KeyedHasher } from './security/keyed-hash.ts';
 import type { FactorEngine } from './mfa/engine.ts';
 import type { Messaging } from './messaging/index.ts';
+import type { Clock } from './clock.ts';
+import type { SessionsEndedHook } from './accounts/end-sessions.ts';
 
 export interface Services {
   config: Config;
@@ -21,4 +23,11 @@ export interface Services {
   factors: FactorEngine;
   /** How codes reach people (email, SMS, voice); factors see it only through the engine's outOfBand service. */
   messaging: Messaging;
+  /** The time as Twofold's own rules see it (evidence ages, session idle, TOTP); tests move it. */
+  clock: Clock;
+  /**
+   * Told after sessions of an account were ended (a password change, a disabled account), with what each session
+   * held: the place for back-channel logout and similar notices. Runs in whichever process ended them.
+   */
+  sessionsEnded: SessionsEndedHook[];
 }

@@ -227,7 +227,6 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
   const response = parseResponse(registrationSchema, input);
   if (!response) return noResponse;
   if (response.id !== response.rawId) return { ok: false, reason: 'invalid_input' };
-  if (pending.exclude.includes(response.id)) return { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
   if (framed(response.response.clientDataJSON)) return { ok: false, reason: 'wrong', message: 'That answer came from another site.' };
 
   const [{ verifyRegistrationResponse }, helpers] = await webauthnLibrary();
@@ -248,8 +247,15 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
     return { ok: false, reason: 'wrong', message: 'The authenticator’s answer could not be verified. Try again.' };
   }
 
+  // The credential is the one the authenticator data names (signed over), not the id the browser claims beside it:
+  // an excluded credential answering under another claimed id is still that credential.
+  if (pending.exclude.includes(info.credential.id)) return { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
+  if (info.credential.id !== response.id) return { ok: false, reason: 'wrong', message: 'The authenticator’s answer could not be verified.' };
   // Every requirement again, on what came back (the options were only a request).
   if (!coherentKey(helpers, info.credential.publicKey)) return { ok: false, reason: 'wrong', message: 'The authenticator’s key could not be used.' };
+  if (!selfAttestationCoherent(helpers, response.response.attestationObject, info.fmt, info.credential.publicKey)) {
+    return { ok: false, reason: 'wrong', message: 'The authenticator’s answer could not be verified.' };
+  }
   const discoverable = response.clientExtensionResults.credProps?.rk ?? null;
   if (role.residentKey === 'required' && discoverable !== true) {
     return { ok: false, reason: 'wrong', message: 'This authenticator cannot keep a passkey. Use another one, or your device’s screen lock.' };
@@ -325,6 +331,23 @@ function coherentKey(helpers: Helpers, coseKey: Uint8Array): boolean {
   }
 }
 
+/**
+ * WebAuthn §8.2 (packed, self attestation): the statement's `alg` must be the
+ * credential public key's algorithm. The library checks the signature with the
+ * credential key whatever `alg` says, so an ES256 key could present a
+ * statement labelled RS256 and pass; refuse it.
+ */
+function selfAttestationCoherent(helpers: Helpers, attestationObject: string, fmt: string, coseKey: Uint8Array): boolean {
+  if (fmt !== 'packed') return true;
+  try {
+    const statement = helpers.decodeAttestationObject(fromBase64Url(attestationObject)).get('attStmt');
+    if (statement.get('x5c')?.length) return true;
+    return statement.get('alg') === decodeAlgorithm(helpers, coseKey);
+  } catch {
+    return false;
+  }
+}
+
 /** The COSE key's algorithm (label 3). */
 function decodeAlgorithm(helpers: Helpers, coseKey: Uint8Array): number {
   const alg = (helpers.decodeCredentialPublicKey(coseKey as never) as unknown as Map<number, unknown>).get(3);
@@ -389,8 +412,11 @@ export async function verifyAssertion<S>(ctx: FactorContext<S>, role: Role, cred
   } catch {
     return { ok: false, reason: 'wrong', credentialId: credential.id };
   }
-  // BE is fixed for a credential's life: a change means this is not the authenticator that registered.
-  if ((info.credentialDeviceType === 'multiDevice') !== data.backupEligible) return { ok: false, reason: 'wrong', credentialId: credential.id };
+  // BE is fixed for a credential's life: a signed answer whose BE changed comes from another authenticator holding
+  // this credential's key, a copy. Refused and audited as a suspected clone.
+  if ((info.credentialDeviceType === 'multiDevice') !== data.backupEligible) {
+    return { ok: false, reason: 'suspected_clone', credentialId: credential.id, message: 'This authenticator cannot be used: it may have been copied. Contact your administrator.' };
+  }
 
   // Signature counter (WebAuthn §7.2 step 21): authenticators that count must count up. A
   // counter at or below the stored one means two authenticators share the key: a clone.

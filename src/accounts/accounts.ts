@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Account, Database } from '../db/schema.ts';
 import type { PasswordHasher } from './password-hasher.ts';
+import { revokeAccountAccess, type EndedSession } from './end-sessions.ts';
 
 export const usernameSchema = z
   .string()
@@ -82,28 +83,17 @@ export async function listAccounts(db: Kysely<Database>): Promise<Account[]> {
   return db.selectFrom('accounts').selectAll().orderBy('username').execute();
 }
 
-export async function setPassword(db: Kysely<Database>, hasher: PasswordHasher, accountId: string, password: string): Promise<void> {
-  const hashed = await hasher.hash(passwordSchema.parse(password));
-  await db.updateTable('accounts').set({ password_hash: hashed, password_changed_at: new Date(), updated_at: new Date() }).where('id', '=', accountId).execute();
-}
-
-export async function setDisabled(db: Kysely<Database>, accountId: string, disabled: boolean): Promise<void> {
-  await db.updateTable('accounts').set({ disabled, updated_at: new Date() }).where('id', '=', accountId).execute();
-  if (disabled) {
-    // A disabled account keeps no live sessions or tokens.
-    await db
-      .deleteFrom('oidc_payloads')
-      .where(({ eb, ref }) => eb(eb.fn('jsonb_extract_path_text', [ref('payload'), eb.val('accountId')]), '=', accountId))
-      .execute();
-  }
+/** Disables or enables an account. A disabled account keeps no live sessions or tokens: the sessions it ended are returned. */
+export async function setDisabled(db: Kysely<Database>, accountId: string, disabled: boolean): Promise<EndedSession[]> {
+  return db.transaction().execute(async (trx) => {
+    await trx.updateTable('accounts').set({ disabled, updated_at: new Date() }).where('id', '=', accountId).execute();
+    return disabled ? (await revokeAccountAccess(trx, accountId)).sessions : [];
+  });
 }
 
 export async function removeAccount(db: Kysely<Database>, accountId: string): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
-    await trx
-      .deleteFrom('oidc_payloads')
-      .where(({ eb, ref }) => eb(eb.fn('jsonb_extract_path_text', [ref('payload'), eb.val('accountId')]), '=', accountId))
-      .execute();
+    await revokeAccountAccess(trx, accountId);
     const result = await trx.deleteFrom('accounts').where('id', '=', accountId).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   });

@@ -160,6 +160,8 @@ export interface SessionEvidenceTable {
   evidence: JSONColumnType<unknown[], unknown[] | string, unknown[] | string>;
   updated_at: Generated<Date>;
   expires_at: Timestamp;
+  /** When the session was last used, by the services' clock (coarse: see src/mfa/session-evidence.ts). Migration 0009. */
+  last_active_at: NullableTimestamp;
 }
 
 export interface PolicyDocumentsTable {

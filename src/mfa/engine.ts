@@ -19,6 +19,7 @@ import { consume } from '../security/rate-limit.ts';
 import { findAccountById } from '../accounts/accounts.ts';
 import { globalPolicy } from '../policy/store.ts';
 import type { FactorFacts } from '../policy/decide.ts';
+import { epochSeconds } from '../clock.ts';
 
 export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
@@ -106,7 +107,7 @@ export class FactorEngine {
       remainingOneTimeCodes: (id) => store.remainingOneTimeCodes(id),
       constantTimeEqual,
       randomBytes: (n) => crypto.randomBytes(n),
-      clock: { now: () => new Date() },
+      clock: this.services.clock,
       state: state.forFactor(registered.factor.id),
       issuer,
       issuerName,
@@ -176,7 +177,7 @@ export class FactorEngine {
         kinds,
         amr,
         phishingResistant: r.factor.phishingResistant,
-        at: Math.floor(Date.now() / 1000),
+        at: epochSeconds(this.services.clock),
       },
     };
   }
@@ -250,7 +251,7 @@ export class FactorEngine {
       if (marked.numUpdatedRows > 0n) await recordAudit(db, 'account.email_verified', { ...audit, accountId: account.id }, { factor: factorId });
     }
     const evidence: Evidence | undefined = result.proves
-      ? { factor: factorId, credentialId, kinds, amr, phishingResistant: r.factor.phishingResistant, at: Math.floor(Date.now() / 1000) }
+      ? { factor: factorId, credentialId, kinds, amr, phishingResistant: r.factor.phishingResistant, at: epochSeconds(this.services.clock) }
       : undefined;
     if (result.proves) await db.updateTable('accounts').set({ last_factor_id: factorId }).where('id', '=', account.id).execute();
     return { ok: true, credentialId, evidence, reveal: result.reveal };

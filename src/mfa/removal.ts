@@ -25,6 +25,7 @@ import { recordAudit } from '../security/audit.ts';
 import { decide, type Decision, type PolicyInput } from '../policy/decide.ts';
 import { PASSWORD_EVIDENCE } from '../policy/levels.ts';
 import { policyInput } from './requirement.ts';
+import { epochSeconds } from '../clock.ts';
 
 /** `recovery`: the backup codes (credential ids) that go with the removal, since nothing would be left for them to back up. */
 export type RemovalVerdict = ({ ok: true } | { ok: false; reason: string }) & { recovery: string[] };
@@ -76,7 +77,7 @@ async function judge(services: Services, accountId: string, remaining: Credentia
   }
 
   const input = await policyInput(services, { accountId, request: { acrValues: [] }, evidence: [] });
-  const now = Math.floor(Date.now() / 1000);
+  const now = epochSeconds(services.clock);
   const ask = (enrolled: PolicyInput['enrolled']) => decide({ ...input, enrolled, evidence: [PASSWORD_EVIDENCE(now)], trustedDevice: undefined, now });
   const enrolledAfter = input.enrolled.filter((f) => remaining.some((c) => c.factorId === f.id));
   const before = ask(input.enrolled);

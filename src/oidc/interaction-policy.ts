@@ -11,9 +11,11 @@ import { errors, interactionPolicy as library, type KoaContextWithOIDC } from 'o
 import type { Services } from '../services.ts';
 import type { Evidence } from '../../factors/types.ts';
 import { acrTableOf, evaluate, requestFacts } from '../mfa/requirement.ts';
-import { loadSessionEvidence, saveSessionEvidence } from '../mfa/session-evidence.ts';
+import { loadSession, saveSessionEvidence, touchSession } from '../mfa/session-evidence.ts';
+import { applyIdle } from '../policy/lapse.ts';
+import { epochSeconds } from '../clock.ts';
 import { amrOf, PASSWORD_EVIDENCE } from '../policy/levels.ts';
-import { clientPolicyOf } from '../policy/store.ts';
+import { clientPolicyOf, globalPolicy } from '../policy/store.ts';
 import { isTrustedDevice, markDeviceUsed, readDeviceCookie } from '../mfa/trusted-devices.ts';
 import { addFactorRequest } from '../mfa/add-factor.ts';
 
@@ -23,19 +25,34 @@ interface TwofoldResult {
   twofold?: { evidence?: Evidence[]; added?: string };
 }
 
-async function sessionEvidence(ctx: KoaContextWithOIDC, services: Services): Promise<Evidence[]> {
+/**
+ * What the session has proved and may still count. Just after an interaction,
+ * its evidence becomes the session's. Otherwise the stored evidence, less any
+ * level the session held but left idle too long (policy `levelIdle`): that is
+ * written back at once, so later activity cannot revive it; any other use only
+ * moves the session's activity stamp (coarsely, see session-evidence.ts).
+ */
+async function sessionEvidence(ctx: KoaContextWithOIDC, services: Services, now: number): Promise<Evidence[]> {
+  const { db, config } = services;
   const session = ctx.oidc.session!;
   const accountId = session.accountId!;
   const fresh = (ctx.oidc.result as TwofoldResult | undefined)?.twofold?.evidence;
   if (fresh && ctx.oidc.result?.login?.accountId === accountId) {
     // The interaction just finished: its evidence becomes the session's.
     const kept = fresh.filter((e) => !e.remembered);
-    await saveSessionEvidence(services.db, session.uid, accountId, kept, services.config.SESSION_TTL);
+    await saveSessionEvidence(db, session.uid, accountId, kept, config.SESSION_TTL, now);
     return kept;
   }
-  const stored = await loadSessionEvidence(services.db, session.uid, accountId);
+  const stored = await loadSession(db, session.uid, accountId);
   // A session from before the evidence table (or without a record) proved its password only.
-  return stored ?? [PASSWORD_EVIDENCE(session.loginTs ?? Math.floor(Date.now() / 1000))];
+  if (!stored) return [PASSWORD_EVIDENCE(session.loginTs ?? now)];
+  const idle = applyIdle(stored.evidence, (await globalPolicy(db, config.MFA)).policy.levelIdle, stored.lastActiveAt, now);
+  if (idle.lapsed.length) {
+    await saveSessionEvidence(db, session.uid, accountId, idle.evidence, config.SESSION_TTL, now);
+    return idle.evidence;
+  }
+  await touchSession(db, session.uid, stored, now);
+  return stored.evidence;
 }
 
 export function mfaPrompt(services: Services) {
@@ -44,7 +61,8 @@ export function mfaPrompt(services: Services) {
     new Check('twofold_requirement', 'a further authentication factor is required', 'interaction_required', async (ctx: KoaContextWithOIDC) => {
       const { session, params } = ctx.oidc;
       if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
-      const evidence = await sessionEvidence(ctx, services);
+      const now = epochSeconds(services.clock);
+      const evidence = await sessionEvidence(ctx, services, now);
       // The app asked for a method to be added: the interaction does it (after the policy's own demands).
       if (addFactorRequest(params as Record<string, unknown>) && !(ctx.oidc.result as TwofoldResult | undefined)?.twofold?.added) return Check.REQUEST_PROMPT;
       const requested = requestFacts(params as Record<string, unknown>);
@@ -55,6 +73,7 @@ export function mfaPrompt(services: Services) {
         request: requested,
         evidence,
         trustedDevice: device,
+        now,
       });
       switch (decision.type) {
         case 'satisfied':

@@ -13,6 +13,7 @@
 import type { Evidence, FactorKind } from '../../factors/types.ts';
 import { AcrTable, type Level } from './acr-table.ts';
 import { amrOf, levelOf } from './levels.ts';
+import { applyLevelAges } from './lapse.ts';
 
 export type MfaMode = 'off' | 'optional' | 'required';
 
@@ -123,52 +124,6 @@ function factorsReaching(evidence: Evidence[], factors: FactorFacts[], target: L
 }
 
 /**
- * The first factor: the newest password proof (prompt=login may prove it again
- * after a second factor, so it is not always the oldest proof), else the
- * oldest proof (a passkey sign-in).
- */
-function firstFactor(evidence: Evidence[]): Evidence | undefined {
-  const passwords = evidence.filter((e) => e.factor === 'password');
-  if (passwords.length) return passwords.reduce((a, b) => (a.at >= b.at ? a : b));
-  return evidence.length ? evidence.reduce((a, b) => (a.at <= b.at ? a : b)) : undefined;
-}
-
-/**
- * The evidence that still counts: with a maximum age per level, a level proved
- * long ago falls back, and only the proofs of the level still held are kept
- * (so `acr` and `amr` say truthfully what counts now).
- *
- * Level L is still proved when the proofs made within its age, plus the first
- * factor (the session is still signed in, unless that factor alone proved L,
- * as a passkey does), reach L. A level-3 proof is also a level-2 one, so level
- * 3 is held to the shorter of both ages. Levels are checked from the top down,
- * each on what the level above left: falling back from level 3 drops the stale
- * phishing-resistant proofs (what made it level 3) and may leave a level 2 that
- * is itself too old, which then drops every stale proof but the first factor.
- */
-function freshEvidence(evidence: Evidence[], maxAge: PolicyInput['levelMaxAge'], now: number): { evidence: Evidence[]; notes: string[] } {
-  let kept = evidence;
-  const notes: string[] = [];
-  const ages = { 3: min(maxAge?.['3'], maxAge?.['2']), 2: maxAge?.['2'] };
-  for (const level of [3, 2] as const) {
-    const limit = ages[level];
-    if (limit === undefined || levelOf(kept) < level) continue;
-    const first = firstFactor(kept);
-    const stands = (e: Evidence) => e === first && levelOf([e]) < level;
-    const fresh = (e: Evidence) => now - e.at <= limit;
-    if (levelOf(kept.filter((e) => stands(e) || fresh(e))) >= level) continue;
-    kept = level === 3 ? kept.filter((e) => !e.phishingResistant || fresh(e)) : kept.filter((e) => stands(e) || fresh(e));
-    if (levelOf(kept) >= level) kept = kept.filter((e) => stands(e) || fresh(e));
-    notes.push(`level ${level} was proved more than ${limit}s ago and no longer counts`);
-  }
-  return { evidence: kept, notes };
-}
-
-function min(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
-}
-
-/**
  * Which factors may count at all: the intersection of every document's list (undefined: all). With `trace`, each
  * narrowing is credited to the document that made it.
  */
@@ -213,7 +168,7 @@ export function decide(input: PolicyInput): Decision {
     (e) => isAllowed(e.factor) && !e.remembered && !(input.client?.syncedPasskeys === 'deny' && synced(e)) && (recoveryCounts || !recoveryIds.has(e.factor)),
   );
   if (input.client?.syncedPasskeys === 'deny') trace.push({ source: `client ${input.client.name}`, rule: 'synced passkeys do not count' });
-  const fresh = freshEvidence(counted, input.levelMaxAge, now);
+  const fresh = applyLevelAges(counted, input.levelMaxAge, now);
   for (const note of fresh.notes) trace.push({ source: 'global', rule: note });
   const evidence = fresh.evidence;
   const achieved = levelOf(evidence);

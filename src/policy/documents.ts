@@ -32,8 +32,16 @@ export const globalPolicySchema = z
     minLevel: level.default(1),
     /** Factors that may be used at all (absent: every registered factor). */
     factors: factorList.optional(),
-    /** How long a level stays proved: older second-factor proofs stop counting and the session falls back. */
-    levelMaxAge: z.object({ '2': seconds.optional(), '3': seconds.optional() }).strict().default({}),
+    /**
+     * Session lifetimes (NIST SP 800-63B rev 4, section 2.2.3/2.3.3 reauthentication): how long a level stays proved.
+     * `levelMaxAge`: seconds from the proof; older second-factor proofs stop counting and the session falls back (level
+     * 2: 24 h, level 3: 12 h). `levelIdle`: seconds without activity in the session (an authorization request or a
+     * sign-in step using it) after which the level lapses (level 2: 1 h, level 3: 15 min). Either way the second factor
+     * is asked again, not the password (the session lasts SESSION_TTL). Level 3 is held to the shorter of both
+     * levels' limits. An omitted entry keeps its default; longer limits are the operator's choice, up to 400 days.
+     */
+    levelMaxAge: z.object({ '2': seconds.default(24 * 3600), '3': seconds.default(12 * 3600) }).strict().prefault({}),
+    levelIdle: z.object({ '2': seconds.default(3600), '3': seconds.default(15 * 60) }).strict().prefault({}),
     /**
      * Throttling and lockout. Second factor: `perAccountBurst` (a backoff), `perAccountDay` (rolling:
      * never more than `points` in any `windowSeconds`; at most 100 in at least 24 hours, NIST SP 800-63B),

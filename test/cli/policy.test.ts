@@ -8,7 +8,8 @@ import { testConfig } from '../helpers/server.ts';
 import { enrolTotp } from '../helpers/factors.ts';
 import { openServices, type Opened } from '../../src/bootstrap.ts';
 import { cliRunner } from '../helpers/cli.ts';
-import { createAccount, setPassword } from '../../src/accounts/accounts.ts';
+import { createAccount } from '../../src/accounts/accounts.ts';
+import { changePassword } from '../../src/accounts/password-change.ts';
 import { saveSessionEvidence } from '../../src/mfa/session-evidence.ts';
 import { PASSWORD_EVIDENCE } from '../../src/policy/levels.ts';
 import { trustDevice } from '../../src/mfa/trusted-devices.ts';
@@ -86,7 +87,7 @@ for (const kind of DIALECTS) {
       const now = Math.floor(Date.now() / 1000);
       const totp = (await opened.services.factors.store.list(dave.id, 'totp'))[0]!;
       // A session that proved the password two hours ago and TOTP 100 minutes ago.
-      await saveSessionEvidence(opened.services.db, 'explain-session', dave.id, [PASSWORD_EVIDENCE(now - 7200), { factor: 'totp', credentialId: totp.id, kinds: ['have'], amr: ['otp'], phishingResistant: false, at: now - 6000 }], 3600);
+      await saveSessionEvidence(opened.services.db, 'explain-session', dave.id, [PASSWORD_EVIDENCE(now - 7200), { factor: 'totp', credentialId: totp.id, kinds: ['have'], amr: ['otp'], phishingResistant: false, at: now - 6000 }], 3600, now);
       const session = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--json')).out);
       expect(session.decision).toMatchObject({ type: 'satisfied', level: 2 });
       const recent = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--max-age', '7000', '--json')).out);
@@ -231,7 +232,7 @@ for (const kind of DIALECTS) {
       await opened.services.db.updateTable('trusted_devices').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', expired.id).execute();
       const voided = await trustDevice(opened.services.db, frank.id, 'Chrome/156.0 (Linux)', 30, 'totp');
       expect(await state()).toEqual({ [expired.id]: 'expired', [voided.id]: 'live' });
-      await setPassword(opened.services.db, opened.services.hasher, frank.id, 'a brand new password');
+      expect(await changePassword(opened.services, { accountId: frank.id, password: 'a brand new password', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: true });
       expect(await state()).toEqual({ [expired.id]: 'expired', [voided.id]: 'void (factors or password changed)' });
       const table = await run('user', 'devices', 'frank');
       expect(table.out).toContain('void (factors or password changed)');

@@ -212,7 +212,7 @@ for (const kind of DIALECTS) {
     });
 
     test('user set-password, disable, enable, remove', async () => {
-      expect((await ok(['user', 'set-password', 'bob', '--password-stdin'], 'bob new password\n')).stdout).toBe('password set for bob\n');
+      expect((await ok(['user', 'set-password', 'bob', '--password-stdin'], 'bob new password\n')).stdout).toBe('password set for bob; sessions ended: 0, grants, tokens and codes revoked: 0\n');
       expect((await authenticatePassword(services.db, services.hasher, 'bob', 'bob new password')).ok).toBe(true);
       expect((await ok(['user', 'show', 'bob', '--json'])).json().has_password).toBe(true);
 

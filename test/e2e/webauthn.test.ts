@@ -224,6 +224,24 @@ for (const kind of DIALECTS) {
       expect(await listAudit(services.db, { accountId: account.id, type: 'factor.failed' })).toEqual([expect.objectContaining({ details: expect.objectContaining({ factor: 'passkey', reason: 'wrong' }) })]);
     });
 
+    test('a correctly signed answer whose backup-eligible flag flipped is refused and audited as factor.suspected_clone', async () => {
+      const account = await newUser();
+      const key = new SoftwareAuthenticator({ origin: server.issuer });
+      await enrolKey(new UserAgent(server.issuer), account, key);
+      const agent = new UserAgent(server.issuer);
+      const { auth, next } = await password(agent, account);
+      // Registered device-bound (BE 0); this answer says it may be synced (BE 1).
+      const flipped = await agent.submit(webauthnAction(next.body), formInput(key.assert(optionsInPage(next.body), { be: true, bs: true })));
+      expect(flipped.status).toBe(401);
+      expect(flipped.location).toBeUndefined();
+      expect(flipped.body).toContain('may have been copied');
+      const [clone] = await listAudit(services.db, { accountId: account.id, type: 'factor.suspected_clone' });
+      expect(clone).toMatchObject({ details: { factor: 'webauthn', credential: (await services.factors.store.list(account.id, 'webauthn'))[0]!.id } });
+      // The same key answering truthfully still signs in.
+      const done = await agent.submit(webauthnAction(flipped.body), formInput(key.assert(optionsInPage(flipped.body))));
+      expect((await tokens(done, auth)).acr).toBe('urn:twofold:acr:3');
+    });
+
     /** An enrolment page of a throwaway account, for registration options to make a credential the provider never stored. */
     async function enrolPage(): Promise<Hop> {
       const account = await newUser();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import type { DatabaseHandle } from '../../src/db/database.ts';
+import type { Clock } from '../../src/clock.ts';
 import { freePort } from './ports.ts';
 
 export { freePort };
@@ -31,9 +32,9 @@ export interface TestServer extends RunningServer {
   config: Config;
 }
 
-export async function startTestServer(handle: DatabaseHandle, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(handle: DatabaseHandle, env: Record<string, string> = {}, options: { clock?: Clock } = {}): Promise<TestServer> {
   const port = await freePort();
   const config = testConfig(port, env);
-  const running = await startServer(config, { handle, adminSocket: false, migrate: true });
+  const running = await startServer(config, { handle, adminSocket: false, migrate: true, clock: options.clock });
   return { ...running, issuer: config.ISSUER, config };
 }

@@ -110,7 +110,11 @@ export interface RegisterOverrides extends Flags {
   crossOrigin?: boolean;
   /** Register a credential with this ID (a second registration of the same key). */
   credentialId?: Buffer;
+  /** The id (and rawId) the answer claims, when it is not the one in the authenticator data (a lying client). */
+  claimedId?: Buffer;
   alg?: number;
+  /** The `alg` a packed statement names, when it is not the one the signature was made with. */
+  attestationAlg?: number;
 }
 
 export interface AssertOverrides extends Flags {
@@ -160,16 +164,18 @@ export class SoftwareAuthenticator {
       fmt = 'packed';
       const { chain, key } = this.options.attestation;
       const sig = crypto.sign('sha256', Buffer.concat([data, sha256(cd)]), chain.length ? key! : privateKey);
-      attStmt = chain.length ? { alg: -7, sig, x5c: chain } : { alg: -7, sig };
+      const alg = o.attestationAlg ?? -7;
+      attStmt = chain.length ? { alg, sig, x5c: chain } : { alg, sig };
     }
     const attestationObject = cborEncode(new Map<Cbor, Cbor>([['fmt', fmt], ['attStmt', attStmt], ['authData', data]]));
     const userHandle = options.user.id;
     this.keys.push({ credentialId, privateKey, publicKey, userHandle, rpId, counter, be });
     const rk = o.rk === undefined ? (this.options.discoverable ?? true) : o.rk;
     const attachment = o.attachment === undefined ? (this.options.attachment ?? 'cross-platform') : o.attachment;
+    const claimed = o.claimedId ?? credentialId;
     return {
-      id: b64url(credentialId),
-      rawId: b64url(credentialId),
+      id: b64url(claimed),
+      rawId: b64url(claimed),
       type: 'public-key',
       response: { clientDataJSON: b64url(cd), attestationObject: b64url(attestationObject), transports: ['usb'] },
       ...(attachment ? { authenticatorAttachment: attachment } : {}),

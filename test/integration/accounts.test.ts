@@ -15,8 +15,8 @@ import {
   findAccountByLogin,
   removeAccount,
   setDisabled,
-  setPassword,
 } from '../../src/accounts/accounts.ts';
+import { changePassword } from '../../src/accounts/password-change.ts';
 import { PasswordHasher } from '../../src/accounts/password-hasher.ts';
 import { GroupConflictError, addMember, createGroup, findGroup, groupsOf, listGroups, membersOf, removeGroup, removeMember } from '../../src/accounts/groups.ts';
 
@@ -197,12 +197,17 @@ for (const kind of DIALECTS) {
       expect(await weak.verify(upgraded!, 'henry password')).toEqual({ ok: true, needsRehash: true });
     });
 
-    test('setPassword replaces the hash and the old password stops working', async () => {
+    test('changePassword replaces the hash and the old password stops working; a bad password or an unknown account is a value, nothing changed', async () => {
       const ivy = await createAccount(database.db, hasher, { username: 'ivy', password: 'first password' });
-      await setPassword(database.db, hasher, ivy.id, 'second password');
+      const services = { db: database.db, hasher, sessionsEnded: [] };
+      expect(await changePassword(services, { accountId: ivy.id, password: 'second password', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: true });
       expect(await authenticatePassword(database.db, hasher, 'ivy', 'first password')).toEqual(FAILURE);
       expect(await authenticatePassword(database.db, hasher, 'ivy', 'second password')).toMatchObject({ ok: true });
-      await expect(setPassword(database.db, hasher, ivy.id, 'short')).rejects.toThrow();
+      expect(await changePassword(services, { accountId: ivy.id, password: 'short', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: false, reason: 'invalid_input' });
+      expect(await changePassword(services, { accountId: 'nobody', password: 'third password', via: 'admin', actor: 'admin:test' })).toEqual({ ok: false, reason: 'unknown_account' });
+      // Only a person changing their own password keeps a session.
+      expect(await changePassword(services, { accountId: ivy.id, password: 'third password', via: 'admin', actor: 'admin:test', keepSessionUid: 'x' })).toMatchObject({ ok: false, reason: 'invalid_input' });
+      expect(await authenticatePassword(database.db, hasher, 'ivy', 'second password')).toMatchObject({ ok: true });
     });
 
     test('groups: create, add members, list, remove', async () => {

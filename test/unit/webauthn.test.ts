@@ -260,6 +260,34 @@ describe('policy enforced on the response', () => {
     expect(second.data.userHandle).toBe(h.credentials[0]!.data.userHandle);
   });
 
+  test('the exclusion is checked on the credential id in the authenticator data, not the id the client claims beside it', async () => {
+    const h = new Harness();
+    const a = new SoftwareAuthenticator({ origin: ORIGIN });
+    h.keep((await enrolWith(h, a)).result);
+    const excluded = Buffer.from(h.credentials[0]!.lookupKey!, 'base64url');
+    const view = await webauthn.beginEnrollment(h.ctx(defaults), h.credentials);
+    // The excluded credential again, with a fresh id claimed beside it: still the excluded credential.
+    const disguised = a.register(optionsOf(view), { credentialId: excluded, claimedId: crypto.randomBytes(32) });
+    expect(await webauthn.finishEnrollment(h.ctx(defaults), formInput(disguised))).toMatchObject({ ok: false, reason: 'already_used' });
+    // A fresh credential claiming to be another one (the excluded one, or any other): the claim is refused, not stored.
+    for (const claimedId of [excluded, crypto.randomBytes(32)]) {
+      const lying = new SoftwareAuthenticator({ origin: ORIGIN }).register(optionsOf(view), { claimedId });
+      expect(reason(await webauthn.finishEnrollment(h.ctx(defaults), formInput(lying)))).toBe('wrong');
+    }
+    // The pending registration survived every refusal: an honest answer still registers, under the id it signed.
+    const honest = new SoftwareAuthenticator({ origin: ORIGIN });
+    const answer = honest.register(optionsOf(view));
+    expect(await webauthn.finishEnrollment(h.ctx(defaults), formInput(answer))).toMatchObject({ ok: true, credential: { lookupKey: answer.id } });
+  });
+
+  test('packed self attestation (WebAuthn §8.2): the statement’s alg must be the credential key’s algorithm', async () => {
+    const selfAttested = new SoftwareAuthenticator({ origin: ORIGIN, attestation: { chain: [] } });
+    expect((await enrolWith(new Harness(), selfAttested)).result).toMatchObject({ ok: true, credential: { data: { fmt: 'packed', algorithm: -7 } } });
+    // An ES256 key whose statement says RS256: the signature (SHA-256 over the same bytes) verifies, the claim is false.
+    expect(reason((await enrolWith(new Harness(), selfAttested, defaults, { attestationAlg: -257 })).result)).toBe('wrong');
+    expect(reason((await enrolWith(new Harness(), selfAttested, defaults, { attestationAlg: -8 })).result)).toBe('wrong');
+  });
+
   test('user presence is always required; user verification when the settings require it', async () => {
     const a = new SoftwareAuthenticator({ origin: ORIGIN });
     expect(reason((await enrolWith(new Harness(), a, defaults, { up: false })).result)).toBe('wrong');
@@ -387,7 +415,7 @@ describe('policy enforced on the response', () => {
     expect(await passkey.verify(h.ctx(passkeyDefaults), h.credentials, formInput(a.assert(again)))).toMatchObject({ ok: true, kinds: ['have', 'are'] });
   });
 
-  test('backup eligibility is fixed for a credential’s life; backup state is recorded as it changes', async () => {
+  test('backup eligibility is fixed for a credential’s life (a flip is a suspected clone); backup state is recorded as it changes', async () => {
     const h = new Harness();
     const synced = new SoftwareAuthenticator({ origin: ORIGIN, be: true });
     const credential = h.keep((await enrolWith(h, synced, defaults, { bs: false })).result);
@@ -397,7 +425,12 @@ describe('policy enforced on the response', () => {
       amr: ['swk', 'user'],
       dataUpdate: { backedUp: true },
     });
-    expect(reason(await webauthn.verify(h.ctx(defaults), h.credentials, formInput(synced.assert(optionsOf(await challenge(h)), { be: false, bs: false }))))).toBe('wrong');
+    // A flipped BE flag, correctly signed: another authenticator holds this credential's key. A suspected clone (the engine audits it as such).
+    expect(await webauthn.verify(h.ctx(defaults), h.credentials, formInput(synced.assert(optionsOf(await challenge(h)), { be: false, bs: false })))).toMatchObject({
+      ok: false,
+      reason: 'suspected_clone',
+      credentialId: credential.id,
+    });
   });
 
   test('signature counters: authenticators that do not count pass on fresh challenges; a counter that does not go up is a suspected clone', async () => {

@@ -13,6 +13,8 @@ import { GLOBAL, clientPolicyOf, clientScope, currentPolicy, globalPolicy, group
 import { decide, type TraceEntry } from '../../policy/decide.ts';
 import { PASSWORD_EVIDENCE } from '../../policy/levels.ts';
 import { applyMaxAge } from '../../policy/max-age.ts';
+import { applyIdle } from '../../policy/lapse.ts';
+import { epochSeconds } from '../../clock.ts';
 import type { Evidence } from '../../../factors/types.ts';
 import { policyInput } from '../../mfa/requirement.ts';
 import { recordAudit } from '../../security/audit.ts';
@@ -21,17 +23,18 @@ import { CliError, printJson, printTable } from '../io.ts';
 import type { CommandContext } from '../run.ts';
 import { requireAccount } from './lookup.ts';
 
-/** What the account's most recently updated live session proved (session_evidence), if it has one. */
-async function latestSessionEvidence(services: Services, accountId: string): Promise<Evidence[] | undefined> {
+/** What the account's most recently updated live session proved (session_evidence), and when it was last used, if it has one. */
+async function latestSessionEvidence(services: Services, accountId: string): Promise<{ evidence: Evidence[]; lastActiveAt?: number } | undefined> {
   const row = await services.db
     .selectFrom('session_evidence')
-    .select('evidence')
+    .select(['evidence', 'last_active_at'])
     .where('account_id', '=', accountId)
     .where('expires_at', '>', new Date())
     .orderBy('updated_at', 'desc')
     .limit(1)
     .executeTakeFirst();
-  return row ? (row.evidence as Evidence[]) : undefined;
+  if (!row) return undefined;
+  return { evidence: row.evidence as Evidence[], ...(row.last_active_at ? { lastActiveAt: Math.floor(row.last_active_at.getTime() / 1000) } : {}) };
 }
 
 async function scopeFor(services: Services, group: string | undefined): Promise<{ scope: string; label: string }> {
@@ -141,7 +144,7 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
       const client = await findClientRow(services.db, opts.client);
       if (!client) throw new CliError(`no client named ${opts.client}`);
       if (opts.maxAge !== undefined && !/^\d+$/.test(opts.maxAge)) throw new CliError('--max-age: a number of seconds');
-      const now = Math.floor(Date.now() / 1000);
+      const now = epochSeconds(services.clock);
       const trace: TraceEntry[] = [];
 
       // Where the sign-in starts: a fresh password, or what the latest session proved.
@@ -151,7 +154,10 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
       if (opts.session) {
         const latest = await latestSessionEvidence(services, account.id);
         if (latest) {
-          evidence = latest;
+          // The idle limits, as the provider's `mfa` check applies them to a session before the policy.
+          const idle = applyIdle(latest.evidence, (await globalPolicy(services.db, services.config.MFA)).policy.levelIdle, latest.lastActiveAt, now);
+          for (const level of idle.lapsed) trace.push({ source: 'global', rule: `level ${level} lapsed: the session was idle longer than levelIdle allows` });
+          evidence = idle.evidence;
           fromSession = true;
         } else trace.push({ source: 'session', rule: 'no live session: a fresh password sign-in' });
       }

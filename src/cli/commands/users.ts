@@ -5,8 +5,9 @@ import {
   listAccounts,
   removeAccount,
   setDisabled,
-  setPassword,
 } from '../../accounts/accounts.ts';
+import { changePassword } from '../../accounts/password-change.ts';
+import { notifySessionsEnded } from '../../accounts/end-sessions.ts';
 import { groupsOf } from '../../accounts/groups.ts';
 import type { Account } from '../../db/schema.ts';
 import { recordAudit } from '../../security/audit.ts';
@@ -78,14 +79,13 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
 
   user
     .command('set-password <username>')
-    .description('set a user\'s password (read from standard input)')
+    .description('set a user\'s password (read from standard input); ends all their sessions and revokes their tokens')
     .requiredOption('--password-stdin', 'read the password from standard input')
     .action(async (username: string) => {
-      const { db, hasher } = ctx.services;
-      const account = await requireAccount(db, username);
-      await setPassword(db, hasher, account.id, secretFromStdin(io, 'password'));
-      await recordAudit(db, 'account.password_set', { accountId: account.id, actor });
-      io.out(`password set for ${account.username}\n`);
+      const account = await requireAccount(ctx.services.db, username);
+      const result = await changePassword(ctx.services, { accountId: account.id, password: secretFromStdin(io, 'password'), via: 'admin', actor });
+      if (!result.ok) throw new CliError(result.reason === 'unknown_account' ? `no user ${username}` : result.message);
+      io.out(`password set for ${account.username}; sessions ended: ${result.sessionsEnded.length}, grants, tokens and codes revoked: ${result.revoked}\n`);
     });
 
   for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
@@ -95,7 +95,7 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
       .action(async (username: string) => {
         const { db } = ctx.services;
         const account = await requireAccount(db, username);
-        await setDisabled(db, account.id, disabled);
+        await notifySessionsEnded(ctx.services, account.id, await setDisabled(db, account.id, disabled));
         await recordAudit(db, disabled ? 'account.disabled' : 'account.enabled', { accountId: account.id, actor });
         io.out(`${account.username} ${disabled ? 'disabled' : 'enabled'}\n`);
       });
