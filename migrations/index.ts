@@ -10,6 +10,7 @@ import * as m0003 from './0003_policy.ts';
 import * as m0004 from './0004_webauthn.ts';
 import * as m0005 from './0005_challenge_codes.ts';
 import * as m0006 from './0006_trusted_device_factor.ts';
+import * as m0010 from './0010_resource_servers.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0004_webauthn': m0004,
   '0005_challenge_codes': m0005,
   '0006_trusted_device_factor': m0006,
+  '0010_resource_servers': m0010,
 };
