@@ -66,7 +66,8 @@ interface ClientShape {
   clientCredentials: boolean;
   clientCredentialsScopes?: string[];
   resourceServer: boolean;
-  resourceFlags: boolean;
+  /** An API setting that was given (to refuse it on a client that is not an API). */
+  resourceFlag?: 'resourceScopes' | 'introspectAny';
   pkce?: (typeof PKCE_MODES)[number];
   idTokenClaims?: (typeof ID_TOKEN_CLAIMS)[number];
 }
@@ -81,7 +82,7 @@ function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
   if (c.public && c.clientCredentials) issue('clientCredentials', 'a public client has no credentials to get tokens with');
   if (c.public && c.resourceServer) issue('resourceIndicator', 'an API authenticates to introspect tokens, so it cannot be a public client');
   if (c.clientCredentialsScopes && !c.clientCredentials) issue('clientCredentialsScopes', 'only for a machine client (--client-credentials)');
-  if (c.resourceFlags && !c.resourceServer) issue('resourceScopes', 'only for an API (--resource-server <indicator>)');
+  if (c.resourceFlag && !c.resourceServer) issue(c.resourceFlag, 'only for an API (--resource-server <indicator>)');
   if (!c.signIn && c.pkce) issue('pkce', 'only for an app that signs users in (--redirect-uri)');
   if (!c.signIn && c.idTokenClaims) issue('idTokenClaims', 'only for an app that signs users in (--redirect-uri)');
 }
@@ -128,7 +129,7 @@ export const newClientSchema = z
         clientCredentials: c.clientCredentials,
         clientCredentialsScopes: c.clientCredentialsScopes,
         resourceServer: c.resourceIndicator !== undefined,
-        resourceFlags: c.resourceScopes !== undefined || c.introspectAny !== undefined,
+        resourceFlag: c.resourceScopes !== undefined ? 'resourceScopes' : c.introspectAny !== undefined ? 'introspectAny' : undefined,
         pkce: c.pkce,
         idTokenClaims: c.idTokenClaims,
       },
@@ -271,7 +272,7 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
         clientCredentials,
         clientCredentialsScopes: changes.clientCredentialsScopes,
         resourceServer: indicator !== undefined,
-        resourceFlags: changes.resourceScopes !== undefined || changes.introspectAny !== undefined,
+        resourceFlag: changes.resourceScopes !== undefined ? 'resourceScopes' : changes.introspectAny !== undefined ? 'introspectAny' : undefined,
         pkce: changes.pkce,
         idTokenClaims: changes.idTokenClaims,
       },

@@ -16,7 +16,7 @@ import { ADD_FACTOR_PARAM, invalidAddFactorRequest } from '../mfa/add-factor.ts'
 import { renderErrorPage, renderLogoutPage, renderLoggedOutPage } from '../../interactions/provider-pages.ts';
 // APIs, machine clients and per-app settings (issue 11): resource indicators, introspection, JWT access tokens, PKCE.
 import { SCOPES } from './scopes.ts';
-import { invalidTwofoldMetadata, pkceRequired, TWOFOLD_METADATA } from './clients.ts';
+import { AUTH_METHODS, invalidTwofoldMetadata, pkceRequired, TWOFOLD_METADATA } from './clients.ts';
 import { resourceIndicators } from './resource-indicators.ts';
 import { mayIntrospect } from './introspection.ts';
 import { jwtAccessTokenHandles, recordJwtAccessTokens } from './jwt-access-tokens.ts';
@@ -58,6 +58,12 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       id_token_signed_response_alg: 'RS256',
     },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    // APIs and gateways read how to authenticate at introspection and revocation from discovery: as at the token endpoint.
+    discovery: {
+      claim_types_supported: ['normal'],
+      introspection_endpoint_auth_methods_supported: [...AUTH_METHODS],
+      revocation_endpoint_auth_methods_supported: [...AUTH_METHODS],
+    },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256'],
       userinfoSigningAlgValues: ['RS256', 'ES256'],

@@ -257,7 +257,9 @@ for (const kind of DIALECTS) {
       expect(meta.response_types_supported).toEqual(['code']);
       expect(meta.introspection_endpoint).toBe(`${server.issuer}/token/introspection`);
       expect(meta.revocation_endpoint).toBe(`${server.issuer}/token/revocation`);
-      expect([...meta.token_endpoint_auth_methods_supported!].sort()).toEqual(['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt']);
+      for (const key of ['token_endpoint_auth_methods_supported', 'introspection_endpoint_auth_methods_supported', 'revocation_endpoint_auth_methods_supported'] as const) {
+        expect([...(meta[key] as string[])].sort()).toEqual(['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt']);
+      }
       expect(meta.claims_parameter_supported).toBe(true);
       expect(meta.registration_endpoint).toBeUndefined();
     });
