@@ -147,10 +147,10 @@ for (const kind of DIALECTS) {
 
     test('by default the ID token carries the granted profile and email claims, as userinfo does', async () => {
       const app = await add('authjs-app', '--redirect-uri', REDIRECT, '--first-party');
-      expect(JSON.parse((await run('client', 'show', 'authjs-app', '--json')).out)).toMatchObject({ id_token_claims: 'full' });
       const party = await relyingParty(server.issuer, app.client_id, app.client_secret, REDIRECT);
       const { claims, tokens } = await idTokenClaims(party);
       expect(claims).toMatchObject({ name: 'Alice Liddell', preferred_username: 'alice', email: 'alice@example.test', email_verified: true, amr: ['pwd'], acr: 'urn:twofold:acr:1' });
+      expect(JSON.parse((await run('client', 'show', 'authjs-app', '--json')).out)).toMatchObject({ id_token_claims: 'full' });
       expect(typeof claims.updated_at).toBe('number');
       const info = await oidc.fetchUserInfo(party.config, tokens.access_token, claims.sub);
       for (const claim of ['name', 'preferred_username', 'email', 'email_verified', 'updated_at']) expect(claims[claim]).toEqual(info[claim]);
