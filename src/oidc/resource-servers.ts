@@ -51,7 +51,7 @@ function fromRow(row: ResourceServerRow): ResourceServer {
 
 /** The API known by this indicator: the registered one, else the RESOURCE_SERVERS entry. Read once per request. */
 export async function findResourceServer(db: Kysely<Database>, config: Config, indicator: string): Promise<ResourceServer | undefined> {
-  const row = await memoized(`${MEMO}${indicator}`, () => db.selectFrom('resource_servers').selectAll().where('indicator', '=', indicator).executeTakeFirst());
+  const row = await memoized(`${MEMO}indicator:${indicator}`, () => db.selectFrom('resource_servers').selectAll().where('indicator', '=', indicator).executeTakeFirst());
   if (row) return fromRow(row);
   const configured = Object.hasOwn(config.RESOURCE_SERVERS, indicator) ? config.RESOURCE_SERVERS[indicator] : undefined;
   if (!configured) return undefined;

@@ -214,7 +214,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     const usage = usageChanges(opts);
     const changesUsage = Object.keys(usage).length > 0;
     // Nothing to do is a usage mistake (exit 2, like a missing required option): nothing is stored or audited.
-    if (!changesPolicy && !changesParty && !changesUsage) update.error('nothing changed: give policy flags, --clear-policy, --first-party, --third-party, or how the client is used (see --help)');
+    if (!changesPolicy && !changesParty && !changesUsage) update.error('nothing changed: give policy flags, --clear-policy, --first-party, --third-party, or settings such as --pkce or --resource-server');
     if (opts.firstParty && opts.thirdParty) throw new CliError('--first-party and --third-party contradict each other');
     const row = await requireClient(name);
     const said: string[] = [];
