@@ -264,6 +264,7 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   const signIn = row.metadata.redirect_uris.length > 0;
   const clientCredentials = changes.clientCredentials ?? current.clientCredentialsScopes !== undefined;
   const indicator = changes.resourceIndicator === undefined ? current.resourceServer?.indicator : (changes.resourceIndicator ?? undefined);
+  // The rules of `client add`, on the client as it would be, reported the same way (a ZodError naming the option).
   const shape = z.unknown().superRefine((_v, ctx) =>
     checkShape(
       {
