@@ -13,7 +13,7 @@ import { submitFirstFactor } from './first-factor.ts';
 import { showConsent, submitConsent } from './consent.ts';
 import { abortInteraction } from './abort.ts';
 import { currentSignIn } from './sign-in.ts';
-import { acknowledgeNotice, advance, skipEnroll, submitEnroll, submitFactor } from './second-factor.ts';
+import { acknowledgeNotice, advance, skipStep, submitEnroll, submitFactor } from './second-factor.ts';
 import { views } from './render.ts';
 
 async function clientName(deps: InteractionDeps, details: InteractionDetails): Promise<string | undefined> {
@@ -85,7 +85,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   router.post('/skip', async (ctx) => {
     const details = await loadInteraction(ctx, deps);
     if (!details) return;
-    await skipEnroll(ctx, deps, details);
+    await skipStep(ctx, deps, details);
   });
 
   router.post('/continue', async (ctx) => {

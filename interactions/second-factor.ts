@@ -101,6 +101,7 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     {
       title: signIn.stepUp || adding ? 'Confirm it is you' : 'Two-step verification',
       adding,
+      optional: decision.optional && !adding,
       ...stepData(details, clientName, factorId, registered.factor.label, view, error),
       trustDays,
       others: labelled(deps, primary.filter((id) => id !== factorId)),
@@ -222,13 +223,14 @@ async function submitAction(ctx: Context, deps: InteractionDeps, details: Intera
   return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), status);
 }
 
-export async function skipEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
+/** "Skip for now": only a step the policy calls optional (a wish) can be skipped; the app then gets the level reached. */
+export async function skipStep(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
   const signIn = await currentSignIn(deps, details);
   if (signIn) {
     const decision = await decisionFor(ctx, deps, details, signIn);
-    if (decision.type === 'enroll' && decision.optional) {
-      signIn.data.skippedEnrollment = true;
-      await saveSignIn(signIn, deps);
+    if ((decision.type === 'enroll' || decision.type === 'step_up') && decision.optional && !decision.adding) {
+      signIn.data.skipped = true;
+      return proceed(ctx, deps, details, signIn);
     }
   }
   ctx.redirect(`/interaction/${details.uid}`);

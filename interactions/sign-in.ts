@@ -10,10 +10,10 @@ import type { Evidence } from '../factors/types.ts';
 import { findAccountById } from '../src/accounts/accounts.ts';
 import { InteractionState } from '../src/mfa/step-state.ts';
 import { isTrustedDevice, readDeviceCookie } from '../src/mfa/trusted-devices.ts';
-import { acrTableOf, policyInput, requestFacts } from '../src/mfa/requirement.ts';
+import { policyInput, requestFacts } from '../src/mfa/requirement.ts';
 import { addFactorRequest, planAddFactor } from '../src/mfa/add-factor.ts';
 import { loadSessionEvidence } from '../src/mfa/session-evidence.ts';
-import { amrOf, levelOf, mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
+import { mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
 import { allowedFactors, decide, type Decision } from '../src/policy/decide.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
 import { epochSeconds } from '../src/clock.ts';
@@ -21,8 +21,8 @@ import { epochSeconds } from '../src/clock.ts';
 export interface SignInState {
   accountId: string;
   evidence: Evidence[];
-  /** The user chose to skip an optional enrolment. */
-  skippedEnrollment?: boolean;
+  /** The user chose to skip the optional step (an enrolment or a proof only a wish asked for). */
+  skipped?: boolean;
   /** The factor to offer next (the registry's offerAfterFirstEnrolment: backup codes), once another was enrolled in this sign-in. */
   offerFollowUp?: string;
   /** A message to show before continuing (e.g. "2 backup codes left"). */
@@ -95,21 +95,18 @@ export function addEvidence(signIn: SignIn, evidence: Evidence): void {
 export type Step = (Decision & { adding?: true }) | { type: 'refused'; description: string };
 
 export async function decisionFor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<Step> {
-  const request = requestFacts(details.params);
   const now = epochSeconds(deps.services.clock);
   const input = await policyInput(deps.services, {
     accountId: signIn.account.id,
     clientId: String(details.params.client_id),
-    request,
+    request: requestFacts(details.params),
     evidence: signIn.data.evidence,
     trustedDevice: await isTrustedDevice(deps.services.db, signIn.account.id, readDeviceCookie(ctx)),
     now,
+    at: 'sign-in',
+    skipped: signIn.data.skipped,
   });
-  let decision = decide(input);
-  if (decision.type === 'enroll' && decision.optional && signIn.data.skippedEnrollment) {
-    const level = levelOf(signIn.data.evidence);
-    decision = { type: 'satisfied', level, acr: acrTableOf(deps.services.config).acrFor(level, request.essentialAcr ?? request.acrValues), amr: amrOf(signIn.data.evidence), evidence: signIn.data.evidence, rule: 'enrolment skipped', trace: decision.trace };
-  }
+  const decision = decide(input);
   const requested = addFactorRequest(details.params);
   // The policy comes first: what it still demands (a proof, a required enrolment) is done before anything is added.
   if (!requested || signIn.data.added || decision.type === 'step_up' || decision.type === 'unmet' || (decision.type === 'enroll' && !decision.optional)) return decision;
@@ -119,7 +116,7 @@ export async function decisionFor(ctx: Context, deps: InteractionDeps, details: 
     case 'refused':
       return plan;
     case 'prove':
-      return { ...common, type: 'step_up', factors: plan.factors, trustedDeviceAllowed: false, rule: 'adding a sign-in method: first prove one the account has', adding: true };
+      return { ...common, type: 'step_up', factors: plan.factors, optional: false, trustedDeviceAllowed: false, rule: 'adding a sign-in method: first prove one the account has', adding: true };
     case 'enroll':
       return { ...common, type: 'enroll', factors: plan.factors, optional: false, rule: 'adding a sign-in method', adding: true };
   }
@@ -144,7 +141,8 @@ export async function finishSignIn(ctx: Context, deps: InteractionDeps, signIn: 
     {
       login: { accountId: signIn.account.id, amr: decision.amr, acr: decision.acr, ts: authTime(signIn, epochSeconds(deps.services.clock)), remember: true },
       // A remembered device is re-checked on every request, never stored as proof.
-      twofold: { evidence: signIn.data.evidence.filter((e) => !e.remembered), added: signIn.data.added },
+      // A skipped optional step travels with the result, so the provider's check does not ask again in this request.
+      twofold: { evidence: signIn.data.evidence.filter((e) => !e.remembered), added: signIn.data.added, skipped: signIn.data.skipped },
     },
     { mergeWithLastSubmission: false },
   );

@@ -153,7 +153,9 @@ export const configSchema = z
       .default({}),
     /**
      * APIs (RFC 8707 resource indicators) as a JSON object: {"https://api.example.com": {"scope": "orders:read orders:write"}}.
-     * Access tokens for them are JWTs carrying acr, amr and auth_time (RFC 9470).
+     * Access tokens for them are JWTs carrying acr, amr and auth_time (RFC 9470). An API that should introspect tokens is
+     * registered as a client instead (`twofold client add … --resource-server <indicator>`), which takes precedence over an
+     * entry here for the same indicator.
      */
     RESOURCE_SERVERS: z
       .union([z.record(z.string(), z.unknown()), z.string()])

@@ -64,6 +64,18 @@ function oneLine(cmd: Command, message: string): string {
   return `twofold: ${text} (see \`${help}\`)\n`;
 }
 
+/** Checks of a command's options that need no database (see usageCheck). */
+const usageChecks = new WeakMap<Command, (cmd: Command) => void>();
+
+/**
+ * Declares a check of a command's options that runs before the services open, like commander's own
+ * (a required option): it reports with `cmd.error(…)`, one line, exit code 2, and nothing is opened.
+ */
+export function usageCheck(cmd: Command, check: (cmd: Command) => void): Command {
+  usageChecks.set(cmd, check);
+  return cmd;
+}
+
 export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Command {
   let services: Services | undefined;
   let migrated: string[] = [];
@@ -87,6 +99,7 @@ export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Co
     .showHelpAfterError(false)
     .showSuggestionAfterError(true);
   program.hook('preAction', async (_root, action) => {
+    usageChecks.get(action)?.(action);
     if (services) return;
     const opened = await open(commandPath(action));
     services = opened.services;
@@ -130,6 +143,13 @@ const FIELD_NAMES: Record<string, string> = {
   jwksUri: '--jwks-uri',
   jwks: '--jwks-file',
   idTokenAlg: '--id-token-alg',
+  resourceIndicator: '--resource-server',
+  resourceScopes: '--resource-scopes',
+  introspectAny: '--introspect-any',
+  clientCredentials: '--client-credentials',
+  clientCredentialsScopes: '--scope',
+  pkce: '--pkce',
+  idTokenClaims: '--id-token-claims',
 };
 
 export function describeZodError(err: ZodError): string {

@@ -186,6 +186,18 @@ export interface TrustedDevicesTable {
   factor_id: string | null;
 }
 
+/** An API registered as a client: the resource indicator it answers to. Migration 0010. */
+export interface ResourceServersTable {
+  indicator: string;
+  client_id: string;
+  /** Space-separated scopes that tokens for this API may carry. */
+  scopes: Generated<string>;
+  /** The admin let this API introspect any opaque access token, not only those issued for it. */
+  introspect_any: Generated<boolean>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   policy_documents: PolicyDocumentsTable;
   trusted_devices: TrustedDevicesTable;
@@ -198,6 +210,7 @@ export interface Database {
   groups: GroupsTable;
   account_groups: AccountGroupsTable;
   clients: ClientsTable;
+  resource_servers: ResourceServersTable;
   oidc_payloads: OidcPayloadsTable;
   signing_keys: SigningKeysTable;
   provider_secrets: ProviderSecretsTable;
@@ -209,6 +222,7 @@ export type Account = Selectable<AccountsTable>;
 export type NewAccount = Insertable<AccountsTable>;
 export type AccountUpdate = Updateable<AccountsTable>;
 export type Group = Selectable<GroupsTable>;
+export type ResourceServerRow = Selectable<ResourceServersTable>;
 export type ClientRow = Selectable<ClientsTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;
 export type CredentialRow = Selectable<CredentialsTable>;

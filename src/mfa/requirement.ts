@@ -56,6 +56,10 @@ export interface SignInFacts {
   evidence: Evidence[];
   /** The live trusted device the browser presented for this account. */
   trustedDevice?: TrustedDevice;
+  /** At the sign-in pages, or checking a session for single sign-on (PolicyInput.at). */
+  at?: PolicyInput['at'];
+  /** The user skipped the optional step in this interaction. */
+  skipped?: boolean;
   now?: number;
 }
 
@@ -123,6 +127,8 @@ export async function policyInput(services: Services, facts: SignInFacts): Promi
     available,
     request: facts.request,
     evidence: facts.evidence,
+    ...(facts.at ? { at: facts.at } : {}),
+    ...(facts.skipped ? { skipped: true } : {}),
     trustedDevice: facts.trustedDevice && { factor: facts.trustedDevice.factor },
     now: facts.now,
     acrTable: table,

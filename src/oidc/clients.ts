@@ -6,14 +6,46 @@
 import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import type { Config } from '../config.ts';
 import type { ClientMetadata, ClientRow, Database } from '../db/schema.ts';
 import type { Sealer } from '../security/sealer.ts';
 import { forget, memoized } from '../db/request-memo.ts';
+import { indicatorHolder, removeResourceServer, resourceIndicator, resourceServerOfClient, saveResourceServer, scopeList, type ResourceServer } from './resource-servers.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 /** The algorithms of the provider's own signing keys (src/oidc/keys.ts). */
 export const ID_TOKEN_ALGS = ['RS256', 'ES256'] as const;
+/** `--pkce`: only a confidential client may make PKCE optional (absent: PKCE_REQUIRED decides). */
+export const PKCE_MODES = ['optional', 'required'] as const;
+/** `--id-token-claims`: `full` (default) puts the granted scopes' claims in the ID token too; `minimal` leaves them to userinfo. */
+export const ID_TOKEN_CLAIMS = ['minimal', 'full'] as const;
+
+/**
+ * The per-app settings the provider reads from client metadata (extraClientMetadata), beside the standard ones.
+ * `twofold_client_credentials_scope`: the API scopes a machine client may be granted (space-separated).
+ */
+export const TWOFOLD_METADATA = ['twofold_pkce', 'twofold_id_token_claims', 'twofold_client_credentials_scope'] as const;
+
+/** What the provider accepts for those settings: a stored value it does not know is refused, not guessed at. */
+export function invalidTwofoldMetadata(key: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (key === 'twofold_pkce' && !(PKCE_MODES as readonly unknown[]).includes(value)) return `twofold_pkce must be one of ${PKCE_MODES.join(', ')}`;
+  if (key === 'twofold_id_token_claims' && !(ID_TOKEN_CLAIMS as readonly unknown[]).includes(value)) return `twofold_id_token_claims must be one of ${ID_TOKEN_CLAIMS.join(', ')}`;
+  if (key === 'twofold_client_credentials_scope' && typeof value !== 'string') return 'twofold_client_credentials_scope must be a string';
+  return undefined;
+}
+
+/**
+ * Whether a client must use PKCE: a public client always (no secret protects its codes), a confidential one as its
+ * own setting says, else as PKCE_REQUIRED says (`all`, the default: every client).
+ */
+export function pkceRequired(client: { clientAuthMethod?: string; twofold_pkce?: string }, mode: Config['PKCE_REQUIRED']): boolean {
+  if (client.clientAuthMethod === 'none') return true;
+  if (client.twofold_pkce === 'optional') return false;
+  if (client.twofold_pkce === 'required') return true;
+  return mode === 'all';
+}
 
 const redirectUri = z
   .string()
@@ -26,10 +58,40 @@ const redirectUri = z
     }
   }, 'an absolute URI without a fragment');
 
+/** What a client is for, as far as the rules below care: the settings that must fit together. */
+interface ClientShape {
+  /** It signs users in (has redirect URIs). */
+  signIn: boolean;
+  public: boolean;
+  clientCredentials: boolean;
+  clientCredentialsScopes?: string[];
+  resourceServer: boolean;
+  /** An API setting that was given (to refuse it on a client that is not an API). */
+  resourceFlag?: 'resourceScopes' | 'introspectAny';
+  pkce?: (typeof PKCE_MODES)[number];
+  idTokenClaims?: (typeof ID_TOKEN_CLAIMS)[number];
+}
+
+/** The rules shared by `client add` and `client update`: each broken one as an issue on the option that breaks it. */
+function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
+  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+  if (!c.signIn && !c.clientCredentials && !c.resourceServer) {
+    issue('redirectUris', 'at least one --redirect-uri (or --resource-server for an API, --client-credentials for a machine client)');
+  }
+  if (c.public && c.pkce === 'optional') issue('pkce', 'a public client always uses PKCE: without a secret, PKCE is what protects its authorization codes');
+  if (c.public && c.clientCredentials) issue('clientCredentials', 'a public client has no credentials to get tokens with');
+  if (c.public && c.resourceServer) issue('resourceIndicator', 'an API authenticates to introspect tokens, so it cannot be a public client');
+  if (c.clientCredentialsScopes && !c.clientCredentials) issue('clientCredentialsScopes', 'only for a machine client (--client-credentials)');
+  if (c.resourceFlag && !c.resourceServer) issue(c.resourceFlag, 'only for an API (--resource-server <indicator>)');
+  if (!c.signIn && c.pkce) issue('pkce', 'only for an app that signs users in (--redirect-uri)');
+  if (!c.signIn && c.idTokenClaims) issue('idTokenClaims', 'only for an app that signs users in (--redirect-uri)');
+}
+
 export const newClientSchema = z
   .object({
     name: z.string().trim().min(1).max(200),
-    redirectUris: z.array(redirectUri).min(1, 'at least one --redirect-uri'),
+    /** None for a client that signs no one in: an API (resourceIndicator) or a machine client (clientCredentials). */
+    redirectUris: z.array(redirectUri).default([]),
     postLogoutRedirectUris: z.array(redirectUri).default([]),
     public: z.boolean().default(false),
     firstParty: z.boolean().default(false),
@@ -40,6 +102,18 @@ export const newClientSchema = z
     grantTypes: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
     /** How the app's ID tokens are signed: RS256 (the default, which every library verifies) or ES256 (smaller, faster). */
     idTokenAlg: z.enum(ID_TOKEN_ALGS).optional(),
+    /** A machine client: access tokens for APIs on its own behalf (client_credentials), no user involved. */
+    clientCredentials: z.boolean().default(false),
+    /** The API scopes a machine client may be granted; without them its tokens carry none. */
+    clientCredentialsScopes: scopeList.optional(),
+    /** The client is this API (RFC 8707 resource indicator): it may introspect the access tokens issued for it. */
+    resourceIndicator: resourceIndicator.optional(),
+    /** The scopes tokens for the API may carry. */
+    resourceScopes: scopeList.optional(),
+    /** The API may introspect any opaque access token too (an explicit grant by the admin). */
+    introspectAny: z.boolean().optional(),
+    pkce: z.enum(PKCE_MODES).optional(),
+    idTokenClaims: z.enum(ID_TOKEN_CLAIMS).optional(),
   })
   .superRefine((c, ctx) => {
     const method = c.authMethod ?? (c.public ? 'none' : 'client_secret_basic');
@@ -48,6 +122,19 @@ export const newClientSchema = z
     if (method === 'private_key_jwt' && !c.jwksUri && !c.jwks) {
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs --jwks-uri or --jwks-file' });
     }
+    checkShape(
+      {
+        signIn: c.redirectUris.length > 0,
+        public: c.public,
+        clientCredentials: c.clientCredentials,
+        clientCredentialsScopes: c.clientCredentialsScopes,
+        resourceServer: c.resourceIndicator !== undefined,
+        resourceFlag: c.resourceScopes !== undefined ? 'resourceScopes' : c.introspectAny !== undefined ? 'introspectAny' : undefined,
+        pkce: c.pkce,
+        idTokenClaims: c.idTokenClaims,
+      },
+      ctx,
+    );
   });
 export type NewClient = z.input<typeof newClientSchema>;
 
@@ -57,6 +144,8 @@ export interface CreatedClient {
   /** Shown once; null for clients without a secret. */
   clientSecret: string | null;
   metadata: ClientMetadata;
+  /** The API this client was registered as. */
+  resourceServer?: { indicator: string; scopes: string[]; introspectAny: boolean };
 }
 
 const secretContext = (clientId: string) => `client_secret:${clientId}`;
@@ -67,36 +156,166 @@ export function generateClientSecret(): string {
   return crypto.randomBytes(32).toString('base64url');
 }
 
+/** An indicator another client already answers to: a value, with the holder's name, rather than a constraint error. */
+export class IndicatorTaken extends Error {
+  constructor(readonly indicator: string, readonly holder: string) {
+    super(`--resource-server: ${indicator} is already registered to ${holder} (one client per API)`);
+  }
+}
+
+async function guardIndicator<T>(db: Kysely<Database>, indicator: string | undefined, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    const holder = indicator && (err as { code?: string }).code === '23505' ? await indicatorHolder(db, indicator) : undefined;
+    if (holder !== undefined) throw new IndicatorTaken(indicator!, holder);
+    throw err;
+  }
+}
+
+/** Grant and response types: code (and refresh) for an app that signs users in, client_credentials for a machine client. */
+function flows(signIn: boolean, signInGrants: string[], clientCredentials: boolean): Pick<ClientMetadata, 'grant_types' | 'response_types'> {
+  return {
+    grant_types: [...(signIn ? signInGrants : []), ...(clientCredentials ? ['client_credentials'] : [])],
+    response_types: signIn ? ['code'] : [],
+  };
+}
+
 export async function createClient(db: Kysely<Database>, sealer: Sealer, input: NewClient): Promise<CreatedClient> {
   const c = newClientSchema.parse(input);
   const clientId = crypto.randomBytes(16).toString('base64url');
   const method: AuthMethod = c.authMethod ?? (c.public ? 'none' : 'client_secret_basic');
   const needsSecret = method === 'client_secret_basic' || method === 'client_secret_post';
   const clientSecret = needsSecret ? generateClientSecret() : null;
+  const signIn = c.redirectUris.length > 0;
   const metadata: ClientMetadata = {
     client_name: c.name,
     redirect_uris: c.redirectUris,
     post_logout_redirect_uris: c.postLogoutRedirectUris,
-    grant_types: c.grantTypes,
-    response_types: ['code'],
+    ...flows(signIn, c.grantTypes, c.clientCredentials),
     token_endpoint_auth_method: method,
     ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
     ...(c.jwks ? { jwks: c.jwks } : {}),
     ...(c.idTokenAlg ? { id_token_signed_response_alg: c.idTokenAlg } : {}),
+    ...(c.pkce ? { twofold_pkce: c.pkce } : {}),
+    ...(c.idTokenClaims ? { twofold_id_token_claims: c.idTokenClaims } : {}),
+    ...(c.clientCredentials ? { twofold_client_credentials_scope: (c.clientCredentialsScopes ?? []).join(' ') } : {}),
   };
-  await db
-    .insertInto('clients')
-    .values({
-      client_id: clientId,
-      name: c.name,
-      secret_sealed: clientSecret ? sealer.seal(clientSecret, secretContext(clientId)) : null,
-      metadata: JSON.stringify(metadata),
-      first_party: c.firstParty,
-      policy: JSON.stringify({}),
-    })
-    .execute();
-  forget(CLIENT_MEMO);
-  return { clientId, name: c.name, clientSecret, metadata };
+  const resourceServer = c.resourceIndicator ? { indicator: c.resourceIndicator, scopes: c.resourceScopes ?? [], introspectAny: c.introspectAny ?? false } : undefined;
+  await guardIndicator(db, c.resourceIndicator, () =>
+    db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('clients')
+        .values({
+          client_id: clientId,
+          name: c.name,
+          secret_sealed: clientSecret ? sealer.seal(clientSecret, secretContext(clientId)) : null,
+          metadata: JSON.stringify(metadata),
+          first_party: c.firstParty,
+          policy: JSON.stringify({}),
+        })
+        .execute();
+      if (resourceServer) await saveResourceServer(trx, clientId, resourceServer);
+    }),
+  ).finally(() => forget(CLIENT_MEMO));
+  return { clientId, name: c.name, clientSecret, metadata, resourceServer };
+}
+
+/** What `client update` may change about how a client is used; absent fields stay as they are. */
+export const clientChangesSchema = z.object({
+  /** Register the client as this API, or (null) end that registration. */
+  resourceIndicator: resourceIndicator.nullable().optional(),
+  resourceScopes: scopeList.optional(),
+  introspectAny: z.boolean().optional(),
+  clientCredentials: z.boolean().optional(),
+  clientCredentialsScopes: scopeList.optional(),
+  pkce: z.enum(PKCE_MODES).optional(),
+  idTokenClaims: z.enum(ID_TOKEN_CLAIMS).optional(),
+});
+export type ClientChanges = z.input<typeof clientChangesSchema>;
+
+/** The settings as stored, for `client show` and for checking a change against them. */
+export interface ClientSettings {
+  pkce?: (typeof PKCE_MODES)[number];
+  idTokenClaims?: (typeof ID_TOKEN_CLAIMS)[number];
+  /** Set for a machine client. */
+  clientCredentialsScopes?: string[];
+  resourceServer?: ResourceServer;
+}
+
+export async function clientSettings(db: Kysely<Database>, row: ClientRow): Promise<ClientSettings> {
+  const m = row.metadata;
+  const resourceServer = await resourceServerOfClient(db, row.client_id);
+  return {
+    ...(m.twofold_pkce ? { pkce: m.twofold_pkce as ClientSettings['pkce'] } : {}),
+    ...(m.twofold_id_token_claims ? { idTokenClaims: m.twofold_id_token_claims as ClientSettings['idTokenClaims'] } : {}),
+    ...((m.grant_types ?? []).includes('client_credentials') ? { clientCredentialsScopes: String(m.twofold_client_credentials_scope ?? '').split(' ').filter(Boolean) } : {}),
+    ...(resourceServer ? { resourceServer } : {}),
+  };
+}
+
+/**
+ * Applies `client update`'s changes to one client, in one transaction, after checking that the result fits
+ * together (the rules of `client add`). Returns what changed (for the audit trail), empty when nothing did.
+ */
+export async function updateClientSettings(db: Kysely<Database>, row: ClientRow, input: ClientChanges): Promise<Record<string, unknown>> {
+  const changes = clientChangesSchema.parse(input);
+  const current = await clientSettings(db, row);
+  const signIn = row.metadata.redirect_uris.length > 0;
+  const clientCredentials = changes.clientCredentials ?? current.clientCredentialsScopes !== undefined;
+  const indicator = changes.resourceIndicator === undefined ? current.resourceServer?.indicator : (changes.resourceIndicator ?? undefined);
+  // The rules of `client add`, on the client as it would be, reported the same way (a ZodError naming the option).
+  const shape = z.unknown().superRefine((_v, ctx) =>
+    checkShape(
+      {
+        signIn,
+        public: isPublic(row),
+        clientCredentials,
+        clientCredentialsScopes: changes.clientCredentialsScopes,
+        resourceServer: indicator !== undefined,
+        resourceFlag: changes.resourceScopes !== undefined ? 'resourceScopes' : changes.introspectAny !== undefined ? 'introspectAny' : undefined,
+        pkce: changes.pkce,
+        idTokenClaims: changes.idTokenClaims,
+      },
+      ctx,
+    ),
+  );
+  shape.parse(undefined);
+
+  const metadata: ClientMetadata = { ...row.metadata };
+  const changed: Record<string, unknown> = {};
+  const set = (key: string, value: unknown, label: string, shown: unknown = value) => {
+    if (JSON.stringify(metadata[key]) === JSON.stringify(value)) return;
+    if (value === undefined) delete metadata[key];
+    else metadata[key] = value;
+    changed[label] = shown;
+  };
+  if (changes.pkce) set('twofold_pkce', changes.pkce, 'pkce');
+  if (changes.idTokenClaims) set('twofold_id_token_claims', changes.idTokenClaims, 'id_token_claims');
+  const signInGrants = (row.metadata.grant_types ?? []).filter((g) => g !== 'client_credentials');
+  set('grant_types', flows(signIn, signInGrants, clientCredentials).grant_types, 'grant_types');
+  const scope = clientCredentials ? (changes.clientCredentialsScopes ?? current.clientCredentialsScopes ?? []).join(' ') : undefined;
+  set('twofold_client_credentials_scope', scope, 'client_credentials_scope');
+
+  const server = indicator
+    ? {
+        indicator,
+        scopes: changes.resourceScopes ?? (indicator === current.resourceServer?.indicator ? current.resourceServer.scopes : []),
+        introspectAny: changes.introspectAny ?? (indicator === current.resourceServer?.indicator ? current.resourceServer.introspectAny : false),
+      }
+    : undefined;
+  const was = current.resourceServer && { indicator: current.resourceServer.indicator, scopes: current.resourceServer.scopes, introspectAny: current.resourceServer.introspectAny };
+  const serverChanged = JSON.stringify(server) !== JSON.stringify(was);
+  if (serverChanged) changed.resource_server = server ? { indicator: server.indicator, scopes: server.scopes, introspect_any: server.introspectAny } : null;
+  if (!Object.keys(changed).length) return changed;
+
+  await guardIndicator(db, server?.indicator, () =>
+    db.transaction().execute(async (trx) => {
+      await trx.updateTable('clients').set({ metadata: JSON.stringify(metadata), updated_at: new Date() }).where('client_id', '=', row.client_id).execute();
+      if (serverChanged) await (server ? saveResourceServer(trx, row.client_id, server) : removeResourceServer(trx, row.client_id));
+    }),
+  ).finally(() => forget(CLIENT_MEMO));
+  return changed;
 }
 
 /**

@@ -5,16 +5,20 @@
  * The library's own essential_acr(s) checks compare the session's single `acr`
  * string and would send a signed-in user back to the password page; Twofold's
  * `mfa` check asks the policy engine instead (acr_values and essential acr
- * alike) and, on step-up, asks only for what is missing.
+ * alike) and, on step-up, asks only for what is missing. Whatever the engine
+ * does not call satisfied opens the sign-in pages: a voluntary step too, on
+ * every fresh request (skippable there), so an app that asked for a level is
+ * never silently answered a lower one. Only a group's enrolment reminder waits
+ * for the next password sign-in (the engine decides that, for `policy explain` too).
  */
 import { errors, interactionPolicy as library, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Services } from '../services.ts';
 import type { Evidence } from '../../factors/types.ts';
-import { acrTableOf, evaluate, requestFacts } from '../mfa/requirement.ts';
+import { evaluate, requestFacts } from '../mfa/requirement.ts';
 import { loadSession, saveSessionEvidence, touchSession } from '../mfa/session-evidence.ts';
 import { applyIdle } from '../policy/lapse.ts';
 import { epochSeconds } from '../clock.ts';
-import { amrOf, PASSWORD_EVIDENCE } from '../policy/levels.ts';
+import { PASSWORD_EVIDENCE } from '../policy/levels.ts';
 import { clientPolicyOf, globalPolicy } from '../policy/store.ts';
 import { isTrustedDevice, markDeviceUsed, readDeviceCookie } from '../mfa/trusted-devices.ts';
 import { addFactorRequest } from '../mfa/add-factor.ts';
@@ -22,7 +26,8 @@ import { addFactorRequest } from '../mfa/add-factor.ts';
 const { Prompt, Check } = library;
 
 interface TwofoldResult {
-  twofold?: { evidence?: Evidence[]; added?: string };
+  /** What the sign-in interaction just finished with (interactions/sign-in.ts finishSignIn). */
+  twofold?: { evidence?: Evidence[]; added?: string; skipped?: boolean };
 }
 
 /**
@@ -65,15 +70,18 @@ export function mfaPrompt(services: Services) {
       const evidence = await sessionEvidence(ctx, services, now);
       // The app asked for a method to be added: the interaction does it (after the policy's own demands).
       if (addFactorRequest(params as Record<string, unknown>) && !(ctx.oidc.result as TwofoldResult | undefined)?.twofold?.added) return Check.REQUEST_PROMPT;
-      const requested = requestFacts(params as Record<string, unknown>);
       const device = await isTrustedDevice(services.db, session.accountId, readDeviceCookie(ctx));
+      // Right after the sign-in pages, what they settled (a skipped optional step) stands: each step is shown once per interaction.
+      const finished = (ctx.oidc.result as TwofoldResult | undefined)?.twofold;
       const decision = await evaluate(services, {
         accountId: session.accountId,
         clientId: ctx.oidc.client?.clientId,
-        request: requested,
+        request: requestFacts(params as Record<string, unknown>),
         evidence,
         trustedDevice: device,
         now,
+        at: finished ? 'sign-in' : 'session',
+        skipped: finished?.skipped,
       });
       switch (decision.type) {
         case 'satisfied':
@@ -82,12 +90,6 @@ export function mfaPrompt(services: Services) {
           session.amr = decision.amr;
           // Last used: when the device stood in for the second factor, not whenever a request carried its cookie.
           if (decision.remembered && device) await markDeviceUsed(services.db, device.id);
-          return Check.NO_NEED_TO_PROMPT;
-        case 'enroll':
-          // An optional enrolment (a wish, or a group's grace period) was offered by the interaction; it never blocks SSO.
-          if (!decision.optional) return Check.REQUEST_PROMPT;
-          session.acr = acrTableOf(services.config).acrFor(decision.level, requested.essentialAcr ?? requested.acrValues);
-          session.amr = amrOf(evidence);
           return Check.NO_NEED_TO_PROMPT;
         case 'unmet':
           throw new errors.CustomOIDCProviderError('unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');

@@ -14,15 +14,19 @@ import { interactionPolicy } from './interaction-policy.ts';
 import { acrTableOf } from '../mfa/requirement.ts';
 import { ADD_FACTOR_PARAM, invalidAddFactorRequest } from '../mfa/add-factor.ts';
 import { renderErrorPage, renderLogoutPage, renderLoggedOutPage } from '../../interactions/provider-pages.ts';
-
-export const SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
+// APIs, machine clients and per-app settings (issue 11): resource indicators, introspection, JWT access tokens, PKCE.
+import { SCOPES } from './scopes.ts';
+import { AUTH_METHODS, invalidTwofoldMetadata, pkceRequired, TWOFOLD_METADATA } from './clients.ts';
+import { resourceIndicators } from './resource-indicators.ts';
+import { mayIntrospect } from './introspection.ts';
+import { jwtAccessTokenHandles, recordJwtAccessTokens } from './jwt-access-tokens.ts';
 
 export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
 
   const configuration: Configuration = {
     adapter: createAdapter(db, sealer, services.codeHasher),
-    findAccount: (ctx, sub) => findAccount(db, sub),
+    findAccount: (ctx, sub) => findAccount(db, sub, ctx.oidc?.client),
     jwks: { keys: keys.jwks as never },
     cookies: {
       keys: keys.cookieKeys,
@@ -43,8 +47,9 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       sid: null,
     },
     responseTypes: ['code'],
-    // PKCE for every client (OAuth 2.1 / RFC 9700), not only public ones, unless the operator relaxes it.
-    pkce: { required: (_ctx, client) => config.PKCE_REQUIRED === 'all' || client.clientAuthMethod === 'none' },
+    // PKCE (S256 only) for every client (OAuth 2.1 / RFC 9700), not only public ones, unless the operator relaxes it
+    // (PKCE_REQUIRED=public) or an admin does for one confidential app (`client update … --pkce optional`).
+    pkce: { required: (_ctx, client) => pkceRequired(client, config.PKCE_REQUIRED) },
     allowOmittingSingleRegisteredRedirectUri: false,
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
@@ -53,6 +58,12 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       id_token_signed_response_alg: 'RS256',
     },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    // APIs and gateways read how to authenticate at introspection and revocation from discovery: as at the token endpoint.
+    discovery: {
+      claim_types_supported: ['normal'],
+      introspection_endpoint_auth_methods_supported: [...AUTH_METHODS],
+      revocation_endpoint_auth_methods_supported: [...AUTH_METHODS],
+    },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256'],
       userinfoSigningAlgValues: ['RS256', 'ES256'],
@@ -68,9 +79,11 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       },
     },
     extraClientMetadata: {
-      properties: ['twofold_first_party', 'twofold_policy'],
+      properties: ['twofold_first_party', 'twofold_policy', ...TWOFOLD_METADATA],
       validator(_ctx, key, value) {
         if (key === 'twofold_first_party' && value !== undefined && typeof value !== 'boolean') throw new Error('twofold_first_party must be a boolean');
+        const problem = invalidTwofoldMetadata(key, value);
+        if (problem) throw new Error(problem);
       },
     },
     // Refresh tokens for every client allowed the grant; without offline_access they end with the session.
@@ -111,23 +124,13 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
     },
     features: {
       devInteractions: { enabled: false },
-      // RFC 8707 resource indicators: access tokens for a registered API are JWTs (RFC 9068) carrying acr, amr and auth_time (RFC 9470).
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined,
-        useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, indicator) => {
-          const server = config.RESOURCE_SERVERS[indicator];
-          if (!server) throw new errors.InvalidTarget();
-          return { scope: server.scope, audience: indicator, accessTokenTTL: server.accessTokenTTL ?? config.ACCESS_TOKEN_TTL, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
-        },
-      },
+      // RFC 8707 resource indicators: access tokens for an API are JWTs (RFC 9068) carrying acr, amr and auth_time (RFC 9470).
+      resourceIndicators: resourceIndicators(services),
+      // Machine clients (`client add … --client-credentials`): tokens for an API, no user, so no acr/amr; sub is the client.
+      clientCredentials: { enabled: true },
       claimsParameter: { enabled: true },
-      introspection: {
-        enabled: true,
-        // Only the client the token was issued to may introspect it (plus any confidential client for its own tokens).
-        allowedPolicy: async (_ctx, client, token) => client.clientId === token.clientId,
-      },
+      // The token's own client, and an API registered as a client for the tokens issued for it (src/oidc/introspection.ts).
+      introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => mayIntrospect(db, client, token) },
       // A client may revoke only its own tokens.
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => client.clientId === token.clientId },
       userinfo: { enabled: true },
@@ -142,18 +145,25 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
     renderError: (ctx, out, error) => renderErrorPage(ctx, out, error),
     // RFC 9470: an API can see how the user authenticated (in JWT access tokens and introspection) and ask for a step-up.
     extraTokenClaims: (ctx, token) => {
+      // A machine's token has no user: its subject is the client, in introspection as in its JWT.
+      if (token.kind === 'ClientCredentials') return { sub: token.clientId };
       if (token.kind !== 'AccessToken') return undefined;
       const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
       if (!source) return undefined;
       return { acr: source.acr, amr: source.amr, auth_time: source.authTime };
     },
-    conformIdTokenClaims: true,
+    // The granted scopes' claims go in the ID token too (apps build their user from it), unless an app is set to minimal.
+    conformIdTokenClaims: false,
+    // JWT access tokens are kept on record, so introspection, revocation and grant revocation reach them.
+    formats: { customizers: { jwt: recordJwtAccessTokens(services.codeHasher) } },
     expiresWithSession: async (_ctx, code) => !code.scopes.has('offline_access'),
   };
 
   const provider = new Provider(config.ISSUER, configuration);
   // Forwarded headers are honoured only when the operator says a proxy terminates TLS.
   provider.proxy = config.TRUST_PROXY;
+  // A JWT access token at introspection or revocation is looked up by its record (src/oidc/jwt-access-tokens.ts).
+  provider.use(jwtAccessTokenHandles({ issuer: config.ISSUER, jwks: keys.jwks, hasher: services.codeHasher }));
   // The library answers 500 server_error itself; keep the cause in our log (never in the response).
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
     (ctx.state?.log ?? logger).error({ err, path: ctx.path }, 'provider server_error');
@@ -165,5 +175,8 @@ declare module 'oidc-provider' {
   interface Client {
     twofold_first_party?: boolean;
     twofold_policy?: Record<string, unknown>;
+    twofold_pkce?: string;
+    twofold_id_token_claims?: string;
+    twofold_client_credentials_scope?: string;
   }
 }

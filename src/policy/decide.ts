@@ -74,6 +74,14 @@ export interface PolicyInput {
   /** What the session or this interaction has proved. */
   evidence: Evidence[];
   /**
+   * Where the decision is made: `sign-in` (the default) while the user is at the sign-in pages, `session` when the
+   * provider checks an existing session for single sign-on. A group's enrolment reminder waits for a sign-in; a
+   * request's acr_values opens its step from a session too, on every request that asks (never a silent lower level).
+   */
+  at?: 'sign-in' | 'session';
+  /** The user skipped the optional step in this interaction: what the evidence reaches is the answer, truthfully. */
+  skipped?: boolean;
+  /**
    * The browser carries a valid trusted-device cookie for this account, and
    * the factor whose proof created it (null: a device trusted before Twofold
    * recorded that; it stands in for any allowed factor the account has).
@@ -102,6 +110,8 @@ export type Decision =
       type: 'step_up';
       target: Level;
       factors: string[];
+      /** Only a wish (voluntary acr_values) wants it: the user may skip, and the app gets the lower level. */
+      optional: boolean;
       trustedDeviceAllowed: boolean;
       /** The account holds only recovery codes: one proves who the user is, then a real second factor is enrolled (the proof itself adds no level). */
       enrollAfter?: true;
@@ -230,6 +240,8 @@ export function decide(input: PolicyInput): Decision {
 
   // What the request asks for.
   let target: Level = hard;
+  // What raised the target above the documents' demand, if anything: the request's acr_values, or a group's reminder.
+  let wish: 'request' | 'reminder' | undefined;
   const essential = (input.request.essentialAcr ?? []).map((v) => table.levelOf(v)).filter((l): l is 1 | 2 | 3 => l !== undefined);
   const voluntary = input.request.acrValues.map((v) => table.levelOf(v)).find((l) => l !== undefined);
   if (input.request.essentialAcr?.length) {
@@ -250,11 +262,15 @@ export function decide(input: PolicyInput): Decision {
     if (best > target) {
       target = best;
       rule = `${source}: ${why}`;
+      wish = 'request';
     }
   }
   // A group in its enrolment grace period still wants level 2: as a voluntary wish, so the user is reminded.
   const reminder = graceUntil !== undefined ? { deadline: graceUntil } : undefined;
-  if (reminder && target < 2 && maxReachable >= 2) target = 2;
+  if (reminder && target < 2 && maxReachable >= 2) {
+    target = 2;
+    wish = 'reminder';
+  }
 
   const requested = input.request.essentialAcr?.length ? input.request.essentialAcr : input.request.acrValues;
   const satisfied = (level: Level, ev: Evidence[], why: string, remembered = false): Decision => ({
@@ -282,8 +298,13 @@ export function decide(input: PolicyInput): Decision {
     trace.push({ source: 'device', rule: 'a trusted device stands in for the second factor (level 2 at most)' });
     return satisfied(2, [...evidence, remembered], `${rule}; met by a trusted device`, true);
   }
+  // What the documents demand is met and only a wish wants more: the step is offered, and may be skipped. A skip
+  // answers with the level reached, truthfully; a reminder does not interrupt single sign-on (it waits for a sign-in).
+  const optional = hard <= achieved;
+  if (optional && input.skipped) return satisfied(achieved, evidence, `${rule}; the user skipped the optional step`);
+  if (optional && wish === 'reminder' && input.at === 'session') return satisfied(achieved, evidence, `${rule}; the reminder is shown at the next sign-in, not on single sign-on`);
   if (withEnrolled >= target) {
-    return { type: 'step_up', level: achieved, target, factors: factorsReaching(evidence, enrolledAll, target), rule, trace, trustedDeviceAllowed: deviceAllowed };
+    return { type: 'step_up', level: achieved, target, factors: factorsReaching(evidence, enrolledAll, target), optional, rule, trace, trustedDeviceAllowed: deviceAllowed };
   }
   const canEnroll = factorsReaching(evidence, enrollable, target);
   // An account holding only recovery codes proves one before it may enrol (adding a factor to an account that
@@ -292,13 +313,13 @@ export function decide(input: PolicyInput): Decision {
   const recoveryProved = input.evidence.some((e) => !e.remembered && recoveryHeld.some((f) => f.id === e.factor));
   if (canEnroll.length && recoveryHeld.length && !recoveryProved) {
     if (hard > achieved) {
-      return { type: 'step_up', level: achieved, target, factors: recoveryHeld.map((f) => f.id), rule: `${rule}; the account has only backup codes: prove one, then set up a second factor`, trace, trustedDeviceAllowed: false, enrollAfter: true };
+      return { type: 'step_up', level: achieved, target, factors: recoveryHeld.map((f) => f.id), optional: false, rule: `${rule}; the account has only backup codes: prove one, then set up a second factor`, trace, trustedDeviceAllowed: false, enrollAfter: true };
     }
     return satisfied(achieved, evidence, `${rule}; best achievable (backup codes alone cannot enrol a factor without a proof)`);
   }
   if (canEnroll.length) {
     // Enrolment may be skipped only when nothing but a wish (voluntary acr_values, a group's grace period) wants it.
-    return { type: 'enroll', level: achieved, target, factors: canEnroll, optional: hard <= achieved, rule, trace, ...(reminder ? { reminder } : {}) };
+    return { type: 'enroll', level: achieved, target, factors: canEnroll, optional, rule, trace, ...(reminder ? { reminder } : {}) };
   }
   if (hard > achieved) return { type: 'unmet', level: achieved, target: hard, rule: `${rule}; no factor this account has or may enrol reaches it`, trace };
   return satisfied(achieved, evidence, `${rule}; best achievable`);

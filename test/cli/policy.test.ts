@@ -175,7 +175,7 @@ for (const kind of DIALECTS) {
       expect(await run('client', 'update', 'party', '--first-party')).toEqual({ code: 0, out: 'nothing changed: party is already first-party (no consent page)\n', err: '' });
       const none = await run('client', 'update', 'party');
       expect(none).toMatchObject({ code: 2, out: '' });
-      expect(none.err).toMatch(/^twofold: nothing changed: give policy flags, --clear-policy, --first-party or --third-party \(see `twofold client update --help`\)\n$/);
+      expect(none.err).toMatch(/^twofold: nothing changed: give policy flags, --clear-policy, --first-party, --third-party, or settings such as --pkce or --resource-server \(see `twofold client update --help`\)\n$/);
       expect([await versions(), await events('client.policy_changed'), await events('client.updated')]).toEqual([1, 1, 1]);
 
       // A policy flag with a party flag: one version, both said.

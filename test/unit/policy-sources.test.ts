@@ -174,8 +174,8 @@ describe('explain: each narrowing is credited to its document', () => {
 // Properties: a tightened input never yields a weaker decision.
 //
 // The order, as decide() works: how far a decision lets the user in now.
-//   0  admitted: `satisfied`, or an `enroll` the user may skip (the mfa prompt lets such a session through);
-//   1  must prove or enrol more first: `step_up`, or an `enroll` that may not be skipped;
+//   0  admitted: `satisfied`, or a step (`enroll`, `step_up`) the user may skip;
+//   1  must prove or enrol more first: a `step_up` or an `enroll` that may not be skipped;
 //   2  cannot sign in: `unmet`.
 // A tighter input never lowers this gate. At the same gate 1 or 2 it never lowers the `target` level.
 // One exception, by design: voluntary acr_values are a wish, not a requirement ("the best the account can
@@ -193,7 +193,7 @@ const ALL = [TOTP, BACKUP, KEY, PASSKEY];
 const IDS = ALL.map((f) => f.id);
 const ACRS = ['https://refeds.org/profile/sfa', 'urn:twofold:acr:1', 'urn:twofold:acr:2', 'https://refeds.org/profile/mfa', 'urn:twofold:acr:3'];
 
-const gate = (d: Decision): number => (d.type === 'satisfied' || (d.type === 'enroll' && d.optional) ? 0 : d.type === 'unmet' ? 2 : 1);
+const gate = (d: Decision): number => (d.type === 'satisfied' || ((d.type === 'enroll' || d.type === 'step_up') && d.optional) ? 0 : d.type === 'unmet' ? 2 : 1);
 const targetOf = (d: Decision): number => (d.type === 'satisfied' ? d.level : d.target);
 const wishful = (i: PolicyInput) => i.request.acrValues.length > 0 || (i.groups ?? []).some((g) => g.enrollmentDeadline !== undefined);
 const withoutWish = (i: PolicyInput): PolicyInput => ({ ...i, request: { ...i.request, acrValues: [] } });

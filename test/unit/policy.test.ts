@@ -231,6 +231,33 @@ describe('decide(): enrolment', () => {
   });
 });
 
+describe('decide(): optional steps, skipped, and single sign-on', () => {
+  const GRACE = { name: 'staff', level: 2 as const, enrollmentDeadline: 10_000 };
+  const at = (c: Case, extra: Partial<PolicyInput>) => decide({ ...input(c), now: 1_000, ...extra });
+
+  test('a voluntary step-up with a factor the account has may be skipped; one the documents demand may not', () => {
+    expect(run({ mfa: 'off', enrolled: [TOTP], acrValues: [PAPE_MFA] })).toMatchObject({ type: 'step_up', optional: true, target: 2 });
+    expect(run({ mfa: 'optional', enrolled: [TOTP], acrValues: [PAPE_MFA] })).toMatchObject({ type: 'step_up', optional: false });
+    expect(run({ mfa: 'off', enrolled: [TOTP], essentialAcr: [PAPE_MFA] })).toMatchObject({ type: 'step_up', optional: false });
+  });
+
+  test('skipped: an optional step answers with the level reached, truthfully; a required one is not skipped', () => {
+    expect(at({ mfa: 'off', enrolled: [TOTP], acrValues: [PAPE_MFA] }, { skipped: true })).toMatchObject(satisfied(1, A1, ['pwd']));
+    expect(at({ mfa: 'optional', acrValues: [REFEDS_MFA] }, { skipped: true })).toMatchObject({ ...satisfied(1, A1, ['pwd']), rule: expect.stringContaining('skipped') });
+    expect(at({ mfa: 'required' }, { skipped: true })).toMatchObject({ type: 'enroll', optional: false });
+    expect(at({ mfa: 'off', essentialAcr: [PAPE_MFA] }, { skipped: true })).toMatchObject({ type: 'enroll', optional: false });
+  });
+
+  test('single sign-on: the request’s acr_values open the step; a group’s reminder waits for a sign-in', () => {
+    expect(at({ acrValues: [REFEDS_MFA] }, { at: 'session' })).toMatchObject({ type: 'enroll', optional: true });
+    expect(at({ mfa: 'off', enrolled: [TOTP], acrValues: [REFEDS_MFA] }, { at: 'session' })).toMatchObject({ type: 'step_up', optional: true });
+    expect(at({}, { at: 'sign-in', groups: [GRACE] })).toMatchObject({ type: 'enroll', optional: true, reminder: { deadline: 10_000 } });
+    expect(at({}, { at: 'session', groups: [GRACE] })).toMatchObject(satisfied(1, A1, ['pwd']));
+    // Both: the request asks, so the step is shown.
+    expect(at({ acrValues: [REFEDS_MFA] }, { at: 'session', groups: [GRACE] })).toMatchObject({ type: 'enroll', optional: true });
+  });
+});
+
 describe('levelOf', () => {
   const rows: Array<[string, Level, Evidence[]]> = [
     ['nothing', 0, []],
@@ -411,11 +438,11 @@ const policyInput = fc
 const targetOf = (d: Decision): Level | undefined => (d.type === 'satisfied' ? undefined : d.target);
 
 /**
- * Let through now: satisfied, or an enrolment the user may skip (the order of test/unit/policy-sources.test.ts).
+ * Let through now: satisfied, or a step the user may skip (the order of test/unit/policy-sources.test.ts).
  * Two such decisions are not ordered: for a mere wish (voluntary acr_values), an account holding only backup codes
  * is offered enrolment once it has proved one and simply let through before, and neither is enforced.
  */
-const admitted = (d: Decision): boolean => d.type === 'satisfied' || (d.type === 'enroll' && d.optional);
+const admitted = (d: Decision): boolean => d.type === 'satisfied' || ((d.type === 'enroll' || d.type === 'step_up') && d.optional);
 
 /** `tighter` never lets through what `looser` did not, and never asks less. */
 function expectNoLooser(looser: Decision, tighter: Decision): void {

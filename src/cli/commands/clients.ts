@@ -1,16 +1,36 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { ZodError } from 'zod';
-import { createClient, findClientRow, isPublic, listClients, removeClient, rotateClientSecret, AUTH_METHODS, ID_TOKEN_ALGS } from '../../oidc/clients.ts';
+import {
+  clientSettings,
+  createClient,
+  findClientRow,
+  IndicatorTaken,
+  isPublic,
+  listClients,
+  pkceRequired,
+  removeClient,
+  rotateClientSecret,
+  updateClientSettings,
+  AUTH_METHODS,
+  ID_TOKEN_ALGS,
+  ID_TOKEN_CLAIMS,
+  PKCE_MODES,
+  type ClientChanges,
+} from '../../oidc/clients.ts';
 import type { ClientRow } from '../../db/schema.ts';
+import type { Services } from '../../services.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printFields, printJson, printTable } from '../io.ts';
-import { describeZodError, type CommandContext } from '../run.ts';
+import { describeZodError, usageCheck, type CommandContext } from '../run.ts';
 import { addClientPolicyOptions, applyClientPolicy, hasPolicyOptions, policyFromOptions, type ClientPolicyOptions } from './client-policy.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function view(row: ClientRow) {
+/** What `client show` and `client list --json` print: the stored settings, and what PKCE and ID token claims come to. */
+async function view(services: Services, row: ClientRow) {
+  const settings = await clientSettings(services.db, row);
+  const signIn = row.metadata.redirect_uris.length > 0;
   return {
     client_id: row.client_id,
     name: row.name,
@@ -20,9 +40,50 @@ function view(row: ClientRow) {
     redirect_uris: row.metadata.redirect_uris,
     post_logout_redirect_uris: row.metadata.post_logout_redirect_uris ?? [],
     grant_types: row.metadata.grant_types ?? [],
+    // For apps that sign users in: whether PKCE is required (its own setting, else PKCE_REQUIRED), and what the ID token holds.
+    ...(signIn
+      ? {
+          pkce: pkceRequired({ clientAuthMethod: row.metadata.token_endpoint_auth_method, twofold_pkce: settings.pkce }, services.config.PKCE_REQUIRED) ? 'required' : 'optional',
+          id_token_claims: settings.idTokenClaims ?? 'full',
+        }
+      : {}),
+    ...(settings.clientCredentialsScopes ? { client_credentials_scopes: settings.clientCredentialsScopes } : {}),
+    ...(settings.resourceServer
+      ? { resource_server: { indicator: settings.resourceServer.indicator, scopes: settings.resourceServer.scopes, introspect_any: settings.resourceServer.introspectAny } }
+      : {}),
     policy: row.policy,
     default_acr_values: row.metadata.default_acr_values as string[] | undefined,
     created_at: row.created_at,
+  };
+}
+
+/** A `client update` change the client refused: its message names the option. */
+function changeError(err: unknown): never {
+  if (err instanceof ZodError) throw new CliError(describeZodError(err));
+  if (err instanceof IndicatorTaken) throw new CliError(err.message);
+  throw err;
+}
+
+/** The flags shared by `client add` and `client update` that say how a client is used (beyond signing users in). */
+interface UsageOptions {
+  resourceServer?: string | false;
+  resourceScopes?: string;
+  introspectAny?: boolean;
+  clientCredentials?: boolean;
+  scope?: string;
+  pkce?: string;
+  idTokenClaims?: string;
+}
+
+function usageChanges(o: UsageOptions): ClientChanges {
+  return {
+    ...(o.resourceServer !== undefined ? { resourceIndicator: o.resourceServer === false ? null : o.resourceServer } : {}),
+    ...(o.resourceScopes !== undefined ? { resourceScopes: o.resourceScopes } : {}),
+    ...(o.introspectAny !== undefined ? { introspectAny: o.introspectAny } : {}),
+    ...(o.clientCredentials !== undefined ? { clientCredentials: o.clientCredentials } : {}),
+    ...(o.scope !== undefined ? { clientCredentialsScopes: o.scope } : {}),
+    ...(o.pkce !== undefined ? { pkce: o.pkce as never } : {}),
+    ...(o.idTokenClaims !== undefined ? { idTokenClaims: o.idTokenClaims as never } : {}),
   };
 }
 
@@ -43,10 +104,10 @@ export function registerClients(program: Command, ctx: CommandContext): void {
   };
   const client = program.command('client').description('manage relying apps (OIDC clients)');
 
-  addClientPolicyOptions(client
+  const add = addClientPolicyOptions(client
     .command('add <name>')
-    .description('register an app; prints its client_id and, for confidential apps, its secret (shown once)'))
-    .requiredOption('--redirect-uri <uri>', 'where the app receives the result (repeatable)', collect)
+    .description('register an app, an API or a machine client; prints its client_id and, for confidential clients, its secret (shown once)'))
+    .option('--redirect-uri <uri>', 'where the app receives the result (repeatable; an app that signs users in)', collect)
     .option('--post-logout-redirect-uri <uri>', 'where the app may send users after sign-out (repeatable)', collect)
     .option('--public', 'a public client (single-page or native app): no secret, PKCE required')
     .option('--first-party', 'trusted app of your own: no consent page')
@@ -55,11 +116,24 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--jwks-file <file>', 'for private_key_jwt: a JSON file with the app\'s public JWKS')
     .option('--no-refresh-tokens', 'do not issue refresh tokens to this app')
     .option('--id-token-alg <alg>', `how the app's ID tokens are signed (${ID_TOKEN_ALGS.join(', ')}; default RS256)`)
-    .option('--json', 'print JSON')
-    .action(async (name: string, opts: {
-      redirectUri: string[]; postLogoutRedirectUri?: string[]; public?: boolean; firstParty?: boolean; authMethod?: string;
+    .option('--id-token-claims <mode>', `${ID_TOKEN_CLAIMS.join(' or ')}: whether the ID token carries the granted profile and email claims (default full)`)
+    .option('--pkce <mode>', `${PKCE_MODES.join(' or ')}: optional lets this confidential app sign in without PKCE (default: PKCE_REQUIRED)`)
+    .option('--resource-server <indicator>', 'this client is the API with this resource indicator (RFC 8707): it may introspect tokens issued for it')
+    .option('--resource-scopes <scopes>', 'with --resource-server: the scopes tokens for the API may carry ("read write")')
+    .option('--introspect-any', 'with --resource-server: the API may also introspect any opaque access token')
+    .option('--client-credentials', 'a machine client: tokens for APIs on its own behalf (client_credentials), no redirect URIs')
+    .option('--scope <scopes>', 'with --client-credentials: the API scopes it may be granted ("read write")')
+    .option('--json', 'print JSON');
+  usageCheck(add, (cmd) => {
+    const o = cmd.opts<{ redirectUri?: string[]; resourceServer?: string; clientCredentials?: boolean }>();
+    if (!o.redirectUri?.length && !o.resourceServer && !o.clientCredentials) {
+      cmd.error('error: one of --redirect-uri <uri> (an app), --resource-server <indicator> (an API) or --client-credentials (a machine client) is required');
+    }
+  });
+  add.action(async (name: string, opts: {
+      redirectUri?: string[]; postLogoutRedirectUri?: string[]; public?: boolean; firstParty?: boolean; authMethod?: string;
       jwksUri?: string; jwksFile?: string; refreshTokens: boolean; idTokenAlg?: string; json?: boolean;
-    } & ClientPolicyOptions) => {
+    } & ClientPolicyOptions & UsageOptions) => {
       const { db, sealer } = ctx.services;
       if (await findClientRow(db, name)) throw new CliError(`a client named ${name} already exists`);
       // Validate the policy flags before anything is stored.
@@ -72,9 +146,10 @@ export function registerClients(program: Command, ctx: CommandContext): void {
           throw new CliError(`--jwks-file: cannot read a JSON JWKS from ${opts.jwksFile} (${(err as Error).message})`);
         }
       }
+      const usage = usageChanges(opts);
       const created = await createClient(db, sealer, {
         name,
-        redirectUris: opts.redirectUri,
+        redirectUris: opts.redirectUri ?? [],
         postLogoutRedirectUris: opts.postLogoutRedirectUri ?? [],
         public: opts.public ?? false,
         firstParty: opts.firstParty ?? false,
@@ -83,16 +158,32 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         jwks: jwks as never,
         grantTypes: opts.refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
         idTokenAlg: opts.idTokenAlg as never,
+        clientCredentials: usage.clientCredentials ?? false,
+        clientCredentialsScopes: usage.clientCredentialsScopes,
+        resourceIndicator: usage.resourceIndicator ?? undefined,
+        resourceScopes: usage.resourceScopes,
+        introspectAny: usage.introspectAny,
+        pkce: usage.pkce,
+        idTokenClaims: usage.idTokenClaims,
       }).catch((err: unknown) => {
-        if (err instanceof ZodError) throw badInput(err, opts);
+        if (err instanceof ZodError) throw badInput(err, { redirectUri: opts.redirectUri ?? [], postLogoutRedirectUri: opts.postLogoutRedirectUri });
+        if (err instanceof IndicatorTaken) throw new CliError(err.message);
         // Two runs racing for one name: the unique index decides.
         if ((err as { code?: string }).code === '23505') throw new CliError(`a client named ${name} already exists`);
         throw err;
       });
-      await recordAudit(db, 'client.created', { clientId: created.clientId, actor }, { name });
+      const { twofold_pkce: pkce, twofold_id_token_claims: idTokenClaims, twofold_client_credentials_scope: machineScope } = created.metadata;
+      await recordAudit(db, 'client.created', { clientId: created.clientId, actor }, {
+        name,
+        ...(pkce ? { pkce } : {}),
+        ...(idTokenClaims ? { id_token_claims: idTokenClaims } : {}),
+        ...(machineScope !== undefined ? { client_credentials_scope: machineScope } : {}),
+        ...(created.resourceServer ? { resource_server: { indicator: created.resourceServer.indicator, scopes: created.resourceServer.scopes, introspect_any: created.resourceServer.introspectAny } } : {}),
+      });
       if (policy) await applyClientPolicy(db, (await findClientRow(db, created.clientId))!, policy.policy, policy.defaultAcrValues, actor);
       if (opts.json) {
-        printJson(io, { client_id: created.clientId, client_secret: created.clientSecret, name, ...created.metadata, ...(policy?.defaultAcrValues ? { default_acr_values: policy.defaultAcrValues } : {}), policy: policy?.policy ?? {} });
+        const server = created.resourceServer && { resource_server: { indicator: created.resourceServer.indicator, scopes: created.resourceServer.scopes, introspect_any: created.resourceServer.introspectAny } };
+        printJson(io, { client_id: created.clientId, client_secret: created.clientSecret, name, ...created.metadata, ...server, ...(policy?.defaultAcrValues ? { default_acr_values: policy.defaultAcrValues } : {}), policy: policy?.policy ?? {} });
         return;
       }
       io.out(`client_id:     ${created.clientId}\n`);
@@ -101,26 +192,50 @@ export function registerClients(program: Command, ctx: CommandContext): void {
 
   const update = addClientPolicyOptions(client
     .command('update <name>')
-    .description("change an app's MFA policy and/or its first-party flag"))
+    .description("change an app's MFA policy, its first-party flag, or how it is used (API, machine client, PKCE, ID token claims)"))
     .option('--first-party', 'trusted app of your own: no consent page')
     .option('--third-party', 'ask users for consent')
     .option('--clear-policy', 'drop the app\'s policy and default acr values before applying the other flags')
+    .option('--resource-server <indicator>', 'register the client as the API with this resource indicator (RFC 8707)')
+    .option('--no-resource-server', 'the client is no longer an API')
+    .option('--resource-scopes <scopes>', 'the scopes tokens for its API may carry ("read write")')
+    .option('--introspect-any', 'its API may also introspect any opaque access token')
+    .option('--no-introspect-any', 'its API introspects only the tokens issued for it')
+    .option('--client-credentials', 'let it get tokens for APIs on its own behalf (client_credentials)')
+    .option('--no-client-credentials', 'stop that')
+    .option('--scope <scopes>', 'the API scopes a machine client may be granted ("read write")')
+    .option('--pkce <mode>', `${PKCE_MODES.join(' or ')} (optional only for a confidential app)`)
+    .option('--id-token-claims <mode>', ID_TOKEN_CLAIMS.join(' or '))
     .option('--json', 'print JSON');
-  update.action(async (name: string, opts: ClientPolicyOptions & { firstParty?: boolean; thirdParty?: boolean; clearPolicy?: boolean; json?: boolean }) => {
+  update.action(async (name: string, opts: ClientPolicyOptions & UsageOptions & { firstParty?: boolean; thirdParty?: boolean; clearPolicy?: boolean; json?: boolean }) => {
     const { db } = ctx.services;
     const changesPolicy = hasPolicyOptions(opts) || !!opts.clearPolicy;
     const changesParty = !!(opts.firstParty || opts.thirdParty);
+    const usage = usageChanges(opts);
+    const changesUsage = Object.keys(usage).length > 0;
     // Nothing to do is a usage mistake (exit 2, like a missing required option): nothing is stored or audited.
-    if (!changesPolicy && !changesParty) update.error('nothing changed: give policy flags, --clear-policy, --first-party or --third-party');
+    if (!changesPolicy && !changesParty && !changesUsage) update.error('nothing changed: give policy flags, --clear-policy, --first-party, --third-party, or settings such as --pkce or --resource-server');
     if (opts.firstParty && opts.thirdParty) throw new CliError('--first-party and --third-party contradict each other');
     const row = await requireClient(name);
     const said: string[] = [];
     let changed = changesPolicy;
+    // Every flag is checked before anything is stored: the policy flags here, how the client is used in updateClientSettings.
+    const policyChange = changesPolicy ? policyFromOptions(ctx.services, opts.clearPolicy ? {} : row.policy, opts) : undefined;
+    // How the client is used: checked as a whole (a public app cannot relax PKCE), then stored in one transaction.
+    if (changesUsage) {
+      const what = await updateClientSettings(db, row, usage).catch(changeError);
+      if (Object.keys(what).length) {
+        await recordAudit(db, 'client.updated', { clientId: row.client_id, actor }, what);
+        said.push(Object.entries(what).map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', '));
+        changed = true;
+      } else said.push('already set as given');
+    }
     // Only the policy flags store a policy version (and audit client.policy_changed).
-    if (changesPolicy) {
-      const base = opts.clearPolicy ? {} : row.policy;
-      const { policy, defaultAcrValues } = policyFromOptions(ctx.services, base, opts);
-      const version = await applyClientPolicy(db, row, policy, opts.clearPolicy && !defaultAcrValues ? [] : defaultAcrValues, actor);
+    if (policyChange) {
+      const { policy, defaultAcrValues } = policyChange;
+      // Read again: the metadata may have just changed above, and the policy's default_acr_values live there too.
+      const current = (await findClientRow(db, row.client_id))!;
+      const version = await applyClientPolicy(db, current, policy, opts.clearPolicy && !defaultAcrValues ? [] : defaultAcrValues, actor);
       const stored = (await findClientRow(db, row.client_id))!;
       const defaults = stored.metadata.default_acr_values as string[] | undefined;
       said.push(`policy ${JSON.stringify(stored.policy)}${defaults ? `, default_acr_values ${defaults.join(' ')}` : ''} (version ${version})`);
@@ -136,7 +251,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         changed = true;
       }
     }
-    const updated = view((await findClientRow(db, row.client_id))!);
+    const updated = await view(ctx.services, (await findClientRow(db, row.client_id))!);
     if (opts.json) printJson(io, updated);
     else if (changed) io.out(`updated ${row.name}: ${said.join('; ')}\n`);
     else io.out(`nothing changed: ${row.name} is ${said.join('; ')}\n`);
@@ -146,7 +261,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .command('list')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const rows = (await listClients(ctx.services.db)).map(view);
+      const rows = await Promise.all((await listClients(ctx.services.db)).map((row) => view(ctx.services, row)));
       if (opts.json) printJson(io, rows);
       else printTable(io, rows, ['name', 'client_id', 'type', 'first_party', 'redirect_uris']);
     });
@@ -155,7 +270,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .command('show <name>')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const v = view(await requireClient(name));
+      const v = await view(ctx.services, await requireClient(name));
       if (opts.json) printJson(io, v);
       else printFields(io, v, { join: ' ' });
     });

@@ -180,26 +180,33 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
       const defaults = (client.metadata.default_acr_values as string[] | undefined) ?? [];
       const fromRequest = opts.acrValues !== undefined;
       const acrValues = (fromRequest ? opts.acrValues! : defaults.join(' ')).split(' ').filter(Boolean);
+      // The same input, and the same function, as the provider's check (a live session: single sign-on) or the sign-in pages.
       const input = await policyInput(services, {
         accountId: account.id,
         clientId: client.client_id,
         request: { acrValues, ...(!fromRequest && acrValues.length ? { acrValuesSource: `client ${client.name} (default_acr_values)` } : {}) },
         evidence: aged.evidence,
+        at: fromSession && !aged.signInAgain ? 'session' : 'sign-in',
         now,
       });
       const decided = decide(input);
       const decision = { ...decided, trace: [...trace, ...decided.trace] };
+      // What "Skip for now" would give the app, where the step may be skipped.
+      const optional = (decided.type === 'enroll' || decided.type === 'step_up') && decided.optional;
+      const ifSkipped = optional ? decide({ ...input, skipped: true }) : undefined;
+      const skippedTo = ifSkipped?.type === 'satisfied' ? { level: ifSkipped.level, acr: ifSkipped.acr, amr: ifSkipped.amr } : undefined;
       if (opts.json) {
-        printJson(io, { user: account.username, client: client.name, decision });
+        printJson(io, { user: account.username, client: client.name, decision, ...(skippedTo ? { ifSkipped: skippedTo } : {}) });
         return;
       }
+      const skipNote = skippedTo ? `may skip: the app then gets level ${skippedTo.level}, acr ${skippedTo.acr}` : undefined;
       const verdict =
         decision.type === 'satisfied'
           ? `satisfied at level ${decision.level} (acr ${decision.acr}, amr ${decision.amr.join(' ')})`
           : decision.type === 'step_up'
-            ? `${decision.enrollAfter ? 'prove a backup code, then enrol a second factor,' : `step up from level ${decision.level} to ${decision.target} with one of:`} ${decision.factors.join(', ')}`
+            ? `${decision.enrollAfter ? 'prove a backup code, then enrol a second factor,' : `step up from level ${decision.level} to ${decision.target} with one of:`} ${decision.factors.join(', ')}${skipNote ? ` (${skipNote})` : ''}`
             : decision.type === 'enroll'
-              ? `enrol first (${decision.optional ? 'may skip' : 'required'}) to reach level ${decision.target}: ${decision.factors.join(', ')}${decision.reminder ? `; deadline ${new Date(decision.reminder.deadline * 1000).toISOString()}` : ''}`
+              ? `enrol first (${skipNote ?? 'required'}) to reach level ${decision.target}: ${decision.factors.join(', ')}${decision.reminder ? `; deadline ${new Date(decision.reminder.deadline * 1000).toISOString()}` : ''}`
               : `unmet: level ${decision.target} cannot be reached (the app receives unmet_authentication_requirements)`;
       const start = !opts.session
         ? 'a password'
