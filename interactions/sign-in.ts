@@ -16,6 +16,7 @@ import { loadSessionEvidence } from '../src/mfa/session-evidence.ts';
 import { amrOf, levelOf, mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
 import { allowedFactors, decide, type Decision } from '../src/policy/decide.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
+import { rememberBrowser } from './known-browser.ts';
 
 export interface SignInState {
   accountId: string;
@@ -128,6 +129,8 @@ function authTime(signIn: SignIn): number {
  */
 export async function finishSignIn(ctx: Context, deps: InteractionDeps, signIn: SignIn, decision: Extract<Decision, { type: 'satisfied' }>): Promise<void> {
   await signIn.state.clear();
+  // Whoever got this far met the whole requirement: from now on this browser has throttle counters of its own for the account.
+  rememberBrowser(ctx, deps, signIn.account);
   await deps.provider().interactionFinished(
     ctx.req,
     ctx.res,
