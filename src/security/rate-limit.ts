@@ -269,9 +269,10 @@ export async function refund(db: Kysely<Database>, verdict: Verdict): Promise<vo
 /**
  * Deletes counters by rule name and subject: each `[rule name, subject]` pair
  * clears the counter `name:subject` and every counter whose subject extends it
- * (`name:subject:…`, e.g. one per factor or per browser). Returns how many
- * rows went. Compared by prefix, not LIKE, so a `_` or `%` in a subject is
- * only itself.
+ * (`name:subject:…`, e.g. one per factor or per browser). Returns how many of
+ * the deleted counters held any attempts (a counter whose attempts were all
+ * given back holds none). Compared by prefix, not LIKE, so a `_` or `%` in a
+ * subject is only itself.
  */
 export async function clearCounters(db: Kysely<Database>, scopes: ReadonlyArray<readonly [name: string, subject: string]>): Promise<number> {
   if (!scopes.length) return 0;
@@ -285,6 +286,7 @@ export async function clearCounters(db: Kysely<Database>, scopes: ReadonlyArray<
         }),
       ),
     )
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
+    .returning('points')
+    .execute();
+  return result.filter((r) => r.points > 0).length;
 }
