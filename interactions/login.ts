@@ -42,17 +42,16 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
   // it, on the same counters with the same numbers, so nothing here tells whether it exists. A browser that has
   // completed a sign-in to the account has counters of its own (src/security/password-throttle.ts).
   const account = await findAccountByLogin(db, login);
-  const guess: PasswordGuess = {
-    subject: account?.id ?? `login.${deps.services.codeHasher.hash(loginKey, 'throttle:unknown-login')}`,
-    ip,
-    knownDevice: account ? knownDevice(readKnownBrowser(ctx, deps), account) : undefined,
-  };
+  // Both read whether or not the login names an account: the same work either way.
+  const browser = readKnownBrowser(ctx, deps);
+  const unknownLogin = `login.${deps.services.codeHasher.hash(loginKey, 'throttle:unknown-login')}`;
+  const guess: PasswordGuess = { subject: account?.id ?? unknownLogin, ip, knownDevice: account && knownDevice(browser, account) };
   const limits = (await globalPolicy(db, deps.services.config.MFA)).policy.throttle;
   // Counted before the password is checked: parallel guesses cannot outrun the limit.
   const verdict = await takePasswordAttempt(db, guess, limits);
-  const browser = guess.knownDevice ? 'known' : 'unknown';
+  const known = guess.knownDevice ? 'known' : 'unknown';
   if (!verdict.allowed) {
-    await recordAudit(db, 'login.throttled', { ...audit, accountId: account?.id }, { login: loginKey.slice(0, 254), browser });
+    await recordAudit(db, 'login.throttled', { ...audit, accountId: account?.id }, { login: loginKey.slice(0, 254), browser: known });
     ctx.set('Retry-After', String(verdict.retryAfterSeconds));
     await showLogin(ctx, deps, details, clientName, { login, error: `Too many attempts. Try again in ${waitText(verdict.retryAfterSeconds)}.` }, 429);
     return;
@@ -67,7 +66,7 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
     throw err;
   }
   if (!result.ok) {
-    await recordAudit(db, 'login.failed', { ...audit, accountId: account?.id }, { login: loginKey.slice(0, 254), browser });
+    await recordAudit(db, 'login.failed', { ...audit, accountId: account?.id }, { login: loginKey.slice(0, 254), browser: known });
     await showLogin(ctx, deps, details, clientName, { login, error: 'Incorrect username or password.' }, 401);
     return;
   }
