@@ -13,6 +13,7 @@ import { page, readForm, type InteractionDeps, type InteractionDetails } from '.
 import { currentSignIn, interactionState, startSignIn } from './sign-in.ts';
 import { advance, failureMessage } from './second-factor.ts';
 import { showLogin } from './login.ts';
+import { readKnownBrowser } from './known-browser.ts';
 
 export interface FirstFactorView {
   id: string;
@@ -59,7 +60,7 @@ export async function submitFirstFactor(ctx: Context, deps: InteractionDeps, det
   if (details.prompt.name !== 'login' || (await currentSignIn(deps, details))) return ctx.redirect(`/interaction/${details.uid}`);
   const audit = { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
   const input = strings(await readForm(ctx));
-  const outcome = await engine.verifyFirstFactor(factorId, interactionState(deps, details), input, audit);
+  const outcome = await engine.verifyFirstFactor(factorId, interactionState(deps, details), input, audit, readKnownBrowser(ctx, deps));
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
     const message = outcome.reason === 'wrong' && !outcome.message ? `That ${registered.factor.label.toLowerCase()} did not work. Try again, or use your password.` : failureMessage(outcome);

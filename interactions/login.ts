@@ -1,12 +1,14 @@
 /** The login step: username or email, and password. */
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { authenticatePassword } from '../src/accounts/accounts.ts';
+import { checkPassword, findAccountByLogin } from '../src/accounts/accounts.ts';
 import { recordAudit } from '../src/security/audit.ts';
-import { consumeAll, reset } from '../src/security/rate-limit.ts';
 import { clientAddress } from '../src/http/client-address.ts';
+import { knownDevice } from '../src/security/device-cookie.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
-import { passwordRules } from './throttle-rules.ts';
+import { passwordSucceeded, takePasswordAttempt, type PasswordGuess } from '../src/security/password-throttle.ts';
+import { readKnownBrowser } from './known-browser.ts';
+import { refund } from '../src/security/rate-limit.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { startSignIn } from './sign-in.ts';
 import { advance } from './second-factor.ts';
@@ -36,27 +38,39 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
   const audit = { ip, userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id) };
   const loginKey = login.toLowerCase();
 
-  // The numbers are the global policy's (`throttle`); the same for every login, so nothing here depends on whether it exists.
-  const rules = passwordRules((await globalPolicy(db, deps.services.config.MFA)).policy.throttle);
-  const [perAddress, perLogin] = await consumeAll(db, [
-    { rule: rules.perAddress, subject: ip },
-    { rule: rules.perLogin, subject: loginKey },
-  ]);
-  if (!perAddress.allowed || !perLogin.allowed) {
-    const wait = Math.max(perAddress.allowed ? 0 : perAddress.retryAfterSeconds, perLogin.allowed ? 0 : perLogin.retryAfterSeconds);
-    await recordAudit(db, 'login.throttled', audit, { login: loginKey.slice(0, 254) });
-    ctx.set('Retry-After', String(wait));
-    await showLogin(ctx, deps, details, clientName, { login, error: `Too many attempts. Try again in ${waitText(wait)}.` }, 429);
+  // Counted per account, whichever of its logins was typed; a login that names no account under a keyed hash of
+  // it, on the same counters with the same numbers, so nothing here tells whether it exists. A browser that has
+  // completed a sign-in to the account has counters of its own (src/security/password-throttle.ts).
+  const account = await findAccountByLogin(db, login);
+  // Both read whether or not the login names an account: the same work either way.
+  const browser = readKnownBrowser(ctx, deps);
+  const unknownLogin = `login.${deps.services.codeHasher.hash(loginKey, 'throttle:unknown-login')}`;
+  const guess: PasswordGuess = { subject: account?.id ?? unknownLogin, ip, knownDevice: account && knownDevice(browser, account) };
+  const limits = (await globalPolicy(db, deps.services.config.MFA)).policy.throttle;
+  // Counted before the password is checked: parallel guesses cannot outrun the limit.
+  const verdict = await takePasswordAttempt(db, guess, limits);
+  const known = guess.knownDevice ? 'known' : 'unknown';
+  if (!verdict.allowed) {
+    await recordAudit(db, 'login.throttled', { ...audit, accountId: account?.id }, { login: loginKey.slice(0, 254), browser: known });
+    ctx.set('Retry-After', String(verdict.retryAfterSeconds));
+    await showLogin(ctx, deps, details, clientName, { login, error: `Too many attempts. Try again in ${waitText(verdict.retryAfterSeconds)}.` }, 429);
     return;
   }
 
-  const result = await authenticatePassword(db, hasher, login, password);
+  let result: Awaited<ReturnType<typeof checkPassword>>;
+  try {
+    result = await checkPassword(db, hasher, account, password);
+  } catch (err) {
+    // Never checked (the hasher's queue was full, or the database failed): not a failed guess.
+    await refund(db, verdict).catch(() => undefined);
+    throw err;
+  }
   if (!result.ok) {
-    await recordAudit(db, 'login.failed', audit, { login: loginKey.slice(0, 254) });
+    await recordAudit(db, 'login.failed', { ...audit, accountId: account?.id }, { login: loginKey.slice(0, 254), browser: known });
     await showLogin(ctx, deps, details, clientName, { login, error: 'Incorrect username or password.' }, 401);
     return;
   }
-  await reset(db, rules.perLogin, loginKey);
+  await passwordSucceeded(db, guess, verdict, limits);
   await recordAudit(db, 'login.password_verified', { ...audit, accountId: result.account.id, actor: 'user' });
   // The password is one proof; the policy decides whether more are needed.
   const signIn = await startSignIn(deps, details, result.account);

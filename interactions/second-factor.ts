@@ -14,6 +14,7 @@ import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
 import { recordAudit } from '../src/security/audit.ts';
 import { waitText } from '../src/mfa/wait-text.ts';
+import { readKnownBrowser } from './known-browser.ts';
 
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
@@ -144,7 +145,7 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   if (decision.type !== 'step_up' || !decision.factors.includes(factorId)) return ctx.redirect(`/interaction/${details.uid}`);
   const input = strings(await readForm(ctx));
   if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'challenge', input);
-  const outcome = await deps.services.factors.verify(factorId, signIn.account, signIn.state, input, auditContext(ctx, details));
+  const outcome = await deps.services.factors.verify(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps));
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
     ctx.query = { ...ctx.query, factor: factorId };
@@ -192,7 +193,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   }
   const input = strings(await readForm(ctx));
   if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'enroll', input);
-  const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details));
+  const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps));
   if (!outcome.ok) {
     ctx.query = { ...ctx.query, factor: factorId };
     return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), outcome.reason === 'locked' ? 429 : 400);

@@ -17,6 +17,7 @@ import { mergeEvidence, PASSWORD_EVIDENCE } from '../src/policy/levels.ts';
 import { allowedFactors, decide, type Decision } from '../src/policy/decide.ts';
 import type { InteractionDeps, InteractionDetails } from './context.ts';
 import { epochSeconds } from '../src/clock.ts';
+import { rememberBrowser } from './known-browser.ts';
 
 export interface SignInState {
   accountId: string;
@@ -135,6 +136,8 @@ function authTime(signIn: SignIn, now: number): number {
  */
 export async function finishSignIn(ctx: Context, deps: InteractionDeps, signIn: SignIn, decision: Extract<Decision, { type: 'satisfied' }>): Promise<void> {
   await signIn.state.clear();
+  // Whoever got this far met the whole requirement: from now on this browser has throttle counters of its own for the account.
+  rememberBrowser(ctx, deps, signIn.account);
   await deps.provider().interactionFinished(
     ctx.req,
     ctx.res,

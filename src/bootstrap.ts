@@ -11,6 +11,7 @@ import { PasswordHasher } from './accounts/password-hasher.ts';
 import { loadMasterKey } from './security/secret-key.ts';
 import { Sealer } from './security/sealer.ts';
 import { KeyedHasher } from './security/keyed-hash.ts';
+import { DeviceCookies } from './security/device-cookie.ts';
 import { FactorEngine } from './mfa/engine.ts';
 import { FACTORS, FactorRegistry, FactorRegistryError } from '../factors/registry.ts';
 import { createMessaging } from './messaging/index.ts';
@@ -82,6 +83,7 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       sessionsEnded: [] as SessionsEndedHook[],
       sealer: new Sealer(masterKey.key),
       codeHasher: new KeyedHasher(masterKey.key),
+      deviceCookies: new DeviceCookies(masterKey.key),
       hasher: new PasswordHasher({
         memoryCost: config.ARGON2_MEMORY_KIB,
         timeCost: config.ARGON2_ITERATIONS,

@@ -6,6 +6,7 @@ import type { DatabaseKind } from './db/database.ts';
 import type { PasswordHasher } from './accounts/password-hasher.ts';
 import type { Sealer } from './security/sealer.ts';
 import type { KeyedHasher } from './security/keyed-hash.ts';
+import type { DeviceCookies } from './security/device-cookie.ts';
 import type { FactorEngine } from './mfa/engine.ts';
 import type { Messaging } from './messaging/index.ts';
 import type { Clock } from './clock.ts';
@@ -19,6 +20,8 @@ export interface Services {
   hasher: PasswordHasher;
   /** Keyed hashes of one-time codes and of bearer values (tokens, codes, session and interaction ids). */
   codeHasher: KeyedHasher;
+  /** Signs and reads the known-browser cookie the throttles give a counter of its own. */
+  deviceCookies: DeviceCookies;
   /** The second-factor engine over the registered factors. */
   factors: FactorEngine;
   /** How codes reach people (email, SMS, voice); factors see it only through the engine's outOfBand service. */

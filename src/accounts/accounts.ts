@@ -107,7 +107,11 @@ export type AuthenticateResult = { ok: true; account: Account } | { ok: false; r
  * failure, so neither the answer nor its timing reveals which accounts exist.
  */
 export async function authenticatePassword(db: Kysely<Database>, hasher: PasswordHasher, login: string, password: string): Promise<AuthenticateResult> {
-  const account = await findAccountByLogin(db, login);
+  return checkPassword(db, hasher, await findAccountByLogin(db, login), password);
+}
+
+/** `authenticatePassword` for an account already looked up (undefined: the login named none), with the same work and answers. */
+export async function checkPassword(db: Kysely<Database>, hasher: PasswordHasher, account: Account | undefined, password: string): Promise<AuthenticateResult> {
   if (!account || !account.password_hash) {
     await hasher.verifyDummy(password);
     return { ok: false, reason: 'invalid_credentials' };

@@ -14,12 +14,13 @@ import { OutOfBandService } from './out-of-band.ts';
 import { InteractionState } from './step-state.ts';
 import { constantTimeEqual } from '../security/keyed-hash.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
-import { MFA_PER_ADDRESS, refundAttempt, takeAttempt } from './throttle.ts';
+import { MFA_PER_ADDRESS, refundAttempt, takeAttempt, takeFirstFactorAttempt, type ThrottleVerdict } from './throttle.ts';
 import { consume } from '../security/rate-limit.ts';
 import { findAccountById } from '../accounts/accounts.ts';
 import { globalPolicy } from '../policy/store.ts';
 import type { FactorFacts } from '../policy/decide.ts';
 import { epochSeconds } from '../clock.ts';
+import { knownDevice, type KnownBrowser } from '../security/device-cookie.ts';
 
 export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
@@ -129,21 +130,28 @@ export class FactorEngine {
     return r.factor.beginChallenge(this.#context(r, factorAccount(account), state), credentials);
   }
 
-  async verify(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext): Promise<VerifyOutcome> {
+  /**
+   * A second factor's proof. `browser`: the known-browser cookie's record, if
+   * the request carried a valid one; a browser known to this account is
+   * throttled on its own counters (src/mfa/throttle.ts).
+   */
+  async verify(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser): Promise<VerifyOutcome> {
     const r = this.#require(factorId);
     const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
     if (!credentials.length) return { ok: false, reason: 'not_enrolled' };
-    return this.#verifyWith(r, account, credentials, state, input, audit);
+    const { db } = this.services;
+    const limits = (await globalPolicy(db, this.services.config.MFA)).policy.throttle;
+    // Count first, check second: parallel guesses cannot outrun the limit. Each factor is counted on its own.
+    const take = () => takeAttempt(db, { accountId: account.id, factorId, ip: audit.ip ?? 'unknown', knownDevice: knownDevice(browser, account) }, limits);
+    return this.#verifyWith(r, account, credentials, state, input, audit, take);
   }
 
-  /** Throttle, verify, audit, evidence: the same for a second factor and for a first factor that identified its account. */
-  async #verifyWith(r: RegisteredFactor, account: Account, credentials: Credential[], state: InteractionState, input: Record<string, string>, audit: AuditContext): Promise<VerifyOutcome> {
+  /** Throttle (`take` counts the guess), verify, audit, evidence: the same for a second factor and for a first factor that identified its account. */
+  async #verifyWith(r: RegisteredFactor, account: Account, credentials: Credential[], state: InteractionState, input: Record<string, string>, audit: AuditContext, take: () => Promise<ThrottleVerdict>): Promise<VerifyOutcome> {
     const factorId = r.factor.id;
     const { db } = this.services;
-    const ip = audit.ip ?? 'unknown';
     const who = { ...audit, accountId: account.id };
-    // Count first, check second: parallel guesses cannot outrun the limit. Recovery factors have a burst counter of their own.
-    const verdict = await takeAttempt(db, account.id, ip, (await globalPolicy(db, this.services.config.MFA)).policy.throttle, { recovery: r.factor.recoveryOnly });
+    const verdict = await take();
     if (!verdict.allowed) {
       await recordAudit(db, 'factor.locked', who, { factor: factorId });
       return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds };
@@ -192,10 +200,14 @@ export class FactorEngine {
   /**
    * A first factor signs a user in on its own: the input names a credential
    * (identify), the credential names its account, and the factor then verifies
-   * as for a second factor, throttled and audited per account. An unknown
-   * credential or a disabled account is 'wrong', throttled per client address.
+   * as for a second factor and audited per account. Nothing is proved yet, so
+   * the guess is throttled per credential and per client address (or, from a
+   * browser known to the account, on that browser's counter), never on the
+   * account's counters: forged assertions naming someone's credential cannot
+   * lock their account. An unknown credential or a disabled account is
+   * 'wrong', throttled per client address.
    */
-  async verifyFirstFactor(factorId: string, state: InteractionState, input: Record<string, string>, audit: AuditContext): Promise<FirstFactorOutcome> {
+  async verifyFirstFactor(factorId: string, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser): Promise<FirstFactorOutcome> {
     const r = this.#require(factorId);
     if (!r.factor.firstFactor || !r.factor.identify) throw new Error(`factor ${factorId} is not a first factor`);
     const { db } = this.services;
@@ -211,7 +223,9 @@ export class FactorEngine {
       if (!verdict.allowed) return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds };
       return { ok: false, reason: 'wrong' };
     }
-    const outcome = await this.#verifyWith(r, account, [found.credential], state, input, audit);
+    const limits = (await globalPolicy(db, this.services.config.MFA)).policy.throttle;
+    const take = () => takeFirstFactorAttempt(db, { credentialId: found.credential.id, accountId: account.id, ip: audit.ip ?? 'unknown', knownDevice: knownDevice(browser, account) }, limits);
+    const outcome = await this.#verifyWith(r, account, [found.credential], state, input, audit, take);
     return outcome.ok ? { ok: true, account, evidence: outcome.evidence, notice: outcome.notice } : outcome;
   }
 
@@ -221,12 +235,12 @@ export class FactorEngine {
     return r.factor.beginEnrollment(this.#context(r, factorAccount(account), state), existing);
   }
 
-  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext): Promise<EnrollOutcome> {
+  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser): Promise<EnrollOutcome> {
     const r = this.#require(factorId);
     const { db } = this.services;
-    const ip = audit.ip ?? 'unknown';
-    // Enrolment codes are guesses too.
-    const verdict = await takeAttempt(db, account.id, ip, (await globalPolicy(db, this.services.config.MFA)).policy.throttle, { recovery: r.factor.recoveryOnly });
+    // Enrolment codes are guesses too, counted as the factor's.
+    const guess = { accountId: account.id, factorId, ip: audit.ip ?? 'unknown', knownDevice: knownDevice(browser, account) };
+    const verdict = await takeAttempt(db, guess, (await globalPolicy(db, this.services.config.MFA)).policy.throttle);
     if (!verdict.allowed) return { ok: false, reason: 'locked' };
     const result = await r.factor.finishEnrollment(this.#context(r, factorAccount(account), state), input);
     if (!result.ok) return result;

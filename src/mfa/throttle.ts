@@ -1,90 +1,124 @@
 /**
  * Second-factor throttles, separate from the password's, so wrong passwords
  * cannot lock a user out of their second factor and vice versa. Attempts are
- * counted before they are checked (one atomic statement for all three), so N
- * parallel guesses are checked at most `points` times. An attempt that is
+ * counted before they are checked (one atomic statement for all counters), so
+ * N parallel guesses are checked at most `points` times. An attempt that is
  * refused, or that succeeds, gives its points back, so the counts are of
  * failed guesses that were actually checked.
  *
- * - Burst, per account: 5 failures, then each further guess waits 30 s,
- *   doubling up to 15 minutes (a backoff). Recovery-only factors (backup
- *   codes) have a burst counter of their own, so wrong authenticator codes do
- *   not lock the "lost your device?" fallback, nor the reverse.
- * - Daily, per account, every second factor together: never more than 100
- *   failures in any 24 hours (NIST SP 800-63B), a rolling window that holds
- *   across any span, not just calendar-like windows.
- * - Per client address, across accounts: 50 per 15 minutes.
+ * Everything is counted per account *and factor*: wrong authenticator codes
+ * never lock the backup codes, a passkey or an emailed code, nor the reverse.
+ * A browser that has completed a sign-in to the account (a known browser, see
+ * src/security/device-cookie.ts) is counted on its own, so someone who has
+ * the password cannot lock the owner's own browser out:
+ *
+ * - Burst (a backoff: 5 failures, then waits from 30 s doubling up to 15
+ *   minutes): unknown browsers share one per account and factor; each known
+ *   browser has its own.
+ * - Daily, per account and factor, every browser together: never more than
+ *   100 failures in any 24 hours (NIST SP 800-63B), a rolling window. Unknown
+ *   browsers together may use only a share of it (half unless set), so what
+ *   they leave is always there for the known ones.
+ * - Per client address, across accounts (unknown browsers): 50 per 15 minutes.
+ *
+ * Before any factor is proved (a passkey on the login page naming a
+ * credential) no account is proved either: such failures count per
+ * credential, per known browser and per address, never on the account's
+ * counters, so forged assertions naming someone's credential cannot lock
+ * their account.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { consumeAll, giveBack, withNumbers, type ConsumeResult, type Counted, type LimitRule } from '../security/rate-limit.ts';
+import { attempt, dailyCeiling, refund, withNumbers, type Counted, type LimitRule, type Verdict } from '../security/rate-limit.ts';
 
-/** The short-term brake: 5 free failures, then waits that double (30 s, 1 min, 2 min, … 15 min); the streak clears after 5 quiet minutes. */
+/** Unknown browsers' brake, per account and factor: 5 free failures, then waits that double (30 s, 1 min, 2 min, … 15 min); the streak clears after 5 quiet minutes. */
 export const MFA_PER_ACCOUNT_BURST = { name: 'mfa:acct:5m', kind: 'backoff', points: 5, windowSeconds: 5 * 60, delaySeconds: 30, maxDelaySeconds: 15 * 60 } as const satisfies LimitRule;
-/** The same brake for recovery-only factors, counted on its own. */
-export const MFA_RECOVERY_BURST = { ...MFA_PER_ACCOUNT_BURST, name: 'mfa:recovery:5m' } as const satisfies LimitRule;
-/** The daily ceiling, over every second factor: at most 100 in any 24 hours. */
+/** The same brake for each known browser, per account and factor. */
+export const MFA_KNOWN_BROWSER_BURST = { ...MFA_PER_ACCOUNT_BURST, name: 'mfa:known:5m' } as const satisfies LimitRule;
+/** The daily ceiling, per account and factor, over every browser: at most 100 in any 24 hours. */
 export const MFA_PER_ACCOUNT_DAY = { name: 'mfa:acct:24h', kind: 'rolling', points: 100, windowSeconds: 24 * 3600 } as const satisfies LimitRule;
+/** Unknown browsers' share of the daily ceiling (points: half of it unless the policy says). */
+export const MFA_UNKNOWN_BROWSERS_DAY = { name: 'mfa:unknown:24h', kind: 'rolling', points: 50, windowSeconds: 24 * 3600 } as const satisfies LimitRule;
 /** Per client address, across accounts. */
 export const MFA_PER_ADDRESS = { name: 'mfa:ip:15m', points: 50, windowSeconds: 15 * 60 } as const satisfies LimitRule;
+/** Before a factor is proved: per credential named, from unknown browsers (the burst's numbers). */
+export const FIRST_FACTOR_PER_CREDENTIAL = { ...MFA_PER_ACCOUNT_BURST, name: 'ff:cred:5m' } as const satisfies LimitRule;
+/** Before a factor is proved: per known browser of the credential's account (the known browser's numbers). */
+export const FIRST_FACTOR_KNOWN_BROWSER = { ...MFA_PER_ACCOUNT_BURST, name: 'ff:known:5m' } as const satisfies LimitRule;
 
-/** NIST SP 800-63B's ceiling; the policy schema refuses more, and this module holds to it whatever it is given. */
-const NIST_DAILY_MAX = 100;
-const DAY = 24 * 3600;
+/** The rule names whose subjects start with an account id: what clearing an account's lock deletes. */
+export const ACCOUNT_SCOPED_MFA_RULES = [MFA_PER_ACCOUNT_BURST.name, MFA_KNOWN_BROWSER_BURST.name, MFA_PER_ACCOUNT_DAY.name, MFA_UNKNOWN_BROWSERS_DAY.name, FIRST_FACTOR_KNOWN_BROWSER.name] as const;
+
+type Burst = { points: number; windowSeconds: number; delaySeconds?: number; maxDelaySeconds?: number };
+type Numbers = { points: number; windowSeconds: number };
 
 /** The numbers an admin may set in the global policy (`throttle`); the names (counter keys) and kinds stay fixed. */
 export interface ThrottleLimits {
-  perAccountBurst: { points: number; windowSeconds: number; delaySeconds?: number; maxDelaySeconds?: number };
-  perAccountDay: { points: number; windowSeconds: number };
-  perAddress: { points: number; windowSeconds: number };
+  perAccountBurst: Burst;
+  knownBrowserBurst?: Burst;
+  perAccountDay: Numbers;
+  unknownBrowsersDay?: Numbers;
+  perAddress: Numbers;
 }
 
-export interface ThrottleVerdict {
-  allowed: boolean;
-  retryAfterSeconds: number;
-  /** What was counted for an allowed attempt: `refundAttempt` gives it back on success. */
-  attempts: ReadonlyArray<Counted & { result: ConsumeResult }>;
+/** Who is guessing: the account and factor guessed at, from which address, and the browser's device id when it is known there. */
+export interface Guess {
+  accountId: string;
+  factorId: string;
+  ip: string;
+  knownDevice?: string;
 }
 
-/** The three counters of one guess, with the policy's numbers. */
-export function mfaCounters(accountId: string, ip: string, limits?: ThrottleLimits, recovery = false): Counted[] {
-  const base = recovery ? MFA_RECOVERY_BURST : MFA_PER_ACCOUNT_BURST;
-  const b = limits?.perAccountBurst;
-  const burst: LimitRule = {
+export type ThrottleVerdict = Verdict;
+
+function burst(base: Extract<LimitRule, { kind: 'backoff' }>, b: Burst | undefined): LimitRule {
+  return {
     ...base,
     points: b?.points ?? base.points,
     windowSeconds: b?.windowSeconds ?? base.windowSeconds,
     delaySeconds: b?.delaySeconds ?? base.delaySeconds,
     maxDelaySeconds: Math.max(b?.maxDelaySeconds ?? base.maxDelaySeconds, b?.delaySeconds ?? base.delaySeconds),
   };
-  const day = limits?.perAccountDay;
+}
+
+/** The counters of one second-factor guess, with the policy's numbers. */
+export function mfaCounters(guess: Guess, limits?: ThrottleLimits): Counted[] {
+  const scope = `${guess.accountId}:${guess.factorId}`;
+  const { day, share } = dailyCeiling(limits?.perAccountDay, limits?.unknownBrowsersDay, { day: MFA_PER_ACCOUNT_DAY, share: MFA_UNKNOWN_BROWSERS_DAY });
+  if (guess.knownDevice) {
+    return [
+      { rule: burst(MFA_KNOWN_BROWSER_BURST, limits?.knownBrowserBurst), subject: `${scope}:${guess.knownDevice}` },
+      { rule: day, subject: scope },
+    ];
+  }
   return [
-    { rule: burst, subject: accountId },
-    {
-      rule: { ...MFA_PER_ACCOUNT_DAY, points: Math.min(NIST_DAILY_MAX, day?.points ?? MFA_PER_ACCOUNT_DAY.points), windowSeconds: Math.max(DAY, day?.windowSeconds ?? DAY) },
-      subject: accountId,
-    },
-    { rule: withNumbers(MFA_PER_ADDRESS, limits?.perAddress), subject: ip },
+    { rule: burst(MFA_PER_ACCOUNT_BURST, limits?.perAccountBurst), subject: scope },
+    { rule: share, subject: scope },
+    { rule: day, subject: scope },
+    { rule: withNumbers(MFA_PER_ADDRESS, limits?.perAddress), subject: guess.ip },
   ];
 }
 
-/**
- * Counts one guess before it is checked. `recovery`: the guess is at a
- * recovery-only factor (its own burst counter; the daily ceiling is shared).
- * `at` stands in for the database's clock (tests).
- */
-export async function takeAttempt(db: Kysely<Database>, accountId: string, ip: string, limits?: ThrottleLimits, options: { recovery?: boolean; at?: Date } = {}): Promise<ThrottleVerdict> {
-  const counters = mfaCounters(accountId, ip, limits, options.recovery);
-  const results = await consumeAll(db, counters, 1, options.at);
-  const attempts = counters.map((c, i) => ({ ...c, result: results[i]! }));
-  const blocked = results.filter((r) => !r.allowed);
-  if (!blocked.length) return { allowed: true, retryAfterSeconds: 0, attempts };
-  // Refused, so never checked: not a failed guess. Without this a burst of parallel requests would fill the daily ceiling.
-  await giveBack(db, attempts);
-  return { allowed: false, retryAfterSeconds: Math.max(...blocked.map((r) => r.retryAfterSeconds)), attempts: [] };
+/** The counters of a guess before any factor is proved: a credential was named (and, through it, an account). */
+export function firstFactorCounters(guess: { credentialId: string; accountId: string; ip: string; knownDevice?: string }, limits?: ThrottleLimits): Counted[] {
+  if (guess.knownDevice) return [{ rule: burst(FIRST_FACTOR_KNOWN_BROWSER, limits?.knownBrowserBurst), subject: `${guess.accountId}:${guess.knownDevice}` }];
+  return [
+    { rule: burst(FIRST_FACTOR_PER_CREDENTIAL, limits?.perAccountBurst), subject: guess.credentialId },
+    { rule: withNumbers(MFA_PER_ADDRESS, limits?.perAddress), subject: guess.ip },
+  ];
+}
+
+/** Counts one second-factor guess before it is checked. `at` stands in for the database's clock (tests). */
+export async function takeAttempt(db: Kysely<Database>, guess: Guess, limits?: ThrottleLimits, options: { at?: Date } = {}): Promise<ThrottleVerdict> {
+  return attempt(db, mfaCounters(guess, limits), options.at);
+}
+
+/** Counts one guess made before any factor is proved, never on the account's own counters. */
+export async function takeFirstFactorAttempt(db: Kysely<Database>, guess: { credentialId: string; accountId: string; ip: string; knownDevice?: string }, limits?: ThrottleLimits, options: { at?: Date } = {}): Promise<ThrottleVerdict> {
+  return attempt(db, firstFactorCounters(guess, limits), options.at);
 }
 
 /** A successful attempt gives its points back, so the counters count failures. */
 export async function refundAttempt(db: Kysely<Database>, verdict: ThrottleVerdict): Promise<void> {
-  await giveBack(db, verdict.attempts);
+  await refund(db, verdict);
 }

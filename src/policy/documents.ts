@@ -24,6 +24,82 @@ const dailyRule = limitRule
   .refine((r) => r.points <= 100, { message: 'at most 100 failures per account in 24 hours', path: ['points'] })
   .refine((r) => r.windowSeconds >= 86400, { message: 'at least 86400 (the ceiling is per 24 hours)', path: ['windowSeconds'] });
 
+/** A rule's numbers, when they are valid: what an old `passwordPerLogin` is carried over as. */
+const legacyPasswordRule = (value: unknown) => (limitRule.safeParse(value).success ? value : undefined);
+
+/**
+ * Documents written before passwords were counted per account set
+ * `passwordPerLogin` (a fixed window per login as typed). Its numbers carry over
+ * to `passwordUnknownBrowsers`, the rule that took its place (free failures per
+ * account and window), unless that is set too; the old field is then dropped.
+ */
+function foldLegacyPasswordRule(value: unknown): unknown {
+  if (!value || typeof value !== 'object' || !('passwordPerLogin' in value)) return value;
+  const { passwordPerLogin, ...rest } = value as Record<string, unknown>;
+  const carried = legacyPasswordRule(passwordPerLogin);
+  // An invalid old rule stays, so the refusal names it.
+  if (!carried) return value;
+  return 'passwordUnknownBrowsers' in rest ? rest : { ...rest, passwordUnknownBrowsers: carried };
+}
+
+/**
+ * Throttling and lockout (docs/security.md, "Lockouts"). A browser that has
+ * completed a sign-in to an account carries a signed device cookie and is
+ * *known* there; every other browser is *unknown*.
+ *
+ * Second factors, counted per account and factor: `perAccountBurst` (unknown
+ * browsers together: a backoff), `knownBrowserBurst` (each known browser on its
+ * own), `perAccountDay` (every browser: rolling, never more than `points` in any
+ * `windowSeconds`; at most 100 in at least 24 hours, NIST SP 800-63B),
+ * `unknownBrowsersDay` (unknown browsers' share of it; absent, half),
+ * `perAddress` (unknown browsers, per client address across accounts). Before
+ * any factor is proved, a passkey naming a credential counts per credential
+ * (`perAccountBurst`'s numbers), per known browser (`knownBrowserBurst`'s) and
+ * per address, never on the account's counters.
+ *
+ * Passwords, counted per account (an unknown login per name, alike):
+ * `passwordUnknownBrowsers` (a backoff), `passwordKnownBrowser`,
+ * `passwordPerAccountDay` (the NIST cap over all), `passwordUnknownBrowsersDay`
+ * (unknown browsers' share; absent, half), `passwordPerAddress`.
+ *
+ * Code sends (email, SMS): `sendPerAccount`, `sendPerAddress`,
+ * `sendPerDestination`. Defaults are the built-in numbers.
+ */
+const throttleSchema = z
+  .preprocess(
+    foldLegacyPasswordRule,
+    z
+      .object({
+        perAccountBurst: burstRule.default({ points: 5, windowSeconds: 300, delaySeconds: 30, maxDelaySeconds: 900 }),
+        knownBrowserBurst: burstRule.default({ points: 5, windowSeconds: 300, delaySeconds: 30, maxDelaySeconds: 900 }),
+        perAccountDay: dailyRule.default({ points: 100, windowSeconds: 86400 }),
+        unknownBrowsersDay: dailyRule.optional(),
+        perAddress: rule(50, 900),
+        passwordUnknownBrowsers: burstRule.default({ points: 20, windowSeconds: 900, delaySeconds: 30, maxDelaySeconds: 900 }),
+        passwordKnownBrowser: burstRule.default({ points: 20, windowSeconds: 900, delaySeconds: 30, maxDelaySeconds: 900 }),
+        passwordPerAccountDay: dailyRule.default({ points: 100, windowSeconds: 86400 }),
+        passwordUnknownBrowsersDay: dailyRule.optional(),
+        passwordPerAddress: rule(100, 900),
+        /** Superseded by `passwordUnknownBrowsers`; valid numbers were carried over before this is read. */
+        passwordPerLogin: limitRule.optional(),
+        sendPerAccount: rule(10, 3600),
+        sendPerAddress: rule(100, 3600),
+        sendPerDestination: rule(10, 3600),
+      })
+      .strict()
+      // A share the whole cap would leave known browsers nothing: an attacker's failures could lock the owner again.
+      .refine((t) => !t.unknownBrowsersDay || t.perAccountDay.points < 2 || t.unknownBrowsersDay.points < t.perAccountDay.points, {
+        message: 'must be less than perAccountDay.points, so known browsers keep a share',
+        path: ['unknownBrowsersDay', 'points'],
+      })
+      .refine((t) => !t.passwordUnknownBrowsersDay || t.passwordPerAccountDay.points < 2 || t.passwordUnknownBrowsersDay.points < t.passwordPerAccountDay.points, {
+        message: 'must be less than passwordPerAccountDay.points, so known browsers keep a share',
+        path: ['passwordUnknownBrowsersDay', 'points'],
+      })
+      .transform(({ passwordPerLogin: _superseded, ...rest }) => rest),
+  )
+  .prefault({});
+
 export const globalPolicySchema = z
   .object({
     /** `off`: only when an app asks; `optional`: for accounts that enrolled a factor; `required`: everyone. */
@@ -42,25 +118,8 @@ export const globalPolicySchema = z
      */
     levelMaxAge: z.object({ '2': seconds.default(24 * 3600), '3': seconds.default(12 * 3600) }).strict().prefault({}),
     levelIdle: z.object({ '2': seconds.default(3600), '3': seconds.default(15 * 60) }).strict().prefault({}),
-    /**
-     * Throttling and lockout. Second factor: `perAccountBurst` (a backoff), `perAccountDay` (rolling:
-     * never more than `points` in any `windowSeconds`; at most 100 in at least 24 hours, NIST SP 800-63B),
-     * `perAddress`. Passwords: `passwordPerLogin`, `passwordPerAddress`. Code sends (email, SMS):
-     * `sendPerAccount`, `sendPerAddress`, `sendPerDestination`. Defaults are the built-in numbers.
-     */
-    throttle: z
-      .object({
-        perAccountBurst: burstRule.default({ points: 5, windowSeconds: 300, delaySeconds: 30, maxDelaySeconds: 900 }),
-        perAccountDay: dailyRule.default({ points: 100, windowSeconds: 86400 }),
-        perAddress: rule(50, 900),
-        passwordPerLogin: rule(20, 900),
-        passwordPerAddress: rule(100, 900),
-        sendPerAccount: rule(10, 3600),
-        sendPerAddress: rule(100, 3600),
-        sendPerDestination: rule(10, 3600),
-      })
-      .strict()
-      .prefault({}),
+    /** Throttling and lockout: see `throttleSchema` and docs/security.md ("Lockouts"). */
+    throttle: throttleSchema,
     /** "Don't ask again on this device". Off by default. */
     trustedDevices: z
       .object({ enabled: z.boolean().default(false), days: z.number().int().min(1).max(365).default(30) })

@@ -208,6 +208,27 @@ export async function giveBack(db: Kysely<Database>, attempts: ReadonlyArray<Cou
     )})`.execute(db);
 }
 
+/** NIST SP 800-63B's ceiling on failures per account; the policy schema refuses more, and the throttles hold to it whatever they are given. */
+const NIST_DAILY_MAX = 100;
+type RuleNumbers = { points: number; windowSeconds: number };
+const DAY = 24 * 3600;
+
+/**
+ * A daily ceiling held to NIST's (at most 100 in at least 24 hours), and the
+ * unknown browsers' share of it: fewer points than the ceiling (half unless
+ * set) over a window at least as long, so whatever unknown browsers do, the
+ * known ones keep the rest.
+ */
+export function dailyCeiling(day: RuleNumbers | undefined, share: RuleNumbers | undefined, defaults: { day: LimitRule; share: LimitRule }): { day: LimitRule; share: LimitRule } {
+  const points = Math.min(NIST_DAILY_MAX, day?.points ?? defaults.day.points);
+  const windowSeconds = Math.max(DAY, day?.windowSeconds ?? DAY);
+  const sharePoints = points < 2 ? points : Math.min(share?.points ?? Math.floor(points / 2), points - 1);
+  return {
+    day: { ...defaults.day, points, windowSeconds },
+    share: { ...defaults.share, points: Math.max(1, sharePoints), windowSeconds: Math.max(windowSeconds, share?.windowSeconds ?? windowSeconds) },
+  };
+}
+
 /** A built-in rule with an admin's numbers (the global policy's `throttle`); its name, the counter key, stays fixed. */
 export function withNumbers<R extends LimitRule>(rule: R, numbers?: { points: number; windowSeconds: number }): R {
   return numbers ? { ...rule, points: numbers.points, windowSeconds: numbers.windowSeconds } : rule;
@@ -215,4 +236,57 @@ export function withNumbers<R extends LimitRule>(rule: R, numbers?: { points: nu
 
 export async function reset(db: Kysely<Database>, rule: LimitRule, subject: string): Promise<void> {
   await db.deleteFrom('rate_limits').where('key', '=', `${rule.name}:${subject}`).execute();
+}
+
+/** One guess as its counters saw it: allowed or not, and what to give back if it was no failure. */
+export interface Verdict {
+  allowed: boolean;
+  retryAfterSeconds: number;
+  /** What was counted for an allowed attempt: `refund` gives it back on success. */
+  attempts: ReadonlyArray<Counted & { result: ConsumeResult }>;
+}
+
+/**
+ * Counts one guess on all its counters before it is checked (one statement),
+ * so parallel guesses cannot outrun any limit. A guess some counter refuses
+ * is never checked, so it is given back to every counter that counted it:
+ * a flood of parallel requests does not fill a daily ceiling.
+ */
+export async function attempt(db: Kysely<Database>, counters: readonly Counted[], at?: Date): Promise<Verdict> {
+  const results = await consumeAll(db, counters, 1, at);
+  const attempts = counters.map((c, i) => ({ ...c, result: results[i]! }));
+  const blocked = results.filter((r) => !r.allowed);
+  if (!blocked.length) return { allowed: true, retryAfterSeconds: 0, attempts };
+  await giveBack(db, attempts);
+  return { allowed: false, retryAfterSeconds: Math.max(...blocked.map((r) => r.retryAfterSeconds)), attempts: [] };
+}
+
+/** A guess that succeeded gives its points back, so the counters count failures. */
+export async function refund(db: Kysely<Database>, verdict: Verdict): Promise<void> {
+  await giveBack(db, verdict.attempts);
+}
+
+/**
+ * Deletes counters by rule name and subject: each `[rule name, subject]` pair
+ * clears the counter `name:subject` and every counter whose subject extends it
+ * (`name:subject:…`, e.g. one per factor or per browser). Returns how many of
+ * the deleted counters held any attempts (a counter whose attempts were all
+ * given back holds none). Compared by prefix, not LIKE, so a `_` or `%` in a
+ * subject is only itself.
+ */
+export async function clearCounters(db: Kysely<Database>, scopes: ReadonlyArray<readonly [name: string, subject: string]>): Promise<number> {
+  if (!scopes.length) return 0;
+  const result = await db
+    .deleteFrom('rate_limits')
+    .where((eb) =>
+      eb.or(
+        scopes.flatMap(([name, subject]) => {
+          const key = `${name}:${subject}`;
+          return [eb('key', '=', key), eb(sql`substr(key, 1, ${key.length + 1})`, '=', `${key}:`)];
+        }),
+      ),
+    )
+    .returning('points')
+    .execute();
+  return result.filter((r) => r.points > 0).length;
 }

@@ -167,6 +167,10 @@ for (const kind of DIALECTS) {
         for (const line of setCookies(hop)) expect(line).toMatch(/;\s*secure/i);
       }
       expect(browser.hops.some((hop) => setCookies(hop).some((c) => c.startsWith('twofold.session=')))).toBe(true);
+      // The known-browser cookie the throttles read: HttpOnly, SameSite, Secure, only for the sign-in pages.
+      const known = browser.hops.flatMap(setCookies).find((c) => c.startsWith('twofold.known='));
+      expect(known).toMatch(/;\s*path=\/interaction;/i);
+      for (const attribute of [/;\s*httponly/i, /;\s*samesite=strict/i, /;\s*secure/i]) expect(known).toMatch(attribute);
     });
 
     test(`HSTS only when the proxy says TLS${trust === 'on' ? '' : ' (never: the header is not trusted)'}`, async () => {

@@ -113,7 +113,7 @@ for (const kind of DIALECTS) {
       const { auth, next } = await password(user, username);
       expect(next.body).toContain('Two-step verification');
 
-      // Someone elsewhere guesses the password until the login name is throttled (20 per 15 minutes).
+      // Someone elsewhere guesses the password until the account is throttled for unknown browsers (20 free failures).
       const attacker = new Browser(server.issuer);
       const statuses: number[] = [];
       for (let i = 0; i < 21; i++) statuses.push((await password(attacker, username, `guess ${i}`)).next.status);
@@ -214,12 +214,12 @@ for (const kind of DIALECTS) {
       expect(locked.length).toBeGreaterThanOrEqual(195);
       expect(locked[0]).toMatchObject({ account_id: account.id, client_id: app.clientId, ip: agent.ip, user_agent: USER_AGENT, details: { factor: 'totp' } });
       // Refused guesses were never checked, so they do not count towards the daily ceiling.
-      const daily = await services.db.selectFrom('rate_limits').select('points').where('key', '=', `${MFA_PER_ACCOUNT_DAY.name}:${account.id}`).executeTakeFirstOrThrow();
+      const daily = await services.db.selectFrom('rate_limits').select('points').where('key', '=', `${MFA_PER_ACCOUNT_DAY.name}:${account.id}:totp`).executeTakeFirstOrThrow();
       expect(daily.points).toBeLessThanOrEqual(5);
     }, 60_000);
 
     test('password limits from the global policy; the locked answer is the same whether or not the account exists', async () => {
-      await setPolicy({ passwordPerLogin: { points: 3, windowSeconds: 600 } });
+      await setPolicy({ passwordUnknownBrowsers: { points: 3, windowSeconds: 600, delaySeconds: 600, maxDelaySeconds: 600 } });
       const { username } = await newUser();
       const answers: Array<{ statuses: number[]; body: string; retryAfter: number }> = [];
       for (const login of [username, `nobody-${users}`]) {

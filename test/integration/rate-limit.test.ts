@@ -10,19 +10,23 @@
  * twice through across their edge; backoffs make each guess after the free
  * ones wait, doubling; giveBack() undoes exactly what was counted. Then the
  * second-factor throttle built on them: refused guesses given back, waits
- * after the burst, recovery factors with a burst counter of their own, one
- * daily ceiling for all factors that no policy can raise above 100 a day.
- * Last, the policy's throttle section: defaults equal to the built-in
- * numbers, bad values refused with their path.
+ * after the burst, every factor and every known browser with a brake of its
+ * own, a daily ceiling per factor that no policy can raise above 100 a day
+ * and of which unknown browsers get only a share; guesses before any factor
+ * is proved never on the account's counters. The password throttle: per
+ * account, known browsers apart, the cap over all; clearing an account's
+ * counters. Last, the policy's throttle section: defaults equal to the
+ * built-in numbers, old documents carried over, bad values refused with their
+ * path.
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.ts';
-import { consume, consumeAll, giveBack, reset, type LimitRule } from '../../src/security/rate-limit.ts';
-import { MFA_PER_ACCOUNT_BURST, MFA_PER_ACCOUNT_DAY, MFA_PER_ADDRESS, mfaCounters, refundAttempt, takeAttempt } from '../../src/mfa/throttle.ts';
+import { clearCounters, consume, consumeAll, giveBack, reset, type LimitRule } from '../../src/security/rate-limit.ts';
+import { FIRST_FACTOR_PER_CREDENTIAL, MFA_KNOWN_BROWSER_BURST, MFA_PER_ACCOUNT_BURST, MFA_PER_ACCOUNT_DAY, MFA_PER_ADDRESS, MFA_UNKNOWN_BROWSERS_DAY, mfaCounters, refundAttempt, takeAttempt, takeFirstFactorAttempt } from '../../src/mfa/throttle.ts';
 import { SEND_PER_ACCOUNT, SEND_PER_ADDRESS, SEND_PER_DESTINATION } from '../../src/mfa/out-of-band.ts';
-import { PASSWORD_PER_ADDRESS, PASSWORD_PER_LOGIN } from '../../interactions/throttle-rules.ts';
+import { clearPasswordCounters, PASSWORD_KNOWN_BROWSER, PASSWORD_PER_ACCOUNT_DAY, PASSWORD_PER_ADDRESS, PASSWORD_UNKNOWN_BROWSERS, passwordSucceeded, takePasswordAttempt } from '../../src/security/password-throttle.ts';
 import { globalPolicySchema, parsePolicy } from '../../src/policy/documents.ts';
 
 const rule = (points: number, windowSeconds: number): LimitRule => ({ name: `test:${crypto.randomBytes(4).toString('hex')}`, points, windowSeconds });
@@ -303,17 +307,19 @@ for (const kind of DIALECTS) {
     const at = (seconds: number) => new Date(T0 + seconds * 1000);
     const points = async (key: string) => (await database.db.selectFrom('rate_limits').select('points').where('key', '=', key).executeTakeFirst())?.points;
 
+    const guess = (accountId: string, factorId = 'totp', ip = address(), knownDevice?: string) => ({ accountId, factorId, ip, knownDevice });
+
     test('200 parallel guesses: 5 checked; the refused ones are given back, so the daily count is 5, not 200', async () => {
       const id = account();
       const ip = address();
-      const verdicts = await Promise.all(Array.from({ length: 200 }, () => takeAttempt(database.db, id, ip)));
+      const verdicts = await Promise.all(Array.from({ length: 200 }, () => takeAttempt(database.db, guess(id, 'totp', ip))));
       expect(verdicts.filter((v) => v.allowed)).toHaveLength(5);
       for (const v of verdicts.filter((x) => !x.allowed)) expect(v.retryAfterSeconds).toBeGreaterThanOrEqual(1);
-      expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}`)).toBe(5);
+      expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}:totp`)).toBe(5);
       expect(await points(`${MFA_PER_ADDRESS.name}:${ip}`)).toBe(5);
       // A success gives its own attempt back.
       await refundAttempt(database.db, verdicts.find((v) => v.allowed)!);
-      expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}`)).toBe(4);
+      expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}:totp`)).toBe(4);
     });
 
     test('parallel guesses and give-backs over shared counters, from several pools: no deadlock', async () => {
@@ -322,16 +328,20 @@ for (const kind of DIALECTS) {
         const dbs = [database.db, ...pools.map((p) => p.db)];
         const ip = address();
         const ids = [account(), account(), account()];
-        // Every guess shares the address counter; each account's guesses share its burst and daily counters.
+        // Every guess shares the address counter; each account's guesses at one factor share its counters; some come from a known browser.
+        let refunds = 0;
         const verdicts = await Promise.all(
           Array.from({ length: 150 }, async (_, i) => {
-            const v = await takeAttempt(dbs[i % dbs.length]!, ids[i % 3]!, ip, undefined, { recovery: i % 2 === 0 });
-            if (v.allowed && i % 4 === 0) await refundAttempt(dbs[(i + 1) % dbs.length]!, v);
+            const v = await takeAttempt(dbs[i % dbs.length]!, guess(ids[i % 3]!, i % 2 === 0 ? 'backup-codes' : 'totp', ip, i % 5 === 0 ? 'device' : undefined));
+            if (v.allowed && i % 4 === 0) {
+              refunds++;
+              await refundAttempt(dbs[(i + 1) % dbs.length]!, v);
+            }
             return v;
           }),
         );
-        // Each account: 5 free guesses per burst counter (two kinds).
-        expect(verdicts.filter((v) => v.allowed).length).toBeLessThanOrEqual(30);
+        // Each account: 5 free guesses per factor, unknown browsers and the known one apart; each give-back frees one more.
+        expect(verdicts.filter((v) => v.allowed).length).toBeLessThanOrEqual(60 + refunds);
         expect(verdicts.filter((v) => v.allowed).length).toBeGreaterThanOrEqual(5);
       } finally {
         await Promise.all(pools.map((p) => p.close()));
@@ -341,45 +351,142 @@ for (const kind of DIALECTS) {
     test('after 5 failures the next guess waits 30 s, then 60 s, 120 s …', async () => {
       const id = account();
       const ip = address();
-      for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, id, ip, undefined, { at: at(0) })).allowed).toBe(true);
-      expect(await takeAttempt(database.db, id, ip, undefined, { at: at(0) })).toMatchObject({ allowed: false, retryAfterSeconds: 30 });
-      expect((await takeAttempt(database.db, id, ip, undefined, { at: at(30) })).allowed).toBe(true);
-      expect(await takeAttempt(database.db, id, ip, undefined, { at: at(31) })).toMatchObject({ allowed: false, retryAfterSeconds: 59 });
-      expect((await takeAttempt(database.db, id, ip, undefined, { at: at(90) })).allowed).toBe(true);
-      expect(await takeAttempt(database.db, id, ip, undefined, { at: at(90) })).toMatchObject({ allowed: false, retryAfterSeconds: 120 });
+      const take = (s: number) => takeAttempt(database.db, guess(id, 'totp', ip), undefined, { at: at(s) });
+      for (let i = 0; i < 5; i++) expect((await take(0)).allowed).toBe(true);
+      expect(await take(0)).toMatchObject({ allowed: false, retryAfterSeconds: 30 });
+      expect((await take(30)).allowed).toBe(true);
+      expect(await take(31)).toMatchObject({ allowed: false, retryAfterSeconds: 59 });
+      expect((await take(90)).allowed).toBe(true);
+      expect(await take(90)).toMatchObject({ allowed: false, retryAfterSeconds: 120 });
     });
 
-    test('wrong codes of an authenticator leave backup codes usable, and wrong backup codes leave the authenticator usable', async () => {
-      for (const first of [false, true]) {
+    test('each factor has its own brake: wrong authenticator codes leave backup codes and passkeys usable, and the reverse', async () => {
+      const factors = ['totp', 'backup-codes', 'passkey'];
+      for (const locked of factors) {
         const id = account();
-        const ip = address();
-        for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, id, ip, undefined, { recovery: first })).allowed).toBe(true);
-        expect((await takeAttempt(database.db, id, ip, undefined, { recovery: first })).allowed).toBe(false);
-        // The other kind has its own burst counter.
-        const other = await takeAttempt(database.db, id, ip, undefined, { recovery: !first });
-        expect(other.allowed).toBe(true);
+        for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, guess(id, locked))).allowed).toBe(true);
+        expect((await takeAttempt(database.db, guess(id, locked))).allowed).toBe(false);
+        for (const other of factors.filter((f) => f !== locked)) expect((await takeAttempt(database.db, guess(id, other))).allowed).toBe(true);
       }
     });
 
-    test('one daily ceiling covers every second factor, authenticator and backup codes together', async () => {
+    test("a known browser has its own brake: unknown browsers' failures do not slow it, nor its failures them", async () => {
       const id = account();
-      const limits = { perAccountBurst: { points: 50, windowSeconds: 300 }, perAccountDay: { points: 8, windowSeconds: 86400 }, perAddress: { points: 1000, windowSeconds: 900 } };
-      for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, id, address(), limits, { at: at(i) })).allowed).toBe(true);
-      for (let i = 0; i < 3; i++) expect((await takeAttempt(database.db, id, address(), limits, { recovery: true, at: at(10 + i) })).allowed).toBe(true);
-      const refused = [await takeAttempt(database.db, id, address(), limits, { at: at(20) }), await takeAttempt(database.db, id, address(), limits, { recovery: true, at: at(20) })];
-      for (const v of refused) expect(v).toMatchObject({ allowed: false });
-      // Until a whole day after the last counted failure (at 12 s).
-      expect(refused[0]!.retryAfterSeconds).toBe(86400 - 8);
-      expect((await takeAttempt(database.db, id, address(), limits, { at: at(86400 + 12) })).allowed).toBe(true);
+      for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, guess(id))).allowed).toBe(true);
+      expect((await takeAttempt(database.db, guess(id))).allowed).toBe(false);
+      for (let i = 0; i < 5; i++) expect((await takeAttempt(database.db, guess(id, 'totp', address(), 'owner'))).allowed).toBe(true);
+      expect((await takeAttempt(database.db, guess(id, 'totp', address(), 'owner'))).allowed).toBe(false);
+      // Another known browser of the account is a counter of its own again.
+      expect((await takeAttempt(database.db, guess(id, 'totp', address(), 'laptop'))).allowed).toBe(true);
     });
 
-    test('a daily ceiling is never above 100 in 24 hours, whatever numbers it is given', async () => {
+    test("the daily ceiling counts per factor; unknown browsers use only their share, and a known browser keeps the rest", async () => {
       const id = account();
-      const loose = { perAccountBurst: { points: 1000, windowSeconds: 1 }, perAccountDay: { points: 1000, windowSeconds: 1 }, perAddress: { points: 1000, windowSeconds: 1 } };
+      const limits = { perAccountBurst: { points: 500, windowSeconds: 300 }, knownBrowserBurst: { points: 500, windowSeconds: 300 }, perAccountDay: { points: 8, windowSeconds: 86400 }, perAddress: { points: 1000, windowSeconds: 900 } };
+      const take = (s: number, factorId = 'totp', device?: string) => takeAttempt(database.db, guess(id, factorId, address(), device), limits, { at: at(s) });
+      // Unknown browsers: half of 8.
+      for (let i = 0; i < 4; i++) expect((await take(i)).allowed).toBe(true);
+      const shareFull = await take(10);
+      expect(shareFull).toMatchObject({ allowed: false });
+      expect(shareFull.retryAfterSeconds).toBe(86400 - 7);
+      // Backup codes are another factor: a ceiling of their own.
+      for (let i = 0; i < 4; i++) expect((await take(20 + i, 'backup-codes')).allowed).toBe(true);
+      // The owner's known browser still has TOTP's other 4; then the whole ceiling is reached, for it too.
+      for (let i = 0; i < 4; i++) expect((await take(30 + i, 'totp', 'owner')).allowed).toBe(true);
+      expect(await take(40, 'totp', 'owner')).toMatchObject({ allowed: false });
+      expect(await take(40, 'totp', 'laptop')).toMatchObject({ allowed: false });
+      // Until a whole day after the last counted failure (at 33 s).
+      expect((await take(86400 + 33, 'totp', 'owner')).allowed).toBe(true);
+    });
+
+    test('a daily ceiling is never above 100 in 24 hours, whatever numbers it is given, over known and unknown browsers together', async () => {
+      const id = account();
+      const loose = { perAccountBurst: { points: 1000, windowSeconds: 1 }, knownBrowserBurst: { points: 1000, windowSeconds: 1 }, perAccountDay: { points: 1000, windowSeconds: 1 }, unknownBrowsersDay: { points: 1000, windowSeconds: 1 }, perAddress: { points: 1000, windowSeconds: 1 } };
       let allowed = 0;
-      for (let i = 0; i < 150; i++) if ((await takeAttempt(database.db, id, address(), loose, { at: at(i * 60) })).allowed) allowed++;
+      for (let i = 0; i < 150; i++) if ((await takeAttempt(database.db, guess(id, 'totp', address(), i % 2 ? 'owner' : undefined), loose, { at: at(i * 60) })).allowed) allowed++;
       expect(allowed).toBe(100);
-      expect(mfaCounters(id, 'ip', loose)[1]!.rule).toMatchObject({ points: 100, windowSeconds: 86400 });
+      const counters = mfaCounters(guess(id), loose);
+      expect(counters.map((c) => c.rule)).toEqual(expect.arrayContaining([expect.objectContaining({ name: MFA_PER_ACCOUNT_DAY.name, points: 100, windowSeconds: 86400 }), expect.objectContaining({ name: MFA_UNKNOWN_BROWSERS_DAY.name, points: 99, windowSeconds: 86400 })]));
+    });
+
+    test('before any factor is proved: counted per credential, per known browser and per address, never on the account', async () => {
+      const id = account();
+      const credentialId = `cred-${crypto.randomBytes(4).toString('hex')}`;
+      const ip = address();
+      const verdicts = await Promise.all(Array.from({ length: 100 }, () => takeFirstFactorAttempt(database.db, { credentialId, accountId: id, ip })));
+      expect(verdicts.filter((v) => v.allowed)).toHaveLength(5);
+      expect(await points(`${FIRST_FACTOR_PER_CREDENTIAL.name}:${credentialId}`)).toBe(5);
+      // Nothing on the account's counters: its second factors are as fresh as ever…
+      const rows = await database.db.selectFrom('rate_limits').select('key').where('key', 'like', `%${id}%`).execute();
+      expect(rows).toEqual([]);
+      expect((await takeAttempt(database.db, guess(id, 'passkey'))).allowed).toBe(true);
+      // …and the owner's known browser names the credential on a counter of its own.
+      expect((await takeFirstFactorAttempt(database.db, { credentialId, accountId: id, ip, knownDevice: 'owner' })).allowed).toBe(true);
+    });
+  });
+}
+
+for (const kind of DIALECTS) {
+  describe(`password throttle on ${kind}`, () => {
+    let database: TestDatabase;
+    beforeAll(async () => {
+      database = await createTestDatabase(kind);
+    });
+    afterAll(async () => {
+      await database?.close();
+    });
+    const subject = () => `acct-${crypto.randomBytes(6).toString('hex')}`;
+    const address = () => `203.0.113.${crypto.randomInt(1, 255)}-${crypto.randomBytes(3).toString('hex')}`;
+
+    test('200 parallel guesses from 200 addresses: 20 checked, the rest refused and given back everywhere', async () => {
+      const id = subject();
+      const verdicts = await Promise.all(Array.from({ length: 200 }, () => takePasswordAttempt(database.db, { subject: id, ip: address() })));
+      expect(verdicts.filter((v) => v.allowed)).toHaveLength(20);
+      const day = await database.db.selectFrom('rate_limits').select('points').where('key', '=', `${PASSWORD_PER_ACCOUNT_DAY.name}:${id}`).executeTakeFirstOrThrow();
+      expect(day.points).toBe(20);
+      // A known browser of the account is not slowed by them.
+      expect((await takePasswordAttempt(database.db, { subject: id, ip: address(), knownDevice: 'owner' })).allowed).toBe(true);
+    });
+
+    test('the cap over all browsers: unknown ones stop at their share (50), known ones share the rest, 100 in all', async () => {
+      const id = subject();
+      const loose = { passwordUnknownBrowsers: { points: 1000, windowSeconds: 900 }, passwordKnownBrowser: { points: 1000, windowSeconds: 900 } };
+      const unknown = await Promise.all(Array.from({ length: 200 }, () => takePasswordAttempt(database.db, { subject: id, ip: address() }, loose)));
+      expect(unknown.filter((v) => v.allowed)).toHaveLength(50);
+      const refused = unknown.find((v) => !v.allowed)!;
+      expect(refused.retryAfterSeconds).toBeGreaterThan(86400 - 60);
+      const known = await Promise.all(Array.from({ length: 200 }, (_, i) => takePasswordAttempt(database.db, { subject: id, ip: address(), knownDevice: i % 2 ? 'owner' : 'laptop' }, loose)));
+      expect(known.filter((v) => v.allowed)).toHaveLength(50);
+    });
+
+    test('a success clears its own streak and gives its guess back; the daily cap keeps the failures', async () => {
+      const id = subject();
+      const g = { subject: id, ip: address() };
+      for (let i = 0; i < 20; i++) expect((await takePasswordAttempt(database.db, g)).allowed).toBe(true);
+      expect((await takePasswordAttempt(database.db, g)).allowed).toBe(false);
+      const known = { ...g, knownDevice: 'owner' };
+      const right = await takePasswordAttempt(database.db, known);
+      await passwordSucceeded(database.db, known, right);
+      // The unknown browsers' streak is theirs: still waiting.
+      expect((await takePasswordAttempt(database.db, g)).allowed).toBe(false);
+      const day = await database.db.selectFrom('rate_limits').select('points').where('key', '=', `${PASSWORD_PER_ACCOUNT_DAY.name}:${id}`).executeTakeFirstOrThrow();
+      expect(day.points).toBe(20);
+    });
+
+    test('clearing an account deletes its counters (known browsers and factors included), nobody else\'s', async () => {
+      const id = `${subject()}_x%`;
+      const other = `${id}y`;
+      for (const s of [id, other]) {
+        await takePasswordAttempt(database.db, { subject: s, ip: address() });
+        await takePasswordAttempt(database.db, { subject: s, ip: address(), knownDevice: 'owner' });
+        await takeAttempt(database.db, { accountId: s, factorId: 'totp', ip: address() });
+      }
+      const keys = async (s: string) => (await database.db.selectFrom('rate_limits').select('key').execute()).map((r) => r.key).filter((k) => k.includes(`:${s}`) && !k.includes(`:${s}y`));
+      expect((await keys(id)).length).toBe(7);
+      expect(await clearPasswordCounters(database.db, id)).toBe(4);
+      expect(await clearCounters(database.db, [[MFA_PER_ACCOUNT_DAY.name, id]])).toBe(1);
+      expect((await keys(id)).sort()).toEqual([`${MFA_PER_ACCOUNT_BURST.name}:${id}:totp`, `${MFA_UNKNOWN_BROWSERS_DAY.name}:${id}:totp`].sort());
+      expect((await database.db.selectFrom('rate_limits').select('key').where('key', 'like', `%${other.replace(/[%_]/g, '\\$&')}%`).execute()).length).toBe(7);
     });
   });
 }
@@ -388,11 +495,15 @@ describe('throttle settings in the global policy', () => {
   test('the defaults are the built-in numbers', () => {
     const { throttle } = parsePolicy(globalPolicySchema, {}, 'global policy');
     const numbers = (r: LimitRule) => ({ points: r.points, windowSeconds: r.windowSeconds });
+    const backoff = (r: Extract<LimitRule, { kind: 'backoff' }>) => ({ ...numbers(r), delaySeconds: r.delaySeconds, maxDelaySeconds: r.maxDelaySeconds });
     expect(throttle).toEqual({
-      perAccountBurst: { ...numbers(MFA_PER_ACCOUNT_BURST), delaySeconds: MFA_PER_ACCOUNT_BURST.delaySeconds, maxDelaySeconds: MFA_PER_ACCOUNT_BURST.maxDelaySeconds },
+      perAccountBurst: backoff(MFA_PER_ACCOUNT_BURST),
+      knownBrowserBurst: backoff(MFA_KNOWN_BROWSER_BURST),
       perAccountDay: numbers(MFA_PER_ACCOUNT_DAY),
       perAddress: numbers(MFA_PER_ADDRESS),
-      passwordPerLogin: numbers(PASSWORD_PER_LOGIN),
+      passwordUnknownBrowsers: backoff(PASSWORD_UNKNOWN_BROWSERS),
+      passwordKnownBrowser: backoff(PASSWORD_KNOWN_BROWSER),
+      passwordPerAccountDay: numbers(PASSWORD_PER_ACCOUNT_DAY),
       passwordPerAddress: numbers(PASSWORD_PER_ADDRESS),
       sendPerAccount: numbers(SEND_PER_ACCOUNT),
       sendPerAddress: numbers(SEND_PER_ADDRESS),
@@ -400,6 +511,10 @@ describe('throttle settings in the global policy', () => {
     });
     // A document written before the burst delays existed still reads, with the default delays.
     expect(parsePolicy(globalPolicySchema, { throttle: { perAccountBurst: { points: 3, windowSeconds: 60 } } }, 'g').throttle.perAccountBurst).toEqual({ points: 3, windowSeconds: 60, delaySeconds: 30, maxDelaySeconds: 900 });
+    // One written before passwords were counted per account: its per-login numbers carry over to the unknown browsers' rule.
+    const legacy = parsePolicy(globalPolicySchema, { throttle: { passwordPerLogin: { points: 3, windowSeconds: 600 } } }, 'g').throttle;
+    expect(legacy.passwordUnknownBrowsers).toEqual({ points: 3, windowSeconds: 600, delaySeconds: 30, maxDelaySeconds: 900 });
+    expect(legacy).not.toHaveProperty('passwordPerLogin');
   });
 
   test.each([
@@ -409,6 +524,10 @@ describe('throttle settings in the global policy', () => {
     [{ perAccountBurst: { points: 5, windowSeconds: 300, delaySeconds: 60, maxDelaySeconds: 30 } }, 'throttle.perAccountBurst.maxDelaySeconds'],
     [{ sendPerDestination: { points: 0, windowSeconds: 3600 } }, 'throttle.sendPerDestination.points'],
     [{ passwordPerLogin: { points: 20 } }, 'throttle.passwordPerLogin.windowSeconds'],
+    [{ unknownBrowsersDay: { points: 100, windowSeconds: 86400 } }, 'throttle.unknownBrowsersDay.points: must be less than perAccountDay.points'],
+    [{ passwordPerAccountDay: { points: 10, windowSeconds: 86400 }, passwordUnknownBrowsersDay: { points: 10, windowSeconds: 86400 } }, 'throttle.passwordUnknownBrowsersDay.points: must be less than passwordPerAccountDay.points'],
+    [{ passwordPerAccountDay: { points: 101, windowSeconds: 86400 } }, 'throttle.passwordPerAccountDay.points: at most 100'],
+    [{ passwordKnownBrowser: { points: 5, windowSeconds: 300, delaySeconds: 60, maxDelaySeconds: 30 } }, 'throttle.passwordKnownBrowser.maxDelaySeconds'],
     [{ lockout: {} }, 'throttle: unknown field(s) lockout'],
   ])('a bad throttle section is refused with the path of the bad field: %j', (throttle, message) => {
     expect(() => parsePolicy(globalPolicySchema, { throttle }, 'global policy')).toThrow(message);

@@ -14,6 +14,7 @@ import { recordAudit } from '../../security/audit.ts';
 import { CliError, printFields, printJson, printTable, secretFromStdin } from '../io.ts';
 import type { CommandContext } from '../run.ts';
 import { requireAccount } from './lookup.ts';
+import { unlockAccount } from '../../admin/unlock-account.ts';
 
 function publicView(a: Account) {
   return {
@@ -100,6 +101,16 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
         io.out(`${account.username} ${disabled ? 'disabled' : 'enabled'}\n`);
       });
   }
+
+  user
+    .command('unlock <username>')
+    .description("clear a user's lockouts: every failure counted against the account (passwords, second factors, known browsers, passkeys)")
+    .action(async (username: string) => {
+      const { db } = ctx.services;
+      const account = await requireAccount(db, username);
+      const { cleared } = await unlockAccount(db, { accountId: account.id, actor });
+      io.out(cleared ? `unlocked ${account.username} (${cleared} counter(s) cleared)\n` : `nothing to unlock for ${account.username}\n`);
+    });
 
   user
     .command('remove <username>')
