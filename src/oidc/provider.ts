@@ -14,6 +14,8 @@ import { interactionPolicy } from './interaction-policy.ts';
 import { acrTableOf } from '../mfa/requirement.ts';
 import { ADD_FACTOR_PARAM, invalidAddFactorRequest } from '../mfa/add-factor.ts';
 import { renderErrorPage, renderLogoutPage, renderLoggedOutPage } from '../../interactions/provider-pages.ts';
+import { DatabaseUnavailableError } from '../db/outage.ts';
+import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
 
 export const SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
 
@@ -155,7 +157,14 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   // Forwarded headers are honoured only when the operator says a proxy terminates TLS.
   provider.proxy = config.TRUST_PROXY;
   // The library answers 500 server_error itself; keep the cause in our log (never in the response).
+  // A database outage it answers 503 (the error's statusCode): broken infrastructure, said plainly, not a bug.
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    if (err instanceof DatabaseUnavailableError) {
+      (ctx.state?.log ?? logger).warn({ err: err.message, code: err.code, path: ctx.path }, 'database unavailable');
+      const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+      if (body && typeof body === 'object' && !Buffer.isBuffer(body) && body.error === 'server_error') body.error_description = UNAVAILABLE_MESSAGE;
+      return;
+    }
     (ctx.state?.log ?? logger).error({ err, path: ctx.path }, 'provider server_error');
   });
   return provider;
