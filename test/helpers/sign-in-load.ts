@@ -248,8 +248,13 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
       tokens = await rp.redeem(hop.location, auth);
     } catch (err) {
       // openid-client: an OAuth error body carries its status; any other answer comes as the Response in `cause`.
-      const response = (err as Error).cause instanceof Response ? ((err as Error).cause as Response) : undefined;
+      const cause = (err as Error).cause as { status?: unknown; text?: unknown } | undefined;
+      const response = cause && typeof cause.status === 'number' && typeof cause.text === 'function' ? (cause as Response) : undefined;
       const status = (err as { status?: number }).status ?? response?.status;
+      // fetch's TypeError (by name: it may come from another realm), as is or wrapped by openid-client: no connection.
+      const isTypeError = (e: unknown): e is TypeError => (e as Error | undefined)?.name === 'TypeError';
+      const network = isTypeError(err) ? err : isTypeError((err as Error).cause) ? ((err as Error).cause as TypeError) : undefined;
+      if (network && !response) throw new Failure(`no answer from ${issuer}: /token ${network.message} ${(network.cause as Error | undefined)?.message ?? ''}`);
       if (response && status !== 503) throw new Failure(`/token answered ${status} ${response.headers.get('content-type')}: ${await response.text().catch(() => '(body already read)')}`);
       if (status === 503) {
         // openid-client leaves a 5xx body unread: read it here, to check what the app was told.
@@ -308,26 +313,30 @@ export async function waitFor(what: string, done: () => boolean | Promise<boolea
 }
 
 export interface AcknowledgedCheck {
-  /** Acknowledged writes missing afterwards (each described). */
+  /** Acknowledged writes missing afterwards, or stored half (each described). */
   lost: string[];
   /** How many of each kind were checked. */
   checked: { enrolments: number; totpSteps: number; backupCodes: number; tokens: number };
 }
 
 /**
- * Checks every acknowledged write of a load against the database and the
- * provider: each enrolment's credential exists; each accepted TOTP step and
- * backup code is spent (offered again through the credential store, as the
- * factors consume them, it is refused: so nothing acknowledged can be
- * accepted a second time); each token is active at the issuer that issued it
- * (asked by introspection, whatever the storage format).
+ * Checks the load's acknowledged writes in the database: each enrolment's
+ * credential exists, and none is stored half (a set of backup codes without
+ * its codes); each accepted TOTP step and backup code is spent: offered again
+ * through the credential store, as the factors consume them, it is refused,
+ * so nothing acknowledged can be accepted a second time. (This spends nothing
+ * that was not lost: run it last.)
  */
-export async function checkAcknowledged(services: Services, report: LoadReport, accounts: LoadAccounts): Promise<AcknowledgedCheck> {
+export async function checkStoredWrites(services: Services, report: LoadReport): Promise<AcknowledgedCheck> {
   const { store } = services.factors;
   const lost: string[] = [];
   const ack = report.acknowledged;
   for (const e of ack.enrolments) {
-    if (!(await store.list(e.accountId, e.factor)).length) lost.push(`enrolment of ${e.factor} by ${e.accountId}`);
+    const credentials = await store.list(e.accountId, e.factor);
+    if (!credentials.length) lost.push(`enrolment of ${e.factor} by ${e.accountId}`);
+    if (e.factor === 'backup-codes' && !(await store.summaries(e.accountId)).some((c) => c.factorId === 'backup-codes' && (c.remaining ?? 0) > 0)) {
+      lost.push(`backup codes of ${e.accountId} stored without their codes`);
+    }
   }
   for (const t of ack.totpSteps) {
     const credential = (await store.list(t.accountId, 'totp'))[0];
@@ -337,8 +346,14 @@ export async function checkAcknowledged(services: Services, report: LoadReport, 
     const credential = (await store.list(b.accountId, 'backup-codes'))[0];
     if (!credential || (await store.consumeOneTimeCode(credential.id, b.code))) lost.push(`backup code ${b.code} of ${b.username}`);
   }
+  return { lost, checked: { enrolments: ack.enrolments.length, totpSteps: ack.totpSteps.length, backupCodes: ack.backupCodes.length, tokens: 0 } };
+}
+
+/** Each token the load was given is active at the issuer that issued it (asked by introspection, whatever the storage format). */
+export async function checkTokens(report: LoadReport, accounts: LoadAccounts): Promise<AcknowledgedCheck> {
+  const lost: string[] = [];
   const rps = new Map<string, RelyingParty>();
-  for (const t of ack.tokens) {
+  for (const t of report.acknowledged.tokens) {
     let rp = rps.get(t.issuer);
     if (!rp) rps.set(t.issuer, (rp = await relyingParty(t.issuer, accounts.clientId, accounts.clientSecret, LOAD_REDIRECT)));
     for (const [kind, token] of [['access', t.accessToken], ['refresh', t.refreshToken]] as const) {
@@ -347,5 +362,12 @@ export async function checkAcknowledged(services: Services, report: LoadReport, 
       if (answer.active !== true) lost.push(`${kind} token issued by ${t.issuer}`);
     }
   }
-  return { lost, checked: { enrolments: ack.enrolments.length, totpSteps: ack.totpSteps.length, backupCodes: ack.backupCodes.length, tokens: ack.tokens.length } };
+  return { lost, checked: { enrolments: 0, totpSteps: 0, backupCodes: 0, tokens: report.acknowledged.tokens.length } };
+}
+
+/** Both checks, for a database the test can open while the provider runs (PostgreSQL). */
+export async function checkAcknowledged(services: Services, report: LoadReport, accounts: LoadAccounts): Promise<AcknowledgedCheck> {
+  const tokens = await checkTokens(report, accounts);
+  const stored = await checkStoredWrites(services, report);
+  return { lost: [...tokens.lost, ...stored.lost], checked: { ...stored.checked, tokens: tokens.checked.tokens } };
 }
