@@ -78,8 +78,8 @@ function run(bin: string, args: string[], owner: { uid: number; gid: number } | 
 export async function startPgCluster(): Promise<PgCluster> {
   const bin = postgresBinDir();
   const owner = runAs();
-  // Short: the unix socket's path must fit in 107 bytes.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-pg-'));
+  // Short: the unix socket's path must fit in 107 bytes. Under root, in /tmp: the server's user must reach it.
+  const dir = fs.mkdtempSync(path.join(owner ? '/tmp' : os.tmpdir(), 'tf-pg-'));
   const data = path.join(dir, 'data');
   if (owner) fs.chownSync(dir, owner.uid, owner.gid);
   fs.chmodSync(dir, 0o700);
