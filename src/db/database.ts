@@ -61,9 +61,11 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     // between two statements of a request; an 'error' nobody listens to ends the process. pg-pool listens only
     // while a client is idle (and re-emits on the pool), so every client gets a listener of its own for life.
     // Either way the client is dropped: idle by pg-pool at once, checked out when released (it is no longer
-    // queryable), and the statement that was running fails with DatabaseUnavailableError.
-    pool.on('error', (err) => health.failed(err));
-    pool.on('connect', (client) => client.on('error', (err) => health.failed(err)));
+    // queryable). The listeners only keep the process alive: a lost connection is not yet an outage (an
+    // idle_session_timeout, one backend terminated); a statement or a connect that fails is, and preparingPool
+    // records it.
+    pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool, health) }), plugins: options.plugins ?? [], log: options.log });
     healthByDb.set(db, health);
     return { db, kind: 'postgres', health, close: () => db.destroy() };

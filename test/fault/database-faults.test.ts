@@ -20,7 +20,9 @@ import { openServices, type Opened } from '../../src/bootstrap.ts';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.ts';
 import { startProviderProcess, type ProviderProcess } from '../helpers/provider-process.ts';
 import { testConfig } from '../helpers/server.ts';
-import { checkAcknowledged, seedLoadAccounts, startSignInLoad, waitFor, type LoadAccounts, type LoadReport } from '../helpers/sign-in-load.ts';
+import { LOAD_REDIRECT, checkAcknowledged, seedLoadAccounts, startSignInLoad, waitFor, type LoadAccounts, type LoadReport } from '../helpers/sign-in-load.ts';
+import { UserAgent } from '../helpers/user-agent.ts';
+import { relyingParty } from '../helpers/relying-party.ts';
 import { firstAfter, readinessOf, startProbe, waitForSample, type Readiness } from '../helpers/fault-watch.ts';
 
 /** How long the database stays stopped in (c). The issue's figure is 10 s; CI may shorten it, never to nothing. */
@@ -28,6 +30,46 @@ const OUTAGE_MS = Math.max(1, Number(process.env.FAULT_OUTAGE_SECONDS ?? 10)) * 
 /** The spec: ready again at most this long after the database answers. */
 const READY_WITHIN_MS = 2000;
 const BROWSERS = 8;
+
+/**
+ * While the database is down, each kind of endpoint answers 503 with a Retry-After: the provider's protocol
+ * endpoints `server_error` JSON, the pages for people a page. (What needs no database, discovery and the JWKS,
+ * still answers.)
+ */
+async function expectUnavailableAnswers(issuer: string, accounts: LoadAccounts, accessToken: string, signIn: { agent: UserAgent; page: string }): Promise<void> {
+  const basic = `Basic ${Buffer.from(`${encodeURIComponent(accounts.clientId)}:${encodeURIComponent(accounts.clientSecret)}`).toString('base64')}`;
+  const form = { 'content-type': 'application/x-www-form-urlencoded', authorization: basic };
+  const api = [
+    await fetch(new URL('/token', issuer), { method: 'POST', headers: form, body: `grant_type=authorization_code&code=abc&redirect_uri=${encodeURIComponent(LOAD_REDIRECT)}&code_verifier=${'v'.repeat(43)}` }),
+    await fetch(new URL('/token/introspection', issuer), { method: 'POST', headers: form, body: `token=${accessToken}` }),
+    await fetch(new URL('/me', issuer), { headers: { authorization: `Bearer ${accessToken}` } }),
+  ];
+  for (const res of api) {
+    expect({ url: res.url, status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() }).toEqual({
+      url: res.url,
+      status: 503,
+      retryAfter: expect.stringMatching(/^\d+$/),
+      body: { error: 'server_error', error_description: expect.stringContaining('temporarily unavailable') },
+    });
+  }
+  const auth = new URL('/auth', issuer);
+  auth.search = new URLSearchParams({ client_id: accounts.clientId, redirect_uri: LOAD_REDIRECT, response_type: 'code', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }).toString();
+  const pages = [
+    await signIn.agent.request(auth.toString()),
+    // A sign-in begun before the outage: its page, with its cookies.
+    await signIn.agent.request(signIn.page),
+  ];
+  for (const hop of pages) {
+    expect({ url: hop.url, status: hop.status, type: hop.headers.get('content-type'), retryAfter: hop.headers.get('retry-after'), unavailable: hop.body.includes('Temporarily unavailable') }).toEqual({
+      url: hop.url,
+      status: 503,
+      type: expect.stringContaining('text/html'),
+      retryAfter: expect.stringMatching(/^\d+$/),
+      unavailable: true,
+    });
+  }
+  expect((await fetch(new URL('/.well-known/openid-configuration', issuer))).status).toBe(200);
+}
 
 describe('database faults under sign-in load, on a PostgreSQL cluster of its own', () => {
   let cluster: PgCluster;
@@ -103,10 +145,14 @@ describe('database faults under sign-in load, on a PostgreSQL cluster of its own
       await progressAfter(readyB, '(b)');
 
       // (c) Stopped for OUTAGE_MS: /readyz says so, requests get 503, then it all comes back.
+      const pending = new UserAgent(provider.issuer);
+      const begun = await pending.follow((await (await relyingParty(provider.issuer, accounts.clientId, accounts.clientSecret, LOAD_REDIRECT)).authorizationUrl()).url);
+      expect(begun.body).toContain('name="password"');
       const stoppedAt = Date.now();
       await cluster.stop('fast');
       const outage = await waitForSample(ready, stoppedAt, (r) => r.status === 503, 10_000);
       expect(outage?.value.body).toEqual({ status: 'database_unreachable', since: expect.any(String) });
+      await expectUnavailableAnswers(provider.issuer, accounts, load.report().acknowledged.tokens[0]!.accessToken, { agent: pending, page: begun.url });
       await new Promise((r) => setTimeout(r, Math.max(0, stoppedAt + OUTAGE_MS - Date.now())));
       await cluster.start();
       const backC = await backAfter(stoppedAt);

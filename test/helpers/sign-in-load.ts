@@ -89,6 +89,8 @@ export interface SignInLoad {
   completed(): number;
   /** Completed sign-ins since `at` (ms epoch), on one issuer or all. */
   completedSince(at: number, issuer?: string): number;
+  /** What happened so far (the live record). */
+  report(): LoadReport;
   /** Stops after the sign-ins in progress end; returns what happened. */
   stop(): Promise<LoadReport>;
 }
@@ -295,6 +297,7 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
   return {
     completed: () => report.completed,
     completedSince: (at, issuer) => completions.filter((c) => c.at >= at && (!issuer || c.issuer === issuer)).length,
+    report: () => report,
     async stop() {
       stopping = true;
       await Promise.all(loops);
