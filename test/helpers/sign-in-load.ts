@@ -100,12 +100,16 @@ class Failure extends Error {}
 
 const text = (body: string) => body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
 
-/** The current TOTP step an account has not used yet (or the next one, inside the provider's ±1 window), or undefined. */
-function freeStep(lastStep: Map<string, number>, accountId: string): number | undefined {
+/**
+ * The current TOTP step an account has not used yet (or the next one, inside the provider's ±1 window), or
+ * undefined. `take` marks it used: only when the code is about to be sent, so a sign-in that fails before (a
+ * provider that is down) does not use up steps.
+ */
+function freeStep(lastStep: Map<string, number>, accountId: string, take: boolean): number | undefined {
   const now = Math.floor(Date.now() / TOTP_PERIOD_MS);
   const last = lastStep.get(accountId) ?? -1;
   const step = last < now ? now : last === now ? now + 1 : undefined;
-  if (step !== undefined) lastStep.set(accountId, step);
+  if (take && step !== undefined) lastStep.set(accountId, step);
   return step;
 }
 
@@ -183,7 +187,7 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
         // One sign-in per account at a time: two browsers holding steps n and n+1 of one account would race, and
         // the one that lands second is refused (a step is never accepted after a later one).
         if (busy.has(a.id)) continue;
-        step = freeStep(lastStep, a.id);
+        step = freeStep(lastStep, a.id, false);
         if (step !== undefined) {
           totpAccount = a;
           break;
@@ -231,7 +235,10 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
         action = expectForm(page, /\/factor\/backup-codes$/, 'the backup code form');
         code = backup!;
       } else {
-        code = TOTP.generate({ secret: Secret.fromBase32(totpAccount!.secret), timestamp: step! * TOTP_PERIOD_MS + 1000 });
+        // The account is this sign-in's alone (busy), so a step free when it was picked is free now, or a later one is.
+        step = freeStep(lastStep, account.id, true);
+        if (step === undefined) throw new Failure(`no free TOTP step for ${account.username}`);
+        code = TOTP.generate({ secret: Secret.fromBase32(totpAccount!.secret), timestamp: step * TOTP_PERIOD_MS + 1000 });
       }
       const posted = await send(issuer, () => agent.request(action, { form: { code } }));
       if (posted.status !== 302 && posted.status !== 303) throw new Failure(`the ${kind} code was refused (${posted.status}): ${text(posted.body)}`);
