@@ -29,7 +29,7 @@ export interface DatabaseHandle {
   kind: DatabaseKind;
   /** The embedded engine, when kind is pglite. */
   pglite?: PGlite;
-  /** Outages of the database as this process saw them (PostgreSQL; PGlite is in-process and has none). */
+  /** Outages of the database as this process saw them (on PGlite, in-process, only a failing /readyz ping starts one). */
   health: DatabaseHealth;
   close(): Promise<void>;
 }

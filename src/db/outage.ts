@@ -68,8 +68,8 @@ export interface Outage {
 
 /**
  * The database's availability as this process saw it: an outage begins at the
- * first connection failure (a query, a connect, a pooled connection dying) and
- * ends at the first statement that succeeds afterwards.
+ * first statement or connect that fails for want of a server (or a /readyz
+ * ping that does) and ends at the first statement that succeeds afterwards.
  */
 export class DatabaseHealth {
   #current: Outage | undefined;
