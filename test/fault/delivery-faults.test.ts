@@ -24,9 +24,12 @@ import { createClient } from '../../src/oidc/clients.ts';
 const REDIRECT = 'http://app.example.test/callback';
 /** nodemailer's timeouts in Twofold (connect, greeting, silence): 10 s. */
 const SMTP_TIMEOUT_MS = 10_000;
-const SMS_TIMEOUT_SECONDS = 2;
-/** Scheduling slack on a busy machine, on top of a timeout. */
-const SLACK_MS = 3000;
+const SMS_TIMEOUT_SECONDS = 5;
+/**
+ * What "within the timeout" can mean on a loaded CI machine without timing the machine: the answer came before
+ * a peer that hangs for this long would have let it (a hang has no end at all).
+ */
+const HANG_MS = 25_000;
 
 const textOf = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#x27;/g, "'").replace(/\s+/g, ' ');
 const uidOf = (page: Hop) => /\/interaction\/([^/?"]+)/.exec(page.body)![1]!;
@@ -122,7 +125,8 @@ describe('delivery faults', () => {
     const [quiet, silent] = await Promise.all([enrolEmail('data'), enrolEmail('greeting')]);
     for (const { sent, ms } of [quiet, silent]) {
       expect(sent.status).toBe(503);
-      expect(ms).toBeLessThan(SMTP_TIMEOUT_MS + SLACK_MS);
+      expect(ms).toBeGreaterThanOrEqual(SMTP_TIMEOUT_MS - 100);
+      expect(ms).toBeLessThan(HANG_MS);
     }
     // Never greeted: nothing left, and the page says so.
     expect(neverGreets.to(silent.email)).toHaveLength(0);
@@ -153,7 +157,7 @@ describe('delivery faults', () => {
     const phone = '+447700900201';
     const { account, agent, auth, next, rp } = await signInNew('sms', phone);
     gateway.mode = 'slow';
-    gateway.delayMs = (SMS_TIMEOUT_SECONDS * 1000) / 2;
+    gateway.delayMs = 1000;
     try {
       const started = Date.now();
       const sent = await agent.submit(formAction(next.body), { action: 'send' });
@@ -172,7 +176,7 @@ describe('delivery faults', () => {
     const phone = '+447700900202';
     const { account, agent, auth, next, rp } = await signInNew('sms', phone);
     gateway.mode = 'slow';
-    gateway.delayMs = SMS_TIMEOUT_SECONDS * 1000 + 1500;
+    gateway.delayMs = HANG_MS;
     let failed: Hop;
     const started = Date.now();
     try {
@@ -180,7 +184,9 @@ describe('delivery faults', () => {
     } finally {
       gateway.mode = 'ok';
     }
-    expect(Date.now() - started).toBeLessThan(SMS_TIMEOUT_SECONDS * 1000 + SLACK_MS);
+    // Cut off by SMS_WEBHOOK_TIMEOUT, not by the gateway's answer.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(SMS_TIMEOUT_SECONDS * 1000 - 100);
+    expect(Date.now() - started).toBeLessThan(HANG_MS);
     expect(failed.status).toBe(503);
     const said = textOf(failed.body);
     expect(said).toContain('The text message service did not answer in time, so the text may or may not arrive. If it does, its code will not work');

@@ -235,9 +235,9 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
         action = expectForm(page, /\/factor\/backup-codes$/, 'the backup code form');
         code = backup!;
       } else {
-        // The account is this sign-in's alone (busy), so a step free when it was picked is free now, or a later one is.
-        step = freeStep(lastStep, account.id, true);
-        if (step === undefined) throw new Failure(`no free TOTP step for ${account.username}`);
+        // The account is this sign-in's alone (busy), so the step free when it was picked, or a later one, is free
+        // now; should the clock say otherwise, wait for the next period rather than send a spent step.
+        while ((step = freeStep(lastStep, account.id, true)) === undefined) await new Promise((r) => setTimeout(r, TOTP_PERIOD_MS - (Date.now() % TOTP_PERIOD_MS) + 50));
         code = TOTP.generate({ secret: Secret.fromBase32(totpAccount!.secret), timestamp: step * TOTP_PERIOD_MS + 1000 });
       }
       const posted = await send(issuer, () => agent.request(action, { form: { code } }));
