@@ -1,6 +1,7 @@
 /** Pages node-oidc-provider renders itself (errors, logout), in Twofold's layout. */
 import type { KoaContextWithOIDC, ErrorOut } from 'oidc-provider';
 import { views } from './render.ts';
+import { UNAVAILABLE_MESSAGE } from '../src/http/errors.ts';
 
 const FRIENDLY: Record<string, string> = {
   invalid_request: 'The app sent a request Twofold cannot accept.',
@@ -17,6 +18,11 @@ const FRIENDLY: Record<string, string> = {
 export function renderErrorPage(ctx: KoaContextWithOIDC, out: ErrorOut, _error: unknown): void {
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
+  if (ctx.status === 503) {
+    // The database cannot be reached (the library keeps the error's 503): nothing the user or the app did wrong.
+    ctx.body = views().render('error', { title: 'Temporarily unavailable', message: UNAVAILABLE_MESSAGE });
+    return;
+  }
   ctx.body = views().render('error', {
     title: 'Sign-in problem',
     message: FRIENDLY[out.error] ?? 'The sign-in could not continue.',

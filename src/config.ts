@@ -246,6 +246,12 @@ export const configSchema = z
     HASH_QUEUE_LIMIT: int(0, 100000).default(64),
     /** Provider processes (a node:cluster sharing the port); more than 1 needs DATABASE_URL. */
     WORKERS: int(1, 64).default(1),
+    /**
+     * Seconds a shutdown (SIGTERM, SIGINT) may take. Requests in flight get most of it to finish (new
+     * connections are refused at once), then open connections are cut and the database closed; when the time is
+     * up the process exits (status 1) whatever is still running. A second signal exits at once.
+     */
+    SHUTDOWN_TIMEOUT: seconds(1, 600).default(10),
     /** Lifetimes, in seconds. */
     ACCESS_TOKEN_TTL: seconds(60, 86400).default(3600),
     ID_TOKEN_TTL: seconds(60, 86400).default(3600),

@@ -15,7 +15,7 @@ import os from 'node:os';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { DataDirBusyError } from './db/data-dir-lock.ts';
 import { openStorage, StartupError } from './db/storage.ts';
-import { applyLogLevel, logger } from './logger.ts';
+import { applyLogLevel, flushLog, logger } from './logger.ts';
 import { StatementCounter, type StatementCounts } from './db/statement-counter.ts';
 import { combinedSource, countingRequested, localSource, sampleProcess, serveStatementStats, type ProcessSample, type StatsSource } from './db/statement-stats.ts';
 
@@ -38,7 +38,23 @@ async function runProvider(config: Config): Promise<void> {
   // while starting is kept, and the provider shuts down gracefully as soon as it is up.
   let stopNow: ((signal: string) => void) | undefined;
   let stopAsked: string | undefined;
-  const onStop = (signal: string) => (stopNow ? stopNow(signal) : (stopAsked ??= signal));
+  let signalledAt: number | undefined;
+  const onStop = (signal: string) => {
+    if (signalledAt === undefined) {
+      signalledAt = Date.now();
+      // The hard deadline, from the first signal: whatever is still running then (a start-up waiting for the
+      // database, a request on a database that does not answer, a client that never reads), the process exits.
+      // Never unref'd: it is the last word.
+      setTimeout(() => {
+        logger.error({ timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutdown did not finish within SHUTDOWN_TIMEOUT; exiting anyway');
+        process.exit(1);
+      }, config.SHUTDOWN_TIMEOUT * 1000);
+    }
+    if (stopNow) return stopNow(signal);
+    // A second signal while still starting: do not wait for the start.
+    if (stopAsked) process.exit(1);
+    stopAsked = signal;
+  };
   process.on('SIGTERM', () => onStop('SIGTERM'));
   process.on('SIGINT', () => onStop('SIGINT'));
   // A worker whose primary went away stops too.
@@ -92,15 +108,24 @@ async function runProvider(config: Config): Promise<void> {
 
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // Asked again while draining: the operator (or the orchestrator) wants it gone now.
+      logger.warn({ signal }, 'second stop signal: exiting now');
+      process.exit(1);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    const deadline = (signalledAt ?? Date.now()) + config.SHUTDOWN_TIMEOUT * 1000;
+    logger.info({ signal, timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutting down');
     Promise.all([running.close(), stats?.close()])
-      .then(() => process.exit(0))
-      .catch((err) => {
-        logger.error({ err }, 'unclean shutdown');
-        process.exit(1);
-      });
+      .then(
+        () => 0,
+        (err) => {
+          logger.error({ err }, 'unclean shutdown');
+          return 1;
+        },
+      )
+      // The last lines out if stdout takes them in the time left; a blocked log never holds the exit.
+      .then((code) => flushLog(Math.max(0, deadline - Date.now() - 100)).then(() => process.exit(code)));
   };
   stopNow = stop;
   if (stopAsked) stop(stopAsked);
@@ -139,14 +164,21 @@ async function runPrimary(config: Config): Promise<void> {
   };
 
   let stats: Awaited<ReturnType<typeof serveStatementStats>> | undefined;
+  const alive = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
   const stopAll = (exitCode = 0) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: no more waiting for the workers.
+      logger.warn('second stop signal: stopping the workers now');
+      alive().forEach((w) => w.process.kill('SIGKILL'));
+      process.exit(exitCode || 1);
+    }
     stopping = true;
     logger.info({ workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down workers');
-    const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
-    const killTimer = setTimeout(() => alive.forEach((w) => w.process.kill('SIGKILL')), 15_000);
+    const workers = alive();
+    // Each worker keeps its own SHUTDOWN_TIMEOUT; a second longer, and the primary stops waiting.
+    const killTimer = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), config.SHUTDOWN_TIMEOUT * 1000 + 1000);
     killTimer.unref();
-    Promise.all([...alive.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))), stats?.close()]).then(() => {
+    Promise.all([...workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))), stats?.close()]).then(() => {
       clearTimeout(killTimer);
       process.exit(exitCode);
     });

@@ -10,6 +10,7 @@ import { Kysely, PGliteDialect, PostgresDialect, type KyselyPlugin, type LogConf
 import pg from 'pg';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Database } from './schema.ts';
+import { DatabaseHealth, DatabaseUnavailableError, isConnectionFailure } from './outage.ts';
 
 /**
  * PGlite's shared buffers. Its default (128 MB) is PostgreSQL's server default;
@@ -28,7 +29,16 @@ export interface DatabaseHandle {
   kind: DatabaseKind;
   /** The embedded engine, when kind is pglite. */
   pglite?: PGlite;
+  /** Outages of the database as this process saw them (on PGlite, in-process, only a failing /readyz ping starts one). */
+  health: DatabaseHealth;
   close(): Promise<void>;
+}
+
+const healthByDb = new WeakMap<Kysely<Database>, DatabaseHealth>();
+
+/** The availability record of a database opened here (what /readyz reports). */
+export function databaseHealth(db: Kysely<Database>): DatabaseHealth | undefined {
+  return healthByDb.get(db);
 }
 
 export interface OpenOptions {
@@ -46,10 +56,19 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
   if (options.url) {
     // A server that silently drops packets must fail in seconds, not at the OS's TCP timeout.
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10, connectionTimeoutMillis: 10_000 });
-    // An idle client that loses its server must not crash the process.
+    const health = new DatabaseHealth();
+    // A connection that loses its server emits 'error' once, whether it is idle in the pool or checked out
+    // between two statements of a request; an 'error' nobody listens to ends the process. pg-pool listens only
+    // while a client is idle (and re-emits on the pool), so every client gets a listener of its own for life.
+    // Either way the client is dropped: idle by pg-pool at once, checked out when released (it is no longer
+    // queryable). The listeners only keep the process alive: a lost connection is not yet an outage (an
+    // idle_session_timeout, one backend terminated); a statement or a connect that fails is, and preparingPool
+    // records it.
     pool.on('error', () => {});
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), plugins: options.plugins ?? [], log: options.log });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    pool.on('connect', (client) => client.on('error', () => {}));
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool, health) }), plugins: options.plugins ?? [], log: options.log });
+    healthByDb.set(db, health);
+    return { db, kind: 'postgres', health, close: () => db.destroy() };
   }
   if (options.pgliteDir) fs.mkdirSync(path.dirname(options.pgliteDir), { recursive: true });
   // Loaded only when used: the module alone costs about 40 MB of memory in a process on PostgreSQL.
@@ -57,10 +76,13 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
   const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`];
   const pglite = await PGlite.create(options.pgliteDir ? { dataDir: options.pgliteDir, startParams } : { startParams });
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: options.plugins ?? [], log: options.log });
+  const health = new DatabaseHealth();
+  healthByDb.set(db, health);
   return {
     db,
     kind: 'pglite',
     pglite,
+    health,
     close: async () => {
       await db.destroy();
       if (!pglite.closed) await pglite.close();
@@ -87,7 +109,24 @@ const PREPARING = Symbol('twofold.preparing');
 
 type QueryFn = (config: unknown, values?: unknown) => Promise<unknown>;
 
-function preparingPool(pool: pg.Pool): PostgresPool {
+/**
+ * The pool as kysely sees it, with two jobs besides pg's: naming statements
+ * (below), and turning "the server is gone" into DatabaseUnavailableError
+ * while keeping the health record (a failure starts an outage, the next
+ * statement that succeeds ends it).
+ */
+function preparingPool(pool: pg.Pool, health: DatabaseHealth): PostgresPool {
+  const unavailable = (err: unknown): never => {
+    if (isConnectionFailure(err)) {
+      health.failed(err);
+      throw err instanceof DatabaseUnavailableError ? err : new DatabaseUnavailableError(err);
+    }
+    throw err;
+  };
+  const answered = <T>(result: T): T => {
+    health.succeeded();
+    return result;
+  };
   const names = new Map<string, string>();
   let naming = true;
   const nameFor = (text: string): string | undefined => {
@@ -103,13 +142,13 @@ function preparingPool(pool: pg.Pool): PostgresPool {
     Client: (pool as unknown as { Client: PostgresPool['Client'] }).Client,
     options: pool.options,
     async connect() {
-      const client = await pool.connect();
+      const client = await pool.connect().catch(unavailable);
       const marked = client as pg.PoolClient & { [PREPARING]?: true };
       if (!marked[PREPARING]) {
         marked[PREPARING] = true;
         const query = client.query.bind(client) as QueryFn;
         let generation = 0;
-        (client as unknown as { query: QueryFn }).query = (text: unknown, values?: unknown) => {
+        const run = (text: unknown, values?: unknown): Promise<unknown> => {
           const base = naming && typeof text === 'string' && Array.isArray(values) && values.length > 0 ? nameFor(text) : undefined;
           if (!base) return query(text, values);
           const name = generation ? `${base}_${generation}` : base;
@@ -120,6 +159,7 @@ function preparingPool(pool: pg.Pool): PostgresPool {
             return query(text, values);
           });
         };
+        (client as unknown as { query: QueryFn }).query = (text: unknown, values?: unknown) => run(text, values).then(answered, unavailable);
       }
       return client as unknown as PostgresPoolClient;
     },

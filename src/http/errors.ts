@@ -1,11 +1,18 @@
 /**
  * The last line of defence: anything thrown below becomes a clear answer
  * (an HTML page for people, JSON error/error_description for APIs), never a
- * stack trace. Overload becomes 503 with Retry-After.
+ * stack trace. Overload becomes 503 with Retry-After; so does a database that
+ * cannot be reached (`server_error`, as node-oidc-provider answers it too).
  */
 import type { Context, Middleware } from 'koa';
 import { OverloadedError } from '../security/semaphore.ts';
+import { DatabaseUnavailableError } from '../db/outage.ts';
 import { views } from '../../interactions/render.ts';
+
+/** What a person or an app is told while the database cannot be reached. */
+export const UNAVAILABLE_MESSAGE = 'The service is temporarily unavailable. Please try again in a moment.';
+/** Seconds a client is asked to wait before retrying after a 503 (a restart or failover usually takes a few). */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 export class HttpError extends Error {
   readonly status: number;
@@ -22,11 +29,11 @@ function wantsHtml(ctx: Context): boolean {
   return ctx.method === 'GET' || ctx.path.startsWith('/interaction/') ? ctx.accepts(['html', 'json']) === 'html' : false;
 }
 
-export function respondWithError(ctx: Context, status: number, error: string, description: string): void {
+export function respondWithError(ctx: Context, status: number, error: string, description: string, title?: string): void {
   ctx.status = status;
   if (wantsHtml(ctx)) {
     ctx.type = 'html';
-    ctx.body = views().render('error', { title: status === 503 ? 'Busy' : 'Something went wrong', message: description });
+    ctx.body = views().render('error', { title: title ?? (status === 503 ? 'Busy' : 'Something went wrong'), message: description });
   } else {
     ctx.body = { error, error_description: description };
   }
@@ -36,7 +43,15 @@ export function errorBoundary(): Middleware {
   return async (ctx, next) => {
     try {
       await next();
+      // node-oidc-provider answers a database outage 503 itself (the error's statusCode); the wait is ours to say.
+      if (ctx.status === 503 && !ctx.response.get('Retry-After')) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
     } catch (err) {
+      if (err instanceof DatabaseUnavailableError) {
+        ctx.state.log?.warn({ err: err.message, code: err.code, path: ctx.path }, 'database unavailable');
+        ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+        respondWithError(ctx, 503, 'server_error', UNAVAILABLE_MESSAGE, 'Temporarily unavailable');
+        return;
+      }
       if (err instanceof OverloadedError) {
         ctx.set('Retry-After', String(err.retryAfterSeconds));
         respondWithError(ctx, 503, 'temporarily_unavailable', 'The server is busy. Please try again in a moment.');

@@ -3,7 +3,10 @@ export class DeliveryError extends Error {
   constructor(
     message: string,
     readonly channel: 'email' | 'sms' | 'voice',
-    /** `timeout`: no answer in time; `rejected`: an error answer; `unreachable`: no connection. */
+    /**
+     * `timeout`: no answer in time (the message may have been taken before the silence); `rejected`: an error
+     * answer; `unreachable`: no connection, or none that got as far as a command (nothing was sent).
+     */
     readonly kind: 'timeout' | 'rejected' | 'unreachable',
     options?: { cause?: unknown },
   ) {

@@ -15,7 +15,9 @@
  *   destination belongs to;
  * - a delivery that fails (the mail server or the gateway refused, failed or
  *   did not answer in time) leaves nothing behind: no code stored, the
- *   cooldown released, the previous code still valid.
+ *   cooldown released, the previous code still valid. A person is told the
+ *   truth: "nothing was sent" only when the message was refused or never
+ *   left; after no answer in time, that it may arrive and will not work.
  */
 import crypto from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
@@ -51,11 +53,25 @@ export interface SendLimits {
 const DEFAULT_SEND_LIMITS: SendLimits = { sendPerAccount: SEND_PER_ACCOUNT, sendPerAddress: SEND_PER_ADDRESS, sendPerDestination: SEND_PER_DESTINATION };
 
 
-const FAILED_DELIVERY: Record<CodeChannel, string> = {
+/** What the person is told when the mail server or the gateway refused the message, or could not be reached: it was not sent. */
+const NOT_SENT: Record<CodeChannel, string> = {
   email: 'We could not send the email just now. Nothing was sent; try again in a few minutes, or use another way to sign in.',
   sms: 'We could not send the text message just now. Nothing was sent; try again in a few minutes, or use another way to sign in.',
   voice: 'We could not call you just now. Try again in a few minutes, or use another way to sign in.',
 };
+/**
+ * ...and when it did not answer in time. It may have taken the message before going quiet, so "nothing was sent"
+ * could be false; what is true is that the code in it was never stored, so it will not work if it arrives.
+ */
+const NO_ANSWER: Record<CodeChannel, string> = {
+  email: 'The mail server did not answer in time, so the email may or may not arrive. If it does, its code will not work: ask for a new code, or use another way to sign in.',
+  sms: 'The text message service did not answer in time, so the text may or may not arrive. If it does, its code will not work: ask for a new code, or use another way to sign in.',
+  voice: 'The phone service did not answer in time, so the call may or may not come. If it does, its code will not work: ask for a new code, or use another way to sign in.',
+};
+
+function failedDeliveryMessage(channel: CodeChannel, kind: DeliveryError['kind']): string {
+  return (kind === 'timeout' ? NO_ANSWER : NOT_SENT)[channel];
+}
 
 type SendOutcome = { ok: true; status: CodeStatus } | (Failure & { retryAfterSeconds?: number });
 
@@ -174,7 +190,7 @@ export class OutOfBandService {
           await release();
           logger.warn({ err: err.message, factor: factorId, channel, kind: err.kind }, 'code delivery failed');
           await recordAudit(db, 'factor.delivery_failed', who, { factor: factorId, channel, kind: err.kind });
-          return { ok: false, reason: 'unavailable', message: FAILED_DELIVERY[channel] };
+          return { ok: false, reason: 'unavailable', message: failedDeliveryMessage(channel, err.kind) };
         }
 
         // Delivered: now, and only now, the code replaces the scope's previous one, inheriting its spent tries.

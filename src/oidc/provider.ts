@@ -20,6 +20,8 @@ import { AUTH_METHODS, invalidTwofoldMetadata, pkceRequired, TWOFOLD_METADATA } 
 import { resourceIndicators } from './resource-indicators.ts';
 import { mayIntrospect } from './introspection.ts';
 import { jwtAccessTokenHandles, recordJwtAccessTokens } from './jwt-access-tokens.ts';
+import { DatabaseUnavailableError } from '../db/outage.ts';
+import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
 
 export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
@@ -165,7 +167,14 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   // A JWT access token at introspection or revocation is looked up by its record (src/oidc/jwt-access-tokens.ts).
   provider.use(jwtAccessTokenHandles({ issuer: config.ISSUER, jwks: keys.jwks, hasher: services.codeHasher }));
   // The library answers 500 server_error itself; keep the cause in our log (never in the response).
+  // A database outage it answers 503 (the error's statusCode): broken infrastructure, said plainly, not a bug.
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    if (err instanceof DatabaseUnavailableError) {
+      (ctx.state?.log ?? logger).warn({ err: err.message, code: err.code, path: ctx.path }, 'database unavailable');
+      const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+      if (body && typeof body === 'object' && !Buffer.isBuffer(body) && body.error === 'server_error') body.error_description = UNAVAILABLE_MESSAGE;
+      return;
+    }
     (ctx.state?.log ?? logger).error({ err, path: ctx.path }, 'provider server_error');
   });
   return provider;

@@ -23,6 +23,11 @@ export interface MailSink {
   latestCode(address: string): string;
   /** Refuse every message with this SMTP reply code (e.g. 451), or accept again with undefined. */
   refuseWith: number | undefined;
+  /**
+   * Go quiet: `greeting`, never greet a new connection (nothing is sent); `data`, take the whole message
+   * (it is kept in `messages`) and never answer it. Undefined: answer as usual.
+   */
+  hang: 'greeting' | 'data' | undefined;
   close(): Promise<void>;
 }
 
@@ -37,6 +42,7 @@ export async function startMailSink(): Promise<MailSink> {
     url: '',
     messages,
     refuseWith: undefined,
+    hang: undefined,
     to: (address) => messages.filter((m) => m.to.includes(address.toLowerCase())),
     latestCode(address) {
       const mail = sink.to(address).at(-1);
@@ -53,6 +59,11 @@ export async function startMailSink(): Promise<MailSink> {
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
     logger: false,
+    // Connections left hanging are cut when the sink closes, not waited for.
+    closeTimeout: 500,
+    onConnect(_session, callback) {
+      if (sink.hang !== 'greeting') callback();
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
@@ -63,6 +74,7 @@ export async function startMailSink(): Promise<MailSink> {
           return callback(err);
         }
         const raw = Buffer.concat(chunks).toString('utf8');
+        const hang = sink.hang === 'data';
         const subject = decodeQp(/^Subject: (.*(?:\r?\n[ \t].*)*)/m.exec(raw)?.[1] ?? '').replace(/\r?\n[ \t]/g, ' ');
         messages.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -71,7 +83,7 @@ export async function startMailSink(): Promise<MailSink> {
           subject,
           at: Date.now(),
         });
-        callback();
+        if (!hang) callback();
       });
     },
   });

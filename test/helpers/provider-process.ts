@@ -1,8 +1,10 @@
 /**
  * A provider in a process of its own (`node src/main.ts`, as `npm run dev`
- * runs it), on a PostgreSQL database a test already uses: its own pool, its
- * own memory, nothing shared with the test process but the database. For
- * claims about "another provider process".
+ * runs it), on a PostgreSQL database a test already uses (or, without a URL,
+ * on PGlite in a data folder): its own pool, its own memory, nothing shared
+ * with the test process but the database. For claims about "another provider
+ * process", and for the fault tests, which kill it and start it again on the
+ * same port and data folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,16 +19,29 @@ const READY_TIMEOUT = 60_000;
 
 export interface ProviderProcess {
   issuer: string;
+  port: number;
+  dataDir: string;
   child: ChildProcess;
+  /** Resolves when the process has exited, with how. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** What the process printed, for failure messages. */
   log(): string;
   close(): Promise<void>;
 }
 
-/** Starts the provider on `databaseUrl` with the test suite's SECRET_KEY (so sealed rows open) and waits until /readyz answers. */
-export async function startProviderProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ProviderProcess> {
-  const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-proc-'));
+export interface ProviderProcessOptions {
+  /** Listen here (a restarted provider keeps its issuer); default a free port. */
+  port?: number;
+  /** The data folder (PGlite's files when there is no database URL); kept on close. Default a temporary one, removed on close. */
+  dataDir?: string;
+  /** Never read the process's stdout (the log): the pipe fills up, as with a log shipper that stopped. */
+  stdoutUnread?: boolean;
+}
+
+/** Starts the provider on `databaseUrl` (PGlite when undefined) with the test suite's SECRET_KEY (so sealed rows open) and waits until /readyz answers. */
+export async function startProviderProcess(databaseUrl: string | undefined, env: Record<string, string> = {}, options: ProviderProcessOptions = {}): Promise<ProviderProcess> {
+  const port = options.port ?? (await freePort());
+  const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-proc-'));
   // A clean environment: nothing of the test runner's (NODE_OPTIONS, TEST_DATABASE_URL…) leaks in.
   const childEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -39,14 +54,14 @@ export async function startProviderProcess(databaseUrl: string, env: Record<stri
     PORT: String(port),
     DATA_DIR: dataDir,
     SECRET_KEY: TEST_SECRET_KEY,
-    DATABASE_URL: databaseUrl,
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   };
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (t: string) => (output += t));
+  if (!options.stdoutUnread) child.stdout!.setEncoding('utf8').on('data', (t: string) => (output += t));
   child.stderr!.setEncoding('utf8').on('data', (t: string) => (output += t));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const close = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
@@ -54,7 +69,9 @@ export async function startProviderProcess(databaseUrl: string, env: Record<stri
       await exited;
       clearTimeout(killer);
     }
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    // An unread stdout would keep its pipe (and the test run) open.
+    child.stdout?.destroy();
+    if (!options.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   };
   const deadline = Date.now() + READY_TIMEOUT;
   for (;;) {
@@ -66,5 +83,5 @@ export async function startProviderProcess(databaseUrl: string, env: Record<stri
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  return { issuer: `http://localhost:${port}`, child, log: () => output, close };
+  return { issuer: `http://localhost:${port}`, port, dataDir, child, exited, log: () => output, close };
 }

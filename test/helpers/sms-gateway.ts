@@ -19,8 +19,10 @@ export interface SmsGateway {
   url: string;
   secret: string;
   requests: GatewayRequest[];
-  /** `ok` answers 202; `fail` 500; `hang` never answers. */
-  mode: 'ok' | 'fail' | 'hang';
+  /** `ok` answers 202; `fail` 500; `hang` never answers; `slow` answers 202 after `delayMs`. */
+  mode: 'ok' | 'fail' | 'hang' | 'slow';
+  /** How long `slow` takes to answer. */
+  delayMs: number;
   /** The code in the newest message to `phone`. */
   latestCode(phone: string): string;
   close(): Promise<void>;
@@ -42,6 +44,7 @@ export async function startSmsGateway(secret = crypto.randomBytes(32).toString('
     secret,
     requests: [],
     mode: 'ok',
+    delayMs: 0,
     latestCode(phone) {
       const last = gateway.requests.filter((r) => r.body.to === phone && r.signatureValid).at(-1);
       if (!last) throw new Error(`no message to ${phone}`);
@@ -67,6 +70,15 @@ export async function startSmsGateway(secret = crypto.randomBytes(32).toString('
       gateway.requests.push({ headers: req.headers, raw, body, signatureValid: verify(secret, req.headers['twofold-signature'] as string | undefined, raw) });
       if (gateway.mode === 'hang') {
         hanging.add(res);
+        return;
+      }
+      if (gateway.mode === 'slow') {
+        hanging.add(res);
+        const timer = setTimeout(() => {
+          hanging.delete(res);
+          if (!res.destroyed) res.writeHead(202, { 'content-type': 'application/json' }).end('{"queued":true}');
+        }, gateway.delayMs);
+        res.once('close', () => clearTimeout(timer));
         return;
       }
       if (gateway.mode === 'fail') {

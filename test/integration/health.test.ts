@@ -150,7 +150,7 @@ for (const kind of DIALECTS) {
       await database.close();
       const ready = await fetch(new URL('/readyz', server.issuer));
       expect(ready.status).toBe(503);
-      expect(await ready.json()).toEqual({ status: 'database_unreachable' });
+      expect(await ready.json()).toEqual({ status: 'database_unreachable', since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
       expect((await fetch(new URL('/healthz', server.issuer))).status).toBe(200);
     });
   });

@@ -267,7 +267,9 @@ for (const kind of DIALECTS) {
       for (const kind of ['timeout', 'rejected', 'unreachable'] as const) {
         r.failWith(kind);
         const failed = await codes.send({ scope: 's', channel: 'sms', to: '+15555550100', purpose: 'sign-in', rules });
-        expect(failed).toMatchObject({ ok: false, reason: 'unavailable', message: expect.stringContaining('We could not send the text message') });
+        // "Nothing was sent" only when that is known; a gateway that went quiet may have taken it (finding 11).
+        const said = kind === 'timeout' ? 'The text message service did not answer in time, so the text may or may not arrive' : 'We could not send the text message just now. Nothing was sent';
+        expect(failed).toMatchObject({ ok: false, reason: 'unavailable', message: expect.stringContaining(said) });
       }
       r.failWith(undefined);
       expect(await opened.services.db.selectFrom('challenge_codes').select('id').where('account_id', '=', account.id).execute()).toHaveLength(1);

@@ -20,6 +20,7 @@ import { MessageTemplates, TEMPLATE_FILES } from '../../src/messaging/templates.
 import { parseEmail, maskEmail } from '../../factors/email-code/index.ts';
 import { parsePhone, maskPhone } from '../../factors/sms-code/index.ts';
 import { randomDigits } from '../../src/mfa/out-of-band.ts';
+import { startMailSink } from '../helpers/mail-sink.ts';
 
 const KEY = crypto.randomBytes(32).toString('hex');
 const SECRET = crypto.randomBytes(32).toString('hex');
@@ -97,7 +98,7 @@ describe('the development log', () => {
 });
 
 describe('SMTP failures', () => {
-  test('a mail server that accepts the connection but never speaks is a timeout, not a hang', async () => {
+  test('a mail server that accepts the connection but never speaks is unreachable (nothing was sent), not a hang', async () => {
     const sockets = new Set<net.Socket>();
     const silent = net.createServer((socket) => sockets.add(socket));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
@@ -106,10 +107,25 @@ describe('SMTP failures', () => {
     const started = Date.now();
     const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(DeliveryError);
-    expect((err as DeliveryError).kind).toBe('timeout');
+    expect((err as DeliveryError).kind).toBe('unreachable');
     expect(Date.now() - started).toBeLessThan(3000);
     for (const s of sockets) s.destroy();
     await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  test('a mail server that takes the message and then goes quiet is a timeout (it may have been sent), not a hang', async () => {
+    const sink = await startMailSink();
+    sink.hang = 'data';
+    try {
+      const mailer = smtpMailer({ url: sink.url, from: 'a@example.test', timeoutMs: 300 });
+      const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(DeliveryError);
+      expect((err as DeliveryError).kind).toBe('timeout');
+      // The server did get the whole message: "nothing was sent" would have been false.
+      expect(sink.to('b@example.test')).toHaveLength(1);
+    } finally {
+      await sink.close();
+    }
   });
 
   test('no server at all is unreachable', async () => {
