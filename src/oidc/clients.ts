@@ -181,9 +181,21 @@ function flows(signIn: boolean, signInGrants: string[], clientCredentials: boole
   };
 }
 
+/**
+ * 128 random bits, base64url, never starting with `-` or `_`: an id that
+ * begins with `-` reads as an option to `twofold client show <id>` and to
+ * most shells' tools, so such draws are taken again (1 in 32).
+ */
+export function newClientId(): string {
+  for (;;) {
+    const id = crypto.randomBytes(16).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
+}
+
 export async function createClient(db: Kysely<Database>, sealer: Sealer, input: NewClient): Promise<CreatedClient> {
   const c = newClientSchema.parse(input);
-  const clientId = crypto.randomBytes(16).toString('base64url');
+  const clientId = newClientId();
   const method: AuthMethod = c.authMethod ?? (c.public ? 'none' : 'client_secret_basic');
   const needsSecret = method === 'client_secret_basic' || method === 'client_secret_post';
   const clientSecret = needsSecret ? generateClientSecret() : null;

@@ -5,7 +5,7 @@
  * required for a client as the provider asks.
  */
 import { describe, expect, test } from '@jest/globals';
-import { newClientSchema, pkceRequired, invalidTwofoldMetadata, type NewClient } from '../../src/oidc/clients.ts';
+import { newClientId, newClientSchema, pkceRequired, invalidTwofoldMetadata, type NewClient } from '../../src/oidc/clients.ts';
 
 const REDIRECT = 'https://app.example.test/cb';
 const problems = (input: Partial<NewClient>) => {
@@ -59,5 +59,14 @@ describe('client settings', () => {
     expect(invalidTwofoldMetadata('twofold_client_credentials_scope', ['read'])).toMatch(/string/);
     expect(invalidTwofoldMetadata('twofold_pkce', 'optional')).toBeUndefined();
     expect(invalidTwofoldMetadata('twofold_pkce', undefined)).toBeUndefined();
+  });
+});
+
+describe('client ids', () => {
+  test('are 128 random bits in base64url that never begin with - or _, so the CLI never reads one as an option', () => {
+    // Plain base64url begins with - or _ once in 32 draws: 4000 draws without one are no luck.
+    const ids = Array.from({ length: 4000 }, newClientId);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{21}$/);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });
