@@ -264,6 +264,12 @@ export const configSchema = z
     GRANT_TTL: seconds(300, 365 * 86400).default(14 * 86400),
     /** How long a retired signing key stays published after rotation (must outlive tokens it signed). */
     KEY_RETIREMENT_TTL: seconds(60, 365 * 86400).default(2 * 86400),
+    /**
+     * How long `twofold keys rotate` publishes the next signing keys (in the JWKS) before they sign, so apps that
+     * cache the JWKS hold them when the switch comes; at least the longest JWKS cache among your apps. 0 switches at
+     * once. The JWKS is served with Cache-Control max-age of half this (at most 600 s).
+     */
+    KEY_PUBLISH_DELAY: seconds(0, 30 * 86400).default(3600),
     /** How often expired provider rows are purged, in seconds (0 disables). */
     PURGE_INTERVAL: seconds(0, 86400).default(600),
     /** How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run. */

@@ -77,8 +77,11 @@ export interface SigningKeysTable {
   alg: string;
   /** The private JWK, sealed. */
   jwk_sealed: string;
-  status: 'active' | 'retired';
+  /** `next`: published, signs from activates_at; `active`: signs; `retired`: published until expires_at. */
+  status: 'next' | 'active' | 'retired';
   created_at: Generated<Date>;
+  /** For a next key, when it starts to sign; for an active one, when it did. */
+  activates_at: NullableTimestamp;
   retired_at: NullableTimestamp;
   /** When a retired key stops being published. */
   expires_at: NullableTimestamp;

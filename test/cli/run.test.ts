@@ -391,25 +391,47 @@ for (const kind of DIALECTS) {
       expect((await audit('client.removed'))[0]).toMatchObject({ client_id: spa2.client_id, details: { name: 'spa2' }, actor: 'admin:cli' });
     });
 
-    test('keys list and rotate', async () => {
+    test('keys list and rotate: the next pair is published first; --now switches at once', async () => {
       const before = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, unknown>>>();
       expect(before.map((k) => [k.alg, k.status]).sort()).toEqual([['ES256', 'active'], ['RS256', 'active']]);
-      expect(before[0]).toEqual({ kid: expect.any(String), alg: expect.any(String), status: 'active', created_at: expect.any(String), retired_at: null, expires_at: null });
+      expect(before[0]).toEqual({ kid: expect.any(String), alg: expect.any(String), status: 'active', created_at: expect.any(String), activates_at: expect.any(String), retired_at: null, expires_at: null });
 
       const text = await ok(['keys', 'rotate']);
-      expect(text.stdout).toMatch(/^new signing keys: \S+, \S+\nretired \(still published for 172800s\): \S+, \S+\n/);
+      expect(text.stdout).toMatch(/^next signing keys: \S+, \S+ \(published now\)\nthey sign from \S+ \(KEY_PUBLISH_DELAY 3600s\); the keys they replace stay published for 172800s after that\n$/);
       const after = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, any>>>();
-      expect(after).toHaveLength(4);
-      const retired = after.filter((k) => k.status === 'retired');
-      expect(retired.map((k) => k.kid).sort()).toEqual(before.map((k) => k.kid).sort());
-      expect(retired.every((k) => k.expires_at && Date.parse(k.expires_at) > Date.now())).toBe(true);
+      expect(after.map((k) => k.status)).toEqual(['active', 'active', 'next', 'next']);
+      expect(after.filter((k) => k.status === 'active').map((k) => k.kid).sort()).toEqual(before.map((k) => k.kid).sort());
+      const next = after.filter((k) => k.status === 'next');
+      expect(next.every((k) => Date.parse(k.activates_at) > Date.now() + 3500_000)).toBe(true);
+      expect((await ok(['keys', 'list'])).stdout).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED_AT\s+ACTIVATES_AT\s+EXPIRES_AT\n/);
 
-      const json = (await ok(['keys', 'rotate', '--json'])).json();
-      expect(json).toEqual({ created: [expect.any(String), expect.any(String)], retired: expect.arrayContaining(after.filter((k) => k.status === 'active').map((k) => k.kid)), retired_for_seconds: 172800 });
-      expect((await ok(['keys', 'list'])).stdout).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED_AT\s+EXPIRES_AT\n/);
+      // A second rotation while one is pending is refused, naming the way out.
+      expectOneLineError(await run(['keys', 'rotate']), 1, /a rotation is already pending: .* sign from .*keys rotate --now/);
+      expectOneLineError(await run(['keys', 'rotate', '--withdraw']), 1, /--withdraw only goes with --now/);
+
+      const json = (await ok(['keys', 'rotate', '--now', '--json'])).json<Record<string, any>>();
+      expect(json).toEqual({
+        outcome: 'switched',
+        created: [expect.any(String), expect.any(String)],
+        retired: expect.arrayContaining(before.map((k) => k.kid)),
+        dropped: expect.arrayContaining(next.map((k) => k.kid)),
+        immediate: true,
+        withdrawn: false,
+        retired_for_seconds: 172800,
+      });
+      const now = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, any>>>();
+      expect(now.map((k) => k.status)).toEqual(['active', 'active', 'retired', 'retired']);
+      expect(now.filter((k) => k.status === 'active').map((k) => k.kid).sort()).toEqual([...json.created].sort());
+      expect(now.filter((k) => k.status === 'retired').every((k) => k.expires_at && Date.parse(k.expires_at) > Date.now())).toBe(true);
       const events = await audit('keys.rotated');
       expect(events).toHaveLength(2);
-      expect(events[1]).toMatchObject({ actor: 'admin:cli', details: { retired: expect.any(Array), created: expect.any(Array) } });
+      expect(events.map((e) => e.details)).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ created: expect.any(Array), activates_at: expect.any(String), publish_delay_seconds: 3600 }),
+          expect.objectContaining({ created: json.created, immediate: true, withdrawn: false }),
+        ]),
+      );
+      expect(events.every((e) => e.actor === 'admin:cli')).toBe(true);
     });
 
     test('audit list: --user, --type, --limit, text and --json', async () => {
