@@ -270,6 +270,15 @@ export const configSchema = z
      * once. The JWKS is served with Cache-Control max-age of half this (at most 600 s).
      */
     KEY_PUBLISH_DELAY: seconds(0, 30 * 86400).default(3600),
+    /**
+     * OIDC Back-Channel Logout 1.0: apps registered with a back-channel logout URI are told (a signed logout token)
+     * when a session they were part of ends. Off: discovery does not advertise it and nothing is sent.
+     */
+    BACKCHANNEL_LOGOUT: bool.default(true),
+    /** Attempts to deliver one logout notice before it is given up (audited as backchannel_logout.failed). */
+    BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20).default(5),
+    /** Seconds before the first retry of a failed notice; each further retry waits four times longer. */
+    BACKCHANNEL_LOGOUT_BACKOFF: seconds(1, 3600).default(30),
     /** How often expired provider rows are purged, in seconds (0 disables). */
     PURGE_INTERVAL: seconds(0, 86400).default(600),
     /** How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run. */

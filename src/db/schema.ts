@@ -87,6 +87,19 @@ export interface SigningKeysTable {
   expires_at: NullableTimestamp;
 }
 
+/** Back-channel logout notices on their way to apps (migration 0012, src/oidc/backchannel-logout.ts). */
+export interface BackchannelLogoutsTable {
+  id: Generated<string>;
+  client_id: string;
+  account_id: string;
+  sid: string | null;
+  reason: string;
+  attempts: Generated<number>;
+  next_attempt_at: ColumnType<Date, Date | string, Date | string>;
+  last_error: string | null;
+  created_at: Generated<Date>;
+}
+
 export interface ProviderSecretsTable {
   /** e.g. `cookie:<random>` */
   id: string;
@@ -216,6 +229,7 @@ export interface Database {
   resource_servers: ResourceServersTable;
   oidc_payloads: OidcPayloadsTable;
   signing_keys: SigningKeysTable;
+  backchannel_logouts: BackchannelLogoutsTable;
   provider_secrets: ProviderSecretsTable;
   audit_events: AuditEventsTable;
   rate_limits: RateLimitsTable;
