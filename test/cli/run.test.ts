@@ -329,6 +329,8 @@ for (const kind of DIALECTS) {
         grant_types: ['authorization_code', 'refresh_token'],
         pkce: 'required',
         id_token_claims: 'full',
+        backchannel_logout_uri: null,
+        backchannel_logout_session_required: false,
         policy: {},
         created_at: expect.any(String),
       });
@@ -344,6 +346,30 @@ for (const kind of DIALECTS) {
       expect((await ok(['client', 'show', web!.client_id as string, '--json'])).json()).toEqual(web);
       expect((await ok(['client', 'show', 'web'])).stdout).toMatch(/^client_id\s+\S+\nname\s+web\ntype\s+confidential\n/);
       expectOneLineError(await run(['client', 'show', 'nope']), 1, /^twofold: no client named nope\n$/);
+    });
+
+    test('client add and update --backchannel-logout-uri: validated, shown, audited, removable', async () => {
+      expectOneLineError(
+        await run(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-uri', 'http://app.example.test/bc']),
+        1,
+        /^twofold: --backchannel-logout-uri: an absolute https:\/\/ URI without a fragment \(http:\/\/ only on localhost, 127\.0\.0\.1 or \[::1\]\) \(got "http:\/\/app\.example\.test\/bc"\)\n$/,
+      );
+      expectOneLineError(await run(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-session-required']), 1, /--backchannel-logout-session-required: only with --backchannel-logout-uri/);
+      await ok(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-uri', 'https://app.example.test/bc', '--backchannel-logout-session-required']);
+      expect((await ok(['client', 'show', 'bc', '--json'])).json()).toMatchObject({ backchannel_logout_uri: 'https://app.example.test/bc', backchannel_logout_session_required: true });
+      expect((await audit('client.created')).find((e) => e.details.name === 'bc')).toMatchObject({
+        details: { backchannel_logout_uri: 'https://app.example.test/bc', backchannel_logout_session_required: true },
+      });
+      expect((await ok(['client', 'show', 'bc'])).stdout).toMatch(/\nbackchannel_logout_uri\s+https:\/\/app\.example\.test\/bc\n/);
+
+      expect((await ok(['client', 'update', 'bc', '--backchannel-logout-uri', 'http://localhost:9000/bc', '--no-backchannel-logout-session-required'])).stdout).toBe(
+        'updated bc: backchannel_logout_uri http://localhost:9000/bc, backchannel_logout_session_required false\n',
+      );
+      expectOneLineError(await run(['client', 'update', 'bc', '--backchannel-logout-uri', 'https://x.test/#f']), 1, /--backchannel-logout-uri: an absolute https/);
+      expect((await ok(['client', 'update', 'bc', '--no-backchannel-logout-uri'])).stdout).toBe('updated bc: backchannel_logout_uri null, backchannel_logout_session_required null\n');
+      expect((await ok(['client', 'show', 'bc', '--json'])).json()).toMatchObject({ backchannel_logout_uri: null, backchannel_logout_session_required: false });
+      expect((await audit('client.updated')).filter((e) => e.details.backchannel_logout_uri !== undefined)).toHaveLength(2);
+      await ok(['client', 'remove', 'bc']);
     });
 
     test('client rotate-secret: the new secret works at the token endpoints, the old one no longer does', async () => {

@@ -155,6 +155,7 @@ for (const kind of DIALECTS) {
       expect(protectedHeader.alg).toBe('RS256');
       expect(payload.sub).toBe(accountId);
       expect(typeof payload.iat).toBe('number');
+      expect(payload.exp! - payload.iat!).toBe(120);
       expect(typeof payload.jti).toBe('string');
       expect(payload.events).toEqual({ [EVENT]: {} });
       expect(payload).not.toHaveProperty('nonce');
