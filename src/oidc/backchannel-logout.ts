@@ -213,10 +213,16 @@ export class BackchannelDelivery {
     this.#timer.unref();
   }
 
-  /** Stops looking and waits for a delivery in flight. */
+  /**
+   * Stops looking and gives a delivery in flight a moment to finish (its POSTs time out after 2.5 s); never longer,
+   * so a database that stopped answering cannot hold up a shutdown. What is left is retried by another process.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
-    await this.#running;
+    if (!this.#running) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#running, new Promise<void>((resolve) => (timer = setTimeout(resolve, 3000).unref()))]);
+    clearTimeout(timer);
   }
 }
