@@ -429,7 +429,7 @@ for (const kind of DIALECTS) {
       expect(after.filter((k) => k.status === 'active').map((k) => k.kid).sort()).toEqual(before.map((k) => k.kid).sort());
       const next = after.filter((k) => k.status === 'next');
       expect(next.every((k) => Date.parse(k.activates_at) > Date.now() + 3500_000)).toBe(true);
-      expect((await ok(['keys', 'list'])).stdout).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED_AT\s+ACTIVATES_AT\s+EXPIRES_AT\n/);
+      expect((await ok(['keys', 'list'])).stdout).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED_AT\s+ACTIVATES_AT\s+RETIRED_AT\s+EXPIRES_AT\n/);
 
       // A second rotation while one is pending is refused, naming the way out.
       expectOneLineError(await run(['keys', 'rotate']), 1, /a rotation is already pending: .* sign from .*keys rotate --now/);

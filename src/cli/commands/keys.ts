@@ -19,7 +19,7 @@ export function registerKeys(program: Command, ctx: CommandContext): void {
       if (activated.length) await recordAudit(db, 'keys.activated', { actor: 'system' }, { activated });
       const rows = await listKeys(db);
       if (opts.json) printJson(io, rows);
-      else printTable(io, rows as unknown as Array<Record<string, unknown>>, ['kid', 'alg', 'status', 'created_at', 'activates_at', 'expires_at']);
+      else printTable(io, rows as unknown as Array<Record<string, unknown>>, ['kid', 'alg', 'status', 'created_at', 'activates_at', 'retired_at', 'expires_at']);
     });
 
   keys
