@@ -58,6 +58,23 @@ const redirectUri = z
     }
   }, 'an absolute URI without a fragment');
 
+/** Hosts an app on this machine answers on: the only ones a back-channel logout URI may reach over plain http. */
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Where the app receives back-channel logout tokens (OIDC Back-Channel Logout 1.0 §2.2): an absolute https URI, or
+ * http on a loopback host (an app on the same machine, as for redirect URIs of native apps); no fragment.
+ */
+export const backchannelLogoutUri = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    if (url.hash || value.includes('#')) return false;
+    return url.protocol === 'https:' || (url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname)));
+  } catch {
+    return false;
+  }
+}, 'an absolute https:// URI without a fragment (http:// only on localhost, 127.0.0.1 or [::1])');
+
 /** What a client is for, as far as the rules below care: the settings that must fit together. */
 interface ClientShape {
   /** It signs users in (has redirect URIs). */
@@ -70,6 +87,10 @@ interface ClientShape {
   resourceFlag?: 'resourceScopes' | 'introspectAny';
   pkce?: (typeof PKCE_MODES)[number];
   idTokenClaims?: (typeof ID_TOKEN_CLAIMS)[number];
+  /** A back-channel logout URI, as it would be. */
+  backchannelLogout?: boolean;
+  /** --backchannel-logout-session-required was given (true). */
+  backchannelSessionRequired?: boolean;
 }
 
 /** The rules shared by `client add` and `client update`: each broken one as an issue on the option that breaks it. */
@@ -85,6 +106,8 @@ function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
   if (c.resourceFlag && !c.resourceServer) issue(c.resourceFlag, 'only for an API (--resource-server <indicator>)');
   if (!c.signIn && c.pkce) issue('pkce', 'only for an app that signs users in (--redirect-uri)');
   if (!c.signIn && c.idTokenClaims) issue('idTokenClaims', 'only for an app that signs users in (--redirect-uri)');
+  if (!c.signIn && c.backchannelLogout) issue('backchannelLogoutUri', 'only for an app that signs users in (--redirect-uri)');
+  if (c.backchannelSessionRequired && !c.backchannelLogout) issue('backchannelLogoutSessionRequired', 'only with --backchannel-logout-uri');
 }
 
 export const newClientSchema = z
@@ -114,6 +137,10 @@ export const newClientSchema = z
     introspectAny: z.boolean().optional(),
     pkce: z.enum(PKCE_MODES).optional(),
     idTokenClaims: z.enum(ID_TOKEN_CLAIMS).optional(),
+    /** Where the app is told of ended sessions (OIDC Back-Channel Logout 1.0). */
+    backchannelLogoutUri: backchannelLogoutUri.optional(),
+    /** The logout token carries the session id (`sid`), and so does every ID token for the app. */
+    backchannelLogoutSessionRequired: z.boolean().optional(),
   })
   .superRefine((c, ctx) => {
     const method = c.authMethod ?? (c.public ? 'none' : 'client_secret_basic');
@@ -132,6 +159,8 @@ export const newClientSchema = z
         resourceFlag: c.resourceScopes !== undefined ? 'resourceScopes' : c.introspectAny !== undefined ? 'introspectAny' : undefined,
         pkce: c.pkce,
         idTokenClaims: c.idTokenClaims,
+        backchannelLogout: c.backchannelLogoutUri !== undefined,
+        backchannelSessionRequired: c.backchannelLogoutSessionRequired,
       },
       ctx,
     );
@@ -212,6 +241,9 @@ export async function createClient(db: Kysely<Database>, sealer: Sealer, input: 
     ...(c.pkce ? { twofold_pkce: c.pkce } : {}),
     ...(c.idTokenClaims ? { twofold_id_token_claims: c.idTokenClaims } : {}),
     ...(c.clientCredentials ? { twofold_client_credentials_scope: (c.clientCredentialsScopes ?? []).join(' ') } : {}),
+    ...(c.backchannelLogoutUri
+      ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: c.backchannelLogoutSessionRequired ?? false }
+      : {}),
   };
   const resourceServer = c.resourceIndicator ? { indicator: c.resourceIndicator, scopes: c.resourceScopes ?? [], introspectAny: c.introspectAny ?? false } : undefined;
   await guardIndicator(db, c.resourceIndicator, () =>
@@ -243,6 +275,9 @@ export const clientChangesSchema = z.object({
   clientCredentialsScopes: scopeList.optional(),
   pkce: z.enum(PKCE_MODES).optional(),
   idTokenClaims: z.enum(ID_TOKEN_CLAIMS).optional(),
+  /** Set the back-channel logout URI, or (null) stop back-channel logout for the app. */
+  backchannelLogoutUri: backchannelLogoutUri.nullable().optional(),
+  backchannelLogoutSessionRequired: z.boolean().optional(),
 });
 export type ClientChanges = z.input<typeof clientChangesSchema>;
 
@@ -253,6 +288,7 @@ export interface ClientSettings {
   /** Set for a machine client. */
   clientCredentialsScopes?: string[];
   resourceServer?: ResourceServer;
+  backchannelLogout?: { uri: string; sessionRequired: boolean };
 }
 
 export async function clientSettings(db: Kysely<Database>, row: ClientRow): Promise<ClientSettings> {
@@ -263,6 +299,7 @@ export async function clientSettings(db: Kysely<Database>, row: ClientRow): Prom
     ...(m.twofold_id_token_claims ? { idTokenClaims: m.twofold_id_token_claims as ClientSettings['idTokenClaims'] } : {}),
     ...((m.grant_types ?? []).includes('client_credentials') ? { clientCredentialsScopes: String(m.twofold_client_credentials_scope ?? '').split(' ').filter(Boolean) } : {}),
     ...(resourceServer ? { resourceServer } : {}),
+    ...(typeof m.backchannel_logout_uri === 'string' ? { backchannelLogout: { uri: m.backchannel_logout_uri, sessionRequired: m.backchannel_logout_session_required === true } } : {}),
   };
 }
 
@@ -276,6 +313,7 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   const signIn = row.metadata.redirect_uris.length > 0;
   const clientCredentials = changes.clientCredentials ?? current.clientCredentialsScopes !== undefined;
   const indicator = changes.resourceIndicator === undefined ? current.resourceServer?.indicator : (changes.resourceIndicator ?? undefined);
+  const backchannelUri = changes.backchannelLogoutUri === undefined ? current.backchannelLogout?.uri : (changes.backchannelLogoutUri ?? undefined);
   // The rules of `client add`, on the client as it would be, reported the same way (a ZodError naming the option).
   const shape = z.unknown().superRefine((_v, ctx) =>
     checkShape(
@@ -288,6 +326,8 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
         resourceFlag: changes.resourceScopes !== undefined ? 'resourceScopes' : changes.introspectAny !== undefined ? 'introspectAny' : undefined,
         pkce: changes.pkce,
         idTokenClaims: changes.idTokenClaims,
+        backchannelLogout: backchannelUri !== undefined,
+        backchannelSessionRequired: changes.backchannelLogoutSessionRequired,
       },
       ctx,
     ),
@@ -308,6 +348,9 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   set('grant_types', flows(signIn, signInGrants, clientCredentials).grant_types, 'grant_types');
   const scope = clientCredentials ? (changes.clientCredentialsScopes ?? current.clientCredentialsScopes ?? []).join(' ') : undefined;
   set('twofold_client_credentials_scope', scope, 'client_credentials_scope');
+  set('backchannel_logout_uri', backchannelUri, 'backchannel_logout_uri', backchannelUri ?? null);
+  const sessionRequired = backchannelUri === undefined ? undefined : (changes.backchannelLogoutSessionRequired ?? current.backchannelLogout?.sessionRequired ?? false);
+  set('backchannel_logout_session_required', sessionRequired, 'backchannel_logout_session_required', sessionRequired ?? null);
 
   const server = indicator
     ? {

@@ -22,6 +22,7 @@ import { mayIntrospect } from './introspection.ts';
 import { jwtAccessTokenHandles, recordJwtAccessTokens } from './jwt-access-tokens.ts';
 import { DatabaseUnavailableError } from '../db/outage.ts';
 import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
+import { providerFetch, queueProviderLogouts } from './backchannel-logout.ts';
 
 export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
@@ -141,10 +142,13 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
         logoutSource: (ctx, form) => renderLogoutPage(ctx, form),
         postLogoutSuccessSource: (ctx) => renderLoggedOutPage(ctx),
       },
-      backchannelLogout: { enabled: false },
+      // OIDC Back-Channel Logout 1.0 for apps registered with --backchannel-logout-uri; delivery is queued and retried
+      // (src/oidc/backchannel-logout.ts), so /session/end never waits on an app.
+      backchannelLogout: { enabled: config.BACKCHANNEL_LOGOUT },
       registration: { enabled: false },
     },
     renderError: (ctx, out, error) => renderErrorPage(ctx, out, error),
+    fetch: providerFetch,
     // RFC 9470: an API can see how the user authenticated (in JWT access tokens and introspection) and ask for a step-up.
     extraTokenClaims: (ctx, token) => {
       // A machine's token has no user: its subject is the client, in introspection as in its JWT.
@@ -164,6 +168,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const provider = new Provider(config.ISSUER, configuration);
   // Forwarded headers are honoured only when the operator says a proxy terminates TLS.
   provider.proxy = config.TRUST_PROXY;
+  if (config.BACKCHANNEL_LOGOUT) queueProviderLogouts(provider, services);
   // A JWT access token at introspection or revocation is looked up by its record (src/oidc/jwt-access-tokens.ts).
   provider.use(jwtAccessTokenHandles({ issuer: config.ISSUER, jwks: keys.jwks, hasher: services.codeHasher }));
   // The library answers 500 server_error itself; keep the cause in our log (never in the response).

@@ -45,6 +45,17 @@ describe('client settings', () => {
     expect(newClientSchema.parse({ name: 'x', resourceIndicator: 'https://a.example.test', resourceScopes: ' read  write read ' }).resourceScopes).toEqual(['read', 'write']);
   });
 
+  test('back-channel logout URI: https, or http on a loopback host; no fragment; only for an app that signs users in', () => {
+    for (const good of ['https://app.example.test/logout', 'https://app.example.test/logout?from=op', 'http://localhost:3000/bc', 'http://127.0.0.1/bc', 'http://[::1]:8080/bc']) {
+      expect(problems({ redirectUris: [REDIRECT], backchannelLogoutUri: good })).toEqual([]);
+    }
+    for (const bad of ['http://app.example.test/logout', 'https://app.example.test/logout#x', '/logout', 'ftp://app.example.test/x', 'javascript:alert(1)', 'http://localhost.evil.test/bc']) {
+      expect(problems({ redirectUris: [REDIRECT], backchannelLogoutUri: bad })).toEqual([expect.stringMatching(/^backchannelLogoutUri: an absolute https:\/\/ URI/)]);
+    }
+    expect(problems({ clientCredentials: true, backchannelLogoutUri: 'https://m.example.test/bc' })).toEqual([expect.stringMatching(/^backchannelLogoutUri: only for an app that signs users in/)]);
+    expect(problems({ redirectUris: [REDIRECT], backchannelLogoutSessionRequired: true })).toEqual([expect.stringMatching(/^backchannelLogoutSessionRequired: only with --backchannel-logout-uri/)]);
+  });
+
   test('PKCE: always for a public client; a confidential one as set, else as PKCE_REQUIRED says', () => {
     expect(pkceRequired({ clientAuthMethod: 'none', twofold_pkce: 'optional' }, 'public')).toBe(true);
     expect(pkceRequired({ clientAuthMethod: 'client_secret_basic' }, 'all')).toBe(true);
