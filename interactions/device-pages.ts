@@ -71,3 +71,8 @@ export function renderUserCodeThrottled(ctx: KoaContextWithOIDC, page: string, r
     again: page,
   }, 429);
 }
+
+/** A code posted from a page whose browser session is gone: start again from a fresh page. */
+export function renderUserCodeFormExpired(ctx: KoaContextWithOIDC, page: string): void {
+  html(ctx, 'device-code', { title: 'Connect a device', problem: 'This page has expired. Enter the code again.', again: page }, 400);
+}

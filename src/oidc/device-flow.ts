@@ -13,7 +13,8 @@ import type Provider from 'oidc-provider';
 import type { Services } from '../services.ts';
 import { attempt, refund, type LimitRule } from '../security/rate-limit.ts';
 import { clientAddress } from '../http/client-address.ts';
-import { renderDeviceSuccess, renderUserCodeConfirm, renderUserCodeInput, renderUserCodeThrottled } from '../../interactions/device-pages.ts';
+import { renderDeviceSuccess, renderUserCodeConfirm, renderUserCodeFormExpired, renderUserCodeInput, renderUserCodeThrottled } from '../../interactions/device-pages.ts';
+import { DEVICE_CODE_GRANT } from './clients.ts';
 
 /**
  * Wrong user codes per client address: ten free, then a wait that doubles from 30 s up to 15 minutes, cleared by a
@@ -47,7 +48,28 @@ export function throttleUserCodes(provider: Provider, services: Services): void 
     if (ctx.method !== 'POST' || ctx.path !== path) return next();
     const verdict = await attempt(services.db, [{ rule: USER_CODE_GUESSES, subject: clientAddress(ctx) }]);
     if (!verdict.allowed) return renderUserCodeThrottled(ctx as KoaContextWithOIDC, page, verdict.retryAfterSeconds);
-    await next();
+    try {
+      await next();
+    } catch (err) {
+      // A post without a live browser session (a stale tab, cookies cleared) is refused, and the library then fails
+      // to store the session it had only just made for its error page; that form could never be sent anyway.
+      const session = (ctx as KoaContextWithOIDC).oidc?.session;
+      if (!session || typeof session.exp === 'number') throw err;
+      return renderUserCodeFormExpired(ctx as KoaContextWithOIDC, page);
+    }
     if ((ctx as KoaContextWithOIDC).oidc?.entities?.DeviceCode) await refund(services.db, verdict);
+  });
+}
+
+/** POST /device/auth by a client not registered with --device-flow: refused as unauthorized_client. */
+export function deviceGrantRefusal(provider: Provider): void {
+  provider.use(async (ctx, next) => {
+    await next();
+    // The library says invalid_request; RFC 6749 §5.2 (RFC 8628 §3.2) has a name for a client without the grant.
+    const client = (ctx as KoaContextWithOIDC).oidc?.client;
+    const body = ctx.body as { error?: string } | undefined;
+    if (ctx.method === 'POST' && ctx.path === '/device/auth' && client && !client.grantTypeAllowed(DEVICE_CODE_GRANT) && body?.error === 'invalid_request') {
+      body.error = 'unauthorized_client';
+    }
   });
 }

@@ -23,7 +23,7 @@ import { jwtAccessTokenHandles, recordJwtAccessTokens } from './jwt-access-token
 import { DatabaseUnavailableError } from '../db/outage.ts';
 import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
 import { providerFetch, queueProviderLogouts } from './backchannel-logout.ts';
-import { deviceFlowFeature, throttleUserCodes } from './device-flow.ts';
+import { deviceFlowFeature, deviceGrantRefusal, throttleUserCodes } from './device-flow.ts';
 
 export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
@@ -173,7 +173,10 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   // Forwarded headers are honoured only when the operator says a proxy terminates TLS.
   provider.proxy = config.TRUST_PROXY;
   if (config.BACKCHANNEL_LOGOUT) queueProviderLogouts(provider, services);
-  if (config.DEVICE_FLOW) throttleUserCodes(provider, services);
+  if (config.DEVICE_FLOW) {
+    throttleUserCodes(provider, services);
+    deviceGrantRefusal(provider);
+  }
   // A JWT access token at introspection or revocation is looked up by its record (src/oidc/jwt-access-tokens.ts).
   provider.use(jwtAccessTokenHandles({ issuer: config.ISSUER, jwks: keys.jwks, hasher: services.codeHasher }));
   // The library answers 500 server_error itself; keep the cause in our log (never in the response).
