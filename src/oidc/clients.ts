@@ -101,7 +101,7 @@ interface ClientShape {
 function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
   const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
   if (!c.signIn && !c.deviceFlow && !c.clientCredentials && !c.resourceServer) {
-    issue('redirectUris', 'at least one --redirect-uri (or --device-flow for a CLI or TV, --resource-server for an API, --client-credentials for a machine client)');
+    issue('redirectUris', 'at least one --redirect-uri (or --resource-server for an API, --client-credentials for a machine client, --device-flow for a CLI or TV)');
   }
   if (c.public && c.pkce === 'optional') issue('pkce', 'a public client always uses PKCE: without a secret, PKCE is what protects its authorization codes');
   if (c.public && c.clientCredentials) issue('clientCredentials', 'a public client has no credentials to get tokens with');
