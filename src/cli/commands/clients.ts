@@ -142,7 +142,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
   usageCheck(add, (cmd) => {
     const o = cmd.opts<{ redirectUri?: string[]; resourceServer?: string; clientCredentials?: boolean; deviceFlow?: boolean }>();
     if (!o.redirectUri?.length && !o.resourceServer && !o.clientCredentials && !o.deviceFlow) {
-      cmd.error('error: one of --redirect-uri <uri> (an app), --device-flow (a CLI or TV), --resource-server <indicator> (an API) or --client-credentials (a machine client) is required');
+      cmd.error('error: one of --redirect-uri <uri> (an app), --resource-server <indicator> (an API), --client-credentials (a machine client) or --device-flow (a CLI or TV) is required');
     }
   });
   add.action(async (name: string, opts: {
