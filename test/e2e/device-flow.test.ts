@@ -53,7 +53,8 @@ for (const kind of DIALECTS) {
       server = await startTestServer(database, { MFA: 'optional' });
       services = server.opened.services;
       // Registered as an admin would, with the commands docs/connecting-apps.md gives.
-      const added = await run('client', 'add', 'cli', '--device-flow', '--public', '--first-party', '--json');
+      // The CLI is a third-party app: its users are asked for consent, on the same page as any app's.
+      const added = await run('client', 'add', 'cli', '--device-flow', '--public', '--json');
       expect(added.code).toBe(0);
       cli = await device(server.issuer, JSON.parse(added.out).client_id, null);
       const tvAdded = JSON.parse((await run('client', 'add', 'tv', '--device-flow', '--first-party', '--json')).out);
@@ -137,12 +138,14 @@ for (const kind of DIALECTS) {
       await expect(poll(tv, started)).rejects.toMatchObject({ error: 'invalid_grant' });
     });
 
-    test('a public CLI signs in with a password alone: level 1, pwd; a refresh token for later', async () => {
+    test('a public third-party CLI: password, consent, level 1 and pwd; a refresh token for later', async () => {
       const { username } = await user();
       const started = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid offline_access' });
       const agent = new UserAgent(server.issuer);
       const login = await enterCode(agent, started);
-      const done = await agent.submit(formAction(login.body), { login: username, password: PASSWORD });
+      const consent = await agent.submit(formAction(login.body), { login: username, password: PASSWORD });
+      expect(consent.body).toContain('asks to access your account');
+      const done = await agent.submit(formAction(consent.body), {});
       expect(done.body).toContain('You are signed in on cli');
       const tokens = await poll(cli, started);
       expect(tokens.claims()).toMatchObject({ acr: 'urn:twofold:acr:1', amr: ['pwd'] });
@@ -178,6 +181,12 @@ for (const kind of DIALECTS) {
       expect(cancelled.status).toBe(200);
       expect(cancelled.body).toContain('The sign-in was cancelled');
       await expect(poll(cli, denied)).rejects.toMatchObject({ error: 'access_denied' });
+      // Cancelled later, at the sign-in page: the same answer to the device.
+      const quit = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid' });
+      const login = await enterCode(agent, quit);
+      const gone = await agent.follow(/href="(\/interaction\/[^"]+\/abort)"/.exec(login.body)![1]!);
+      expect(gone.body).toContain('The sign-in was cancelled');
+      await expect(poll(cli, quit)).rejects.toMatchObject({ error: 'access_denied' });
 
       const expired = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid' });
       // Ten minutes later, without waiting them: the row as time would leave it.
