@@ -54,7 +54,8 @@ export function throttleUserCodes(provider: Provider, services: Services): void 
       // A post without a live browser session (a stale tab, cookies cleared) is refused, and the library then fails
       // to store the session it had only just made for its error page; that form could never be sent anyway.
       const session = (ctx as KoaContextWithOIDC).oidc?.session;
-      if (!session || typeof session.exp === 'number') throw err;
+      // Anything else (a database outage) goes on to its own answer.
+      if (!(err instanceof TypeError) || !session || typeof session.exp === 'number') throw err;
       return renderUserCodeFormExpired(ctx as KoaContextWithOIDC, page);
     }
     if ((ctx as KoaContextWithOIDC).oidc?.entities?.DeviceCode) await refund(services.db, verdict);
