@@ -275,6 +275,14 @@ export const configSchema = z
      * when a session they were part of ends. Off: discovery does not advertise it and nothing is sent.
      */
     BACKCHANNEL_LOGOUT: bool.default(true),
+    /**
+     * The device authorization grant (RFC 8628) for apps registered with --device-flow (CLIs, TVs): the person
+     * approves at /device in a browser, through the normal sign-in. Off: discovery does not advertise
+     * device_authorization_endpoint and /device_auth and /device answer 404.
+     */
+    DEVICE_FLOW: bool.default(true),
+    /** How long a device's user code can be entered and its device code polled, in seconds. */
+    DEVICE_CODE_TTL: seconds(60, 3600).default(600),
     /** Attempts to deliver one logout notice before it is given up (audited as backchannel_logout.failed). */
     BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20).default(5),
     /** Seconds before the first retry of a failed notice; each further retry waits four times longer. */

@@ -18,6 +18,8 @@ export type AuthMethod = (typeof AUTH_METHODS)[number];
 export const ID_TOKEN_ALGS = ['RS256', 'ES256'] as const;
 /** `--pkce`: only a confidential client may make PKCE optional (absent: PKCE_REQUIRED decides). */
 export const PKCE_MODES = ['optional', 'required'] as const;
+/** RFC 8628's grant type: a device (a CLI, a TV) polls for the tokens a person approves in a browser. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** `--id-token-claims`: `full` (default) puts the granted scopes' claims in the ID token too; `minimal` leaves them to userinfo. */
 export const ID_TOKEN_CLAIMS = ['minimal', 'full'] as const;
 
@@ -79,6 +81,8 @@ export const backchannelLogoutUri = z.string().refine((value) => {
 interface ClientShape {
   /** It signs users in (has redirect URIs). */
   signIn: boolean;
+  /** It signs users in on a device: the device authorization grant (RFC 8628), no redirect URIs needed. */
+  deviceFlow: boolean;
   public: boolean;
   clientCredentials: boolean;
   clientCredentialsScopes?: string[];
@@ -96,8 +100,8 @@ interface ClientShape {
 /** The rules shared by `client add` and `client update`: each broken one as an issue on the option that breaks it. */
 function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
   const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
-  if (!c.signIn && !c.clientCredentials && !c.resourceServer) {
-    issue('redirectUris', 'at least one --redirect-uri (or --resource-server for an API, --client-credentials for a machine client)');
+  if (!c.signIn && !c.deviceFlow && !c.clientCredentials && !c.resourceServer) {
+    issue('redirectUris', 'at least one --redirect-uri (or --resource-server for an API, --client-credentials for a machine client, --device-flow for a CLI or TV)');
   }
   if (c.public && c.pkce === 'optional') issue('pkce', 'a public client always uses PKCE: without a secret, PKCE is what protects its authorization codes');
   if (c.public && c.clientCredentials) issue('clientCredentials', 'a public client has no credentials to get tokens with');
@@ -105,8 +109,8 @@ function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
   if (c.clientCredentialsScopes && !c.clientCredentials) issue('clientCredentialsScopes', 'only for a machine client (--client-credentials)');
   if (c.resourceFlag && !c.resourceServer) issue(c.resourceFlag, 'only for an API (--resource-server <indicator>)');
   if (!c.signIn && c.pkce) issue('pkce', 'only for an app that signs users in (--redirect-uri)');
-  if (!c.signIn && c.idTokenClaims) issue('idTokenClaims', 'only for an app that signs users in (--redirect-uri)');
-  if (!c.signIn && c.backchannelLogout) issue('backchannelLogoutUri', 'only for an app that signs users in (--redirect-uri)');
+  if (!c.signIn && !c.deviceFlow && c.idTokenClaims) issue('idTokenClaims', 'only for an app that signs users in (--redirect-uri or --device-flow)');
+  if (!c.signIn && !c.deviceFlow && c.backchannelLogout) issue('backchannelLogoutUri', 'only for an app that signs users in (--redirect-uri or --device-flow)');
   if (c.backchannelSessionRequired && !c.backchannelLogout) issue('backchannelLogoutSessionRequired', 'only with --backchannel-logout-uri');
 }
 
@@ -127,6 +131,8 @@ export const newClientSchema = z
     idTokenAlg: z.enum(ID_TOKEN_ALGS).optional(),
     /** A machine client: access tokens for APIs on its own behalf (client_credentials), no user involved. */
     clientCredentials: z.boolean().default(false),
+    /** A CLI or TV: the device authorization grant (RFC 8628); the person signs in on another screen. */
+    deviceFlow: z.boolean().default(false),
     /** The API scopes a machine client may be granted; without them its tokens carry none. */
     clientCredentialsScopes: scopeList.optional(),
     /** The client is this API (RFC 8707 resource indicator): it may introspect the access tokens issued for it. */
@@ -152,6 +158,7 @@ export const newClientSchema = z
     checkShape(
       {
         signIn: c.redirectUris.length > 0,
+        deviceFlow: c.deviceFlow,
         public: c.public,
         clientCredentials: c.clientCredentials,
         clientCredentialsScopes: c.clientCredentialsScopes,
@@ -202,10 +209,14 @@ async function guardIndicator<T>(db: Kysely<Database>, indicator: string | undef
   }
 }
 
-/** Grant and response types: code (and refresh) for an app that signs users in, client_credentials for a machine client. */
-function flows(signIn: boolean, signInGrants: string[], clientCredentials: boolean): Pick<ClientMetadata, 'grant_types' | 'response_types'> {
+/**
+ * Grant and response types: code (and refresh) for an app that signs users in, the device grant (and refresh, as
+ * for code) for a CLI or TV, client_credentials for a machine client.
+ */
+function flows(signIn: boolean, signInGrants: string[], deviceFlow: boolean, clientCredentials: boolean): Pick<ClientMetadata, 'grant_types' | 'response_types'> {
+  const device = deviceFlow ? [DEVICE_CODE_GRANT, ...(signIn ? [] : signInGrants.filter((g) => g === 'refresh_token'))] : [];
   return {
-    grant_types: [...(signIn ? signInGrants : []), ...(clientCredentials ? ['client_credentials'] : [])],
+    grant_types: [...new Set([...(signIn ? signInGrants : []), ...device, ...(clientCredentials ? ['client_credentials'] : [])])],
     response_types: signIn ? ['code'] : [],
   };
 }
@@ -233,7 +244,7 @@ export async function createClient(db: Kysely<Database>, sealer: Sealer, input: 
     client_name: c.name,
     redirect_uris: c.redirectUris,
     post_logout_redirect_uris: c.postLogoutRedirectUris,
-    ...flows(signIn, c.grantTypes, c.clientCredentials),
+    ...flows(signIn, c.grantTypes, c.deviceFlow, c.clientCredentials),
     token_endpoint_auth_method: method,
     ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
     ...(c.jwks ? { jwks: c.jwks } : {}),
@@ -273,6 +284,7 @@ export const clientChangesSchema = z.object({
   introspectAny: z.boolean().optional(),
   clientCredentials: z.boolean().optional(),
   clientCredentialsScopes: scopeList.optional(),
+  deviceFlow: z.boolean().optional(),
   pkce: z.enum(PKCE_MODES).optional(),
   idTokenClaims: z.enum(ID_TOKEN_CLAIMS).optional(),
   /** Set the back-channel logout URI, or (null) stop back-channel logout for the app. */
@@ -287,6 +299,8 @@ export interface ClientSettings {
   idTokenClaims?: (typeof ID_TOKEN_CLAIMS)[number];
   /** Set for a machine client. */
   clientCredentialsScopes?: string[];
+  /** The client may use the device authorization grant (RFC 8628). */
+  deviceFlow: boolean;
   resourceServer?: ResourceServer;
   backchannelLogout?: { uri: string; sessionRequired: boolean };
 }
@@ -295,6 +309,7 @@ export async function clientSettings(db: Kysely<Database>, row: ClientRow): Prom
   const m = row.metadata;
   const resourceServer = await resourceServerOfClient(db, row.client_id);
   return {
+    deviceFlow: (m.grant_types ?? []).includes(DEVICE_CODE_GRANT),
     ...(m.twofold_pkce ? { pkce: m.twofold_pkce as ClientSettings['pkce'] } : {}),
     ...(m.twofold_id_token_claims ? { idTokenClaims: m.twofold_id_token_claims as ClientSettings['idTokenClaims'] } : {}),
     ...((m.grant_types ?? []).includes('client_credentials') ? { clientCredentialsScopes: String(m.twofold_client_credentials_scope ?? '').split(' ').filter(Boolean) } : {}),
@@ -312,6 +327,7 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   const current = await clientSettings(db, row);
   const signIn = row.metadata.redirect_uris.length > 0;
   const clientCredentials = changes.clientCredentials ?? current.clientCredentialsScopes !== undefined;
+  const deviceFlow = changes.deviceFlow ?? current.deviceFlow;
   const indicator = changes.resourceIndicator === undefined ? current.resourceServer?.indicator : (changes.resourceIndicator ?? undefined);
   const backchannelUri = changes.backchannelLogoutUri === undefined ? current.backchannelLogout?.uri : (changes.backchannelLogoutUri ?? undefined);
   // The rules of `client add`, on the client as it would be, reported the same way (a ZodError naming the option).
@@ -319,6 +335,7 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
     checkShape(
       {
         signIn,
+        deviceFlow,
         public: isPublic(row),
         clientCredentials,
         clientCredentialsScopes: changes.clientCredentialsScopes,
@@ -344,8 +361,11 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   };
   if (changes.pkce) set('twofold_pkce', changes.pkce, 'pkce');
   if (changes.idTokenClaims) set('twofold_id_token_claims', changes.idTokenClaims, 'id_token_claims');
-  const signInGrants = (row.metadata.grant_types ?? []).filter((g) => g !== 'client_credentials');
-  set('grant_types', flows(signIn, signInGrants, clientCredentials).grant_types, 'grant_types');
+  const stored = (row.metadata.grant_types ?? []).filter((g) => g !== 'client_credentials' && g !== DEVICE_CODE_GRANT);
+  // A machine client or an API turned into a device client gets refresh tokens, as `client add --device-flow` gives.
+  const signInGrants = deviceFlow && !current.deviceFlow && !signIn && !stored.length ? ['refresh_token'] : stored;
+  set('grant_types', flows(signIn, signInGrants, deviceFlow, clientCredentials).grant_types, 'grant_types');
+  if (deviceFlow !== current.deviceFlow) changed.device_flow = deviceFlow;
   const scope = clientCredentials ? (changes.clientCredentialsScopes ?? current.clientCredentialsScopes ?? []).join(' ') : undefined;
   set('twofold_client_credentials_scope', scope, 'client_credentials_scope');
   set('backchannel_logout_uri', backchannelUri, 'backchannel_logout_uri', backchannelUri ?? null);

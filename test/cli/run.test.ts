@@ -63,7 +63,7 @@ describe('twofold without a database', () => {
     expectOneLineError(await run('user', 'add'), 2, /missing required argument 'username'/);
     expectOneLineError(await run('user', 'list', '--jsn'), 2, /unknown option '--jsn'; did you mean --json\?/);
     expectOneLineError(await run('user', 'list', 'extra'), 2, /too many arguments/);
-    expectOneLineError(await run('client', 'add', 'web'), 2, /one of --redirect-uri <uri> \(an app\), --resource-server <indicator> \(an API\) or --client-credentials \(a machine client\) is required/);
+    expectOneLineError(await run('client', 'add', 'web'), 2, /one of --redirect-uri <uri> \(an app\), --resource-server <indicator> \(an API\), --client-credentials \(a machine client\) or --device-flow \(a CLI or TV\) is required/);
     expectOneLineError(await run('user', 'set-password', 'alice'), 2, /--password-stdin/);
     expectOneLineError(await run('audit', 'list', '--user'), 2, /argument missing/);
   });
@@ -327,6 +327,7 @@ for (const kind of DIALECTS) {
         redirect_uris: ['http://app.example.test/cb', 'http://app.example.test/cb2'],
         post_logout_redirect_uris: ['http://app.example.test/bye'],
         grant_types: ['authorization_code', 'refresh_token'],
+        device_flow: false,
         pkce: 'required',
         id_token_claims: 'full',
         backchannel_logout_uri: null,

@@ -40,6 +40,8 @@ async function view(services: Services, row: ClientRow) {
     redirect_uris: row.metadata.redirect_uris,
     post_logout_redirect_uris: row.metadata.post_logout_redirect_uris ?? [],
     grant_types: row.metadata.grant_types ?? [],
+    // RFC 8628: a CLI or TV may get tokens a person approves at the verification page (works only while DEVICE_FLOW is on).
+    device_flow: settings.deviceFlow,
     // For apps that sign users in: whether PKCE is required (its own setting, else PKCE_REQUIRED), and what the ID token holds.
     ...(signIn
       ? {
@@ -74,6 +76,7 @@ interface UsageOptions {
   introspectAny?: boolean;
   clientCredentials?: boolean;
   scope?: string;
+  deviceFlow?: boolean;
   pkce?: string;
   idTokenClaims?: string;
   backchannelLogoutUri?: string | false;
@@ -87,6 +90,7 @@ function usageChanges(o: UsageOptions): ClientChanges {
     ...(o.introspectAny !== undefined ? { introspectAny: o.introspectAny } : {}),
     ...(o.clientCredentials !== undefined ? { clientCredentials: o.clientCredentials } : {}),
     ...(o.scope !== undefined ? { clientCredentialsScopes: o.scope } : {}),
+    ...(o.deviceFlow !== undefined ? { deviceFlow: o.deviceFlow } : {}),
     ...(o.pkce !== undefined ? { pkce: o.pkce as never } : {}),
     ...(o.idTokenClaims !== undefined ? { idTokenClaims: o.idTokenClaims as never } : {}),
     ...(o.backchannelLogoutUri !== undefined ? { backchannelLogoutUri: o.backchannelLogoutUri === false ? null : o.backchannelLogoutUri } : {}),
@@ -131,13 +135,14 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--introspect-any', 'with --resource-server: the API may also introspect any opaque access token')
     .option('--client-credentials', 'a machine client: tokens for APIs on its own behalf (client_credentials), no redirect URIs')
     .option('--scope <scopes>', 'with --client-credentials: the API scopes it may be granted ("read write")')
+    .option('--device-flow', 'a CLI or TV: signs users in with the device authorization grant (RFC 8628); with --public, no secret')
     .option('--backchannel-logout-uri <uri>', 'where the app is told of ended sessions (OIDC Back-Channel Logout; https, or http on localhost)')
     .option('--backchannel-logout-session-required', 'with --backchannel-logout-uri: logout tokens (and ID tokens) carry the session id, sid')
     .option('--json', 'print JSON');
   usageCheck(add, (cmd) => {
-    const o = cmd.opts<{ redirectUri?: string[]; resourceServer?: string; clientCredentials?: boolean }>();
-    if (!o.redirectUri?.length && !o.resourceServer && !o.clientCredentials) {
-      cmd.error('error: one of --redirect-uri <uri> (an app), --resource-server <indicator> (an API) or --client-credentials (a machine client) is required');
+    const o = cmd.opts<{ redirectUri?: string[]; resourceServer?: string; clientCredentials?: boolean; deviceFlow?: boolean }>();
+    if (!o.redirectUri?.length && !o.resourceServer && !o.clientCredentials && !o.deviceFlow) {
+      cmd.error('error: one of --redirect-uri <uri> (an app), --resource-server <indicator> (an API), --client-credentials (a machine client) or --device-flow (a CLI or TV) is required');
     }
   });
   add.action(async (name: string, opts: {
@@ -170,6 +175,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         idTokenAlg: opts.idTokenAlg as never,
         clientCredentials: usage.clientCredentials ?? false,
         clientCredentialsScopes: usage.clientCredentialsScopes,
+        deviceFlow: usage.deviceFlow ?? false,
         resourceIndicator: usage.resourceIndicator ?? undefined,
         resourceScopes: usage.resourceScopes,
         introspectAny: usage.introspectAny,
@@ -192,6 +198,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         ...(pkce ? { pkce } : {}),
         ...(idTokenClaims ? { id_token_claims: idTokenClaims } : {}),
         ...(machineScope !== undefined ? { client_credentials_scope: machineScope } : {}),
+        ...(usage.deviceFlow ? { device_flow: true } : {}),
         ...(created.metadata.backchannel_logout_uri
           ? { backchannel_logout_uri: created.metadata.backchannel_logout_uri, backchannel_logout_session_required: created.metadata.backchannel_logout_session_required }
           : {}),
@@ -221,6 +228,8 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--client-credentials', 'let it get tokens for APIs on its own behalf (client_credentials)')
     .option('--no-client-credentials', 'stop that')
     .option('--scope <scopes>', 'the API scopes a machine client may be granted ("read write")')
+    .option('--device-flow', 'let it sign users in with the device authorization grant (RFC 8628), for a CLI or TV')
+    .option('--no-device-flow', 'stop that')
     .option('--pkce <mode>', `${PKCE_MODES.join(' or ')} (optional only for a confidential app)`)
     .option('--id-token-claims <mode>', ID_TOKEN_CLAIMS.join(' or '))
     .option('--backchannel-logout-uri <uri>', 'where the app is told of ended sessions (OIDC Back-Channel Logout; https, or http on localhost)')
