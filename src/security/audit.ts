@@ -15,6 +15,18 @@ export interface AuditContext {
   actor?: string | null;
 }
 
+/** Told of each event after its row was written (the metrics count them); keyed by the database, one per running server. */
+export type AuditListener = (type: string, details: Record<string, unknown>) => void;
+const listeners = new WeakMap<Kysely<Database>, AuditListener>();
+
+/** Tells `listener` of every event recorded through `db` from now on; returns the way to stop. */
+export function observeAudit(db: Kysely<Database>, listener: AuditListener): () => void {
+  listeners.set(db, listener);
+  return () => {
+    if (listeners.get(db) === listener) listeners.delete(db);
+  };
+}
+
 export async function recordAudit(db: Kysely<Database>, type: string, context: AuditContext, details: Record<string, unknown> = {}): Promise<void> {
   try {
     await db
@@ -31,7 +43,9 @@ export async function recordAudit(db: Kysely<Database>, type: string, context: A
       .execute();
   } catch (err) {
     logger.error({ err, type }, 'could not record audit event');
+    return;
   }
+  listeners.get(db)?.(type, details);
 }
 
 export interface AuditQuery {
