@@ -11,6 +11,8 @@ import { startTestServer, testConfig, type TestServer } from '../helpers/server.
 import { UserAgent, formAction } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { enrolTotp, totpCode } from '../helpers/factors.ts';
+import { startMailSink } from '../helpers/mail-sink.ts';
+import { InteractionState } from '../../src/mfa/step-state.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
 import { listAudit } from '../../src/security/audit.ts';
@@ -188,6 +190,45 @@ describe('metrics access', () => {
     } finally {
       await guarded.close();
     }
+  });
+
+  test('codes sent and delivery failures by channel, through a real mail server', async () => {
+    const sink = await startMailSink();
+    const server = await startTestServer(database, {
+      METRICS: 'token',
+      METRICS_TOKEN: TOKEN,
+      SMTP_URL: sink.url,
+      FACTOR_SETTINGS: JSON.stringify({ 'email-code': { cooldown: 0 } }),
+    });
+    try {
+      const { services } = server.opened;
+      const account = await createAccount(services.db, services.hasher, { username: 'carol-metrics', email: 'carol@example.test', password: 'a long password' });
+      await services.factors.store.insert(account.id, 'email-code', { label: 'Email', secret: 'carol@example.test', data: { channel: 'email' } });
+      const send = (i: number) => services.factors.act('email-code', 'challenge', account, new InteractionState(services.db, services.sealer, `metrics-send-${i}`), 'send', {}, { ip: '203.0.113.7' });
+      expect((await send(1)).ok).toBe(true);
+      sink.refuseWith = 451;
+      expect((await send(2)).ok).toBe(false);
+      sink.refuseWith = undefined;
+      const text = await (await scrape(`${server.issuer}/metrics`, TOKEN)).text();
+      expect(sample(text, 'twofold_codes_sent_total{channel="email"}')).toBe(1);
+      expect(sample(text, 'twofold_code_delivery_failures_total{channel="email",kind="rejected"}')).toBe(1);
+      expect(text).not.toContain('carol');
+    } finally {
+      sink.refuseWith = undefined;
+      await server.close();
+      await sink.close();
+    }
+  });
+
+  test('METRICS_TOKEN_FILE holds the token', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-metrics-')), 'token');
+    fs.writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
+    expect(testConfig(3000, { METRICS: 'token', METRICS_TOKEN_FILE: file }).metricsToken).toBe(TOKEN);
+    expect(() => testConfig(3000, { METRICS: 'token', METRICS_TOKEN_FILE: file, METRICS_TOKEN: TOKEN })).toThrow('set either METRICS_TOKEN or METRICS_TOKEN_FILE, not both');
+    expect(() => testConfig(3000, { METRICS: 'token', METRICS_TOKEN_FILE: `${file}.missing` })).toThrow(/METRICS_TOKEN_FILE: cannot read .* \(ENOENT\)/);
   });
 
   test('configuration: a token mode without a token, a short token, or token mode with workers stop the start', () => {
