@@ -50,9 +50,10 @@ export function auditCounter(metrics: Metrics, factorIds: ReadonlySet<string>) {
       case 'factor.enrolled':
         return metrics.enrolments.inc({ factor: factor(details) });
       case 'factor.removed':
-        return metrics.removals.inc();
+        return metrics.removals.inc({ factor: factor(details) });
       case 'factor.reset':
-        if (typeof details.removed === 'number' && details.removed > 0) metrics.removals.inc(details.removed);
+        // A reset removes every factor of an account at once; its count is all the event knows.
+        if (typeof details.removed === 'number' && details.removed > 0) metrics.removals.inc({ factor: 'all' }, details.removed);
         return;
     }
   };

@@ -23,7 +23,7 @@ export interface Metrics {
   codesSent: Counter<'channel'>;
   deliveryFailures: Counter<'channel' | 'kind'>;
   enrolments: Counter<'factor'>;
-  removals: Counter;
+  removals: Counter<'factor'>;
   httpDuration: Histogram<'route' | 'method' | 'status'>;
 }
 
@@ -59,7 +59,12 @@ export function createMetrics(sources: GaugeSources): Metrics {
       registers,
     }),
     enrolments: new Counter({ name: 'twofold_factor_enrolments_total', help: 'Second factors enrolled, by factor.', labelNames: ['factor'], registers }),
-    removals: new Counter({ name: 'twofold_factor_removals_total', help: 'Second-factor credentials removed (one at a time or by a reset).', registers }),
+    removals: new Counter({
+      name: 'twofold_factor_removals_total',
+      help: 'Second-factor credentials removed, by factor (`all` for those removed by a reset of an account).',
+      labelNames: ['factor'],
+      registers,
+    }),
     httpDuration: new Histogram({
       name: 'twofold_http_request_duration_seconds',
       help: 'HTTP request durations, by route name (never the raw path), method and status class.',

@@ -99,7 +99,8 @@ for (const kind of DIALECTS) {
       expect(sample(text, 'twofold_factor_verifications_total{factor="totp",result="success"}')).toBe(1);
       expect(sample(text, 'twofold_factor_enrolments_total{factor="totp"}')).toBe(1);
       expect(sample(text, 'twofold_factor_enrolments_total{factor="backup-codes"}')).toBe(1);
-      expect(sample(text, 'twofold_factor_removals_total')).toBe(1);
+      expect(sample(text, 'twofold_factor_removals_total{factor="totp"}')).toBe(1);
+      expect((await listAudit(services.db, { type: 'factor.removed' }))[0]!.details).toMatchObject({ factor: 'totp', credential: bobTotp.id });
       // The counters agree with the audit trail they are fed from.
       const audited = async (type: string) => (await listAudit(services.db, { type, limit: 1000 })).length;
       expect(await audited('login.password_verified')).toBe(2);

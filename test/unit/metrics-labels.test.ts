@@ -28,6 +28,7 @@ describe('audit events as counts', () => {
     count('factor.send_throttled', { factor: 'sms-code', channel: 'sms' });
     count('login.throttled', { login: 'alice', browser: 'known' });
     count('factor.reset', { removed: 3 });
+    count('factor.removed', { credential: 'c9', factor: 'sms-code' });
     count('factor.reset', { removed: 0 });
     count('account.created', { username: 'alice' });
     expect(await value(metrics, 'twofold_codes_sent_total', { channel: 'sms' })).toBe(1);
@@ -39,7 +40,8 @@ describe('audit events as counts', () => {
     expect(await value(metrics, 'twofold_lockouts_total', { kind: 'password' })).toBe(1);
     expect(await value(metrics, 'twofold_factor_verifications_total', { factor: 'totp', result: 'locked' })).toBe(1);
     expect(await value(metrics, 'twofold_sign_ins_total', { method: 'password', result: 'throttled' })).toBe(1);
-    expect(await value(metrics, 'twofold_factor_removals_total')).toBe(3);
+    expect(await value(metrics, 'twofold_factor_removals_total', { factor: 'all' })).toBe(3);
+    expect(await value(metrics, 'twofold_factor_removals_total', { factor: 'sms-code' })).toBe(1);
     expect(await value(metrics, 'twofold_password_hash_queue_depth')).toBe(3);
     expect(await value(metrics, 'twofold_password_hash_active')).toBe(1);
     // No pool on PGlite: no pool gauge at all, rather than a zero that looks like an empty pool.
