@@ -21,5 +21,7 @@ export function routeName(ctx: Context): string {
       .replace(/-/g, '_');
     if (NAME.test(name)) return name;
   }
+  // The token-guarded scrape itself (no router involved); a 404 there is any unknown path.
+  if (ctx.path === '/metrics' && ctx.status !== 404) return 'metrics';
   return 'other';
 }

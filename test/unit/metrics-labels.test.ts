@@ -70,6 +70,8 @@ describe('route names', () => {
     expect(routeName(ctx({ _matchedRoute: '/assets/:name' }))).toBe('assets');
     expect(routeName(ctx({ _matchedRoute: '/healthz' }))).toBe('healthz');
     expect(routeName(ctx({ path: '/interaction/abc123/login' }))).toBe('other');
+    expect(routeName(ctx({ path: '/metrics', status: 401 }))).toBe('metrics');
+    expect(routeName(ctx({ path: '/metrics', status: 404 }))).toBe('other');
     expect(routeName(ctx({ _matchedRouteName: 'Not A Name/../x' }))).toBe('other');
   });
 });
