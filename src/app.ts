@@ -19,6 +19,7 @@ import { ASSETS_DIR, themedViews, withViews } from '../interactions/render.ts';
 import { ThemeError } from '../interactions/theme.ts';
 import { FACTORS } from '../factors/registry.ts';
 import { StartupError } from './db/storage.ts';
+import { httpDuration, metricsRoute, fromRegistry } from './metrics/index.ts';
 
 export interface AppHandle {
   app: Koa;
@@ -35,6 +36,9 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   const themed = loadTheme(services);
 
   app.use(requestContext(logger));
+  // Outermost but the log context: every request is timed, whatever answers it (an error page included).
+  const metrics = services.metrics;
+  if (metrics) app.use(httpDuration(metrics));
   // Before anything builds a URL or sets a cookie: host and scheme are the issuer's, whatever Host or X-Forwarded-* say.
   app.use(canonicalUrl({ issuer: services.config.ISSUER, trustProxy: services.config.TRUST_PROXY, log: logger }));
   // Rows read twice within one request (the app, the policy, credentials) are read once; never across requests.
@@ -46,6 +50,7 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
 
   const health = healthRoutes(services.db, () => shuttingDown);
   app.use(health.routes());
+  if (metrics && services.config.METRICS === 'token' && services.config.metricsToken) app.use(metricsRoute(fromRegistry(metrics.registry), services.config.metricsToken));
   // Factors' browser files (WebAuthn's client library from node_modules) first: the asset folder answers 404 for names it lacks.
   app.use(extraAsset(services.factors.registry.assets()).routes());
   const assets = assetRoutes([ASSETS_DIR], themed?.theme.assets);

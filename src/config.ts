@@ -291,6 +291,21 @@ export const configSchema = z
     PURGE_INTERVAL: seconds(0, 86400).default(600),
     /** How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run. */
     CLI_BUSY_WAIT: seconds(1, 600).default(30),
+    /**
+     * Prometheus metrics at `/metrics`: `off` (default); `token`, on the main listener for a bearer token
+     * (METRICS_TOKEN or METRICS_TOKEN_FILE); `listener`, on a listener of its own (METRICS_HOST:METRICS_PORT), which
+     * also asks for the token when one is set. With WORKERS > 1 only `listener` works: the cluster primary serves the
+     * sum of every worker's metrics there.
+     */
+    METRICS: z.enum(['off', 'token', 'listener']).default('off'),
+    /** The bearer token a scrape must send (at least 16 characters; e.g. `openssl rand -hex 32`). */
+    METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
+    /** A file holding METRICS_TOKEN (surrounding whitespace ignored), to keep it out of the environment. */
+    METRICS_TOKEN_FILE: z.string().min(1).optional(),
+    /** Port of the metrics listener (METRICS=listener); 0 picks a free one (tests). */
+    METRICS_PORT: int(0, 65535).default(9464),
+    /** Interface of the metrics listener: loopback by default, so only the host (or a sidecar) can scrape. */
+    METRICS_HOST: z.string().default('127.0.0.1'),
   })
   .strict();
 
@@ -307,6 +322,8 @@ export interface Config extends Omit<RawConfig, 'ISSUER'> {
   emailDelivery: 'smtp' | 'log' | 'off';
   /** The WebAuthn relying party, resolved (defaults from ISSUER, roots read from their file). */
   webauthn: WebAuthnConfig;
+  /** The metrics bearer token, from METRICS_TOKEN or METRICS_TOKEN_FILE. */
+  metricsToken?: string;
 }
 
 export interface WebAuthnConfig {
@@ -487,6 +504,26 @@ function isInside(file: string, dir: string): boolean {
   return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
 }
 
+/** METRICS_TOKEN or the content of METRICS_TOKEN_FILE, checked against METRICS. */
+function resolveMetricsToken(raw: RawConfig): string | undefined {
+  const fail = (key: string, why: string) => new ConfigError(`Invalid configuration: ${key}: ${why}`);
+  let token = raw.METRICS_TOKEN;
+  if (raw.METRICS_TOKEN_FILE) {
+    if (token) throw fail('METRICS_TOKEN_FILE', 'set either METRICS_TOKEN or METRICS_TOKEN_FILE, not both');
+    const file = path.resolve(raw.METRICS_TOKEN_FILE);
+    try {
+      token = fs.readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw fail('METRICS_TOKEN_FILE', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (token.length < 16) throw fail('METRICS_TOKEN_FILE', `${file} must hold at least 16 characters (e.g. \`openssl rand -hex 32\`)`);
+  }
+  if (raw.METRICS === 'token' && !token) throw fail('METRICS', '`token` needs METRICS_TOKEN or METRICS_TOKEN_FILE');
+  // Behind a shared port a scrape reaches one worker at random; only the primary can add them up.
+  if (raw.METRICS === 'token' && raw.WORKERS > 1) throw fail('METRICS', 'with WORKERS > 1 use `listener` (the cluster primary serves every worker\'s metrics summed)');
+  return token;
+}
+
 const KNOWN_KEYS = new Set(Object.keys(configSchema.shape));
 
 /** Reads the optional config file named by TWOFOLD_CONFIG (JSON or YAML). */
@@ -527,7 +564,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = result.error.issues[0]!;
     const key = issue.path.join('.') || '(config)';
     const got = issue.path.length ? (merged as Record<string, unknown>)[String(issue.path[0])] : undefined;
-    const shown = got === undefined ? '' : ` (got ${JSON.stringify(['SECRET_KEY', 'DATABASE_URL', 'SMTP_URL', 'SMS_WEBHOOK_SECRET'].includes(key) ? '…' : got)})`;
+    const shown = got === undefined ? '' : ` (got ${JSON.stringify(['SECRET_KEY', 'DATABASE_URL', 'SMTP_URL', 'SMS_WEBHOOK_SECRET', 'METRICS_TOKEN'].includes(key) ? '…' : got)})`;
     const message = issue.code === 'unrecognized_keys' ? `unknown setting(s) ${issue.keys.join(', ')}` : issue.message;
     throw new ConfigError(`Invalid configuration: ${issue.code === 'unrecognized_keys' ? 'config file' : key}: ${message}${shown}`);
   }
@@ -543,7 +580,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration: ISSUER: must be https:// in production (got ${JSON.stringify(issuer)})`);
   }
   checkKeyRetirement(raw);
+  const metricsToken = resolveMetricsToken(raw);
   return {
+    metricsToken,
     ...raw,
     SECRET_KEY: secretKey,
     ISSUER: issuer,

@@ -164,6 +164,7 @@ async function runPrimary(config: Config): Promise<void> {
   };
 
   let stats: Awaited<ReturnType<typeof serveStatementStats>> | undefined;
+  let metrics: { close(): Promise<void> } | undefined;
   const alive = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
   const stopAll = (exitCode = 0) => {
     if (stopping) {
@@ -178,7 +179,7 @@ async function runPrimary(config: Config): Promise<void> {
     // Each worker keeps its own SHUTDOWN_TIMEOUT; a second longer, and the primary stops waiting.
     const killTimer = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), config.SHUTDOWN_TIMEOUT * 1000 + 1000);
     killTimer.unref();
-    Promise.all([...workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))), stats?.close()]).then(() => {
+    Promise.all([...workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))), stats?.close(), metrics?.close()]).then(() => {
       clearTimeout(killTimer);
       process.exit(exitCode);
     });
@@ -216,6 +217,12 @@ async function runPrimary(config: Config): Promise<void> {
       statsPort(),
     );
     logger.warn({ port: stats.port }, 'BENCH_COUNT_STATEMENTS: counting SQL statements, served on 127.0.0.1 (benchmarks only)');
+  }
+
+  // METRICS=listener: a scrape of the primary asks every worker (prom-client's AggregatorRegistry) and gets the sums.
+  if (config.METRICS === 'listener') {
+    const { serveClusterMetrics } = await import('./metrics/index.ts');
+    metrics = await serveClusterMetrics(config);
   }
 
   logger.info({ workers: count, hashConcurrencyPerWorker: Number(env.HASH_CONCURRENCY ?? config.HASH_CONCURRENCY) }, 'starting workers');

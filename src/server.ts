@@ -16,6 +16,7 @@ import { buildApp } from './app.ts';
 import { logger } from './logger.ts';
 import { SealError } from './security/sealer.ts';
 import { startAdminSocket, type AdminSocket } from './cli/admin-socket.ts';
+import { startMetrics, type RunningMetrics } from './metrics/index.ts';
 
 /** The part of a shutdown's time that requests in flight may use: 80 %, so closing the database has the rest. */
 export function drainMs(shutdownTimeoutSeconds: number): number {
@@ -27,6 +28,8 @@ export interface RunningServer {
   port: number;
   opened: Opened;
   holder: ProviderHolder;
+  /** The metrics listener's port (METRICS=listener, one process). */
+  metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -58,7 +61,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let purgeTimer: NodeJS.Timeout | undefined;
   let holder: ProviderHolder | undefined;
   let backchannel: BackchannelDelivery | undefined;
+  let metrics: RunningMetrics | undefined;
   try {
+    // Before the app is built: it times requests into the registry and, with a token, serves it.
+    metrics = await startMetrics(services, opened.handle);
     try {
       // The dummy hash first, so an unknown login costs one verification like any other, from the first request on.
       await Promise.all([ensureKeys(services.db, services.sealer), services.hasher.prepare()]);
@@ -112,6 +118,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     let closing: Promise<void> | undefined;
     const h = holder;
     const delivery = backchannel;
+    const metricsRun = metrics;
     const close = () =>
       (closing ??= (async () => {
         setShuttingDown();
@@ -119,6 +126,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         if (purgeTimer) clearInterval(purgeTimer);
         await delivery?.stop();
         await admin?.close();
+        await metricsRun?.close();
         await new Promise<void>((resolve) => {
           srv.close(() => resolve());
           // Idle keep-alive sockets would hold close() open.
@@ -130,12 +138,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await opened.close();
       })());
     logger.debug({ ms: Math.round(performance.now() - started) }, 'started');
-    return { url: config.ISSUER, port, opened, holder: h, close };
+    return { url: config.ISSUER, port, opened, holder: h, ...(metrics?.port !== undefined ? { metricsPort: metrics.port } : {}), close };
   } catch (err) {
     holder?.stop();
     await backchannel?.stop();
     if (purgeTimer) clearInterval(purgeTimer);
     await admin?.close();
+    await metrics?.close();
     server?.close();
     await opened.close();
     throw err;

@@ -11,6 +11,7 @@ import type { FactorEngine } from './mfa/engine.ts';
 import type { Messaging } from './messaging/index.ts';
 import type { Clock } from './clock.ts';
 import type { SessionsEndedHook } from './accounts/end-sessions.ts';
+import type { Metrics } from './metrics/registry.ts';
 
 export interface Services {
   config: Config;
@@ -35,4 +36,6 @@ export interface Services {
   sessionsEnded: SessionsEndedHook[];
   /** Back-channel logout delivery in a provider process (absent in a CLI run: its notices wait for a provider). */
   backchannel?: { kick(): void };
+  /** This server's metrics registry and counters (METRICS not `off`; never in a CLI run). */
+  metrics?: Metrics;
 }

@@ -31,6 +31,8 @@ export interface DatabaseHandle {
   pglite?: PGlite;
   /** Outages of the database as this process saw them (on PGlite, in-process, only a failing /readyz ping starts one). */
   health: DatabaseHealth;
+  /** The PostgreSQL pool's connection counts (the metrics read them on each scrape); absent on PGlite. */
+  poolStats?: () => { total: number; idle: number; waiting: number };
   close(): Promise<void>;
 }
 
@@ -68,7 +70,8 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool, health) }), plugins: options.plugins ?? [], log: options.log });
     healthByDb.set(db, health);
-    return { db, kind: 'postgres', health, close: () => db.destroy() };
+    const poolStats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+    return { db, kind: 'postgres', health, poolStats, close: () => db.destroy() };
   }
   if (options.pgliteDir) fs.mkdirSync(path.dirname(options.pgliteDir), { recursive: true });
   // Loaded only when used: the module alone costs about 40 MB of memory in a process on PostgreSQL.

@@ -174,10 +174,11 @@ export class CredentialStore {
     return Number(r.numUpdatedRows) === 1;
   }
 
-  async remove(accountId: string, credentialId: string): Promise<boolean> {
-    const r = await this.db.deleteFrom('credentials').where('id', '=', credentialId).where('account_id', '=', accountId).executeTakeFirst();
+  /** Removes one credential; answers its factor id (for the audit trail and the metrics), or undefined when there was none. */
+  async remove(accountId: string, credentialId: string): Promise<string | undefined> {
+    const r = await this.db.deleteFrom('credentials').where('id', '=', credentialId).where('account_id', '=', accountId).returning('factor_id').executeTakeFirst();
     this.#changed();
-    return Number(r.numDeletedRows) === 1;
+    return r?.factor_id;
   }
 
   async removeAll(accountId: string): Promise<number> {

@@ -272,9 +272,9 @@ export class FactorEngine {
   }
 
   async remove(accountId: string, credentialId: string, audit: AuditContext): Promise<boolean> {
-    const removed = await this.store.remove(accountId, credentialId);
-    if (removed) await recordAudit(this.services.db, 'factor.removed', { ...audit, accountId }, { credential: credentialId });
-    return removed;
+    const factorId = await this.store.remove(accountId, credentialId);
+    if (factorId) await recordAudit(this.services.db, 'factor.removed', { ...audit, accountId }, { credential: credentialId, factor: factorId });
+    return factorId !== undefined;
   }
 
   async resetAll(accountId: string, audit: AuditContext): Promise<number> {

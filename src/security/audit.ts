@@ -15,6 +15,21 @@ export interface AuditContext {
   actor?: string | null;
 }
 
+/**
+ * Told of each event after its row was written (the metrics count them). Keyed by the database object a process
+ * opened, so servers sharing one process (tests) hear only the events written through their own database.
+ */
+export type AuditListener = (type: string, details: Record<string, unknown>) => void;
+const listeners = new WeakMap<Kysely<Database>, Set<AuditListener>>();
+
+/** Tells `listener` of every event recorded through `db` from now on; returns the way to stop. */
+export function observeAudit(db: Kysely<Database>, listener: AuditListener): () => void {
+  let set = listeners.get(db);
+  if (!set) listeners.set(db, (set = new Set()));
+  set.add(listener);
+  return () => void set.delete(listener);
+}
+
 export async function recordAudit(db: Kysely<Database>, type: string, context: AuditContext, details: Record<string, unknown> = {}): Promise<void> {
   try {
     await db
@@ -31,6 +46,14 @@ export async function recordAudit(db: Kysely<Database>, type: string, context: A
       .execute();
   } catch (err) {
     logger.error({ err, type }, 'could not record audit event');
+    return;
+  }
+  for (const listener of listeners.get(db) ?? []) {
+    try {
+      listener(type, details);
+    } catch (err) {
+      logger.error({ err, type }, 'an audit listener failed'); // counting must never break the action it counts
+    }
   }
 }
 
