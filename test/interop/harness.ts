@@ -117,7 +117,9 @@ export class Browser {
   async request(url: string, init: { form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<Hop> {
     const target = new URL(url);
     const jar = this.#jar(target.origin);
-    const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
+    // What a browser's top-level navigation sends: mod_auth_openidc answers 401 instead of redirecting to sign-in
+    // when Sec-Fetch-Mode says a script is asking (fetch always sends cors, hence node:http below).
+    const headers: Record<string, string> = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', ...init.headers };
     if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
     let body: string | undefined;
     if (init.form) {
@@ -125,8 +127,8 @@ export class Browser {
       headers['content-type'] = 'application/x-www-form-urlencoded';
       headers.origin = target.origin;
     }
-    const res = await fetch(target, { method: init.form ? 'POST' : 'GET', headers, body, redirect: 'manual', signal: AbortSignal.timeout(30_000) });
-    for (const line of res.headers.getSetCookie()) {
+    const res = await send(target, init.form ? 'POST' : 'GET', headers, body);
+    for (const line of res.setCookies) {
       const [pair] = line.split(';');
       const eq = pair!.indexOf('=');
       const name = pair!.slice(0, eq).trim();
@@ -151,6 +153,29 @@ export class Browser {
   async submit(page: Hop, form: Record<string, string>): Promise<Hop> {
     return this.follow(await this.request(new URL(formAction(page.body), page.url).toString(), { form }));
   }
+}
+
+/** One HTTP request with node:http (fetch would replace Sec-Fetch-Mode); the answer as fetch's Response-like parts. */
+async function send(url: URL, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Headers; setCookies: string[]; text(): Promise<string> }> {
+  const http = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }, timeout: 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const h = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) h.append(name, v);
+        }
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: h, setCookies: res.headers['set-cookie'] ?? [], text: async () => text });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export function formAction(html: string): string {
