@@ -50,6 +50,8 @@ LoadModule alias_module ${MODULES}/mod_alias.so
 LoadModule cgi_module ${MODULES}/mod_cgi.so
 LoadModule auth_openidc_module ${MODULES}/mod_auth_openidc.so
 ${process.getuid?.() === 0 ? 'User daemon\nGroup daemon' : ''}
+# One process (-X) serves one connection at a time: a kept-alive idle connection would hold up the next client.
+KeepAlive Off
 DocumentRoot ${dir}/htdocs
 ScriptAliasMatch ^/(protected|mfa|stepup|api)(/.*)?$ ${dir}/cgi/show
 ${site}
