@@ -11,12 +11,11 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, PASSWORD, REFEDS_MFA, addUser, formAction, logoutReceiver, npmVersion, register, startProvider, until, walk, type Provider, type Registered, type User } from './harness.ts';
+import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, logoutReceiver, npmVersion, register, startProvider, until, walk, type Provider, type Registered, type User } from './harness.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const BYE = 'http://app.example.test/bye';
 const API = 'https://api.example.test';
-void PASSWORD;
 
 for (const kind of DIALECTS) {
   describe(`${npmVersion('openid-client')} (${npmVersion('oauth4webapi')}) on ${kind}`, () => {
