@@ -14,6 +14,7 @@ const MODULES = '/usr/lib/apache2/modules';
 
 /** "mod_auth_openidc 2.4.x (Apache/2.4.y)": what the suite ran. */
 export function apacheVersions(): string {
+  if (!fs.existsSync(APACHE) || !fs.existsSync(`${MODULES}/mod_auth_openidc.so`)) return 'mod_auth_openidc (MISSING: .ci/run installs apache2 and libapache2-mod-auth-openidc)';
   const openidc = execFileSync('dpkg-query', ['-W', '-f=${Version}', 'libapache2-mod-auth-openidc']).toString();
   const httpd = /Apache\/[\d.]+/.exec(execFileSync(APACHE, ['-v']).toString())?.[0] ?? 'Apache';
   return `mod_auth_openidc ${openidc} (${httpd})`;
