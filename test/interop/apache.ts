@@ -79,6 +79,7 @@ ${site}
     }, 30_000);
   } catch (err) {
     child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   return {
