@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Twofold's benchmark, side by side with its ceilings, in one run.
  *
- *   npm run bench                       # full run (about 5 minutes), PGlite in a temporary folder
+ *   npm run bench                       # full run (about 6 minutes), PGlite in a temporary folder
  *   DATABASE_URL=postgres://…/fresh npm run bench
  *   DATABASE_URL=postgres://…/postgres npm run bench -- --fresh-db   # a database made for the run, dropped after
  *   npm run bench -- --quick            # about a minute, for development and CI
