@@ -1,7 +1,8 @@
 /**
  * Twofold's configuration: one zod schema for environment variables and the
  * optional config file (JSON or YAML, same UPPER_SNAKE keys as the environment;
- * the environment wins). Every knob is documented here and in docs/configuration.md.
+ * the environment wins). Every knob is documented in its metadata, from which
+ * docs/configuration.md is generated (`npm run docs:config`).
  *
  * A bad value stops the start with one line naming the key and what is allowed.
  */
@@ -16,16 +17,20 @@ import { DEFAULT_ACR_TABLE, TWOFOLD_ACR } from './policy/acr-table.ts';
 /*
  * The value helpers say what is allowed in their message, since that message is
  * the one line an operator sees: `PORT: expected an integer from 1 to 65535 (got "abc")`.
+ * Their metadata says the same for docs/configuration.md (see settingMeta).
  */
 const BOOLEAN_WORDS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false };
 
-const bool = z.unknown().transform((v, ctx): boolean => {
-  if (typeof v === 'boolean') return v;
-  const word = typeof v === 'string' ? BOOLEAN_WORDS[v.trim().toLowerCase()] : undefined;
-  if (word !== undefined) return word;
-  ctx.addIssue({ code: 'custom', message: 'expected true, false, 1, 0, yes or no' });
-  return z.NEVER;
-});
+const bool = z
+  .unknown()
+  .transform((v, ctx): boolean => {
+    if (typeof v === 'boolean') return v;
+    const word = typeof v === 'string' ? BOOLEAN_WORDS[v.trim().toLowerCase()] : undefined;
+    if (word !== undefined) return word;
+    ctx.addIssue({ code: 'custom', message: 'expected true, false, 1, 0, yes or no' });
+    return z.NEVER;
+  })
+  .meta({ format: 'boolean' });
 
 /** A whole number in [min, max], from a number (config file) or its decimal digits (environment). */
 const integerIn = (min: number, max: number, message: string) =>
@@ -36,7 +41,7 @@ const integerIn = (min: number, max: number, message: string) =>
     return z.NEVER;
   });
 
-const int = (min: number, max: number) => integerIn(min, max, `expected an integer from ${min} to ${max}`);
+const int = (min: number, max: number) => integerIn(min, max, `expected an integer from ${min} to ${max}`).meta({ format: 'integer', minimum: min, maximum: max });
 
 /** An absolute http:// or https:// URL. */
 const httpUrl = (what = 'an http:// or https:// URL') => z.url({ protocol: /^https?$/, error: `expected ${what}` });
@@ -49,7 +54,7 @@ const list = (item: z.ZodType<string, string>) =>
     .pipe(z.array(item));
 
 /** Seconds, as an integer. */
-const seconds = (min: number, max: number) => integerIn(min, max, `expected whole seconds from ${min} to ${max}`);
+const seconds = (min: number, max: number) => integerIn(min, max, `expected whole seconds from ${min} to ${max}`).meta({ format: 'seconds', minimum: min, maximum: max });
 
 /** An `acr` value: a space separates values in acr_values, so none inside one. */
 const ACR_VALUE = /^[\x21-\x7E]{1,255}$/;
@@ -93,50 +98,74 @@ const resourceServersSchema = z.record(
   z.object({ scope: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/), accessTokenTTL: z.number().int().min(60).max(86400).optional() }).strict(),
 );
 
+/*
+ * Every setting carries its documentation as metadata, and docs/configuration.md
+ * is generated from it (`npm run docs:config`): `description` (markdown, the
+ * meaning; links are relative to docs/), `format` (what is accepted, where the
+ * type does not say it), `defaultText` (a default the schema cannot show: one
+ * computed at start), and `secret` (never echoed in an error).
+ */
 export const configSchema = z
   .object({
-    /** `development` (default) or `production`. Production refuses to start without SECRET_KEY (or SECRET_KEY_FILE) and an https ISSUER. */
-    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-    /** TCP port the provider listens on. */
-    PORT: int(1, 65535).default(3000),
-    /** Interface to bind; empty means every interface (IPv4 and IPv6). */
-    HOST: z.string().default(''),
-    /** The issuer URL apps see; defaults to http://localhost:$PORT. No trailing slash, no query. */
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development').meta({
+      description: '`production` refuses to start without `SECRET_KEY` (or `SECRET_KEY_FILE`) or with an `ISSUER` that is not `https://`.',
+    }),
+    PORT: int(1, 65535).default(3000).meta({ description: 'TCP port to listen on.' }),
+    HOST: z.string().default('').meta({ format: 'a host name or address', description: 'Interface to bind; empty means every interface, IPv4 and IPv6.' }),
     ISSUER: httpUrl('an http:// or https:// URL such as https://id.example.com')
       .refine((u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'), 'expected a URL without a trailing slash, query or fragment, such as https://id.example.com')
-      .optional(),
-    /** postgres:// URL; unset means embedded PGlite under DATA_DIR. */
+      .optional()
+      .meta({
+        format: '`http://` or `https://` URL, no trailing slash, query or fragment',
+        defaultText: '`http://localhost:$PORT`',
+        description: 'The issuer URL apps see and every endpoint is built on. Set it to the public URL when behind a proxy or running several processes.',
+      }),
     DATABASE_URL: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL')
-      .optional(),
-    /** Maximum connections in the PostgreSQL pool. */
-    DATABASE_POOL_SIZE: int(1, 200).default(10),
-    /** Folder for PGlite's files, the generated development secret and the local admin socket. */
-    DATA_DIR: z.string().min(1).default('./data'),
-    /**
-     * 32-byte key (64 hex chars or base64) that encrypts secrets at rest and keys the hashes under which tokens, codes
-     * and session ids are stored. Generated into DATA_DIR in development; in production this or SECRET_KEY_FILE is required.
-     */
+      .optional()
+      .meta({ format: '`postgres://` or `postgresql://` URL', secret: true, description: 'The PostgreSQL database. Unset: embedded PGlite in `DATA_DIR/pgdata`.' }),
+    DATABASE_POOL_SIZE: int(1, 200).default(10).meta({ description: 'Maximum connections in the PostgreSQL pool.' }),
+    DATA_DIR: z
+      .string()
+      .min(1)
+      .default('./data')
+      .meta({
+        format: 'a folder',
+        description: "Folder for PGlite's files, the generated development secret key (`secret.key`), the data-folder lock and the admin socket (`twofold.sock`).",
+      }),
     SECRET_KEY: z
       .string()
       .refine((v) => decodeKey(v) !== undefined, '32 bytes as 64 hex characters or base64')
-      .optional(),
-    /**
-     * A file holding SECRET_KEY (same format, surrounding whitespace ignored), so the key stays out of the environment
-     * and out of DATA_DIR: a Kubernetes or Docker secret, a systemd credential. Set this or SECRET_KEY, not both. The
-     * file must not be readable by other users nor writable by anyone but its owner (`chmod 600`, `400` or `640`; a
-     * Kubernetes secret: `defaultMode: 0400`), and in production it must not lie inside DATA_DIR (a backup of the folder
-     * would carry the key with what it protects).
-     */
-    SECRET_KEY_FILE: z.string().min(1).optional(),
-    /** Trust X-Forwarded-* headers from a TLS-terminating proxy. Off by default: forwarded headers are ignored. */
-    TRUST_PROXY: bool.default(false),
-    /** `all` (default, OAuth 2.1) requires PKCE from every client; `public` only from clients without a secret. */
-    PKCE_REQUIRED: z.enum(['all', 'public']).default('all'),
-    /** Second factor: `off` (only when an app asks), `optional` (for accounts that enrolled one), `required` (everyone; enrol at sign-in). */
-    MFA: z.enum(['off', 'optional', 'required']).default('optional'),
-    /** Per-factor settings as a JSON object, e.g. {"totp":{"digits":8},"backup-codes":{"count":12}}. */
+      .optional()
+      .meta({
+        format: '32 bytes, as 64 hex characters or base64 (`openssl rand -hex 32`)',
+        defaultText: 'generated in development',
+        secret: true,
+        description:
+          'Encrypts secrets at rest and keys the hashes tokens, codes and session ids are stored under. In development it is generated once into `DATA_DIR/secret.key`; required in production (or `SECRET_KEY_FILE`). Changing it makes the stored keys and secrets unreadable and ends every session and token.',
+      }),
+    SECRET_KEY_FILE: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        format: 'a file',
+        description:
+          'A file holding `SECRET_KEY` instead (same format, surrounding whitespace ignored), so the key stays out of the environment and out of `DATA_DIR`: a Kubernetes or Docker secret, a systemd credential (see [SECRET_KEY_FILE](running.md#keeping-the-key-out-of-the-environment-secret_key_file)). Set this or `SECRET_KEY`, not both. Refused when others can read it or others than its owner can write it (`chmod 600`, `400` or `640`; a Kubernetes secret: `defaultMode: 0400`), and in production when it lies inside `DATA_DIR` (a backup of the folder would carry the key with what it protects).',
+      }),
+    TRUST_PROXY: bool.default(false).meta({
+      description:
+        'Trust `X-Forwarded-Proto` and `X-Forwarded-For` from a TLS-terminating proxy (for HSTS and the client address). Off: forwarded headers are ignored. `X-Forwarded-Host` is never read: every public URL comes from `ISSUER`. See [Operations](running.md#behind-a-tls-proxy).',
+    }),
+    PKCE_REQUIRED: z.enum(['all', 'public']).default('all').meta({ description: '`all` (OAuth 2.1): every client must use PKCE (S256). `public`: only clients without a secret.' }),
+    MFA: z
+      .enum(['off', 'optional', 'required'])
+      .default('optional')
+      .meta({
+        description:
+          'The second factor: the global mode until a global policy document is stored (`twofold policy set`), which then wins. `off`: a second factor only when the app asks for it. `optional`: for accounts that enrolled one. `required`: for everyone; accounts without one enrol at sign-in.',
+      }),
     FACTOR_SETTINGS: z
       .union([z.record(z.string(), z.unknown()), z.string()])
       .transform((v, ctx) => {
@@ -150,13 +179,12 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', message: 'a JSON object keyed by factor id' });
         return z.NEVER;
       })
-      .default({}),
-    /**
-     * APIs (RFC 8707 resource indicators) as a JSON object: {"https://api.example.com": {"scope": "orders:read orders:write"}}.
-     * Access tokens for them are JWTs carrying acr, amr and auth_time (RFC 9470). An API that should introspect tokens is
-     * registered as a client instead (`twofold client add … --resource-server <indicator>`), which takes precedence over an
-     * entry here for the same indicator.
-     */
+      .default({})
+      .meta({
+        format: 'a JSON object keyed by factor id (an object in a config file)',
+        description:
+          'Per-factor settings, e.g. `{"totp":{"digits":8},"backup-codes":{"count":12}}`. `totp`: `algorithm` (`SHA1`, `SHA256`, `SHA512`; default `SHA1`), `digits` (6 or 8; 6), `period` (15–120 s; 30), `window` (steps accepted either side of now, 0–3; 1). `backup-codes`: `count` (5–20; 10), `warnAt` (warn when this many or fewer are left, 0–10; 2). `webauthn`: `userVerification` and `residentKey` (`required`, `preferred`, `discouraged`; both `preferred`), `attachment` (`any`, `platform`, `cross-platform`; `any`), `algorithms` (COSE ids among -8, -7, -35, -36, -257; `[-8,-7,-257]`), `timeout` (30–600 s; 300). `passkey`: `attachment`, `algorithms`, `timeout` (user verification and a discoverable credential are always required). See [Security keys and passkeys](factors.md#security-keys-and-passkeys-webauthn). `email-code` and `sms-code`: `length` (digits, 6–10; 6), `ttl` (60–3600 s; 600), `attempts` (wrong tries per code, 1–10; 5), `cooldown` (seconds between sends, 0–3600; 60); `sms-code` also `voice` (offer "Call me instead"; `false`). Settings of a factor that is off are ignored.',
+      }),
     RESOURCE_SERVERS: z
       .union([z.record(z.string(), z.unknown()), z.string()])
       .transform((v, ctx) => {
@@ -173,12 +201,12 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', message: 'a JSON object of absolute URIs to {"scope": "…", "accessTokenTTL"?: seconds}' });
         return z.NEVER;
       })
-      .default({}),
-    /**
-     * The ACR table: `acr` values and the level (1–3) each means, as a JSON object, or the path of a JSON or YAML
-     * file holding one. Replaces the default table; Twofold's own URNs (urn:twofold:acr:1…3) are always present at
-     * their own level. Used by the policy, discovery's acr_values_supported and `--min-acr`.
-     */
+      .default({})
+      .meta({
+        format: 'a JSON object of absolute URIs to `{"scope": "…", "accessTokenTTL"?: seconds}` (`accessTokenTTL`: 60–86400)',
+        description:
+          'Your APIs (RFC 8707 resource indicators), e.g. `{"https://api.example.com": {"scope": "orders:read orders:write", "accessTokenTTL": 600}}`. Access tokens requested with `resource=` for one of them are JWTs (RFC 9068, ES256) carrying `acr`, `amr` and `auth_time` (RFC 9470). An API that should introspect tokens is registered as a client instead (`twofold client add … --resource-server <indicator>`), which takes precedence over an entry here for the same indicator.',
+      }),
     ACR_VALUES: z
       .union([z.record(z.string(), z.unknown()), z.string()])
       .transform((v, ctx) => {
@@ -189,125 +217,259 @@ export const configSchema = z
         }
         return table;
       })
-      .default(DEFAULT_ACR_TABLE),
-    /** The name authenticator apps show for this provider (defaults to the issuer's host). */
-    ISSUER_NAME: z.string().min(1).max(64).optional(),
-    /** WebAuthn relying party ID: the issuer's host (default) or a registrable suffix of it. Changing it orphans every registered key. */
+      .default(DEFAULT_ACR_TABLE)
+      .meta({
+        format: 'a JSON object of `acr` value → level (1, 2 or 3), or the path of a JSON or YAML file holding one',
+        defaultText: 'the table in [levels](connecting-apps.md#second-factors-levels-acr-and-amr)',
+        description:
+          "The ACR table. Replaces the default table; Twofold's own URNs (`urn:twofold:acr:1`…`3`) are always present at their own level. Used by the policy, discovery's `acr_values_supported` and `client add|update --min-acr`.",
+      }),
+    ISSUER_NAME: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .meta({
+        format: '1–64 characters',
+        defaultText: "the issuer's host",
+        description: 'The name authenticator apps show for this provider. Also the name in emailed and texted codes, and the relying party name security keys and passkeys show.',
+      }),
     WEBAUTHN_RP_ID: z
       .string()
       .toLowerCase()
       .regex(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a host name such as example.com (no scheme, port or path)')
-      .optional(),
-    /** Origins WebAuthn responses may come from, comma-separated (default: the issuer's origin). */
-    WEBAUTHN_ORIGINS: list(httpUrl('http:// or https:// origins').refine((u) => URL.canParse(u) && new URL(u).origin === u, 'an origin (scheme://host[:port], nothing after)')).optional(),
-    /** `none` (default): any authenticator may register; `required`: only with an attestation that chains to WEBAUTHN_ATTESTATION_ROOTS. */
-    WEBAUTHN_ATTESTATION: z.enum(['none', 'required']).default('none'),
-    /** Authenticator models (AAGUIDs) allowed to register, comma-separated; empty allows any. Needs WEBAUTHN_ATTESTATION=required. */
-    WEBAUTHN_AAGUIDS: list(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8')).default([]),
-    /** A PEM file of attestation trust anchors (authenticator vendors' roots). Needed by WEBAUTHN_ATTESTATION=required. */
-    WEBAUTHN_ATTESTATION_ROOTS: z.string().min(1).optional(),
-    /** SMTP server for emailed codes, a nodemailer URL: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://…:465 (TLS). */
+      .optional()
+      .meta({
+        format: 'a host name (no scheme, port or path), not an IP address',
+        defaultText: "the issuer's host",
+        description:
+          'The WebAuthn relying party ID: the issuer\'s host or a registrable suffix of it (`example.com` for `https://id.example.com`, so keys also work on other hosts of the domain). Every registered key is bound to it: changing it makes them all unusable.',
+      }),
+    WEBAUTHN_ORIGINS: list(httpUrl('http:// or https:// origins').refine((u) => URL.canParse(u) && new URL(u).origin === u, 'an origin (scheme://host[:port], nothing after)'))
+      .optional()
+      .meta({
+        format: 'origins (`scheme://host[:port]`), comma-separated (a list in a config file)',
+        defaultText: "the issuer's origin",
+        description:
+          "Origins a WebAuthn answer may come from, each on the RP ID's host or below it, `https` (or `http://localhost`), and including the issuer's origin (the sign-in pages are served there).",
+      }),
+    WEBAUTHN_ATTESTATION: z
+      .enum(['none', 'required'])
+      .default('none')
+      .meta({
+        description:
+          '`none`: any authenticator may register (no attestation asked). `required`: only authenticators whose attestation certificate chain leads to `WEBAUTHN_ATTESTATION_ROOTS`; no attestation and self attestation are refused.',
+      }),
+    WEBAUTHN_AAGUIDS: list(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8'))
+      .default([])
+      .meta({
+        format: 'AAGUIDs such as `cb69481e-8ff7-4039-93ec-0a2729a154a8`, comma-separated (a list in a config file)',
+        defaultText: '(any)',
+        description: 'Authenticator models (AAGUIDs) allowed to register; empty allows any. Needs `WEBAUTHN_ATTESTATION=required`: without a verified attestation an AAGUID is whatever the authenticator claims.',
+      }),
+    WEBAUTHN_ATTESTATION_ROOTS: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        format: 'a PEM file',
+        description: "Trust anchors (the authenticator vendors' attestation roots, e.g. from the FIDO Metadata Service). Required with `WEBAUTHN_ATTESTATION=required`.",
+      }),
     SMTP_URL: z
       .string()
       .regex(/^smtps?:\/\/[^\s]+$/, 'an smtp:// or smtps:// URL')
-      .optional(),
-    /** The From of emailed codes, e.g. `Example ID <no-reply@example.com>` (default: the provider's name at no-reply@ the issuer's host). */
+      .optional()
+      .meta({
+        format: '`smtp://` or `smtps://` URL',
+        secret: true,
+        description:
+          'The mail server for emailed codes, a nodemailer URL: `smtp://user:pass@host:587` (upgrades with STARTTLS when offered) or `smtps://user:pass@host:465` (TLS from the start); nodemailer options as query parameters, e.g. `?requireTLS=true` to refuse a server that does not offer STARTTLS. Setting it turns `email-code` on.',
+      }),
     MAIL_FROM: z
       .string()
       .min(3)
       .max(320)
       .regex(/^[^\r\n]*@[^\r\n]*$/, 'one line with an email address')
-      .optional(),
-    /** The `email-code` factor: `auto` (default: on when SMTP_URL is set), `on` (development without SMTP_URL: codes go to the log), `off`. */
-    EMAIL_CODES: z.enum(['auto', 'on', 'off']).default('auto'),
-    /** HTTPS endpoint of the operator's SMS/voice gateway; setting it turns the `sms-code` factor on (off by default). */
-    SMS_WEBHOOK_URL: httpUrl().optional(),
-    /** Key for the HMAC-SHA256 signature of each webhook request (Twofold-Signature header); at least 32 characters. */
-    SMS_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters (e.g. `openssl rand -hex 32`)').optional(),
-    /** Seconds to wait for the SMS gateway before telling the user it failed. */
-    SMS_WEBHOOK_TIMEOUT: seconds(1, 60).default(10),
-    /** Folder whose code-email.*.hbs, code-sms.hbs, code-voice.hbs replace the built-in messages. */
-    MESSAGE_TEMPLATES_DIR: z.string().min(1).optional(),
-    /** Folder whose layout.hbs, page views (login.hbs, …), factors/<id>/<view>.hbs, theme.css and logo.svg/logo.png restyle the sign-in pages; checked at start. */
-    THEME_DIR: z.string().min(1).optional(),
-    /** Run pending migrations at start. */
-    MIGRATE_ON_START: bool.default(true),
-    /** pino log level. */
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** argon2id memory cost in KiB (OWASP ASVS 5.0: m=12288, t=3, p=1). */
-    ARGON2_MEMORY_KIB: int(8192, 4 * 1024 * 1024).default(12288),
-    /** argon2id iterations. */
-    ARGON2_ITERATIONS: int(1, 20).default(3),
-    /** argon2id lanes. */
-    ARGON2_PARALLELISM: int(1, 16).default(1),
-    /** Password hashes computed at once (off the main thread); defaults to the core count. */
-    HASH_CONCURRENCY: int(1, 256).default(Math.max(1, os.availableParallelism())),
-    /** Hashes allowed to wait for a slot; beyond this the provider answers 503 with Retry-After. */
-    HASH_QUEUE_LIMIT: int(0, 100000).default(64),
-    /** Provider processes (a node:cluster sharing the port); more than 1 needs DATABASE_URL. */
-    WORKERS: int(1, 64).default(1),
-    /**
-     * Seconds a shutdown (SIGTERM, SIGINT) may take. Requests in flight get most of it to finish (new
-     * connections are refused at once), then open connections are cut and the database closed; when the time is
-     * up the process exits (status 1) whatever is still running. A second signal exits at once.
-     */
-    SHUTDOWN_TIMEOUT: seconds(1, 600).default(10),
-    /** Lifetimes, in seconds. */
-    ACCESS_TOKEN_TTL: seconds(60, 86400).default(3600),
-    ID_TOKEN_TTL: seconds(60, 86400).default(3600),
-    AUTHORIZATION_CODE_TTL: seconds(10, 600).default(60),
-    REFRESH_TOKEN_TTL: seconds(300, 365 * 86400).default(14 * 86400),
-    SESSION_TTL: seconds(300, 365 * 86400).default(14 * 86400),
-    INTERACTION_TTL: seconds(60, 86400).default(3600),
-    /** How recent a sign-in (and the proof of an existing factor) must be to add a sign-in method at an app's request. */
-    ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600).default(300),
-    GRANT_TTL: seconds(300, 365 * 86400).default(14 * 86400),
-    /** How long a retired signing key stays published after rotation (must outlive tokens it signed). */
-    KEY_RETIREMENT_TTL: seconds(60, 365 * 86400).default(2 * 86400),
-    /**
-     * How long `twofold keys rotate` publishes the next signing keys (in the JWKS) before they sign, so apps that
-     * cache the JWKS hold them when the switch comes; at least the longest JWKS cache among your apps. 0 switches at
-     * once. The JWKS is served with Cache-Control max-age of half this (at most 600 s).
-     */
-    KEY_PUBLISH_DELAY: seconds(0, 30 * 86400).default(3600),
-    /**
-     * OIDC Back-Channel Logout 1.0: apps registered with a back-channel logout URI are told (a signed logout token)
-     * when a session they were part of ends. Off: discovery does not advertise it and nothing is sent.
-     */
-    BACKCHANNEL_LOGOUT: bool.default(true),
-    /**
-     * The device authorization grant (RFC 8628) for apps registered with --device-flow (CLIs, TVs): the person
-     * approves at /device in a browser, through the normal sign-in. Off: discovery does not advertise
-     * device_authorization_endpoint and /device_auth and /device answer 404.
-     */
-    DEVICE_FLOW: bool.default(true),
-    /** How long a device's user code can be entered and its device code polled, in seconds. */
-    DEVICE_CODE_TTL: seconds(60, 3600).default(600),
-    /** Attempts to deliver one logout notice before it is given up (audited as backchannel_logout.failed). */
-    BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20).default(5),
-    /** Seconds before the first retry of a failed notice; each further retry waits four times longer. */
-    BACKCHANNEL_LOGOUT_BACKOFF: seconds(1, 3600).default(30),
-    /** How often expired provider rows are purged, in seconds (0 disables). */
-    PURGE_INTERVAL: seconds(0, 86400).default(600),
-    /** How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run. */
-    CLI_BUSY_WAIT: seconds(1, 600).default(30),
-    /**
-     * Prometheus metrics at `/metrics`: `off` (default); `token`, on the main listener for a bearer token
-     * (METRICS_TOKEN or METRICS_TOKEN_FILE); `listener`, on a listener of its own (METRICS_HOST:METRICS_PORT), which
-     * also asks for the token when one is set. With WORKERS > 1 only `listener` works: the cluster primary serves the
-     * sum of every worker's metrics there.
-     */
-    METRICS: z.enum(['off', 'token', 'listener']).default('off'),
-    /** The bearer token a scrape must send (at least 16 characters; e.g. `openssl rand -hex 32`). */
-    METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
-    /** A file holding METRICS_TOKEN (surrounding whitespace ignored), to keep it out of the environment. */
-    METRICS_TOKEN_FILE: z.string().min(1).optional(),
-    /** Port of the metrics listener (METRICS=listener); 0 picks a free one (tests). */
-    METRICS_PORT: int(0, 65535).default(9464),
-    /** Interface of the metrics listener: loopback by default, so only the host (or a sidecar) can scrape. */
-    METRICS_HOST: z.string().default('127.0.0.1'),
+      .optional()
+      .meta({
+        format: 'one line with an email address (3–320 characters)',
+        defaultText: '`"<ISSUER_NAME>" <no-reply@<issuer host>>`',
+        description: 'The From of emailed codes, e.g. `Example ID <no-reply@example.com>`.',
+      }),
+    EMAIL_CODES: z
+      .enum(['auto', 'on', 'off'])
+      .default('auto')
+      .meta({
+        description:
+          'The `email-code` factor. `auto`: on when `SMTP_URL` is set. `on`: on; without `SMTP_URL` the codes are written to the log (development only: production refuses to start). `off`: off.',
+      }),
+    SMS_WEBHOOK_URL: httpUrl()
+      .optional()
+      .meta({
+        format: '`http://` or `https://` URL (`https://` in production)',
+        description: 'Your SMS/voice gateway (see [The SMS webhook](factors.md#the-sms-webhook)). Setting it (with the secret) turns `sms-code` on; it is off otherwise.',
+      }),
+    SMS_WEBHOOK_SECRET: z
+      .string()
+      .min(32, 'at least 32 characters (e.g. `openssl rand -hex 32`)')
+      .optional()
+      .meta({
+        format: 'at least 32 characters (`openssl rand -hex 32`)',
+        secret: true,
+        description: 'Key of the `Twofold-Signature` HMAC-SHA256 on every webhook request. Required with `SMS_WEBHOOK_URL`.',
+      }),
+    SMS_WEBHOOK_TIMEOUT: seconds(1, 60).default(10).meta({ description: 'Seconds to wait for the gateway before telling the user the message could not be sent.' }),
+    MESSAGE_TEMPLATES_DIR: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        format: 'a folder',
+        description: 'A folder of templates (`code-email.*.hbs`, `code-sms.hbs`, `code-voice.hbs`) that replace the built-in messages by file name (see [Message templates](factors.md#message-templates)).',
+      }),
+    THEME_DIR: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        format: 'a folder',
+        description:
+          'A folder whose `layout.hbs`, page views (`login.hbs`, …), `factors/<id>/<view>.hbs`, `theme.css` and `logo.svg`/`logo.png` restyle the sign-in pages; checked at start (see [Themes](running.md#themes)).',
+      }),
+    MIGRATE_ON_START: bool.default(true).meta({
+      description:
+        'Apply pending migrations when the provider starts. With `false`, a provider refuses to start on an outdated schema. The `twofold` command migrates only as `twofold migrate`, or on PGlite when this is `true`; otherwise it refuses an outdated schema, with advice that fits (on PostgreSQL: run `twofold migrate`).',
+    }),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .meta({ description: 'The pino log level, from the environment or the config file. The `twofold` command defaults to `warn`.' }),
+    ARGON2_MEMORY_KIB: int(8192, 4 * 1024 * 1024)
+      .default(12288)
+      .meta({ description: 'argon2id memory cost in KiB (the default follows OWASP ASVS 5.0: m=12288, t=3, p=1).' }),
+    ARGON2_ITERATIONS: int(1, 20).default(3).meta({ description: 'argon2id iterations.' }),
+    ARGON2_PARALLELISM: int(1, 16).default(1).meta({ description: 'argon2id lanes.' }),
+    HASH_CONCURRENCY: int(1, 256)
+      .default(Math.max(1, os.availableParallelism()))
+      .meta({ defaultText: 'the number of CPU cores', description: "Password hashes computed at once, on libuv's thread pool, off the event loop." }),
+    HASH_QUEUE_LIMIT: int(0, 100000).default(64).meta({ description: 'Hashes allowed to wait for a slot; beyond that the provider answers 503 with `Retry-After`.' }),
+    WORKERS: int(1, 64)
+      .default(1)
+      .meta({
+        description:
+          'Provider processes sharing the port (node:cluster). More than 1 needs `DATABASE_URL`; the default `HASH_CONCURRENCY` is then shared among them. On a 2-core machine it does not pay (see [Benchmarks](benchmarks.md)).',
+      }),
+    SHUTDOWN_TIMEOUT: seconds(1, 600)
+      .default(10)
+      .meta({
+        description:
+          'Hard deadline for a graceful stop, from the first SIGTERM/SIGINT: requests in flight get 80 % of it (new connections are refused at once), then open connections are cut and the database closed; when the time is up the process exits (status 1) whatever is still running. A second signal exits at once. See [Shutdown](running.md#shutdown).',
+      }),
+    ACCESS_TOKEN_TTL: seconds(60, 86400).default(3600).meta({ description: 'Access token lifetime.' }),
+    ID_TOKEN_TTL: seconds(60, 86400).default(3600).meta({ description: 'ID token lifetime.' }),
+    AUTHORIZATION_CODE_TTL: seconds(10, 600).default(60).meta({ description: 'Authorization code lifetime.' }),
+    REFRESH_TOKEN_TTL: seconds(300, 365 * 86400).default(14 * 86400).meta({ description: 'Refresh token lifetime.' }),
+    SESSION_TTL: seconds(300, 365 * 86400).default(14 * 86400).meta({ description: 'Provider session lifetime.' }),
+    INTERACTION_TTL: seconds(60, 86400).default(3600).meta({ description: "How long a sign-in may take, from the app's request to the answer." }),
+    ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600)
+      .default(300)
+      .meta({ description: "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old." }),
+    GRANT_TTL: seconds(300, 365 * 86400).default(14 * 86400).meta({ description: "Lifetime of a user's grant to an app." }),
+    KEY_RETIREMENT_TTL: seconds(60, 365 * 86400)
+      .default(2 * 86400)
+      .meta({
+        description:
+          "How long signing keys retired by a rotation stay published. Must outlive the tokens they signed: a value below `ID_TOKEN_TTL`, `ACCESS_TOKEN_TTL` or an API's `accessTokenTTL` in `RESOURCE_SERVERS` is refused at start.",
+      }),
+    KEY_PUBLISH_DELAY: seconds(0, 30 * 86400)
+      .default(3600)
+      .meta({
+        defaultText: '`3600` (1 hour)',
+        description:
+          'How long `twofold keys rotate` publishes the next signing keys in the JWKS before they sign, so apps that cached the JWKS already hold them. At least the longest JWKS cache among your apps; `0` switches at once (apps with a cached JWKS then fail until they refetch). `/jwks` is served with `Cache-Control: public, max-age=` half of it, at most 600. See [Key rotation](running.md#key-rotation).',
+      }),
+    BACKCHANNEL_LOGOUT: bool.default(true).meta({
+      description:
+        'OIDC Back-Channel Logout 1.0 for apps registered with `--backchannel-logout-uri`. `false`: discovery does not advertise `backchannel_logout_supported` and nothing is sent.',
+    }),
+    DEVICE_FLOW: bool.default(true).meta({
+      description:
+        'The device authorization grant (RFC 8628) for apps registered with `--device-flow` (CLIs, TVs); see [connecting-apps](connecting-apps.md#devices-and-clis). `false`: discovery does not advertise `device_authorization_endpoint` or the device grant, and `/device/auth` and `/device` answer 404.',
+    }),
+    DEVICE_CODE_TTL: seconds(60, 3600).default(600).meta({ description: "How long a device's user code can be entered and its device code polled." }),
+    BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20)
+      .default(5)
+      .meta({ description: 'Attempts to deliver one logout notice before it is given up, logged and audited (`backchannel_logout.failed`).' }),
+    BACKCHANNEL_LOGOUT_BACKOFF: seconds(1, 3600)
+      .default(30)
+      .meta({ description: 'Seconds before the first retry of a failed logout notice; each further retry waits four times longer (30 s, 2 min, 8 min, 32 min with the defaults).' }),
+    PURGE_INTERVAL: seconds(0, 86400).default(600).meta({ description: 'How often expired provider rows (codes, sessions, tokens) are deleted; 0 disables.' }),
+    CLI_BUSY_WAIT: seconds(1, 600)
+      .default(30)
+      .meta({ description: 'How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run, before it gives up.' }),
+    METRICS: z
+      .enum(['off', 'token', 'listener'])
+      .default('off')
+      .meta({
+        description:
+          'Prometheus metrics at `/metrics` (see [Metrics](running.md#metrics)). `off`: not served. `token`: on the main listener, for `Authorization: Bearer <METRICS_TOKEN>` only (401 otherwise). `listener`: on a listener of its own (`METRICS_HOST`:`METRICS_PORT`), which also asks for the token when one is set. With `WORKERS` > 1 only `listener` is accepted: the cluster primary serves every worker\'s metrics summed.',
+      }),
+    METRICS_TOKEN: z
+      .string()
+      .min(16, 'expected at least 16 characters (e.g. `openssl rand -hex 32`)')
+      .optional()
+      .meta({
+        format: 'at least 16 characters (`openssl rand -hex 32`)',
+        secret: true,
+        description: 'The bearer token a scrape must send; compared in constant time. Required with `METRICS=token`.',
+      }),
+    METRICS_TOKEN_FILE: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ format: 'a file', description: 'A file holding `METRICS_TOKEN` (surrounding whitespace ignored), to keep it out of the environment; exactly one of the two.' }),
+    METRICS_PORT: int(0, 65535).default(9464).meta({ description: 'Port of the metrics listener (`METRICS=listener`); 0 picks a free one.' }),
+    METRICS_HOST: z
+      .string()
+      .default('127.0.0.1')
+      .meta({
+        format: 'an interface address',
+        description:
+          'Interface of the metrics listener: loopback by default, so only the host (or a sidecar) can scrape; set `0.0.0.0` or empty for every interface only on a network you trust, or with a token.',
+      }),
   })
   .strict();
+
+/** What the schema's metadata says about one setting (see configSchema). */
+export interface SettingMeta {
+  description?: string;
+  format?: string;
+  minimum?: number;
+  maximum?: number;
+  defaultText?: string;
+  secret?: boolean;
+  /** The accepted words, when the setting is an enum. */
+  options?: readonly string[];
+}
+
+/**
+ * One setting's metadata, merged over its layers (`.default()`, `.optional()`,
+ * a transform's input), the outermost winning: a helper such as `seconds()`
+ * says the range, the key's own `.meta()` the meaning.
+ */
+export function settingMeta(schema: z.ZodType): SettingMeta {
+  const layers: SettingMeta[] = [];
+  let options: readonly string[] | undefined;
+  let node: z.core.$ZodType | undefined = schema;
+  while (node) {
+    const meta = z.globalRegistry.get(node as z.ZodType);
+    if (meta) layers.push(meta as SettingMeta);
+    const def = node._zod.def as z.core.$ZodTypeDef & { innerType?: z.core.$ZodType; in?: z.core.$ZodType; entries?: Record<string, string> };
+    if (def.type === 'enum' && def.entries) options = Object.values(def.entries);
+    node = def.type === 'default' || def.type === 'optional' ? def.innerType : def.type === 'pipe' ? def.in : undefined;
+  }
+  return Object.assign({}, ...layers.reverse(), options ? { options } : {}) as SettingMeta;
+}
 
 export type RawConfig = z.infer<typeof configSchema>;
 
@@ -525,6 +687,8 @@ function resolveMetricsToken(raw: RawConfig): string | undefined {
 }
 
 const KNOWN_KEYS = new Set(Object.keys(configSchema.shape));
+/** Settings whose value an error never echoes (marked `secret` in the schema). */
+const SECRET_KEYS = new Set(Object.entries(configSchema.shape).flatMap(([key, schema]) => (settingMeta(schema).secret ? [key] : [])));
 
 /** Reads the optional config file named by TWOFOLD_CONFIG (JSON or YAML). */
 function readConfigFile(file: string): Record<string, unknown> {
@@ -564,7 +728,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = result.error.issues[0]!;
     const key = issue.path.join('.') || '(config)';
     const got = issue.path.length ? (merged as Record<string, unknown>)[String(issue.path[0])] : undefined;
-    const shown = got === undefined ? '' : ` (got ${JSON.stringify(['SECRET_KEY', 'DATABASE_URL', 'SMTP_URL', 'SMS_WEBHOOK_SECRET', 'METRICS_TOKEN'].includes(key) ? '…' : got)})`;
+    const shown = got === undefined ? '' : ` (got ${JSON.stringify(SECRET_KEYS.has(key) ? '…' : got)})`;
     const message = issue.code === 'unrecognized_keys' ? `unknown setting(s) ${issue.keys.join(', ')}` : issue.message;
     throw new ConfigError(`Invalid configuration: ${issue.code === 'unrecognized_keys' ? 'config file' : key}: ${message}${shown}`);
   }

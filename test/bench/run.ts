@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Twofold's benchmark, side by side with its ceilings, in one run.
  *
- *   npm run bench                       # full run (about 5 minutes), PGlite in a temporary folder
+ *   npm run bench                       # full run (about 6 minutes), PGlite in a temporary folder
  *   DATABASE_URL=postgres://…/fresh npm run bench
  *   DATABASE_URL=postgres://…/postgres npm run bench -- --fresh-db   # a database made for the run, dropped after
  *   npm run bench -- --quick            # about a minute, for development and CI
@@ -11,8 +11,11 @@
  * first-party app), builds and starts the provider as `npm start` does (a
  * process of its own, `node .build/main.js`), and drives real HTTP from a separate
  * driver process (driver.ts). The ceilings run in the same run with the same
- * driver: raw argon2id (argon2-ceiling.ts) and a bare node-oidc-provider
- * (bare-provider.ts). See docs/benchmarks.md.
+ * driver: raw argon2id (argon2-ceiling.ts), a bare node-oidc-provider
+ * (bare-provider.ts) in memory, and the same bare provider with a minimal
+ * durable adapter of its own (bare-adapter.ts) on the run's database: the
+ * PostgreSQL server (a table of its own), or PGlite in its process. See
+ * docs/benchmarks.md.
  *
  * Options: --quick, --json FILE, --concurrency N (sign-in; default: swept in a
  * full run, 4 in --quick), --refresh-concurrency N, --overload-concurrency N,
@@ -45,7 +48,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const HERE = path.join(ROOT, 'test/bench');
 const PASSWORD = 'bench: correct horse battery staple';
 const REDIRECT_URI = 'http://127.0.0.1/bench/callback';
-const TARGETS = { signin_vs_ceiling: 0.8, refresh_vs_bare: 0.6, totp_p99_ms: 25, rss_idle_mb: 150, rss_load_mb: 300, ready_ms_pglite: 1500 };
+const TARGETS = { signin_vs_ceiling: 0.8, refresh_vs_bare: 0.6, signin_vs_durable_ceiling: 0.75, refresh_vs_durable_bare: 0.85, totp_p99_ms: 25, rss_idle_mb: 150, rss_load_mb: 300, ready_ms_pglite: 1500 };
 
 const { values: args } = parseArgs({
   options: {
@@ -206,6 +209,13 @@ async function statements(p: Provider, reset = false): Promise<StatementCounts> 
   return reset ? (undefined as never) : ((await res.json()) as { counts: StatementCounts }).counts;
 }
 
+/** The durable bare provider's adapter statements (bare-adapter.ts). */
+async function bareStatements(issuer: string, reset = false): Promise<StatementCounts> {
+  const res = await fetch(`${issuer}/__bench/statements`, { method: reset ? 'POST' : 'GET' });
+  if (!res.ok) throw new Error(`bare statement counts: ${res.status}`);
+  return ((await res.json()) as { counts: StatementCounts }).counts;
+}
+
 // --- PostgreSQL backends' CPU (same machine) -----------------------------------------------------------
 
 async function backendPids(): Promise<number[]> {
@@ -358,9 +368,12 @@ interface Argon2Run {
   load_avg: number[];
 }
 
-async function startBare(): Promise<{ child: ChildProcess; issuer: string; clientId: string; clientSecret: string }> {
+/** The bare library: in memory, or durable (`store`: the run's PostgreSQL database in a table of its own, or PGlite in its folder). */
+async function startBare(store?: { table: string; pgliteDir: string }): Promise<{ child: ChildProcess; issuer: string; clientId: string; clientSecret: string }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'bare-provider.ts')], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', PORT: String(port), BENCH_REDIRECT_URI: REDIRECT_URI }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '', PORT: String(port), BENCH_REDIRECT_URI: REDIRECT_URI, BARE_STORE: 'memory' };
+  if (store) Object.assign(env, databaseUrl ? { BARE_STORE: 'postgres', BARE_DATABASE_URL: databaseUrl } : { BARE_STORE: 'pglite', BARE_PGLITE_DIR: store.pgliteDir }, { BARE_TABLE: store.table });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'bare-provider.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
   const info = await new Promise<{ issuer: string; clientId: string; clientSecret: string }>((resolve, reject) => {
     let buf = '';
@@ -375,7 +388,7 @@ async function startBare(): Promise<{ child: ChildProcess; issuer: string; clien
     });
     child.once('exit', (code) => reject(new Error(`the bare provider exited (${code})`)));
   });
-  log(`bare node-oidc-provider at ${info.issuer} (pid ${child.pid})`);
+  log(`bare node-oidc-provider${store ? `, durable on ${databaseUrl ? `PostgreSQL (table ${store.table})` : 'PGlite'}` : ''}, at ${info.issuer} (pid ${child.pid})`);
   return { child, ...info };
 }
 
@@ -544,22 +557,62 @@ async function main(): Promise<number> {
   await bareDriver.target({ kind: 'bare', issuer: bare.issuer, clientId: bare.clientId, clientSecret: bare.clientSecret, redirectUri: REDIRECT_URI, mfa: false, password: PASSWORD, accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })) });
   record(await measure(bareDriver, undefined, phase('bare warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'bare warm-up'));
   const barePid = bare.child.pid!;
+
+  // The durable floor: the bare library with the simplest durable adapter, its statements counted as Twofold's are.
+  bareTable = `bench_bare_${runId}`;
+  const durable = await startBare({ table: bareTable, pgliteDir: path.join(tmpDir!, 'bare-pgdata') });
+  const durableDriver = new Driver();
+  await durableDriver.ready();
+  await durableDriver.target({ kind: 'bare', issuer: durable.issuer, clientId: durable.clientId, clientSecret: durable.clientSecret, redirectUri: REDIRECT_URI, mfa: false, password: PASSWORD, accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })) });
+  record(await measure(durableDriver, undefined, phase('durable bare warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'durable bare warm-up'));
+  record(await measure(durableDriver, undefined, phase('durable bare warm-up refresh', 'refresh', 2, 3, { warmupMs: 0 }), 'durable bare warm-up refresh'));
+  await bareStatements(durable.issuer, true);
+  const durableCountSignins = record(await measure(durableDriver, undefined, phase('durable bare count sign-ins', 'signin', 1, 120, { maxOps: durations.count, warmupMs: 0 }), 'durable bare statements per sign-in'));
+  const durableSigninCounts = await bareStatements(durable.issuer);
+  durableDriver.onMark = (id, mark) => {
+    if (mark === 'start') void bareStatements(durable.issuer, true).then(() => durableDriver.go(id));
+  };
+  const durableCountRefresh = record((await durableDriver.run({ ...refreshSpec, name: 'durable bare count refreshes' })).result as Measured);
+  const durableRefreshCounts = await bareStatements(durable.issuer);
+  const dIn = per(durableSigninCounts, durableCountSignins.completed || 1);
+  const dRef = per(durableRefreshCounts, durableCountRefresh.completed || 1);
+  report.statements = {
+    ...(report.statements as object),
+    durable_bare: {
+      per_signin: dIn.per_op,
+      reads_per_signin: dIn.reads_per_op,
+      writes_per_signin: dIn.writes_per_op,
+      per_refresh: dRef.per_op,
+      reads_per_refresh: dRef.reads_per_op,
+      writes_per_refresh: dRef.writes_per_op,
+      signin_breakdown: dIn.breakdown_per_op,
+      refresh_breakdown: dRef.breakdown_per_op,
+      sample_signins: dIn.sample,
+      sample_refreshes: dRef.sample,
+    },
+  };
+  log(`durable bare statements: ${dIn.per_op} per sign-in (${dIn.reads_per_op} reads, ${dIn.writes_per_op} writes), ${dRef.per_op} per refresh`);
+  const durablePid = durable.child.pid!;
   const hashC = config.HASH_CONCURRENCY * workers;
   const argon2Runs: Argon2Run[] = [];
 
   // Sweeps (full run): the saturating concurrency of each, Twofold and bare side by side.
   let concurrency = fixedConcurrency ?? 4;
   let bareConcurrency = fixedConcurrency ?? 4;
+  let durableConcurrency = fixedConcurrency ?? 4;
   const sweep: Measured[] = [];
   const bareSweep: Measured[] = [];
+  const durableSweep: Measured[] = [];
   if (!quick && !fixedConcurrency && !args['only-signin']) {
     for (const c of [1, 2, 4, 8, 16]) {
       sweep.push(record(await measure(driver, pid, phase(`sign-in sweep c=${c}`, 'signin', c, durations.sweep), `sweep c=${c}`)));
       if (c > 1) bareSweep.push(record(await measure(bareDriver, barePid, phase(`bare sign-in sweep c=${c}`, 'signin', c, durations.sweep), `bare sweep c=${c}`)));
+      if (c > 1) durableSweep.push(record(await measure(durableDriver, durablePid, phase(`durable bare sign-in sweep c=${c}`, 'signin', c, durations.sweep), `durable bare sweep c=${c}`)));
     }
     concurrency = saturating(sweep);
     bareConcurrency = saturating(bareSweep);
-    log(`saturating concurrency: Twofold ${concurrency}, bare ${bareConcurrency}`);
+    durableConcurrency = saturating(durableSweep);
+    log(`saturating concurrency: Twofold ${concurrency}, bare ${bareConcurrency}, durable bare ${durableConcurrency}`);
   }
   if (sweep.length) report.signin_sweep = sweep.map(brief);
 
@@ -567,20 +620,24 @@ async function main(): Promise<number> {
     const signin = record(await measure(driver, pid, phase('sign-in', 'signin', concurrency, durations.signin), 'sign-in'));
     await driver.exit();
     await bareDriver.exit();
+    await durableDriver.exit();
     await stopChild(bare.child);
+    await stopChild(durable.child);
     const code = await stopChild(provider.child);
     log(`provider stopped (exit ${code}); profile in ${args['cpu-prof'] ?? '(none)'}; ${signin.measured} sign-ins measured of ${signin.completed + countSignins.completed + durations.warm} in the profile`);
     if (args.json) fs.writeFileSync(args.json, `${JSON.stringify({ signin: strip(signin), statements: report.statements }, null, 2)}\n`);
     return errors.length ? 1 : 0;
   }
 
-  // Measured rounds: Twofold, bare, argon2id, Twofold, bare, argon2id…
+  // Measured rounds: Twofold, bare, durable bare, argon2id, Twofold, bare, durable bare, argon2id…
   const signinRounds: Measured[] = [];
   const bareRounds: Measured[] = [];
+  const durableRounds: Measured[] = [];
   for (let r = 1; r <= durations.rounds; r++) {
     const tag = durations.rounds > 1 ? ` (round ${r}/${durations.rounds})` : '';
     signinRounds.push(record(await measure(driver, pid, phase(`sign-in${tag}`, 'signin', concurrency, durations.signin / durations.rounds), `sign-in${tag}`)));
     bareRounds.push(record(await measure(bareDriver, barePid, phase(`bare sign-in${tag}`, 'signin', bareConcurrency, durations.bareSignin / durations.rounds), `bare sign-in${tag}`)));
+    durableRounds.push(record(await measure(durableDriver, durablePid, phase(`durable bare sign-in${tag}`, 'signin', durableConcurrency, durations.bareSignin / durations.rounds), `durable bare sign-in${tag}`)));
     argon2Runs.push(await argon2Ceiling(config, hashC, durations.argon2 / durations.rounds));
   }
   const signin = merge(signinRounds, 'sign-in');
@@ -589,6 +646,10 @@ async function main(): Promise<number> {
   report.signin = signin;
   const combined = 1 / (1 / bareSignin.per_s + 1 / argon2.per_s);
   const roundRatios = signinRounds.map((t, i) => round(t.per_s / (1 / (1 / bareRounds[i]!.per_s + 1 / argon2Runs[i]!.per_s)), 3));
+  // The durable ceiling: the same formula, with the durable bare flow instead of the in-memory one.
+  const durableSignin = merge(durableRounds, 'durable bare sign-in');
+  const durableCombined = 1 / (1 / durableSignin.per_s + 1 / argon2.per_s);
+  const durableRoundRatios = signinRounds.map((t, i) => round(t.per_s / (1 / (1 / durableRounds[i]!.per_s + 1 / argon2Runs[i]!.per_s)), 3));
 
   // 4. The second-factor step alone, below saturation.
   const totpC = Math.max(1, Math.min(2, Math.floor(concurrency / 2)));
@@ -598,29 +659,39 @@ async function main(): Promise<number> {
   // 5. Refresh grants with rotation, Twofold and bare in alternation.
   let refreshC = refreshConcurrency ?? 8;
   let bareRefreshC = refreshConcurrency ?? 8;
+  let durableRefreshC = refreshConcurrency ?? 8;
   const refreshSweep: Measured[] = [];
   const bareRefreshSweep: Measured[] = [];
+  const durableRefreshSweep: Measured[] = [];
   if (!quick && !refreshConcurrency) {
     for (const c of [4, 8, 16]) {
       refreshSweep.push(record(await measure(driver, pid, phase(`refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `refresh sweep c=${c}`)));
       bareRefreshSweep.push(record(await measure(bareDriver, barePid, phase(`bare refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `bare refresh sweep c=${c}`)));
+      durableRefreshSweep.push(record(await measure(durableDriver, durablePid, phase(`durable bare refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `durable bare refresh sweep c=${c}`)));
     }
     refreshC = saturating(refreshSweep);
     bareRefreshC = saturating(bareRefreshSweep);
+    durableRefreshC = saturating(durableRefreshSweep);
     report.refresh_sweep = refreshSweep.map(brief);
   }
   const refreshRounds: Measured[] = [];
   const bareRefreshRounds: Measured[] = [];
+  const durableRefreshRounds: Measured[] = [];
   for (let r = 1; r <= durations.rounds; r++) {
     const tag = durations.rounds > 1 ? ` (round ${r}/${durations.rounds})` : '';
     refreshRounds.push(record(await measure(driver, pid, phase(`refresh${tag}`, 'refresh', refreshC, durations.refresh / durations.rounds), `refresh${tag}`)));
     bareRefreshRounds.push(record(await measure(bareDriver, barePid, phase(`bare refresh${tag}`, 'refresh', bareRefreshC, durations.bareRefresh / durations.rounds), `bare refresh${tag}`)));
+    durableRefreshRounds.push(record(await measure(durableDriver, durablePid, phase(`durable bare refresh${tag}`, 'refresh', durableRefreshC, durations.bareRefresh / durations.rounds), `durable bare refresh${tag}`)));
   }
   const refresh = merge(refreshRounds, 'refresh');
   const bareRefresh = merge(bareRefreshRounds, 'bare refresh');
+  const durableRefresh = merge(durableRefreshRounds, 'durable bare refresh');
   report.refresh = refresh;
   await bareDriver.exit();
+  await durableDriver.exit();
   await stopChild(bare.child);
+  const durableExit = await stopChild(durable.child);
+  if (durableExit !== 0) errors.push(`the durable bare provider exited with ${durableExit} on SIGTERM`);
 
   // 6. Overload: twice the concurrency at which the provider stops taking more password checks
   //    (HASH_CONCURRENCY running + HASH_QUEUE_LIMIT waiting), or twice the saturating one if higher.
@@ -702,17 +773,28 @@ async function main(): Promise<number> {
     bare_signin: strip(bareSignin),
     bare_refresh: strip(bareRefresh),
     combined_signin_per_s: round(combined),
+    durable_bare_signin: strip(durableSignin),
+    durable_bare_refresh: strip(durableRefresh),
+    durable_store: database,
     ...(bareSweep.length ? { bare_signin_sweep: bareSweep.map(brief) } : {}),
     ...(bareRefreshSweep.length ? { bare_refresh_sweep: bareRefreshSweep.map(brief) } : {}),
+    ...(durableSweep.length ? { durable_bare_signin_sweep: durableSweep.map(brief) } : {}),
+    ...(durableRefreshSweep.length ? { durable_bare_refresh_sweep: durableRefreshSweep.map(brief) } : {}),
   };
   report.signin = strip(signin);
   report.refresh = strip(refresh);
   report.signin_vs_ceiling = round(signin.per_s / combined, 3);
   report.refresh_vs_bare = round(refresh.per_s / bareRefresh.per_s, 3);
+  report.durable_signin_ceiling = round(durableCombined);
+  report.signin_vs_durable_ceiling = round(signin.per_s / durableCombined, 3);
+  report.durable_bare_refresh = durableRefresh.per_s;
+  report.refresh_vs_durable_bare = round(refresh.per_s / durableRefresh.per_s, 3);
   report.rounds = {
     count: durations.rounds,
     signin_vs_ceiling: roundRatios,
     refresh_vs_bare: refreshRounds.map((t, i) => round(t.per_s / bareRefreshRounds[i]!.per_s, 3)),
+    signin_vs_durable_ceiling: durableRoundRatios,
+    refresh_vs_durable_bare: refreshRounds.map((t, i) => round(t.per_s / durableRefreshRounds[i]!.per_s, 3)),
     load_avg: signinRounds.map((t) => t.load_avg[0]),
   };
   const memory = report.memory as { rss_idle_mb: number; rss_load_mb: number; rss_overload_mb?: number };
@@ -721,6 +803,8 @@ async function main(): Promise<number> {
   report.meets = {
     signin_vs_ceiling: (report.signin_vs_ceiling as number) >= TARGETS.signin_vs_ceiling,
     refresh_vs_bare: (report.refresh_vs_bare as number) >= TARGETS.refresh_vs_bare,
+    signin_vs_durable_ceiling: (report.signin_vs_durable_ceiling as number) >= TARGETS.signin_vs_durable_ceiling,
+    refresh_vs_durable_bare: (report.refresh_vs_durable_bare as number) >= TARGETS.refresh_vs_durable_bare,
     totp_p99_ms: totpP99 <= TARGETS.totp_p99_ms,
     rss_idle_mb: memory.rss_idle_mb <= TARGETS.rss_idle_mb,
     rss_load_mb: Math.max(memory.rss_load_mb, memory.rss_overload_mb ?? 0) <= TARGETS.rss_load_mb,
@@ -749,7 +833,7 @@ async function main(): Promise<number> {
   };
 
   const ordered = Object.fromEntries(
-    ['run', 'signin_vs_ceiling', 'refresh_vs_bare', 'rounds', 'signin', 'signin_sweep', 'ceilings', 'refresh', 'refresh_sweep', 'totp_step', 'memory', 'ready_ms', 'ready_ms_runs', 'statements', 'overload', 'targets', 'meets', 'errors_total', 'error_details']
+    ['run', 'signin_vs_ceiling', 'refresh_vs_bare', 'durable_signin_ceiling', 'signin_vs_durable_ceiling', 'durable_bare_refresh', 'refresh_vs_durable_bare', 'rounds', 'signin', 'signin_sweep', 'ceilings', 'refresh', 'refresh_sweep', 'totp_step', 'memory', 'ready_ms', 'ready_ms_runs', 'statements', 'overload', 'targets', 'meets', 'errors_total', 'error_details']
       .filter((k) => k in report)
       .map((k) => [k, report[k]]),
   );
@@ -765,6 +849,7 @@ function table(r: Record<string, any>): string {
   const run = r.run;
   const s = r.signin;
   const c = r.ceilings;
+  const d = r.statements.durable_bare;
   const ok = (k: string) => (r.meets?.[k] === undefined ? '' : r.meets[k] ? 'yes' : 'NO');
   const rows: string[][] = [
     ['figure', 'Twofold', 'ceiling', 'ratio', 'target', 'met', 'C', 'window'],
@@ -773,14 +858,18 @@ function table(r: Record<string, any>): string {
     ['  server CPU s per sign-in', `${s.cpu_s_per_op ?? '-'}${s.db_cpu_s_per_op !== undefined ? ` (+${s.db_cpu_s_per_op} PG)` : ''}`, `${c.bare_signin.cpu_s_per_op ?? '-'} bare`, '', '', '', '', ''],
     ['  bare provider sign-in (/s)', '', `${c.bare_signin.per_s}`, '', '', '', `${c.bare_signin.concurrency}`, `${c.bare_signin.window_s} s`],
     ['  argon2id verify (/s)', '', `${c.argon2.per_s}`, '', '', '', `${c.argon2.concurrency}`, `${c.argon2.duration_s} s`],
+    ['sign-in vs durable ceiling (/s)', `${s.per_s}`, `${r.durable_signin_ceiling}`, `${r.signin_vs_durable_ceiling}`, `≥ ${TARGETS.signin_vs_durable_ceiling}`, ok('signin_vs_durable_ceiling'), '', ''],
+    [`  durable bare sign-in (/s, ${c.durable_store})`, '', `${c.durable_bare_signin.per_s}`, '', '', '', `${c.durable_bare_signin.concurrency}`, `${c.durable_bare_signin.window_s} s`],
+    ['  server CPU s per durable bare sign-in', '', `${c.durable_bare_signin.cpu_s_per_op ?? '-'}${c.durable_bare_signin.db_cpu_s_per_op !== undefined ? ` (+${c.durable_bare_signin.db_cpu_s_per_op} PG)` : ''}`, '', '', '', '', ''],
     ['refresh, rotating (/s)', `${r.refresh.per_s}`, `${c.bare_refresh.per_s}`, `${r.refresh_vs_bare}`, `≥ ${TARGETS.refresh_vs_bare}`, ok('refresh_vs_bare'), `${r.refresh.concurrency}`, `${r.refresh.window_s} s`],
     ['  latency p50/p99 (ms)', `${r.refresh.latency.p50_ms}/${r.refresh.latency.p99_ms}`, `${c.bare_refresh.latency.p50_ms}/${c.bare_refresh.latency.p99_ms} bare`, '', '', '', '', ''],
+    ['refresh vs durable bare (/s)', `${r.refresh.per_s}`, `${r.durable_bare_refresh}`, `${r.refresh_vs_durable_bare}`, `≥ ${TARGETS.refresh_vs_durable_bare}`, ok('refresh_vs_durable_bare'), `${c.durable_bare_refresh.concurrency}`, `${c.durable_bare_refresh.window_s} s`],
     ['TOTP step p50/p99 (ms)', `${r.totp_step.p50_ms}/${r.totp_step.p99_ms}`, '', '', `p99 ≤ ${TARGETS.totp_p99_ms}`, ok('totp_p99_ms'), `${r.totp_step.concurrency}`, `${r.totp_step.duration_s} s`],
     ['RSS idle (MB)', `${r.memory.rss_idle_mb}`, '', '', `≤ ${TARGETS.rss_idle_mb}`, ok('rss_idle_mb'), '', ''],
     ['RSS under load / overload (MB)', `${r.memory.rss_load_mb} / ${r.memory.rss_overload_mb}`, '', '', `≤ ${TARGETS.rss_load_mb}`, ok('rss_load_mb'), '', ''],
     ['start to /readyz (ms)', `${r.ready_ms}`, '', '', run.database === 'pglite' ? `≤ ${TARGETS.ready_ms_pglite}` : '', ok('ready_ms_pglite'), '', ''],
-    ['statements per sign-in (r/w)', `${r.statements.per_signin} (${r.statements.reads_per_signin}/${r.statements.writes_per_signin})`, '0 bare', '', '', '', '1', `${r.statements.sample_signins} ops`],
-    ['statements per refresh (r/w)', `${r.statements.per_refresh} (${r.statements.reads_per_refresh}/${r.statements.writes_per_refresh})`, '0 bare', '', '', '', '1', `${r.statements.sample_refreshes} ops`],
+    ['statements per sign-in (r/w)', `${r.statements.per_signin} (${r.statements.reads_per_signin}/${r.statements.writes_per_signin})`, `${d.per_signin} (${d.reads_per_signin}/${d.writes_per_signin}) durable bare`, '', '', '', '1', `${r.statements.sample_signins} ops`],
+    ['statements per refresh (r/w)', `${r.statements.per_refresh} (${r.statements.reads_per_refresh}/${r.statements.writes_per_refresh})`, `${d.per_refresh} (${d.reads_per_refresh}/${d.writes_per_refresh}) durable bare`, '', '', '', '1', `${r.statements.sample_refreshes} ops`],
     ['overload: done / 503+RA / errors', `${r.overload.accepted_completed} / ${r.overload.shed_with_retry_after} / ${r.overload.errors}`, '', '', '0 errors', r.overload.errors === 0 && r.overload.readyz_failures === 0 ? 'yes' : 'NO', `${r.overload.concurrency}`, `${r.overload.duration_s} s`],
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
@@ -789,7 +878,23 @@ function table(r: Record<string, any>): string {
   return `${head}${rows.map(line).join('\n')}\n\nerrors: ${r.errors_total}\n`;
 }
 
+/** The durable bare provider drops its table when it stops; after a failed run, the table is dropped here. */
+let bareTable: string | undefined;
+async function dropBareTable(): Promise<void> {
+  if (!bareTable || !databaseUrl || freshDb) return;
+  const client = new pg.Client({ connectionString: databaseUrl });
+  try {
+    await client.connect();
+    await client.query(`drop table if exists ${bareTable}`);
+  } catch (err) {
+    log(`could not drop ${bareTable}: ${(err as Error).message}`);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 async function dropFreshDb(): Promise<void> {
+  await dropBareTable();
   if (!freshDb || args.keep) return;
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await adminQuery(`drop database if exists ${freshDb} with (force)`).catch((err) => log(`could not drop ${freshDb}: ${(err as Error).message}`));
