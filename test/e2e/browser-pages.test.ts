@@ -1,8 +1,8 @@
 /**
  * The sign-in pages as a new user meets them, in one headless Chromium:
  * - axe-core (WCAG 2 A and AA, contrast included) finds no violation on the
- *   sign-in, TOTP enrolment, backup codes, second-factor, error, expired,
- *   sign-out and signed-out pages, light and dark, 390 px and 1280 px wide;
+ *   sign-in, TOTP enrolment, backup codes, second-factor, consent, error,
+ *   expired, sign-out and signed-out pages, light and dark, 390 px and 1280 px wide;
  * - no backup code breaks over two lines at either width;
  * - the "sign-in expired" page links back to the app that started the
  *   sign-in (only to an address registered for it), or says so when the app
@@ -41,6 +41,8 @@ describeBrowser('the sign-in pages in Chromium', () => {
   let rp: RelyingParty;
   /** An app that registered where it starts a sign-in (initiate_login_uri). */
   let starter: RelyingParty;
+  /** A third-party app: its users are asked for consent. */
+  let thirdParty: RelyingParty;
   let appOrigin: string;
   /** axe's findings over every page, scheme and width, as "page scheme width: rule: target". */
   const violations: string[] = [];
@@ -55,6 +57,8 @@ describeBrowser('the sign-in pages in Chromium', () => {
     rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, `${appOrigin}/callback`);
     const other = await createClient(db, sealer, { name: 'Starter App', redirectUris: [`${appOrigin}/other`], initiateLoginUri: START_AGAIN, firstParty: true });
     starter = await relyingParty(server.issuer, other.clientId, other.clientSecret, `${appOrigin}/other`);
+    const third = await createClient(db, sealer, { name: 'Third Party App', redirectUris: [`${appOrigin}/third`] });
+    thirdParty = await relyingParty(server.issuer, third.clientId, third.clientSecret, `${appOrigin}/third`);
     browser = await launchBrowser();
   });
 
@@ -99,8 +103,8 @@ describeBrowser('the sign-in pages in Chromium', () => {
     await page.emulateMedia({ colorScheme: 'light' });
   }
 
-  async function signInWithPassword(page: Page, extra: Record<string, string> = {}) {
-    const auth = await rp.authorizationUrl(extra);
+  async function signInWithPassword(page: Page, app: RelyingParty, extra: Record<string, string> = {}) {
+    const auth = await app.authorizationUrl(extra);
     await page.goto(auth.url);
     await page.getByLabel('Username or email').fill('dora');
     await page.getByLabel('Password').fill(PASSWORD);
@@ -148,10 +152,16 @@ describeBrowser('the sign-in pages in Chromium', () => {
       await first.page.getByText('You are signed out').waitFor();
       await audit(first.page, 'signed-out');
 
-      // The second factor, asked of an account that has one.
-      await signInWithPassword(first.page, { acr_values: MFA_ACR });
-      await first.page.getByLabel(/Enter the 6-digit code/).waitFor();
+      // The second factor, asked of an account that has one, then a third-party app's consent.
+      await signInWithPassword(first.page, thirdParty, { acr_values: MFA_ACR });
+      const code = first.page.getByLabel(/Enter the 6-digit code/);
+      await code.waitFor();
       await audit(first.page, 'second-factor');
+      // The next time step: the enrolment used this one, and a code is accepted once.
+      await code.fill(totpCode(key, 1));
+      await code.press('Enter');
+      await first.page.getByRole('button', { name: 'Allow' }).waitFor();
+      await audit(first.page, 'consent');
 
       // An error page: an app that is not registered.
       await first.page.goto(`${server.issuer}/auth?client_id=unknown-app&response_type=code&scope=openid`);
