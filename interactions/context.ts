@@ -8,6 +8,7 @@ import coBody from 'co-body';
 import type Provider from 'oidc-provider';
 import type { Services } from '../src/services.ts';
 import { views } from './render.ts';
+import { wayBack } from './way-back.ts';
 
 export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -27,11 +28,15 @@ export async function loadInteraction(ctx: Context, deps: InteractionDeps): Prom
   } catch (err) {
     const name = (err as { name?: string }).name;
     if (err instanceof InteractionGone || name === 'SessionNotFound' || name === 'InvalidRequest') {
+      const back = await wayBack(deps.services, ctx.params.uid);
       ctx.status = 400;
       ctx.type = 'html';
       ctx.body = views().render('error', {
         title: 'Sign-in expired',
-        message: 'This sign-in has expired or was started in another browser. Go back to the app and sign in again.',
+        message: back
+          ? `This sign-in has expired or was started in another browser. Start again from ${back.clientName}.`
+          : 'This sign-in has expired or was started in another browser. Go back to the app you came from and sign in again there.',
+        ...(back ? { back: back.href, backLabel: `Start again at ${back.clientName}` } : {}),
       });
       return undefined;
     }

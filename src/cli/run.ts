@@ -139,6 +139,7 @@ const FIELD_NAMES: Record<string, string> = {
   password: 'password',
   redirectUris: '--redirect-uri',
   postLogoutRedirectUris: '--post-logout-redirect-uri',
+  initiateLoginUri: '--initiate-login-uri',
   authMethod: '--auth-method',
   jwksUri: '--jwks-uri',
   jwks: '--jwks-file',

@@ -203,3 +203,19 @@ export async function purgeExpired(db: Kysely<Database>, graceSeconds = 60, batc
   await db.deleteFrom('challenge_codes').where('expires_at', '<', cutoff).execute();
   return total;
 }
+
+/**
+ * The client an interaction was started for, found by its id even after it expired (until the purge
+ * removes the row): the "sign-in expired" page offers the way back to that app. client_id is not a
+ * bearer value, so it is read without opening the sealed part.
+ */
+export async function interactionClientId(db: Kysely<Database>, hasher: KeyedHasher, uid: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('oidc_payloads')
+    .select('payload')
+    .where('kind', '=', 'Interaction')
+    .where('id', '=', storedPayloadId(hasher, 'Interaction', uid))
+    .executeTakeFirst();
+  const clientId = (row?.payload as { params?: { client_id?: unknown } } | undefined)?.params?.client_id;
+  return typeof clientId === 'string' ? clientId : undefined;
+}

@@ -120,6 +120,11 @@ export const newClientSchema = z
     /** None for a client that signs no one in: an API (resourceIndicator) or a machine client (clientCredentials). */
     redirectUris: z.array(redirectUri).default([]),
     postLogoutRedirectUris: z.array(redirectUri).default([]),
+    /**
+     * Where the app starts a sign-in itself (OIDC Registration's initiate_login_uri, https): the "sign-in
+     * expired" page links there. Without it, that page links to the origin of the first redirect URI.
+     */
+    initiateLoginUri: z.url({ protocol: /^https$/ }).optional(),
     public: z.boolean().default(false),
     firstParty: z.boolean().default(false),
     authMethod: z.enum(AUTH_METHODS).optional(),
@@ -244,6 +249,7 @@ export async function createClient(db: Kysely<Database>, sealer: Sealer, input: 
     client_name: c.name,
     redirect_uris: c.redirectUris,
     post_logout_redirect_uris: c.postLogoutRedirectUris,
+    ...(c.initiateLoginUri ? { initiate_login_uri: c.initiateLoginUri } : {}),
     ...flows(signIn, c.grantTypes, c.deviceFlow, c.clientCredentials),
     token_endpoint_auth_method: method,
     ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),

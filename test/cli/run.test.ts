@@ -297,9 +297,13 @@ for (const kind of DIALECTS) {
       const es = (await ok(['client', 'add', 'es', '--redirect-uri', 'https://es.example.test/cb', '--id-token-alg', 'ES256', '--json'])).json();
       expect(es).toMatchObject({ id_token_signed_response_alg: 'ES256' });
       await ok(['client', 'remove', 'es']);
+      // Where the app starts a sign-in: the "sign-in expired" page links there.
+      const start = (await ok(['client', 'add', 'start', '--redirect-uri', 'https://start.example.test/cb', '--initiate-login-uri', 'https://start.example.test/login', '--json'])).json();
+      expect(start).toMatchObject({ initiate_login_uri: 'https://start.example.test/login' });
+      await ok(['client', 'remove', 'start']);
 
       const created = await audit('client.created');
-      expect(created.map((e) => e.details.name).sort()).toEqual(['api', 'es', 'spa', 'spa2', 'web']);
+      expect(created.map((e) => e.details.name).sort()).toEqual(['api', 'es', 'spa', 'spa2', 'start', 'web']);
       expect(created.find((e) => e.details.name === 'web')).toMatchObject({ client_id: id, actor: 'admin:cli' });
     });
 
@@ -312,6 +316,8 @@ for (const kind of DIALECTS) {
       expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--auth-method', 'private_key_jwt']), 1, /--jwks-file: private_key_jwt needs/);
       expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--jwks-file', '/nonexistent/jwks.json', '--auth-method', 'private_key_jwt']), 1, /--jwks-file: cannot read/);
       expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--id-token-alg', 'HS256']), 1, /^twofold: --id-token-alg: .*RS256.*ES256/);
+      // OIDC Registration: initiate_login_uri is https.
+      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--initiate-login-uri', 'http://ok.test/login']), 1, /^twofold: --initiate-login-uri: /);
       expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['api', 'spa', 'spa2', 'web']);
     });
 

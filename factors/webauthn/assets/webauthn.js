@@ -72,8 +72,11 @@
         await run(autofill, { useBrowserAutofill: true });
         autofill.form.submit();
       } catch (err) {
-        // Pressing "Sign in with a passkey" cancels the autofill request; that is not an error.
-        if (err && err.name !== 'AbortError') show(autofill.form, describe(err, false));
+        // The autofill request is cancelled by pressing "Sign in with a passkey" (AbortError) or by the browser
+        // when the person dismisses the suggestions or the request times out (NotAllowedError). Nobody asked for
+        // a passkey yet, so neither is an error to show on the login page.
+        if (err && (err.name === 'AbortError' || err.name === 'NotAllowedError')) return;
+        show(autofill.form, describe(err, false));
       }
     });
   }

@@ -39,6 +39,7 @@ async function view(services: Services, row: ClientRow) {
     token_endpoint_auth_method: row.metadata.token_endpoint_auth_method,
     redirect_uris: row.metadata.redirect_uris,
     post_logout_redirect_uris: row.metadata.post_logout_redirect_uris ?? [],
+    ...(typeof row.metadata.initiate_login_uri === 'string' ? { initiate_login_uri: row.metadata.initiate_login_uri } : {}),
     grant_types: row.metadata.grant_types ?? [],
     // RFC 8628: a CLI or TV may get tokens a person approves at the verification page (works only while DEVICE_FLOW is on).
     device_flow: settings.deviceFlow,
@@ -121,6 +122,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .description('register an app, an API or a machine client; prints its client_id and, for confidential clients, its secret (shown once)'))
     .option('--redirect-uri <uri>', 'where the app receives the result (repeatable; an app that signs users in)', collect)
     .option('--post-logout-redirect-uri <uri>', 'where the app may send users after sign-out (repeatable)', collect)
+    .option('--initiate-login-uri <uri>', 'where the app starts a sign-in (https): the way back from an expired sign-in')
     .option('--public', 'a public client (single-page or native app): no secret, PKCE required')
     .option('--first-party', 'trusted app of your own: no consent page')
     .option('--auth-method <method>', `token endpoint authentication (${AUTH_METHODS.join(', ')})`)
@@ -146,7 +148,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     }
   });
   add.action(async (name: string, opts: {
-      redirectUri?: string[]; postLogoutRedirectUri?: string[]; public?: boolean; firstParty?: boolean; authMethod?: string;
+      redirectUri?: string[]; postLogoutRedirectUri?: string[]; initiateLoginUri?: string; public?: boolean; firstParty?: boolean; authMethod?: string;
       jwksUri?: string; jwksFile?: string; refreshTokens: boolean; idTokenAlg?: string; json?: boolean;
     } & ClientPolicyOptions & UsageOptions) => {
       const { db, sealer } = ctx.services;
@@ -166,6 +168,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         name,
         redirectUris: opts.redirectUri ?? [],
         postLogoutRedirectUris: opts.postLogoutRedirectUri ?? [],
+        initiateLoginUri: opts.initiateLoginUri,
         public: opts.public ?? false,
         firstParty: opts.firstParty ?? false,
         authMethod: opts.authMethod as never,
