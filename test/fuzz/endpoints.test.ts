@@ -1,0 +1,184 @@
+/**
+ * Fuzzing the OIDC endpoints (issue 13): /auth, /token, introspection, revocation, /me, /session/end, PAR (/request),
+ * discovery and JWKS, with known and hostile parameters in the query, a form, JSON or raw bytes, and hostile client
+ * credentials, bearer tokens and headers. For every input: no answer >= 500, the server still answers, and an input
+ * refused (4xx) changed no stored row.
+ */
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
+import fc from 'fast-check';
+import * as oidc from 'openid-client';
+import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { UserAgent, formAction } from '../helpers/user-agent.ts';
+import { relyingParty } from '../helpers/relying-party.ts';
+import { createAccount } from '../../src/accounts/accounts.ts';
+import { createClient } from '../../src/oidc/clients.ts';
+import { FUZZ_RUNS, SECOND_DATABASE_SHARE, RowWatch, bodyKind, fuzz, headerText, hostileText, paramsOf, report, send, short, statusOf, textFrom, type FuzzRequest } from './kit.ts';
+
+const REDIRECT = 'http://app.example.test/callback';
+const started = Date.now();
+
+interface Known {
+  clients: string[];
+  secrets: string[];
+  tokens: string[];
+  idTokens: string[];
+}
+
+const ACR = ['urn:twofold:acr:1', 'urn:twofold:acr:2', 'urn:twofold:acr:3', 'https://refeds.org/profile/mfa', 'urn:unknown'];
+const CLAIMS = [
+  '{"id_token":{"acr":{"essential":true,"values":"urn:twofold:acr:3"}}}',
+  '{"id_token":{"acr":{"essential":true,"values":[]}}}',
+  '{"userinfo":{"acr":{"essential":true,"values":["urn:twofold:acr:2"]}},"id_token":{"acr":{"essential":true,"value":"urn:twofold:acr:1"}}}',
+  '{"id_token":{"email":5}}',
+  '{"id_token":{"sub":{"value":"x"}}}',
+  '{"userinfo":{"acr":{"essential":"yes","values":[1,2]}}}',
+  '[]',
+  '{',
+];
+
+function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
+  const client = textFrom(known.clients);
+  const token = textFrom(known.tokens);
+  const authorizationParams = {
+    client_id: client,
+    redirect_uri: textFrom([REDIRECT, 'http://evil.test/cb']),
+    response_type: textFrom(['code', 'id_token', 'none', 'code id_token', 'token']),
+    scope: textFrom(['openid', 'openid profile email', 'openid offline_access', 'profile']),
+    state: hostileText,
+    nonce: hostileText,
+    code_challenge: textFrom(['E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM']),
+    code_challenge_method: textFrom(['S256', 'plain']),
+    prompt: textFrom(['none', 'login', 'consent', 'select_account', 'none login']),
+    max_age: textFrom(['0', '60', '-1', '1e3', '99999999999999999999']),
+    acr_values: textFrom(ACR),
+    claims: textFrom(CLAIMS),
+    ui_locales: textFrom(['de', 'en', 'de-DE en', 'xx']),
+    login_hint: hostileText,
+    id_token_hint: textFrom(known.idTokens),
+    request: textFrom(['eyJhbGciOiJub25lIn0.eyJ9.', 'a.b.c']),
+    request_uri: textFrom(['urn:ietf:params:oauth:request_uri:abc', 'http://evil.test/r']),
+    response_mode: textFrom(['query', 'form_post', 'fragment', 'jwt']),
+    resource: textFrom(['http://api.example.test', 'urn:x']),
+    twofold_enroll: textFrom(['totp', 'webauthn', 'any', 'nope']),
+  };
+  const tokenParams = {
+    grant_type: textFrom(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code', 'password']),
+    code: hostileText,
+    redirect_uri: textFrom([REDIRECT]),
+    code_verifier: hostileText,
+    refresh_token: hostileText,
+    client_id: client,
+    client_secret: textFrom(known.secrets),
+    client_assertion: textFrom(['a.b.c', ...known.idTokens]),
+    client_assertion_type: textFrom(['urn:ietf:params:oauth:client-assertion-type:jwt-bearer']),
+    scope: textFrom(['openid', 'api:read']),
+    resource: textFrom(['http://api.example.test']),
+  };
+  const tokenUse = { token, token_type_hint: textFrom(['access_token', 'refresh_token', 'id_token']), client_id: client, client_secret: textFrom(known.secrets) };
+  const endSession = { id_token_hint: textFrom(known.idTokens), post_logout_redirect_uri: textFrom(['http://app.example.test/bye']), state: hostileText, client_id: client, logout_hint: hostileText, ui_locales: textFrom(['de']) };
+  const confirm = { xsrf: hostileText, logout: textFrom(['yes']) };
+  const routes: Array<{ path: fc.Arbitrary<string>; methods: string[]; params: fc.Arbitrary<FuzzRequest['query']> }> = [
+    { path: fc.constant('/auth'), methods: ['GET', 'POST'], params: paramsOf(authorizationParams) },
+    { path: fc.constant('/request'), methods: ['POST'], params: paramsOf(authorizationParams) },
+    { path: fc.constant('/token'), methods: ['POST'], params: paramsOf(tokenParams) },
+    { path: fc.constantFrom('/token/introspection', '/token/revocation'), methods: ['POST'], params: paramsOf(tokenUse) },
+    { path: fc.constant('/me'), methods: ['GET', 'POST'], params: paramsOf({ access_token: token }) },
+    { path: fc.constant('/session/end'), methods: ['GET', 'POST'], params: paramsOf(endSession) },
+    { path: fc.constant('/session/end/confirm'), methods: ['POST'], params: paramsOf(confirm) },
+    { path: fc.constantFrom('/.well-known/openid-configuration', '/jwks', '/healthz', '/readyz', '/assets/twofold.css'), methods: ['GET', 'POST', 'OPTIONS'], params: paramsOf({ x: hostileText }) },
+    { path: fc.tuple(fc.constantFrom('/', '/interaction/', '/auth/', '/token/', '/assets/', '/session/end/'), hostileText).map(([p, s]) => p + encodeURIComponent(Buffer.from(s).toString()).replace(/%25/g, '%')), methods: ['GET', 'POST', 'PUT', 'DELETE'], params: paramsOf({ x: hostileText }) },
+  ];
+  const basic = fc.tuple(textFrom(known.clients), textFrom(known.secrets), fc.boolean()).map(([id, secret, encodeIt]) => {
+    const pair = encodeIt ? `${encodeURIComponent(Buffer.from(id).toString())}:${encodeURIComponent(Buffer.from(secret).toString())}` : `${id}:${secret}`;
+    return `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
+  });
+  const authorization = fc.oneof(
+    basic,
+    basic,
+    token.map((t) => `Bearer ${t.replace(/[^\x21-\x7e]/g, '')}`),
+    fc.uint8Array({ maxLength: 40 }).map((b) => `Basic ${Buffer.from(b).toString('base64')}`),
+    headerText(),
+  );
+  const headers = fc.record(
+    {
+      authorization,
+      accept: fc.constantFrom('text/html', 'application/json', '*/*', 'text/html;q=0.1, application/json'),
+      'accept-language': fc.oneof(fc.constantFrom('de', 'en', 'de-DE,de;q=0.9', '*'), headerText()),
+      'content-type': fc.oneof(fc.constantFrom('application/x-www-form-urlencoded', 'application/json', 'application/x-www-form-urlencoded; charset=bogus', 'application/jwt', 'multipart/form-data'), headerText()),
+      cookie: fc.oneof(fc.constantFrom('twofold.session=abc', 'twofold.interaction=x; twofold.interaction.sig=y', '_session=%00'), headerText()),
+      dpop: fc.constantFrom('a.b.c', 'eyJhbGciOiJFUzI1NiJ9.e30.'),
+      origin: fc.oneof(fc.constant('null'), headerText()),
+      'x-forwarded-for': headerText(),
+      'x-forwarded-host': headerText(),
+      'x-forwarded-proto': headerText(),
+    },
+    { requiredKeys: [] },
+  );
+  return fc.oneof(...routes.map((r) => fc.record({ path: r.path, method: fc.constantFrom(...r.methods), params: r.params, extra: paramsOf({ x: hostileText }), queryRaw: fc.boolean(), kind: bodyKind, bytes: fc.uint8Array({ maxLength: 64 }), headers, inQuery: fc.boolean() }))).map(
+    (r): FuzzRequest => ({
+      method: r.method,
+      path: r.path,
+      query: r.method === 'GET' || r.inQuery ? r.params : r.extra,
+      queryRaw: r.queryRaw,
+      body: r.method === 'GET' || r.inQuery ? r.extra : r.params,
+      kind: r.kind,
+      bytes: r.bytes,
+      headers: r.headers,
+    }),
+  );
+}
+
+const describeRequest = (r: FuzzRequest) => short(`${r.method} ${r.path} query=${JSON.stringify(r.query)} body(${r.kind})=${JSON.stringify(r.body)} headers=${JSON.stringify(r.headers)}`, 1500);
+
+for (const kind of DIALECTS) {
+  const runs = kind === 'pglite' ? FUZZ_RUNS * 2 : FUZZ_RUNS * 2 * SECOND_DATABASE_SHARE;
+  describe(`fuzzing the OIDC endpoints on ${kind}`, () => {
+    let database: TestDatabase;
+    let server: TestServer;
+    const known: Known = { clients: [], secrets: [], tokens: [], idTokens: [] };
+
+    beforeAll(async () => {
+      database = await createTestDatabase(kind);
+      server = await startTestServer(database, { MFA: 'off' });
+      const { db, hasher, sealer } = server.opened.services;
+      await createAccount(db, hasher, { username: 'alice', email: 'alice@example.test', password: 'correct horse battery' });
+      const web = await createClient(db, sealer, { name: 'web', redirectUris: [REDIRECT], postLogoutRedirectUris: ['http://app.example.test/bye'], firstParty: true });
+      const spa = await createClient(db, sealer, { name: 'spa', redirectUris: [REDIRECT], public: true, firstParty: true });
+      const machine = await createClient(db, sealer, { name: 'machine', redirectUris: [], clientCredentials: true });
+      known.clients.push(web.clientId, spa.clientId, machine.clientId);
+      known.secrets.push(web.clientSecret!, machine.clientSecret!);
+      // One real sign-in: its tokens go into the pool, so the endpoints are reached with live values too.
+      const rp = await relyingParty(server.issuer, web.clientId, web.clientSecret, REDIRECT, { scope: 'openid profile email' });
+      const auth = await rp.authorizationUrl();
+      const agent = new UserAgent(server.issuer);
+      const page = await agent.follow(auth.url);
+      const done = await agent.submit(formAction(page.body), { login: 'alice', password: 'correct horse battery' });
+      const tokens = await rp.redeem(done.location!, auth);
+      known.tokens.push(tokens.access_token, tokens.refresh_token!, tokens.id_token!);
+      known.idTokens.push(tokens.id_token!);
+      await oidc.fetchUserInfo(rp.config, tokens.access_token, oidc.skipSubjectCheck);
+    });
+
+    afterAll(async () => {
+      await server?.close();
+      await database?.close();
+      report(`endpoints (${kind})`, started);
+    });
+
+    test('no input gets a 5xx, the server keeps answering, and a refused input changes no row', async () => {
+      const watch = new RowWatch(server.opened.services.db);
+      await watch.reset();
+      await fuzz(
+        requestOf(known),
+        async (r) => {
+          const status = await statusOf(await send(server.issuer, r), describeRequest(r));
+          await watch.after(status, describeRequest(r));
+        },
+        runs,
+      );
+      const health = await fetch(`${server.issuer}/readyz`);
+      if (health.status !== 200) throw new Error(`the server no longer answers /readyz: ${health.status}`);
+    });
+  });
+}

@@ -1,0 +1,207 @@
+/**
+ * What every fuzz suite shares: the size (FUZZ_RUNS), the seed (FUZZ_SEED), hostile text, a way to send any request
+ * as bytes, and a snapshot of the stored rows, so a property can say "refused, and nothing changed".
+ *
+ * Sizes: FUZZ_RUNS is the number of inputs per property (default 60, the CI size); `npm run fuzz:long` sets it so the
+ * whole folder runs at least 100,000 inputs. Seeds: FUZZ_SEED replays a run; without it CI uses a fixed seed (the
+ * same cases every time) and a developer's machine draws a fresh one. A failure names the seed and path to replay.
+ */
+import { expect } from '@jest/globals';
+import fc from 'fast-check';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../src/db/schema.ts';
+
+export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 60);
+/** The share of FUZZ_RUNS a second, slower database gets (PostgreSQL beside PGlite). */
+export const SECOND_DATABASE_SHARE = Number(process.env.FUZZ_SECOND_SHARE ?? 0.25);
+
+const fixedSeed = process.env.CI ? 20261206 : undefined;
+export const FUZZ_SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : (fixedSeed ?? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0);
+
+/** Generous for one request on a loaded machine; a hang is a failure, not a wait. */
+export const PER_INPUT_TIMEOUT_MS = 20_000;
+
+/** Counts inputs across a file, for the long run's report. */
+export const counted = { inputs: 0 };
+
+/** Runs a property with the fuzz size and seed; a failure says how to replay it. */
+export async function fuzz<T>(arbitrary: fc.Arbitrary<T>, predicate: (value: T) => Promise<void>, runs = FUZZ_RUNS): Promise<void> {
+  const property = fc.asyncProperty(arbitrary, async (value) => {
+    counted.inputs++;
+    await predicate(value);
+  });
+  const out = await fc.check(property, { numRuns: Math.max(1, Math.round(runs)), seed: FUZZ_SEED, endOnFailure: process.env.FUZZ_SHRINK !== '1' });
+  if (out.failed) {
+    const why = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
+    throw new Error(
+      `fuzz property failed after ${out.numRuns} inputs; replay with FUZZ_SEED=${out.seed} (path ${out.counterexamplePath}; FUZZ_SHRINK=1 to shrink)\n` +
+        `input: ${short(fc.stringify(out.counterexample), 3000)}\n${short(why, 3000)}`,
+    );
+  }
+}
+
+export const short = (s: string, n = 300) => (s.length > n ? `${s.slice(0, n)}… (${s.length} chars)` : s);
+
+/** Prints how many inputs a file ran, when a size was asked for (the long run's report). */
+export function report(file: string, started: number): void {
+  if (process.env.FUZZ_RUNS) process.stderr.write(`fuzz ${file}: ${counted.inputs} inputs in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${FUZZ_SEED})\n`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Hostile text.
+
+/** Pieces that have broken parsers somewhere: NUL, surrogates, percent sequences (bad UTF-8 among them), separators. */
+const PIECES = [
+  '\0', '%00', '\ud800', '\udfff', '\ud83d\ude00', '%ED%A0%80', '%ED%BF%BF', '%FF', '%C3', '%C3%28', '%E2%82', '%F4%90%80%80', '%', '%%', '%zz', '%2',
+  '+', '&', '=', '#', '?', '"', "'", '\\', '<script>', '{{x}}', '${x}', '[', ']', '{', '}', ':', ';', ',', '\n', '\r\n', '\t', ' ', '\u2028',
+  '\u00df', '\u200b', '\ufeff', '\uffff', '../', '%2e%2e%2f', 'null', 'undefined', '[]', '{}', 'true', '-1', '0', '1e999', 'NaN', '__proto__', 'constructor',
+];
+
+/** Any text, leaning to the pieces above, sometimes long. */
+export const hostileText: fc.Arbitrary<string> = fc.oneof(
+  { weight: 4, arbitrary: fc.array(fc.oneof(fc.constantFrom(...PIECES), fc.string({ maxLength: 6 })), { maxLength: 8 }).map((a) => a.join('')) },
+  { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 24 }) },
+  { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 24 }) },
+  { weight: 1, arbitrary: fc.json({ maxDepth: 2 }) },
+  { weight: 1, arbitrary: fc.string({ minLength: 500, maxLength: 5000 }) },
+  { weight: 1, arbitrary: fc.constantFrom('', ' ', 'a'.repeat(70_000)) },
+);
+
+/** Text from `known` (so requests get past the first check), mutated now and then, or hostile. */
+export function textFrom(known: string[]): fc.Arbitrary<string> {
+  const k = fc.constantFrom(...known);
+  return fc.oneof(
+    { weight: 3, arbitrary: k },
+    { weight: 1, arbitrary: fc.tuple(k, fc.constantFrom(...PIECES)).map(([v, p]) => v + p) },
+    { weight: 1, arbitrary: fc.tuple(k, fc.nat()).map(([v, n]) => v.slice(0, n % (v.length + 1))) },
+    { weight: 2, arbitrary: hostileText },
+  );
+}
+
+/** Text a process's argv can carry: no NUL (a C string ends there), well-formed (argv is decoded as UTF-8). */
+export const argvText: fc.Arbitrary<string> = hostileText.map((s) => Buffer.from(s.replaceAll('\0', ''), 'utf8').toString('utf8'));
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Requests as bytes.
+
+export type Params = Array<[string, string]>;
+
+/** Parameters: some named as the endpoint names them, with known or hostile values, and some not. */
+export function paramsOf(names: Record<string, fc.Arbitrary<string>>): fc.Arbitrary<Params> {
+  const named = Object.entries(names).map(([name, value]) => fc.option(value.map((v): [string, string] => [name, v]), { nil: undefined, freq: 2 }));
+  return fc
+    .tuple(fc.tuple(...named), fc.array(fc.tuple(fc.oneof(fc.constantFrom(...Object.keys(names)), hostileText), hostileText), { maxLength: 2 }))
+    .map(([picked, extra]) => [...picked.filter((p): p is [string, string] => p !== undefined), ...extra]);
+}
+
+/** A value's bytes in a URL or a form: encoded as a browser would, or written raw (percent sequences pass as they are). */
+const encode = (s: string, raw: boolean) => (raw ? s : encodeURIComponent(Buffer.from(s, 'utf8').toString('utf8')));
+
+export function urlEncoded(params: Params, raw: boolean): string {
+  return params.map(([k, v]) => `${encode(k, raw)}=${encode(v, raw)}`).join('&');
+}
+
+export type BodyKind = 'form' | 'form-raw' | 'json' | 'utf16' | 'text' | 'bytes' | 'none';
+
+export const bodyKind: fc.Arbitrary<BodyKind> = fc.constantFrom<BodyKind>('form', 'form', 'form', 'form-raw', 'form-raw', 'json', 'utf16', 'text', 'bytes', 'none');
+
+/** Headers a request may carry; values a server can receive (printable latin1). */
+const headerValue = (s: string) => Buffer.from(s, 'utf8').toString('latin1').replace(/[^\x20-\x7e\xa0-\xff]/g, '');
+
+export function headerText(): fc.Arbitrary<string> {
+  return hostileText.map(headerValue);
+}
+
+export interface FuzzRequest {
+  method: string;
+  path: string;
+  query: Params;
+  queryRaw: boolean;
+  body: Params;
+  kind: BodyKind;
+  bytes?: Uint8Array;
+  headers: Record<string, string>;
+}
+
+/** Sends a request as bytes; never throws for an answer, whatever its status. */
+export async function send(origin: string, r: FuzzRequest): Promise<Response> {
+  const query = r.query.length ? `?${urlEncoded(r.query, r.queryRaw)}` : '';
+  const headers: Record<string, string> = { ...r.headers };
+  let body: Uint8Array | string | undefined;
+  const canHaveBody = r.method !== 'GET' && r.method !== 'HEAD';
+  if (canHaveBody) {
+    switch (r.kind) {
+      case 'form':
+      case 'form-raw':
+        headers['content-type'] ??= 'application/x-www-form-urlencoded';
+        body = Buffer.from(urlEncoded(r.body, r.kind === 'form-raw'), 'utf8');
+        break;
+      case 'json':
+        headers['content-type'] ??= 'application/json';
+        // JSON.stringify escapes lone surrogates (\ud800): the escape PostgreSQL's jsonb refuses.
+        body = JSON.stringify(Object.fromEntries(r.body));
+        break;
+      case 'utf16':
+        headers['content-type'] = 'application/x-www-form-urlencoded; charset=utf-16le';
+        body = Buffer.from(urlEncoded(r.body, true), 'utf16le');
+        break;
+      case 'text':
+        headers['content-type'] ??= 'text/plain';
+        body = urlEncoded(r.body, true);
+        break;
+      case 'bytes':
+        body = r.bytes ?? new Uint8Array();
+        break;
+      case 'none':
+        break;
+    }
+  }
+  return fetch(`${origin}${r.path}${query}`, { method: r.method, headers, body: body as BodyInit | undefined, redirect: 'manual', signal: AbortSignal.timeout(PER_INPUT_TIMEOUT_MS) });
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Stored rows.
+
+/**
+ * Every table but two, as one digest each: audit events and throttle counters record refused attempts by design (a
+ * wrong password is counted and audited; the throttle suites test those); every other row must stay as it was.
+ */
+export const WATCHED_TABLES = [
+  'accounts', 'groups', 'account_groups', 'clients', 'resource_servers', 'oidc_payloads', 'signing_keys', 'provider_secrets',
+  'credentials', 'one_time_codes', 'challenge_codes', 'interaction_state', 'session_evidence', 'policy_documents', 'trusted_devices',
+] as const;
+
+export async function snapshot(db: Kysely<Database>, tables: readonly string[] = WATCHED_TABLES): Promise<Record<string, string>> {
+  const parts = tables.map((t) => sql`(select count(*) || ':' || coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from ${sql.table(t)} x) as ${sql.ref(t)}`);
+  const { rows } = await sql<Record<string, string>>`select ${sql.join(parts)}`.execute(db);
+  return rows[0]!;
+}
+
+/** Tracks the rows across inputs: a refused input (4xx) must leave them as they were; an accepted one sets a new baseline. */
+export class RowWatch {
+  #last: Record<string, string> | undefined;
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly tables: readonly string[] = WATCHED_TABLES,
+  ) {}
+
+  async reset(): Promise<void> {
+    this.#last = await snapshot(this.db, this.tables);
+  }
+
+  async after(status: number, what: unknown): Promise<void> {
+    const now = await snapshot(this.db, this.tables);
+    if (status >= 400 && this.#last) {
+      const changed = Object.keys(now).filter((t) => now[t] !== this.#last![t]);
+      expect({ refused: status, changed, what }).toEqual({ refused: status, changed: [], what });
+    }
+    this.#last = now;
+  }
+}
+
+/** The answer's status, after checking it is not a server error; the body is read in full (a reset connection shows here). */
+export async function statusOf(res: Response, what: unknown): Promise<number> {
+  const text = await res.text();
+  expect({ status: res.status >= 500 ? res.status : 'ok', what, text: res.status >= 500 ? text.slice(0, 300) : '' }).toEqual({ status: 'ok', what, text: '' });
+  return res.status;
+}
