@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/schema.ts';
 
-export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 60);
+export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 150);
 /** The share of FUZZ_RUNS a second, slower database gets (PostgreSQL beside PGlite). */
 export const SECOND_DATABASE_SHARE = Number(process.env.FUZZ_SECOND_SHARE ?? 0.25);
 
@@ -44,6 +44,7 @@ export const short = (s: string, n = 300) => (s.length > n ? `${s.slice(0, n)}â€
 
 /** Prints how many inputs a file ran, when a size was asked for (the long run's report). */
 export function report(file: string, started: number): void {
+  if (process.env.FUZZ_DEBUG) process.stderr.write(`${[...histogram].sort().map(([k, n]) => `${k}: ${n}`).join('\n')}\n`);
   if (process.env.FUZZ_RUNS) process.stderr.write(`fuzz ${file}: ${counted.inputs} inputs in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${FUZZ_SEED})\n`);
 }
 
@@ -57,8 +58,13 @@ const PIECES = [
   '\u00df', '\u200b', '\ufeff', '\uffff', '../', '%2e%2e%2f', 'null', 'undefined', '[]', '{}', 'true', '-1', '0', '1e999', 'NaN', '__proto__', 'constructor',
 ];
 
+/** The pieces PostgreSQL cannot store (or that decode to them), asked for often. */
+const NASTY = ['\0', '\0', '%00', '\ud800', '\udc00', '%ED%A0%80', '%FF', '%C3', '%C0%80'];
+const nasty = fc.tuple(fc.string({ maxLength: 4 }), fc.constantFrom(...NASTY), fc.string({ maxLength: 4 })).map((a) => a.join(''));
+
 /** Any text, leaning to the pieces above, sometimes long. */
 export const hostileText: fc.Arbitrary<string> = fc.oneof(
+  { weight: 6, arbitrary: nasty },
   { weight: 4, arbitrary: fc.array(fc.oneof(fc.constantFrom(...PIECES), fc.string({ maxLength: 6 })), { maxLength: 8 }).map((a) => a.join('')) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 24 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 24 }) },
@@ -73,6 +79,7 @@ export function textFrom(known: string[]): fc.Arbitrary<string> {
   return fc.oneof(
     { weight: 3, arbitrary: k },
     { weight: 1, arbitrary: fc.tuple(k, fc.constantFrom(...PIECES)).map(([v, p]) => v + p) },
+    { weight: 1, arbitrary: fc.tuple(k, fc.constantFrom(...NASTY)).map(([v, p]) => v + p) },
     { weight: 1, arbitrary: fc.tuple(k, fc.nat()).map(([v, n]) => v.slice(0, n % (v.length + 1))) },
     { weight: 2, arbitrary: hostileText },
   );
@@ -86,12 +93,37 @@ export const argvText: fc.Arbitrary<string> = hostileText.map((s) => Buffer.from
 
 export type Params = Array<[string, string]>;
 
-/** Parameters: some named as the endpoint names them, with known or hostile values, and some not. */
-export function paramsOf(names: Record<string, fc.Arbitrary<string>>): fc.Arbitrary<Params> {
-  const named = Object.entries(names).map(([name, value]) => fc.option(value.map((v): [string, string] => [name, v]), { nil: undefined, freq: 2 }));
+/** `arbitrary` one time in `n`, else undefined. */
+export function rarely<T>(arbitrary: fc.Arbitrary<T>, n: number): fc.Arbitrary<T | undefined> {
+  return fc.oneof({ weight: n - 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary });
+}
+
+/**
+ * Parameters: a well-formed request (every key of `required`, some of `optional`, with values an app would send), then
+ * spoiled a little: up to two values replaced by hostile text, up to two dropped, one repeated, one unknown added. Most
+ * requests are thus valid but for one or two things, so they get past the first check and into the code behind it.
+ */
+export function paramsOf(required: Record<string, fc.Arbitrary<string>>, optional: Record<string, fc.Arbitrary<string>> = {}): fc.Arbitrary<Params> {
+  const keys = [...Object.keys(required), ...Object.keys(optional)];
   return fc
-    .tuple(fc.tuple(...named), fc.array(fc.tuple(fc.oneof(fc.constantFrom(...Object.keys(names)), hostileText), hostileText), { maxLength: 2 }))
-    .map(([picked, extra]) => [...picked.filter((p): p is [string, string] => p !== undefined), ...extra]);
+    .record({
+      base: fc.record({ ...required, ...optional }, { requiredKeys: Object.keys(required) }),
+      // How many values to spoil (mostly one), and which: indexes into the parameters the request has.
+      spoil: fc.array(fc.nat(), { minLength: 0, maxLength: 2 }).chain((a) => (a.length === 0 ? fc.constantFrom([] as number[], [0]) : fc.constant(a))),
+      values: fc.array(hostileText, { minLength: 2, maxLength: 2 }),
+      drop: rarely(fc.constantFrom(...keys), 4),
+      repeat: rarely(fc.constantFrom(...keys), 8),
+      extra: rarely(fc.tuple(hostileText, hostileText), 4),
+    })
+    .map(({ base, spoil, values, drop, repeat, extra }) => {
+      const params: Params = Object.entries(base as Record<string, string>).filter(([k]) => k !== drop);
+      spoil.forEach((n, i) => {
+        if (params.length) params[n % params.length] = [params[n % params.length]![0], values[i]!];
+      });
+      if (repeat !== undefined) params.push([repeat, params.find(([k]) => k === repeat)?.[1] ?? '']);
+      if (extra) params.push(extra);
+      return params;
+    });
 }
 
 /** A value's bytes in a URL or a form: encoded as a browser would, or written raw (percent sequences pass as they are). */
@@ -103,10 +135,10 @@ export function urlEncoded(params: Params, raw: boolean): string {
 
 export type BodyKind = 'form' | 'form-raw' | 'json' | 'utf16' | 'text' | 'bytes' | 'none';
 
-export const bodyKind: fc.Arbitrary<BodyKind> = fc.constantFrom<BodyKind>('form', 'form', 'form', 'form-raw', 'form-raw', 'json', 'utf16', 'text', 'bytes', 'none');
+export const bodyKind: fc.Arbitrary<BodyKind> = fc.constantFrom<BodyKind>('form', 'form', 'form', 'form', 'form', 'form-raw', 'form-raw', 'json', 'utf16', 'text', 'bytes', 'none');
 
 /** Headers a request may carry; values a server can receive (printable latin1). */
-const headerValue = (s: string) => Buffer.from(s, 'utf8').toString('latin1').replace(/[^\x20-\x7e\xa0-\xff]/g, '');
+const headerValue = (s: string) => Buffer.from(s.slice(0, 300), 'utf8').toString('latin1').replace(/[^\x20-\x7e\xa0-\xff]/g, '');
 
 export function headerText(): fc.Arbitrary<string> {
   return hostileText.map(headerValue);
@@ -200,8 +232,14 @@ export class RowWatch {
 }
 
 /** The answer's status, after checking it is not a server error; the body is read in full (a reset connection shows here). */
+export const histogram = new Map<string, number>();
+
 export async function statusOf(res: Response, what: unknown): Promise<number> {
   const text = await res.text();
+  if (process.env.FUZZ_DEBUG) {
+    const key = `${res.status} ${String(what).split(' ').slice(0, 2).join(' ')} ${/NUL character/.test(text) ? 'guard' : ''}`;
+    histogram.set(key, (histogram.get(key) ?? 0) + 1);
+  }
   expect({ status: res.status >= 500 ? res.status : 'ok', what, text: res.status >= 500 ? text.slice(0, 300) : '' }).toEqual({ status: 'ok', what, text: '' });
   return res.status;
 }
