@@ -13,7 +13,7 @@ import { UserAgent, formAction } from '../helpers/user-agent.ts';
 import { relyingParty } from '../helpers/relying-party.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
-import { FUZZ_RUNS, SECOND_DATABASE_SHARE, RowWatch, bodyKind, fuzz, headerText, hostileText, paramsOf, report, send, short, statusOf, type FuzzRequest } from './kit.ts';
+import { FUZZ_RUNS, SECOND_DATABASE_SHARE, RowWatch, bodyKind, fuzz, headerText, hostileText, paramsOf, report, send, short, answerOf, type FuzzRequest } from './kit.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const started = Date.now();
@@ -206,8 +206,7 @@ for (const kind of DIALECTS) {
       await fuzz(
         requestOf(known),
         async (r) => {
-          const status = await statusOf(await send(server.issuer, r), describeRequest(r));
-          await watch.after(status, describeRequest(r));
+          await watch.after(await answerOf(await send(server.issuer, r), describeRequest(r)), describeRequest(r));
         },
         runs,
       );

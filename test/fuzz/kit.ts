@@ -10,6 +10,7 @@ import { expect } from '@jest/globals';
 import fc from 'fast-check';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/schema.ts';
+import { CATALOGUE } from '../../src/i18n/catalogue.ts';
 
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 150);
 /** The share of FUZZ_RUNS a second, slower database gets (PostgreSQL beside PGlite). */
@@ -194,52 +195,70 @@ export async function send(origin: string, r: FuzzRequest): Promise<Response> {
 // ---------------------------------------------------------------------------------------------------------------------
 // Stored rows.
 
-/**
- * Every table but two, as one digest each: audit events and throttle counters record refused attempts by design (a
- * wrong password is counted and audited; the throttle suites test those); every other row must stay as it was.
- */
-export const WATCHED_TABLES = [
-  'accounts', 'groups', 'account_groups', 'clients', 'resource_servers', 'oidc_payloads', 'signing_keys', 'provider_secrets',
-  'credentials', 'one_time_codes', 'challenge_codes', 'interaction_state', 'session_evidence', 'policy_documents', 'trusted_devices',
+/** Every table of the schema. */
+export const ALL_TABLES = [
+  'accounts', 'groups', 'account_groups', 'clients', 'resource_servers', 'oidc_payloads', 'signing_keys', 'provider_secrets', 'credentials',
+  'one_time_codes', 'challenge_codes', 'interaction_state', 'session_evidence', 'policy_documents', 'trusted_devices', 'audit_events', 'rate_limits',
 ] as const;
 
-export async function snapshot(db: Kysely<Database>, tables: readonly string[] = WATCHED_TABLES): Promise<Record<string, string>> {
+/**
+ * What an input refused after the guard (a wrong password, a malformed factor form) may still change: audit events and
+ * throttle counters record refused attempts by design (the throttle suites test those), and a sign-in page shown again
+ * carries a fresh challenge in its step state (interaction_state). Every other row must stay as it was. An input the
+ * guard refuses changes nothing at all: it never reaches the code that writes.
+ */
+export const MAY_RECORD_REFUSALS: readonly string[] = ['audit_events', 'rate_limits', 'interaction_state'];
+
+export async function snapshot(db: Kysely<Database>, tables: readonly string[] = ALL_TABLES): Promise<Record<string, string>> {
   const parts = tables.map((t) => sql`(select count(*) || ':' || coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from ${sql.table(t)} x) as ${sql.ref(t)}`);
   const { rows } = await sql<Record<string, string>>`select ${sql.join(parts)}`.execute(db);
   return rows[0]!;
 }
 
+/** The guard's refusals (src/http/input-guard.ts): its JSON description, or its page in either language. */
+const GUARD = new RegExp(
+  [/contains a NUL character, a lone surrogate or malformed UTF-8/, /the request body (is too large|could not be read|is not valid)/, ...Object.values(CATALOGUE).map((m) => escape(m['input.refused.title']))]
+    .map((r) => (typeof r === 'string' ? r : r.source))
+    .join('|'),
+);
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export interface Answer {
+  status: number;
+  text: string;
+}
+
 /** Tracks the rows across inputs: a refused input (4xx) must leave them as they were; an accepted one sets a new baseline. */
 export class RowWatch {
   #last: Record<string, string> | undefined;
-  constructor(
-    readonly db: Kysely<Database>,
-    readonly tables: readonly string[] = WATCHED_TABLES,
-  ) {}
+  constructor(readonly db: Kysely<Database>) {}
 
   async reset(): Promise<void> {
-    this.#last = await snapshot(this.db, this.tables);
+    this.#last = await snapshot(this.db);
   }
 
-  async after(status: number, what: unknown): Promise<void> {
-    const now = await snapshot(this.db, this.tables);
-    if (status >= 400 && this.#last) {
-      const changed = Object.keys(now).filter((t) => now[t] !== this.#last![t]);
-      expect({ refused: status, changed, what }).toEqual({ refused: status, changed: [], what });
+  async after(answer: Answer, what: unknown): Promise<void> {
+    const now = await snapshot(this.db);
+    if (answer.status >= 400 && this.#last) {
+      const byGuard = GUARD.test(answer.text);
+      const changed = Object.keys(now).filter((t) => now[t] !== this.#last![t] && (byGuard || !MAY_RECORD_REFUSALS.includes(t)));
+      expect({ refused: answer.status, byGuard, changed, what }).toEqual({ refused: answer.status, byGuard, changed: [], what });
     }
     this.#last = now;
   }
 }
 
-/** The answer's status, after checking it is not a server error; the body is read in full (a reset connection shows here). */
 export const histogram = new Map<string, number>();
 
-export async function statusOf(res: Response, what: unknown): Promise<number> {
+/** The answer, after checking it is not a server error; the body is read in full (a reset connection shows here). */
+export async function answerOf(res: Response, what: unknown): Promise<Answer> {
   const text = await res.text();
   if (process.env.FUZZ_DEBUG) {
-    const key = `${res.status} ${String(what).split(' ').slice(0, 2).join(' ')} ${/NUL character/.test(text) ? 'guard' : ''}`;
+    const key = `${res.status} ${String(what).split(' ').slice(0, 2).join(' ')} ${GUARD.test(text) ? 'guard' : ''}`;
     histogram.set(key, (histogram.get(key) ?? 0) + 1);
   }
   expect({ status: res.status >= 500 ? res.status : 'ok', what, text: res.status >= 500 ? text.slice(0, 300) : '' }).toEqual({ status: 'ok', what, text: '' });
-  return res.status;
+  return { status: res.status, text };
 }
