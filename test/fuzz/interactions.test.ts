@@ -99,7 +99,7 @@ for (const kind of DIALECTS) {
         const login = stage === 'second-factor' ? 'totp-user' : stage === 'enrol' ? 'newbie' : 'plain';
         page = await agent.submit(formAction(page.body), { login, password: PASSWORD });
       }
-      const uid = /\/interaction\/([^/?"]+)/.exec(page.url + ' ' + page.body)?.[1];
+      const uid = /\/interaction\/([\w-]+)/.exec(page.url + ' ' + page.body)?.[1];
       if (!uid || page.status !== 200) throw new Error(`could not reach ${stage}: ${page.status} ${page.url} ${short(page.body)}`);
       return { agent, uid, used: 0 };
     }
@@ -114,26 +114,34 @@ for (const kind of DIALECTS) {
       const factorForm = paramsOf({}, { code, response: credentialJson, label: fc.constantFrom('Phone', 'Key'), trust: fc.constant('yes'), action: fc.constantFrom('send', 'resend', 'other', 'skip'), phone: fc.constantFrom('+4915112345678', '12'), email: fc.constantFrom('a@example.test', 'x') });
       const other = paramsOf({}, { saved: fc.constant('yes'), action: fc.constantFrom('allow', 'deny'), prompt: fc.constant('consent'), x: hostileText });
       const factorId = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FACTORS) }, { weight: 1, arbitrary: hostileText.map((s) => encodeURIComponent(Buffer.from(s.slice(0, 40)).toString())) });
-      const routes = fc.oneof(
-        { weight: 3, arbitrary: fc.record({ route: fc.constant('login'), form: login }) },
-        { weight: 1, arbitrary: factorId.chain((f) => fc.record({ route: fc.constant(`first-factor/${f}`), form: factorForm })) },
-        { weight: 4, arbitrary: factorId.chain((f) => fc.record({ route: fc.constant(`factor/${f}`), form: factorForm })) },
-        { weight: 3, arbitrary: factorId.chain((f) => fc.record({ route: fc.constant(`enroll/${f}`), form: factorForm })) },
-        { weight: 1, arbitrary: fc.record({ route: fc.constantFrom('skip', 'continue', 'consent', 'abort', ''), form: other }) },
-      );
-      return fc.record({
-        stage: fc.constantFrom(...STAGES),
-        method: fc.oneof({ weight: 8, arbitrary: fc.constant('POST') }, { weight: 1, arbitrary: fc.constantFrom('GET', 'PUT') }),
-        route: routes,
-        kind: bodyKind,
-        bytes: fc.uint8Array({ maxLength: 64 }),
-        origin: rarely(fc.constantFrom('http://evil.test', 'null'), 6),
-      }).map((r) => ({
-        stage: r.stage,
-        route: r.route.route,
-        origin: r.origin,
-        request: { method: r.method, query: [], queryRaw: false, body: r.route.form, kind: r.kind, bytes: r.bytes },
-      }));
+      const route = (name: fc.Arbitrary<string>, form: fc.Arbitrary<FuzzRequest['body']>) => fc.record({ route: name, form });
+      const factorRoute = (prefix: string) => route(factorId.map((f) => `${prefix}/${f}`), factorForm);
+      // Mostly what the step shows (so the input gets to the code behind it), now and then any other route.
+      const routesAt: Record<Stage, fc.Arbitrary<{ route: string; form: FuzzRequest['body'] }>> = {
+        login: fc.oneof({ weight: 6, arbitrary: route(fc.constant('login'), login) }, { weight: 2, arbitrary: factorRoute('first-factor') }),
+        'second-factor': fc.oneof({ weight: 6, arbitrary: factorRoute('factor') }, { weight: 1, arbitrary: route(fc.constantFrom('skip', 'continue'), other) }),
+        enrol: fc.oneof({ weight: 6, arbitrary: factorRoute('enroll') }, { weight: 1, arbitrary: route(fc.constantFrom('skip', 'continue'), other) }),
+        consent: route(fc.constantFrom('consent', 'consent', 'abort'), other),
+      };
+      const anyRoute = fc.oneof(route(fc.constant('login'), login), factorRoute('first-factor'), factorRoute('factor'), factorRoute('enroll'), route(fc.constantFrom('skip', 'continue', 'consent', 'abort', ''), other));
+      return fc
+        .constantFrom(...STAGES)
+        .chain((stage) =>
+          fc.record({
+            stage: fc.constant(stage),
+            method: fc.oneof({ weight: 8, arbitrary: fc.constant('POST') }, { weight: 1, arbitrary: fc.constantFrom('GET', 'PUT') }),
+            route: fc.oneof({ weight: 8, arbitrary: routesAt[stage] }, { weight: 1, arbitrary: anyRoute }),
+            kind: bodyKind,
+            bytes: fc.uint8Array({ maxLength: 64 }),
+            origin: rarely(fc.constantFrom('http://evil.test', 'null'), 6),
+          }),
+        )
+        .map((r) => ({
+          stage: r.stage,
+          route: r.route.route,
+          origin: r.origin,
+          request: { method: r.method, query: [], queryRaw: false, body: r.route.form, kind: r.kind, bytes: r.bytes },
+        }));
     }
 
     test('no input gets a 5xx, the server keeps answering, and a refused input changes no row', async () => {

@@ -256,8 +256,9 @@ export const histogram = new Map<string, number>();
 export async function answerOf(res: Response, what: unknown): Promise<Answer> {
   const text = await res.text();
   if (process.env.FUZZ_DEBUG) {
-    const key = `${res.status} ${String(what).split(' ').slice(0, 2).join(' ')} ${GUARD.test(text) ? 'guard' : ''}`;
+    const key = `${res.status} ${String(what).split(' ').slice(0, 3).join(' ').replace(/\/interaction\/[^/ ]+/, '')} ${GUARD.test(text) ? 'guard' : ''}`;
     histogram.set(key, (histogram.get(key) ?? 0) + 1);
+    if (process.env.FUZZ_DEBUG === '2' && /^login: POST/.test(String(what))) process.stderr.write(`${res.status} ${String(what).slice(0, 200)} => ${text.replace(/\s+/g, ' ').slice(-300)}\n`);
   }
   expect({ status: res.status >= 500 ? res.status : 'ok', what, text: res.status >= 500 ? text.slice(0, 300) : '' }).toEqual({ status: 'ok', what, text: '' });
   return { status: res.status, text };
