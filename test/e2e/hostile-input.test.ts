@@ -145,6 +145,9 @@ for (const kind of DIALECTS) {
       expect(await appError(agent, malformed)).toMatchObject({ error: 'invalid_request' });
       expect(await appError(agent, malformed, { prompt: 'none' })).toMatchObject({ error: 'invalid_request' });
       expect(await appError(agent, { userinfo: { acr: { essential: true, values: [2] } } }, { prompt: 'none' })).toMatchObject({ error: 'invalid_request' });
+      // Pushed (PAR) the same way: the library's own invalid_request, as JSON.
+      const pushed = await post('/request', new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', claims: JSON.stringify(malformed) }).toString());
+      await expectInvalidRequest(pushed, 'claims.id_token.acr.values');
     });
 
     test('finding 5: essential values: [] is invalid_request, in id_token and in userinfo', async () => {
