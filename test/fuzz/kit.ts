@@ -277,6 +277,7 @@ export class RowWatch {
   }
 }
 
+/** FUZZ_DEBUG=1: how many answers of each status each route got, printed with the report (for tuning the arbitraries). */
 export const histogram = new Map<string, number>();
 
 /** The answer, after checking it is not a server error; the body is read in full (a reset connection shows here). */
@@ -285,7 +286,6 @@ export async function answerOf(res: Response, what: unknown): Promise<Answer> {
   if (process.env.FUZZ_DEBUG) {
     const key = `${res.status} ${String(what).split(' ').slice(0, 3).join(' ').replace(/\/interaction\/[^/ ]+/, '')} ${GUARD.test(text) ? 'guard' : ''}`;
     histogram.set(key, (histogram.get(key) ?? 0) + 1);
-    if (process.env.FUZZ_DEBUG === '2' && /^login: POST/.test(String(what))) process.stderr.write(`${res.status} ${String(what).slice(0, 200)} => ${text.replace(/\s+/g, ' ').slice(-300)}\n`);
   }
   expect({ status: res.status >= 500 ? res.status : 'ok', what, text: res.status >= 500 ? text.slice(0, 300) : '' }).toEqual({ status: 'ok', what, text: '' });
   return { status: res.status, text };
