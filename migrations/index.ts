@@ -13,6 +13,8 @@ import * as m0006 from './0006_trusted_device_factor.ts';
 import * as m0007 from './0007_hashed_payload_ids.ts';
 import * as m0009 from './0009_session_activity.ts';
 import * as m0010 from './0010_resource_servers.ts';
+import * as m0011 from './0011_key_publication.ts';
+import * as m0012 from './0012_backchannel_logouts.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -24,4 +26,6 @@ export const migrations: Record<string, Migration> = {
   '0007_hashed_payload_ids': m0007,
   '0009_session_activity': m0009,
   '0010_resource_servers': m0010,
+  '0011_key_publication': m0011,
+  '0012_backchannel_logouts': m0012,
 };

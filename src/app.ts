@@ -13,6 +13,7 @@ import { canonicalUrl } from './http/canonical-url.ts';
 import { errorBoundary } from './http/errors.ts';
 import { inputGuard } from './http/input-guard.ts';
 import { healthRoutes } from './http/health.ts';
+import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
 import { ASSETS_DIR, themedViews, withViews } from '../interactions/render.ts';
@@ -61,6 +62,7 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // mounted at / as koa-mount would, through the current instance.
   app.keys = holder.cookieKeys;
   holder.onReload = (h) => (app.keys = h.cookieKeys);
+  app.use(jwksCacheControl('/jwks', services.config.KEY_PUBLISH_DELAY));
   app.use((ctx, next) => holder.middleware(ctx, next));
 
   // Koa's default error listener prints stacks; route them through pino instead.

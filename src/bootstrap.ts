@@ -19,6 +19,7 @@ import type { Services } from './services.ts';
 import type { KyselyPlugin, LogConfig } from 'kysely';
 import { systemClock, type Clock } from './clock.ts';
 import type { SessionsEndedHook } from './accounts/end-sessions.ts';
+import { backchannelSessionsEnded } from './oidc/backchannel-logout.ts';
 
 export interface Opened {
   services: Services;
@@ -98,6 +99,8 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       throw new StartupError(`MESSAGE_TEMPLATES_DIR: ${(err as Error).message}`);
     }
     services.factors = new FactorEngine(services, registry);
+    // Apps with a back-channel logout URI hear of every session ended outside /session/end (queued; a provider delivers).
+    if (config.BACKCHANNEL_LOGOUT) services.sessionsEnded.push(backchannelSessionsEnded(services));
     return { services, handle: h, lock, migrated, keySource: masterKey.source, close };
   } catch (err) {
     await close();

@@ -264,6 +264,29 @@ export const configSchema = z
     GRANT_TTL: seconds(300, 365 * 86400).default(14 * 86400),
     /** How long a retired signing key stays published after rotation (must outlive tokens it signed). */
     KEY_RETIREMENT_TTL: seconds(60, 365 * 86400).default(2 * 86400),
+    /**
+     * How long `twofold keys rotate` publishes the next signing keys (in the JWKS) before they sign, so apps that
+     * cache the JWKS hold them when the switch comes; at least the longest JWKS cache among your apps. 0 switches at
+     * once. The JWKS is served with Cache-Control max-age of half this (at most 600 s).
+     */
+    KEY_PUBLISH_DELAY: seconds(0, 30 * 86400).default(3600),
+    /**
+     * OIDC Back-Channel Logout 1.0: apps registered with a back-channel logout URI are told (a signed logout token)
+     * when a session they were part of ends. Off: discovery does not advertise it and nothing is sent.
+     */
+    BACKCHANNEL_LOGOUT: bool.default(true),
+    /**
+     * The device authorization grant (RFC 8628) for apps registered with --device-flow (CLIs, TVs): the person
+     * approves at /device in a browser, through the normal sign-in. Off: discovery does not advertise
+     * device_authorization_endpoint and /device_auth and /device answer 404.
+     */
+    DEVICE_FLOW: bool.default(true),
+    /** How long a device's user code can be entered and its device code polled, in seconds. */
+    DEVICE_CODE_TTL: seconds(60, 3600).default(600),
+    /** Attempts to deliver one logout notice before it is given up (audited as backchannel_logout.failed). */
+    BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20).default(5),
+    /** Seconds before the first retry of a failed notice; each further retry waits four times longer. */
+    BACKCHANNEL_LOGOUT_BACKOFF: seconds(1, 3600).default(30),
     /** How often expired provider rows are purged, in seconds (0 disables). */
     PURGE_INTERVAL: seconds(0, 86400).default(600),
     /** How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run. */

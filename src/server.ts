@@ -10,6 +10,8 @@ import { openServices, StartupError, type OpenServicesOptions, type Opened } fro
 import { ensureKeys } from './oidc/keys.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
 import { purgeExpired } from './oidc/adapter.ts';
+import { BackchannelDelivery } from './oidc/backchannel-logout.ts';
+import { endExpiredSessions, notifySessionsEnded } from './accounts/end-sessions.ts';
 import { buildApp } from './app.ts';
 import { logger } from './logger.ts';
 import { SealError } from './security/sealer.ts';
@@ -33,6 +35,14 @@ export interface StartOptions extends OpenServicesOptions {
   adminSocket?: boolean;
   /** How often to look for rotated keys, in ms. */
   keyPollMs?: number;
+  /** How often to look for due back-channel logout notices, in ms. */
+  backchannelPollMs?: number;
+}
+
+/** Expired sessions first, so the apps they had signed in to hear of the ending (back-channel logout); then the rest. */
+export async function purgeSessionsThenRest(services: RunningServer['opened']['services']): Promise<void> {
+  for (const [accountId, ended] of await endExpiredSessions(services.db)) await notifySessionsEnded(services, accountId, ended, 'expired');
+  await purgeExpired(services.db);
 }
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
@@ -47,6 +57,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let admin: AdminSocket | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
   let holder: ProviderHolder | undefined;
+  let backchannel: BackchannelDelivery | undefined;
   try {
     try {
       // The dummy hash first, so an unknown login costs one verification like any other, from the first request on.
@@ -59,6 +70,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       throw err;
     }
     holder.startPolling(options.keyPollMs ?? 30_000);
+    const h0 = holder;
+    if (services.config.BACKCHANNEL_LOGOUT) {
+      backchannel = new BackchannelDelivery(services, () => h0.current);
+      services.backchannel = backchannel;
+      // Retries, and notices queued where no provider runs (a CLI run), are found by looking every few seconds.
+      backchannel.start(options.backchannelPollMs ?? 5_000);
+    }
     const { app, setShuttingDown } = buildApp(services, holder);
     server = http.createServer(app.callback());
     // Slow clients must not hold sockets for ever.
@@ -86,18 +104,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }
     if (config.PURGE_INTERVAL > 0) {
       purgeTimer = setInterval(() => {
-        purgeExpired(services.db).catch((err) => logger.warn({ err }, 'purge failed'));
+        purgeSessionsThenRest(services).catch((err) => logger.warn({ err }, 'purge failed'));
       }, config.PURGE_INTERVAL * 1000);
       purgeTimer.unref();
     }
 
     let closing: Promise<void> | undefined;
     const h = holder;
+    const delivery = backchannel;
     const close = () =>
       (closing ??= (async () => {
         setShuttingDown();
         h.stop();
         if (purgeTimer) clearInterval(purgeTimer);
+        await delivery?.stop();
         await admin?.close();
         await new Promise<void>((resolve) => {
           srv.close(() => resolve());
@@ -113,6 +133,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     return { url: config.ISSUER, port, opened, holder: h, close };
   } catch (err) {
     holder?.stop();
+    await backchannel?.stop();
     if (purgeTimer) clearInterval(purgeTimer);
     await admin?.close();
     server?.close();

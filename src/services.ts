@@ -33,4 +33,6 @@ export interface Services {
    * held: the place for back-channel logout and similar notices. Runs in whichever process ended them.
    */
   sessionsEnded: SessionsEndedHook[];
+  /** Back-channel logout delivery in a provider process (absent in a CLI run: its notices wait for a provider). */
+  backchannel?: { kick(): void };
 }

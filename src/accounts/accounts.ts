@@ -91,11 +91,12 @@ export async function setDisabled(db: Kysely<Database>, accountId: string, disab
   });
 }
 
-export async function removeAccount(db: Kysely<Database>, accountId: string): Promise<boolean> {
+/** Deletes an account with its sessions and tokens; returns the sessions it ended (for back-channel logout). */
+export async function removeAccount(db: Kysely<Database>, accountId: string): Promise<{ removed: boolean; sessions: EndedSession[] }> {
   return db.transaction().execute(async (trx) => {
-    await revokeAccountAccess(trx, accountId);
+    const { sessions } = await revokeAccountAccess(trx, accountId);
     const result = await trx.deleteFrom('accounts').where('id', '=', accountId).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+    return { removed: Number(result.numDeletedRows) > 0, sessions };
   });
 }
 

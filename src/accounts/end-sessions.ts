@@ -31,7 +31,8 @@ export interface EndedSession {
   clients: { clientId: string; sid?: string; grantId?: string }[];
 }
 
-export type SessionsEndedHook = (ended: EndedSession[], accountId: string) => Promise<void> | void;
+/** `reason`: what ended them (password, disabled, removed, expired, …), for the record. */
+export type SessionsEndedHook = (ended: EndedSession[], accountId: string, reason?: string) => Promise<void> | void;
 
 export interface RevokedAccess {
   sessions: EndedSession[];
@@ -91,12 +92,34 @@ export async function revokeAccountAccess(db: Kysely<Database>, accountId: strin
   return { sessions, revoked: rows.length - sessions.length };
 }
 
+/** The sessions a stored Session payload describes, for the hooks (an anonymous session, never signed in, is none). */
+function endedSession(payload: SessionPayload): EndedSession | undefined {
+  if (!payload.uid || !payload.accountId) return undefined;
+  const clients = Object.entries(payload.authorizations ?? {}).map(([clientId, a]) => ({ clientId, sid: a.sid, grantId: a.grantId }));
+  return { uid: payload.uid, accountId: payload.accountId, clients };
+}
+
+/**
+ * Deletes sessions that expired (SESSION_TTL, or the provider's own expiry) more than `graceSeconds` ago and
+ * returns them by account, so their apps hear of the ending too. Run by the purge, before it removes the rest.
+ */
+export async function endExpiredSessions(db: Kysely<Database>, graceSeconds = 60): Promise<Map<string, EndedSession[]>> {
+  const cutoff = new Date(Date.now() - graceSeconds * 1000);
+  const rows = await db.deleteFrom('oidc_payloads').where('kind', '=', 'Session').where('expires_at', '<', cutoff).returning('payload').execute();
+  const byAccount = new Map<string, EndedSession[]>();
+  for (const row of rows) {
+    const ended = endedSession(row.payload as SessionPayload);
+    if (ended) byAccount.set(ended.accountId, [...(byAccount.get(ended.accountId) ?? []), ended]);
+  }
+  return byAccount;
+}
+
 /** Tells every hook; a hook that fails is logged, never undoes the ending. */
-export async function notifySessionsEnded(services: Pick<Services, 'sessionsEnded'>, accountId: string, ended: EndedSession[]): Promise<void> {
+export async function notifySessionsEnded(services: Pick<Services, 'sessionsEnded'>, accountId: string, ended: EndedSession[], reason?: string): Promise<void> {
   if (!ended.length) return;
   for (const hook of services.sessionsEnded) {
     try {
-      await hook(ended, accountId);
+      await hook(ended, accountId, reason);
     } catch (err) {
       logger.error({ err, accountId }, 'a sessions-ended hook failed');
     }

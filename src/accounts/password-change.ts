@@ -58,6 +58,6 @@ export async function changePassword(services: Pick<Services, 'db' | 'hasher' | 
     return access;
   });
   if (!outcome) return { ok: false, reason: 'unknown_account' };
-  await notifySessionsEnded(services, accountId, outcome.sessions);
+  await notifySessionsEnded(services, accountId, outcome.sessions, 'password');
   return { ok: true, sessionsEnded: outcome.sessions, revoked: outcome.revoked, keptSession: keepSessionUid !== undefined };
 }

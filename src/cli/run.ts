@@ -150,6 +150,8 @@ const FIELD_NAMES: Record<string, string> = {
   clientCredentialsScopes: '--scope',
   pkce: '--pkce',
   idTokenClaims: '--id-token-claims',
+  backchannelLogoutUri: '--backchannel-logout-uri',
+  backchannelLogoutSessionRequired: '--backchannel-logout-session-required',
 };
 
 export function describeZodError(err: ZodError): string {

@@ -77,11 +77,27 @@ export interface SigningKeysTable {
   alg: string;
   /** The private JWK, sealed. */
   jwk_sealed: string;
-  status: 'active' | 'retired';
+  /** `next`: published, signs from activates_at; `active`: signs; `retired`: published until expires_at. */
+  status: 'next' | 'active' | 'retired';
   created_at: Generated<Date>;
+  /** For a next key, when it starts to sign; for an active one, when it did. */
+  activates_at: NullableTimestamp;
   retired_at: NullableTimestamp;
   /** When a retired key stops being published. */
   expires_at: NullableTimestamp;
+}
+
+/** Back-channel logout notices on their way to apps (migration 0012, src/oidc/backchannel-logout.ts). */
+export interface BackchannelLogoutsTable {
+  id: Generated<string>;
+  client_id: string;
+  account_id: string;
+  sid: string | null;
+  reason: string;
+  attempts: Generated<number>;
+  next_attempt_at: ColumnType<Date, Date | string, Date | string>;
+  last_error: string | null;
+  created_at: Generated<Date>;
 }
 
 export interface ProviderSecretsTable {
@@ -213,6 +229,7 @@ export interface Database {
   resource_servers: ResourceServersTable;
   oidc_payloads: OidcPayloadsTable;
   signing_keys: SigningKeysTable;
+  backchannel_logouts: BackchannelLogoutsTable;
   provider_secrets: ProviderSecretsTable;
   audit_events: AuditEventsTable;
   rate_limits: RateLimitsTable;

@@ -127,7 +127,9 @@ export function createAdapter(db: Kysely<Database>, sealer: Sealer, hasher: Keye
         .select(['id', 'payload', 'consumed_at'])
         .where('kind', '=', this.kind)
         .where(column, '=', value)
-        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
+        // An expired device code is still found until the purge: the device is told expired_token (RFC 8628 §3.5) and
+        // the person that the code expired; the library checks expiry itself.
+        .$if(this.kind !== 'DeviceCode', (qb) => qb.where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())])))
         .executeTakeFirst();
       if (!row) return undefined;
       let payload: AdapterPayload;

@@ -18,6 +18,8 @@ export type AuthMethod = (typeof AUTH_METHODS)[number];
 export const ID_TOKEN_ALGS = ['RS256', 'ES256'] as const;
 /** `--pkce`: only a confidential client may make PKCE optional (absent: PKCE_REQUIRED decides). */
 export const PKCE_MODES = ['optional', 'required'] as const;
+/** RFC 8628's grant type: a device (a CLI, a TV) polls for the tokens a person approves in a browser. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** `--id-token-claims`: `full` (default) puts the granted scopes' claims in the ID token too; `minimal` leaves them to userinfo. */
 export const ID_TOKEN_CLAIMS = ['minimal', 'full'] as const;
 
@@ -58,10 +60,29 @@ const redirectUri = z
     }
   }, 'an absolute URI without a fragment');
 
+/** Hosts an app on this machine answers on: the only ones a back-channel logout URI may reach over plain http. */
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Where the app receives back-channel logout tokens (OIDC Back-Channel Logout 1.0 §2.2): an absolute https URI, or
+ * http on a loopback host (an app on the same machine, as for redirect URIs of native apps); no fragment.
+ */
+export const backchannelLogoutUri = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    if (url.hash || value.includes('#')) return false;
+    return url.protocol === 'https:' || (url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname)));
+  } catch {
+    return false;
+  }
+}, 'an absolute https:// URI without a fragment (http:// only on localhost, 127.0.0.1 or [::1])');
+
 /** What a client is for, as far as the rules below care: the settings that must fit together. */
 interface ClientShape {
   /** It signs users in (has redirect URIs). */
   signIn: boolean;
+  /** It signs users in on a device: the device authorization grant (RFC 8628), no redirect URIs needed. */
+  deviceFlow: boolean;
   public: boolean;
   clientCredentials: boolean;
   clientCredentialsScopes?: string[];
@@ -70,13 +91,17 @@ interface ClientShape {
   resourceFlag?: 'resourceScopes' | 'introspectAny';
   pkce?: (typeof PKCE_MODES)[number];
   idTokenClaims?: (typeof ID_TOKEN_CLAIMS)[number];
+  /** A back-channel logout URI, as it would be. */
+  backchannelLogout?: boolean;
+  /** --backchannel-logout-session-required was given (true). */
+  backchannelSessionRequired?: boolean;
 }
 
 /** The rules shared by `client add` and `client update`: each broken one as an issue on the option that breaks it. */
 function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
   const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
-  if (!c.signIn && !c.clientCredentials && !c.resourceServer) {
-    issue('redirectUris', 'at least one --redirect-uri (or --resource-server for an API, --client-credentials for a machine client)');
+  if (!c.signIn && !c.deviceFlow && !c.clientCredentials && !c.resourceServer) {
+    issue('redirectUris', 'at least one --redirect-uri (or --resource-server for an API, --client-credentials for a machine client, --device-flow for a CLI or TV)');
   }
   if (c.public && c.pkce === 'optional') issue('pkce', 'a public client always uses PKCE: without a secret, PKCE is what protects its authorization codes');
   if (c.public && c.clientCredentials) issue('clientCredentials', 'a public client has no credentials to get tokens with');
@@ -84,7 +109,9 @@ function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
   if (c.clientCredentialsScopes && !c.clientCredentials) issue('clientCredentialsScopes', 'only for a machine client (--client-credentials)');
   if (c.resourceFlag && !c.resourceServer) issue(c.resourceFlag, 'only for an API (--resource-server <indicator>)');
   if (!c.signIn && c.pkce) issue('pkce', 'only for an app that signs users in (--redirect-uri)');
-  if (!c.signIn && c.idTokenClaims) issue('idTokenClaims', 'only for an app that signs users in (--redirect-uri)');
+  if (!c.signIn && !c.deviceFlow && c.idTokenClaims) issue('idTokenClaims', 'only for an app that signs users in (--redirect-uri or --device-flow)');
+  if (!c.signIn && !c.deviceFlow && c.backchannelLogout) issue('backchannelLogoutUri', 'only for an app that signs users in (--redirect-uri or --device-flow)');
+  if (c.backchannelSessionRequired && !c.backchannelLogout) issue('backchannelLogoutSessionRequired', 'only with --backchannel-logout-uri');
 }
 
 export const newClientSchema = z
@@ -104,6 +131,8 @@ export const newClientSchema = z
     idTokenAlg: z.enum(ID_TOKEN_ALGS).optional(),
     /** A machine client: access tokens for APIs on its own behalf (client_credentials), no user involved. */
     clientCredentials: z.boolean().default(false),
+    /** A CLI or TV: the device authorization grant (RFC 8628); the person signs in on another screen. */
+    deviceFlow: z.boolean().default(false),
     /** The API scopes a machine client may be granted; without them its tokens carry none. */
     clientCredentialsScopes: scopeList.optional(),
     /** The client is this API (RFC 8707 resource indicator): it may introspect the access tokens issued for it. */
@@ -114,6 +143,10 @@ export const newClientSchema = z
     introspectAny: z.boolean().optional(),
     pkce: z.enum(PKCE_MODES).optional(),
     idTokenClaims: z.enum(ID_TOKEN_CLAIMS).optional(),
+    /** Where the app is told of ended sessions (OIDC Back-Channel Logout 1.0). */
+    backchannelLogoutUri: backchannelLogoutUri.optional(),
+    /** The logout token carries the session id (`sid`), and so does every ID token for the app. */
+    backchannelLogoutSessionRequired: z.boolean().optional(),
   })
   .superRefine((c, ctx) => {
     const method = c.authMethod ?? (c.public ? 'none' : 'client_secret_basic');
@@ -125,6 +158,7 @@ export const newClientSchema = z
     checkShape(
       {
         signIn: c.redirectUris.length > 0,
+        deviceFlow: c.deviceFlow,
         public: c.public,
         clientCredentials: c.clientCredentials,
         clientCredentialsScopes: c.clientCredentialsScopes,
@@ -132,6 +166,8 @@ export const newClientSchema = z
         resourceFlag: c.resourceScopes !== undefined ? 'resourceScopes' : c.introspectAny !== undefined ? 'introspectAny' : undefined,
         pkce: c.pkce,
         idTokenClaims: c.idTokenClaims,
+        backchannelLogout: c.backchannelLogoutUri !== undefined,
+        backchannelSessionRequired: c.backchannelLogoutSessionRequired,
       },
       ctx,
     );
@@ -173,17 +209,33 @@ async function guardIndicator<T>(db: Kysely<Database>, indicator: string | undef
   }
 }
 
-/** Grant and response types: code (and refresh) for an app that signs users in, client_credentials for a machine client. */
-function flows(signIn: boolean, signInGrants: string[], clientCredentials: boolean): Pick<ClientMetadata, 'grant_types' | 'response_types'> {
+/**
+ * Grant and response types: code (and refresh) for an app that signs users in, the device grant (and refresh, as
+ * for code) for a CLI or TV, client_credentials for a machine client.
+ */
+function flows(signIn: boolean, signInGrants: string[], deviceFlow: boolean, clientCredentials: boolean): Pick<ClientMetadata, 'grant_types' | 'response_types'> {
+  const device = deviceFlow ? [DEVICE_CODE_GRANT, ...(signIn ? [] : signInGrants.filter((g) => g === 'refresh_token'))] : [];
   return {
-    grant_types: [...(signIn ? signInGrants : []), ...(clientCredentials ? ['client_credentials'] : [])],
+    grant_types: [...new Set([...(signIn ? signInGrants : []), ...device, ...(clientCredentials ? ['client_credentials'] : [])])],
     response_types: signIn ? ['code'] : [],
   };
 }
 
+/**
+ * 128 random bits, base64url, never starting with `-` or `_`: an id that
+ * begins with `-` reads as an option to `twofold client show <id>` and to
+ * most shells' tools, so such draws are taken again (1 in 32).
+ */
+export function newClientId(): string {
+  for (;;) {
+    const id = crypto.randomBytes(16).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
+}
+
 export async function createClient(db: Kysely<Database>, sealer: Sealer, input: NewClient): Promise<CreatedClient> {
   const c = newClientSchema.parse(input);
-  const clientId = crypto.randomBytes(16).toString('base64url');
+  const clientId = newClientId();
   const method: AuthMethod = c.authMethod ?? (c.public ? 'none' : 'client_secret_basic');
   const needsSecret = method === 'client_secret_basic' || method === 'client_secret_post';
   const clientSecret = needsSecret ? generateClientSecret() : null;
@@ -192,7 +244,7 @@ export async function createClient(db: Kysely<Database>, sealer: Sealer, input: 
     client_name: c.name,
     redirect_uris: c.redirectUris,
     post_logout_redirect_uris: c.postLogoutRedirectUris,
-    ...flows(signIn, c.grantTypes, c.clientCredentials),
+    ...flows(signIn, c.grantTypes, c.deviceFlow, c.clientCredentials),
     token_endpoint_auth_method: method,
     ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
     ...(c.jwks ? { jwks: c.jwks } : {}),
@@ -200,6 +252,9 @@ export async function createClient(db: Kysely<Database>, sealer: Sealer, input: 
     ...(c.pkce ? { twofold_pkce: c.pkce } : {}),
     ...(c.idTokenClaims ? { twofold_id_token_claims: c.idTokenClaims } : {}),
     ...(c.clientCredentials ? { twofold_client_credentials_scope: (c.clientCredentialsScopes ?? []).join(' ') } : {}),
+    ...(c.backchannelLogoutUri
+      ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: c.backchannelLogoutSessionRequired ?? false }
+      : {}),
   };
   const resourceServer = c.resourceIndicator ? { indicator: c.resourceIndicator, scopes: c.resourceScopes ?? [], introspectAny: c.introspectAny ?? false } : undefined;
   await guardIndicator(db, c.resourceIndicator, () =>
@@ -229,8 +284,12 @@ export const clientChangesSchema = z.object({
   introspectAny: z.boolean().optional(),
   clientCredentials: z.boolean().optional(),
   clientCredentialsScopes: scopeList.optional(),
+  deviceFlow: z.boolean().optional(),
   pkce: z.enum(PKCE_MODES).optional(),
   idTokenClaims: z.enum(ID_TOKEN_CLAIMS).optional(),
+  /** Set the back-channel logout URI, or (null) stop back-channel logout for the app. */
+  backchannelLogoutUri: backchannelLogoutUri.nullable().optional(),
+  backchannelLogoutSessionRequired: z.boolean().optional(),
 });
 export type ClientChanges = z.input<typeof clientChangesSchema>;
 
@@ -240,17 +299,22 @@ export interface ClientSettings {
   idTokenClaims?: (typeof ID_TOKEN_CLAIMS)[number];
   /** Set for a machine client. */
   clientCredentialsScopes?: string[];
+  /** The client may use the device authorization grant (RFC 8628). */
+  deviceFlow: boolean;
   resourceServer?: ResourceServer;
+  backchannelLogout?: { uri: string; sessionRequired: boolean };
 }
 
 export async function clientSettings(db: Kysely<Database>, row: ClientRow): Promise<ClientSettings> {
   const m = row.metadata;
   const resourceServer = await resourceServerOfClient(db, row.client_id);
   return {
+    deviceFlow: (m.grant_types ?? []).includes(DEVICE_CODE_GRANT),
     ...(m.twofold_pkce ? { pkce: m.twofold_pkce as ClientSettings['pkce'] } : {}),
     ...(m.twofold_id_token_claims ? { idTokenClaims: m.twofold_id_token_claims as ClientSettings['idTokenClaims'] } : {}),
     ...((m.grant_types ?? []).includes('client_credentials') ? { clientCredentialsScopes: String(m.twofold_client_credentials_scope ?? '').split(' ').filter(Boolean) } : {}),
     ...(resourceServer ? { resourceServer } : {}),
+    ...(typeof m.backchannel_logout_uri === 'string' ? { backchannelLogout: { uri: m.backchannel_logout_uri, sessionRequired: m.backchannel_logout_session_required === true } } : {}),
   };
 }
 
@@ -263,12 +327,15 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   const current = await clientSettings(db, row);
   const signIn = row.metadata.redirect_uris.length > 0;
   const clientCredentials = changes.clientCredentials ?? current.clientCredentialsScopes !== undefined;
+  const deviceFlow = changes.deviceFlow ?? current.deviceFlow;
   const indicator = changes.resourceIndicator === undefined ? current.resourceServer?.indicator : (changes.resourceIndicator ?? undefined);
+  const backchannelUri = changes.backchannelLogoutUri === undefined ? current.backchannelLogout?.uri : (changes.backchannelLogoutUri ?? undefined);
   // The rules of `client add`, on the client as it would be, reported the same way (a ZodError naming the option).
   const shape = z.unknown().superRefine((_v, ctx) =>
     checkShape(
       {
         signIn,
+        deviceFlow,
         public: isPublic(row),
         clientCredentials,
         clientCredentialsScopes: changes.clientCredentialsScopes,
@@ -276,6 +343,8 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
         resourceFlag: changes.resourceScopes !== undefined ? 'resourceScopes' : changes.introspectAny !== undefined ? 'introspectAny' : undefined,
         pkce: changes.pkce,
         idTokenClaims: changes.idTokenClaims,
+        backchannelLogout: backchannelUri !== undefined,
+        backchannelSessionRequired: changes.backchannelLogoutSessionRequired,
       },
       ctx,
     ),
@@ -292,10 +361,16 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   };
   if (changes.pkce) set('twofold_pkce', changes.pkce, 'pkce');
   if (changes.idTokenClaims) set('twofold_id_token_claims', changes.idTokenClaims, 'id_token_claims');
-  const signInGrants = (row.metadata.grant_types ?? []).filter((g) => g !== 'client_credentials');
-  set('grant_types', flows(signIn, signInGrants, clientCredentials).grant_types, 'grant_types');
+  const stored = (row.metadata.grant_types ?? []).filter((g) => g !== 'client_credentials' && g !== DEVICE_CODE_GRANT);
+  // A machine client or an API turned into a device client gets refresh tokens, as `client add --device-flow` gives.
+  const signInGrants = deviceFlow && !current.deviceFlow && !signIn && !stored.length ? ['refresh_token'] : stored;
+  set('grant_types', flows(signIn, signInGrants, deviceFlow, clientCredentials).grant_types, 'grant_types');
+  if (deviceFlow !== current.deviceFlow) changed.device_flow = deviceFlow;
   const scope = clientCredentials ? (changes.clientCredentialsScopes ?? current.clientCredentialsScopes ?? []).join(' ') : undefined;
   set('twofold_client_credentials_scope', scope, 'client_credentials_scope');
+  set('backchannel_logout_uri', backchannelUri, 'backchannel_logout_uri', backchannelUri ?? null);
+  const sessionRequired = backchannelUri === undefined ? undefined : (changes.backchannelLogoutSessionRequired ?? current.backchannelLogout?.sessionRequired ?? false);
+  set('backchannel_logout_session_required', sessionRequired, 'backchannel_logout_session_required', sessionRequired ?? null);
 
   const server = indicator
     ? {

@@ -1,15 +1,18 @@
 /**
  * Holds the provider instance built from the current keys. Every process polls
  * the key fingerprint; when `twofold keys rotate` (in any process) changes the
- * keys, each process rebuilds its provider and swaps it in. All provider state
- * is in the database, so in-flight sign-ins continue on the new instance.
+ * keys, or the time comes for published next keys to sign (whichever process
+ * looks first makes that switch in the database), each process rebuilds its
+ * provider and swaps it in. All provider state is in the database, so
+ * in-flight sign-ins continue on the new instance.
  */
 import type Provider from 'oidc-provider';
 import compose from 'koa-compose';
 import type { Middleware } from 'koa';
 import type { Services } from '../services.ts';
 import { buildProvider } from './provider.ts';
-import { keyFingerprint, loadKeyMaterial } from './keys.ts';
+import { activateDueKeys, keyFingerprint, loadKeyMaterial } from './keys.ts';
+import { recordAudit } from '../security/audit.ts';
 import { logger } from '../logger.ts';
 
 export class ProviderHolder {
@@ -29,7 +32,8 @@ export class ProviderHolder {
   }
 
   static async create(services: Services): Promise<ProviderHolder> {
-    const keys = await loadKeyMaterial(services.db, services.sealer);
+    await activateDue(services);
+    const keys = await loadKeyMaterial(services.db, services.sealer, services.clock.now());
     return new ProviderHolder(services, buildProvider(services, keys), keys.fingerprint);
   }
 
@@ -49,9 +53,11 @@ export class ProviderHolder {
 
   /** Rebuilds the provider if the stored keys changed. Returns whether it did. */
   async refresh(): Promise<boolean> {
-    const fingerprint = await keyFingerprint(this.#services.db);
+    await activateDue(this.#services);
+    const now = this.#services.clock.now();
+    const fingerprint = await keyFingerprint(this.#services.db, now);
     if (fingerprint === this.#fingerprint) return false;
-    const keys = await loadKeyMaterial(this.#services.db, this.#services.sealer);
+    const keys = await loadKeyMaterial(this.#services.db, this.#services.sealer, now);
     this.#provider = buildProvider(this.#services, keys);
     this.#middleware = compose(this.#provider.middleware) as Middleware;
     this.onReload?.(this);
@@ -70,4 +76,12 @@ export class ProviderHolder {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
   }
+}
+
+/** Makes a due key switch (published next keys start to sign), audited once by the process that made it. */
+async function activateDue(services: Services): Promise<void> {
+  const activated = await activateDueKeys(services.db, services.config.KEY_RETIREMENT_TTL, services.clock.now());
+  if (!activated.length) return;
+  logger.info({ activated }, 'published next signing keys now sign');
+  await recordAudit(services.db, 'keys.activated', { actor: 'system' }, { activated });
 }

@@ -23,6 +23,8 @@ import { claimsParameterProblem } from './claims-parameter.ts';
 import { jwtAccessTokenHandles, recordJwtAccessTokens } from './jwt-access-tokens.ts';
 import { DatabaseUnavailableError } from '../db/outage.ts';
 import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
+import { providerFetch, queueProviderLogouts } from './backchannel-logout.ts';
+import { deviceFlowFeature, deviceGrantRefusal, throttleUserCodes } from './device-flow.ts';
 
 export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
@@ -101,6 +103,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       Session: config.SESSION_TTL,
       Interaction: config.INTERACTION_TTL,
       Grant: config.GRANT_TTL,
+      DeviceCode: config.DEVICE_CODE_TTL,
     },
     interactions: {
       policy: interactionPolicy(services),
@@ -149,16 +152,21 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
         logoutSource: (ctx, form) => renderLogoutPage(ctx, form),
         postLogoutSuccessSource: (ctx) => renderLoggedOutPage(ctx),
       },
-      backchannelLogout: { enabled: false },
+      // OIDC Back-Channel Logout 1.0 for apps registered with --backchannel-logout-uri; delivery is queued and retried
+      // (src/oidc/backchannel-logout.ts), so /session/end never waits on an app.
+      backchannelLogout: { enabled: config.BACKCHANNEL_LOGOUT },
+      // RFC 8628 for apps registered with --device-flow (src/oidc/device-flow.ts); off (DEVICE_FLOW=false), discovery omits it.
+      deviceFlow: deviceFlowFeature(services),
       registration: { enabled: false },
     },
     renderError: (ctx, out, error) => renderErrorPage(ctx, out, error),
+    fetch: providerFetch,
     // RFC 9470: an API can see how the user authenticated (in JWT access tokens and introspection) and ask for a step-up.
     extraTokenClaims: (ctx, token) => {
       // A machine's token has no user: its subject is the client, in introspection as in its JWT.
       if (token.kind === 'ClientCredentials') return { sub: token.clientId };
       if (token.kind !== 'AccessToken') return undefined;
-      const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+      const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.DeviceCode ?? ctx.oidc.entities.RefreshToken;
       if (!source) return undefined;
       return { acr: source.acr, amr: source.amr, auth_time: source.authTime };
     },
@@ -172,6 +180,11 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const provider = new Provider(config.ISSUER, configuration);
   // Forwarded headers are honoured only when the operator says a proxy terminates TLS.
   provider.proxy = config.TRUST_PROXY;
+  if (config.BACKCHANNEL_LOGOUT) queueProviderLogouts(provider, services);
+  if (config.DEVICE_FLOW) {
+    throttleUserCodes(provider, services);
+    deviceGrantRefusal(provider);
+  }
   // A JWT access token at introspection or revocation is looked up by its record (src/oidc/jwt-access-tokens.ts).
   provider.use(jwtAccessTokenHandles({ issuer: config.ISSUER, jwks: keys.jwks, hasher: services.codeHasher }));
   // The library answers 500 server_error itself; keep the cause in our log (never in the response).

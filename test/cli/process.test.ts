@@ -143,7 +143,7 @@ describe('twofold on PGlite', () => {
     expect(introspection.status).toBe(200);
 
     const rotated = await ok(['keys', 'rotate'], env);
-    expect(rotated.stdout).toMatch(/^new signing keys: /);
+    expect(rotated.stdout).toMatch(/^next signing keys: /);
     // Errors come back as they would locally.
     expectOneLineError(await twofold(['user', 'show', 'nobody'], env), 1, /^twofold: no user named nobody\n$/);
 
@@ -158,7 +158,7 @@ describe('twofold on PGlite', () => {
     const clients = JSON.parse((await ok(['client', 'list', '--json'], env)).stdout) as Array<{ client_id: string }>;
     expect(clients.map((c) => c.client_id)).toEqual([client.client_id]);
     const keys = JSON.parse((await ok(['keys', 'list', '--json'], env)).stdout) as Array<{ status: string }>;
-    expect(keys.map((k) => k.status).sort()).toEqual(['active', 'active', 'retired', 'retired']);
+    expect(keys.map((k) => k.status).sort()).toEqual(['active', 'active', 'next', 'next']);
   }, 180_000);
 
   test('a stale lock (its process gone) is taken over', async () => {

@@ -63,7 +63,7 @@ describe('twofold without a database', () => {
     expectOneLineError(await run('user', 'add'), 2, /missing required argument 'username'/);
     expectOneLineError(await run('user', 'list', '--jsn'), 2, /unknown option '--jsn'; did you mean --json\?/);
     expectOneLineError(await run('user', 'list', 'extra'), 2, /too many arguments/);
-    expectOneLineError(await run('client', 'add', 'web'), 2, /one of --redirect-uri <uri> \(an app\), --resource-server <indicator> \(an API\) or --client-credentials \(a machine client\) is required/);
+    expectOneLineError(await run('client', 'add', 'web'), 2, /one of --redirect-uri <uri> \(an app\), --resource-server <indicator> \(an API\), --client-credentials \(a machine client\) or --device-flow \(a CLI or TV\) is required/);
     expectOneLineError(await run('user', 'set-password', 'alice'), 2, /--password-stdin/);
     expectOneLineError(await run('audit', 'list', '--user'), 2, /argument missing/);
   });
@@ -327,8 +327,11 @@ for (const kind of DIALECTS) {
         redirect_uris: ['http://app.example.test/cb', 'http://app.example.test/cb2'],
         post_logout_redirect_uris: ['http://app.example.test/bye'],
         grant_types: ['authorization_code', 'refresh_token'],
+        device_flow: false,
         pkce: 'required',
         id_token_claims: 'full',
+        backchannel_logout_uri: null,
+        backchannel_logout_session_required: false,
         policy: {},
         created_at: expect.any(String),
       });
@@ -344,6 +347,30 @@ for (const kind of DIALECTS) {
       expect((await ok(['client', 'show', web!.client_id as string, '--json'])).json()).toEqual(web);
       expect((await ok(['client', 'show', 'web'])).stdout).toMatch(/^client_id\s+\S+\nname\s+web\ntype\s+confidential\n/);
       expectOneLineError(await run(['client', 'show', 'nope']), 1, /^twofold: no client named nope\n$/);
+    });
+
+    test('client add and update --backchannel-logout-uri: validated, shown, audited, removable', async () => {
+      expectOneLineError(
+        await run(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-uri', 'http://app.example.test/bc']),
+        1,
+        /^twofold: --backchannel-logout-uri: an absolute https:\/\/ URI without a fragment \(http:\/\/ only on localhost, 127\.0\.0\.1 or \[::1\]\) \(got "http:\/\/app\.example\.test\/bc"\)\n$/,
+      );
+      expectOneLineError(await run(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-session-required']), 1, /--backchannel-logout-session-required: only with --backchannel-logout-uri/);
+      await ok(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-uri', 'https://app.example.test/bc', '--backchannel-logout-session-required']);
+      expect((await ok(['client', 'show', 'bc', '--json'])).json()).toMatchObject({ backchannel_logout_uri: 'https://app.example.test/bc', backchannel_logout_session_required: true });
+      expect((await audit('client.created')).find((e) => e.details.name === 'bc')).toMatchObject({
+        details: { backchannel_logout_uri: 'https://app.example.test/bc', backchannel_logout_session_required: true },
+      });
+      expect((await ok(['client', 'show', 'bc'])).stdout).toMatch(/\nbackchannel_logout_uri\s+https:\/\/app\.example\.test\/bc\n/);
+
+      expect((await ok(['client', 'update', 'bc', '--backchannel-logout-uri', 'http://localhost:9000/bc', '--no-backchannel-logout-session-required'])).stdout).toBe(
+        'updated bc: backchannel_logout_uri http://localhost:9000/bc, backchannel_logout_session_required false\n',
+      );
+      expectOneLineError(await run(['client', 'update', 'bc', '--backchannel-logout-uri', 'https://x.test/#f']), 1, /--backchannel-logout-uri: an absolute https/);
+      expect((await ok(['client', 'update', 'bc', '--no-backchannel-logout-uri'])).stdout).toBe('updated bc: backchannel_logout_uri null, backchannel_logout_session_required null\n');
+      expect((await ok(['client', 'show', 'bc', '--json'])).json()).toMatchObject({ backchannel_logout_uri: null, backchannel_logout_session_required: false });
+      expect((await audit('client.updated')).filter((e) => e.details.backchannel_logout_uri !== undefined)).toHaveLength(2);
+      await ok(['client', 'remove', 'bc']);
     });
 
     test('client rotate-secret: the new secret works at the token endpoints, the old one no longer does', async () => {
@@ -391,25 +418,47 @@ for (const kind of DIALECTS) {
       expect((await audit('client.removed'))[0]).toMatchObject({ client_id: spa2.client_id, details: { name: 'spa2' }, actor: 'admin:cli' });
     });
 
-    test('keys list and rotate', async () => {
+    test('keys list and rotate: the next pair is published first; --now switches at once', async () => {
       const before = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, unknown>>>();
       expect(before.map((k) => [k.alg, k.status]).sort()).toEqual([['ES256', 'active'], ['RS256', 'active']]);
-      expect(before[0]).toEqual({ kid: expect.any(String), alg: expect.any(String), status: 'active', created_at: expect.any(String), retired_at: null, expires_at: null });
+      expect(before[0]).toEqual({ kid: expect.any(String), alg: expect.any(String), status: 'active', created_at: expect.any(String), activates_at: expect.any(String), retired_at: null, expires_at: null });
 
       const text = await ok(['keys', 'rotate']);
-      expect(text.stdout).toMatch(/^new signing keys: \S+, \S+\nretired \(still published for 172800s\): \S+, \S+\n/);
+      expect(text.stdout).toMatch(/^next signing keys: \S+, \S+ \(published now\)\nthey sign from \S+ \(KEY_PUBLISH_DELAY 3600s\); the keys they replace stay published for 172800s after that\n$/);
       const after = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, any>>>();
-      expect(after).toHaveLength(4);
-      const retired = after.filter((k) => k.status === 'retired');
-      expect(retired.map((k) => k.kid).sort()).toEqual(before.map((k) => k.kid).sort());
-      expect(retired.every((k) => k.expires_at && Date.parse(k.expires_at) > Date.now())).toBe(true);
+      expect(after.map((k) => k.status)).toEqual(['active', 'active', 'next', 'next']);
+      expect(after.filter((k) => k.status === 'active').map((k) => k.kid).sort()).toEqual(before.map((k) => k.kid).sort());
+      const next = after.filter((k) => k.status === 'next');
+      expect(next.every((k) => Date.parse(k.activates_at) > Date.now() + 3500_000)).toBe(true);
+      expect((await ok(['keys', 'list'])).stdout).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED_AT\s+ACTIVATES_AT\s+RETIRED_AT\s+EXPIRES_AT\n/);
 
-      const json = (await ok(['keys', 'rotate', '--json'])).json();
-      expect(json).toEqual({ created: [expect.any(String), expect.any(String)], retired: expect.arrayContaining(after.filter((k) => k.status === 'active').map((k) => k.kid)), retired_for_seconds: 172800 });
-      expect((await ok(['keys', 'list'])).stdout).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED_AT\s+EXPIRES_AT\n/);
+      // A second rotation while one is pending is refused, naming the way out.
+      expectOneLineError(await run(['keys', 'rotate']), 1, /a rotation is already pending: .* sign from .*keys rotate --now/);
+      expectOneLineError(await run(['keys', 'rotate', '--withdraw']), 1, /--withdraw only goes with --now/);
+
+      const json = (await ok(['keys', 'rotate', '--now', '--json'])).json<Record<string, any>>();
+      expect(json).toEqual({
+        outcome: 'switched',
+        created: [expect.any(String), expect.any(String)],
+        retired: expect.arrayContaining(before.map((k) => k.kid)),
+        dropped: expect.arrayContaining(next.map((k) => k.kid)),
+        immediate: true,
+        withdrawn: false,
+        retired_for_seconds: 172800,
+      });
+      const now = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, any>>>();
+      expect(now.map((k) => k.status)).toEqual(['active', 'active', 'retired', 'retired']);
+      expect(now.filter((k) => k.status === 'active').map((k) => k.kid).sort()).toEqual([...json.created].sort());
+      expect(now.filter((k) => k.status === 'retired').every((k) => k.expires_at && Date.parse(k.expires_at) > Date.now())).toBe(true);
       const events = await audit('keys.rotated');
       expect(events).toHaveLength(2);
-      expect(events[1]).toMatchObject({ actor: 'admin:cli', details: { retired: expect.any(Array), created: expect.any(Array) } });
+      expect(events.map((e) => e.details)).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ created: expect.any(Array), activates_at: expect.any(String), publish_delay_seconds: 3600 }),
+          expect.objectContaining({ created: json.created, immediate: true, withdrawn: false }),
+        ]),
+      );
+      expect(events.every((e) => e.actor === 'admin:cli')).toBe(true);
     });
 
     test('audit list: --user, --type, --limit, text and --json', async () => {

@@ -250,7 +250,7 @@ for (const kind of DIALECTS) {
 
     test('discovery lists exactly what is enabled', () => {
       const meta = app.config.serverMetadata();
-      expect([...meta.grant_types_supported!].sort()).toEqual(['authorization_code', 'client_credentials', 'refresh_token']);
+      expect([...meta.grant_types_supported!].sort()).toEqual(['authorization_code', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code']);
       expect([...meta.scopes_supported!].sort()).toEqual(['email', 'offline_access', 'openid', 'profile']);
       expect([...meta.claims_supported!].sort()).toEqual(['acr', 'amr', 'auth_time', 'email', 'email_verified', 'iss', 'name', 'preferred_username', 'sid', 'sub', 'updated_at']);
       expect(meta.code_challenge_methods_supported).toEqual(['S256']);

@@ -32,9 +32,13 @@ export interface TestServer extends RunningServer {
   config: Config;
 }
 
-export async function startTestServer(handle: DatabaseHandle, env: Record<string, string> = {}, options: { clock?: Clock } = {}): Promise<TestServer> {
+export async function startTestServer(
+  handle: DatabaseHandle,
+  env: Record<string, string> = {},
+  options: { clock?: Clock; backchannelPollMs?: number } = {},
+): Promise<TestServer> {
   const port = await freePort();
   const config = testConfig(port, env);
-  const running = await startServer(config, { handle, adminSocket: false, migrate: true, clock: options.clock });
+  const running = await startServer(config, { handle, adminSocket: false, migrate: true, clock: options.clock, backchannelPollMs: options.backchannelPollMs });
   return { ...running, issuer: config.ISSUER, config };
 }

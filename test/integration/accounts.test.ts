@@ -250,8 +250,8 @@ for (const kind of DIALECTS) {
         .insertInto('oidc_payloads')
         .values({ kind: 'Session', id: 'h1.jack-session', payload: JSON.stringify({ accountId: jack.id }), grant_id: null, user_code: null, uid: null, expires_at: null })
         .execute();
-      expect(await removeAccount(database.db, jack.id)).toBe(true);
-      expect(await removeAccount(database.db, jack.id)).toBe(false);
+      expect((await removeAccount(database.db, jack.id)).removed).toBe(true);
+      expect((await removeAccount(database.db, jack.id)).removed).toBe(false);
       expect(await membersOf(database.db, group.id)).toEqual([]);
       expect(await database.db.selectFrom('oidc_payloads').select('id').where('id', '=', 'h1.jack-session').executeTakeFirst()).toBeUndefined();
       expect(await authenticatePassword(database.db, hasher, 'jack', 'jack password')).toEqual(FAILURE);

@@ -13,13 +13,24 @@ import { TEST_SECRET_KEY, startTestServer, type TestServer } from '../helpers/se
 import { UserAgent, formAction } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.ts';
-import { ensureKeys, keyFingerprint, listKeys, loadKeyMaterial, rotateKeys } from '../../src/oidc/keys.ts';
+import { ensureKeys, keyFingerprint, listKeys, loadKeyMaterial, rotateKeys, type RotationResult } from '../../src/oidc/keys.ts';
 import { SealError, Sealer } from '../../src/security/sealer.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const TTL = 3600;
+
+/** An immediate rotation (as with KEY_PUBLISH_DELAY=0 or `keys rotate --now`), for the storage tests below. */
+async function rotateNow(db: DatabaseHandle['db'], sealer: Sealer, retirementTtlSeconds = TTL) {
+  const result = await rotateKeys(db, sealer, { retirementTtlSeconds, publishDelaySeconds: 0 });
+  return switched(result);
+}
+
+function switched(result: RotationResult) {
+  if (result.outcome !== 'switched') throw new Error(`expected a switch, got ${result.outcome}`);
+  return result;
+}
 
 for (const kind of DIALECTS) {
   describe(`signing keys on ${kind}`, () => {
@@ -97,7 +108,7 @@ for (const kind of DIALECTS) {
       const before = await activeKeys();
       const fingerprintBefore = await keyFingerprint(database.db);
       const started = Date.now();
-      const { retired, created } = await rotateKeys(database.db, sealer, TTL);
+      const { retired, created } = await rotateNow(database.db, sealer);
       expect(retired.sort()).toEqual(before.map((k) => k.kid).sort());
       expect(created).toHaveLength(2);
       expect(created.some((kid) => retired.includes(kid))).toBe(false);
@@ -140,7 +151,7 @@ for (const kind of DIALECTS) {
       // Let the first retired pair expire for real, then rotate again.
       await database.db.updateTable('signing_keys').set({ expires_at: new Date(Date.now() - 1000) }).where('status', '=', 'retired').execute();
       expect((await loadKeyMaterial(database.db, sealer)).jwks).toHaveLength(2);
-      const second = await rotateKeys(database.db, sealer, TTL);
+      const second = await rotateNow(database.db, sealer);
       const remaining = await database.db.selectFrom('signing_keys').select(['kid', 'status']).execute();
       expect(remaining).toHaveLength(4);
       expect(remaining.some((r) => retired.some((x) => x.kid === r.kid))).toBe(false);
@@ -148,7 +159,7 @@ for (const kind of DIALECTS) {
     });
 
     test('simultaneous rotations leave exactly one active key per algorithm', async () => {
-      await withHandles(3, (handles) => Promise.all(handles.map((h) => rotateKeys(h.db, sealer, TTL))));
+      await withHandles(3, (handles) => Promise.all(handles.map((h) => rotateNow(h.db, sealer))));
       const active = await activeKeys();
       expect(active.map((k) => k.alg)).toEqual(['ES256', 'RS256']);
       const material = await loadKeyMaterial(database.db, sealer);
@@ -211,7 +222,7 @@ for (const kind of DIALECTS) {
         expect(await publishedKids()).toEqual([oldRs, oldEs].sort());
         expect(await idTokenKid()).toBe(oldRs);
 
-        const { created, retired } = await rotateKeys(svc.db, svc.sealer, svc.config.KEY_RETIREMENT_TTL);
+        const { created, retired } = await rotateNow(svc.db, svc.sealer, svc.config.KEY_RETIREMENT_TTL);
         expect(retired.sort()).toEqual([oldRs, oldEs].sort());
         // Until it refreshes, the provider still serves the old set.
         expect(await publishedKids()).toEqual([oldRs, oldEs].sort());

@@ -5,7 +5,7 @@
  * required for a client as the provider asks.
  */
 import { describe, expect, test } from '@jest/globals';
-import { newClientSchema, pkceRequired, invalidTwofoldMetadata, type NewClient } from '../../src/oidc/clients.ts';
+import { newClientId, newClientSchema, pkceRequired, invalidTwofoldMetadata, type NewClient } from '../../src/oidc/clients.ts';
 
 const REDIRECT = 'https://app.example.test/cb';
 const problems = (input: Partial<NewClient>) => {
@@ -45,6 +45,17 @@ describe('client settings', () => {
     expect(newClientSchema.parse({ name: 'x', resourceIndicator: 'https://a.example.test', resourceScopes: ' read  write read ' }).resourceScopes).toEqual(['read', 'write']);
   });
 
+  test('back-channel logout URI: https, or http on a loopback host; no fragment; only for an app that signs users in', () => {
+    for (const good of ['https://app.example.test/logout', 'https://app.example.test/logout?from=op', 'http://localhost:3000/bc', 'http://127.0.0.1/bc', 'http://[::1]:8080/bc']) {
+      expect(problems({ redirectUris: [REDIRECT], backchannelLogoutUri: good })).toEqual([]);
+    }
+    for (const bad of ['http://app.example.test/logout', 'https://app.example.test/logout#x', '/logout', 'ftp://app.example.test/x', 'javascript:alert(1)', 'http://localhost.evil.test/bc']) {
+      expect(problems({ redirectUris: [REDIRECT], backchannelLogoutUri: bad })).toEqual([expect.stringMatching(/^backchannelLogoutUri: an absolute https:\/\/ URI/)]);
+    }
+    expect(problems({ clientCredentials: true, backchannelLogoutUri: 'https://m.example.test/bc' })).toEqual([expect.stringMatching(/^backchannelLogoutUri: only for an app that signs users in/)]);
+    expect(problems({ redirectUris: [REDIRECT], backchannelLogoutSessionRequired: true })).toEqual([expect.stringMatching(/^backchannelLogoutSessionRequired: only with --backchannel-logout-uri/)]);
+  });
+
   test('PKCE: always for a public client; a confidential one as set, else as PKCE_REQUIRED says', () => {
     expect(pkceRequired({ clientAuthMethod: 'none', twofold_pkce: 'optional' }, 'public')).toBe(true);
     expect(pkceRequired({ clientAuthMethod: 'client_secret_basic' }, 'all')).toBe(true);
@@ -59,5 +70,14 @@ describe('client settings', () => {
     expect(invalidTwofoldMetadata('twofold_client_credentials_scope', ['read'])).toMatch(/string/);
     expect(invalidTwofoldMetadata('twofold_pkce', 'optional')).toBeUndefined();
     expect(invalidTwofoldMetadata('twofold_pkce', undefined)).toBeUndefined();
+  });
+});
+
+describe('client ids', () => {
+  test('are 128 random bits in base64url that never begin with - or _, so the CLI never reads one as an option', () => {
+    // Plain base64url begins with - or _ once in 32 draws: 4000 draws without one are no luck.
+    const ids = Array.from({ length: 4000 }, newClientId);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{21}$/);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });

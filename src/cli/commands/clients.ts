@@ -40,11 +40,16 @@ async function view(services: Services, row: ClientRow) {
     redirect_uris: row.metadata.redirect_uris,
     post_logout_redirect_uris: row.metadata.post_logout_redirect_uris ?? [],
     grant_types: row.metadata.grant_types ?? [],
+    // RFC 8628: a CLI or TV may get tokens a person approves at the verification page (works only while DEVICE_FLOW is on).
+    device_flow: settings.deviceFlow,
     // For apps that sign users in: whether PKCE is required (its own setting, else PKCE_REQUIRED), and what the ID token holds.
     ...(signIn
       ? {
           pkce: pkceRequired({ clientAuthMethod: row.metadata.token_endpoint_auth_method, twofold_pkce: settings.pkce }, services.config.PKCE_REQUIRED) ? 'required' : 'optional',
           id_token_claims: settings.idTokenClaims ?? 'full',
+          // OIDC Back-Channel Logout 1.0: where the app is told of ended sessions (none: it is not told).
+          backchannel_logout_uri: settings.backchannelLogout?.uri ?? null,
+          backchannel_logout_session_required: settings.backchannelLogout?.sessionRequired ?? false,
         }
       : {}),
     ...(settings.clientCredentialsScopes ? { client_credentials_scopes: settings.clientCredentialsScopes } : {}),
@@ -71,8 +76,11 @@ interface UsageOptions {
   introspectAny?: boolean;
   clientCredentials?: boolean;
   scope?: string;
+  deviceFlow?: boolean;
   pkce?: string;
   idTokenClaims?: string;
+  backchannelLogoutUri?: string | false;
+  backchannelLogoutSessionRequired?: boolean;
 }
 
 function usageChanges(o: UsageOptions): ClientChanges {
@@ -82,16 +90,20 @@ function usageChanges(o: UsageOptions): ClientChanges {
     ...(o.introspectAny !== undefined ? { introspectAny: o.introspectAny } : {}),
     ...(o.clientCredentials !== undefined ? { clientCredentials: o.clientCredentials } : {}),
     ...(o.scope !== undefined ? { clientCredentialsScopes: o.scope } : {}),
+    ...(o.deviceFlow !== undefined ? { deviceFlow: o.deviceFlow } : {}),
     ...(o.pkce !== undefined ? { pkce: o.pkce as never } : {}),
     ...(o.idTokenClaims !== undefined ? { idTokenClaims: o.idTokenClaims as never } : {}),
+    ...(o.backchannelLogoutUri !== undefined ? { backchannelLogoutUri: o.backchannelLogoutUri === false ? null : o.backchannelLogoutUri } : {}),
+    ...(o.backchannelLogoutSessionRequired !== undefined ? { backchannelLogoutSessionRequired: o.backchannelLogoutSessionRequired } : {}),
   };
 }
 
 /** A validation failure of `client add`, naming the option and the value given. */
-function badInput(err: ZodError, opts: { redirectUri: string[]; postLogoutRedirectUri?: string[] }): CliError {
+function badInput(err: ZodError, opts: { redirectUri: string[]; postLogoutRedirectUri?: string[]; backchannelLogoutUri?: string }): CliError {
   const [field, index] = err.issues[0]!.path;
   const values: Record<string, string[] | undefined> = { redirectUris: opts.redirectUri, postLogoutRedirectUris: opts.postLogoutRedirectUri };
-  const given = typeof field === 'string' && typeof index === 'number' ? values[field]?.[index] : undefined;
+  const given =
+    typeof field === 'string' && typeof index === 'number' ? values[field]?.[index] : field === 'backchannelLogoutUri' ? opts.backchannelLogoutUri : undefined;
   return new CliError(`${describeZodError(err)}${given === undefined ? '' : ` (got ${JSON.stringify(given)})`}`);
 }
 
@@ -123,11 +135,14 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--introspect-any', 'with --resource-server: the API may also introspect any opaque access token')
     .option('--client-credentials', 'a machine client: tokens for APIs on its own behalf (client_credentials), no redirect URIs')
     .option('--scope <scopes>', 'with --client-credentials: the API scopes it may be granted ("read write")')
+    .option('--device-flow', 'a CLI or TV: signs users in with the device authorization grant (RFC 8628); with --public, no secret')
+    .option('--backchannel-logout-uri <uri>', 'where the app is told of ended sessions (OIDC Back-Channel Logout; https, or http on localhost)')
+    .option('--backchannel-logout-session-required', 'with --backchannel-logout-uri: logout tokens (and ID tokens) carry the session id, sid')
     .option('--json', 'print JSON');
   usageCheck(add, (cmd) => {
-    const o = cmd.opts<{ redirectUri?: string[]; resourceServer?: string; clientCredentials?: boolean }>();
-    if (!o.redirectUri?.length && !o.resourceServer && !o.clientCredentials) {
-      cmd.error('error: one of --redirect-uri <uri> (an app), --resource-server <indicator> (an API) or --client-credentials (a machine client) is required');
+    const o = cmd.opts<{ redirectUri?: string[]; resourceServer?: string; clientCredentials?: boolean; deviceFlow?: boolean }>();
+    if (!o.redirectUri?.length && !o.resourceServer && !o.clientCredentials && !o.deviceFlow) {
+      cmd.error('error: one of --redirect-uri <uri> (an app), --resource-server <indicator> (an API), --client-credentials (a machine client) or --device-flow (a CLI or TV) is required');
     }
   });
   add.action(async (name: string, opts: {
@@ -160,13 +175,18 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         idTokenAlg: opts.idTokenAlg as never,
         clientCredentials: usage.clientCredentials ?? false,
         clientCredentialsScopes: usage.clientCredentialsScopes,
+        deviceFlow: usage.deviceFlow ?? false,
         resourceIndicator: usage.resourceIndicator ?? undefined,
         resourceScopes: usage.resourceScopes,
         introspectAny: usage.introspectAny,
         pkce: usage.pkce,
         idTokenClaims: usage.idTokenClaims,
+        backchannelLogoutUri: usage.backchannelLogoutUri ?? undefined,
+        backchannelLogoutSessionRequired: usage.backchannelLogoutSessionRequired,
       }).catch((err: unknown) => {
-        if (err instanceof ZodError) throw badInput(err, { redirectUri: opts.redirectUri ?? [], postLogoutRedirectUri: opts.postLogoutRedirectUri });
+        if (err instanceof ZodError) {
+          throw badInput(err, { redirectUri: opts.redirectUri ?? [], postLogoutRedirectUri: opts.postLogoutRedirectUri, backchannelLogoutUri: usage.backchannelLogoutUri ?? undefined });
+        }
         if (err instanceof IndicatorTaken) throw new CliError(err.message);
         // Two runs racing for one name: the unique index decides.
         if ((err as { code?: string }).code === '23505') throw new CliError(`a client named ${name} already exists`);
@@ -178,6 +198,10 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         ...(pkce ? { pkce } : {}),
         ...(idTokenClaims ? { id_token_claims: idTokenClaims } : {}),
         ...(machineScope !== undefined ? { client_credentials_scope: machineScope } : {}),
+        ...(usage.deviceFlow ? { device_flow: true } : {}),
+        ...(created.metadata.backchannel_logout_uri
+          ? { backchannel_logout_uri: created.metadata.backchannel_logout_uri, backchannel_logout_session_required: created.metadata.backchannel_logout_session_required }
+          : {}),
         ...(created.resourceServer ? { resource_server: { indicator: created.resourceServer.indicator, scopes: created.resourceServer.scopes, introspect_any: created.resourceServer.introspectAny } } : {}),
       });
       if (policy) await applyClientPolicy(db, (await findClientRow(db, created.clientId))!, policy.policy, policy.defaultAcrValues, actor);
@@ -204,8 +228,14 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--client-credentials', 'let it get tokens for APIs on its own behalf (client_credentials)')
     .option('--no-client-credentials', 'stop that')
     .option('--scope <scopes>', 'the API scopes a machine client may be granted ("read write")')
+    .option('--device-flow', 'let it sign users in with the device authorization grant (RFC 8628), for a CLI or TV')
+    .option('--no-device-flow', 'stop that')
     .option('--pkce <mode>', `${PKCE_MODES.join(' or ')} (optional only for a confidential app)`)
     .option('--id-token-claims <mode>', ID_TOKEN_CLAIMS.join(' or '))
+    .option('--backchannel-logout-uri <uri>', 'where the app is told of ended sessions (OIDC Back-Channel Logout; https, or http on localhost)')
+    .option('--no-backchannel-logout-uri', 'stop telling the app of ended sessions')
+    .option('--backchannel-logout-session-required', 'logout tokens (and ID tokens) carry the session id, sid')
+    .option('--no-backchannel-logout-session-required', 'logout tokens carry no sid')
     .option('--json', 'print JSON');
   update.action(async (name: string, opts: ClientPolicyOptions & UsageOptions & { firstParty?: boolean; thirdParty?: boolean; clearPolicy?: boolean; json?: boolean }) => {
     const { db } = ctx.services;

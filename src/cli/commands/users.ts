@@ -96,7 +96,7 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
       .action(async (username: string) => {
         const { db } = ctx.services;
         const account = await requireAccount(db, username);
-        await notifySessionsEnded(ctx.services, account.id, await setDisabled(db, account.id, disabled));
+        await notifySessionsEnded(ctx.services, account.id, await setDisabled(db, account.id, disabled), 'disabled');
         await recordAudit(db, disabled ? 'account.disabled' : 'account.enabled', { accountId: account.id, actor });
         io.out(`${account.username} ${disabled ? 'disabled' : 'enabled'}\n`);
       });
@@ -118,7 +118,7 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
     .action(async (username: string) => {
       const { db } = ctx.services;
       const account = await requireAccount(db, username);
-      await removeAccount(db, account.id);
+      await notifySessionsEnded(ctx.services, account.id, (await removeAccount(db, account.id)).sessions, 'removed');
       await recordAudit(db, 'account.removed', { accountId: account.id, actor }, { username: account.username });
       io.out(`removed ${account.username}\n`);
     });
