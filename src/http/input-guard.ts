@@ -6,7 +6,7 @@
  * client credentials of HTTP Basic. Refused with 400 before any row is read or
  * written: `invalid_request` as JSON for the protocol endpoints and APIs, a page
  * in the person's language for the sign-in pages (and for a browser arriving at
- * /auth or /session/end).
+ * /auth, /session/end or a device's verification page, /device).
  *
  * The body is read here once (at most the provider's own limit) and handed on
  * as a fresh stream (replay-body.ts): node-oidc-provider and co-body read the
@@ -23,14 +23,15 @@ import { views } from '../../interactions/render.ts';
 /** node-oidc-provider's own body limit (lib/shared/selective_body.js), the largest any route here accepts. */
 export const BODY_LIMIT = 56 * 1024;
 
-/** Endpoints a browser is sent to: answered with a page when it asks for HTML. */
+/** Endpoints a browser is sent to (sign-in, sign-out, a device's verification page): a page when it asks for HTML. */
 const BROWSER_ENDPOINTS = new Set(['/auth', '/session/end', '/session/end/confirm']);
+const isBrowserEndpoint = (path: string) => BROWSER_ENDPOINTS.has(path) || (path.startsWith('/device') && path !== '/device/auth');
 
 const CHARSETS_AS_UTF8 = new Set(['utf-8', 'utf8', 'us-ascii']);
 
 function wantsPage(ctx: Context): boolean {
   if (ctx.path.startsWith('/interaction/')) return ctx.accepts(['html', 'json']) === 'html';
-  return BROWSER_ENDPOINTS.has(ctx.path) && ctx.accepts(['json', 'html']) === 'html';
+  return isBrowserEndpoint(ctx.path) && ctx.accepts(['json', 'html']) === 'html';
 }
 
 function refuse(ctx: Context, status: 400 | 413, description: string, key: MessageKey): void {

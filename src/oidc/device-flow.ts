@@ -62,6 +62,25 @@ export function throttleUserCodes(provider: Provider, services: Services): void 
   });
 }
 
+/**
+ * GET /device/:uid (the library's device_resume) without the browser session that started it (a stale link, cookies
+ * cleared, a guess): the library refuses it, then fails to store the session it had only just made for its error page
+ * (the same TypeError as a stale form post above) and answers 500. It is an expired page like the form's.
+ */
+export function expiredDeviceResume(provider: Provider): void {
+  const page = provider.urlFor('code_verification');
+  provider.use(async (ctx, next) => {
+    if (ctx.method !== 'GET' || !ctx.path.startsWith('/device/')) return next();
+    try {
+      await next();
+    } catch (err) {
+      const session = (ctx as KoaContextWithOIDC).oidc?.session;
+      if (!(err instanceof TypeError) || !session || typeof session.exp === 'number') throw err;
+      renderUserCodeFormExpired(ctx as KoaContextWithOIDC, page);
+    }
+  });
+}
+
 /** POST /device/auth by a client not registered with --device-flow: refused as unauthorized_client. */
 export function deviceGrantRefusal(provider: Provider): void {
   provider.use(async (ctx, next) => {

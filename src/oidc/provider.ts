@@ -24,7 +24,7 @@ import { jwtAccessTokenHandles, recordJwtAccessTokens } from './jwt-access-token
 import { DatabaseUnavailableError } from '../db/outage.ts';
 import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
 import { providerFetch, queueProviderLogouts } from './backchannel-logout.ts';
-import { deviceFlowFeature, deviceGrantRefusal, throttleUserCodes } from './device-flow.ts';
+import { deviceFlowFeature, deviceGrantRefusal, expiredDeviceResume, throttleUserCodes } from './device-flow.ts';
 
 export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
@@ -183,6 +183,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   if (config.BACKCHANNEL_LOGOUT) queueProviderLogouts(provider, services);
   if (config.DEVICE_FLOW) {
     throttleUserCodes(provider, services);
+    expiredDeviceResume(provider);
     deviceGrantRefusal(provider);
   }
   // A JWT access token at introspection or revocation is looked up by its record (src/oidc/jwt-access-tokens.ts).

@@ -118,6 +118,14 @@ for (const kind of DIALECTS) {
       expect(html).toContain(CATALOGUE.de['input.refused.title']);
     });
 
+    test('found by the fuzz suite: a device verification link without its browser session is an expired page, not a 500', async () => {
+      for (const path of ['/device/confirm', '/device/abc?xsrf=x']) {
+        const res = await get(path, { accept: 'text/html' });
+        expect(res.status).toBe(400);
+        expect(await res.text()).toContain('This page has expired');
+      }
+    });
+
     /** The error the provider sends back to the app, from the redirect. */
     async function appError(agent: UserAgent, claims: unknown, extra: Record<string, string> = {}) {
       const auth = await rp.authorizationUrl({ claims: JSON.stringify(claims), ...extra });

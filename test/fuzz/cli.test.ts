@@ -18,7 +18,7 @@ const USERS = ['alice', 'bob', 'alice@example.test'];
 const CLIENTS = ['web', 'machine'];
 const GROUPS = ['staff'];
 
-const CLIENT_OPTIONS = ['--redirect-uri', '--public', '--auth-method', '--mfa', '--min-acr', '--factors', '--pkce', '--id-token-claims', '--client-credentials', '--scope', '--resource-server', '--resource-scopes', '--first-party', '--max-auth-age', '--trusted-devices', '--default-acr-values', '--jwks-uri', '--id-token-alg', '--post-logout-redirect-uri'];
+const CLIENT_OPTIONS = ['--device-flow', '--backchannel-logout-uri', '--redirect-uri', '--public', '--auth-method', '--mfa', '--min-acr', '--factors', '--pkce', '--id-token-claims', '--client-credentials', '--scope', '--resource-server', '--resource-scopes', '--first-party', '--max-auth-age', '--trusted-devices', '--default-acr-values', '--jwks-uri', '--id-token-alg', '--post-logout-redirect-uri'];
 
 /** Sub-commands, the kinds of their positional arguments, and their own options. */
 const COMMANDS: Array<[string[], Array<'user' | 'client' | 'group' | 'text'>, string[]]> = [
@@ -87,6 +87,8 @@ const OPTIONS: Record<string, fc.Arbitrary<string> | null> = {
   '--trusted-devices': fc.constantFrom('allow', 'deny', 'x'),
   '--synced-passkeys': fc.constantFrom('allow', 'deny', 'x'),
   '--client-credentials': null,
+  '--device-flow': null,
+  '--backchannel-logout-uri': fc.constantFrom(...URIS),
   '--no-client-credentials': null,
   '--scope': fc.constantFrom('api:read', ''),
   '--resource-server': fc.constantFrom('https://api.example.test', 'urn:x', 'x'),

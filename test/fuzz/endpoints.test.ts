@@ -74,6 +74,7 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
       redirect_uri: fc.constant(REDIRECT),
       code_verifier: alnum,
       refresh_token: alnum,
+      device_code: alnum,
       client_id: client,
       client_secret: fc.constantFrom(...known.secrets),
       client_assertion: fc.constantFrom('a.b.c', ...known.idTokens),
@@ -86,6 +87,9 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
   const endSession = { required: {}, optional: { id_token_hint: fc.constantFrom(...known.idTokens), post_logout_redirect_uri: fc.constant('http://app.example.test/bye'), state: alnum, client_id: client, logout_hint: alnum, ui_locales: fc.constant('de') } };
   const confirm = { required: { xsrf: alnum }, optional: { logout: fc.constant('yes') } };
   const nothing = { required: {}, optional: { x: alnum } };
+  // RFC 8628: the device's request, and the person's verification page (user code, then confirmation).
+  const deviceRequest = { required: { client_id: client }, optional: { scope: fc.constantFrom('openid', 'openid offline_access'), acr_values: fc.constantFrom(...ACR), claims: fc.constantFrom(...CLAIMS) } };
+  const verification = { required: {}, optional: { user_code: fc.constantFrom('BCDF-GHJK', 'bcdfghjk', 'XXXX'), xsrf: alnum, confirm: fc.constantFrom('yes', 'no'), abort: fc.constant('yes') } };
   const routes: Array<{ path: fc.Arbitrary<string>; methods: string[]; params: { required: Record<string, fc.Arbitrary<string>>; optional: Record<string, fc.Arbitrary<string>> }; basic?: true }> = [
     { path: fc.constant('/auth'), methods: ['GET', 'GET', 'POST'], params: authorization },
     { path: fc.constant('/request'), methods: ['POST'], params: authorization, basic: true },
@@ -94,9 +98,11 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
     { path: fc.constant('/me'), methods: ['GET', 'POST'], params: { required: {}, optional: { access_token: token } } },
     { path: fc.constant('/session/end'), methods: ['GET', 'POST'], params: endSession },
     { path: fc.constant('/session/end/confirm'), methods: ['POST'], params: confirm },
+    { path: fc.constant('/device/auth'), methods: ['POST'], params: deviceRequest, basic: true },
+    { path: fc.constantFrom('/device', '/device/confirm'), methods: ['GET', 'POST'], params: verification },
     { path: fc.constantFrom('/.well-known/openid-configuration', '/jwks', '/healthz', '/readyz', '/assets/twofold.css'), methods: ['GET', 'POST', 'OPTIONS'], params: nothing },
     {
-      path: fc.tuple(fc.constantFrom('/', '/interaction/', '/auth/', '/token/', '/assets/', '/session/end/'), hostileText).map(([p, s]) => p + encodeURIComponent(Buffer.from(s.slice(0, 200)).toString()).replace(/%25/g, '%')),
+      path: fc.tuple(fc.constantFrom('/', '/interaction/', '/auth/', '/token/', '/assets/', '/session/end/', '/device/'), hostileText).map(([p, s]) => p + encodeURIComponent(Buffer.from(s.slice(0, 200)).toString()).replace(/%25/g, '%')),
       methods: ['GET', 'POST', 'PUT', 'DELETE'],
       params: nothing,
     },
@@ -131,7 +137,7 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
       )
       .chain((h) => fc.subarray(Object.keys(h), { maxLength: withBasic ? 2 : 1 }).map((keep) => Object.fromEntries(Object.entries(h).filter(([k]) => keep.includes(k) || (k === 'authorization' && withBasic)))));
   // /auth and /token carry the most parameters into storage: they get more of the inputs.
-  const weights = [4, 1, 3, 2, 1, 1, 1, 1, 1];
+  const weights = [4, 1, 3, 2, 1, 1, 1, 1, 1, 1, 1];
   return fc
     .oneof(
       ...routes.map((r, i) => ({
@@ -181,7 +187,8 @@ for (const kind of DIALECTS) {
       const web = await createClient(db, sealer, { name: 'web', redirectUris: [REDIRECT], postLogoutRedirectUris: ['http://app.example.test/bye'], firstParty: true });
       const spa = await createClient(db, sealer, { name: 'spa', redirectUris: [REDIRECT], public: true, firstParty: true });
       const machine = await createClient(db, sealer, { name: 'machine', redirectUris: [], clientCredentials: true });
-      known.clients.push(web.clientId, spa.clientId, machine.clientId);
+      const tv = await createClient(db, sealer, { name: 'tv', redirectUris: [], public: true, deviceFlow: true });
+      known.clients.push(web.clientId, spa.clientId, machine.clientId, tv.clientId);
       known.secrets.push(web.clientSecret!, machine.clientSecret!);
       // One real sign-in: its tokens go into the pool, so the endpoints are reached with live values too.
       const rp = await relyingParty(server.issuer, web.clientId, web.clientSecret, REDIRECT, { scope: 'openid profile email' });
