@@ -124,6 +124,10 @@ for (const kind of DIALECTS) {
         expect(res.status).toBe(400);
         expect(await res.text()).toContain('This page has expired');
       }
+      // POST /device/ is the verification form to the library's router (not strict): answered, and counted, the same.
+      const slash = await post('/device/', 'user_code=BCDF-GHJK&xsrf=x', { accept: 'text/html', authorization: '' });
+      expect(slash.status).toBe(400);
+      expect(await slash.text()).toContain('This page has expired');
     });
 
     /** The error the provider sends back to the app, from the redirect. */
