@@ -11,6 +11,7 @@ import { withRequestMemo } from './db/request-memo.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { canonicalUrl } from './http/canonical-url.ts';
 import { errorBoundary } from './http/errors.ts';
+import { inputGuard } from './http/input-guard.ts';
 import { healthRoutes } from './http/health.ts';
 import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
@@ -47,6 +48,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // THEME_DIR: this app's pages, error pages included, render with its theme.
   if (themed) app.use((_ctx, next) => withViews(themed.views, next));
   app.use(errorBoundary());
+  // Before anything reads a parameter, a form or a body: text the database cannot take (NUL, lone surrogates) is a 400.
+  app.use(inputGuard());
 
   const health = healthRoutes(services.db, () => shuttingDown);
   app.use(health.routes());

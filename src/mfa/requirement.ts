@@ -16,10 +16,12 @@ import { AcrTable } from '../policy/acr-table.ts';
 import { inRequestScope } from '../db/request-memo.ts';
 import { clientPolicyOf, deadlineFor, globalPolicy, holdPolicies, policiesFor, policiesHeld, policyRowsQuery, type PolicyRow } from '../policy/store.ts';
 import { findClientRow } from '../oidc/clients.ts';
+import { essentialAcrRequests } from '../oidc/claims-parameter.ts';
 
 export interface RequestFacts {
   acrValues: string[];
-  essentialAcr?: string[];
+  /** Each essential `acr` request (the ID token's, then userinfo's): every one must be met by one of its values. */
+  essentialAcr?: string[][];
 }
 
 const tables = new WeakMap<Config, AcrTable>();
@@ -31,21 +33,18 @@ export function acrTableOf(config: Config): AcrTable {
   return table;
 }
 
-/** Reads acr_values and an essential `acr` in the claims parameter (id_token or userinfo). */
+/**
+ * Reads acr_values and the essential `acr` requests of the claims parameter (id_token and userinfo alike). The provider
+ * refuses a malformed claims parameter before any interaction (src/oidc/claims-parameter.ts); one that reaches here
+ * anyway (stored before that check existed) fails closed: a request no level can meet, never none.
+ */
 export function requestFacts(params: Record<string, unknown>): RequestFacts {
   const acrValues = typeof params.acr_values === 'string' ? params.acr_values.split(' ').filter(Boolean) : [];
-  let essentialAcr: string[] | undefined;
   const raw = params.claims;
-  if (typeof raw === 'string' && raw) {
-    try {
-      const claims = JSON.parse(raw) as Record<string, Record<string, { essential?: boolean; value?: string; values?: string[] } | null>>;
-      const acr = claims.id_token?.acr ?? claims.userinfo?.acr;
-      if (acr?.essential) essentialAcr = acr.values ?? (acr.value ? [acr.value] : undefined);
-    } catch {
-      // The provider rejects malformed claims before any interaction.
-    }
-  }
-  return { acrValues, essentialAcr };
+  if (typeof raw !== 'string' || !raw) return { acrValues };
+  const read = essentialAcrRequests(raw);
+  const essentialAcr = read.ok ? read.requests : [[]];
+  return essentialAcr.length ? { acrValues, essentialAcr } : { acrValues };
 }
 
 export interface SignInFacts {

@@ -45,7 +45,8 @@ export function throttleUserCodes(provider: Provider, services: Services): void 
   const path = '/device';
   const page = provider.urlFor('code_verification');
   provider.use(async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== path) return next();
+    // The library's router is not strict: /device/ is /device too, and must be counted the same.
+    if (ctx.method !== 'POST' || ctx.path.replace(/\/+$/, '') !== path) return next();
     const verdict = await attempt(services.db, [{ rule: USER_CODE_GUESSES, subject: clientAddress(ctx) }]);
     if (!verdict.allowed) return renderUserCodeThrottled(ctx as KoaContextWithOIDC, page, verdict.retryAfterSeconds);
     try {
@@ -59,6 +60,25 @@ export function throttleUserCodes(provider: Provider, services: Services): void 
       return renderUserCodeFormExpired(ctx as KoaContextWithOIDC, page);
     }
     if ((ctx as KoaContextWithOIDC).oidc?.entities?.DeviceCode) await refund(services.db, verdict);
+  });
+}
+
+/**
+ * GET /device/:uid (the library's device_resume) without the browser session that started it (a stale link, cookies
+ * cleared, a guess), or any other request under /device/: the library refuses it, then fails to store the session it had only just made for its error page
+ * (the same TypeError as a stale form post above) and answers 500. It is an expired page like the form's.
+ */
+export function expiredDeviceResume(provider: Provider): void {
+  const page = provider.urlFor('code_verification');
+  provider.use(async (ctx, next) => {
+    if (!ctx.path.startsWith('/device/') || ctx.path === '/device/auth') return next();
+    try {
+      await next();
+    } catch (err) {
+      const session = (ctx as KoaContextWithOIDC).oidc?.session;
+      if (!(err instanceof TypeError) || !session || typeof session.exp === 'number') throw err;
+      renderUserCodeFormExpired(ctx as KoaContextWithOIDC, page);
+    }
   });
 }
 

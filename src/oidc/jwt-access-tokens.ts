@@ -15,13 +15,12 @@
  * like any unknown token.
  */
 import crypto from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import type { Context, Middleware } from 'koa';
 import getRawBody from 'raw-body';
 import type { AccessToken, ClientCredentials, JWTStructured } from 'oidc-provider';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
 import type { JWK } from './keys.ts';
+import { replayBody } from '../http/replay-body.ts';
 
 /** The library's routes for the two endpoints (Twofold keeps its defaults). */
 const ROUTES = new Set(['/token/introspection', '/token/revocation']);
@@ -89,30 +88,6 @@ function ourJti(token: string, keys: Map<string, VerifyingKey>, issuer: string):
 
 /** Whether a value has the shape of a compact JWS (the library refuses those at these endpoints). */
 const looksLikeJws = (value: string) => /^[\w-]+\.[\w-]+\.[\w-]*$/.test(value) && json(value.split('.')[0]!) !== undefined;
-
-/**
- * Hands the library a request whose body is `body`: the original is read. A stream of the same headers (with
- * the new length), method, URL and socket stands in for it, so the library reads the body as it always does.
- */
-function replayBody(ctx: Context, body: Buffer): void {
-  const original = ctx.req;
-  const replay = Object.assign(Readable.from([body], { objectMode: false }), {
-    headers: { ...original.headers, 'content-length': String(body.length) },
-    rawHeaders: original.rawHeaders,
-    method: original.method,
-    url: original.url,
-    httpVersion: original.httpVersion,
-    httpVersionMajor: original.httpVersionMajor,
-    httpVersionMinor: original.httpVersionMinor,
-    socket: original.socket,
-    connection: original.socket,
-    complete: true,
-    trailers: {},
-    rawTrailers: [],
-  }) as unknown as IncomingMessage;
-  ctx.req = replay;
-  ctx.request.req = replay;
-}
 
 /** Runs before the provider's routes: swaps a JWT access token in the `token` parameter for its handle. */
 export function jwtAccessTokenHandles(options: { issuer: string; jwks: JWK[]; hasher: KeyedHasher }): Middleware {

@@ -19,11 +19,12 @@ import { SCOPES } from './scopes.ts';
 import { AUTH_METHODS, invalidTwofoldMetadata, pkceRequired, TWOFOLD_METADATA } from './clients.ts';
 import { resourceIndicators } from './resource-indicators.ts';
 import { mayIntrospect } from './introspection.ts';
+import { claimsParameterProblem } from './claims-parameter.ts';
 import { jwtAccessTokenHandles, recordJwtAccessTokens } from './jwt-access-tokens.ts';
 import { DatabaseUnavailableError } from '../db/outage.ts';
 import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
 import { providerFetch, queueProviderLogouts } from './backchannel-logout.ts';
-import { deviceFlowFeature, deviceGrantRefusal, throttleUserCodes } from './device-flow.ts';
+import { deviceFlowFeature, deviceGrantRefusal, expiredDeviceResume, throttleUserCodes } from './device-flow.ts';
 
 export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
@@ -133,7 +134,14 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       resourceIndicators: resourceIndicators(services),
       // Machine clients (`client add … --client-credentials`): tokens for an API, no user, so no acr/amr; sub is the client.
       clientCredentials: { enabled: true },
-      claimsParameter: { enabled: true },
+      // The claims parameter's shape (OIDC Core 5.5) is checked before anything reads it: a malformed one is invalid_request.
+      claimsParameter: {
+        enabled: true,
+        assertClaimsParameter: async (_ctx, claims) => {
+          const problem = claimsParameterProblem(claims);
+          if (problem) throw new errors.InvalidRequest(problem);
+        },
+      },
       // The token's own client, and an API registered as a client for the tokens issued for it (src/oidc/introspection.ts).
       introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => mayIntrospect(db, client, token) },
       // A client may revoke only its own tokens.
@@ -175,6 +183,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   if (config.BACKCHANNEL_LOGOUT) queueProviderLogouts(provider, services);
   if (config.DEVICE_FLOW) {
     throttleUserCodes(provider, services);
+    expiredDeviceResume(provider);
     deviceGrantRefusal(provider);
   }
   // A JWT access token at introspection or revocation is looked up by its record (src/oidc/jwt-access-tokens.ts).

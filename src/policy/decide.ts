@@ -68,8 +68,11 @@ export interface PolicyInput {
     acrValues: string[];
     /** Where acr_values came from, for the trace (default `request`; e.g. an app's default_acr_values). */
     acrValuesSource?: string;
-    /** Values of an essential `acr` claim: one must be met. */
-    essentialAcr?: string[];
+    /**
+     * Essential `acr` requests (the claims parameter's id_token and userinfo members, in that order): each must be met
+     * by one of its values, so together they ask for the highest of their lowest known levels.
+     */
+    essentialAcr?: string[][];
   };
   /** What the session or this interaction has proved. */
   evidence: Evidence[];
@@ -242,11 +245,16 @@ export function decide(input: PolicyInput): Decision {
   let target: Level = hard;
   // What raised the target above the documents' demand, if anything: the request's acr_values, or a group's reminder.
   let wish: 'request' | 'reminder' | undefined;
-  const essential = (input.request.essentialAcr ?? []).map((v) => table.levelOf(v)).filter((l): l is 1 | 2 | 3 => l !== undefined);
+  const essentialRequests = input.request.essentialAcr ?? [];
   const voluntary = input.request.acrValues.map((v) => table.levelOf(v)).find((l) => l !== undefined);
-  if (input.request.essentialAcr?.length) {
-    if (!essential.length) return { type: 'unmet', level: achieved, target: 3, rule: 'essential acr: none of the requested values is known', trace };
-    const wanted = Math.min(...essential) as Level;
+  if (essentialRequests.length) {
+    // One request is met by any of its values (its lowest known level); every request must be met (the highest of those).
+    let wanted: Level = 1;
+    for (const values of essentialRequests) {
+      const known = values.map((v) => table.levelOf(v)).filter((l): l is 1 | 2 | 3 => l !== undefined);
+      if (!known.length) return { type: 'unmet', level: achieved, target: 3, rule: 'essential acr: none of the requested values is known', trace };
+      wanted = Math.max(wanted, Math.min(...known)) as Level;
+    }
     trace.push({ source: 'request', rule: `essential acr (level ${wanted})` });
     if (wanted > hard) {
       hard = wanted;
@@ -272,7 +280,8 @@ export function decide(input: PolicyInput): Decision {
     wish = 'reminder';
   }
 
-  const requested = input.request.essentialAcr?.length ? input.request.essentialAcr : input.request.acrValues;
+  // The acr issued: the first value met, the ID token's request before userinfo's.
+  const requested = essentialRequests.length ? essentialRequests.flat() : input.request.acrValues;
   const satisfied = (level: Level, ev: Evidence[], why: string, remembered = false): Decision => ({
     type: 'satisfied',
     level,

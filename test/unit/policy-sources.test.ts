@@ -135,7 +135,7 @@ describe('trusted devices', () => {
     ['enabled, allowed, level 2 needed: satisfied, remembered, amr without mfa', { ...on, mfa: 'required' }, { type: 'satisfied', level: 2, remembered: true, amr: ['pwd'] }],
     ['the app denies them: step up', { ...on, mfa: 'required', client: { name: 'x', trustedDevices: 'deny' } }, { type: 'step_up' }],
     ['disabled globally: step up', { ...on, trustedDevices: false, mfa: 'required' }, { type: 'step_up' }],
-    ['never for level 3', { ...on, enrolled: [TOTP, KEY], request: { acrValues: [], essentialAcr: ['urn:twofold:acr:3'] } }, { type: 'step_up', target: 3 }],
+    ['never for level 3', { ...on, enrolled: [TOTP, KEY], request: { acrValues: [], essentialAcr: [['urn:twofold:acr:3']] } }, { type: 'step_up', target: 3 }],
     ['no cookie: step up, with the offer to remember', { ...on, trustedDevice: undefined, mfa: 'required' }, { type: 'step_up', trustedDeviceAllowed: true }],
     ['remembered evidence passed in is ignored', { trustedDevices: true, mfa: 'required', enrolled: [TOTP], evidence: [PWD, { factor: 'trusted-device', kinds: ['have'], amr: [], phishingResistant: false, at: NOW, remembered: true }] }, { type: 'step_up' }],
   ])('%s', (_name, input, expected) => {
@@ -258,7 +258,7 @@ const arbInput: fc.Arbitrary<PolicyInput> = fc
     enrolled: r.enrolled,
     available: ALL,
     evidence: [PASSWORD_EVIDENCE(r.passwordAt), ...r.proofs],
-    request: { acrValues: r.acrValues, ...(r.essentialAcr ? { essentialAcr: r.essentialAcr } : {}) },
+    request: { acrValues: r.acrValues, ...(r.essentialAcr ? { essentialAcr: [r.essentialAcr] } : {}) },
     now: NOW,
   }));
 

@@ -59,7 +59,10 @@ interface Case {
   available?: FactorFacts[];
   evidence?: Evidence[];
   acrValues?: string[];
+  /** The claims parameter's essential id_token acr values. */
   essentialAcr?: string[];
+  /** The claims parameter's essential userinfo acr values. */
+  userinfoAcr?: string[];
 }
 
 function input(c: Case): PolicyInput {
@@ -67,7 +70,7 @@ function input(c: Case): PolicyInput {
     mfa: c.mfa ?? 'optional',
     enrolled: c.enrolled ?? [],
     available: c.available ?? REGISTERED,
-    request: { acrValues: c.acrValues ?? [], ...(c.essentialAcr ? { essentialAcr: c.essentialAcr } : {}) },
+    request: { acrValues: c.acrValues ?? [], ...(c.essentialAcr || c.userinfoAcr ? { essentialAcr: [c.essentialAcr, c.userinfoAcr].filter((v) => v !== undefined) } : {}) },
     evidence: c.evidence ?? [PWD],
   };
 }
@@ -184,6 +187,23 @@ describe('decide(): essential acr', () => {
 
   test.each(rows)('%s', (_name, c, expected) => {
     expect(run(c)).toMatchObject(expected);
+  });
+
+  // Issue 13, finding 5: an essential acr in userinfo was ignored when the ID token asked one too.
+  test.each<[string, Case, object]>([
+    ['userinfo stricter than the ID token: the higher level is required', { mfa: 'off', enrolled: [TOTP], essentialAcr: [A1], userinfoAcr: [A2] }, { type: 'step_up', target: 2 }],
+    ['ID token stricter than userinfo: the higher level is required', { mfa: 'off', enrolled: [TOTP], essentialAcr: [A2], userinfoAcr: [A1] }, { type: 'step_up', target: 2 }],
+    ['userinfo alone is honoured', { mfa: 'off', enrolled: [TOTP], userinfoAcr: [REFEDS_MFA] }, { type: 'step_up', target: 2 }],
+    ['both met: the ID token gets the value it asked for', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A1], userinfoAcr: [A2] }, satisfied(2, A1, ['mfa'])],
+    ['an unknown userinfo request cannot be met, whatever the ID token asks', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A2], userinfoAcr: [UNKNOWN] }, { type: 'unmet', rule: 'essential acr: none of the requested values is known' }],
+    ['level 3 in userinfo with TOTP only: unmet', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A2], userinfoAcr: [A3] }, { type: 'unmet', target: 3 }],
+  ])('essential acr in id_token and userinfo: %s', (_name, c, expected) => {
+    expect(run(c)).toMatchObject(expected);
+  });
+
+  test('an essential request with an empty list of values can never be met (the edge refuses it; anything past it fails closed)', () => {
+    const d = decide({ ...input({ mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF] }), request: { acrValues: [], essentialAcr: [[]] } });
+    expect(d).toMatchObject({ type: 'unmet' });
   });
 
   test('the rule names the essential request', () => {
@@ -423,7 +443,8 @@ const policyInput = fc
     extraEnrolled: facts,
     extra: extraProofs,
     acrValues: fc.array(acrValue, { maxLength: 3 }),
-    essentialAcr: fc.option(fc.array(fc.constantFrom(...KNOWN_ACR), { minLength: 1, maxLength: 2 }), { nil: undefined }),
+    // One request (id_token) or two (id_token and userinfo).
+    essentialAcr: fc.option(fc.array(fc.array(fc.constantFrom(...KNOWN_ACR), { minLength: 1, maxLength: 2 }), { minLength: 1, maxLength: 2 }), { nil: undefined }),
   })
   .map(({ mfa, available, extraEnrolled, extra, acrValues, essentialAcr }): PolicyInput => ({
     mfa,
@@ -511,7 +532,7 @@ describe('properties', () => {
         const voluntary = i.request.acrValues.map((v) => acrTable.levelOf(v) ?? 0);
         fc.pre(acrTable.levelOf(essential)! >= Math.max(0, ...voluntary));
         const looser = decide({ ...i, request: { acrValues: i.request.acrValues } });
-        const tighter = decide({ ...i, request: { acrValues: i.request.acrValues, essentialAcr: [essential] } });
+        const tighter = decide({ ...i, request: { acrValues: i.request.acrValues, essentialAcr: [[essential]] } });
         expectNoLooser(looser, tighter);
       }),
       { numRuns: 500 },
@@ -557,9 +578,10 @@ describe('properties', () => {
         // The acr issued is one the evidence meets.
         expect(acrTable.levelOf(d.acr!)!).toBeLessThanOrEqual(d.level);
         // An essential acr that is satisfied was met.
+        // Every essential request (id_token and userinfo alike) is met.
         if (i.request.essentialAcr) {
-          expect(i.request.essentialAcr).toContain(d.acr);
-          expect(d.level).toBeGreaterThanOrEqual(Math.min(...i.request.essentialAcr.map((v) => acrTable.levelOf(v)!)));
+          expect(i.request.essentialAcr.flat()).toContain(d.acr);
+          for (const values of i.request.essentialAcr) expect(d.level).toBeGreaterThanOrEqual(Math.min(...values.map((v) => acrTable.levelOf(v)!)));
         }
       }),
       { numRuns: 1000 },
@@ -599,7 +621,9 @@ describe('properties', () => {
   test('essential acr with only unknown values is always unmet', () => {
     fc.assert(
       fc.property(policyInput, (i) => {
-        expect(decide({ ...i, request: { acrValues: i.request.acrValues, essentialAcr: [UNKNOWN] } }).type).toBe('unmet');
+        expect(decide({ ...i, request: { acrValues: i.request.acrValues, essentialAcr: [[UNKNOWN]] } }).type).toBe('unmet');
+        // Unknown in one request, whatever the other asks.
+        expect(decide({ ...i, request: { acrValues: i.request.acrValues, essentialAcr: [[KNOWN_ACR[0]!], [UNKNOWN]] } }).type).toBe('unmet');
       }),
     );
   });
