@@ -17,11 +17,10 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { decodeProtectedHeader } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { freePort } from '../helpers/ports.ts';
-import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, register, startProvider, walk, type Provider, type User } from './harness.ts';
+import { ACR1, Browser, REFEDS_MFA, addUser, register, startProvider, walk, type Provider, type User, ESSENTIAL_MFA } from './harness.ts';
+import { signInFlows } from './sign-in-flows.ts';
 
 const DIR = path.join(process.cwd(), 'test/interop/apps/authjs');
-const ESSENTIAL = JSON.stringify({ id_token: { acr: { essential: true, values: [REFEDS_MFA] } } });
 const VERSIONS = ['@auth/core', '@auth/express'].map((name) => {
   try {
     return `${name}@${(JSON.parse(fs.readFileSync(path.join(DIR, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version}`;
@@ -93,45 +92,15 @@ for (const kind of DIALECTS) {
       expect(session).toMatchObject({ sub: user.id, acr: ACR1, amr: ['pwd'] });
     });
 
-    test('password + TOTP: acr level 2', async () => {
-      const { session, pages } = await visit(browser(), await addUser(p, { totp: true }));
-      expect(pages).toEqual(['login', 'code']);
-      expect(session.acr).toBe(ACR2);
-    });
-
-    test('per-app MFA: enrolment during sign-in', async () => {
-      expect((await p.run('client', 'update', 'authjs-app', '--mfa', 'required')).code).toBe(0);
-      try {
-        const { session, pages } = await visit(browser(), await addUser(p));
-        expect(pages).toEqual(['login', 'enrol', 'backup-codes']);
-        expect(session.acr).toBe(ACR2);
-      } finally {
-        expect((await p.run('client', 'update', 'authjs-app', '--clear-policy')).code).toBe(0);
-      }
-    });
-
-    describe('with the global policy at mfa off', () => {
-      beforeAll(() => savePolicy(p.services.db, GLOBAL, { mfa: 'off' }, 'test'));
-      afterAll(() => savePolicy(p.services.db, GLOBAL, { mfa: 'optional' }, 'test'));
-
-      test('essential step-up (claims): the TOTP step, not skippable', async () => {
-        const user = await addUser(p, { totp: true });
-        const b = browser();
-        expect((await visit(b, user)).session.acr).toBe(ACR1);
-        const stepped = await visit(b, user, { claims: ESSENTIAL }, { skip: true });
-        expect(stepped.pages).toEqual(['code']);
-        expect(stepped.session.acr).toBe(REFEDS_MFA);
-      });
-
-      test('voluntary step-up (acr_values): skipped, level 1; taken, the requested acr', async () => {
-        const user = await addUser(p, { totp: true });
-        const b = browser();
-        await visit(b, user);
-        const skipped = await visit(b, user, { acr_values: REFEDS_MFA }, { skip: true });
-        expect(skipped.pages).toEqual(['code']);
-        expect(skipped.session.acr).toBe(ACR1);
-        expect((await visit(b, user, { acr_values: REFEDS_MFA })).session.acr).toBe(REFEDS_MFA);
-      });
+    signInFlows({
+      provider: () => p,
+      client: 'authjs-app',
+      browser,
+      async signIn(b, user, ask, options) {
+        const params: Record<string, string> = { plain: {}, essential: { claims: ESSENTIAL_MFA }, voluntary: { acr_values: REFEDS_MFA } }[ask];
+        const { session, pages } = await visit(b, user, params, options);
+        return { pages, acr: session.acr };
+      },
     });
 
     test('key rotation: sign-ins work before and after the next keys sign', async () => {

@@ -14,12 +14,11 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { decodeProtectedHeader } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { freePort } from '../helpers/ports.ts';
-import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, register, startProvider, walk, type Provider, type User } from './harness.ts';
+import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, register, startProvider, walk, type Provider, type User, ESSENTIAL_MFA } from './harness.ts';
+import { signInFlows } from './sign-in-flows.ts';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(process.cwd(), 'test/interop/apps/authlib_app.py');
-const ESSENTIAL = JSON.stringify({ id_token: { acr: { essential: true, values: [REFEDS_MFA] } } });
 
 interface Me {
   claims: Record<string, unknown>;
@@ -90,46 +89,15 @@ for (const kind of DIALECTS) {
       expect(me.claims).toMatchObject({ sub: user.id, acr: ACR1, amr: ['pwd'], preferred_username: user.username });
     });
 
-    test('password + TOTP: acr level 2', async () => {
-      const { me, pages } = await visit(browser(), '/login', await addUser(p, { totp: true }));
-      expect(pages).toEqual(['login', 'code']);
-      expect(me.claims.acr).toBe(ACR2);
-    });
-
-    test('per-app MFA: enrolment during sign-in', async () => {
-      expect((await p.run('client', 'update', 'python-app', '--mfa', 'required')).code).toBe(0);
-      try {
-        const { me, pages } = await visit(browser(), '/login', await addUser(p));
-        expect(pages).toEqual(['login', 'enrol', 'backup-codes']);
-        expect(me.claims.acr).toBe(ACR2);
-      } finally {
-        expect((await p.run('client', 'update', 'python-app', '--clear-policy')).code).toBe(0);
-      }
-    });
-
-    describe('with the global policy at mfa off', () => {
-      beforeAll(() => savePolicy(p.services.db, GLOBAL, { mfa: 'off' }, 'test'));
-      afterAll(() => savePolicy(p.services.db, GLOBAL, { mfa: 'optional' }, 'test'));
-
-      test('essential step-up (claims): the TOTP step, not skippable', async () => {
-        const user = await addUser(p, { totp: true });
-        const b = browser();
-        expect((await visit(b, '/login', user)).me.claims.acr).toBe(ACR1);
-        const stepped = await visit(b, `/login?claims=${encodeURIComponent(ESSENTIAL)}`, user, { skip: true });
-        expect(stepped.pages).toEqual(['code']);
-        expect(stepped.me.claims.acr).toBe(REFEDS_MFA);
-      });
-
-      test('voluntary step-up (acr_values): skipped, level 1; taken, the requested acr', async () => {
-        const user = await addUser(p, { totp: true });
-        const b = browser();
-        await visit(b, '/login', user);
-        const skipped = await visit(b, `/login?acr_values=${encodeURIComponent(REFEDS_MFA)}`, user, { skip: true });
-        expect(skipped.pages).toEqual(['code']);
-        expect(skipped.me.claims.acr).toBe(ACR1);
-        const taken = await visit(b, `/login?acr_values=${encodeURIComponent(REFEDS_MFA)}`, user);
-        expect(taken.me.claims.acr).toBe(REFEDS_MFA);
-      });
+    signInFlows({
+      provider: () => p,
+      client: 'python-app',
+      browser,
+      async signIn(b, user, ask, options) {
+        const query = { plain: '', essential: `?claims=${encodeURIComponent(ESSENTIAL_MFA)}`, voluntary: `?acr_values=${encodeURIComponent(REFEDS_MFA)}` }[ask];
+        const { me, pages } = await visit(b, `/login${query}`, user, options);
+        return { pages, acr: me.claims.acr };
+      },
     });
 
     test('refresh: OAuth2Session.refresh_token gets a new access token', async () => {

@@ -15,11 +15,10 @@ import { decodeProtectedHeader } from 'jose';
 import eoc, { type ConfigParams } from 'express-openid-connect';
 import { DIALECTS } from '../helpers/databases.ts';
 import { freePort } from '../helpers/ports.ts';
-import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, npmVersion, register, startProvider, until, walk, type Hop, type Provider, type User } from './harness.ts';
+import { ACR1, Browser, REFEDS_MFA, addUser, formAction, npmVersion, register, startProvider, until, walk, type Hop, type Provider, type User, ESSENTIAL_MFA } from './harness.ts';
+import { signInFlows } from './sign-in-flows.ts';
 
 const { auth, requiresAuth } = eoc;
-const ESSENTIAL = JSON.stringify({ id_token: { acr: { essential: true, values: [REFEDS_MFA] } } });
 
 /** The express-session-compatible store express-openid-connect keeps logout tokens in. */
 type LogoutStore = NonNullable<Exclude<ConfigParams['backchannelLogout'], boolean | undefined>['store']>;
@@ -63,7 +62,7 @@ for (const kind of DIALECTS) {
       }));
       app.get('/me', requiresAuth(), (req, res) => { res.json({ user: req.oidc.user, claims: req.oidc.idTokenClaims, idToken: req.oidc.idToken }); });
       app.get('/stepup', (_req, res) => res.oidc.login({ returnTo: '/me', authorizationParams: { acr_values: REFEDS_MFA } }));
-      app.get('/essential', (_req, res) => res.oidc.login({ returnTo: '/me', authorizationParams: { claims: ESSENTIAL } }));
+      app.get('/essential', (_req, res) => res.oidc.login({ returnTo: '/me', authorizationParams: { claims: ESSENTIAL_MFA } }));
       app.get('/refresh', requiresAuth(), async (req, res) => {
         const before = req.oidc.accessToken!.access_token;
         const after = await req.oidc.accessToken!.refresh();
@@ -114,47 +113,14 @@ for (const kind of DIALECTS) {
       expect(me.user).toMatchObject({ sub: user.id, preferred_username: user.username, acr: ACR1, amr: ['pwd'] });
     });
 
-    test('password + TOTP: acr level 2', async () => {
-      const user = await addUser(p, { totp: true });
-      const { me, pages } = await visit(browser(), '/me', user);
-      expect(pages).toEqual(['login', 'code']);
-      expect(me.claims.acr).toBe(ACR2);
-    });
-
-    test('per-app MFA: enrolment during sign-in', async () => {
-      expect((await p.run('client', 'update', 'express-app', '--mfa', 'required')).code).toBe(0);
-      try {
-        const { me, pages } = await visit(browser(), '/me', await addUser(p));
-        expect(pages).toEqual(['login', 'enrol', 'backup-codes']);
-        expect(me.claims.acr).toBe(ACR2);
-      } finally {
-        expect((await p.run('client', 'update', 'express-app', '--clear-policy')).code).toBe(0);
-      }
-    });
-
-    describe('with the global policy at mfa off', () => {
-      beforeAll(() => savePolicy(p.services.db, GLOBAL, { mfa: 'off' }, 'test'));
-      afterAll(() => savePolicy(p.services.db, GLOBAL, { mfa: 'optional' }, 'test'));
-
-      test('essential step-up (claims): the TOTP step, not skippable', async () => {
-        const user = await addUser(p, { totp: true });
-        const b = browser();
-        expect((await visit(b, '/me', user)).me.claims.acr).toBe(ACR1);
-        const stepped = await visit(b, '/essential', user, { skip: true });
-        expect(stepped.pages).toEqual(['code']);
-        expect(stepped.me.claims.acr).toBe(REFEDS_MFA);
-      });
-
-      test('voluntary step-up (acr_values): skipped, level 1; taken, the requested acr', async () => {
-        const user = await addUser(p, { totp: true });
-        const b = browser();
-        await visit(b, '/me', user);
-        const skipped = await visit(b, '/stepup', user, { skip: true });
-        expect(skipped.pages).toEqual(['code']);
-        expect(skipped.me.claims.acr).toBe(ACR1);
-        const taken = await visit(b, '/stepup', user);
-        expect(taken.me.claims.acr).toBe(REFEDS_MFA);
-      });
+    signInFlows({
+      provider: () => p,
+      client: 'express-app',
+      browser,
+      async signIn(b, user, ask, options) {
+        const { me, pages } = await visit(b, { plain: '/me', essential: '/essential', voluntary: '/stepup' }[ask], user, options);
+        return { pages, acr: me.claims.acr };
+      },
     });
 
     test('refresh: req.oidc.accessToken.refresh() gets a new access token', async () => {

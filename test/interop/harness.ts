@@ -21,6 +21,8 @@ export const PASSWORD = 'correct horse battery';
 export const REFEDS_MFA = 'https://refeds.org/profile/mfa';
 export const ACR1 = 'urn:twofold:acr:1';
 export const ACR2 = 'urn:twofold:acr:2';
+/** A claims parameter that makes the MFA level essential for the ID token (OIDC Core 5.5.1.1). */
+export const ESSENTIAL_MFA = JSON.stringify({ id_token: { acr: { essential: true, values: [REFEDS_MFA] } } });
 
 /** "name@version" of an installed npm package: each RP's describe names what it ran. */
 export function npmVersion(name: string): string {

@@ -14,10 +14,9 @@ import { decodeProtectedHeader } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { freePort } from '../helpers/ports.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, register, startProvider, until, walk, type Hop, type Provider, type Registered, type User } from './harness.ts';
+import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, register, startProvider, until, walk, type Hop, type Provider, type Registered, type User, ESSENTIAL_MFA } from './harness.ts';
 import { apacheVersions, startApache, tlsProxy, type Apache } from './apache.ts';
 
-const ESSENTIAL = encodeURIComponent(JSON.stringify({ id_token: { acr: { essential: true, values: [REFEDS_MFA] } } }));
 
 /** The variables the app page printed (OIDC_CLAIM_acr=…, REMOTE_USER=…). */
 function shown(hop: Hop): Record<string, string> {
@@ -76,7 +75,7 @@ OIDCOAuthRemoteUserClaim sub
 </Location>
 <Location /mfa>
   AuthType openid-connect
-  OIDCPathAuthRequestParams claims=${ESSENTIAL}
+  OIDCPathAuthRequestParams claims=${encodeURIComponent(ESSENTIAL_MFA)}
   OIDCUnAutzAction auth
   Require claim acr:${REFEDS_MFA}
 </Location>

@@ -11,7 +11,7 @@ import * as oauth from 'oauth4webapi';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, npmVersion, register, startProvider, walk, type Provider, type Registered, type User } from './harness.ts';
+import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, npmVersion, register, startProvider, walk, type Provider, type Registered, type User, ESSENTIAL_MFA } from './harness.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const ORDERS = 'https://orders.example.test';
@@ -104,8 +104,7 @@ for (const kind of DIALECTS) {
         const first = await signIn(user);
         expect(first.pages).toEqual(['login']);
         expect(first.claims.acr).toBe(ACR1);
-        const claims = JSON.stringify({ id_token: { acr: { essential: true, values: [REFEDS_MFA] } } });
-        const stepped = await signIn(user, { browser: first.browser, params: { claims }, skip: true });
+        const stepped = await signIn(user, { browser: first.browser, params: { claims: ESSENTIAL_MFA }, skip: true });
         expect(stepped.pages).toEqual(['code']);
         expect(stepped.claims).toMatchObject({ sub: user.id, acr: REFEDS_MFA });
         expect(stepped.claims.amr).toEqual(expect.arrayContaining(['otp']));

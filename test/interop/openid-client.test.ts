@@ -11,7 +11,7 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, logoutReceiver, npmVersion, register, startProvider, until, walk, type Provider, type Registered, type User } from './harness.ts';
+import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, logoutReceiver, npmVersion, register, startProvider, until, walk, type Provider, type Registered, type User, ESSENTIAL_MFA } from './harness.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const BYE = 'http://app.example.test/bye';
@@ -106,8 +106,7 @@ for (const kind of DIALECTS) {
         const first = await signIn(user);
         expect(first.pages).toEqual(['login']);
         expect(first.claims.acr).toBe(ACR1);
-        const claims = JSON.stringify({ id_token: { acr: { essential: true, values: [REFEDS_MFA] } } });
-        const stepped = await signIn(user, { browser: first.browser, params: { claims }, skip: true });
+        const stepped = await signIn(user, { browser: first.browser, params: { claims: ESSENTIAL_MFA }, skip: true });
         expect(stepped.pages).toEqual(['code']);
         expect(stepped.claims.acr).toBe(REFEDS_MFA);
         expect(stepped.claims.sub).toBe(user.id);

@@ -18,8 +18,8 @@ import passport from 'passport';
 import { Strategy, type Profile, type VerifyCallback } from 'passport-openidconnect';
 import { DIALECTS } from '../helpers/databases.ts';
 import { freePort } from '../helpers/ports.ts';
-import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, npmVersion, register, startProvider, walk, type Provider, type User } from './harness.ts';
+import { ACR1, Browser, REFEDS_MFA, addUser, npmVersion, register, startProvider, walk, type Provider, type User } from './harness.ts';
+import { signInFlows } from './sign-in-flows.ts';
 
 interface Signed {
   profile: Profile;
@@ -102,45 +102,14 @@ for (const kind of DIALECTS) {
       expect(me.claims).toMatchObject({ sub: user.id, acr: ACR1, amr: ['pwd'] });
     });
 
-    test('password + TOTP: acr level 2', async () => {
-      const { me, pages } = await visit(browser(), 'plain', await addUser(p, { totp: true }));
-      expect(pages).toEqual(['login', 'code']);
-      expect(me.claims.acr).toBe(ACR2);
-    });
-
-    test('per-app MFA: enrolment during sign-in', async () => {
-      expect((await p.run('client', 'update', 'passport-app', '--mfa', 'required')).code).toBe(0);
-      try {
-        const { me, pages } = await visit(browser(), 'plain', await addUser(p));
-        expect(pages).toEqual(['login', 'enrol', 'backup-codes']);
-        expect(me.claims.acr).toBe(ACR2);
-      } finally {
-        expect((await p.run('client', 'update', 'passport-app', '--clear-policy')).code).toBe(0);
-      }
-    });
-
-    describe('with the global policy at mfa off', () => {
-      beforeAll(() => savePolicy(p.services.db, GLOBAL, { mfa: 'off' }, 'test'));
-      afterAll(() => savePolicy(p.services.db, GLOBAL, { mfa: 'optional' }, 'test'));
-
-      test('essential step-up (the claims option): the TOTP step, not skippable', async () => {
-        const user = await addUser(p, { totp: true });
-        const b = browser();
-        expect((await visit(b, 'plain', user)).me.claims.acr).toBe(ACR1);
-        const stepped = await visit(b, 'essential', user, { skip: true });
-        expect(stepped.pages).toEqual(['code']);
-        expect(stepped.me.claims.acr).toBe(REFEDS_MFA);
-      });
-
-      test('voluntary step-up (the acrValues option): skipped, level 1; taken, the requested acr', async () => {
-        const user = await addUser(p, { totp: true });
-        const b = browser();
-        await visit(b, 'plain', user);
-        const skipped = await visit(b, 'stepup', user, { skip: true });
-        expect(skipped.pages).toEqual(['code']);
-        expect(skipped.me.claims.acr).toBe(ACR1);
-        expect((await visit(b, 'stepup', user)).me.claims.acr).toBe(REFEDS_MFA);
-      });
+    signInFlows({
+      provider: () => p,
+      client: 'passport-app',
+      browser,
+      async signIn(b, user, ask, options) {
+        const { me, pages } = await visit(b, { plain: 'plain', essential: 'essential', voluntary: 'stepup' }[ask], user, options);
+        return { pages, acr: me.claims.acr };
+      },
     });
 
     test('key rotation: sign-ins work before and after the next keys sign', async () => {
