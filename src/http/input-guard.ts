@@ -14,14 +14,10 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Context, Middleware } from 'koa';
-import getRawBody from 'raw-body';
 import { isCleanText, decodeComponent, scanBasicCredentials, scanJson, scanUrlEncoded, type Refusal } from './clean-input.ts';
-import { replayBody } from './replay-body.ts';
+import { readBody } from './replay-body.ts';
 import { languageOf, message, type MessageKey } from '../i18n/catalogue.ts';
 import { views } from '../../interactions/render.ts';
-
-/** node-oidc-provider's own body limit (lib/shared/selective_body.js), the largest any route here accepts. */
-export const BODY_LIMIT = 56 * 1024;
 
 /** Endpoints a browser is sent to (sign-in, sign-out, a device's verification page): a page when it asks for HTML. */
 const BROWSER_ENDPOINTS = new Set(['/auth', '/session/end', '/session/end/confirm']);
@@ -64,12 +60,11 @@ const hasBody = (ctx: Context) => ctx.req.headers['transfer-encoding'] !== undef
 async function scanBody(ctx: Context): Promise<{ refusal?: Refusal; tooLarge?: true; unreadable?: string } | undefined> {
   let raw: Buffer;
   try {
-    raw = await getRawBody(ctx.req, { length: ctx.request.length, limit: BODY_LIMIT });
+    raw = await readBody(ctx);
   } catch (err) {
     if ((err as { type?: string }).type === 'entity.too.large') return { tooLarge: true };
     return { unreadable: 'the request body could not be read' };
   }
-  replayBody(ctx, raw);
   const charset = ctx.request.charset.toLowerCase();
   let text: string;
   if (!charset || CHARSETS_AS_UTF8.has(charset)) {

@@ -16,16 +16,13 @@
  */
 import crypto from 'node:crypto';
 import type { Context, Middleware } from 'koa';
-import getRawBody from 'raw-body';
 import type { AccessToken, ClientCredentials, JWTStructured } from 'oidc-provider';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
 import type { JWK } from './keys.ts';
-import { replayBody } from '../http/replay-body.ts';
+import { readBody, replayBody } from '../http/replay-body.ts';
 
 /** The library's routes for the two endpoints (Twofold keeps its defaults). */
 const ROUTES = new Set(['/token/introspection', '/token/revocation']);
-/** The library's own limit for these request bodies. */
-const BODY_LIMIT = 56 * 1024;
 
 const handleOf = (hasher: KeyedHasher, jti: string) => hasher.hash(jti, 'jwt-access-token');
 
@@ -96,7 +93,7 @@ export function jwtAccessTokenHandles(options: { issuer: string; jwks: JWK[]; ha
     if (ctx.method !== 'POST' || !ROUTES.has(ctx.path) || !ctx.is('application/x-www-form-urlencoded')) return next();
     let raw: Buffer;
     try {
-      raw = await getRawBody(ctx.req, { length: ctx.request.length, limit: BODY_LIMIT });
+      raw = await readBody(ctx);
     } catch {
       ctx.status = 400;
       ctx.body = { error: 'invalid_request', error_description: 'failed to parse the request body' };
@@ -108,9 +105,8 @@ export function jwtAccessTokenHandles(options: { issuer: string; jwks: JWK[]; ha
     if (tokens.length === 1 && looksLikeJws(tokens[0]!)) {
       const jti = ourJti(tokens[0]!, keys, options.issuer);
       form.set('token', jti ? handleOf(options.hasher, jti) : crypto.randomBytes(32).toString('base64url'));
-      raw = Buffer.from(form.toString(), 'utf8');
+      replayBody(ctx, Buffer.from(form.toString(), 'utf8'));
     }
-    replayBody(ctx, raw);
     return next();
   };
 }
