@@ -37,6 +37,16 @@ export function deviceFlowFeature(services: Services): NonNullable<NonNullable<C
 }
 
 /**
+ * Whether the library failed the way it does on a device page reached without the browser session that started
+ * the flow: it refuses the request, then fails (a TypeError) to store the session it had only just made for its
+ * error page, one not yet saved (no `exp`). Anything else (a database outage) goes on to its own answer.
+ */
+function failedOnFreshSession(ctx: KoaContextWithOIDC, err: unknown): boolean {
+  const session = ctx.oidc?.session;
+  return err instanceof TypeError && !!session && typeof session.exp !== 'number';
+}
+
+/**
  * Counts every user code entered at the verification page (the form post) before the library looks it up, and
  * gives the attempt back when the code was found: what stays counted are wrong guesses.
  */
@@ -52,11 +62,8 @@ export function throttleUserCodes(provider: Provider, services: Services): void 
     try {
       await next();
     } catch (err) {
-      // A post without a live browser session (a stale tab, cookies cleared) is refused, and the library then fails
-      // to store the session it had only just made for its error page; that form could never be sent anyway.
-      const session = (ctx as KoaContextWithOIDC).oidc?.session;
-      // Anything else (a database outage) goes on to its own answer.
-      if (!(err instanceof TypeError) || !session || typeof session.exp === 'number') throw err;
+      // A post without a live browser session (a stale tab, cookies cleared): that form could never be sent anyway.
+      if (!failedOnFreshSession(ctx as KoaContextWithOIDC, err)) throw err;
       return renderUserCodeFormExpired(ctx as KoaContextWithOIDC, page);
     }
     if ((ctx as KoaContextWithOIDC).oidc?.entities?.DeviceCode) await refund(services.db, verdict);
@@ -65,8 +72,8 @@ export function throttleUserCodes(provider: Provider, services: Services): void 
 
 /**
  * GET /device/:uid (the library's device_resume) without the browser session that started it (a stale link, cookies
- * cleared, a guess), or any other request under /device/: the library refuses it, then fails to store the session it had only just made for its error page
- * (the same TypeError as a stale form post above) and answers 500. It is an expired page like the form's.
+ * cleared, a guess), or any other request under /device/: the library would answer 500 (failedOnFreshSession); it is
+ * an expired page like the form's.
  */
 export function expiredDeviceResume(provider: Provider): void {
   const page = provider.urlFor('code_verification');
@@ -75,8 +82,7 @@ export function expiredDeviceResume(provider: Provider): void {
     try {
       await next();
     } catch (err) {
-      const session = (ctx as KoaContextWithOIDC).oidc?.session;
-      if (!(err instanceof TypeError) || !session || typeof session.exp === 'number') throw err;
+      if (!failedOnFreshSession(ctx as KoaContextWithOIDC, err)) throw err;
       renderUserCodeFormExpired(ctx as KoaContextWithOIDC, page);
     }
   });
