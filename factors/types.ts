@@ -305,6 +305,12 @@ export interface FactorDescriptor<S = unknown> {
   /** Folder with this factor's Handlebars partials, registered as `<id>/<name>`. */
   viewsDir: string;
   /**
+   * Folder with this factor's messages, `<language>.json` (`en.json` at least), every key beginning
+   * with `<id>.`: its label, its pages' texts and its failures' messages. Views use them as
+   * `{{t "<id>.key"}}`; failures name them as `{ key, params }`.
+   */
+  messagesDir?: string;
+  /**
    * Loads what is slow to load (a large library) ahead of first use. The provider calls it once it
    * is ready, so neither start-up nor the first sign-in waits for it. Optional.
    */

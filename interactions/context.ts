@@ -7,7 +7,8 @@ import type { Context } from 'koa';
 import coBody from 'co-body';
 import type Provider from 'oidc-provider';
 import type { Services } from '../src/services.ts';
-import { views } from './render.ts';
+import { UI_LOCALES_STATE } from '../src/i18n/language.ts';
+import { speakerFor, views } from './render.ts';
 import { wayBack } from './way-back.ts';
 
 export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -24,6 +25,8 @@ export async function loadInteraction(ctx: Context, deps: InteractionDeps): Prom
   try {
     const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
     if (ctx.params.uid && details.uid !== ctx.params.uid) throw new InteractionGone();
+    // Every step of this sign-in speaks the language the app asked for.
+    if (typeof details.params.ui_locales === 'string') ctx.state[UI_LOCALES_STATE] = details.params.ui_locales;
     return details;
   } catch (err) {
     const name = (err as { name?: string }).name;
@@ -60,8 +63,9 @@ export function sameOrigin(ctx: Context, issuer: string): boolean {
   return origin === new URL(issuer).origin;
 }
 
+/** Answers with a page in the person's language. */
 export function page(ctx: Context, view: string, data: Record<string, unknown>, status = 200): void {
   ctx.status = status;
   ctx.type = 'html';
-  ctx.body = views().render(view, data);
+  ctx.body = views().render(view, { lang: speakerFor(ctx).lang, ...data });
 }

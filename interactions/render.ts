@@ -8,7 +8,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Context } from 'koa';
 import Handlebars from 'handlebars';
+import { Catalogue, type Params } from '../src/i18n/catalogue.ts';
+import { languageOf } from '../src/i18n/language.ts';
 import { loadTheme, type Theme } from './theme.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -19,11 +22,18 @@ export class Views {
   readonly #hbs = Handlebars.create();
   readonly #templates = new Map<string, Handlebars.TemplateDelegate>();
   readonly #theme: Theme | undefined;
+  readonly catalogue: Catalogue;
 
   /** Helpers here are the only ones a theme may use (theme.ts VIEW_HELPERS). */
-  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme) {
+  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme, catalogue = new Catalogue()) {
+    this.catalogue = catalogue;
     this.#hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
     this.#hbs.registerHelper('encodeURIComponent', (v: unknown) => encodeURIComponent(String(v ?? '')));
+    // {{t "key" name=value}}: the message in the page's language, its parameters escaped.
+    this.#hbs.registerHelper('t', (key: unknown, options: Handlebars.HelperOptions) => {
+      const root = options.data?.root as { lang?: string } | undefined;
+      return new Handlebars.SafeString(catalogue.html(root?.lang ?? catalogue.defaultLanguage, String(key), options.hash as Params));
+    });
     this.#theme = theme;
     for (const dir of dirs) this.addDirectory(dir);
     // Same compile options as the built-in views: `{{ }}` escapes in a theme too.
@@ -61,13 +71,13 @@ export class Views {
     return this.#templates.has(name);
   }
 
-  /** Renders a view inside the layout. */
+  /** Renders a view inside the layout, in `data.lang` (the default language when unset). */
   render(name: string, data: Record<string, unknown>): string {
     const view = this.#templates.get(name);
     const layout = this.#templates.get('layout');
     if (!view || !layout) throw new Error(`no view named ${name}`);
     // `theme.stylesheet` and `theme.logo` are set only when the theme has those files.
-    const page = this.#theme ? { ...data, theme: this.#theme.links } : data;
+    const page = { lang: this.catalogue.defaultLanguage, ...data, ...(this.#theme ? { theme: this.#theme.links } : {}) };
     return layout({ ...page, body: view(page) });
   }
 }
@@ -77,10 +87,28 @@ export function pageNames(): string[] {
   return fs.readdirSync(VIEWS_DIR).filter((f) => f.endsWith('.hbs')).map((f) => f.slice(0, -4));
 }
 
-/** A provider's themed views (THEME_DIR), checked now; throws ThemeError naming the file at fault. */
+/** A provider's views, themed when `dir` (THEME_DIR) is set, checked now; throws ThemeError naming the file at fault. */
+export function providerViews(catalogue: Catalogue, dir: string | undefined, factorViews: Record<string, string>): { views: Views; theme?: Theme } {
+  const theme = dir ? loadTheme(dir, pageNames(), factorViews) : undefined;
+  for (const [language, { file, messages }] of theme?.messages ?? []) catalogue.addOverrides(language, messages, file);
+  return { views: new Views([VIEWS_DIR], theme, catalogue), theme };
+}
+
+/** A theme's views with the built-in messages (tests of the theme alone). */
 export function themedViews(dir: string, factorViews: Record<string, string>): { views: Views; theme: Theme } {
-  const theme = loadTheme(dir, pageNames(), factorViews);
-  return { views: new Views([VIEWS_DIR], theme), theme };
+  return providerViews(new Catalogue(), dir, factorViews) as { views: Views; theme: Theme };
+}
+
+/** What a step needs to speak to the person: their language, and each message in it as text. */
+export interface Speaker {
+  lang: string;
+  t(key: string, params?: Params): string;
+}
+
+export function speakerFor(ctx: Context): Speaker {
+  const { catalogue } = views();
+  const lang = languageOf(ctx, catalogue);
+  return { lang, t: (key, params) => catalogue.text(lang, key, params) };
 }
 
 let shared: Views | undefined;

@@ -28,15 +28,18 @@ export interface Theme {
   assets: Record<string, string>;
   /** What the layout links (`theme.stylesheet`, `theme.logo`): URLs carrying the file's hash, so a changed file is fetched again. */
   links: { stylesheet?: string; logo?: string };
+  /** Messages that replace built-in ones or add a language (`messages/<language>.json`), checked against the catalogue when it is built. */
+  messages: Map<string, { file: string; messages: Record<string, string> }>;
 }
 
 /** The helpers the views may use (registered in render.ts); any other helper is a typo the start should catch. */
-export const VIEW_HELPERS = ['eq', 'encodeURIComponent'] as const;
+export const VIEW_HELPERS = ['eq', 'encodeURIComponent', 't'] as const;
 
 /** Variables that must be output unescaped (`{{{ }}}`), or the page loses its content or a working form. */
 const RAW_OUTPUTS: Record<string, string> = { layout: 'body', logout: 'form' };
 
 const STYLESHEET = 'theme.css';
+const MESSAGES = 'messages';
 const LOGOS: Record<string, string> = { 'logo.svg': 'theme-logo.svg', 'logo.png': 'theme-logo.png' };
 /** File kinds a theme is made of: one of these that matches nothing is a mistake, not a file to ignore. */
 const THEME_EXTENSIONS = new Set(['.hbs', '.css', '.js', '.svg', '.png']);
@@ -50,13 +53,14 @@ export function loadTheme(dir: string, pages: readonly string[], factorViews: Re
   const root = path.resolve(dir);
   if (!fs.existsSync(root)) throw new ThemeError(`${root} does not exist`);
   if (!isDirectory(root)) throw new ThemeError(`${root} is not a folder`);
-  const theme: Theme = { views: new Map(), partials: new Map(), assets: {}, links: {} };
+  const theme: Theme = { views: new Map(), partials: new Map(), assets: {}, links: {}, messages: new Map() };
   const expected = `expected layout.hbs, one of ${pages.filter((p) => p !== 'layout').map((p) => `${p}.hbs`).join(', ')}, factors/<factor id>/<view>.hbs, ${STYLESHEET}, ${Object.keys(LOGOS).join(' or ')}`;
 
   for (const name of visible(root)) {
     const full = path.join(root, name);
     if (isDirectory(full)) {
       if (name === 'factors') readFactorViews(full, factorViews, theme);
+      if (name === MESSAGES) readMessages(full, theme);
       continue; // other folders (sources, notes) are not part of the theme
     }
     const ext = path.extname(name);
@@ -90,6 +94,23 @@ function readFactorViews(dir: string, factorViews: Record<string, string>, theme
       if (!known.includes(file)) throw new ThemeError(`${template} matches no view of factor ${id} (its views: ${known.join(', ')})`);
       theme.partials.set(`${id}/${file.slice(0, -4)}`, checkedTemplate(template));
     }
+  }
+}
+
+function readMessages(dir: string, theme: Theme): void {
+  for (const file of visible(dir)) {
+    const full = path.join(dir, file);
+    if (!file.endsWith('.json')) throw new ThemeError(`${full}: the messages folder holds <language>.json files (de.json, pt-BR.json)`);
+    let messages: unknown;
+    try {
+      messages = JSON.parse(fs.readFileSync(full, 'utf8'));
+    } catch (err) {
+      throw new ThemeError(`${full}: ${(err as Error).message}`);
+    }
+    if (!messages || typeof messages !== 'object' || Array.isArray(messages) || Object.values(messages).some((v) => typeof v !== 'string')) {
+      throw new ThemeError(`${full}: expected an object of "message key": "text"`);
+    }
+    theme.messages.set(file.slice(0, -5), { file: full, messages: messages as Record<string, string> });
   }
 }
 

@@ -16,7 +16,8 @@ import { healthRoutes } from './http/health.ts';
 import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
-import { ASSETS_DIR, themedViews, withViews } from '../interactions/render.ts';
+import { ASSETS_DIR, providerViews, withViews } from '../interactions/render.ts';
+import { Catalogue, CatalogueError } from './i18n/catalogue.ts';
 import { ThemeError } from '../interactions/theme.ts';
 import { FACTORS } from '../factors/registry.ts';
 import { StartupError } from './db/storage.ts';
@@ -34,7 +35,7 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // Only the right-most X-Forwarded-For entry (written by our own proxy) counts.
   app.maxIpsCount = 1;
   let shuttingDown = false;
-  const themed = loadTheme(services);
+  const pages = loadPages(services);
 
   app.use(requestContext(logger));
   // Outermost but the log context: every request is timed, whatever answers it (an error page included).
@@ -45,8 +46,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // Rows read twice within one request (the app, the policy, credentials) are read once; never across requests.
   app.use((_ctx, next) => withRequestMemo(next));
   app.use(securityHeaders({ hsts: services.config.secureCookies }));
-  // THEME_DIR: this app's pages, error pages included, render with its theme.
-  if (themed) app.use((_ctx, next) => withViews(themed.views, next));
+  // This app's pages, error pages included, render with its theme (THEME_DIR) and its catalogue.
+  app.use((_ctx, next) => withViews(pages.views, next));
   app.use(errorBoundary());
   // Before anything reads a parameter, a form or a body: text the database cannot take (NUL, lone surrogates) is a 400.
   app.use(inputGuard());
@@ -56,10 +57,10 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   if (metrics && services.config.METRICS === 'token' && services.config.metricsToken) app.use(metricsRoute(fromRegistry(metrics.registry), services.config.metricsToken));
   // Factors' browser files (WebAuthn's client library from node_modules) first: the asset folder answers 404 for names it lacks.
   app.use(extraAsset(services.factors.registry.assets()).routes());
-  const assets = assetRoutes([ASSETS_DIR], themed?.theme.assets);
+  const assets = assetRoutes([ASSETS_DIR], pages.theme?.assets);
   app.use(assets.routes());
   // Built with the theme's views, so a factor view the theme replaces is the one registered.
-  const interactions = withViews(themed?.views, () => interactionRoutes({ services, provider: () => holder.current }));
+  const interactions = withViews(pages.views, () => interactionRoutes({ services, provider: () => holder.current }));
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
 
@@ -77,16 +78,27 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   return { app, setShuttingDown: () => (shuttingDown = true) };
 }
 
-/** THEME_DIR, checked in full: a theme that would break a page stops the start, naming the file. */
-function loadTheme(services: Services): ReturnType<typeof themedViews> | undefined {
-  const dir = services.config.THEME_DIR;
-  if (!dir) return undefined;
+/**
+ * The pages: the message catalogue (built-in, every known factor's, THEME_DIR's messages) and the
+ * views, THEME_DIR's included, checked in full: a theme or a message that would break a page stops
+ * the start, naming the file.
+ */
+function loadPages(services: Services): ReturnType<typeof providerViews> {
+  const { config } = services;
   // Every known factor, not only those switched on, so turning one off does not break the theme.
-  const factorViews = Object.fromEntries([...FACTORS, ...services.factors.registry.all().map((r) => r.factor)].map((f) => [f.id, f.viewsDir]));
+  const factors = new Map([...FACTORS, ...services.factors.registry.all().map((r) => r.factor)].map((f) => [f.id, f]));
+  const factorViews = Object.fromEntries([...factors.values()].map((f) => [f.id, f.viewsDir]));
   try {
-    return themedViews(dir, factorViews);
+    const catalogue = new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE, pseudo: config.PSEUDO_LANGUAGE });
+    for (const f of factors.values()) if (f.messagesDir) catalogue.addFactor(f.id, Catalogue.readFolder(f.messagesDir), f.messagesDir);
+    const pages = providerViews(catalogue, config.THEME_DIR, factorViews);
+    if (!catalogue.offers(config.DEFAULT_LANGUAGE)) {
+      throw new CatalogueError(`DEFAULT_LANGUAGE ${config.DEFAULT_LANGUAGE} is not a language Twofold has (${catalogue.languages().filter((l) => catalogue.offers(l) && l !== config.DEFAULT_LANGUAGE).join(', ')}); add messages/${config.DEFAULT_LANGUAGE}.json to THEME_DIR`);
+    }
+    return pages;
   } catch (err) {
     if (err instanceof ThemeError) throw new StartupError(`THEME_DIR: ${err.message}`);
+    if (err instanceof CatalogueError) throw new StartupError(err.message);
     throw err;
   }
 }

@@ -334,8 +334,21 @@ export const configSchema = z
       .meta({
         format: 'a folder',
         description:
-          'A folder whose `layout.hbs`, page views (`login.hbs`, …), `factors/<id>/<view>.hbs`, `theme.css` and `logo.svg`/`logo.png` restyle the sign-in pages; checked at start (see [Themes](running.md#themes)).',
+          'A folder whose `layout.hbs`, page views (`login.hbs`, …), `factors/<id>/<view>.hbs`, `theme.css` and `logo.svg`/`logo.png` restyle the sign-in pages, and whose `messages/<language>.json` replace texts or add a language; checked at start (see [Themes](running.md#themes)).',
       }),
+    DEFAULT_LANGUAGE: z
+      .string()
+      .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'a language tag such as en or de')
+      .default('en')
+      .meta({
+        format: 'a language tag',
+        description:
+          'The pages\' language when neither the app\'s `ui_locales` nor the browser\'s `Accept-Language` names one Twofold has: `en`, `de`, or a language the theme adds (`messages/<language>.json` in THEME_DIR).',
+      }),
+    PSEUDO_LANGUAGE: bool.default(false).meta({
+      description:
+        'Offers the pseudo-language `en-XA` (English with accented letters in ⟦ ⟧) for translators and tests: text on a page that stays plain did not come from the message catalogue.',
+    }),
     MIGRATE_ON_START: bool.default(true).meta({
       description:
         'Apply pending migrations when the provider starts. With `false`, a provider refuses to start on an outdated schema. The `twofold` command migrates only as `twofold migrate`, or on PGlite when this is `true`; otherwise it refuses an outdated schema, with advice that fits (on PostgreSQL: run `twofold migrate`).',

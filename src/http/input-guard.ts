@@ -16,8 +16,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Context, Middleware } from 'koa';
 import { isCleanText, decodeComponent, scanBasicCredentials, scanJson, scanUrlEncoded, type Refusal } from './clean-input.ts';
 import { readBody } from './replay-body.ts';
-import { languageOf, message, type MessageKey } from '../i18n/catalogue.ts';
-import { views } from '../../interactions/render.ts';
+import { speakerFor, views } from '../../interactions/render.ts';
 
 /** Endpoints a browser is sent to (sign-in, sign-out, a device's verification page): a page when it asks for HTML. */
 const BROWSER_ENDPOINTS = new Set(['/auth', '/session/end', '/session/end/confirm']);
@@ -30,14 +29,14 @@ function wantsPage(ctx: Context): boolean {
   return isBrowserEndpoint(ctx.path) && ctx.accepts(['json', 'html']) === 'html';
 }
 
-function refuse(ctx: Context, status: 400 | 413, description: string, key: MessageKey): void {
+function refuse(ctx: Context, status: 400 | 413, description: string, key: 'input.refused.message' | 'input.tooLarge.message'): void {
   ctx.state.log?.info({ path: ctx.path, reason: description }, 'input refused at the edge');
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
   if (wantsPage(ctx)) {
-    const language = languageOf(ctx);
+    const { lang, t } = speakerFor(ctx);
     ctx.type = 'html';
-    ctx.body = views().render('error', { lang: language, title: message(language, 'input.refused.title'), message: message(language, key) });
+    ctx.body = views().render('error', { lang, title: t('input.refused.title'), message: t(key) });
   } else {
     ctx.body = { error: 'invalid_request', error_description: description };
   }

@@ -1,49 +1,280 @@
 /**
- * The message catalogue: what a person reads, by key, in English and German.
- * It starts with the texts of the input guard (src/http/input-guard.ts); the
- * pages' own texts move here by key as they are translated. German must list
- * every English key (the type says so), so a missing translation does not
- * compile.
+ * The message catalogue: every text a person reads, by key, per language.
+ *
+ * Messages are ICU MessageFormat (`{name}` parameters, `{count, plural, …}`),
+ * parsed when they are loaded, so a broken message stops the start instead of
+ * a sign-in. Three layers, looked up in this order: the theme's overrides
+ * (THEME_DIR/messages/<language>.json), the factors' own catalogues (each
+ * factor's keys begin with its id), and the built-in messages in ./messages.
+ * A key a language lacks falls back to the default language, then English,
+ * then to the key itself (logged): a missing text never becomes a 500.
+ *
+ * A message may mark words with <b>, <strong>, <em> or <code>. As HTML the
+ * literal text and every parameter are escaped and those tags become markup;
+ * as text (emails, JSON, a page's title) the tags keep only their content.
  */
-import type { Context } from 'koa';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IntlMessageFormat } from 'intl-messageformat';
+import { parse, TYPE, type MessageFormatElement } from '@formatjs/icu-messageformat-parser';
+import { mapLiterals } from './message-ast.ts';
+import { pseudoElements } from './pseudo.ts';
 
-const en = {
-  'input.refused.title': 'Request refused',
-  'input.refused.message': 'The request contained characters that are not allowed, such as a NUL character or malformed text. Go back and try again without them.',
-  'input.tooLarge.message': 'The request was too large. Go back and try again.',
-} as const;
+export const MESSAGES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'messages');
 
-export type MessageKey = keyof typeof en;
+/** Languages whose built-in messages ship with Twofold; the catalogue test holds each to every English key. */
+export const BUILT_IN_LANGUAGES = ['en', 'de'] as const;
 
-const de: Record<MessageKey, string> = {
-  'input.refused.title': 'Anfrage abgelehnt',
-  'input.refused.message': 'Die Anfrage enthielt unzulässige Zeichen, etwa ein NUL-Zeichen oder fehlerhaft kodierten Text. Gehen Sie zurück und versuchen Sie es ohne diese Zeichen erneut.',
-  'input.tooLarge.message': 'Die Anfrage war zu groß. Gehen Sie zurück und versuchen Sie es erneut.',
-};
+/** The pseudo-language (Windows' and Android's name for it): English with every letter marked, to find text no key produced. */
+export const PSEUDO_LANGUAGE = 'en-XA';
 
-export const CATALOGUE = { en, de } as const satisfies Record<string, Record<MessageKey, string>>;
+export type Params = Record<string, string | number | undefined>;
 
-export type Language = keyof typeof CATALOGUE;
-
-export const LANGUAGES = Object.keys(CATALOGUE) as Language[];
-
-export const DEFAULT_LANGUAGE: Language = 'en';
-
-const isLanguage = (tag: string): tag is Language => Object.hasOwn(CATALOGUE, tag);
-
-/** The person's language: the OIDC `ui_locales` of this request first (in order), then Accept-Language, then English. */
-export function languageOf(ctx: Context): Language {
-  const asked = ctx.query.ui_locales;
-  if (typeof asked === 'string') {
-    for (const tag of asked.split(' ')) {
-      const primary = tag.split('-')[0]!.toLowerCase();
-      if (isLanguage(primary)) return primary;
-    }
-  }
-  const accepted = ctx.acceptsLanguages(...LANGUAGES);
-  return typeof accepted === 'string' && isLanguage(accepted) ? accepted : DEFAULT_LANGUAGE;
+/** A text a factor or a step names by key, rendered in the person's language where it is shown. */
+export interface MessageRef {
+  key: string;
+  params?: Params;
 }
 
-export function message(language: Language, key: MessageKey): string {
-  return CATALOGUE[language][key];
+export class CatalogueError extends Error {}
+
+/** The tags a message may use, and the markup each becomes. */
+const TAGS = new Set(['b', 'strong', 'em', 'code']);
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+interface Compiled {
+  text: IntlMessageFormat;
+  html: IntlMessageFormat;
+  /** Parameter names the message uses, to check that a translation asks for the same ones. */
+  params: Set<string>;
+}
+
+type Layer = Map<string, Map<string, Compiled>>; // language → key → message
+
+export interface CatalogueOptions {
+  /** The language when neither ui_locales nor Accept-Language names one we have. */
+  defaultLanguage?: string;
+  /** Adds the pseudo-language (tests, translators). */
+  pseudo?: boolean;
+}
+
+export class Catalogue {
+  readonly #builtIn: Layer = new Map();
+  readonly #factors = new Map<string, Layer>(); // factor id → its layer
+  readonly #overrides: Layer = new Map();
+  readonly #defaultLanguage: string;
+  readonly #pseudo: boolean;
+  readonly #warned = new Set<string>();
+
+  constructor(options: CatalogueOptions = {}) {
+    for (const language of BUILT_IN_LANGUAGES) {
+      const dir = path.join(MESSAGES_DIR, language);
+      const messages: Record<string, string> = {};
+      for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+        for (const [key, value] of Object.entries(readJson(path.join(dir, file)))) {
+          if (Object.hasOwn(messages, key)) throw new CatalogueError(`${path.join(dir, file)}: ${key} is defined twice`);
+          messages[key] = value;
+        }
+      }
+      this.#builtIn.set(language, compileAll(language, messages, dir));
+    }
+    this.#pseudo = options.pseudo ?? false;
+    this.#defaultLanguage = options.defaultLanguage ?? 'en';
+  }
+
+  /**
+   * A factor's own messages, by language (every key begins with `<id>.`). Registering the same
+   * factor again replaces its messages (tests build several providers in one process).
+   */
+  addFactor(id: string, messages: Record<string, Record<string, string>>, origin: string): void {
+    const layer: Layer = new Map();
+    for (const [language, entries] of Object.entries(messages)) {
+      for (const key of Object.keys(entries)) {
+        if (!key.startsWith(`${id}.`)) throw new CatalogueError(`${origin}: factor ${id}'s message ${key} must begin with "${id}."`);
+      }
+      layer.set(language, compileAll(language, entries, origin));
+    }
+    this.#factors.set(id, layer);
+  }
+
+  /** Reads a factor's messages folder (`<language>.json` files). */
+  static readFolder(dir: string): Record<string, Record<string, string>> {
+    const out: Record<string, Record<string, string>> = {};
+    if (!fs.existsSync(dir)) return out;
+    for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.json'))) out[file.slice(0, -5)] = readJson(path.join(dir, file));
+    return out;
+  }
+
+  /**
+   * A theme's messages: each key must exist in English (a typo would otherwise be silently
+   * ignored) and ask for the same parameters. A language we do not ship is added.
+   */
+  addOverrides(language: string, messages: Record<string, string>, origin: string): void {
+    if (!/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(language)) throw new CatalogueError(`${origin}: ${language} is not a language tag such as de or pt-BR`);
+    const compiled = compileAll(language, messages, origin);
+    for (const [key, message] of compiled) {
+      const english = this.#lookup('en', key, false);
+      if (!english) throw new CatalogueError(`${origin}: ${key} is not a message key`);
+      const extra = [...message.params].filter((p) => !english.params.has(p));
+      if (extra.length) throw new CatalogueError(`${origin}: ${key} uses {${extra.join('}, {')}}, which the message is not given`);
+    }
+    this.#overrides.set(language, new Map([...(this.#overrides.get(language) ?? []), ...compiled]));
+  }
+
+  /** The languages a page can be shown in, the default first. */
+  languages(): string[] {
+    const all = new Set([this.#defaultLanguage, ...this.#builtIn.keys(), ...this.#overrides.keys()].filter((l) => this.offers(l)));
+    if (this.#pseudo) all.add(PSEUDO_LANGUAGE);
+    return [...all];
+  }
+
+  /** Whether the language has messages of its own (built in, or added by the theme). */
+  offers(language: string): boolean {
+    return this.#builtIn.has(language) || this.#overrides.has(language) || (this.#pseudo && language === PSEUDO_LANGUAGE);
+  }
+
+  get defaultLanguage(): string {
+    return this.#defaultLanguage;
+  }
+
+  /** Every key of a language (built-in and factors'), for the completeness test. */
+  keys(language: string): string[] {
+    const keys = new Set(this.#builtIn.get(language)?.keys() ?? []);
+    for (const layer of this.#factors.values()) for (const key of layer.get(language)?.keys() ?? []) keys.add(key);
+    return [...keys].sort();
+  }
+
+  /** The parameter names a message uses, or undefined when the language lacks it. */
+  paramsOf(language: string, key: string): string[] | undefined {
+    const found = this.#lookup(language, key, false);
+    return found && [...found.params].sort();
+  }
+
+  has(language: string, key: string): boolean {
+    return this.#lookup(language, key, false) !== undefined;
+  }
+
+  /** The message as plain text. */
+  text(language: string, key: string, params: Params = {}): string {
+    const found = this.#find(language, key);
+    return found ? String(found.text.format(withTags(params, (chunks) => chunks.join('')))) : key;
+  }
+
+  /** The message as HTML: its text and parameters escaped, its tags as markup. */
+  html(language: string, key: string, params: Params = {}): string {
+    const found = this.#find(language, key);
+    if (!found) return escapeHtml(key);
+    const escaped = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === 'string' ? escapeHtml(v) : v]));
+    return String(found.html.format(withTags(escaped, (chunks, tag) => `<${tag}>${chunks.join('')}</${tag}>`)));
+  }
+
+  /** Picks the language: the first of `asked` (OIDC ui_locales, in order) we have, then Accept-Language's, then the default. */
+  negotiate(asked: string | undefined, accepted: (languages: string[]) => string | false): string {
+    const have = this.languages();
+    for (const tag of (asked ?? '').split(' ').filter(Boolean)) {
+      const match = matchLanguage(have, tag);
+      if (match) return match;
+    }
+    const fromHeader = accepted([...have, ...have.filter((l) => l.includes('-')).map((l) => l.split('-')[0]!)]);
+    return (fromHeader && matchLanguage(have, fromHeader)) || this.#defaultLanguage;
+  }
+
+  #find(language: string, key: string): Compiled | undefined {
+    const found = this.#lookup(language, key, true);
+    if (!found && !this.#warned.has(key)) {
+      this.#warned.add(key);
+      process.emitWarning(`message ${key} is in no catalogue`, 'TwofoldCatalogue');
+    }
+    return found;
+  }
+
+  #lookup(language: string, key: string, fallBack: boolean): Compiled | undefined {
+    if (language === PSEUDO_LANGUAGE && this.#pseudo) return this.#pseudoOf(key);
+    const chain = fallBack ? [...new Set([language, language.split('-')[0]!, this.#defaultLanguage, 'en'])] : [language];
+    for (const lang of chain) {
+      const found = this.#overrides.get(lang)?.get(key) ?? this.#factorLayer(key)?.get(lang)?.get(key) ?? this.#builtIn.get(lang)?.get(key);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  #factorLayer(key: string): Layer | undefined {
+    return this.#factors.get(key.slice(0, key.indexOf('.')));
+  }
+
+  readonly #pseudoCache = new Map<string, Compiled>();
+  #pseudoOf(key: string): Compiled | undefined {
+    const cached = this.#pseudoCache.get(key);
+    if (cached) return cached;
+    const english = this.#lookup('en', key, false);
+    if (!english) return undefined;
+    const compiled = compileElements(PSEUDO_LANGUAGE, pseudoElements(english.text.getAst()));
+    this.#pseudoCache.set(key, compiled);
+    return compiled;
+  }
+}
+
+/** The languages a provider offers (discovery's ui_locales_supported), read from the same places the catalogue reads. */
+export function offeredLanguages(themeDir: string | undefined, pseudo: boolean): string[] {
+  const themed = themeDir && fs.existsSync(path.join(themeDir, 'messages')) ? fs.readdirSync(path.join(themeDir, 'messages')).filter((f) => f.endsWith('.json') && !f.startsWith('.')).map((f) => f.slice(0, -5)) : [];
+  return [...new Set([...BUILT_IN_LANGUAGES, ...themed, ...(pseudo ? [PSEUDO_LANGUAGE] : [])])];
+}
+
+/** `de-AT` is served by `de`; `en-XA` only by itself. */
+function matchLanguage(have: string[], tag: string): string | undefined {
+  const lower = tag.toLowerCase();
+  return have.find((l) => l.toLowerCase() === lower) ?? have.find((l) => l.toLowerCase() === lower.split('-')[0]);
+}
+
+function withTags(params: Params, tag: (chunks: string[], name: string) => string): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...params };
+  for (const name of TAGS) out[name] = (chunks: string[]) => tag(chunks, name);
+  return out;
+}
+
+function readJson(file: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CatalogueError(`${file}: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CatalogueError(`${file}: expected an object of "key": "message"`);
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value !== 'string') throw new CatalogueError(`${file}: ${key} must be a string`);
+  }
+  return parsed as Record<string, string>;
+}
+
+function compileAll(language: string, messages: Record<string, string>, origin: string): Map<string, Compiled> {
+  const out = new Map<string, Compiled>();
+  for (const [key, source] of Object.entries(messages)) {
+    if (!/^[a-z][a-zA-Z0-9-]*(\.[a-zA-Z0-9-]+)+$/.test(key)) throw new CatalogueError(`${origin}: ${JSON.stringify(key)} is not a message key (area.name)`);
+    try {
+      out.set(key, compileElements(language, parse(source)));
+    } catch (err) {
+      throw new CatalogueError(`${origin} (${language}): ${key}: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+function compileElements(language: string, ast: MessageFormatElement[]): Compiled {
+  const params = new Set<string>();
+  visit(ast, (el) => {
+    if (el.type === TYPE.tag && !TAGS.has(el.value)) throw new CatalogueError(`<${el.value}> is not one of the tags a message may use (${[...TAGS].join(', ')})`);
+    if (el.type !== TYPE.literal && el.type !== TYPE.pound && el.type !== TYPE.tag) params.add(el.value);
+  });
+  const locale = language === PSEUDO_LANGUAGE ? 'en' : language;
+  return { text: new IntlMessageFormat(ast, locale), html: new IntlMessageFormat(mapLiterals(ast, escapeHtml), locale), params };
+}
+
+function visit(ast: MessageFormatElement[], fn: (el: MessageFormatElement) => void): void {
+  for (const el of ast) {
+    fn(el);
+    if (el.type === TYPE.tag) visit(el.children, fn);
+    if (el.type === TYPE.plural || el.type === TYPE.select) for (const option of Object.values(el.options)) visit(option.value, fn);
+  }
 }

@@ -25,6 +25,7 @@ import { DatabaseUnavailableError } from '../db/outage.ts';
 import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
 import { providerFetch, queueProviderLogouts } from './backchannel-logout.ts';
 import { deviceFlowFeature, deviceGrantRefusal, expiredDeviceResume, throttleUserCodes } from './device-flow.ts';
+import { offeredLanguages } from '../i18n/catalogue.ts';
 
 export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
@@ -68,6 +69,8 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       claim_types_supported: ['normal'],
       introspection_endpoint_auth_methods_supported: [...AUTH_METHODS],
       revocation_endpoint_auth_methods_supported: [...AUTH_METHODS],
+      // The languages the pages speak; an app passes one in ui_locales (src/i18n/language.ts).
+      ui_locales_supported: offeredLanguages(config.THEME_DIR, config.PSEUDO_LANGUAGE),
     },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256'],

@@ -10,7 +10,7 @@ import { expect } from '@jest/globals';
 import fc from 'fast-check';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/schema.ts';
-import { CATALOGUE } from '../../src/i18n/catalogue.ts';
+import { BUILT_IN_LANGUAGES, Catalogue } from '../../src/i18n/catalogue.ts';
 
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 150);
 /** The share of FUZZ_RUNS a second, slower database gets (PostgreSQL beside PGlite). */
@@ -239,7 +239,7 @@ export async function snapshot(db: Kysely<Database>): Promise<Record<string, str
 
 /** The guard's refusals (src/http/input-guard.ts): its JSON description, or its page in either language. */
 const GUARD = new RegExp(
-  [/contains a NUL character, a lone surrogate or malformed UTF-8/, /the request body (is too large|could not be read|is not valid)/, ...Object.values(CATALOGUE).map((m) => escape(m['input.refused.title']))]
+  [/contains a NUL character, a lone surrogate or malformed UTF-8/, /the request body (is too large|could not be read|is not valid)/, ...BUILT_IN_LANGUAGES.map((l) => escape(new Catalogue().text(l, 'input.refused.title')))]
     .map((r) => (typeof r === 'string' ? r : r.source))
     .join('|'),
 );
