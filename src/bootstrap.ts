@@ -16,7 +16,7 @@ import { FactorEngine } from './mfa/engine.ts';
 import { FACTORS, FactorRegistry, FactorRegistryError } from '../factors/registry.ts';
 import { createMessaging } from './messaging/index.ts';
 import type { Services } from './services.ts';
-import type { KyselyPlugin, LogConfig } from 'kysely';
+import type { KyselyPlugin } from 'kysely';
 import { systemClock, type Clock } from './clock.ts';
 import type { SessionsEndedHook } from './accounts/end-sessions.ts';
 import { backchannelSessionsEnded } from './oidc/backchannel-logout.ts';
@@ -38,7 +38,6 @@ export interface OpenServicesOptions {
   /** Storage whose opening began earlier (npm start overlaps it with loading modules); closed with the services. */
   storage?: Promise<Storage>;
   plugins?: KyselyPlugin[];
-  log?: LogConfig;
   /** The clock Twofold's own rules read (tests move it); default: the system's. */
   clock?: Clock;
 }

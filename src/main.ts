@@ -5,10 +5,6 @@
  * With WORKERS > 1 (PostgreSQL only) this process becomes a node:cluster
  * primary that runs WORKERS provider processes sharing the port; every piece
  * of sign-in state is in the database, so any worker can serve any request.
- *
- * With BENCH_COUNT_STATEMENTS=1 (benchmarks only; off by default) every SQL
- * statement is counted and the counts are served on 127.0.0.1 (see
- * src/db/statement-stats.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
@@ -16,20 +12,6 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { DataDirBusyError } from './db/data-dir-lock.ts';
 import { openStorage, StartupError } from './db/storage.ts';
 import { applyLogLevel, flushLog, logger } from './logger.ts';
-import { StatementCounter, type StatementCounts } from './db/statement-counter.ts';
-import { combinedSource, countingRequested, localSource, sampleProcess, serveStatementStats, type ProcessSample, type StatsSource } from './db/statement-stats.ts';
-
-const statsPort = () => Number(process.env.BENCH_STATS_PORT ?? 0) || 0;
-
-interface StatsMessage {
-  twofoldStats: 'read' | 'reset';
-  id: number;
-}
-interface StatsReply {
-  twofoldStatsReply: number;
-  counts?: StatementCounts;
-  process?: ProcessSample;
-}
 
 /** One provider process: the whole of `npm start`, or one worker of a cluster. */
 async function runProvider(config: Config): Promise<void> {
@@ -60,27 +42,12 @@ async function runProvider(config: Config): Promise<void> {
   // A worker whose primary went away stops too.
   if (cluster.isWorker) process.on('disconnect', () => onStop('disconnect'));
 
-  const counter = countingRequested() ? new StatementCounter() : undefined;
-  const log = counter ? { log: counter.log } : {};
   // PGlite boots (about half of start-up, much of it off the main thread) while the provider's modules load.
-  const storage = openStorage(config, log);
+  const storage = openStorage(config);
   storage.catch(() => {}); // reported where startServer awaits it
   const { startServer } = await import('./server.ts');
-  const running = await startServer(config, { ...log, storage });
+  const running = await startServer(config, { storage });
   const { opened } = running;
-  let stats: Awaited<ReturnType<typeof serveStatementStats>> | undefined;
-  if (counter && cluster.isWorker) {
-    // The primary serves the counts and asks each worker for its own.
-    process.on('message', (msg: StatsMessage) => {
-      if (!msg || typeof msg !== 'object' || !('twofoldStats' in msg)) return;
-      if (msg.twofoldStats === 'reset') counter.reset();
-      const reply: StatsReply = { twofoldStatsReply: msg.id, counts: counter.snapshot(), process: sampleProcess() };
-      process.send?.(reply);
-    });
-  } else if (counter) {
-    stats = await serveStatementStats(localSource(counter), statsPort());
-    logger.warn({ port: stats.port }, 'BENCH_COUNT_STATEMENTS: counting SQL statements, served on 127.0.0.1 (benchmarks only)');
-  }
   const db = config.DATABASE_URL ? 'PostgreSQL' : `PGlite in ${config.dataDir}`;
   logger.info(
     {
@@ -116,7 +83,7 @@ async function runProvider(config: Config): Promise<void> {
     stopping = true;
     const deadline = (signalledAt ?? Date.now()) + config.SHUTDOWN_TIMEOUT * 1000;
     logger.info({ signal, timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutting down');
-    Promise.all([running.close(), stats?.close()])
+    running.close()
       .then(
         () => 0,
         (err) => {
@@ -163,7 +130,6 @@ async function runPrimary(config: Config): Promise<void> {
     });
   };
 
-  let stats: Awaited<ReturnType<typeof serveStatementStats>> | undefined;
   let metrics: { close(): Promise<void> } | undefined;
   const alive = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
   const stopAll = (exitCode = 0) => {
@@ -179,45 +145,13 @@ async function runPrimary(config: Config): Promise<void> {
     // Each worker keeps its own SHUTDOWN_TIMEOUT; a second longer, and the primary stops waiting.
     const killTimer = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), config.SHUTDOWN_TIMEOUT * 1000 + 1000);
     killTimer.unref();
-    Promise.all([...workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))), stats?.close(), metrics?.close()]).then(() => {
+    Promise.all([...workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))), metrics?.close()]).then(() => {
       clearTimeout(killTimer);
       process.exit(exitCode);
     });
   };
   process.on('SIGTERM', () => stopAll(0));
   process.on('SIGINT', () => stopAll(0));
-
-  if (countingRequested()) {
-    let nextId = 0;
-    const ask = (worker: Worker, what: 'read' | 'reset') =>
-      new Promise<StatsReply>((resolve, reject) => {
-        const id = ++nextId;
-        const timer = setTimeout(() => {
-          worker.off('message', onMessage);
-          reject(new Error(`worker ${worker.id} did not answer`));
-        }, 5000);
-        const onMessage = (msg: StatsReply) => {
-          if (msg?.twofoldStatsReply !== id) return;
-          clearTimeout(timer);
-          worker.off('message', onMessage);
-          resolve(msg);
-        };
-        worker.on('message', onMessage);
-        worker.send({ twofoldStats: what, id } satisfies StatsMessage);
-      });
-    const workerSource = (worker: Worker): StatsSource => ({
-      read: async () => {
-        const r = await ask(worker, 'read');
-        return { counts: r.counts!, processes: [r.process!] };
-      },
-      reset: async () => void (await ask(worker, 'reset')),
-    });
-    stats = await serveStatementStats(
-      combinedSource(() => [...listening].map(workerSource), sampleProcess),
-      statsPort(),
-    );
-    logger.warn({ port: stats.port }, 'BENCH_COUNT_STATEMENTS: counting SQL statements, served on 127.0.0.1 (benchmarks only)');
-  }
 
   // METRICS=listener: a scrape of the primary asks every worker (prom-client's AggregatorRegistry) and gets the sums.
   if (config.METRICS === 'listener') {

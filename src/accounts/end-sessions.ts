@@ -20,7 +20,6 @@
  */
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import type { Services } from '../services.ts';
 import { logger } from '../logger.ts';
 
 export interface EndedSession {
@@ -115,7 +114,7 @@ export async function endExpiredSessions(db: Kysely<Database>, graceSeconds = 60
 }
 
 /** Tells every hook; a hook that fails is logged, never undoes the ending. */
-export async function notifySessionsEnded(services: Pick<Services, 'sessionsEnded'>, accountId: string, ended: EndedSession[], reason?: string): Promise<void> {
+export async function notifySessionsEnded(services: { sessionsEnded: SessionsEndedHook[] }, accountId: string, ended: EndedSession[], reason?: string): Promise<void> {
   if (!ended.length) return;
   for (const hook of services.sessionsEnded) {
     try {

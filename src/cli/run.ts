@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import { ZodError } from 'zod';
 import type { Services } from '../services.ts';
 import { CliError, CliExit, type CliIO } from './io.ts';
+import { describeZodError, usageCheckOf, type CommandContext } from './command.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerUsers } from './commands/users.ts';
 import { registerGroups } from './commands/groups.ts';
@@ -27,16 +28,6 @@ import { registerDevices } from './commands/devices.ts';
  * `migrated` names the migrations that opening applied.
  */
 export type ServicesOpener = (command: string) => Promise<{ services: Services; migrated?: string[] }>;
-
-export interface CommandContext {
-  io: CliIO;
-  /** Recorded as the actor of audit events. */
-  actor: string;
-  /** The open services; only inside an action. */
-  readonly services: Services;
-  /** Migrations applied while opening the services. */
-  readonly migrated: string[];
-}
 
 /** `user add`, `group members add`… */
 export function commandPath(cmd: Command): string {
@@ -64,18 +55,6 @@ function oneLine(cmd: Command, message: string): string {
   return `twofold: ${text} (see \`${help}\`)\n`;
 }
 
-/** Checks of a command's options that need no database (see usageCheck). */
-const usageChecks = new WeakMap<Command, (cmd: Command) => void>();
-
-/**
- * Declares a check of a command's options that runs before the services open, like commander's own
- * (a required option): it reports with `cmd.error(…)`, one line, exit code 2, and nothing is opened.
- */
-export function usageCheck(cmd: Command, check: (cmd: Command) => void): Command {
-  usageChecks.set(cmd, check);
-  return cmd;
-}
-
 export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Command {
   let services: Services | undefined;
   let migrated: string[] = [];
@@ -99,7 +78,7 @@ export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Co
     .showHelpAfterError(false)
     .showSuggestionAfterError(true);
   program.hook('preAction', async (_root, action) => {
-    usageChecks.get(action)?.(action);
+    usageCheckOf(action)?.(action);
     if (services) return;
     const opened = await open(commandPath(action));
     services = opened.services;
@@ -129,36 +108,6 @@ export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Co
   };
   configure(program);
   return program;
-}
-
-/** Option names as the administrator typed them, for validation messages. */
-const FIELD_NAMES: Record<string, string> = {
-  username: 'username',
-  email: '--email',
-  displayName: '--name',
-  password: 'password',
-  redirectUris: '--redirect-uri',
-  postLogoutRedirectUris: '--post-logout-redirect-uri',
-  initiateLoginUri: '--initiate-login-uri',
-  authMethod: '--auth-method',
-  jwksUri: '--jwks-uri',
-  jwks: '--jwks-file',
-  idTokenAlg: '--id-token-alg',
-  resourceIndicator: '--resource-server',
-  resourceScopes: '--resource-scopes',
-  introspectAny: '--introspect-any',
-  clientCredentials: '--client-credentials',
-  clientCredentialsScopes: '--scope',
-  pkce: '--pkce',
-  idTokenClaims: '--id-token-claims',
-  backchannelLogoutUri: '--backchannel-logout-uri',
-  backchannelLogoutSessionRequired: '--backchannel-logout-session-required',
-};
-
-export function describeZodError(err: ZodError): string {
-  const issue = err.issues[0]!;
-  const field = issue.path.filter((p) => typeof p === 'string').map((p) => FIELD_NAMES[p as string] ?? (p as string)).join('.');
-  return `${field ? field + ': ' : ''}${issue.message}`;
 }
 
 /** Runs one command line (without the program name); returns the exit code. */

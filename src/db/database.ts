@@ -6,11 +6,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Kysely, PGliteDialect, PostgresDialect, type KyselyPlugin, type LogConfig, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { Kysely, PGliteDialect, PostgresDialect, type KyselyPlugin, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Database } from './schema.ts';
 import { DatabaseHealth, DatabaseUnavailableError, isConnectionFailure } from './outage.ts';
+import { databaseObserver } from './observer.ts';
 
 /**
  * PGlite's shared buffers. Its default (128 MB) is PostgreSQL's server default;
@@ -50,8 +51,6 @@ export interface OpenOptions {
   pgliteDir?: string;
   poolSize?: number;
   plugins?: KyselyPlugin[];
-  /** kysely's log hook (the benchmarks' statement counter). */
-  log?: LogConfig;
 }
 
 export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle> {
@@ -68,7 +67,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     // records it.
     pool.on('error', () => {});
     pool.on('connect', (client) => client.on('error', () => {}));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool, health) }), plugins: options.plugins ?? [], log: options.log });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool, health) }), plugins: options.plugins ?? [], log: databaseObserver() });
     healthByDb.set(db, health);
     const poolStats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
     return { db, kind: 'postgres', health, poolStats, close: () => db.destroy() };
@@ -78,7 +77,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
   const { PGlite } = await import('@electric-sql/pglite');
   const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`];
   const pglite = await PGlite.create(options.pgliteDir ? { dataDir: options.pgliteDir, startParams } : { startParams });
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: options.plugins ?? [], log: options.log });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: options.plugins ?? [], log: databaseObserver() });
   const health = new DatabaseHealth();
   healthByDb.set(db, health);
   return {

@@ -5,7 +5,7 @@
  * its start-up, while the provider's modules are still loading.
  */
 import path from 'node:path';
-import type { KyselyPlugin, LogConfig } from 'kysely';
+import type { KyselyPlugin } from 'kysely';
 import type { Config } from '../config.ts';
 import { openDatabase, type DatabaseHandle } from './database.ts';
 import { DataDirLock } from './data-dir-lock.ts';
@@ -18,7 +18,7 @@ export interface Storage {
   lock?: DataDirLock;
 }
 
-export async function openStorage(config: Config, options: { plugins?: KyselyPlugin[]; log?: LogConfig } = {}): Promise<Storage> {
+export async function openStorage(config: Config, options: { plugins?: KyselyPlugin[] } = {}): Promise<Storage> {
   const lock = config.DATABASE_URL ? undefined : DataDirLock.acquire(config.dataDir);
   try {
     const handle = await openDatabase({
@@ -26,7 +26,6 @@ export async function openStorage(config: Config, options: { plugins?: KyselyPlu
       pgliteDir: config.DATABASE_URL ? undefined : path.join(config.dataDir, 'pgdata'),
       poolSize: config.DATABASE_POOL_SIZE,
       plugins: options.plugins,
-      log: options.log,
     });
     return { handle, lock };
   } catch (err) {

@@ -6,7 +6,13 @@
  */
 import crypto from 'node:crypto';
 import type { Account } from '../db/schema.ts';
-import type { Services } from '../services.ts';
+import type { Kysely } from 'kysely';
+import type { Config } from '../config.ts';
+import type { Database } from '../db/schema.ts';
+import type { Sealer } from '../security/sealer.ts';
+import type { KeyedHasher } from '../security/keyed-hash.ts';
+import type { Messaging } from '../messaging/index.ts';
+import type { Clock } from '../clock.ts';
 import { FactorRegistry, type RegisteredFactor } from '../../factors/registry.ts';
 import type { AmrValue, Credential, Evidence, FactorAccount, FactorContext, FactorKind, FactorServices, Failure, FirstFactorContext, StepView } from '../../factors/types.ts';
 import { CredentialStore } from './credential-store.ts';
@@ -48,12 +54,22 @@ export function factorAccount(account: Account): FactorAccount {
   return { id: account.id, username: account.username, email: account.email, displayName: account.display_name };
 }
 
+/** What the engine uses of the services (it is one of them: src/services.ts). */
+export interface EngineDeps {
+  config: Config;
+  db: Kysely<Database>;
+  sealer: Sealer;
+  codeHasher: KeyedHasher;
+  messaging: Messaging;
+  clock: Clock;
+}
+
 export class FactorEngine {
   readonly store: CredentialStore;
   readonly outOfBand: OutOfBandService;
 
   constructor(
-    readonly services: Services,
+    readonly services: EngineDeps,
     readonly registry: FactorRegistry,
   ) {
     this.store = new CredentialStore(services.db, services.sealer, services.codeHasher);

@@ -37,7 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.ts';
-import type { StatementCounts } from '../../src/db/statement-counter.ts';
+import type { StatementCounts } from './statement-counter.ts';
 import type { FromDriver, PhaseResult, PhaseSpec, Target, ToDriver } from './protocol.ts';
 import { seed } from './seed.ts';
 import { cpuByPid, sampleTree } from './proc.ts';
@@ -168,7 +168,6 @@ function providerEnv(port: number, statsPort: number, dataDir: string, secretKey
     MFA: 'optional',
     LOG_LEVEL: 'info',
     WORKERS: String(workers),
-    BENCH_COUNT_STATEMENTS: '1',
     BENCH_STATS_PORT: String(statsPort),
   };
   // Not NODE_ENV=production: that demands an https issuer, and the benchmark speaks plain HTTP on loopback.
@@ -179,9 +178,16 @@ function providerEnv(port: number, statsPort: number, dataDir: string, secretKey
   return env;
 }
 
+/** The statement counter, bundled as the provider is, so loading it costs the provider no TypeScript loader. */
+const COUNTER_BUNDLE = '.build/bench-count-statements.mjs';
+async function buildCounter(): Promise<void> {
+  const { build } = await import('esbuild');
+  await build({ entryPoints: [path.join(HERE, 'count-statements.ts')], outfile: path.join(ROOT, COUNTER_BUNDLE), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
+}
+
 async function startProvider(env: Record<string, string>, logFile: string, cpuProfDir?: string): Promise<Provider> {
   const out = fs.openSync(logFile, 'a');
-  const execArgv = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '.build/main.js'];
+  const execArgv = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '--import', `./${COUNTER_BUNDLE}`, '.build/main.js'];
   const started = performance.now();
   const child = spawn(process.execPath, execArgv, { cwd: ROOT, env, stdio: ['ignore', out, out] });
   fs.closeSync(out);
@@ -497,6 +503,7 @@ async function main(): Promise<number> {
   // 1. Build as `npm start` does (not timed), then start, time to /readyz, idle memory.
   const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, encoding: 'utf8' });
   if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
+  await buildCounter();
   const provider = await startProvider(env, logFile, args['cpu-prof']);
   log(`provider ready in ${provider.readyMs} ms (pid ${provider.child.pid}${workers > 1 ? `, ${workers} workers` : ''})`);
   await sleep(quick ? 1000 : 3000);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { listAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 
 export function registerAudit(program: Command, ctx: CommandContext): void {

@@ -22,7 +22,7 @@ import type { ClientRow } from '../../db/schema.ts';
 import type { Services } from '../../services.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printFields, printJson, printTable } from '../io.ts';
-import { describeZodError, usageCheck, type CommandContext } from '../run.ts';
+import { describeZodError, usageCheck, type CommandContext } from '../command.ts';
 import { addClientPolicyOptions, applyClientPolicy, hasPolicyOptions, policyFromOptions, type ClientPolicyOptions } from './client-policy.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { listDevices, revokeAllDevices, revokeDevice } from '../../mfa/trusted-devices.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 
 export function registerDevices(user: Command, ctx: CommandContext): void {

@@ -8,7 +8,7 @@ import { Secret } from 'otpauth';
 import { z } from 'zod';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 import { checkRemoval, removeCredential } from '../../mfa/removal.ts';
 

@@ -3,7 +3,7 @@ import { ZodError } from 'zod';
 import { addMember, createGroup, findGroup, GroupConflictError, listGroups, membersOf, removeGroup, removeMember } from '../../accounts/groups.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 
 export function registerGroups(program: Command, ctx: CommandContext): void {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { activateDueKeys, listKeys, rotateKeys } from '../../oidc/keys.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printJson, printTable } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import type { CommandContext } from '../command.ts';
 
 export function registerKeys(program: Command, ctx: CommandContext): void {
   const { io, actor } = ctx;

@@ -20,7 +20,7 @@ import { policyInput } from '../../mfa/requirement.ts';
 import { recordAudit } from '../../security/audit.ts';
 import type { Services } from '../../services.ts';
 import { CliError, printJson, printTable } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 
 /** What the account's most recently updated live session proved (session_evidence), and when it was last used, if it has one. */

@@ -12,7 +12,7 @@ import { groupsOf } from '../../accounts/groups.ts';
 import type { Account } from '../../db/schema.ts';
 import { recordAudit } from '../../security/audit.ts';
 import { CliError, printFields, printJson, printTable, secretFromStdin } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 import { unlockAccount } from '../../admin/unlock-account.ts';
 

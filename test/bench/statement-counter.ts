@@ -4,8 +4,8 @@
  * benchmarks (`npm run bench`) to report database round trips per sign-in and
  * per refresh, a figure that does not depend on the machine's noise.
  *
- * Off by default; a provider uses it only when started with
- * BENCH_COUNT_STATEMENTS=1 (see src/main.ts and docs/benchmarks.md).
+ * Loaded into a provider only by the benchmarks (count-statements.ts, see
+ * docs/benchmarks.md).
  *
  * kysely's `log` hook sees every statement it executes once (query builders
  * and `sql` templates alike), failed ones included. Not a plugin: a plugin's

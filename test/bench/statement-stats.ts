@@ -1,13 +1,12 @@
 /**
- * The opt-in, local-only window on the statement counter, for the benchmarks.
- * With BENCH_COUNT_STATEMENTS=1 the provider serves, on 127.0.0.1 only, at
+ * The local-only window on the statement counter, for the benchmarks. A
+ * provider started with count-statements.ts serves, on 127.0.0.1 only, at
  * BENCH_STATS_PORT (0 or unset: a free port, logged):
  *
  *   GET  /statements        → { counts, processes: [{ pid, rss, cpuUserUs, cpuSystemUs }] }
  *   POST /statements/reset  → 204
  *
- * Nothing else. It is never on by default and never listens beyond loopback.
- * In a cluster (WORKERS > 1) the primary serves it and sums its workers'.
+ * Nothing else. It never listens beyond loopback. In a cluster (WORKERS > 1) the primary serves it and sums its workers'.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,11 +22,6 @@ export interface ProcessSample {
 export interface StatsSource {
   read(): Promise<{ counts: StatementCounts; processes: ProcessSample[] }>;
   reset(): Promise<void>;
-}
-
-/** Whether this process was asked to count statements. */
-export function countingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.BENCH_COUNT_STATEMENTS === '1' || env.BENCH_COUNT_STATEMENTS === 'true';
 }
 
 export function sampleProcess(): ProcessSample {
@@ -61,7 +55,7 @@ function isLoopback(address: string | undefined): boolean {
 }
 
 /** Serves the counts on 127.0.0.1. Resolves with the port once listening. */
-export async function serveStatementStats(source: StatsSource, port = 0): Promise<{ port: number; close(): Promise<void> }> {
+export async function serveStatementStats(source: StatsSource, port = 0): Promise<{ port: number; unref(): void; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const reply = (status: number, body?: unknown) => {
       res.writeHead(status, body === undefined ? {} : { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -85,6 +79,7 @@ export async function serveStatementStats(source: StatsSource, port = 0): Promis
   });
   return {
     port: (server.address() as AddressInfo).port,
+    unref: () => void server.unref(),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
