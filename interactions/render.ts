@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
 import { loadTheme, type Theme } from './theme.ts';
+import { DEFAULT_PAGE_BRAND, type PageBrand } from './brand.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const VIEWS_DIR = path.join(HERE, 'views');
@@ -19,12 +20,15 @@ export class Views {
   readonly #hbs = Handlebars.create();
   readonly #templates = new Map<string, Handlebars.TemplateDelegate>();
   readonly #theme: Theme | undefined;
+  readonly #brand: PageBrand;
 
   /** Helpers here are the only ones a theme may use (theme.ts VIEW_HELPERS). */
-  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme) {
+  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme, brand: PageBrand = DEFAULT_PAGE_BRAND) {
     this.#hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
     this.#hbs.registerHelper('encodeURIComponent', (v: unknown) => encodeURIComponent(String(v ?? '')));
     this.#theme = theme;
+    // The theme's logo wins over BRAND_LOGO.
+    this.#brand = theme?.links.logo ? { ...brand, logo: theme.links.logo } : brand;
     for (const dir of dirs) this.addDirectory(dir);
     // Same compile options as the built-in views: `{{ }}` escapes in a theme too.
     for (const [name, template] of theme?.views ?? []) {
@@ -66,8 +70,8 @@ export class Views {
     const view = this.#templates.get(name);
     const layout = this.#templates.get('layout');
     if (!view || !layout) throw new Error(`no view named ${name}`);
-    // `theme.stylesheet` and `theme.logo` are set only when the theme has those files.
-    const page = this.#theme ? { ...data, theme: this.#theme.links } : data;
+    // Every page gets `brand`; `theme.stylesheet` and `theme.logo` are set only when the theme has those files.
+    const page = this.#theme ? { ...data, brand: this.#brand, theme: this.#theme.links } : { ...data, brand: this.#brand };
     return layout({ ...page, body: view(page) });
   }
 }
@@ -78,14 +82,14 @@ export function pageNames(): string[] {
 }
 
 /** A provider's themed views (THEME_DIR), checked now; throws ThemeError naming the file at fault. */
-export function themedViews(dir: string, factorViews: Record<string, string>): { views: Views; theme: Theme } {
+export function themedViews(dir: string, factorViews: Record<string, string>, brand?: PageBrand): { views: Views; theme: Theme } {
   const theme = loadTheme(dir, pageNames(), factorViews);
-  return { views: new Views([VIEWS_DIR], theme), theme };
+  return { views: new Views([VIEWS_DIR], theme, brand), theme };
 }
 
 let shared: Views | undefined;
-// A themed provider's requests (and the building of its routes) see its own views; tests run
-// several providers, themed or not, in one process.
+// A provider's requests (and the building of its routes) see its own views, with its theme and
+// brand; tests run several providers, themed or not, in one process.
 const scoped = new AsyncLocalStorage<Views>();
 
 export function views(): Views {

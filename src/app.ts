@@ -16,8 +16,9 @@ import { healthRoutes } from './http/health.ts';
 import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
-import { ASSETS_DIR, themedViews, withViews } from '../interactions/render.ts';
+import { ASSETS_DIR, themedViews, Views, VIEWS_DIR, withViews } from '../interactions/render.ts';
 import { ThemeError } from '../interactions/theme.ts';
+import { BRAND_LOGO_ASSET, brandPages } from '../interactions/brand.ts';
 import { FACTORS } from '../factors/registry.ts';
 import { StartupError } from './db/storage.ts';
 import { httpDuration, metricsRoute, fromRegistry } from './metrics/index.ts';
@@ -34,7 +35,7 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // Only the right-most X-Forwarded-For entry (written by our own proxy) counts.
   app.maxIpsCount = 1;
   let shuttingDown = false;
-  const themed = loadTheme(services);
+  const pages = loadPages(services);
 
   app.use(requestContext(logger));
   // Outermost but the log context: every request is timed, whatever answers it (an error page included).
@@ -45,8 +46,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // Rows read twice within one request (the app, the policy, credentials) are read once; never across requests.
   app.use((_ctx, next) => withRequestMemo(next));
   app.use(securityHeaders({ hsts: services.config.secureCookies }));
-  // THEME_DIR: this app's pages, error pages included, render with its theme.
-  if (themed) app.use((_ctx, next) => withViews(themed.views, next));
+  // This app's pages, error pages included, render with its brand and theme (THEME_DIR).
+  app.use((_ctx, next) => withViews(pages.views, next));
   app.use(errorBoundary());
   // Before anything reads a parameter, a form or a body: text the database cannot take (NUL, lone surrogates) is a 400.
   app.use(inputGuard());
@@ -56,10 +57,10 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   if (metrics && services.config.METRICS === 'token' && services.config.metricsToken) app.use(metricsRoute(fromRegistry(metrics.registry), services.config.metricsToken));
   // Factors' browser files (WebAuthn's client library from node_modules) first: the asset folder answers 404 for names it lacks.
   app.use(extraAsset(services.factors.registry.assets()).routes());
-  const assets = assetRoutes([ASSETS_DIR], themed?.theme.assets);
+  const assets = assetRoutes([ASSETS_DIR], pages.assets);
   app.use(assets.routes());
   // Built with the theme's views, so a factor view the theme replaces is the one registered.
-  const interactions = withViews(themed?.views, () => interactionRoutes({ services, provider: () => holder.current }));
+  const interactions = withViews(pages.views, () => interactionRoutes({ services, provider: () => holder.current }));
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
 
@@ -77,16 +78,24 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   return { app, setShuttingDown: () => (shuttingDown = true) };
 }
 
-/** THEME_DIR, checked in full: a theme that would break a page stops the start, naming the file. */
-function loadTheme(services: Services): ReturnType<typeof themedViews> | undefined {
+/**
+ * The pages' views with the brand (checked with the configuration) and THEME_DIR, checked in
+ * full: a theme that would break a page stops the start, naming the file. The files both
+ * serve under /assets/, by name; the theme's logo wins, so BRAND_LOGO is then not served.
+ */
+function loadPages(services: Services): { views: Views; assets: Record<string, string | Buffer> } {
+  const brand = brandPages(services.config.brand);
   const dir = services.config.THEME_DIR;
-  if (!dir) return undefined;
+  if (!dir) return { views: new Views([VIEWS_DIR], undefined, brand.page), assets: brand.assets };
   // Every known factor, not only those switched on, so turning one off does not break the theme.
   const factorViews = Object.fromEntries([...FACTORS, ...services.factors.registry.all().map((r) => r.factor)].map((f) => [f.id, f.viewsDir]));
+  let themed: ReturnType<typeof themedViews>;
   try {
-    return themedViews(dir, factorViews);
+    themed = themedViews(dir, factorViews, brand.page);
   } catch (err) {
     if (err instanceof ThemeError) throw new StartupError(`THEME_DIR: ${err.message}`);
     throw err;
   }
+  const brandAssets = Object.entries(brand.assets).filter(([name]) => !(themed.theme.links.logo && name.startsWith(`${BRAND_LOGO_ASSET}.`)));
+  return { views: themed.views, assets: { ...Object.fromEntries(brandAssets), ...themed.theme.assets } };
 }

@@ -7,9 +7,9 @@ const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js'
 
 /**
  * @param dirs folders whose files are all served by name
- * @param named single files served under the given names (a theme's theme.css and logo), never their folder
+ * @param named single files served under the given names, never their folder: a path (a theme's theme.css and logo) or the content itself (the brand's logo and stylesheet)
  */
-export function assetRoutes(dirs: string[], named: Record<string, string> = {}): Router {
+export function assetRoutes(dirs: string[], named: Record<string, string | Buffer> = {}): Router {
   const files = new Map<string, { body: Buffer; type: string }>();
   for (const dir of dirs) {
     if (!fs.existsSync(dir)) continue;
@@ -22,7 +22,7 @@ export function assetRoutes(dirs: string[], named: Record<string, string> = {}):
     const type = TYPES[path.extname(name)];
     if (!type) throw new Error(`asset ${name}: no content type for its extension`);
     if (files.has(name)) throw new Error(`asset ${name} is served twice`);
-    files.set(name, { body: fs.readFileSync(file), type });
+    files.set(name, { body: typeof file === 'string' ? fs.readFileSync(file) : file, type });
   }
   const router = new Router();
   router.get('/assets/:name', (ctx) => {
