@@ -5,9 +5,9 @@
  * colours become a small stylesheet of the variables twofold.css reads, linked
  * after it; a theme's theme.css comes later and wins.
  */
-import crypto from 'node:crypto';
 import type { Brand, SchemeColors } from '../src/brand/brand.ts';
 import { DEFAULT_BRAND_NAME } from '../src/brand/brand.ts';
+import { assetVersion } from '../src/http/assets.ts';
 
 /** What every page gets as `brand`: the name, and URLs carrying the file's hash (a changed file is fetched again). */
 export interface PageBrand {
@@ -29,12 +29,12 @@ export function brandPages(brand: Brand): { page: PageBrand; assets: Record<stri
   if (brand.logo) {
     const name = `${BRAND_LOGO_ASSET}.${brand.logo.type}`;
     assets[name] = brand.logo.body;
-    page.logo = `/assets/${name}?${digest(brand.logo.body)}`;
+    page.logo = `/assets/${name}?${assetVersion(brand.logo.body)}`;
   }
   if (brand.colors) {
     const css = Buffer.from(brandStylesheet(brand.colors));
     assets[BRAND_STYLESHEET] = css;
-    page.stylesheet = `/assets/${BRAND_STYLESHEET}?${digest(css)}`;
+    page.stylesheet = `/assets/${BRAND_STYLESHEET}?${assetVersion(css)}`;
   }
   return { page, assets };
 }
@@ -48,8 +48,4 @@ export function brandStylesheet(colors: Record<'light' | 'dark', SchemeColors>):
     `@media (prefers-color-scheme: dark) { :root { ${vars(colors.dark)} } }`,
     '',
   ].join('\n');
-}
-
-function digest(body: Buffer): string {
-  return crypto.createHash('sha256').update(body).digest('hex').slice(0, 12);
 }

@@ -1,9 +1,15 @@
 /** Serves the interaction pages' static files (CSS, browser scripts) from a fixed list; no directory walking. */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Router from '@koa/router';
 
 const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png' };
+
+/** A file's version for its link (`/assets/name?version`): a changed file is fetched again despite the cache. */
+export function assetVersion(body: Buffer): string {
+  return crypto.createHash('sha256').update(body).digest('hex').slice(0, 12);
+}
 
 /**
  * @param dirs folders whose files are all served by name

@@ -10,16 +10,14 @@
  * database plays no part: PGlite only.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import QRCode from 'qrcode';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
-import { freePort, startTestServer, type TestServer } from '../helpers/server.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { refusedStart } from '../helpers/provider-process.ts';
 import { UserAgent, formAction, type Hop } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { optionsInPage } from '../helpers/webauthn.ts';
@@ -29,7 +27,6 @@ import { createClient } from '../../src/oidc/clients.ts';
 import { ConfigError } from '../../src/config.ts';
 import { removeThemeDirs, themeDir } from '../helpers/theme-dir.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const REDIRECT = 'http://app.example.test/callback';
 const PASSWORD = 'correct horse battery';
 const LOGO = '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="32"><rect width="64" height="32" fill="#1f6feb"/></svg>\n';
@@ -279,17 +276,8 @@ describe('a brand that cannot be shown stops the start with one line', () => {
   });
 
   test('npm start: exit 2, one line on stderr', async () => {
-    const port = await freePort();
-    const dataDir = fs.mkdtempSync(path.join(tmp, 'data-'));
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: String(port), DATA_DIR: dataDir, SECRET_KEY: crypto.randomBytes(32).toString('hex'), BRAND_COLOR: '#ffd400' };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-    child.stdout.resume();
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stderr } = await refusedStart({ BRAND_COLOR: '#ffd400' });
     expect(code).toBe(2);
-    // oidc-provider warns on stderr when Node is not an LTS it knows; that line is not ours.
-    const ours = stderr.split('\n').filter((line) => !line.startsWith('oidc-provider WARNING')).join('\n');
-    expect(ours).toMatch(/^twofold: Invalid configuration: BRAND_COLOR: #ffd400 has a contrast of 1\.\d\d:1 on the light scheme's card \(#ffffff\), .*; the nearest darker shade that passes is #[0-9a-f]{6}\n$/);
+    expect(stderr).toMatch(/^twofold: Invalid configuration: BRAND_COLOR: #ffd400 has a contrast of 1\.\d\d:1 on the light scheme's card \(#ffffff\), .*; the nearest darker shade that passes is #[0-9a-f]{6}\n$/);
   }, 60_000);
 });
