@@ -427,7 +427,12 @@ export const configSchema = z
     ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600)
       .default(300)
       .meta({ description: "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old." }),
-    GRANT_TTL: seconds(300, 365 * 86400).default(14 * 86400).meta({ description: "Lifetime of a user's grant to an app." }),
+    GRANT_TTL: seconds(300, 365 * 86400)
+      .default(14 * 86400)
+      .meta({
+        description:
+          "Lifetime of a user's grant to an app. A third-party app's consent is remembered in its grant, whose end each sign-in to the app moves to this long from then: an app unused this long asks for consent again. See [Remembered consent](administering.md#remembered-consent).",
+      }),
     KEY_RETIREMENT_TTL: seconds(60, 365 * 86400)
       .default(2 * 86400)
       .meta({
