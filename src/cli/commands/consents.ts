@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { findClientRow } from '../../oidc/clients.ts';
 import { listConsents, revokeConsent } from '../../admin/consents.ts';
 import { CliError, printJson, printTable } from '../io.ts';
-import type { CommandContext } from '../run.ts';
+import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 
 export function registerConsents(user: Command, ctx: CommandContext): void {
