@@ -163,8 +163,9 @@ export interface FactorServices {
   randomBytes(n: number): Buffer;
   clock: { now(): Date };
   state: StepState;
-  /** The issuer, for labels (otpauth issuer name, WebAuthn RP). */
+  /** The issuer URL. */
   issuer: string;
+  /** The product name (BRAND_NAME), for labels: the otpauth issuer, the WebAuthn RP name. */
   issuerName: string;
   /** The WebAuthn relying party: proofs are bound to this RP ID and these origins. */
   relyingParty: RelyingParty;

@@ -1,6 +1,7 @@
 /** The consent step, shown only to third-party apps. */
 import type { Context } from 'koa';
 import { page, type InteractionDeps, type InteractionDetails } from './context.ts';
+import { rememberConsent } from '../src/oidc/remembered-consent.ts';
 
 const SCOPE_TEXT: Record<string, string> = {
   openid: 'Know who you are',
@@ -33,6 +34,8 @@ export async function submitConsent(ctx: Context, deps: InteractionDeps, details
   if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
   for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
   const savedId = await grant.save();
+  // Remembered for the account and app, so another browser session continues this grant (src/oidc/existing-grant.ts).
+  await rememberConsent(deps.services.db, { accountId: grant.accountId!, clientId: grant.clientId!, grantId: savedId });
   await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId: savedId } }, { mergeWithLastSubmission: true });
   ctx.respond = false;
 }

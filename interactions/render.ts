@@ -13,6 +13,7 @@ import Handlebars from 'handlebars';
 import { Catalogue, type Params } from '../src/i18n/catalogue.ts';
 import { languageOf } from '../src/i18n/language.ts';
 import { loadTheme, type Theme } from './theme.ts';
+import { DEFAULT_PAGE_BRAND, type PageBrand } from './brand.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const VIEWS_DIR = path.join(HERE, 'views');
@@ -23,9 +24,10 @@ export class Views {
   readonly #templates = new Map<string, Handlebars.TemplateDelegate>();
   readonly #theme: Theme | undefined;
   readonly catalogue: Catalogue;
+  readonly #brand: PageBrand;
 
   /** Helpers here are the only ones a theme may use (theme.ts VIEW_HELPERS). */
-  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme, catalogue = new Catalogue()) {
+  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme, catalogue = new Catalogue(), brand: PageBrand = DEFAULT_PAGE_BRAND) {
     this.catalogue = catalogue;
     this.#hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
     this.#hbs.registerHelper('encodeURIComponent', (v: unknown) => encodeURIComponent(String(v ?? '')));
@@ -35,6 +37,8 @@ export class Views {
       return new Handlebars.SafeString(catalogue.html(root?.lang ?? catalogue.defaultLanguage, String(key), options.hash as Params));
     });
     this.#theme = theme;
+    // The theme's logo wins over BRAND_LOGO.
+    this.#brand = theme?.links.logo ? { ...brand, logo: theme.links.logo } : brand;
     for (const dir of dirs) this.addDirectory(dir);
     // Same compile options as the built-in views: `{{ }}` escapes in a theme too.
     for (const [name, template] of theme?.views ?? []) {
@@ -76,8 +80,8 @@ export class Views {
     const view = this.#templates.get(name);
     const layout = this.#templates.get('layout');
     if (!view || !layout) throw new Error(`no view named ${name}`);
-    // `theme.stylesheet` and `theme.logo` are set only when the theme has those files.
-    const page = { lang: this.catalogue.defaultLanguage, ...data, ...(this.#theme ? { theme: this.#theme.links } : {}) };
+    // Every page gets `brand` and `lang`; `theme.stylesheet` and `theme.logo` are set only when the theme has those files.
+    const page = { lang: this.catalogue.defaultLanguage, ...data, brand: this.#brand, ...(this.#theme ? { theme: this.#theme.links } : {}) };
     return layout({ ...page, body: view(page) });
   }
 }
@@ -88,15 +92,15 @@ export function pageNames(): string[] {
 }
 
 /** A provider's views, themed when `dir` (THEME_DIR) is set, checked now; throws ThemeError naming the file at fault. */
-export function providerViews(catalogue: Catalogue, dir: string | undefined, factorViews: Record<string, string>): { views: Views; theme?: Theme } {
+export function providerViews(catalogue: Catalogue, dir: string | undefined, factorViews: Record<string, string>, brand?: PageBrand): { views: Views; theme?: Theme } {
   const theme = dir ? loadTheme(dir, pageNames(), factorViews) : undefined;
   for (const [language, { file, messages }] of theme?.messages ?? []) catalogue.addOverrides(language, messages, file);
-  return { views: new Views([VIEWS_DIR], theme, catalogue), theme };
+  return { views: new Views([VIEWS_DIR], theme, catalogue, brand), theme };
 }
 
 /** A theme's views with the built-in messages (tests of the theme alone). */
-export function themedViews(dir: string, factorViews: Record<string, string>): { views: Views; theme: Theme } {
-  return providerViews(new Catalogue(), dir, factorViews) as { views: Views; theme: Theme };
+export function themedViews(dir: string, factorViews: Record<string, string>, brand?: PageBrand): { views: Views; theme: Theme } {
+  return providerViews(new Catalogue(), dir, factorViews, brand) as { views: Views; theme: Theme };
 }
 
 /** What a step needs to speak to the person: their language, and each message in it as text. */
@@ -112,8 +116,8 @@ export function speakerFor(ctx: Context): Speaker {
 }
 
 let shared: Views | undefined;
-// A themed provider's requests (and the building of its routes) see its own views; tests run
-// several providers, themed or not, in one process.
+// A provider's requests (and the building of its routes) see its own views, with its theme and
+// brand; tests run several providers, themed or not, in one process.
 const scoped = new AsyncLocalStorage<Views>();
 
 export function views(): Views {

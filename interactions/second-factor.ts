@@ -15,6 +15,7 @@ import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
 import { recordAudit } from '../src/security/audit.ts';
 import { waitText } from '../src/mfa/wait-text.ts';
 import { readKnownBrowser } from './known-browser.ts';
+import { factorToAdd } from './choose-factor.ts';
 
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
@@ -64,8 +65,12 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
       return failSignIn(ctx, deps, signIn, 'unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
     case 'refused':
       return failSignIn(ctx, deps, signIn, 'access_denied', decision.description);
-    case 'enroll':
-      return showEnroll(ctx, deps, details, signIn, clientName, String(ctx.query.factor ?? ''), decision, error, status);
+    case 'enroll': {
+      if (!decision.adding) return showEnroll(ctx, deps, details, signIn, clientName, String(ctx.query.factor ?? ''), decision, error, status);
+      // Adding at the app's request: the person picks the method when there is a choice (choose-factor.ts answers with the list, or refuses a forged pick).
+      const chosen = await factorToAdd(ctx, deps, details, signIn, clientName, decision.factors);
+      return chosen && showEnroll(ctx, deps, details, signIn, clientName, chosen.factor, { ...decision, choosable: chosen.choosable }, error, status);
+    }
     case 'step_up':
       return showChallenge(ctx, deps, details, signIn, clientName, decision, error, status);
   }
@@ -112,7 +117,7 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
   );
 }
 
-async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true }, error: string | undefined, status: number): Promise<void> {
+async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean }, error: string | undefined, status: number): Promise<void> {
   const engine = deps.services.factors;
   const factorId = decision.factors.includes(asked) ? asked : decision.factors[0]!;
   const registered = engine.registry.get(factorId)!;
@@ -131,7 +136,9 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
       ...stepData(details, clientName, factorId, registered.factor.label, view, error),
       optional: decision.optional,
       reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
-      others: labelled(deps, decision.factors.filter((id) => id !== factorId)),
+      // Chosen from the list: the way to another method is back to the list.
+      others: decision.choosable ? [] : labelled(deps, decision.factors.filter((id) => id !== factorId)),
+      choosable: decision.choosable,
     },
     status,
   );

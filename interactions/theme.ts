@@ -6,10 +6,10 @@
  * (naming the file) instead of breaking a sign-in. The theme only adds files
  * served from this origin, so the pages' CSP (style-src 'self') still holds.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Handlebars from 'handlebars';
+import { assetVersion } from '../src/http/assets.ts';
 
 export class ThemeError extends Error {}
 
@@ -69,11 +69,11 @@ export function loadTheme(dir: string, pages: readonly string[], factorViews: Re
       theme.views.set(view, checkedTemplate(full, RAW_OUTPUTS[view]));
     } else if (name === STYLESHEET) {
       theme.assets[STYLESHEET] = full;
-      theme.links.stylesheet = `/assets/${STYLESHEET}?${digest(full)}`;
+      theme.links.stylesheet = `/assets/${STYLESHEET}?${assetVersion(fs.readFileSync(full))}`;
     } else if (LOGOS[name]) {
       if (theme.links.logo) throw new ThemeError(`${full}: the theme has both logo.svg and logo.png; keep one`);
       theme.assets[LOGOS[name]] = full;
-      theme.links.logo = `/assets/${LOGOS[name]}?${digest(full)}`;
+      theme.links.logo = `/assets/${LOGOS[name]}?${assetVersion(fs.readFileSync(full))}`;
     } else if (THEME_EXTENSIONS.has(ext)) {
       throw new ThemeError(`${full} matches no page or theme file (${expected})`);
     }
@@ -161,8 +161,4 @@ function isDirectory(p: string): boolean {
   } catch {
     return false;
   }
-}
-
-function digest(file: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 12);
 }

@@ -16,9 +16,10 @@ import { healthRoutes } from './http/health.ts';
 import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
-import { ASSETS_DIR, providerViews, withViews } from '../interactions/render.ts';
+import { ASSETS_DIR, providerViews, type Views, withViews } from '../interactions/render.ts';
 import { Catalogue, CatalogueError } from './i18n/catalogue.ts';
 import { ThemeError } from '../interactions/theme.ts';
+import { BRAND_LOGO_ASSET, brandPages } from '../interactions/brand.ts';
 import { FACTORS } from '../factors/registry.ts';
 import { StartupError } from './db/storage.ts';
 import { httpDuration, metricsRoute, fromRegistry } from './metrics/index.ts';
@@ -46,7 +47,7 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   // Rows read twice within one request (the app, the policy, credentials) are read once; never across requests.
   app.use((_ctx, next) => withRequestMemo(next));
   app.use(securityHeaders({ hsts: services.config.secureCookies }));
-  // This app's pages, error pages included, render with its theme (THEME_DIR) and its catalogue.
+  // This app's pages, error pages included, render with its brand, theme (THEME_DIR) and catalogue.
   app.use((_ctx, next) => withViews(pages.views, next));
   app.use(errorBoundary());
   // Before anything reads a parameter, a form or a body: text the database cannot take (NUL, lone surrogates) is a 400.
@@ -57,7 +58,7 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   if (metrics && services.config.METRICS === 'token' && services.config.metricsToken) app.use(metricsRoute(fromRegistry(metrics.registry), services.config.metricsToken));
   // Factors' browser files (WebAuthn's client library from node_modules) first: the asset folder answers 404 for names it lacks.
   app.use(extraAsset(services.factors.registry.assets()).routes());
-  const assets = assetRoutes([ASSETS_DIR], pages.theme?.assets);
+  const assets = assetRoutes([ASSETS_DIR], pages.assets);
   app.use(assets.routes());
   // Built with the theme's views, so a factor view the theme replaces is the one registered.
   const interactions = withViews(pages.views, () => interactionRoutes({ services, provider: () => holder.current }));
@@ -80,25 +81,30 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
 
 /**
  * The pages: the message catalogue (built-in, every known factor's, THEME_DIR's messages) and the
- * views, THEME_DIR's included, checked in full: a theme or a message that would break a page stops
- * the start, naming the file.
+ * views with the brand (checked with the configuration) and THEME_DIR, checked in full: a theme or
+ * a message that would break a page stops the start, naming the file. The files both serve under
+ * /assets/, by name; the theme's logo wins, so BRAND_LOGO is then not served.
  */
-function loadPages(services: Services): ReturnType<typeof providerViews> {
+function loadPages(services: Services): { views: Views; assets: Record<string, string | Buffer> } {
   const { config } = services;
+  const brand = brandPages(config.brand);
   // Every known factor, not only those switched on, so turning one off does not break the theme.
   const factors = new Map([...FACTORS, ...services.factors.registry.all().map((r) => r.factor)].map((f) => [f.id, f]));
   const factorViews = Object.fromEntries([...factors.values()].map((f) => [f.id, f.viewsDir]));
+  let pages: ReturnType<typeof providerViews>;
   try {
     const catalogue = new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE, pseudo: config.PSEUDO_LANGUAGE });
     for (const f of factors.values()) if (f.messagesDir) catalogue.addFactor(f.id, Catalogue.readFolder(f.messagesDir), f.messagesDir);
-    const pages = providerViews(catalogue, config.THEME_DIR, factorViews);
+    pages = providerViews(catalogue, config.THEME_DIR, factorViews, brand.page);
     if (!catalogue.offers(config.DEFAULT_LANGUAGE)) {
       throw new CatalogueError(`DEFAULT_LANGUAGE ${config.DEFAULT_LANGUAGE} is not a language Twofold has (${catalogue.languages().filter((l) => catalogue.offers(l) && l !== config.DEFAULT_LANGUAGE).join(', ')}); add messages/${config.DEFAULT_LANGUAGE}.json to THEME_DIR`);
     }
-    return pages;
   } catch (err) {
     if (err instanceof ThemeError) throw new StartupError(`THEME_DIR: ${err.message}`);
     if (err instanceof CatalogueError) throw new StartupError(err.message);
     throw err;
   }
+  const themeLogo = pages.theme?.links.logo;
+  const brandAssets = Object.entries(brand.assets).filter(([name]) => !(themeLogo && name.startsWith(`${BRAND_LOGO_ASSET}.`)));
+  return { views: pages.views, assets: { ...Object.fromEntries(brandAssets), ...pages.theme?.assets } };
 }

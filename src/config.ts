@@ -13,6 +13,8 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_ACR_TABLE, TWOFOLD_ACR } from './policy/acr-table.ts';
+import { BrandError, resolveBrand, type Brand } from './brand/brand.ts';
+import { parseHex, type Hex } from './brand/contrast.ts';
 
 /*
  * The value helpers say what is allowed in their message, since that message is
@@ -55,6 +57,23 @@ const list = (item: z.ZodType<string, string>) =>
 
 /** Seconds, as an integer. */
 const seconds = (min: number, max: number) => integerIn(min, max, `expected whole seconds from ${min} to ${max}`).meta({ format: 'seconds', minimum: min, maximum: max });
+
+/** A product name: one line; no colon, since authenticator apps split their label (`issuer:account`) at the first one. */
+const brandName = z
+  .string()
+  .trim()
+  .min(1, 'expected 1–64 characters')
+  .max(64, 'expected 1–64 characters')
+  .regex(/^[^\p{Cc}:]+$/u, 'expected one line without a colon (authenticator apps split their label at a colon)');
+
+/** A colour, as `#rrggbb`. */
+const hexColor = z.unknown().transform((v, ctx): Hex => {
+  const hex = typeof v === 'string' ? parseHex(v) : undefined;
+  if (hex) return hex;
+  // YAML reads an unquoted `#1f6feb` as a comment, leaving the key empty.
+  ctx.addIssue({ code: 'custom', message: v === null ? 'expected a colour as #rrggbb or #rgb (quote it in YAML: "#1f6feb")' : 'expected a colour as #rrggbb or #rgb' });
+  return z.NEVER;
+});
 
 /** An `acr` value: a space separates values in acr_values, so none inside one. */
 const ACR_VALUE = /^[\x21-\x7E]{1,255}$/;
@@ -224,16 +243,6 @@ export const configSchema = z
         description:
           "The ACR table. Replaces the default table; Twofold's own URNs (`urn:twofold:acr:1`…`3`) are always present at their own level. Used by the policy, discovery's `acr_values_supported` and `client add|update --min-acr`.",
       }),
-    ISSUER_NAME: z
-      .string()
-      .min(1)
-      .max(64)
-      .optional()
-      .meta({
-        format: '1–64 characters',
-        defaultText: "the issuer's host",
-        description: 'The name authenticator apps show for this provider. Also the name in emailed and texted codes, and the relying party name security keys and passkeys show.',
-      }),
     WEBAUTHN_RP_ID: z
       .string()
       .toLowerCase()
@@ -293,7 +302,7 @@ export const configSchema = z
       .optional()
       .meta({
         format: 'one line with an email address (3–320 characters)',
-        defaultText: '`"<ISSUER_NAME>" <no-reply@<issuer host>>`',
+        defaultText: '`"<BRAND_NAME>" <no-reply@<issuer host>>`',
         description: 'The From of emailed codes, e.g. `Example ID <no-reply@example.com>`.',
       }),
     EMAIL_CODES: z
@@ -334,7 +343,38 @@ export const configSchema = z
       .meta({
         format: 'a folder',
         description:
-          'A folder whose `layout.hbs`, page views (`login.hbs`, …), `factors/<id>/<view>.hbs`, `theme.css` and `logo.svg`/`logo.png` restyle the sign-in pages, and whose `messages/<language>.json` replace texts or add a language; checked at start (see [Themes](running.md#themes)).',
+          'A folder whose `layout.hbs`, page views (`login.hbs`, …), `factors/<id>/<view>.hbs`, `theme.css` and `logo.svg`/`logo.png` restyle the sign-in pages, and whose `messages/<language>.json` replace texts or add a language; checked at start (see [Themes](running.md#themes)). Its logo wins over `BRAND_LOGO`, and `theme.css` over the `BRAND_COLOR` variables.',
+      }),
+    BRAND_NAME: brandName.optional().meta({
+      format: '1–64 characters, no colon',
+      defaultText: '`Twofold`',
+      description:
+        "The product name: on every page (header and window title), in authenticator apps (the TOTP issuer, in front of the account's name), in the browser's passkey and security key prompts (the WebAuthn relying party name), in emailed and texted codes, and in the default `MAIL_FROM`. See [Brand](running.md#brand).",
+    }),
+    ISSUER_NAME: brandName.optional().meta({
+      format: '1–64 characters, no colon',
+      description: 'The older name of `BRAND_NAME`, still read. Setting both to different names is refused.',
+    }),
+    BRAND_LOGO: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        format: 'an `.svg` or `.png` file (at most 1 MiB)',
+        description:
+          "The logo in every page's header, served from this origin (`/assets/brand-logo.svg` or `.png`, the link carrying a hash of the file). Read at start; a missing or unreadable file, or one that is not the image its name says, stops the start. A theme's own `logo.svg`/`logo.png` wins over it.",
+      }),
+    BRAND_COLOR: hexColor.optional().meta({
+      format: '`#rrggbb` or `#rgb` (quoted in YAML)',
+      defaultText: '`#3b5bdb`',
+      description:
+        'The primary colour (links, buttons, the name in the header) in the light scheme. Must read at WCAG AA (4.5:1) on the pages\' white card, or the start stops with the measured ratio and the nearest shade that passes. The text on buttons of this colour is black or white, whichever reads better.',
+    }),
+    BRAND_COLOR_DARK: hexColor.optional().meta({
+      format: '`#rrggbb` or `#rgb` (quoted in YAML)',
+      defaultText: '`#8ea2ff`; with `BRAND_COLOR`, that colour lightened where needed',
+      description:
+        'The primary colour in the dark scheme, checked the same way on the dark card (`#1d2026`). Unset: `BRAND_COLOR` where it reads at 4.5:1 there, else its nearest lighter shade that does. Needs `BRAND_COLOR`.',
       }),
     DEFAULT_LANGUAGE: z
       .string()
@@ -387,7 +427,12 @@ export const configSchema = z
     ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600)
       .default(300)
       .meta({ description: "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old." }),
-    GRANT_TTL: seconds(300, 365 * 86400).default(14 * 86400).meta({ description: "Lifetime of a user's grant to an app." }),
+    GRANT_TTL: seconds(300, 365 * 86400)
+      .default(14 * 86400)
+      .meta({
+        description:
+          "Lifetime of a user's grant to an app. A third-party app's consent is remembered in its grant, whose end each sign-in to the app moves to this long from then: an app unused this long asks for consent again. See [Remembered consent](administering.md#remembered-consent).",
+      }),
     KEY_RETIREMENT_TTL: seconds(60, 365 * 86400)
       .default(2 * 86400)
       .meta({
@@ -499,6 +544,8 @@ export interface Config extends Omit<RawConfig, 'ISSUER'> {
   webauthn: WebAuthnConfig;
   /** The metrics bearer token, from METRICS_TOKEN or METRICS_TOKEN_FILE. */
   metricsToken?: string;
+  /** The product name, logo and colours, checked (BRAND_*, ISSUER_NAME). */
+  brand: Brand;
 }
 
 export interface WebAuthnConfig {
@@ -699,6 +746,15 @@ function resolveMetricsToken(raw: RawConfig): string | undefined {
   return token;
 }
 
+function loadBrand(raw: RawConfig): Brand {
+  try {
+    return resolveBrand(raw);
+  } catch (err) {
+    if (err instanceof BrandError) throw new ConfigError(`Invalid configuration: ${err.key}: ${err.message}`);
+    throw err;
+  }
+}
+
 const KNOWN_KEYS = new Set(Object.keys(configSchema.shape));
 /** Settings whose value an error never echoes (marked `secret` in the schema). */
 const SECRET_KEYS = new Set(Object.entries(configSchema.shape).flatMap(([key, schema]) => (settingMeta(schema).secret ? [key] : [])));
@@ -760,6 +816,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const metricsToken = resolveMetricsToken(raw);
   return {
     metricsToken,
+    brand: loadBrand(raw),
     ...raw,
     SECRET_KEY: secretKey,
     ISSUER: issuer,

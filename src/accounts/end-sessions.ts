@@ -3,7 +3,8 @@
  * place: every provider session (its cookie then finds nothing, so single
  * sign-on asks again), every grant, every token issued to apps (refresh and
  * opaque access tokens, authorization and device codes), the interactions in
- * flight for the account, and what each session had proved (session_evidence).
+ * flight for the account, what each session had proved (session_evidence), and
+ * the consents it gave to third-party apps (their grants are gone).
  * One session may be kept (a person who changed their own password stays
  * signed in where they did it); the grants and tokens of that session go all
  * the same, so its apps come back through single sign-on for fresh ones.
@@ -85,6 +86,8 @@ export async function revokeAccountAccess(db: Kysely<Database>, accountId: strin
     const clients = Object.entries(payload.authorizations ?? {}).map(([clientId, a]) => ({ clientId, sid: a.sid, grantId: a.grantId }));
     sessions.push({ uid: payload.uid, accountId, clients });
   }
+  // The grants went with the rest, and with them every consent the account gave: the apps ask again.
+  await db.deleteFrom('consents').where('account_id', '=', accountId).execute();
   let evidence = db.deleteFrom('session_evidence').where('account_id', '=', accountId);
   if (keep !== undefined) evidence = evidence.where('session_uid', '!=', keep);
   await evidence.execute();

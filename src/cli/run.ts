@@ -22,6 +22,7 @@ import { registerAudit } from './commands/audit.ts';
 import { registerFactors } from './commands/factors.ts';
 import { registerPolicy } from './commands/policy.ts';
 import { registerDevices } from './commands/devices.ts';
+import { registerConsents } from './commands/consents.ts';
 
 /**
  * Opens the services for the command about to run (its path, e.g. `user add`);
@@ -88,6 +89,7 @@ export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Co
   registerUsers(program, ctx);
   registerFactors(program.commands.find((c) => c.name() === 'user')!, ctx);
   registerDevices(program.commands.find((c) => c.name() === 'user')!, ctx);
+  registerConsents(program.commands.find((c) => c.name() === 'user')!, ctx);
   registerPolicy(program, ctx);
   registerGroups(program, ctx);
   registerClients(program, ctx);

@@ -100,6 +100,16 @@ export interface BackchannelLogoutsTable {
   created_at: Generated<Date>;
 }
 
+/** A third-party app's remembered consent: the provider Grant that holds it (migration 0013, src/oidc/remembered-consent.ts). */
+export interface ConsentsTable {
+  account_id: string;
+  client_id: string;
+  grant_id: string;
+  /** When this grant was remembered for the account and app. */
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface ProviderSecretsTable {
   /** e.g. `cookie:<random>` */
   id: string;
@@ -230,6 +240,7 @@ export interface Database {
   oidc_payloads: OidcPayloadsTable;
   signing_keys: SigningKeysTable;
   backchannel_logouts: BackchannelLogoutsTable;
+  consents: ConsentsTable;
   provider_secrets: ProviderSecretsTable;
   audit_events: AuditEventsTable;
   rate_limits: RateLimitsTable;

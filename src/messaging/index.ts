@@ -46,14 +46,14 @@ export interface MessagingOptions {
 
 function defaultFrom(config: Config): string {
   const host = new URL(config.ISSUER).hostname;
-  const name = (config.ISSUER_NAME ?? host).replace(/["\\\r\n]/g, '');
+  const name = config.brand.name.replace(/["\\\r\n]/g, '');
   return `"${name}" <no-reply@${host}>`;
 }
 
 export function createMessaging(config: Config, options: MessagingOptions = {}): Messaging {
   const log = options.logger ?? defaultLogger;
   const templates = new MessageTemplates(config.MESSAGE_TEMPLATES_DIR);
-  const issuerName = config.ISSUER_NAME ?? new URL(config.ISSUER).host;
+  const issuerName = config.brand.name;
   const host = new URL(config.ISSUER).hostname;
   let mailer: Mailer | undefined;
   const mail = (): Mailer => (mailer ??= smtpMailer({ url: config.SMTP_URL!, from: config.MAIL_FROM ?? defaultFrom(config) }));

@@ -23,7 +23,7 @@ export interface CodeMessageData {
   minutes: number;
   purpose: 'sign-in' | 'enroll';
   enroll: boolean;
-  /** The provider's name (ISSUER_NAME, or the issuer's host). */
+  /** The product name (BRAND_NAME). */
   issuerName: string;
   /** The issuer's host name, for origin-bound codes in text messages (`@host #code`). */
   host: string;

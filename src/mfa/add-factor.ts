@@ -66,13 +66,18 @@ function freshFactorProof(evidence: Evidence[], now: number, maxAge: number): bo
 /** What the user must do next to add the requested method. Pure: every rule is unit-tested. */
 export function planAddFactor(facts: AddFactorFacts): AddFactorPlan {
   const isAllowed = (id: string) => !facts.allowed || facts.allowed.includes(id);
-  const candidates = facts.requested === ANY ? facts.available.filter((f) => !f.recoveryOnly) : facts.available.filter((f) => f.id === facts.requested);
+  const hasOther = facts.enrolled.some((f) => !f.recoveryOnly);
+  // `any` offers recovery codes only where they would back something up, and last.
+  const candidates =
+    facts.requested === ANY
+      ? [...facts.available.filter((f) => !f.recoveryOnly), ...(hasOther ? facts.available.filter((f) => f.recoveryOnly) : [])]
+      : facts.available.filter((f) => f.id === facts.requested);
   const offered = candidates.filter((f) => isAllowed(f.id)).map((f) => f.id);
   if (!offered.length) {
     return { type: 'refused', description: facts.requested === ANY ? 'no sign-in method may be added for this application' : `the policy does not allow ${facts.requested} for this application` };
   }
   // Recovery codes back up another method; they are never an account's only factor.
-  if (!facts.enrolled.some((f) => !f.recoveryOnly) && candidates.every((f) => f.recoveryOnly)) {
+  if (!hasOther && candidates.every((f) => f.recoveryOnly)) {
     return { type: 'refused', description: `${facts.requested} only back up another sign-in method: add one first` };
   }
   if (facts.enrolled.length && !freshFactorProof(facts.evidence, facts.now, facts.maxAge)) {

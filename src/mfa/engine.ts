@@ -108,7 +108,7 @@ export class FactorEngine {
     const { store } = this;
     const { config } = this.services;
     const issuer = config.ISSUER;
-    const issuerName = config.ISSUER_NAME ?? new URL(issuer).host;
+    const issuerName = config.brand.name;
     const { rpId, origins, attestation, aaguids, attestationRoots } = config.webauthn;
     const services: FactorServices = {
       advanceCounter: async (id, value) => {

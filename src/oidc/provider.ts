@@ -11,6 +11,8 @@ import { createAdapter } from './adapter.ts';
 import { findAccount } from './account-claims.ts';
 import type { KeyMaterial } from './keys.ts';
 import { interactionPolicy } from './interaction-policy.ts';
+import { loadExistingGrant } from './existing-grant.ts';
+import { forgetGrant } from './remembered-consent.ts';
 import { acrTableOf } from '../mfa/requirement.ts';
 import { ADD_FACTOR_PARAM, invalidAddFactorRequest } from '../mfa/add-factor.ts';
 import { renderErrorPage, renderLogoutPage, renderLoggedOutPage } from '../../interactions/provider-pages.ts';
@@ -112,25 +114,8 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
       policy: interactionPolicy(services),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    // First-party apps are trusted: their grant holds whatever they ask for, without a consent page.
-    loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
-      const client = ctx.oidc.client!;
-      const session = ctx.oidc.session!;
-      const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
-      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-      if (client.twofold_first_party !== true || !session.accountId) return existing;
-      if (existing && existing.accountId !== session.accountId) return existing;
-      const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-      grant.addOIDCScope(ctx.oidc.requestParamOIDCScopes ? [...ctx.oidc.requestParamOIDCScopes].join(' ') : 'openid');
-      const claims = ctx.oidc.requestParamClaims ? [...ctx.oidc.requestParamClaims] : [];
-      if (claims.length) grant.addOIDCClaims(claims);
-      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
-        const wanted = [...(ctx.oidc.requestParamScopes ?? [])].filter((s) => server.scopes.has(s));
-        if (wanted.length) grant.addResourceScope(indicator, wanted.join(' '));
-      }
-      await grant.save();
-      return grant;
-    },
+    // First-party apps never see a consent page; a third-party app's consent is remembered (src/oidc/existing-grant.ts).
+    loadExistingGrant: loadExistingGrant(db),
     features: {
       devInteractions: { enabled: false },
       // RFC 8707 resource indicators: access tokens for an API are JWTs (RFC 9068) carrying acr, amr and auth_time (RFC 9470).
@@ -183,6 +168,11 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const provider = new Provider(config.ISSUER, configuration);
   // Forwarded headers are honoured only when the operator says a proxy terminates TLS.
   provider.proxy = config.TRUST_PROXY;
+  // A grant the library revokes (the revocation endpoint, a reused refresh token, a sign-out) takes its remembered
+  // consent along. Lookups would find the grant gone anyway; this keeps the table from holding dead pointers.
+  provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => {
+    forgetGrant(db, grantId).catch((err: unknown) => logger.error({ err }, 'could not forget the consent of a revoked grant'));
+  });
   if (config.BACKCHANNEL_LOGOUT) queueProviderLogouts(provider, services);
   if (config.DEVICE_FLOW) {
     throttleUserCodes(provider, services);

@@ -54,7 +54,7 @@ for (const kind of DIALECTS) {
       const channels = {
         SMTP_URL: sink.url,
         MAIL_FROM: 'Example ID <id@example.test>',
-        ISSUER_NAME: 'Example ID',
+        BRAND_NAME: 'Example ID',
         SMS_WEBHOOK_URL: gateway.url,
         SMS_WEBHOOK_SECRET: gateway.secret,
         SMS_WEBHOOK_TIMEOUT: '1',

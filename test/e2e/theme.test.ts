@@ -6,13 +6,12 @@
  * start with one line naming the file (startServer, and `npm start` itself).
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
-import { freePort, startTestServer, type TestServer } from '../helpers/server.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { refusedStart } from '../helpers/provider-process.ts';
 import { UserAgent, formAction } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
@@ -21,7 +20,6 @@ import { hasChromium, launchBrowser, warnChromiumMissing } from '../helpers/brow
 import { StartupError } from '../../src/db/storage.ts';
 import { removeThemeDirs, themeDir } from '../helpers/theme-dir.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const REDIRECT = 'http://app.example.test/callback';
 const CSS = 'body[data-theme="example"] { background-color: rgb(1, 2, 3) }\n';
 const LOGO = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>\n';
@@ -198,18 +196,8 @@ describe('a bad theme stops the start with one line naming the file', () => {
 
   test('npm start: exit 2, one line on stderr', async () => {
     const dir = themeDir({ 'factors/totp/challenge.hbs': '<p>{{#each}}</p>' });
-    const port = await freePort();
-    // An empty theme folder serves as the data folder: it is removed with the others.
-    const dataDir = themeDir({});
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: String(port), DATA_DIR: dataDir, SECRET_KEY: crypto.randomBytes(32).toString('hex'), THEME_DIR: dir };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-    child.stdout.resume();
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stderr } = await refusedStart({ THEME_DIR: dir });
     expect(code).toBe(2);
-    // oidc-provider warns on stderr when Node is not an LTS it knows; that line is not ours.
-    const ours = stderr.split('\n').filter((line) => !line.startsWith('oidc-provider WARNING')).join('\n');
-    expect(ours).toMatch(new RegExp(`^twofold: THEME_DIR: ${path.join(dir, 'factors/totp/challenge.hbs').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: Parse error on line 1: Expecting .*\n$`));
+    expect(stderr).toMatch(new RegExp(`^twofold: THEME_DIR: ${path.join(dir, 'factors/totp/challenge.hbs').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: Parse error on line 1: Expecting .*\n$`));
   }, 60_000);
 });

@@ -36,6 +36,8 @@ const COMMANDS: Array<[string[], Array<'user' | 'client' | 'group' | 'text'>, st
   [['user', 'factor', 'remove'], ['user', 'text'], ['--json']],
   [['user', 'totp', 'import'], ['user'], ['--secret', '--digits', '--period', '--algorithm', '--label']],
   [['user', 'devices'], ['user'], ['--revoke', '--revoke-all', '--json']],
+  [['user', 'consents'], ['user'], ['--json']],
+  [['user', 'revoke-consent'], ['user', 'client'], ['--json']],
   [['client', 'add'], ['client'], CLIENT_OPTIONS],
   [['client', 'update'], ['client'], CLIENT_OPTIONS],
   [['client', 'list'], [], ['--json']],

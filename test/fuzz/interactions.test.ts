@@ -91,6 +91,8 @@ for (const kind of DIALECTS) {
     async function reach(stage: Stage): Promise<Live> {
       // Throttle counters from earlier inputs would turn every later one into a 429: each interaction starts afresh.
       await server.opened.services.db.deleteFrom('rate_limits').execute();
+      // A consent given by an earlier input is remembered: revoke it, or the sign-in would not stop at the consent page.
+      if (stage === 'consent') await cliRunner(() => server.opened.services)('user', 'revoke-consent', 'plain', 'third');
       const agent = new UserAgent(server.issuer);
       const app = stage === 'enrol' ? strict : stage === 'consent' ? third : web;
       const auth = await app.authorizationUrl();

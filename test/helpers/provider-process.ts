@@ -85,3 +85,23 @@ export async function startProviderProcess(databaseUrl: string | undefined, env:
   }
   return { issuer: `http://localhost:${port}`, port, dataDir, child, exited, log: () => output, close };
 }
+
+/**
+ * Runs the provider as `npm start` does with `env` (on PGlite in a throwaway data folder) when
+ * it is expected not to start, and returns its exit code and what it wrote to stderr, less
+ * oidc-provider's warning about a Node.js version it does not know (not Twofold's line).
+ */
+export async function refusedStart(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-refused-'));
+  const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: String(await freePort()), DATA_DIR: dataDir, SECRET_KEY: TEST_SECRET_KEY, ...env };
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.stdout.resume();
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    return { code, stderr: stderr.split('\n').filter((line) => !line.startsWith('oidc-provider WARNING')).join('\n') };
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}

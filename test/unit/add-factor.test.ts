@@ -26,8 +26,13 @@ function plan(over: Partial<AddFactorFacts>) {
 describe('planAddFactor', () => {
   test.each([
     ['no factor yet: the fresh sign-in is enough, the key is offered', {}, { type: 'enroll', factors: ['webauthn'] }],
-    ['"any" offers every factor that is not recovery-only', { requested: 'any' }, { type: 'enroll', factors: ['totp', 'webauthn', 'passkey'] }],
+    ['"any" to an account with no factor offers every factor that is not recovery-only', { requested: 'any' }, { type: 'enroll', factors: ['totp', 'webauthn', 'passkey'] }],
     ['"any" within what the policy allows', { requested: 'any', allowed: ['totp', 'passkey'] }, { type: 'enroll', factors: ['totp', 'passkey'] }],
+    ['"any" to an account with a factor offers backup codes too, last', { requested: 'any', available: [BACKUP, TOTP, WEBAUTHN], enrolled: [TOTP], evidence: [PASSWORD, proof('totp', 5)] }, { type: 'enroll', factors: ['totp', 'webauthn', 'backup-codes'] }],
+    ['"any" to an account with only backup codes offers no new set', { requested: 'any', enrolled: [BACKUP], evidence: [PASSWORD, proof('backup-codes', 5)] }, { type: 'enroll', factors: ['totp', 'webauthn', 'passkey'] }],
+    ['"any" offers backup codes only where the policy allows them', { requested: 'any', enrolled: [TOTP], allowed: ['totp', 'webauthn'], evidence: [PASSWORD, proof('totp', 5)] }, { type: 'enroll', factors: ['totp', 'webauthn'] }],
+    ['"any" where the policy allows only backup codes: a new set for an account that has a factor', { requested: 'any', enrolled: [TOTP], allowed: ['backup-codes'], evidence: [PASSWORD, proof('totp', 5)] }, { type: 'enroll', factors: ['backup-codes'] }],
+    ['"any" asks for a fresh proof before offering anything', { requested: 'any', enrolled: [TOTP] }, { type: 'prove', factors: ['totp'] }],
     ['backup codes may be asked for by name (a new set)', { requested: 'backup-codes', enrolled: [TOTP], evidence: [PASSWORD, proof('totp', 5)] }, { type: 'enroll', factors: ['backup-codes'] }],
     ['a TOTP user proved TOTP moments ago: straight to the key', { enrolled: [TOTP], evidence: [PASSWORD, proof('totp', 20)] }, { type: 'enroll', factors: ['webauthn'] }],
     ['a TOTP user with the password only must prove TOTP first', { enrolled: [TOTP, BACKUP] }, { type: 'prove', factors: ['totp', 'backup-codes'] }],
