@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Context } from 'koa';
 import Handlebars from 'handlebars';
 import { Catalogue, type Params } from '../src/i18n/catalogue.ts';
+import { FACTORS } from '../factors/registry.ts';
 import { languageOf } from '../src/i18n/language.ts';
 import { loadTheme, type Theme } from './theme.ts';
 
@@ -25,7 +26,7 @@ export class Views {
   readonly catalogue: Catalogue;
 
   /** Helpers here are the only ones a theme may use (theme.ts VIEW_HELPERS). */
-  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme, catalogue = new Catalogue()) {
+  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme, catalogue = builtInCatalogue()) {
     this.catalogue = catalogue;
     this.#hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
     this.#hbs.registerHelper('encodeURIComponent', (v: unknown) => encodeURIComponent(String(v ?? '')));
@@ -96,7 +97,12 @@ export function providerViews(catalogue: Catalogue, dir: string | undefined, fac
 
 /** A theme's views with the built-in messages (tests of the theme alone). */
 export function themedViews(dir: string, factorViews: Record<string, string>): { views: Views; theme: Theme } {
-  return providerViews(new Catalogue(), dir, factorViews) as { views: Views; theme: Theme };
+  return providerViews(builtInCatalogue(), dir, factorViews) as { views: Views; theme: Theme };
+}
+
+/** The built-in messages and the built-in factors' (views outside a provider: tests, the shared fallback). */
+function builtInCatalogue(): Catalogue {
+  return new Catalogue().addFactors(FACTORS);
 }
 
 /** What a step needs to speak to the person: their language, and each message in it as text. */

@@ -17,7 +17,7 @@ import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
 import { ASSETS_DIR, providerViews, withViews } from '../interactions/render.ts';
-import { Catalogue, CatalogueError } from './i18n/catalogue.ts';
+import { CatalogueError } from './i18n/catalogue.ts';
 import { ThemeError } from '../interactions/theme.ts';
 import { FACTORS } from '../factors/registry.ts';
 import { StartupError } from './db/storage.ts';
@@ -79,9 +79,9 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
 }
 
 /**
- * The pages: the message catalogue (built-in, every known factor's, THEME_DIR's messages) and the
- * views, THEME_DIR's included, checked in full: a theme or a message that would break a page stops
- * the start, naming the file.
+ * The pages: the message catalogue (built-in and every known factor's, from the services, to which
+ * THEME_DIR's messages are added here) and the views, THEME_DIR's included, checked in full: a theme
+ * or a message that would break a page stops the start, naming the file.
  */
 function loadPages(services: Services): ReturnType<typeof providerViews> {
   const { config } = services;
@@ -89,8 +89,7 @@ function loadPages(services: Services): ReturnType<typeof providerViews> {
   const factors = new Map([...FACTORS, ...services.factors.registry.all().map((r) => r.factor)].map((f) => [f.id, f]));
   const factorViews = Object.fromEntries([...factors.values()].map((f) => [f.id, f.viewsDir]));
   try {
-    const catalogue = new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE, pseudo: config.PSEUDO_LANGUAGE });
-    for (const f of factors.values()) if (f.messagesDir) catalogue.addFactor(f.id, Catalogue.readFolder(f.messagesDir), f.messagesDir);
+    const { catalogue } = services;
     const pages = providerViews(catalogue, config.THEME_DIR, factorViews);
     if (!catalogue.offers(config.DEFAULT_LANGUAGE)) {
       throw new CatalogueError(`DEFAULT_LANGUAGE ${config.DEFAULT_LANGUAGE} is not a language Twofold has (${catalogue.languages().filter((l) => catalogue.offers(l) && l !== config.DEFAULT_LANGUAGE).join(', ')}); add messages/${config.DEFAULT_LANGUAGE}.json to THEME_DIR`);
