@@ -121,6 +121,11 @@ export function speakerFor(ctx: Context): Speaker {
   return { lang, t: (key, params) => catalogue.text(lang, key, params) };
 }
 
+/** A factor's name in the person's language (every factor's catalogue has its `<id>.label`). */
+export function factorLabel(speaker: Speaker, factorId: string): string {
+  return speaker.t(`${factorId}.label`);
+}
+
 let shared: Views | undefined;
 // A provider's requests (and the building of its routes) see its own views, with its theme and
 // brand; tests run several providers, themed or not, in one process.
