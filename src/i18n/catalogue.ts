@@ -179,7 +179,7 @@ export class Catalogue {
   /** The message as plain text. */
   text(language: string, key: string, params: Params = {}): string {
     const found = this.#find(language, key);
-    return found ? String(found.text.format(withTags(values(found, params), (chunks) => chunks.join('')))) : key;
+    return found ? String(found.text.format(withTags(this.#values(key, found, params), (chunks) => chunks.join('')))) : key;
   }
 
   /** The message as HTML: its text and parameters escaped, its tags as markup. */
@@ -187,7 +187,16 @@ export class Catalogue {
     const found = this.#find(language, key);
     if (!found) return escapeHtml(key);
     const escaped = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === 'string' ? escapeHtml(v) : v]));
-    return String(found.html.format(withTags(values(found, escaped), (chunks, tag) => `<${tag}>${chunks.join('')}</${tag}>`)));
+    return String(found.html.format(withTags(this.#values(key, found, escaped), (chunks, tag) => `<${tag}>${chunks.join('')}</${tag}>`)));
+  }
+
+  /**
+   * The parameters a message uses that `params` does not give (a `none` branch's excepted). Rendering
+   * gives those as empty; a check at start (a theme's template tried once) reports them instead.
+   */
+  missingParams(language: string, key: string, params: Params = {}): string[] {
+    const found = this.#lookup(language, key, true);
+    return found ? [...found.params].filter((name) => !Object.hasOwn(params, name) && !found.absent.has(name)) : [];
   }
 
   /** Picks the language: the first of `asked` (OIDC ui_locales, in order) we have, then Accept-Language's, then the default. */
@@ -201,12 +210,30 @@ export class Catalogue {
     return (fromHeader && matchLanguage(have, fromHeader)) || this.#defaultLanguage;
   }
 
+  /**
+   * The parameters as the message takes them: those a `none` branch tests marked when absent or
+   * empty, and one the caller left out given as empty (logged), so a page is never a 500 for it.
+   */
+  #values(key: string, message: Compiled, params: Params): Params {
+    const out = { ...params };
+    for (const name of message.params) {
+      if (Object.hasOwn(out, name)) continue;
+      out[name] = undefined;
+      if (!message.absent.has(name)) this.#warnOnce(`${key}:${name}`, `message ${key} was not given {${name}}`);
+    }
+    for (const name of message.absent) if (out[name] == null || out[name] === '') out[name] = NONE; // null: a view's value may be a database NULL
+    return out;
+  }
+
+  #warnOnce(what: string, warning: string): void {
+    if (this.#warned.has(what)) return;
+    this.#warned.add(what);
+    process.emitWarning(warning, 'TwofoldCatalogue');
+  }
+
   #find(language: string, key: string): Compiled | undefined {
     const found = this.#lookup(language, key, true);
-    if (!found && !this.#warned.has(key)) {
-      this.#warned.add(key);
-      process.emitWarning(`message ${key} is in no catalogue`, 'TwofoldCatalogue');
-    }
+    if (!found) this.#warnOnce(key, `message ${key} is in no catalogue`);
     return found;
   }
 
@@ -249,12 +276,6 @@ function matchLanguage(have: string[], tag: string): string | undefined {
 }
 
 /** The message's parameters, with those a `none` branch tests marked when absent or empty. */
-function values(message: Compiled, params: Params): Params {
-  if (!message.absent.size) return params;
-  const out = { ...params };
-  for (const name of message.absent) if (out[name] == null || out[name] === '') out[name] = NONE; // null: a view's value may be a database NULL
-  return out;
-}
 
 function withTags(params: Params, tag: (chunks: string[], name: string) => string): Record<string, unknown> {
   const out: Record<string, unknown> = { ...params };

@@ -78,6 +78,11 @@ describe('rendering a message', () => {
     expect(themed.text('en', 'common.cancel', { app: 'Shop' })).toBe('Back to Shop');
   });
 
+  test('a parameter the caller leaves out renders as nothing, not as an error', () => {
+    expect(catalogue.html('en', 'layout.continueTo', {})).toBe('to continue to <strong></strong>');
+    expect(catalogue.text('de', 'failure.locked', { unit: 'minutes' })).toMatch(/^Zu viele Versuche\./);
+  });
+
   test('a key no catalogue has renders as the key, not as an error', () => {
     expect(catalogue.text('en', 'nowhere.to.be.found')).toBe('nowhere.to.be.found');
   });
