@@ -32,7 +32,8 @@ export function renderErrorPage(ctx: KoaContextWithOIDC, out: ErrorOut, _error: 
   render(ctx, 'error', {
     lang,
     title: t('error.title'),
-    message: t(friendly.key),
+    // Some name the service (the app is not registered with it): its brand.
+    message: t(friendly.key, { brand: views().brand.name }),
     // error_description is the library's own text, safe to show (it never carries stack traces); it is HTML-escaped.
     detail: out.error_description ? `${out.error}: ${out.error_description}` : out.error,
   });

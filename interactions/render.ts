@@ -72,6 +72,11 @@ export class Views {
     }
   }
 
+  /** The brand the pages show (its name, for a message that names the service). */
+  get brand(): PageBrand {
+    return this.#brand;
+  }
+
   has(name: string): boolean {
     return this.#templates.has(name);
   }
