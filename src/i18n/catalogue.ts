@@ -275,8 +275,6 @@ function matchLanguage(have: string[], tag: string): string | undefined {
   return have.find((l) => l.toLowerCase() === lower) ?? have.find((l) => l.toLowerCase() === lower.split('-')[0]);
 }
 
-/** The message's parameters, with those a `none` branch tests marked when absent or empty. */
-
 function withTags(params: Params, tag: (chunks: string[], name: string) => string): Record<string, unknown> {
   const out: Record<string, unknown> = { ...params };
   for (const name of TAGS) out[name] = (chunks: string[]) => tag(chunks, name);

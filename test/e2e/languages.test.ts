@@ -6,13 +6,15 @@
  * - a language Twofold lacks falls back to the next one asked for, then to the default;
  * - discovery lists `ui_locales_supported`;
  * - in the pseudo-language (PSEUDO_LANGUAGE), the pages Twofold writes (login,
- *   a failed login, consent, sign-out, signed out, expired, an error) carry no
- *   plain English word: every text on them came from the catalogue. The
- *   factors' own views are theirs to check.
+ *   a failed login, consent, sign-out, signed out, expired, an error, and the
+ *   device flow's code entry, refused code, check, done and refused device)
+ *   carry no plain English word: every text on them came from the catalogue.
+ *   The factors' own views are theirs to check.
  *
  * PGlite only: the database plays no part in the language.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import * as oidc from 'openid-client';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { UserAgent, formAction, type Hop } from '../helpers/user-agent.ts';
@@ -20,7 +22,7 @@ import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { enrolTotp, totpCode } from '../helpers/factors.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
-import { PSEUDO_LANGUAGE } from '../../src/i18n/catalogue.ts';
+import { Catalogue, PSEUDO_LANGUAGE } from '../../src/i18n/catalogue.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
@@ -28,12 +30,14 @@ const THIRD_PARTY_REDIRECT = 'http://other.example.test/callback';
 const PASSWORD = 'a long password';
 const APP = 'Sprach-App';
 const THIRD_PARTY_APP = 'Partner-App';
+const DEVICE = 'Sprach-TV';
 
 const htmlLang = (page: Hop) => /<html lang="([^"]+)">/.exec(page.body)?.[1];
 const heading = (page: Hop) => /<h1>([^<]*)<\/h1>/.exec(page.body)?.[1];
+const pseudoText = (key: string) => new Catalogue({ pseudo: true }).text(PSEUDO_LANGUAGE, key);
 
 /** Names a page shows as they are: the brand, the apps', the account's. */
-const NAMES = ['Twofold', APP, THIRD_PARTY_APP, 'anna'];
+const NAMES = ['Twofold', APP, THIRD_PARTY_APP, DEVICE, 'anna'];
 
 /**
  * The words of a page a person reads that contain an unmarked letter: its text (title, headings,
@@ -58,7 +62,9 @@ describe("the pages in the person's language", () => {
   let rp: RelyingParty;
   let pseudoRp: RelyingParty;
   let pseudoThirdParty: RelyingParty;
+  let tv: oidc.Configuration;
   let secret: string;
+  let carlasSecret: string;
 
   beforeAll(async () => {
     database = await createTestDatabase('pglite');
@@ -69,11 +75,15 @@ describe("the pages in the person's language", () => {
     const anna = await createAccount(db, hasher, { username: 'anna', password: PASSWORD });
     secret = await enrolTotp(server.opened.services, anna.id);
     await createAccount(db, hasher, { username: 'bernd', password: PASSWORD });
+    const carla = await createAccount(db, hasher, { username: 'carla', password: PASSWORD });
+    carlasSecret = await enrolTotp(server.opened.services, carla.id);
     const app = await createClient(db, sealer, { name: APP, redirectUris: [REDIRECT], firstParty: true });
     rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT);
     pseudoRp = await relyingParty(pseudo.issuer, app.clientId, app.clientSecret, REDIRECT);
     const third = await createClient(db, sealer, { name: THIRD_PARTY_APP, redirectUris: [THIRD_PARTY_REDIRECT] });
     pseudoThirdParty = await relyingParty(pseudo.issuer, third.clientId, third.clientSecret, THIRD_PARTY_REDIRECT);
+    const device = await createClient(db, sealer, { name: DEVICE, deviceFlow: true, firstParty: true });
+    tv = await oidc.discovery(new URL(pseudo.issuer), device.clientId, { client_secret: device.clientSecret! }, oidc.ClientSecretBasic(device.clientSecret!), { execute: [oidc.allowInsecureRequests] });
   });
 
   afterAll(async () => {
@@ -192,5 +202,37 @@ describe("the pages in the person's language", () => {
     const unknownApp = await agent.request(`/auth?${new URLSearchParams({ client_id: 'nope', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT })}`);
     expect(unknownApp.status).toBe(400);
     expect(plainWords(unknownApp.body, [/<p class="muted">[\s\S]*?<\/p>/g])).toEqual([]);
+  });
+
+  test("in the pseudo-language the device flow's pages show no word that did not come from the catalogue", async () => {
+    const agent = new UserAgent(pseudo.issuer, { 'accept-language': PSEUDO_LANGUAGE });
+    const xsrf = (page: Hop) => /name="xsrf" value="([^"]+)"/.exec(page.body)![1]!;
+    // The code on the confirmation page is the device's, shown as it is.
+    const userCode = /<code class="key">[^<]*<\/code>/g;
+
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const entry = await agent.follow(started.verification_uri);
+    expect(entry.body).toContain('name="user_code"');
+    expect(plainWords(entry.body)).toEqual([]);
+    const wrong = await agent.submit(formAction(entry.body), { xsrf: xsrf(entry), user_code: 'BBBB-BBBB' });
+    expect(wrong.status).toBe(400);
+    expect(plainWords(wrong.body)).toEqual([]);
+    const confirm = await agent.submit(formAction(wrong.body), { xsrf: xsrf(wrong), user_code: started.user_code });
+    expect(confirm.body).toContain(started.user_code);
+    expect(plainWords(confirm.body, [userCode])).toEqual([]);
+
+    const login = await agent.submit(formAction(confirm.body), { xsrf: xsrf(confirm), user_code: started.user_code, confirm: 'yes' });
+    const second = await agent.submit(formAction(login.body), { login: 'carla', password: PASSWORD });
+    const done = await agent.submit(formAction(second.body), { code: totpCode(carlasSecret) });
+    expect(heading(done)).toBe(pseudoText('device.connectedTitle'));
+    expect(plainWords(done.body)).toEqual([]);
+
+    // A device the person refuses.
+    const refused = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const fresh = await agent.follow(refused.verification_uri);
+    const check = await agent.submit(formAction(fresh.body), { xsrf: xsrf(fresh), user_code: refused.user_code });
+    const cancelled = await agent.submit(formAction(check.body), { xsrf: xsrf(check), user_code: refused.user_code, abort: 'yes' });
+    expect(heading(cancelled)).toBe(pseudoText('device.notConnectedTitle'));
+    expect(plainWords(cancelled.body)).toEqual([]);
   });
 });
