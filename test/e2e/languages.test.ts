@@ -5,11 +5,11 @@
  * - Accept-Language alone gives German too, the expired-sign-in page included;
  * - a language Twofold lacks falls back to the next one asked for, then to the default;
  * - discovery lists `ui_locales_supported`;
- * - in the pseudo-language (PSEUDO_LANGUAGE), the pages Twofold writes (login,
- *   a failed login, consent, sign-out, signed out, expired, an error, and the
- *   device flow's code entry, refused code, check, done and refused device)
- *   carry no plain English word: every text on them came from the catalogue.
- *   The factors' own views are theirs to check.
+ * - in the pseudo-language (PSEUDO_LANGUAGE), the pages (login with the passkey
+ *   button, a failed login, an enrolment, the second step, consent, sign-out,
+ *   signed out, expired, an error, and the device flow's code entry, refused
+ *   code, check, done and refused device) carry no plain English word: every
+ *   text on them came from the catalogue, the factors' views' included.
  *
  * PGlite only: the database plays no part in the language.
  */
@@ -36,8 +36,8 @@ const htmlLang = (page: Hop) => /<html lang="([^"]+)">/.exec(page.body)?.[1];
 const heading = (page: Hop) => /<h1>([^<]*)<\/h1>/.exec(page.body)?.[1];
 const pseudoText = (key: string) => new Catalogue({ pseudo: true }).text(PSEUDO_LANGUAGE, key);
 
-/** Names a page shows as they are: the brand, the apps', the account's. */
-const NAMES = ['Twofold', APP, THIRD_PARTY_APP, DEVICE, 'anna'];
+/** Names a page shows as they are: the brand, the apps', the account's, the authenticator apps the TOTP enrolment suggests. */
+const NAMES = ['Twofold', APP, THIRD_PARTY_APP, DEVICE, 'anna', 'Google Authenticator', 'Microsoft Authenticator', 'Authy', '1Password', 'Bitwarden', 'FreeOTP', 'Aegis'];
 
 /**
  * The words of a page a person reads that contain an unmarked letter: its text (title, headings,
@@ -170,19 +170,26 @@ describe("the pages in the person's language", () => {
     // Asked for by the app, and by the browser for the pages outside a sign-in (signed out, expired).
     const agent = new UserAgent(pseudo.issuer, { 'accept-language': PSEUDO_LANGUAGE });
     const asked = { ui_locales: PSEUDO_LANGUAGE };
-    // The passkey button on the login page is the passkey factor's view.
-    const firstFactors = /<form[^>]*class="first-factor"[\s\S]*?<\/form>/g;
 
+    // The login page, with the passkey factor's button on it.
     const login = await agent.follow((await pseudoRp.authorizationUrl(asked)).url);
     expect(htmlLang(login)).toBe(PSEUDO_LANGUAGE);
-    expect(plainWords(login.body, [firstFactors])).toEqual([]);
+    expect(login.body).toContain('class="first-factor"');
+    expect(plainWords(login.body)).toEqual([]);
 
     const wrong = await agent.submit(formAction(login.body), { login: 'anna', password: 'not the password' });
     expect(wrong.body).toContain('role="alert">⟦');
-    expect(plainWords(wrong.body, [firstFactors])).toEqual([]);
+    expect(plainWords(wrong.body)).toEqual([]);
 
-    // Consent, for a third-party app, after the second step.
+    // An enrolment (the authenticator app's view; its key and QR code are data).
+    const { next: enrol } = await signIn(new UserAgent(pseudo.issuer), pseudoRp, 'bernd', asked);
+    expect(heading(enrol)).toBe(pseudoText('enroll.title'));
+    expect(plainWords(enrol.body, [/<code class="key">[^<]*<\/code>/g])).toEqual([]);
+
+    // The second step, then consent for a third-party app.
     const { next } = await signIn(agent, pseudoThirdParty, 'anna', asked);
+    expect(heading(next)).toBe(pseudoText('secondFactor.title'));
+    expect(plainWords(next.body)).toEqual([]);
     const consent = await agent.submit(formAction(next.body), { code: totpCode(secret, 1) });
     expect(consent.body).toContain('/consent"');
     expect(plainWords(consent.body)).toEqual([]);
