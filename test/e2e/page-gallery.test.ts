@@ -1,7 +1,8 @@
 /**
  * The page gallery: one headless Chromium walks through every page a person
  * can meet (sign-in, enrolment of each factor, the backup codes, the second
- * step of each factor, the optional step with "Skip", adding a method,
+ * step of each factor, the optional step with "Skip", the reminder to enrol,
+ * adding a method at the app's request and the list to pick it from,
  * consent, the error, expired and input-refused pages, sign-out, and the
  * device flow's pages), in a given language (the browser's Accept-Language
  * and the app's ui_locales):
@@ -355,12 +356,17 @@ describeBrowser('every page a person meets, in Chromium, in English, German and 
         await at(page, 'second-factor-optional');
         await backAtApp(page, () => page.locator('form[action$="/skip"] button').click());
 
-        // The app asks for a method to be added: a fresh proof of one she has, then the new one's page; she cancels.
-        await page.goto((await app.authorizationUrl(withLocale({ twofold_enroll: 'webauthn' }))).url);
+        // The app asks for a method to be added, any: a fresh proof of one she has, the list to pick from, then the
+        // picked one's page; she cancels.
+        await page.goto((await app.authorizationUrl(withLocale({ twofold_enroll: 'any' }))).url);
         await choose(page, 'factor', 'totp');
         await at(page, 'add-method-confirm');
         await page.locator('#code').fill(totpCode(beaTotp));
         await pressPrimary(page, 'factor', 'totp');
+        await expect(page.locator('input[name="factor"][type="radio"]').count()).resolves.toBeGreaterThan(1);
+        await at(page, 'add-method-choose');
+        await page.locator('input[name="factor"][value="webauthn"]').check();
+        await next(page, () => page.locator('form:has(input[name="factor"]) button[type="submit"]').click());
         await expect(page.locator('form[action$="/enroll/webauthn"]').count()).resolves.toBe(1);
         await at(page, 'add-method');
         const cancelled = await backAtApp(page, () => page.locator('a[href$="/abort"]').click());
