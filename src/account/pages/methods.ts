@@ -8,7 +8,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { speakerFor, type Speaker } from '../../../interactions/render.ts';
 import { ADD_FACTOR_PARAM } from '../../mfa/add-factor.ts';
-import { checkMethodRemoval, listMethods, removeMethod, renameMethod, type MethodView, type RemovalCheck } from '../../self-service/index.ts';
+import { checkMethodRemoval, listMethods, recordRemovalRefused, removeMethod, renameMethod, type MethodView, type RemovalCheck } from '../../self-service/index.ts';
 import { factorName } from '../factor-name.ts';
 import { needsFreshProof, requireFreshProof } from '../fresh-proof.ts';
 import { actingFrom, genuineForm, notFound, signedIn } from '../guard.ts';
@@ -111,8 +111,11 @@ export function methodRoutes(router: Router, deps: AccountDeps): void {
     const id = credentialParam(ctx);
     const check = id ? await checkMethodRemoval(services, { accountId: current.account.id, credentialId: id }) : undefined;
     if (!check || (!check.ok && check.reason === 'not_found')) return notFound(ctx, current);
-    // A refusal needs no proof to be shown; a removal does.
-    if (!check.ok) return showRemoval(ctx, deps, current, check, 409);
+    // A refusal needs no proof to be shown (the operation records it); a removal does.
+    if (!check.ok) {
+      await recordRemovalRefused(services, { accountId: current.account.id, credentialId: id!, refusal: check.refusal.code, acting: actingFrom(ctx) });
+      return showRemoval(ctx, deps, current, check, 409);
+    }
     if (!(await requireFreshProof(ctx, deps, current, `${METHODS}/${id}/remove`))) return;
     const result = await removeMethod(services, { accountId: current.account.id, credentialId: id!, acting: actingFrom(ctx) });
     if (!result.ok) {
