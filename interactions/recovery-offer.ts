@@ -5,7 +5,8 @@
  * lock it out for good. Only after a factor other than the password was
  * proved in this sign-in, as adding a method needs (src/mfa/add-factor.ts): a
  * password alone never sets up something that stands in for the second
- * factor. The person may decline; the next sign-in offers again.
+ * factor. The person may decline; the next sign-in offers again. The
+ * recovery factor's `offerAgain` setting turns this off.
  */
 import { epochSeconds } from '../src/clock.ts';
 import type { InteractionDeps } from './context.ts';
@@ -15,7 +16,8 @@ import type { SignIn } from './sign-in.ts';
 export async function recoveryToOffer(deps: InteractionDeps, signIn: SignIn): Promise<string | undefined> {
   const { factors: engine, config, clock } = deps.services;
   const recovery = engine.registry.offeredAfterFirstEnrolment();
-  if (!recovery || signIn.data.recoveryDeclined) return undefined;
+  // The factor's setting (`offerAgain`, on unless the operator turns it off).
+  if (!recovery || signIn.data.recoveryDeclined || (recovery.settings as { offerAgain?: unknown }).offerAgain === false) return undefined;
   const now = epochSeconds(clock);
   const proved = signIn.data.evidence.some((e) => e.factor !== 'password' && !e.remembered && now - e.at <= config.ADD_FACTOR_MAX_AUTH_AGE);
   if (!proved) return undefined;

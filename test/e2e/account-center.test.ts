@@ -46,7 +46,7 @@ for (const kind of DIALECTS) {
 
     beforeAll(async () => {
       database = await createTestDatabase(kind);
-      server = await startTestServer(database, { MFA: 'optional' });
+      server = await startTestServer(database, { MFA: 'optional', FACTOR_SETTINGS: JSON.stringify({ 'backup-codes': { offerAgain: true } }) });
       services = server.opened.services;
       const app = await createClient(services.db, services.sealer, { name: 'Third Party', redirectUris: [THIRD_PARTY] });
       thirdParty = await relyingParty(server.issuer, app.clientId, app.clientSecret, THIRD_PARTY, { scope: 'openid profile offline_access' });
