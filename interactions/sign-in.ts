@@ -6,7 +6,7 @@
  */
 import type { Context } from 'koa';
 import type { Account } from '../src/db/schema.ts';
-import type { Evidence } from '../factors/types.ts';
+import type { Evidence, MessageRef } from '../factors/types.ts';
 import { findAccountById } from '../src/accounts/accounts.ts';
 import { InteractionState } from '../src/mfa/step-state.ts';
 import { isTrustedDevice, readDeviceCookie } from '../src/mfa/trusted-devices.ts';
@@ -30,8 +30,8 @@ export interface SignInState {
   recoveryOffer?: boolean;
   /** The person declined that offer in this sign-in. */
   recoveryDeclined?: boolean;
-  /** A message to show before continuing (e.g. "2 backup codes left"). */
-  notice?: string;
+  /** A message to show before continuing (e.g. "2 backup codes left"), in the language of the page that shows it. */
+  notice?: MessageRef;
   /** The factor added at the app's request (twofold_enroll), once enrolled. */
   added?: string;
   /** When the account's password was set as this sign-in began: a change since (a reset) voids the sign-in. */

@@ -13,8 +13,9 @@ import type { Sealer } from '../security/sealer.ts';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
 import type { Messaging } from '../messaging/index.ts';
 import type { Clock } from '../clock.ts';
+import type { Catalogue } from '../i18n/catalogue.ts';
 import { FactorRegistry, type RegisteredFactor } from '../../factors/registry.ts';
-import type { AmrValue, Credential, Evidence, FactorAccount, FactorContext, FactorKind, FactorServices, Failure, FirstFactorContext, StepView } from '../../factors/types.ts';
+import type { AmrValue, Credential, Evidence, FactorAccount, FactorContext, FactorKind, FactorServices, Failure, FirstFactorContext, MessageRef, StepView } from '../../factors/types.ts';
 import { CredentialStore } from './credential-store.ts';
 import { OutOfBandService } from './out-of-band.ts';
 import { InteractionState } from './step-state.ts';
@@ -28,9 +29,9 @@ import type { FactorFacts } from '../policy/decide.ts';
 import { epochSeconds } from '../clock.ts';
 import { knownDevice, type KnownBrowser } from '../security/device-cookie.ts';
 
-export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
+export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: MessageRef } | (Failure & { retryAfterSeconds?: number });
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
-export type FirstFactorOutcome = { ok: true; account: Account; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
+export type FirstFactorOutcome = { ok: true; account: Account; evidence: Evidence; notice?: MessageRef } | (Failure & { retryAfterSeconds?: number });
 
 /** What a proof showed, checked against what its factor declared: a factor claiming more is a bug, not a user's failure. */
 function narrowed<T extends string>(factorId: string, what: string, declared: readonly T[], shown: readonly T[] | undefined): T[] {
@@ -62,6 +63,7 @@ export interface EngineDeps {
   codeHasher: KeyedHasher;
   messaging: Messaging;
   clock: Clock;
+  catalogue: Catalogue;
 }
 
 export class FactorEngine {
@@ -97,10 +99,11 @@ export class FactorEngine {
     return [factorId, ...(r.factor.sharesCredentialsWith ?? []).filter((id) => this.registry.get(id))];
   }
 
-  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext, used?: Set<string>): FactorContext<S> {
+  /** `language`: the person's, which a code's message is written in. */
+  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext, used?: Set<string>, language?: string): FactorContext<S> {
     const base = this.#firstFactorContext(registered, state, used);
     // Codes belong to this factor and account; the client address feeds the send throttles.
-    return { account, ...base, services: { ...base.services, outOfBand: this.outOfBand.for(registered.factor.id, account.id, audit) } };
+    return { account, ...base, services: { ...base.services, outOfBand: this.outOfBand.for(registered.factor.id, account.id, audit, language) } };
   }
 
   /** `used` collects the credentials whose last use a service already recorded (a counter advanced, a code consumed). */
@@ -251,7 +254,8 @@ export class FactorEngine {
     return r.factor.beginEnrollment(this.#context(r, factorAccount(account), state), existing);
   }
 
-  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser): Promise<EnrollOutcome> {
+  /** `language`: the person's, in which a credential named by default (no name typed) gets its name. */
+  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser, language?: string): Promise<EnrollOutcome> {
     const r = this.#require(factorId);
     const { db } = this.services;
     // Enrolment codes are guesses too, counted as the factor's.
@@ -263,18 +267,21 @@ export class FactorEngine {
     const kinds = narrowed<FactorKind>(factorId, 'kinds', r.factor.kinds, result.kinds);
     const amr = narrowed<AmrValue>(factorId, 'amr', r.factor.amr, result.amr);
     await refundAttempt(db, verdict);
-    const taken: Failure = { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
+    const taken: Failure = { ok: false, reason: 'already_used', message: { key: 'failure.alreadyRegistered' } };
     const { lookupKey } = result.credential;
     if (lookupKey && (await this.store.lookupKeyTaken(lookupKey))) return taken;
+    const { catalogue } = this.services;
+    const named = result.credential.label;
+    const label = typeof named === 'string' ? named : catalogue.text(language ?? catalogue.defaultLanguage, named.key, named.params);
     let credentialId: string;
     try {
-      credentialId = await this.store.insert(account.id, factorId, result.credential, { replaceFactor: !r.factor.multiple });
+      credentialId = await this.store.insert(account.id, factorId, { ...result.credential, label }, { replaceFactor: !r.factor.multiple });
     } catch (err) {
       // Two registrations of one credential racing: the unique index lets one in.
       if (lookupKey && (err as { code?: string }).code === '23505') return taken;
       throw err;
     }
-    await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label: result.credential.label });
+    await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label });
     if (result.provedEmail && account.email && !account.email_verified && result.provedEmail.toLowerCase() === account.email.toLowerCase()) {
       // Only while the account still has that address (an admin may have changed it meanwhile).
       const marked = await db.updateTable('accounts').set({ email_verified: true }).where('id', '=', account.id).where('email', '=', account.email).executeTakeFirst();
@@ -302,13 +309,14 @@ export class FactorEngine {
   /**
    * A step's non-final submission (send a code, send another, call instead):
    * the factor's `act`, with the request's client address for the send
-   * throttles. Sending is throttled by the out-of-band service, not as a guess.
+   * throttles and the person's language for the message a code goes out in.
+   * Sending is throttled by the out-of-band service, not as a guess.
    */
-  async act(factorId: string, step: 'enroll' | 'challenge', account: Account, state: InteractionState, action: string, input: Record<string, string>, audit: AuditContext): Promise<ActOutcome> {
+  async act(factorId: string, step: 'enroll' | 'challenge', account: Account, state: InteractionState, action: string, input: Record<string, string>, audit: AuditContext, language?: string): Promise<ActOutcome> {
     const r = this.#require(factorId);
     if (!r.factor.act || !/^[a-z][a-z-]{0,31}$/.test(action)) return { ok: false, reason: 'invalid_input' };
     const credentials = await this.store.list(account.id, factorId);
     if (step === 'challenge' && !credentials.length) return { ok: false, reason: 'not_enrolled' };
-    return r.factor.act(this.#context(r, factorAccount(account), state, { ...audit, accountId: account.id }), { step, action, credentials }, input);
+    return r.factor.act(this.#context(r, factorAccount(account), state, { ...audit, accountId: account.id }, undefined, language), { step, action, credentials }, input);
   }
 }

@@ -55,7 +55,14 @@ export async function backupCodesStatus(services: Services, input: z.input<typeo
   };
 }
 
-export const regenerateInput = z.object({ accountId: idSchema, acting: actingSchema }).strict();
+export const regenerateInput = z
+  .object({
+    accountId: idSchema,
+    acting: actingSchema,
+    /** The person's language, for the name the new set is stored under. */
+    language: z.string().max(35).optional(),
+  })
+  .strict();
 export type RegenerateInput = z.input<typeof regenerateInput>;
 export type RegenerateResult =
   | { ok: true; codes: string[]; credentialId: string }
@@ -63,7 +70,7 @@ export type RegenerateResult =
   | { ok: false; reason: 'no_second_factor' | 'unavailable' | 'locked' | 'unknown_account' };
 
 export async function regenerateBackupCodes(services: Services, input: RegenerateInput): Promise<RegenerateResult> {
-  const { accountId, acting } = regenerateInput.parse(input);
+  const { accountId, acting, language } = regenerateInput.parse(input);
   const recovery = recoveryFactor(services);
   if (!recovery) return { ok: false, reason: 'unavailable' };
   const account = await findAccountById(services.db, accountId);
@@ -78,7 +85,7 @@ export async function regenerateBackupCodes(services: Services, input: Regenerat
     const codes = view.data.codes;
     if (!Array.isArray(codes) || !codes.every((c) => typeof c === 'string')) throw new Error(`factor ${recovery.factor.id} did not show its codes`);
     // The factor's own confirmation that the codes were seen: they are, on the page this answer renders.
-    const outcome = await engine.finishEnrollment(recovery.factor.id, account, state, { saved: 'yes' }, audit);
+    const outcome = await engine.finishEnrollment(recovery.factor.id, account, state, { saved: 'yes' }, audit, undefined, language);
     if (!outcome.ok) return { ok: false, reason: outcome.reason === 'locked' ? 'locked' : 'unavailable' };
     await recordAudit(services.db, 'backup_codes.regenerated', audit, { credential: outcome.credentialId, count: codes.length });
     return { ok: true, codes: codes as string[], credentialId: outcome.credentialId };

@@ -39,7 +39,7 @@ export function backupCodeRoutes(router: Router, deps: AccountDeps): void {
     if (!current) return;
     if (!(await genuineForm(ctx, deps, current))) return;
     if (!(await requireFreshProof(ctx, deps, current, CODES))) return;
-    const result = await regenerateBackupCodes(deps.services, { accountId: current.account.id, acting: actingFrom(ctx) });
+    const result = await regenerateBackupCodes(deps.services, { accountId: current.account.id, acting: actingFrom(ctx), language: speakerFor(ctx).lang });
     if (!result.ok) {
       const status = result.reason === 'no_second_factor' ? 409 : result.reason === 'locked' ? 429 : 503;
       return showStatus(ctx, deps, current, speakerFor(ctx).t(result.reason === 'no_second_factor' ? 'account.codes.noSecondFactor' : 'account.codes.unavailable'), status);
