@@ -23,6 +23,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     client_name: name,
     redirect_uris: ['/account/callback'],
     post_logout_redirect_uris: ['/account/signed-out'],
+    // Where the "sign-in expired" page sends a person back to (interactions/way-back.ts); the provider is not given it.
+    initiate_login_uri: '/account',
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'none',

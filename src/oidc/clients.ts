@@ -447,7 +447,14 @@ export async function rotateClientSecret(db: Kysely<Database>, sealer: Sealer, c
 export function resolveAgainstIssuer(metadata: ClientMetadata, issuer: string): ClientMetadata {
   const resolve = (uris: string[] | undefined) => uris?.map((uri) => (uri.startsWith('/') && !uri.startsWith('//') ? new URL(uri, `${issuer}/`).href : uri));
   const postLogout = resolve(metadata.post_logout_redirect_uris);
-  return { ...metadata, redirect_uris: resolve(metadata.redirect_uris) ?? [], ...(postLogout ? { post_logout_redirect_uris: postLogout } : {}) };
+  // A path initiate_login_uri is for the "sign-in expired" page's link only; the provider requires an https URL there.
+  const { initiate_login_uri: start, ...rest } = metadata;
+  return {
+    ...rest,
+    ...(typeof start === 'string' && !start.startsWith('/') ? { initiate_login_uri: start } : {}),
+    redirect_uris: resolve(metadata.redirect_uris) ?? [],
+    ...(postLogout ? { post_logout_redirect_uris: postLogout } : {}),
+  };
 }
 
 /** The metadata node-oidc-provider validates and uses, secret included; with `issuer`, path redirect URIs resolved against it. */

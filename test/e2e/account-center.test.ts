@@ -252,6 +252,23 @@ for (const kind of DIALECTS) {
       expect((await audits(account, 'factor.renamed'))[0]).toMatchObject({ actor: 'user', ip: expect.stringMatching(/127\.0\.0\.1|::1/), client_id: 'twofold-account', details: { label: 'Work phone' } });
     });
 
+    test('methods: a key says whether it is synced or device-bound, and its authenticator when the AAGUID is known', async () => {
+      const account = await newUser();
+      // Signed in with the password before the keys exist: listing them needs no proof.
+      const { agent } = await signIn(account);
+      const key = (aaguid: string, backupEligible: boolean) => ({ aaguid, backupEligible, backedUp: backupEligible, credentialId: aaguid, publicKey: 'x', algorithm: -7, transports: ['usb'], fmt: 'none' });
+      await services.factors.store.insert(account.id, 'webauthn', { label: 'Keyring key', lookupKey: `a-${account.id}`, data: key('2fc0579f-8113-47ea-b116-bb5a8db9202a', false), counter: 0 });
+      await services.factors.store.insert(account.id, 'passkey', { label: 'Phone passkey', lookupKey: `b-${account.id}`, data: key('FBFC3007-154E-4ECC-8C0B-6E020557D7BD', true), counter: 0 });
+      await services.factors.store.insert(account.id, 'webauthn', { label: 'Unknown key', lookupKey: `c-${account.id}`, data: key('00000000-0000-0000-0000-000000000000', false), counter: 0 });
+      const page = await agent.request('/account/methods');
+      const item = (label: string) => page.body.slice(page.body.indexOf(label), page.body.indexOf('</li>', page.body.indexOf(label)));
+      expect(item('Keyring key')).toContain('Device-bound: stays on this one key or device');
+      expect(item('Keyring key')).toContain('Authenticator: YubiKey 5 Series with NFC');
+      expect(item('Phone passkey')).toContain('Synced: kept in your account with the device maker');
+      expect(item('Phone passkey')).toContain('Authenticator: iCloud Keychain');
+      expect(item('Unknown key')).not.toContain('Authenticator:');
+    });
+
     test('remove: refused with the policy’s reason when the method is needed (409), nothing changed', async () => {
       const account = await newUser();
       const secret = await enrolTotp(services, account.id);
