@@ -5,6 +5,7 @@
  * fresh proof (fresh-proof.ts). A section built elsewhere (the password,
  * /account/password) adds one line here and reuses the same helpers.
  */
+import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { Services } from '../services.ts';
 import { ProviderLink } from './provider-link.ts';
@@ -35,7 +36,7 @@ export function accountRoutes(services: Services): Router {
     if (!(await genuineForm(ctx, deps, current))) return;
     endAccountSession(ctx, services);
     ctx.status = 303;
-    ctx.redirect(await deps.link.endSessionUrl(ctx, current.session.csrf.slice(0, 16)));
+    ctx.redirect(await deps.link.endSessionUrl(ctx, crypto.randomBytes(12).toString('base64url')));
   });
 
   router.get(SIGNED_OUT_PATH, (ctx) => accountPage(ctx, 'signed-out', { titleKey: 'account.signedOut.title' }));
