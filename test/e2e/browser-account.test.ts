@@ -166,6 +166,13 @@ for (const [index, kind] of DIALECTS.entries()) {
         await page.getByText('Blue key').first().waitFor();
         await page.getByText('Device-bound: stays on this one key or device').first().waitFor();
 
+        // Something that is not the account's: a page that says so.
+        const missing = await page.goto(`${server.issuer}/account/methods/no-such-method/rename`);
+        expect(missing!.status()).toBe(404);
+        await page.getByText('Nothing was changed.').first().waitFor();
+        await check(page);
+        await page.goto(`${server.issuer}/account/methods`);
+
         // Rename the key.
         await page.getByRole('link', { name: 'Rename Blue key' }).click();
         await check(page);
