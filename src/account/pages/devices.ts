@@ -1,8 +1,7 @@
 /** /account/devices: the trusted devices that still count, and revoking one. */
 import type Router from '@koa/router';
-import { speakerFor } from '../../../interactions/render.ts';
+import { factorLabel, speakerFor } from '../../../interactions/render.ts';
 import { listTrustedDevices, revokeTrustedDevice } from '../../self-service/index.ts';
-import { factorName } from '../factor-name.ts';
 import { actingFrom, genuineForm, notFound, signedIn } from '../guard.ts';
 import { accountPage, formatDate, noticeFrom } from '../page.ts';
 import { withNotice, type AccountDeps } from '../round-trip.ts';
@@ -18,7 +17,7 @@ export function deviceRoutes(router: Router, deps: AccountDeps): void {
     const devices = (await listTrustedDevices(deps.services, { accountId: current.account.id })).map((d) => ({
       id: d.id,
       label: d.label,
-      ...(d.factorId ? { factor: speaker.t('account.devices.by', { factor: factorName(deps.services, speaker, d.factorId) }) } : {}),
+      ...(d.factorId ? { factor: speaker.t('account.devices.by', { factor: factorLabel(speaker, d.factorId) }) } : {}),
       created: speaker.t('account.devices.created', { date: date(d.createdAt) }),
       lastUsed: d.lastUsedAt ? speaker.t('account.devices.lastUsed', { date: date(d.lastUsedAt) }) : speaker.t('account.devices.neverUsed'),
       expires: speaker.t('account.devices.expires', { date: date(d.expiresAt) }),

@@ -6,10 +6,9 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { speakerFor, type Speaker } from '../../../interactions/render.ts';
+import { factorLabel, speakerFor, type Speaker } from '../../../interactions/render.ts';
 import { ADD_FACTOR_PARAM } from '../../mfa/add-factor.ts';
 import { checkMethodRemoval, listMethods, recordRemovalRefused, removeMethod, renameMethod, type MethodView, type RemovalCheck } from '../../self-service/index.ts';
-import { factorName } from '../factor-name.ts';
 import { needsFreshProof, requireFreshProof } from '../fresh-proof.ts';
 import { actingFrom, genuineForm, notFound, signedIn } from '../guard.ts';
 import { accountPage, formatDate, noticeFrom } from '../page.ts';
@@ -23,7 +22,7 @@ function describe(deps: AccountDeps, speaker: Speaker, m: MethodView) {
   return {
     id: m.id,
     label: m.label,
-    factorName: factorName(deps.services, speaker, m.factorId),
+    factorName: factorLabel(speaker, m.factorId),
     added: speaker.t('account.methods.added', { date: formatDate(speaker.lang, m.createdAt) }),
     lastUsed: m.lastUsedAt ? speaker.t('account.methods.lastUsed', { date: formatDate(speaker.lang, m.lastUsedAt) }) : speaker.t('account.methods.neverUsed'),
     ...(m.webauthn ? { keyKind: speaker.t(m.webauthn.synced ? 'account.methods.synced' : 'account.methods.deviceBound') } : {}),

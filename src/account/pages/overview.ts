@@ -1,8 +1,7 @@
 /** GET /account: who, the email, the methods in use, a warning when backup codes run low or are missing. */
 import type Router from '@koa/router';
-import { speakerFor } from '../../../interactions/render.ts';
+import { factorLabel, speakerFor } from '../../../interactions/render.ts';
 import { accountOverview } from '../../self-service/index.ts';
-import { factorName } from '../factor-name.ts';
 import { signedIn } from '../guard.ts';
 import { accountPage } from '../page.ts';
 import type { AccountDeps } from '../round-trip.ts';
@@ -15,7 +14,7 @@ export function overviewRoutes(router: Router, deps: AccountDeps): void {
     const speaker = speakerFor(ctx);
     const codes = overview.backupCodes;
     const methods = overview.methods.map((m) => {
-      const label = factorName(deps.services, speaker, m.factorId);
+      const label = factorLabel(speaker, m.factorId);
       return m.count > 1 ? speaker.t('account.overview.methodCount', { label, count: m.count }) : label;
     });
     const codesWarning = codes.missing ? speaker.t('account.codes.missing') : codes.low ? speaker.t('account.codes.low', { left: codes.left }) : undefined;
