@@ -172,7 +172,7 @@ export interface ChallengeCodesTable {
   used_at: NullableTimestamp;
 }
 
-/** Password reset links, as keyed hashes of their tokens. Migration 0014. */
+/** Password reset links, as keyed hashes of their tokens. Migration 0015. */
 export interface PasswordResetsTable {
   id: string;
   account_id: string;
