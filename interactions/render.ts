@@ -14,6 +14,7 @@ import { Catalogue, type Params } from '../src/i18n/catalogue.ts';
 import { languageOf } from '../src/i18n/language.ts';
 import { loadTheme, type Theme } from './theme.ts';
 import { DEFAULT_PAGE_BRAND, type PageBrand } from './brand.ts';
+import { ACCOUNT_VIEWS_DIR } from '../src/account/views-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const VIEWS_DIR = path.join(HERE, 'views');
@@ -95,7 +96,10 @@ export function pageNames(): string[] {
 export function providerViews(catalogue: Catalogue, dir: string | undefined, factorViews: Record<string, string>, brand?: PageBrand): { views: Views; theme?: Theme } {
   const theme = dir ? loadTheme(dir, pageNames(), factorViews) : undefined;
   for (const [language, { file, messages }] of theme?.messages ?? []) catalogue.addOverrides(language, messages, file);
-  return { views: new Views([VIEWS_DIR], theme, catalogue, brand), theme };
+  const views = new Views([VIEWS_DIR], theme, catalogue, brand);
+  // The account center's pages (src/account/), in the same layout.
+  views.addDirectory(ACCOUNT_VIEWS_DIR, 'account/');
+  return { views, theme };
 }
 
 /** A theme's views with the built-in messages (tests of the theme alone). */

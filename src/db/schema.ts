@@ -199,6 +199,9 @@ export interface SessionEvidenceTable {
   expires_at: Timestamp;
   /** When the session was last used, by the services' clock (coarse: see src/mfa/session-evidence.ts). Migration 0009. */
   last_active_at: NullableTimestamp;
+  /** The client address and User-Agent of the browser when the session last proved something. Migration 0014. */
+  ip: ColumnType<string | null, string | null | undefined, string | null>;
+  user_agent: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface PolicyDocumentsTable {

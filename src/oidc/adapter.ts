@@ -55,12 +55,13 @@ export function storedUserCode(hasher: KeyedHasher, userCode: string): string {
   return HASHED + hasher.hash(userCode, 'oidc_payloads.user_code');
 }
 
-export function createAdapter(db: Kysely<Database>, sealer: Sealer, hasher: KeyedHasher): AdapterConstructor {
+/** `issuer`: what a client's path redirect URIs are resolved against (src/oidc/clients.ts resolveAgainstIssuer). */
+export function createAdapter(db: Kysely<Database>, sealer: Sealer, hasher: KeyedHasher, issuer?: string): AdapterConstructor {
   class ClientAdapter implements Adapter {
     async find(id: string): Promise<AdapterPayload | undefined> {
       // The protocol knows clients by client_id only (findClientRow also matches names, for the CLI).
       const row = await findClientById(db, id);
-      return row ? (clientToProviderMetadata(row, sealer) as AdapterPayload) : undefined;
+      return row ? (clientToProviderMetadata(row, sealer, issuer) as AdapterPayload) : undefined;
     }
     async upsert(): Promise<void> {
       throw new Error('clients are managed with `twofold client`, not by the provider');
