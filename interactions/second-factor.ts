@@ -16,6 +16,7 @@ import { recordAudit } from '../src/security/audit.ts';
 import { waitText } from '../src/mfa/wait-text.ts';
 import { readKnownBrowser } from './known-browser.ts';
 import { factorToAdd } from './choose-factor.ts';
+import { speakerFor, views } from './render.ts';
 
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
@@ -200,7 +201,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   }
   const input = strings(await readForm(ctx));
   if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'enroll', input);
-  const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps));
+  const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps), { language: speakerFor(ctx).lang, catalogue: views().catalogue });
   if (!outcome.ok) {
     ctx.query = { ...ctx.query, factor: factorId };
     return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), outcome.reason === 'locked' ? 429 : 400);

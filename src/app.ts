@@ -16,6 +16,7 @@ import { healthRoutes } from './http/health.ts';
 import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
+import { passwordRoutes } from '../interactions/password-pages.ts';
 import { ASSETS_DIR, providerViews, type Views, withViews } from '../interactions/render.ts';
 import { Catalogue, CatalogueError } from './i18n/catalogue.ts';
 import { ThemeError } from '../interactions/theme.ts';
@@ -64,6 +65,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   const interactions = withViews(pages.views, () => interactionRoutes({ services, provider: () => holder.current }));
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  // "Forgot your password?": the request form and the emailed link's page, outside any sign-in.
+  app.use(passwordRoutes(services).routes());
 
   // node-oidc-provider answers everything else (discovery, /auth, /token, …),
   // mounted at / as koa-mount would, through the current instance.

@@ -93,7 +93,8 @@ export async function requestPasswordReset(services: ResetServices, login: strin
       .execute();
   });
   await recordAudit(db, 'password.reset_requested', { ...audit, accountId: account!.id }, { sent: true, link: id });
-  const link = `${services.config.ISSUER}${RESET_PATH}?token=${token}`;
+  // In the language the email is written in, so the page it opens speaks it too.
+  const link = `${services.config.ISSUER}${RESET_PATH}?token=${token}${context.language ? `&ui_locales=${encodeURIComponent(context.language)}` : ''}`;
   // After the answer: how long the mail server takes must not tell whether the account exists.
   const delivery = new Promise<void>((resolve) => setImmediate(resolve))
     .then(() => sendSecurityNotice(services, account!, { type: 'reset_link', link, minutes }, { language: context.language, catalogue: context.catalogue, audit }))

@@ -25,7 +25,8 @@ export type SecurityEvent =
   | { type: 'sign_up_existing' }
   | { type: 'method_added'; factorId: string; label?: string }
   | { type: 'method_removed'; factorId: string; label?: string }
-  | { type: 'backup_codes_regenerated' };
+  | { type: 'backup_codes_regenerated' }
+  | { type: 'methods_reset' };
 
 export type NoticeOutcome = 'sent' | 'failed' | 'skipped';
 
@@ -54,6 +55,7 @@ const PREFIX: Record<SecurityEvent['type'], string> = {
   method_added: 'methodAdded',
   method_removed: 'methodRemoved',
   backup_codes_regenerated: 'backupCodesRegenerated',
+  methods_reset: 'methodsReset',
 };
 
 const builtIn = new Map<string, Catalogue>();
@@ -155,7 +157,7 @@ export async function sendSecurityNotice(services: NoticeServices, account: Noti
 export async function noticeMethodChange(
   services: NoticeServices,
   accountId: string,
-  event: Extract<SecurityEvent, { type: 'method_added' | 'method_removed' | 'backup_codes_regenerated' }>,
+  event: Extract<SecurityEvent, { type: 'method_added' | 'method_removed' | 'backup_codes_regenerated' | 'methods_reset' }>,
   options: NoticeOptions = {},
 ): Promise<NoticeOutcome> {
   const account = await services.db.selectFrom('accounts').select(['id', 'username', 'email', 'display_name']).where('id', '=', accountId).executeTakeFirst();

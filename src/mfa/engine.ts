@@ -27,6 +27,10 @@ import { globalPolicy } from '../policy/store.ts';
 import type { FactorFacts } from '../policy/decide.ts';
 import { epochSeconds } from '../clock.ts';
 import { knownDevice, type KnownBrowser } from '../security/device-cookie.ts';
+import { noticeMethodChange, type NoticeOptions } from '../messaging/security-notices.ts';
+
+/** The language and catalogue a method change's email is written in (the page's, where a person acted). */
+export type MethodNotice = Pick<NoticeOptions, 'language' | 'catalogue'>;
 
 export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
@@ -251,7 +255,7 @@ export class FactorEngine {
     return r.factor.beginEnrollment(this.#context(r, factorAccount(account), state), existing);
   }
 
-  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser): Promise<EnrollOutcome> {
+  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser, notice?: MethodNotice): Promise<EnrollOutcome> {
     const r = this.#require(factorId);
     const { db } = this.services;
     // Enrolment codes are guesses too, counted as the factor's.
@@ -266,6 +270,8 @@ export class FactorEngine {
     const taken: Failure = { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
     const { lookupKey } = result.credential;
     if (lookupKey && (await this.store.lookupKeyTaken(lookupKey))) return taken;
+    // A recovery factor enrolled again replaces its set: the person hears of new codes, not of a new method.
+    const replacing = r.factor.recoveryOnly && (await this.store.list(account.id, [factorId])).length > 0;
     let credentialId: string;
     try {
       credentialId = await this.store.insert(account.id, factorId, result.credential, { replaceFactor: !r.factor.multiple });
@@ -275,6 +281,7 @@ export class FactorEngine {
       throw err;
     }
     await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label: result.credential.label });
+    await noticeMethodChange(this.#noticeServices(), account.id, replacing ? { type: 'backup_codes_regenerated' } : { type: 'method_added', factorId, label: result.credential.label }, { ...notice, audit });
     if (result.provedEmail && account.email && !account.email_verified && result.provedEmail.toLowerCase() === account.email.toLowerCase()) {
       // Only while the account still has that address (an admin may have changed it meanwhile).
       const marked = await db.updateTable('accounts').set({ email_verified: true }).where('id', '=', account.id).where('email', '=', account.email).executeTakeFirst();
@@ -287,16 +294,25 @@ export class FactorEngine {
     return { ok: true, credentialId, evidence, reveal: result.reveal };
   }
 
-  async remove(accountId: string, credentialId: string, audit: AuditContext): Promise<boolean> {
+  async remove(accountId: string, credentialId: string, audit: AuditContext, notice?: MethodNotice): Promise<boolean> {
+    const label = (await this.store.list(accountId)).find((c) => c.id === credentialId)?.label;
     const factorId = await this.store.remove(accountId, credentialId);
-    if (factorId) await recordAudit(this.services.db, 'factor.removed', { ...audit, accountId }, { credential: credentialId, factor: factorId });
-    return factorId !== undefined;
+    if (!factorId) return false;
+    await recordAudit(this.services.db, 'factor.removed', { ...audit, accountId }, { credential: credentialId, factor: factorId });
+    await noticeMethodChange(this.#noticeServices(), accountId, { type: 'method_removed', factorId, label }, { ...notice, audit });
+    return true;
   }
 
-  async resetAll(accountId: string, audit: AuditContext): Promise<number> {
+  async resetAll(accountId: string, audit: AuditContext, notice?: MethodNotice): Promise<number> {
     const n = await this.store.removeAll(accountId);
     await recordAudit(this.services.db, 'factor.reset', { ...audit, accountId }, { removed: n });
+    if (n > 0) await noticeMethodChange(this.#noticeServices(), accountId, { type: 'methods_reset' }, { ...notice, audit });
     return n;
+  }
+
+  /** What the notices need: the engine's services, and this engine for the factors' names. */
+  #noticeServices() {
+    return { ...this.services, factors: this };
   }
 
   /**
