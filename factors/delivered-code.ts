@@ -6,6 +6,11 @@
  * `outOfBand` service; this module only decides what to send where and what
  * the pages say. Sending needs a click (an action), never a page view, so a
  * reload, a prefetch or a user who picks another factor sends nothing.
+ *
+ * What every such factor says alike (send a new code, type the digits we
+ * sent) is the engine's `codes.*` messages, next to what its code service
+ * says; the words that differ (email or text, address or number) are each
+ * factor's own.
  */
 import { z } from 'zod';
 import {
@@ -19,6 +24,7 @@ import {
   type Factor,
   type FactorAccount,
   type FactorContext,
+  type MessageRef,
   type StepView,
 } from './types.ts';
 
@@ -40,16 +46,15 @@ export function rulesOf(settings: CodeSettings): CodeRules {
   return { length: settings.length, ttlSeconds: settings.ttl, maxAttempts: settings.attempts, cooldownSeconds: settings.cooldown };
 }
 
-type Parsed = { ok: true; to: string } | { ok: false; message: string };
+type Parsed = { ok: true; to: string } | { ok: false; message: MessageRef };
 
 export interface DeliveredCodeOptions<S extends CodeSettings> {
   id: string;
-  label: string;
-  description: string;
   /** Every amr value the factor may contribute. */
   amr: AmrValue[];
   settings: z.ZodType<S>;
   viewsDir: string;
+  messagesDir: string;
   /** The channel codes normally go over. */
   channel: Exclude<CodeChannel, 'voice'>;
   /** Whether a voice call may stand in for a text message (sms-code with `voice: true`). */
@@ -61,13 +66,17 @@ export interface DeliveredCodeOptions<S extends CodeSettings> {
   /** The address as pages show it to someone who may not own it. */
   mask(to: string): string;
   /** The credential's label in listings. */
-  credentialLabel(to: string): string;
+  credentialLabel(to: string): MessageRef;
   /** What to offer at enrolment (the account's email address). */
   suggest?(account: FactorAccount): string | undefined;
   /** The amr value a code delivered over `channel` proves. */
   amrFor(channel: CodeChannel): AmrValue;
-  /** Words on the page's buttons. */
-  words: { send: string; call: string };
+  /**
+   * The factor's own words, keys of its catalogue: its buttons (send a code, call instead when
+   * `voice` allows it, use another address), and what an enrolment says when the address it was
+   * sending to is gone (the step expired).
+   */
+  words: { send: MessageRef; call?: MessageRef; change: MessageRef; enterAgain: MessageRef };
 }
 
 interface Pending {
@@ -84,17 +93,17 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
   /** What a page says about a code already sent: the minutes it has left, not its full lifetime. */
   const left = (status: CodeStatus) => Math.max(1, Math.ceil((status.expiresAt.getTime() - Date.now()) / 60_000));
 
-  function codeInput(ctx: FactorContext<S>, input: Record<string, string>): { ok: true; code: string } | { ok: false; reason: 'invalid_input'; message: string } {
+  const callButton = (settings: S) => (voiceOn(settings) && o.words.call ? [{ name: 'call', label: o.words.call }] : []);
+
+  function codeInput(ctx: FactorContext<S>, input: Record<string, string>): { ok: true; code: string } | { ok: false; reason: 'invalid_input'; message: MessageRef } {
     const code = cleanCode(input.code);
-    if (!new RegExp(`^\\d{${ctx.settings.length}}$`).test(code)) return { ok: false, reason: 'invalid_input', message: `Enter the ${ctx.settings.length}-digit code we sent.` };
+    if (!new RegExp(`^\\d{${ctx.settings.length}}$`).test(code)) return { ok: false, reason: 'invalid_input', message: { key: 'codes.format', params: { digits: ctx.settings.length } } };
     return { ok: true, code };
   }
 
   return defineFactor<S>({
     apiVersion: FACTOR_API_VERSION,
     id: o.id,
-    label: o.label,
-    description: o.description,
     // Possession of a mailbox or a phone line: something you have, never phishing-resistant (a code can be typed into a fake page).
     kinds: ['have'],
     amr: o.amr,
@@ -104,6 +113,7 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
     multiple: false,
     settings: o.settings,
     viewsDir: o.viewsDir,
+    messagesDir: o.messagesDir,
 
     async beginEnrollment(ctx): Promise<StepView> {
       const { settings, services } = ctx;
@@ -113,25 +123,21 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
         return {
           partial: `${o.id}/enroll`,
           data: { sent: true, to: pending.to, digits: settings.length, minutes: left(status), byVoice: status.channel === 'voice' },
-          actions: [
-            { name: 'resend', label: 'Send a new code' },
-            ...(voiceOn(settings) ? [{ name: 'call', label: o.words.call }] : []),
-            { name: 'change', label: `Use a different ${o.field === 'email' ? 'address' : 'number'}` },
-          ],
+          actions: [{ name: 'resend', label: { key: 'codes.resend' } }, ...callButton(settings), { name: 'change', label: o.words.change }],
         };
       }
       return {
         partial: `${o.id}/enroll`,
         data: { sent: false, value: pending?.to ?? o.suggest?.(ctx.account) ?? '', minutes: minutes(settings) },
         submit: { label: o.words.send, action: 'send' },
-        actions: voiceOn(settings) ? [{ name: 'call', label: o.words.call }] : [],
+        actions: callButton(settings),
       };
     },
 
     async finishEnrollment(ctx, input) {
       const { services } = ctx;
       const pending = await services.state.get<Pending>('pending');
-      if (!pending) return { ok: false, reason: 'expired', message: 'Send yourself a code first.' };
+      if (!pending) return { ok: false, reason: 'expired', message: { key: 'codes.sendFirst' } };
       const parsed = codeInput(ctx, input);
       if (!parsed.ok) return parsed;
       const checked = await services.outOfBand.check(pending.scope, parsed.code);
@@ -156,14 +162,14 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
         return {
           partial: `${o.id}/challenge`,
           data: { sent: true, to, digits: settings.length, minutes: left(status), attemptsLeft: status.attemptsLeft, byVoice: status.channel === 'voice' },
-          actions: [{ name: 'resend', label: 'Send a new code' }, ...(voiceOn(settings) ? [{ name: 'call', label: o.words.call }] : [])],
+          actions: [{ name: 'resend', label: { key: 'codes.resend' } }, ...callButton(settings)],
         };
       }
       return {
         partial: `${o.id}/challenge`,
         data: { sent: false, to, digits: settings.length, minutes: minutes(settings) },
         submit: { label: o.words.send, action: 'send' },
-        actions: voiceOn(settings) ? [{ name: 'call', label: o.words.call }] : [],
+        actions: callButton(settings),
       };
     },
 
@@ -198,7 +204,7 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
       }
       let to: string;
       if (request.action === 'resend' || (call && pending && input[o.field] === undefined)) {
-        if (!pending) return { ok: false, reason: 'expired', message: 'Enter the address again.' };
+        if (!pending) return { ok: false, reason: 'expired', message: o.words.enterAgain };
         to = pending.to;
       } else if (request.action === 'send' || call) {
         const parsed = o.parse(input[o.field] ?? '');

@@ -1,11 +1,13 @@
 /**
  * The factor registry: one line per factor. It validates every factor at boot
- * (unique ids, contract version, registered amr values, views present,
- * settings parsed with their defaults) so a broken plugin stops the start
- * instead of failing a user's sign-in.
+ * (unique ids, contract version, registered amr values, views present, English
+ * messages with its label and description, settings parsed with their
+ * defaults) so a broken plugin stops the start instead of failing a user's
+ * sign-in. The messages themselves are compiled with the catalogue, at start too.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Catalogue } from '../src/i18n/catalogue.ts';
 import { AMR_VALUES, FACTOR_API_VERSION, type Factor } from './types.ts';
 import totp from './totp/index.ts';
 import backupCodes from './backup-codes/index.ts';
@@ -25,6 +27,23 @@ export const FACTORS: Factor<any>[] = [
 ];
 
 export class FactorRegistryError extends Error {}
+
+/** A factor's English messages (required: the fallback of every language), each key its own. */
+function englishMessages(factor: Factor<any>): Record<string, string> {
+  const file = path.join(factor.messagesDir ?? '', 'en.json');
+  if (typeof factor.messagesDir !== 'string' || !fs.existsSync(file)) throw new FactorRegistryError(`factor ${factor.id}: no English messages (messagesDir with an en.json)`);
+  let messages: Record<string, Record<string, string>>;
+  try {
+    messages = Catalogue.readFolder(factor.messagesDir);
+  } catch (err) {
+    throw new FactorRegistryError(`factor ${factor.id}: ${(err as Error).message}`);
+  }
+  for (const [language, entries] of Object.entries(messages)) {
+    const foreign = Object.keys(entries).find((key) => !key.startsWith(`${factor.id}.`));
+    if (foreign) throw new FactorRegistryError(`factor ${factor.id}: message ${foreign} (${language}.json) must begin with "${factor.id}."`);
+  }
+  return messages.en!;
+}
 
 export interface RegisteredFactor<S = unknown> {
   factor: Factor<S>;
@@ -58,8 +77,15 @@ export class FactorRegistry {
         if (other) throw new FactorRegistryError(`factor ${factor.id}: only one factor may be offered after a first enrolment (${other.factor.id} is)`);
         if (factor.firstFactor) throw new FactorRegistryError(`factor ${factor.id}: a first factor is not offered after a first enrolment`);
       }
-      if (factor.enrollPage && (typeof factor.enrollPage.title !== 'string' || !factor.enrollPage.title.trim() || typeof factor.enrollPage.intro !== 'boolean')) {
-        throw new FactorRegistryError(`factor ${factor.id}: enrollPage needs a title and says whether the introduction is shown (intro: true or false)`);
+      const english = englishMessages(factor);
+      for (const key of [`${factor.id}.label`, `${factor.id}.description`]) {
+        if (!Object.hasOwn(english, key)) throw new FactorRegistryError(`factor ${factor.id}: its English messages (${path.join(factor.messagesDir, 'en.json')}) lack ${key}`);
+      }
+      if (factor.enrollPage && (typeof factor.enrollPage.title?.key !== 'string' || typeof factor.enrollPage.intro !== 'boolean')) {
+        throw new FactorRegistryError(`factor ${factor.id}: enrollPage needs a title (a message key) and says whether the introduction is shown (intro: true or false)`);
+      }
+      if (factor.enrollPage && !Object.hasOwn(english, factor.enrollPage.title.key)) {
+        throw new FactorRegistryError(`factor ${factor.id}: enrollPage's title ${factor.enrollPage.title.key} is not one of its English messages`);
       }
       for (const [name, file] of Object.entries(factor.assets ?? {})) {
         if (!/^[a-z0-9][a-z0-9.-]*\.(js|css)$/.test(name)) throw new FactorRegistryError(`factor ${factor.id}: asset name ${JSON.stringify(name)} must be a lower-case .js or .css file name`);

@@ -34,11 +34,21 @@
  *
  * Later additive fields, so the interaction code names no factor: `offerAfterFirstEnrolment` (the
  * page offered after a first enrolment) and `enrollPage` (the enrolment page's title and introduction).
+ *
+ * Contract version 2 (issue 16), not additive: every text a factor gives a person is a message key
+ * of its own catalogue (`messagesDir`, `<language>.json`, every key beginning with `<id>.`), with
+ * parameters: its name (`<id>.label`) and one line about it (`<id>.description`), its views' words
+ * (`{{t "<id>.…"}}`), its buttons, its failures and notices (`{ key, params }`, rendered in the
+ * person's language where they are shown), and a default name for a credential (rendered once, in
+ * the enrolling person's language, when it is stored). English is required.
  */
 import type { z } from 'zod';
+import type { MessageRef } from '../src/i18n/catalogue.ts';
+
+export type { MessageRef };
 
 /** Bumped when this contract changes incompatibly; the registry refuses other versions. */
-export const FACTOR_API_VERSION = 1 as const;
+export const FACTOR_API_VERSION = 2 as const;
 
 /** RFC 8176 Authentication Method Reference values (IANA registry). */
 export const AMR_VALUES = [
@@ -82,7 +92,8 @@ export interface Credential {
 
 /** What finishEnrollment asks the engine to store. */
 export interface NewCredential {
-  label: string;
+  /** The name the person gave it, or a default by key (stored in the enrolling person's language). */
+  label: string | MessageRef;
   secret?: string;
   data?: Record<string, unknown>;
   counter?: number | null;
@@ -95,8 +106,12 @@ export interface NewCredential {
 /** `suspected_clone`: the proof went backwards (a WebAuthn signature counter regressed); refused and audited. */
 export type FailureReason = 'wrong' | 'expired' | 'already_used' | 'locked' | 'invalid_input' | 'not_enrolled' | 'suspected_clone' | 'unavailable';
 
-/** `credentialId`: the credential concerned, when known (recorded in the audit log, never shown). */
-export type Failure = { ok: false; reason: FailureReason; message?: string; credentialId?: string };
+/**
+ * `message`: what the person is told, a key of the factor's catalogue (or the engine's) with its
+ * parameters; without one, the page says what the reason means in general. `credentialId`: the
+ * credential concerned, when known (recorded in the audit log, never shown).
+ */
+export type Failure = { ok: false; reason: FailureReason; message?: MessageRef; credentialId?: string };
 
 export type VerifyResult =
   | {
@@ -106,7 +121,8 @@ export type VerifyResult =
       amr?: AmrValue[];
       kinds?: FactorKind[];
       userVerified?: boolean;
-      notice?: string;
+      /** Shown on a page of its own before the sign-in continues (few backup codes left). */
+      notice?: MessageRef;
       counter?: number;
       /** Keys merged into the credential's non-secret data (e.g. WebAuthn backup state, which may change). */
       dataUpdate?: Record<string, unknown>;
@@ -250,9 +266,9 @@ export interface StepView {
   partial: string;
   data: Record<string, unknown>;
   /** The page's main button: its label, and the action it posts when it does not finish the step (send a code). */
-  submit?: { label: string; action?: string };
+  submit?: { label: MessageRef; action?: string };
   /** Further buttons after the main one, each posting `action=<name>` (send a new code, call instead). */
-  actions?: Array<{ name: string; label: string }>;
+  actions?: Array<{ name: string; label: MessageRef }>;
 }
 
 /** What an action did: the step continues (the page is shown again), or a failure the user can act on. */
@@ -267,10 +283,8 @@ export interface ActionRequest {
 
 export interface FactorDescriptor<S = unknown> {
   apiVersion: typeof FACTOR_API_VERSION;
+  /** Also the prefix of its message keys; its name is the message `<id>.label`, one line about it `<id>.description`. */
   id: string;
-  label: string;
-  /** One line shown when choosing a factor. */
-  description: string;
   kinds: FactorKind[];
   /** Every amr value this factor may contribute. */
   amr: AmrValue[];
@@ -286,12 +300,13 @@ export interface FactorDescriptor<S = unknown> {
    */
   offerAfterFirstEnrolment?: boolean;
   /**
-   * How the enrolment page presents this factor when it is not a setup: its title, and whether the
-   * usual introduction ("Your account needs a second step… Set up <label>.") is shown. Backup codes
-   * are a page of codes to keep. The main button's label comes from the StepView's `submit`.
-   * Default: "Set up two-step verification" (or "Add <label>"), with the introduction.
+   * How the enrolment page presents this factor when it is not a setup: its title (a key of its
+   * catalogue), and whether the usual introduction ("Your account needs a second step… Set up
+   * <label>.") is shown. Backup codes are a page of codes to keep. The main button's label comes
+   * from the StepView's `submit`. Default: "Set up two-step verification" (or "Add <label>"), with
+   * the introduction.
    */
-  enrollPage?: { title: string; intro: boolean };
+  enrollPage?: { title: MessageRef; intro: boolean };
   /** Whether an account may hold several credentials of this factor. */
   multiple: boolean;
   /**
@@ -306,11 +321,13 @@ export interface FactorDescriptor<S = unknown> {
   /** Folder with this factor's Handlebars partials, registered as `<id>/<name>`. */
   viewsDir: string;
   /**
-   * Folder with this factor's messages, `<language>.json` (`en.json` at least), every key beginning
-   * with `<id>.`: its label, its pages' texts and its failures' messages. Views use them as
-   * `{{t "<id>.key"}}`; failures name them as `{ key, params }`.
+   * Folder with this factor's messages, `<language>.json` (`en.json` at least; each built-in factor
+   * ships `en` and `de`), ICU MessageFormat, every key beginning with `<id>.`: `<id>.label` and
+   * `<id>.description` (the registry refuses a factor whose English lacks them), its views' texts,
+   * its buttons' and its failures' messages. Views use them as `{{t "<id>.key" name=value}}`; code
+   * names them as `{ key, params }`. A theme may override them (THEME_DIR/messages).
    */
-  messagesDir?: string;
+  messagesDir: string;
   /**
    * Loads what is slow to load (a large library) ahead of first use. The provider calls it once it
    * is ready, so neither start-up nor the first sign-in waits for it. Optional.

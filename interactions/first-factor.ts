@@ -12,6 +12,7 @@ import { recordAudit } from '../src/security/audit.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { currentSignIn, interactionState, startSignIn } from './sign-in.ts';
 import { advance, failureMessage } from './second-factor.ts';
+import { speakerFor, type Speaker } from './render.ts';
 import { showLogin } from './login.ts';
 import { readKnownBrowser } from './known-browser.ts';
 
@@ -34,14 +35,14 @@ async function allowed(deps: InteractionDeps, details: InteractionDetails, facto
   return lists.every((list) => !list || list.includes(factorId));
 }
 
-/** The login page's first-factor options (a passkey button with autofill), each with a fresh challenge. */
-export async function firstFactorViews(deps: InteractionDeps, details: InteractionDetails): Promise<FirstFactorView[]> {
+/** The login page's first-factor options (a passkey button with autofill), each with a fresh challenge; `label` in the person's language. */
+export async function firstFactorViews(deps: InteractionDeps, details: InteractionDetails, speaker: Speaker): Promise<FirstFactorView[]> {
   const engine = deps.services.factors;
   const views: FirstFactorView[] = [];
   for (const { factor } of engine.registry.firstFactors()) {
     if (!(await allowed(deps, details, factor.id))) continue;
     const view = await engine.beginFirstFactor(factor.id, interactionState(deps, details));
-    views.push({ id: factor.id, label: factor.label, partial: view.partial, view: view.data });
+    views.push({ id: factor.id, label: speaker.t(`${factor.id}.label`), partial: view.partial, view: view.data });
   }
   return views;
 }
@@ -63,12 +64,13 @@ export async function submitFirstFactor(ctx: Context, deps: InteractionDeps, det
   const outcome = await engine.verifyFirstFactor(factorId, interactionState(deps, details), input, audit, readKnownBrowser(ctx, deps));
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
-    const message = outcome.reason === 'wrong' && !outcome.message ? `That ${registered.factor.label.toLowerCase()} did not work. Try again, or use your password.` : failureMessage(outcome);
+    const label = speakerFor(ctx).t(`${factorId}.label`);
+    const message = outcome.reason === 'wrong' && !outcome.message ? `That ${label.toLowerCase()} did not work. Try again, or use your password.` : failureMessage(ctx, outcome);
     return showLogin(ctx, deps, details, clientName, { error: message }, outcome.reason === 'locked' ? 429 : 401);
   }
   if (!(await allowed(deps, details, factorId, outcome.account.id))) {
     await recordAudit(deps.services.db, 'login.factor_not_allowed', { ...audit, accountId: outcome.account.id }, { factor: factorId });
-    return showLogin(ctx, deps, details, clientName, { error: `${registered.factor.label}s cannot be used to sign in here. Use your password.` }, 403);
+    return showLogin(ctx, deps, details, clientName, { error: `${speakerFor(ctx).t(`${factorId}.label`)}s cannot be used to sign in here. Use your password.` }, 403);
   }
   await recordAudit(deps.services.db, 'login.first_factor_verified', { ...audit, accountId: outcome.account.id }, { factor: factorId, credential: outcome.evidence.credentialId });
   const signIn = await startSignIn(deps, details, outcome.account, outcome.evidence);

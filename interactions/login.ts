@@ -13,6 +13,7 @@ import { globalPolicy } from '../src/policy/store.ts';
 import { startSignIn } from './sign-in.ts';
 import { advance } from './second-factor.ts';
 import { firstFactorViews } from './first-factor.ts';
+import { speakerFor } from './render.ts';
 import { waitText } from '../src/mfa/wait-text.ts';
 
 const loginForm = z.object({
@@ -22,7 +23,7 @@ const loginForm = z.object({
 
 export async function showLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   // First factors (passkeys) offered beside the password, each with a fresh challenge for this interaction.
-  const firstFactors = await firstFactorViews(deps, details);
+  const firstFactors = await firstFactorViews(deps, details, speakerFor(ctx));
   page(ctx, 'login', { title: 'Sign in', uid: details.uid, clientName, login: details.params.login_hint, firstFactors, ...extra }, status);
 }
 

@@ -25,7 +25,7 @@ import { passwordIsOnlyFactor } from '../src/accounts/new-password.ts';
 import { minimumLength } from '../src/accounts/password-rules.ts';
 import type { Account } from '../src/db/schema.ts';
 import { page, readForm, sameOrigin } from './context.ts';
-import { speakerFor, views } from './render.ts';
+import { speakerFor } from './render.ts';
 
 export const FORGOT_PATH = '/password/forgot';
 
@@ -57,7 +57,7 @@ export function passwordRoutes(services: Services): Router {
     const uid = uidOf(body.uid);
     const parsed = forgotForm.safeParse(body);
     if (!parsed.success) return showForgot(ctx, { uid, error: t('password.forgot.incomplete') }, 400);
-    const outcome = await requestPasswordReset(services, parsed.data.login, { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), language: lang, catalogue: views().catalogue });
+    const outcome = await requestPasswordReset(services, parsed.data.login, { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), language: lang });
     if (!outcome.ok) {
       ctx.set('Retry-After', String(outcome.retryAfterSeconds));
       return showForgot(ctx, { uid, login: parsed.data.login, error: t('password.forgot.throttled', { minutes: minutesOf(outcome.retryAfterSeconds) }) }, 429);
@@ -81,7 +81,7 @@ export function passwordRoutes(services: Services): Router {
     if (!link.ok) return showBrokenLink(ctx, link.reason);
     if (!password || !confirm) return showReset(ctx, services, link.account, token, t('password.rule.missing'), 400);
     if (password !== confirm) return showReset(ctx, services, link.account, token, t('password.rule.mismatch'), 400);
-    const result = await completePasswordReset(services, token, password, { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), language: lang, catalogue: views().catalogue });
+    const result = await completePasswordReset(services, token, password, { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), language: lang });
     if (result.ok) {
       const secondFactor = !(await passwordIsOnlyFactor(services.db, services.factors.registry, link.account.id));
       return page(ctx, 'password-done', { title: t('password.reset.doneTitle'), secondFactor });

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Context } from 'koa';
 import Handlebars from 'handlebars';
 import { Catalogue, type Params } from '../src/i18n/catalogue.ts';
+import { FACTORS } from '../factors/registry.ts';
 import { languageOf } from '../src/i18n/language.ts';
 import { loadTheme, type Theme } from './theme.ts';
 import { DEFAULT_PAGE_BRAND, type PageBrand } from './brand.ts';
@@ -28,7 +29,7 @@ export class Views {
   readonly #brand: PageBrand;
 
   /** Helpers here are the only ones a theme may use (theme.ts VIEW_HELPERS). */
-  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme, catalogue = new Catalogue(), brand: PageBrand = DEFAULT_PAGE_BRAND) {
+  constructor(dirs: string[] = [VIEWS_DIR], theme?: Theme, catalogue = builtInCatalogue(), brand: PageBrand = DEFAULT_PAGE_BRAND) {
     this.catalogue = catalogue;
     this.#hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
     this.#hbs.registerHelper('encodeURIComponent', (v: unknown) => encodeURIComponent(String(v ?? '')));
@@ -104,7 +105,12 @@ export function providerViews(catalogue: Catalogue, dir: string | undefined, fac
 
 /** A theme's views with the built-in messages (tests of the theme alone). */
 export function themedViews(dir: string, factorViews: Record<string, string>, brand?: PageBrand): { views: Views; theme: Theme } {
-  return providerViews(new Catalogue(), dir, factorViews, brand) as { views: Views; theme: Theme };
+  return providerViews(builtInCatalogue(), dir, factorViews, brand) as { views: Views; theme: Theme };
+}
+
+/** The built-in messages and the built-in factors' (views outside a provider: tests, the shared fallback). */
+function builtInCatalogue(): Catalogue {
+  return new Catalogue().addFactors(FACTORS);
 }
 
 /** What a step needs to speak to the person: their language, and each message in it as text. */

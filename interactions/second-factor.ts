@@ -4,41 +4,47 @@
  * knows what a TOTP code or a backup code is.
  */
 import type { Context } from 'koa';
-import type { StepView, Failure } from '../factors/types.ts';
+import type { StepView, Failure, FailureReason, MessageRef } from '../factors/types.ts';
 import { clientAddress } from '../src/http/client-address.ts';
 import type { AuditContext } from '../src/security/audit.ts';
 import { addFactorRequest, answersRequest } from '../src/mfa/add-factor.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
+import { speakerFor, type Speaker } from './render.ts';
 import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, saveSignIn, type SignIn, type Step } from './sign-in.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
 import { recordAudit } from '../src/security/audit.ts';
-import { waitText } from '../src/mfa/wait-text.ts';
+import { waitParams } from '../src/mfa/wait-text.ts';
 import { readKnownBrowser } from './known-browser.ts';
 import { factorToAdd } from './choose-factor.ts';
-import { speakerFor, views } from './render.ts';
 
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
 }
 
-export function failureMessage(failure: Failure & { retryAfterSeconds?: number }): string {
-  switch (failure.reason) {
-    case 'locked':
-      return failure.message ?? `Too many attempts. Try again in ${waitText(failure.retryAfterSeconds ?? 60)}.`;
-    case 'unavailable':
-      return failure.message ?? 'This method is not available right now. Try again later, or use another way to sign in.';
-    case 'already_used':
-      return failure.message ?? 'That code was already used.';
-    case 'expired':
-      return failure.message ?? 'That expired. Please start this step again.';
-    case 'invalid_input':
-      return failure.message ?? 'Please check what you typed.';
-    case 'not_enrolled':
-      return 'That method is not set up for your account.';
-    default:
-      return failure.message ?? 'That is not right. Try again.';
-  }
+/** What a failure means when its factor says nothing more. */
+const GENERAL: Record<FailureReason, MessageRef> = {
+  wrong: { key: 'failure.wrong' },
+  suspected_clone: { key: 'failure.wrong' },
+  expired: { key: 'failure.expired' },
+  already_used: { key: 'failure.alreadyUsed' },
+  locked: { key: 'failure.locked' },
+  invalid_input: { key: 'failure.invalidInput' },
+  not_enrolled: { key: 'failure.notEnrolled' },
+  unavailable: { key: 'failure.unavailable' },
+};
+
+/** A failure in the person's language: the factor's own message, or what its reason means in general. */
+export function failureMessage(ctx: Context, failure: Failure & { retryAfterSeconds?: number }): string {
+  const { t } = speakerFor(ctx);
+  // Not being enrolled is the same news whatever the factor.
+  if (failure.message && failure.reason !== 'not_enrolled') return t(failure.message.key, failure.message.params);
+  return t(GENERAL[failure.reason].key, failure.reason === 'locked' ? waitParams(failure.retryAfterSeconds ?? 60) : undefined);
+}
+
+/** A factor's name in the person's language. */
+function factorLabel(speaker: Speaker, id: string): string {
+  return speaker.t(`${id}.label`);
 }
 
 function strings(form: Record<string, unknown>): Record<string, string> {
@@ -52,7 +58,8 @@ function strings(form: Record<string, unknown>): Record<string, string> {
 export async function advance(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, error?: string, status = 200): Promise<void> {
   const engine = deps.services.factors;
   if (signIn.data.notice) {
-    return page(ctx, 'notice', { title: 'Before you continue', uid: details.uid, clientName, notice: signIn.data.notice }, status);
+    const { key, params } = signIn.data.notice;
+    return page(ctx, 'notice', { title: 'Before you continue', uid: details.uid, clientName, notice: speakerFor(ctx).t(key, params) }, status);
   }
   const followUp = signIn.data.offerFollowUp;
   if (followUp && engine.registry.get(followUp)) {
@@ -77,14 +84,17 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   }
 }
 
-/** What every step page shows about the factor at hand. */
-function stepData(details: InteractionDetails, clientName: string | undefined, factorId: string, factorLabel: string, view: StepView, error: string | undefined) {
-  return { uid: details.uid, clientName, factorId, factorLabel, partial: view.partial, view: view.data, submit: view.submit, actions: view.actions, error };
+/** What every step page shows about the factor at hand, its buttons' words in the person's language. */
+function stepData(speaker: Speaker, details: InteractionDetails, clientName: string | undefined, factorId: string, view: StepView, error: string | undefined) {
+  const { t } = speaker;
+  const submit = view.submit && { ...view.submit, label: t(view.submit.label.key, view.submit.label.params) };
+  const actions = view.actions?.map((a) => ({ ...a, label: t(a.label.key, a.label.params) }));
+  return { uid: details.uid, clientName, factorId, factorLabel: factorLabel(speaker, factorId), partial: view.partial, view: view.data, submit, actions, error };
 }
 
 /** Factor ids with their labels, for "use … instead" links. */
-function labelled(deps: InteractionDeps, ids: string[]): Array<{ id: string; label: string }> {
-  return ids.map((id) => ({ id, label: deps.services.factors.registry.get(id)!.factor.label }));
+function labelled(speaker: Speaker, ids: string[]): Array<{ id: string; label: string }> {
+  return ids.map((id) => ({ id, label: factorLabel(speaker, id) }));
 }
 
 async function showChallenge(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Step, { type: 'step_up' }>, error: string | undefined, status: number): Promise<void> {
@@ -102,6 +112,7 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
   const adding = decision.adding === true;
   // A device stands in only for the factor that proved the sign-in that trusted it, never for a recovery code, so the box is not offered there.
   const trustDays = decision.trustedDeviceAllowed && !registered.factor.recoveryOnly ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;
+  const speaker = speakerFor(ctx);
   page(
     ctx,
     'second-factor',
@@ -109,10 +120,10 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
       title: signIn.stepUp || adding ? 'Confirm it is you' : 'Two-step verification',
       adding,
       optional: decision.optional && !adding,
-      ...stepData(details, clientName, factorId, registered.factor.label, view, error),
+      ...stepData(speaker, details, clientName, factorId, view, error),
       trustDays,
-      others: labelled(deps, primary.filter((id) => id !== factorId)),
-      recovery: labelled(deps, usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly)),
+      others: labelled(speaker, primary.filter((id) => id !== factorId)),
+      recovery: labelled(speaker, usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly)),
     },
     status,
   );
@@ -126,19 +137,21 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
   const adding = decision.adding === true;
   // An account holds one credential of such a factor: enrolling again replaces it (a new set of backup codes), and the page says so.
   const replaces = adding && !registered.factor.multiple && (await engine.store.list(signIn.account.id, factorId)).length > 0;
+  const speaker = speakerFor(ctx);
+  const ownTitle = registered.factor.enrollPage?.title;
   page(
     ctx,
     'enroll',
     {
-      title: registered.factor.enrollPage?.title ?? (adding ? `Add ${registered.factor.label}` : 'Set up two-step verification'),
+      title: ownTitle ? speaker.t(ownTitle.key, ownTitle.params) : adding ? `Add ${factorLabel(speaker, factorId)}` : 'Set up two-step verification',
       adding,
       replaces,
       intro: registered.factor.enrollPage?.intro ?? true,
-      ...stepData(details, clientName, factorId, registered.factor.label, view, error),
+      ...stepData(speaker, details, clientName, factorId, view, error),
       optional: decision.optional,
       reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
       // Chosen from the list: the way to another method is back to the list.
-      others: decision.choosable ? [] : labelled(deps, decision.factors.filter((id) => id !== factorId)),
+      others: decision.choosable ? [] : labelled(speaker, decision.factors.filter((id) => id !== factorId)),
       choosable: decision.choosable,
     },
     status,
@@ -157,7 +170,7 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
     ctx.query = { ...ctx.query, factor: factorId };
-    return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), outcome.reason === 'locked' ? 429 : 401);
+    return advance(ctx, deps, details, signIn, clientName, failureMessage(ctx, outcome), outcome.reason === 'locked' ? 429 : 401);
   }
   addEvidence(signIn, outcome.evidence);
   if (outcome.notice) signIn.data.notice = outcome.notice;
@@ -201,10 +214,10 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   }
   const input = strings(await readForm(ctx));
   if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'enroll', input);
-  const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps), { language: speakerFor(ctx).lang, catalogue: views().catalogue });
+  const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps), speakerFor(ctx).lang);
   if (!outcome.ok) {
     ctx.query = { ...ctx.query, factor: factorId };
-    return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), outcome.reason === 'locked' ? 429 : 400);
+    return advance(ctx, deps, details, signIn, clientName, failureMessage(ctx, outcome), outcome.reason === 'locked' ? 429 : 400);
   }
   if (outcome.evidence) addEvidence(signIn, outcome.evidence);
   const requested = addFactorRequest(details.params);
@@ -224,12 +237,12 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
  * with what went wrong if it failed (a code not sent leaves nothing behind).
  */
 async function submitAction(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, factorId: string, step: 'enroll' | 'challenge', input: Record<string, string>): Promise<void> {
-  const outcome = await deps.services.factors.act(factorId, step, signIn.account, signIn.state, input.action!, input, auditContext(ctx, details));
+  const outcome = await deps.services.factors.act(factorId, step, signIn.account, signIn.state, input.action!, input, auditContext(ctx, details), speakerFor(ctx).lang);
   if (outcome.ok) return ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
   if (outcome.retryAfterSeconds) ctx.set('Retry-After', String(outcome.retryAfterSeconds));
   ctx.query = { ...ctx.query, factor: factorId };
   const status = outcome.reason === 'locked' ? 429 : outcome.reason === 'unavailable' ? 503 : 400;
-  return advance(ctx, deps, details, signIn, clientName, failureMessage(outcome), status);
+  return advance(ctx, deps, details, signIn, clientName, failureMessage(ctx, outcome), status);
 }
 
 /** "Skip for now": only a step the policy calls optional (a wish) can be skipped; the app then gets the level reached. */

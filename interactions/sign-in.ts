@@ -6,7 +6,7 @@
  */
 import type { Context } from 'koa';
 import type { Account } from '../src/db/schema.ts';
-import type { Evidence } from '../factors/types.ts';
+import type { Evidence, MessageRef } from '../factors/types.ts';
 import { findAccountById } from '../src/accounts/accounts.ts';
 import { InteractionState } from '../src/mfa/step-state.ts';
 import { isTrustedDevice, readDeviceCookie } from '../src/mfa/trusted-devices.ts';
@@ -26,8 +26,8 @@ export interface SignInState {
   skipped?: boolean;
   /** The factor to offer next (the registry's offerAfterFirstEnrolment: backup codes), once another was enrolled in this sign-in. */
   offerFollowUp?: string;
-  /** A message to show before continuing (e.g. "2 backup codes left"). */
-  notice?: string;
+  /** A message to show before continuing (e.g. "2 backup codes left"), in the language of the page that shows it. */
+  notice?: MessageRef;
   /** The factor added at the app's request (twofold_enroll), once enrolled. */
   added?: string;
   /** When the account's password was set as this sign-in began: a change since (a reset) voids the sign-in. */

@@ -18,7 +18,7 @@ import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
 import { passwordRoutes } from '../interactions/password-pages.ts';
 import { ASSETS_DIR, providerViews, type Views, withViews } from '../interactions/render.ts';
-import { Catalogue, CatalogueError } from './i18n/catalogue.ts';
+import { CatalogueError } from './i18n/catalogue.ts';
 import { ThemeError } from '../interactions/theme.ts';
 import { BRAND_LOGO_ASSET, brandPages } from '../interactions/brand.ts';
 import { FACTORS } from '../factors/registry.ts';
@@ -83,10 +83,11 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
 }
 
 /**
- * The pages: the message catalogue (built-in, every known factor's, THEME_DIR's messages) and the
- * views with the brand (checked with the configuration) and THEME_DIR, checked in full: a theme or
- * a message that would break a page stops the start, naming the file. The files both serve under
- * /assets/, by name; the theme's logo wins, so BRAND_LOGO is then not served.
+ * The pages: the message catalogue (built-in and every known factor's, from the services, to which
+ * THEME_DIR's messages are added here) and the views with the brand (checked with the configuration)
+ * and THEME_DIR, checked in full: a theme or a message that would break a page stops the start,
+ * naming the file. The files both serve under /assets/, by name; the theme's logo wins, so
+ * BRAND_LOGO is then not served.
  */
 function loadPages(services: Services): { views: Views; assets: Record<string, string | Buffer> } {
   const { config } = services;
@@ -96,8 +97,7 @@ function loadPages(services: Services): { views: Views; assets: Record<string, s
   const factorViews = Object.fromEntries([...factors.values()].map((f) => [f.id, f.viewsDir]));
   let pages: ReturnType<typeof providerViews>;
   try {
-    const catalogue = new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE, pseudo: config.PSEUDO_LANGUAGE });
-    for (const f of factors.values()) if (f.messagesDir) catalogue.addFactor(f.id, Catalogue.readFolder(f.messagesDir), f.messagesDir);
+    const { catalogue } = services;
     pages = providerViews(catalogue, config.THEME_DIR, factorViews, brand.page);
     if (!catalogue.offers(config.DEFAULT_LANGUAGE)) {
       throw new CatalogueError(`DEFAULT_LANGUAGE ${config.DEFAULT_LANGUAGE} is not a language Twofold has (${catalogue.languages().filter((l) => catalogue.offers(l) && l !== config.DEFAULT_LANGUAGE).join(', ')}); add messages/${config.DEFAULT_LANGUAGE}.json to THEME_DIR`);

@@ -15,6 +15,7 @@ import { DeviceCookies } from './security/device-cookie.ts';
 import { FactorEngine } from './mfa/engine.ts';
 import { FACTORS, FactorRegistry, FactorRegistryError } from '../factors/registry.ts';
 import { createMessaging } from './messaging/index.ts';
+import { Catalogue, CatalogueError } from './i18n/catalogue.ts';
 import type { Services } from './services.ts';
 import type { KyselyPlugin } from 'kysely';
 import { systemClock, type Clock } from './clock.ts';
@@ -93,7 +94,15 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       }),
     } as Services;
     try {
-      services.messaging = createMessaging(config);
+      // Every known factor's messages, not only those switched on, so a theme's words for one that is off still check.
+      const known = new Map([...FACTORS, ...registry.all().map((r) => r.factor)].map((f) => [f.id, f]));
+      services.catalogue = new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE, pseudo: config.PSEUDO_LANGUAGE }).addFactors(known.values());
+    } catch (err) {
+      if (err instanceof CatalogueError) throw new StartupError(err.message);
+      throw err;
+    }
+    try {
+      services.messaging = createMessaging(config, { catalogue: services.catalogue });
     } catch (err) {
       throw new StartupError(`MESSAGE_TEMPLATES_DIR: ${(err as Error).message}`);
     }

@@ -9,6 +9,7 @@ import type { KeyedHasher } from './security/keyed-hash.ts';
 import type { DeviceCookies } from './security/device-cookie.ts';
 import type { FactorEngine } from './mfa/engine.ts';
 import type { Messaging } from './messaging/index.ts';
+import type { Catalogue } from './i18n/catalogue.ts';
 import type { Clock } from './clock.ts';
 import type { SessionsEndedHook } from './accounts/end-sessions.ts';
 import type { Metrics } from './metrics/registry.ts';
@@ -27,6 +28,12 @@ export interface Services {
   factors: FactorEngine;
   /** How codes reach people (email, SMS, voice); factors see it only through the engine's outOfBand service. */
   messaging: Messaging;
+  /**
+   * Every text a person reads, by key and language: the built-in messages and every known factor's; the app adds
+   * THEME_DIR's when it is built (src/app.ts), before the first request, so pages and the messages carrying codes
+   * speak alike.
+   */
+  catalogue: Catalogue;
   /** The time as Twofold's own rules see it (evidence ages, session idle, TOTP); tests move it. */
   clock: Clock;
   /**

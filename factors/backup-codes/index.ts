@@ -37,8 +37,6 @@ const ENROLL_TTL = 15 * 60;
 export default defineFactor<BackupCodeSettings>({
   apiVersion: FACTOR_API_VERSION,
   id: 'backup-codes',
-  label: 'Backup codes',
-  description: 'One of the codes you saved when you set up two-step sign-in',
   kinds: ['have'],
   amr: ['otp'],
   phishingResistant: false,
@@ -47,9 +45,10 @@ export default defineFactor<BackupCodeSettings>({
   multiple: false,
   // Saved right after the first factor is set up, so a lost device is not a lockout.
   offerAfterFirstEnrolment: true,
-  enrollPage: { title: 'Save your backup codes', intro: false },
+  enrollPage: { title: { key: 'backup-codes.enroll.title' }, intro: false },
   settings: backupCodeSettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+  messagesDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'messages'),
 
   async beginEnrollment(ctx) {
     const { services, settings } = ctx;
@@ -58,14 +57,14 @@ export default defineFactor<BackupCodeSettings>({
       pending = { codes: Array.from({ length: settings.count }, () => newCode((n) => services.randomBytes(n))) };
       await services.state.set('pending', pending, ENROLL_TTL);
     }
-    return { partial: 'backup-codes/enroll', data: { codes: pending.codes, download: pending.codes.join('\n') + '\n' }, submit: { label: 'Continue' } };
+    return { partial: 'backup-codes/enroll', data: { codes: pending.codes, download: pending.codes.join('\n') + '\n' }, submit: { label: { key: 'backup-codes.enroll.submit' } } };
   },
 
   async finishEnrollment(ctx, input) {
-    if (input.saved !== 'yes') return { ok: false, reason: 'invalid_input', message: 'Confirm that you saved the codes.' };
+    if (input.saved !== 'yes') return { ok: false, reason: 'invalid_input', message: { key: 'backup-codes.failure.notSaved' } };
     const pending = await ctx.services.state.take<{ codes: string[] }>('pending');
-    if (!pending) return { ok: false, reason: 'expired', message: 'These codes expired before you confirmed. Here is a new set.' };
-    return { ok: true, proves: false, credential: { label: 'Backup codes', oneTimeCodes: pending.codes }, reveal: { count: pending.codes.length } };
+    if (!pending) return { ok: false, reason: 'expired', message: { key: 'backup-codes.failure.setupExpired' } };
+    return { ok: true, proves: false, credential: { label: { key: 'backup-codes.label' }, oneTimeCodes: pending.codes }, reveal: { count: pending.codes.length } };
   },
 
   async beginChallenge(ctx, credentials) {
@@ -77,16 +76,12 @@ export default defineFactor<BackupCodeSettings>({
 
   async verify(ctx, credentials, input) {
     const code = (input.code ?? '').replace(/[\s-]/g, '').toUpperCase();
-    if (!/^[0-9A-Z]{16}$/.test(code)) return { ok: false, reason: 'invalid_input', message: 'A backup code has 16 letters and digits.' };
+    if (!/^[0-9A-Z]{16}$/.test(code)) return { ok: false, reason: 'invalid_input', message: { key: 'backup-codes.failure.format' } };
     for (const credential of credentials) {
       if (await ctx.services.consumeOneTimeCode(credential.id, code)) {
         const left = await ctx.services.remainingOneTimeCodes(credential.id);
         const notice =
-          left <= ctx.settings.warnAt
-            ? left === 0
-              ? 'That was your last backup code. Make a new set now.'
-              : `You have ${left} backup code${left === 1 ? '' : 's'} left. Make a new set soon.`
-            : undefined;
+          left <= ctx.settings.warnAt ? (left === 0 ? { key: 'backup-codes.notice.last' } : { key: 'backup-codes.notice.few', params: { left } }) : undefined;
         return { ok: true, credentialId: credential.id, amr: ['otp'], notice };
       }
     }

@@ -11,6 +11,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CODE_DEFAULTS, codeSettingsShape, defineDeliveredCodeFactor } from '../delivered-code.ts';
+import type { MessageRef } from '../types.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 export const emailCodeSettings = z.object(codeSettingsShape).default(CODE_DEFAULTS);
 export type EmailCodeSettings = z.infer<typeof emailCodeSettings>;
@@ -18,9 +21,9 @@ export type EmailCodeSettings = z.infer<typeof emailCodeSettings>;
 // Conservative on purpose: nothing that could break out of a mail header or needs quoting.
 const ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62}$/;
 
-export function parseEmail(value: string): { ok: true; to: string } | { ok: false; message: string } {
+export function parseEmail(value: string): { ok: true; to: string } | { ok: false; message: MessageRef } {
   const trimmed = value.trim();
-  if (!ADDRESS.test(trimmed)) return { ok: false, message: 'Enter an email address such as name@example.com.' };
+  if (!ADDRESS.test(trimmed)) return { ok: false, message: { key: 'email-code.failure.address' } };
   const at = trimmed.lastIndexOf('@');
   return { ok: true, to: `${trimmed.slice(0, at)}@${trimmed.slice(at + 1).toLowerCase()}` };
 }
@@ -33,17 +36,16 @@ export function maskEmail(address: string): string {
 
 export default defineDeliveredCodeFactor<EmailCodeSettings>({
   id: 'email-code',
-  label: 'Email code',
-  description: 'A code sent to your email address',
   amr: ['otp'],
   settings: emailCodeSettings,
-  viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+  viewsDir: path.join(HERE, 'views'),
+  messagesDir: path.join(HERE, 'messages'),
   channel: 'email',
   field: 'email',
   parse: parseEmail,
   mask: maskEmail,
-  credentialLabel: (to) => `Email ${maskEmail(to)}`,
+  credentialLabel: (to) => ({ key: 'email-code.credential', params: { address: maskEmail(to) } }),
   suggest: (account) => account.email ?? undefined,
   amrFor: () => 'otp',
-  words: { send: 'Email me a code', call: 'Call me instead' },
+  words: { send: { key: 'email-code.send' }, change: { key: 'email-code.change' }, enterAgain: { key: 'email-code.enterAgain' } },
 });

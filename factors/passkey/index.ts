@@ -8,7 +8,9 @@
  * The same mechanism as `webauthn` in another role, so another factor id
  * (DESIGN §3): here user verification and a discoverable credential are
  * required, not preferred, at registration and at every sign-in. It accepts
- * keys registered as `webauthn` too, when they can do both.
+ * keys registered as `webauthn` too, when they can do both. Its ceremony's
+ * failures and the browser's error messages are the `webauthn` factor's
+ * (webauthn.failure.*, webauthn.browser.*): one mechanism, the same words.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,8 +39,6 @@ const names = (credentials: Credential[]) => credentials.map((c) => c.label).joi
 export default defineFactor<PasskeySettings>({
   apiVersion: FACTOR_API_VERSION,
   id: 'passkey',
-  label: 'Passkey',
-  description: 'Sign in with your fingerprint, face or screen lock, no password needed',
   kinds: ['have', 'are'],
   amr: ['hwk', 'swk', 'user'],
   phishingResistant: true,
@@ -49,18 +49,19 @@ export default defineFactor<PasskeySettings>({
   assets: WEBAUTHN_ASSETS,
   settings: passkeySettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+  messagesDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'messages'),
   warmUp,
 
   beginEnrollment(ctx, existing) {
-    return registrationOptions(ctx, role(ctx.settings), existing, 'passkey/enroll', 'Create passkey');
+    return registrationOptions(ctx, role(ctx.settings), existing, 'passkey/enroll', { key: 'passkey.enroll.submit' });
   },
 
   finishEnrollment(ctx, input) {
-    return finishRegistration(ctx, role(ctx.settings), input, 'Passkey');
+    return finishRegistration(ctx, role(ctx.settings), input, { key: 'passkey.label' });
   },
 
   beginChallenge(ctx, credentials) {
-    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'passkey/challenge', 'Use passkey', { names: names(credentials) });
+    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'passkey/challenge', { key: 'passkey.challenge.submit' }, { names: names(credentials) });
   },
 
   verify(ctx, credentials, input) {
@@ -69,7 +70,7 @@ export default defineFactor<PasskeySettings>({
 
   beginFirstFactor(ctx) {
     // No allowCredentials: the browser offers every passkey it has for this RP ID.
-    return assertionOptions(ctx.services, role(ctx.settings), null, 'passkey/login', 'Sign in with a passkey');
+    return assertionOptions(ctx.services, role(ctx.settings), null, 'passkey/login', { key: 'passkey.login.submit' });
   },
 
   identify,

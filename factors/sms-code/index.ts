@@ -11,6 +11,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CODE_DEFAULTS, codeSettingsShape, defineDeliveredCodeFactor } from '../delivered-code.ts';
+import type { MessageRef } from '../types.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 export const smsCodeSettings = z
   .object({
@@ -22,9 +25,9 @@ export const smsCodeSettings = z
 export type SmsCodeSettings = z.infer<typeof smsCodeSettings>;
 
 /** E.164: `+`, a country code and the number, 8 to 15 digits; spaces, dots, dashes and brackets are dropped, `00` becomes `+`. */
-export function parsePhone(value: string): { ok: true; to: string } | { ok: false; message: string } {
+export function parsePhone(value: string): { ok: true; to: string } | { ok: false; message: MessageRef } {
   const compact = value.replace(/[\s().-]/g, '').replace(/^00/, '+');
-  if (!/^\+[1-9]\d{7,14}$/.test(compact)) return { ok: false, message: 'Enter your mobile number with + and the country code, e.g. +44 7700 900123.' };
+  if (!/^\+[1-9]\d{7,14}$/.test(compact)) return { ok: false, message: { key: 'sms-code.failure.number' } };
   return { ok: true, to: compact };
 }
 
@@ -34,17 +37,16 @@ export function maskPhone(phone: string): string {
 
 export default defineDeliveredCodeFactor<SmsCodeSettings>({
   id: 'sms-code',
-  label: 'Text message',
-  description: 'A code sent to your phone by text message',
   amr: ['sms', 'tel'],
   settings: smsCodeSettings,
-  viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+  viewsDir: path.join(HERE, 'views'),
+  messagesDir: path.join(HERE, 'messages'),
   channel: 'sms',
   voice: (settings) => settings.voice,
   field: 'phone',
   parse: parsePhone,
   mask: maskPhone,
-  credentialLabel: (to) => `Phone ending ${to.slice(-4)}`,
+  credentialLabel: (to) => ({ key: 'sms-code.credential', params: { last4: to.slice(-4) } }),
   amrFor: (channel) => (channel === 'voice' ? 'tel' : 'sms'),
-  words: { send: 'Text me a code', call: 'Call me instead' },
+  words: { send: { key: 'sms-code.send' }, call: { key: 'sms-code.call' }, change: { key: 'sms-code.change' }, enterAgain: { key: 'sms-code.enterAgain' } },
 });

@@ -54,8 +54,6 @@ const cleanCode = (value: string | undefined) => (value ?? '').replace(/\s/g, ''
 export default defineFactor<TotpSettings>({
   apiVersion: FACTOR_API_VERSION,
   id: 'totp',
-  label: 'Authenticator app',
-  description: 'A 6-digit code from an app on your phone',
   kinds: ['have'],
   amr: ['otp'],
   phishingResistant: false,
@@ -64,6 +62,7 @@ export default defineFactor<TotpSettings>({
   multiple: true,
   settings: totpSettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+  messagesDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'messages'),
 
   async beginEnrollment(ctx: FactorContext<TotpSettings>) {
     const { settings, services, account } = ctx;
@@ -88,6 +87,7 @@ export default defineFactor<TotpSettings>({
         key: groupKey(pending.secret),
         uri,
         apps: APPS,
+        appList: APPS.join(', '),
         digits: settings.digits,
         algorithm: settings.algorithm,
         period: settings.period,
@@ -99,15 +99,15 @@ export default defineFactor<TotpSettings>({
   async finishEnrollment(ctx, input) {
     const { settings, services } = ctx;
     const pending = await services.state.get<{ secret: string }>('pending');
-    if (!pending) return { ok: false, reason: 'expired', message: 'The setup expired. Scan the new code and try again.' };
+    if (!pending) return { ok: false, reason: 'expired', message: { key: 'totp.failure.setupExpired' } };
     const code = cleanCode(input.code);
-    if (!new RegExp(`^\\d{${settings.digits}}$`).test(code)) return { ok: false, reason: 'invalid_input', message: `Enter the ${settings.digits}-digit code from the app.` };
+    if (!new RegExp(`^\\d{${settings.digits}}$`).test(code)) return { ok: false, reason: 'invalid_input', message: { key: 'totp.failure.enrollFormat', params: { digits: settings.digits } } };
     const data: TotpData = { algorithm: settings.algorithm, digits: settings.digits, period: settings.period };
     const step = matchStep(pending.secret, data, code, services.clock.now().getTime(), settings.window);
-    if (step === null) return { ok: false, reason: 'wrong', message: 'That code did not match. Check the time on your phone and try the current code.' };
+    if (step === null) return { ok: false, reason: 'wrong', message: { key: 'totp.failure.enrollWrong' } };
     // Only now is the secret committed; the code that proved it counts as used.
     if ((await services.state.take('pending')) === undefined) return { ok: false, reason: 'already_used' };
-    const label = (input.label ?? '').trim().slice(0, 64) || 'Authenticator app';
+    const label = (input.label ?? '').trim().slice(0, 64) || { key: 'totp.label' };
     return { ok: true, proves: true, credential: { label, secret: pending.secret, data: { ...data }, counter: step } };
   },
 
@@ -118,7 +118,7 @@ export default defineFactor<TotpSettings>({
   async verify(ctx, credentials: Credential[], input) {
     const { settings, services } = ctx;
     const code = cleanCode(input.code);
-    if (!/^\d{6,8}$/.test(code)) return { ok: false, reason: 'invalid_input', message: 'Enter the code from your authenticator app.' };
+    if (!/^\d{6,8}$/.test(code)) return { ok: false, reason: 'invalid_input', message: { key: 'totp.failure.format' } };
     const now = services.clock.now().getTime();
     let replayed = false;
     for (const credential of credentials) {
@@ -129,6 +129,6 @@ export default defineFactor<TotpSettings>({
       if (await services.advanceCounter(credential.id, step)) return { ok: true, credentialId: credential.id, amr: ['otp'], counter: step };
       replayed = true;
     }
-    return replayed ? { ok: false, reason: 'already_used', message: 'That code was already used. Wait for the next one.' } : { ok: false, reason: 'wrong' };
+    return replayed ? { ok: false, reason: 'already_used', message: { key: 'totp.failure.replayed' } } : { ok: false, reason: 'wrong', message: { key: 'totp.failure.wrong' } };
   },
 });

@@ -10,11 +10,14 @@
  * side, per interaction), and every policy choice (user verification,
  * discoverable credential, attachment, algorithm, attestation, AAGUID) is
  * checked again on the response itself.
+ *
+ * Its failures speak with the `webauthn` factor's messages (webauthn.failure.*),
+ * for either role: the mechanism is the same, and so is what went wrong.
  */
 import crypto from 'node:crypto';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { z } from 'zod';
-import type { AmrValue, Credential, EnrollResult, FactorContext, FactorKind, FactorServices, Failure, StepView, VerifyResult } from '../types.ts';
+import type { AmrValue, Credential, EnrollResult, FactorContext, FactorKind, FactorServices, Failure, MessageRef, StepView, VerifyResult } from '../types.ts';
 
 /**
  * @simplewebauthn/server takes about half a second to load (its ASN.1 and
@@ -134,8 +137,13 @@ function parseResponse<T>(schema: z.ZodType<T>, input: Record<string, string>): 
   }
 }
 
-const noResponse: Failure = { ok: false, reason: 'invalid_input', message: 'Your browser sent no answer from the authenticator. Try again.' };
-const expired: Failure = { ok: false, reason: 'expired', message: 'That request expired. Try again.' };
+const noResponse: Failure = { ok: false, reason: 'invalid_input', message: { key: 'webauthn.failure.noResponse' } };
+const expired: Failure = { ok: false, reason: 'expired', message: { key: 'webauthn.failure.expired' } };
+const otherSite: Failure = { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.otherSite' } };
+const unverified: Failure = { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.unverified' } };
+const notAllowed: Failure = { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.notAllowed' } };
+const notRegistered: Failure = { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.notRegistered' } };
+const copied = (credentialId: string): Failure => ({ ok: false, reason: 'suspected_clone', credentialId, message: { key: 'webauthn.failure.copied' } });
 
 function dataOf(credential: Credential): WebAuthnData | undefined {
   const d = credential.data as Partial<WebAuthnData>;
@@ -167,7 +175,7 @@ export function kindsFor(userVerified: boolean): FactorKind[] {
   return userVerified ? ['have', 'are'] : ['have'];
 }
 
-export async function registrationOptions<S>(ctx: FactorContext<S>, role: Role, existing: Credential[], partial: string, submit: string): Promise<StepView> {
+export async function registrationOptions<S>(ctx: FactorContext<S>, role: Role, existing: Credential[], partial: string, submit: MessageRef): Promise<StepView> {
   const { services, account } = ctx;
   const rp = services.relyingParty;
   const known = existing.map(dataOf).filter((d): d is WebAuthnData => d !== undefined);
@@ -219,7 +227,7 @@ function chainsToRoot(x5c: Uint8Array[], roots: string[], now: Date): boolean {
   }
 }
 
-export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, input: Record<string, string>, defaultLabel: string): Promise<EnrollResult> {
+export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, input: Record<string, string>, defaultLabel: MessageRef): Promise<EnrollResult> {
   const { services } = ctx;
   const rp = services.relyingParty;
   const pending = await services.state.get<PendingRegistration>(REGISTRATION);
@@ -227,7 +235,7 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
   const response = parseResponse(registrationSchema, input);
   if (!response) return noResponse;
   if (response.id !== response.rawId) return { ok: false, reason: 'invalid_input' };
-  if (framed(response.response.clientDataJSON)) return { ok: false, reason: 'wrong', message: 'That answer came from another site.' };
+  if (framed(response.response.clientDataJSON)) return otherSite;
 
   const [{ verifyRegistrationResponse }, helpers] = await webauthnLibrary();
   let info;
@@ -241,39 +249,31 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
       requireUserVerification: role.userVerification === 'required',
       supportedAlgorithmIDs: role.algorithms,
     });
-    if (!verification.verified) return { ok: false, reason: 'wrong', message: 'The authenticator’s answer could not be verified.' };
+    if (!verification.verified) return unverified;
     info = verification.registrationInfo;
   } catch {
-    return { ok: false, reason: 'wrong', message: 'The authenticator’s answer could not be verified. Try again.' };
+    return { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.unverifiedRetry' } };
   }
 
   // The credential is the one the authenticator data names (signed over), not the id the browser claims beside it:
   // an excluded credential answering under another claimed id is still that credential.
-  if (pending.exclude.includes(info.credential.id)) return { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
-  if (info.credential.id !== response.id) return { ok: false, reason: 'wrong', message: 'The authenticator’s answer could not be verified.' };
+  if (pending.exclude.includes(info.credential.id)) return { ok: false, reason: 'already_used', message: { key: 'webauthn.failure.registered' } };
+  if (info.credential.id !== response.id) return unverified;
   // Every requirement again, on what came back (the options were only a request).
-  if (!coherentKey(helpers, info.credential.publicKey)) return { ok: false, reason: 'wrong', message: 'The authenticator’s key could not be used.' };
-  if (!selfAttestationCoherent(helpers, response.response.attestationObject, info.fmt, info.credential.publicKey)) {
-    return { ok: false, reason: 'wrong', message: 'The authenticator’s answer could not be verified.' };
-  }
+  if (!coherentKey(helpers, info.credential.publicKey)) return { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.badKey' } };
+  if (!selfAttestationCoherent(helpers, response.response.attestationObject, info.fmt, info.credential.publicKey)) return unverified;
   const discoverable = response.clientExtensionResults.credProps?.rk ?? null;
-  if (role.residentKey === 'required' && discoverable !== true) {
-    return { ok: false, reason: 'wrong', message: 'This authenticator cannot keep a passkey. Use another one, or your device’s screen lock.' };
-  }
+  if (role.residentKey === 'required' && discoverable !== true) return { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.noPasskey' } };
   const attachment = response.authenticatorAttachment ?? null;
   if (role.attachment !== 'any' && attachment !== role.attachment) {
-    return { ok: false, reason: 'wrong', message: role.attachment === 'platform' ? 'Use this device’s own screen lock, not a separate key.' : 'Use a separate security key, not this device.' };
+    return { ok: false, reason: 'wrong', message: role.attachment === 'platform' ? { key: 'webauthn.failure.platformOnly' } : { key: 'webauthn.failure.crossPlatformOnly' } };
   }
   if (rp.attestation === 'required') {
     const attestation = helpers.decodeAttestationObject(fromBase64Url(response.response.attestationObject));
     const x5c = attestation.get('attStmt').get('x5c');
-    if (info.fmt === 'none' || !x5c?.length || !chainsToRoot(x5c, rp.attestationRoots, services.clock.now())) {
-      return { ok: false, reason: 'wrong', message: 'This authenticator is not one your organisation allows.' };
-    }
+    if (info.fmt === 'none' || !x5c?.length || !chainsToRoot(x5c, rp.attestationRoots, services.clock.now())) return notAllowed;
   }
-  if (rp.aaguids.length && !rp.aaguids.includes(info.aaguid.toLowerCase())) {
-    return { ok: false, reason: 'wrong', message: 'This authenticator is not one your organisation allows.' };
-  }
+  if (rp.aaguids.length && !rp.aaguids.includes(info.aaguid.toLowerCase())) return notAllowed;
 
   // Only now is the registration spent: a failed attempt above may be retried with the same options.
   if ((await services.state.take(REGISTRATION)) === undefined) return { ok: false, reason: 'already_used' };
@@ -355,7 +355,7 @@ function decodeAlgorithm(helpers: Helpers, coseKey: Uint8Array): number {
 }
 
 /** Options for navigator.credentials.get(): for known credentials (second step) or for any discoverable one (first factor). */
-export async function assertionOptions(services: FactorServices, role: Role, credentials: Credential[] | null, partial: string, submit: string, extra: Record<string, unknown> = {}): Promise<StepView> {
+export async function assertionOptions(services: FactorServices, role: Role, credentials: Credential[] | null, partial: string, submit: MessageRef, extra: Record<string, unknown> = {}): Promise<StepView> {
   const known = credentials?.map(dataOf).filter((d): d is WebAuthnData => d !== undefined) ?? null;
   const pending: PendingAssertion = { challenge: newChallenge(services), allow: known?.map((d) => d.credentialId) ?? null, firstFactor: credentials === null };
   await services.state.set(ASSERTION, pending, role.timeout);
@@ -387,13 +387,13 @@ export async function verifyAssertion<S>(ctx: FactorContext<S>, role: Role, cred
   if (!pending) return expired;
   const credential = credentials.find((c) => dataOf(c)?.credentialId === response.id);
   const data = credential && dataOf(credential);
-  if (!credential || !data) return { ok: false, reason: 'wrong', message: 'That authenticator is not registered for this account.' };
-  if (pending.allow && !pending.allow.includes(response.id)) return { ok: false, reason: 'wrong', message: 'That authenticator is not registered for this account.' };
+  if (!credential || !data) return notRegistered;
+  if (pending.allow && !pending.allow.includes(response.id)) return notRegistered;
   const userHandle = response.response.userHandle;
   // A first factor identified the account from the credential: the authenticator must name the same user.
-  if (pending.firstFactor && !userHandle) return { ok: false, reason: 'wrong', message: 'That passkey did not say whose it is. Try another.' };
+  if (pending.firstFactor && !userHandle) return { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.noUserHandle' } };
   if (userHandle !== undefined && userHandle !== data.userHandle) return { ok: false, reason: 'wrong' };
-  if (framed(response.response.clientDataJSON)) return { ok: false, reason: 'wrong', message: 'That answer came from another site.' };
+  if (framed(response.response.clientDataJSON)) return otherSite;
 
   const [{ verifyAuthenticationResponse }] = await webauthnLibrary();
   let info;
@@ -414,17 +414,13 @@ export async function verifyAssertion<S>(ctx: FactorContext<S>, role: Role, cred
   }
   // BE is fixed for a credential's life: a signed answer whose BE changed comes from another authenticator holding
   // this credential's key, a copy. Refused and audited as a suspected clone.
-  if ((info.credentialDeviceType === 'multiDevice') !== data.backupEligible) {
-    return { ok: false, reason: 'suspected_clone', credentialId: credential.id, message: 'This authenticator cannot be used: it may have been copied. Contact your administrator.' };
-  }
+  if ((info.credentialDeviceType === 'multiDevice') !== data.backupEligible) return copied(credential.id);
 
   // Signature counter (WebAuthn §7.2 step 21): authenticators that count must count up. A
   // counter at or below the stored one means two authenticators share the key: a clone.
   const stored = credential.counter ?? 0;
   if (info.newCounter > 0 || stored > 0) {
-    if (info.newCounter <= stored || !(await services.advanceCounter(credential.id, info.newCounter))) {
-      return { ok: false, reason: 'suspected_clone', credentialId: credential.id, message: 'This authenticator cannot be used: it may have been copied. Contact your administrator.' };
-    }
+    if (info.newCounter <= stored || !(await services.advanceCounter(credential.id, info.newCounter))) return copied(credential.id);
   }
   return {
     ok: true,

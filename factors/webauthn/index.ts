@@ -40,8 +40,6 @@ const names = (credentials: Credential[]) => credentials.map((c) => c.label).joi
 export default defineFactor<WebAuthnSettings>({
   apiVersion: FACTOR_API_VERSION,
   id: 'webauthn',
-  label: 'Security key',
-  description: 'A security key, or your device’s fingerprint, face or screen lock',
   kinds: ['have', 'are'],
   amr: ['hwk', 'swk', 'user'],
   phishingResistant: true,
@@ -52,18 +50,19 @@ export default defineFactor<WebAuthnSettings>({
   assets: WEBAUTHN_ASSETS,
   settings: webauthnSettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),
+  messagesDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'messages'),
   warmUp,
 
   beginEnrollment(ctx, existing) {
-    return registrationOptions(ctx, role(ctx.settings), existing, 'webauthn/enroll', 'Register this key');
+    return registrationOptions(ctx, role(ctx.settings), existing, 'webauthn/enroll', { key: 'webauthn.enroll.submit' });
   },
 
   finishEnrollment(ctx, input) {
-    return finishRegistration(ctx, role(ctx.settings), input, 'Security key');
+    return finishRegistration(ctx, role(ctx.settings), input, { key: 'webauthn.label' });
   },
 
   beginChallenge(ctx, credentials) {
-    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'webauthn/challenge', 'Use security key', { names: names(credentials) });
+    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'webauthn/challenge', { key: 'webauthn.challenge.submit' }, { names: names(credentials) });
   },
 
   verify(ctx, credentials, input) {

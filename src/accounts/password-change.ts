@@ -28,7 +28,7 @@ import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { checkAccountPassword, type PasswordServices } from './new-password.ts';
 import type { PasswordRefusal } from './password-rules.ts';
 import { notifySessionsEnded, revokeAccountAccess, type EndedSession } from './end-sessions.ts';
-import { sendSecurityNotice, type NoticeOptions, type SecurityEvent } from '../messaging/security-notices.ts';
+import { sendSecurityNotice, type SecurityEvent } from '../messaging/security-notices.ts';
 
 export const passwordChangeSchema = z
   .object({
@@ -54,13 +54,13 @@ export type PasswordChangeResult =
   /** The caller's guard (a reset link being spent) said no inside the transaction: nothing changed. */
   | { ok: false; reason: 'guard_refused' };
 
-export type PasswordChangeServices = Pick<Services, 'db' | 'hasher' | 'sessionsEnded' | 'config' | 'messaging'> & PasswordServices;
+export type PasswordChangeServices = Pick<Services, 'db' | 'hasher' | 'sessionsEnded' | 'config' | 'messaging' | 'catalogue'> & PasswordServices;
 
 export interface PasswordChangeOptions {
   /** The request's address and browser, for the audit events. */
   audit?: Pick<AuditContext, 'ip' | 'userAgent' | 'clientId'>;
-  /** The language and catalogue of the notice email. */
-  notice?: Pick<NoticeOptions, 'language' | 'catalogue'>;
+  /** The language of the notice email (the page's, where a person acted). */
+  language?: string;
   /**
    * Runs first inside the transaction; false aborts it and nothing changes. A reset link is spent here, so
    * the link and the password change happen together or not at all.
@@ -108,7 +108,7 @@ export async function changePassword(services: PasswordChangeServices, input: Pa
   }
   if (!outcome) return { ok: false, reason: 'unknown_account' };
   await notifySessionsEnded(services, accountId, outcome.access.sessions, 'password');
-  await sendSecurityNotice(services, account, { type: NOTICE[via] } as SecurityEvent, { ...options.notice, audit: who });
+  await sendSecurityNotice(services, account, { type: NOTICE[via] } as SecurityEvent, { language: options.language, audit: who });
   return { ok: true, sessionsEnded: outcome.access.sessions, revoked: outcome.access.revoked, keptSession: keepSessionUid !== undefined, devicesRevoked: outcome.devicesRevoked };
 }
 

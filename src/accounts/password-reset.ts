@@ -25,7 +25,6 @@ import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Account, Database } from '../db/schema.ts';
 import type { Services } from '../services.ts';
-import type { Catalogue } from '../i18n/catalogue.ts';
 import { findAccountByLogin } from './accounts.ts';
 import { consume, type LimitRule } from '../security/rate-limit.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
@@ -50,7 +49,6 @@ export interface RequestContext {
   userAgent?: string;
   /** The language of the page it was asked from: the email is written in it. */
   language?: string;
-  catalogue?: Catalogue;
 }
 
 export type RequestOutcome =
@@ -97,7 +95,7 @@ export async function requestPasswordReset(services: ResetServices, login: strin
   const link = `${services.config.ISSUER}${RESET_PATH}?token=${token}${context.language ? `&ui_locales=${encodeURIComponent(context.language)}` : ''}`;
   // After the answer: how long the mail server takes must not tell whether the account exists.
   const delivery = new Promise<void>((resolve) => setImmediate(resolve))
-    .then(() => sendSecurityNotice(services, account!, { type: 'reset_link', link, minutes }, { language: context.language, catalogue: context.catalogue, audit }))
+    .then(() => sendSecurityNotice(services, account!, { type: 'reset_link', link, minutes }, { language: context.language, audit }))
     .then(
       () => undefined,
       (err: unknown) => logger.error({ err, accountId: account!.id }, 'the reset link could not be sent'),
@@ -146,7 +144,7 @@ export async function completePasswordReset(services: ResetServices, token: stri
   const result = await changePassword(
     services,
     { accountId: state.account.id, password, via: 'reset_link', actor: 'user' },
-    { audit: { ip: context.ip, userAgent: context.userAgent }, notice: { language: context.language, catalogue: context.catalogue }, guard: spend },
+    { audit: { ip: context.ip, userAgent: context.userAgent }, language: context.language, guard: spend },
   );
   if (result.ok || result.reason !== 'guard_refused') return result;
   // Spent or expired between the look and the change (another tab, another process).

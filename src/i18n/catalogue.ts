@@ -99,6 +99,12 @@ export class Catalogue {
     this.#factors.set(id, layer);
   }
 
+  /** Every factor's messages folder, as `addFactor` (the built-in factors' and any registered). */
+  addFactors(factors: Iterable<{ id: string; messagesDir: string }>): this {
+    for (const f of factors) this.addFactor(f.id, Catalogue.readFolder(f.messagesDir), f.messagesDir);
+    return this;
+  }
+
   /** Reads a factor's messages folder (`<language>.json` files). */
   static readFolder(dir: string): Record<string, Record<string, string>> {
     const out: Record<string, Record<string, string>> = {};
@@ -265,7 +271,11 @@ function compileElements(language: string, ast: MessageFormatElement[]): Compile
   const params = new Set<string>();
   visit(ast, (el) => {
     if (el.type === TYPE.tag && !TAGS.has(el.value)) throw new CatalogueError(`<${el.value}> is not one of the tags a message may use (${[...TAGS].join(', ')})`);
-    if (el.type !== TYPE.literal && el.type !== TYPE.pound && el.type !== TYPE.tag) params.add(el.value);
+    if (el.type !== TYPE.literal && el.type !== TYPE.pound && el.type !== TYPE.tag) {
+      // Tags and parameters share one namespace when formatted: a {code} would become the <code> tag's function.
+      if (TAGS.has(el.value)) throw new CatalogueError(`{${el.value}} has the name of a tag (<${el.value}>); name the parameter otherwise`);
+      params.add(el.value);
+    }
   });
   const locale = language === PSEUDO_LANGUAGE ? 'en' : language;
   return { text: new IntlMessageFormat(ast, locale), html: new IntlMessageFormat(mapLiterals(ast, escapeHtml), locale), params };

@@ -8,6 +8,7 @@
 import crypto from 'node:crypto';
 import type { Config } from '../config.ts';
 import { logger as defaultLogger, type Logger } from '../logger.ts';
+import { Catalogue } from '../i18n/catalogue.ts';
 import { DeliveryError } from './delivery-error.ts';
 import { MessageTemplates, type CodeMessageData } from './templates.ts';
 import { smtpMailer, type Mail, type Mailer } from './smtp-mailer.ts';
@@ -26,6 +27,8 @@ export interface CodeMessage {
   code: string;
   purpose: 'sign-in' | 'enroll';
   expiresAt: Date;
+  /** The language of the person it is for (the sign-in's), which the message is written in; default: DEFAULT_LANGUAGE. */
+  language?: string;
 }
 
 export interface Messaging {
@@ -49,6 +52,8 @@ export const DEV_CODE_MARKER = '>>> DEVELOPMENT ONLY, NOT EMAILED (no SMTP_URL) 
 
 export interface MessagingOptions {
   logger?: Logger;
+  /** The messages' words (the provider's catalogue, with its theme's); default: the built-in ones. */
+  catalogue?: Catalogue;
 }
 
 function defaultFrom(config: Config): string {
@@ -59,7 +64,8 @@ function defaultFrom(config: Config): string {
 
 export function createMessaging(config: Config, options: MessagingOptions = {}): Messaging {
   const log = options.logger ?? defaultLogger;
-  const templates = new MessageTemplates(config.MESSAGE_TEMPLATES_DIR);
+  const catalogue = options.catalogue ?? new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE });
+  const templates = new MessageTemplates(config.MESSAGE_TEMPLATES_DIR, catalogue);
   const issuerName = config.brand.name;
   const host = new URL(config.ISSUER).hostname;
   let mailer: Mailer | undefined;
@@ -74,7 +80,10 @@ export function createMessaging(config: Config, options: MessagingOptions = {}):
     email: config.emailDelivery,
     async sendCode(message) {
       if (!channels.includes(message.channel)) throw new DeliveryError(`no ${message.channel} delivery is configured`, message.channel, 'unreachable');
+      // What the words will be in (the HTML part's lang, the webhook's language): a language the catalogue has, else its default.
+      const lang = message.language && catalogue.offers(message.language) ? message.language : catalogue.defaultLanguage;
       const data: CodeMessageData = {
+        lang,
         code: message.code,
         spokenCode: message.code.split('').join(' '),
         minutes: Math.max(1, Math.round((message.expiresAt.getTime() - Date.now()) / 60_000)),
@@ -102,6 +111,7 @@ export function createMessaging(config: Config, options: MessagingOptions = {}):
         purpose: message.purpose,
         expiresAt: message.expiresAt.toISOString(),
         issuer: config.ISSUER,
+        language: lang,
       });
     },
     async sendEmail(message) {

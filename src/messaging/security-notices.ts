@@ -4,7 +4,8 @@
  * removed, new backup codes), and of a reset link or a sign-up asked for
  * with their address. Sent to the account's email address through the
  * deployment's mailer (the log in development), in the person's language,
- * with words from the catalogue (`notify.*`, which a theme may override).
+ * with words from the provider's catalogue (`notify.*`, which a theme may
+ * override).
  *
  * A notice never undoes or blocks what it reports: a failed delivery is
  * logged and audited (`notice.failed`), and the caller carries on. Every
@@ -13,7 +14,7 @@
  */
 import type { Account } from '../db/schema.ts';
 import type { Services } from '../services.ts';
-import { Catalogue, type Params } from '../i18n/catalogue.ts';
+import type { Catalogue, Params } from '../i18n/catalogue.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { logger } from '../logger.ts';
 
@@ -30,13 +31,11 @@ export type SecurityEvent =
 
 export type NoticeOutcome = 'sent' | 'failed' | 'skipped';
 
-export type NoticeServices = Pick<Services, 'db' | 'config' | 'messaging'> & { factors: Pick<Services['factors'], 'registry'> };
+export type NoticeServices = Pick<Services, 'db' | 'config' | 'messaging' | 'catalogue'>;
 
 export interface NoticeOptions {
   /** The person's language (the request's); default: DEFAULT_LANGUAGE. */
   language?: string;
-  /** The provider's catalogue with its theme's messages (a page's `views().catalogue`); default: the built-in one. */
-  catalogue?: Catalogue;
   /** Who caused it, from where: recorded with the notice's audit event. */
   audit?: AuditContext;
   /** The time of the change (default: now). */
@@ -58,13 +57,6 @@ const PREFIX: Record<SecurityEvent['type'], string> = {
   methods_reset: 'methodsReset',
 };
 
-const builtIn = new Map<string, Catalogue>();
-function defaultCatalogue(language: string): Catalogue {
-  let catalogue = builtIn.get(language);
-  if (!catalogue) builtIn.set(language, (catalogue = new Catalogue({ defaultLanguage: language })));
-  return catalogue;
-}
-
 /** One paragraph of a notice: a catalogue message, or a link. */
 type Paragraph = { key: string; params?: Params; small?: boolean } | { link: string; label: string };
 
@@ -76,13 +68,13 @@ export interface RenderedNotice {
 }
 
 /** The notice's subject and its text and HTML parts. Exported for tests and the page gallery. */
-export function renderNotice(services: Pick<NoticeServices, 'config' | 'factors'>, account: NoticeAccount, event: SecurityEvent, options: NoticeOptions = {}): RenderedNotice {
-  const catalogue = options.catalogue ?? defaultCatalogue(services.config.DEFAULT_LANGUAGE);
+export function renderNotice(services: Pick<NoticeServices, 'config' | 'catalogue'>, account: NoticeAccount, event: SecurityEvent, options: NoticeOptions = {}): RenderedNotice {
+  const { catalogue } = services;
   const lang = options.language && catalogue.offers(options.language) ? options.language : catalogue.defaultLanguage;
   const product = services.config.brand.name;
   const prefix = `notify.${PREFIX[event.type]}`;
   const params: Params = { product, username: account.username };
-  if (event.type === 'method_added' || event.type === 'method_removed') params.method = methodName(services, catalogue, lang, event.factorId, event.label);
+  if (event.type === 'method_added' || event.type === 'method_removed') params.method = methodName(catalogue, lang, event.factorId, event.label);
   if (event.type === 'reset_link') params.minutes = event.minutes;
   const when = new Intl.DateTimeFormat(lang, { dateStyle: 'long', timeStyle: 'long', timeZone: 'UTC' }).format(options.at ?? new Date());
 
@@ -124,10 +116,10 @@ export function renderNotice(services: Pick<NoticeServices, 'config' | 'factors'
   return { lang, subject: catalogue.text(lang, `${prefix}.subject`, params).replace(/\s+/g, ' ').trim(), text: `${text}\n`, html };
 }
 
-/** A factor's name in the person's language (its catalogue's `<id>.label` where it ships one), with the credential's own name. */
-function methodName(services: Pick<NoticeServices, 'factors'>, catalogue: Catalogue, lang: string, factorId: string, label: string | undefined): string {
+/** A factor's name in the person's language (its catalogue's `<id>.label`), with the credential's own name. */
+function methodName(catalogue: Catalogue, lang: string, factorId: string, label: string | undefined): string {
   const key = `${factorId}.label`;
-  const factor = catalogue.has('en', key) ? catalogue.text(lang, key) : (services.factors.registry.get(factorId)?.factor.label ?? factorId);
+  const factor = catalogue.has('en', key) ? catalogue.text(lang, key) : factorId;
   return label && label !== factor ? `${factor} (${label})` : factor;
 }
 

@@ -33,6 +33,8 @@ export interface WebhookMessage {
   expiresAt: string;
   /** Which provider sent it. */
   issuer: string;
+  /** The language `message` is written in (BCP 47, e.g. `de`): a voice gateway picks its voice by it. */
+  language: string;
 }
 
 export function sign(secret: string, body: string, timestamp = Math.floor(Date.now() / 1000)): string {

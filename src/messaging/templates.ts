@@ -1,14 +1,18 @@
 /**
  * The messages that carry a code: Handlebars templates, an email's subject,
  * text and HTML parts, a text message and what a voice call reads out. The
- * built-in ones live in ./templates; an operator overrides any of them by
- * putting a file of the same name in MESSAGE_TEMPLATES_DIR (their wording,
- * their brand). HTML is escaped; the other parts are plain text.
+ * built-in ones live in ./templates and take their words from the message
+ * catalogue (`{{t "email.code.subject" issuer=issuerName}}`), in the language
+ * of the person signing in; an operator overrides any of them by putting a
+ * file of the same name in MESSAGE_TEMPLATES_DIR (their wording, their brand),
+ * with `{{t}}` too, or plain text in one language. HTML is escaped; the other
+ * parts are plain text.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
+import { Catalogue, type Params } from '../i18n/catalogue.ts';
 
 export const TEMPLATES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'templates');
 
@@ -17,6 +21,8 @@ export const TEMPLATE_FILES = ['code-email.subject.hbs', 'code-email.text.hbs', 
 type TemplateFile = (typeof TEMPLATE_FILES)[number];
 
 export interface CodeMessageData {
+  /** The language the message is written in (`lang` of the HTML part). */
+  lang: string;
   code: string;
   /** The code's digits separated by spaces, for a voice to read one by one. */
   spokenCode: string;
@@ -44,8 +50,18 @@ export class MessageTemplates {
    * instead of a sign-in. The built-in ones are tested; they compile on first use (Handlebars'
    * first compile costs a tenth of a second of start-up).
    */
-  constructor(overrideDir?: string) {
-    const hbs = Handlebars.create();
+  constructor(overrideDir?: string, catalogue = new Catalogue()) {
+    // {{t "key" name=value}}: the message in the data's `lang`; escaped in the HTML part only.
+    const withT = (html: boolean) => {
+      const hbs = Handlebars.create();
+      hbs.registerHelper('t', (key: unknown, options: Handlebars.HelperOptions) => {
+        const lang = (options.data?.root as { lang?: string } | undefined)?.lang ?? catalogue.defaultLanguage;
+        const params = options.hash as Params;
+        return html ? new Handlebars.SafeString(catalogue.html(lang, String(key), params)) : catalogue.text(lang, String(key), params);
+      });
+      return hbs;
+    };
+    const [htmlHbs, textHbs] = [withT(true), withT(false)];
     for (const file of TEMPLATE_FILES) {
       const override = overrideDir ? path.join(overrideDir, file) : undefined;
       const overridden = override !== undefined && fs.existsSync(override);
@@ -53,7 +69,8 @@ export class MessageTemplates {
       const text = fs.readFileSync(source, 'utf8');
       try {
         // Only the HTML part is escaped; a subject or a text message is not markup.
-        const template = hbs.compile(text, { strict: false, noEscape: !file.endsWith('.html.hbs') });
+        const html = file.endsWith('.html.hbs');
+        const template = (html ? htmlHbs : textHbs).compile(text, { strict: false, noEscape: !html });
         if (overridden) template(SAMPLE);
         this.#templates.set(file, template);
       } catch (err) {
@@ -85,6 +102,7 @@ export class MessageTemplates {
 }
 
 const SAMPLE: CodeMessageData = {
+  lang: 'en',
   code: '123456',
   spokenCode: '1 2 3 4 5 6',
   minutes: 10,

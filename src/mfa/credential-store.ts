@@ -136,8 +136,10 @@ export class CredentialStore {
    * Stores a new credential (and its one-time codes) in one transaction.
    * `replaceFactor` removes the account's other credentials of that factor in
    * the same transaction (regenerating backup codes invalidates the old set).
+   * Its label is text by now (a default named by key was rendered in the
+   * enrolling person's language).
    */
-  async insert(accountId: string, factorId: string, input: NewCredential, options: { replaceFactor?: boolean } = {}): Promise<string> {
+  async insert(accountId: string, factorId: string, input: NewCredential & { label: string }, options: { replaceFactor?: boolean } = {}): Promise<string> {
     // Not starting with '-': the id is typed as an argument of `twofold user factor …`, where it would read as an option.
     let id: string;
     do id = crypto.randomBytes(12).toString('base64url');

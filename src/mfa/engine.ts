@@ -13,8 +13,9 @@ import type { Sealer } from '../security/sealer.ts';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
 import type { Messaging } from '../messaging/index.ts';
 import type { Clock } from '../clock.ts';
+import type { Catalogue } from '../i18n/catalogue.ts';
 import { FactorRegistry, type RegisteredFactor } from '../../factors/registry.ts';
-import type { AmrValue, Credential, Evidence, FactorAccount, FactorContext, FactorKind, FactorServices, Failure, FirstFactorContext, StepView } from '../../factors/types.ts';
+import type { AmrValue, Credential, Evidence, FactorAccount, FactorContext, FactorKind, FactorServices, Failure, FirstFactorContext, MessageRef, StepView } from '../../factors/types.ts';
 import { CredentialStore } from './credential-store.ts';
 import { OutOfBandService } from './out-of-band.ts';
 import { InteractionState } from './step-state.ts';
@@ -27,14 +28,12 @@ import { globalPolicy } from '../policy/store.ts';
 import type { FactorFacts } from '../policy/decide.ts';
 import { epochSeconds } from '../clock.ts';
 import { knownDevice, type KnownBrowser } from '../security/device-cookie.ts';
-import { noticeMethodChange, type NoticeOptions } from '../messaging/security-notices.ts';
+import { noticeMethodChange } from '../messaging/security-notices.ts';
 
-/** The language and catalogue a method change's email is written in (the page's, where a person acted). */
-export type MethodNotice = Pick<NoticeOptions, 'language' | 'catalogue'>;
 
-export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
+export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: MessageRef } | (Failure & { retryAfterSeconds?: number });
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
-export type FirstFactorOutcome = { ok: true; account: Account; evidence: Evidence; notice?: string } | (Failure & { retryAfterSeconds?: number });
+export type FirstFactorOutcome = { ok: true; account: Account; evidence: Evidence; notice?: MessageRef } | (Failure & { retryAfterSeconds?: number });
 
 /** What a proof showed, checked against what its factor declared: a factor claiming more is a bug, not a user's failure. */
 function narrowed<T extends string>(factorId: string, what: string, declared: readonly T[], shown: readonly T[] | undefined): T[] {
@@ -66,6 +65,7 @@ export interface EngineDeps {
   codeHasher: KeyedHasher;
   messaging: Messaging;
   clock: Clock;
+  catalogue: Catalogue;
 }
 
 export class FactorEngine {
@@ -101,10 +101,11 @@ export class FactorEngine {
     return [factorId, ...(r.factor.sharesCredentialsWith ?? []).filter((id) => this.registry.get(id))];
   }
 
-  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext, used?: Set<string>): FactorContext<S> {
+  /** `language`: the person's, which a code's message is written in. */
+  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext, used?: Set<string>, language?: string): FactorContext<S> {
     const base = this.#firstFactorContext(registered, state, used);
     // Codes belong to this factor and account; the client address feeds the send throttles.
-    return { account, ...base, services: { ...base.services, outOfBand: this.outOfBand.for(registered.factor.id, account.id, audit) } };
+    return { account, ...base, services: { ...base.services, outOfBand: this.outOfBand.for(registered.factor.id, account.id, audit, language) } };
   }
 
   /** `used` collects the credentials whose last use a service already recorded (a counter advanced, a code consumed). */
@@ -255,7 +256,8 @@ export class FactorEngine {
     return r.factor.beginEnrollment(this.#context(r, factorAccount(account), state), existing);
   }
 
-  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser, notice?: MethodNotice): Promise<EnrollOutcome> {
+  /** `language`: the person's, in which a credential named by default (no name typed) gets its name, and the notice email is written. */
+  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser, language?: string): Promise<EnrollOutcome> {
     const r = this.#require(factorId);
     const { db } = this.services;
     // Enrolment codes are guesses too, counted as the factor's.
@@ -267,21 +269,24 @@ export class FactorEngine {
     const kinds = narrowed<FactorKind>(factorId, 'kinds', r.factor.kinds, result.kinds);
     const amr = narrowed<AmrValue>(factorId, 'amr', r.factor.amr, result.amr);
     await refundAttempt(db, verdict);
-    const taken: Failure = { ok: false, reason: 'already_used', message: 'This authenticator is already registered.' };
+    const taken: Failure = { ok: false, reason: 'already_used', message: { key: 'failure.alreadyRegistered' } };
     const { lookupKey } = result.credential;
     if (lookupKey && (await this.store.lookupKeyTaken(lookupKey))) return taken;
+    const { catalogue } = this.services;
+    const named = result.credential.label;
+    const label = typeof named === 'string' ? named : catalogue.text(language ?? catalogue.defaultLanguage, named.key, named.params);
     // A recovery factor enrolled again replaces its set: the person hears of new codes, not of a new method.
     const replacing = r.factor.recoveryOnly && (await this.store.list(account.id, [factorId])).length > 0;
     let credentialId: string;
     try {
-      credentialId = await this.store.insert(account.id, factorId, result.credential, { replaceFactor: !r.factor.multiple });
+      credentialId = await this.store.insert(account.id, factorId, { ...result.credential, label }, { replaceFactor: !r.factor.multiple });
     } catch (err) {
       // Two registrations of one credential racing: the unique index lets one in.
       if (lookupKey && (err as { code?: string }).code === '23505') return taken;
       throw err;
     }
-    await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label: result.credential.label });
-    await noticeMethodChange(this.#noticeServices(), account.id, replacing ? { type: 'backup_codes_regenerated' } : { type: 'method_added', factorId, label: result.credential.label }, { ...notice, audit });
+    await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label });
+    await noticeMethodChange(this.services, account.id, replacing ? { type: 'backup_codes_regenerated' } : { type: 'method_added', factorId, label }, { language, audit });
     if (result.provedEmail && account.email && !account.email_verified && result.provedEmail.toLowerCase() === account.email.toLowerCase()) {
       // Only while the account still has that address (an admin may have changed it meanwhile).
       const marked = await db.updateTable('accounts').set({ email_verified: true }).where('id', '=', account.id).where('email', '=', account.email).executeTakeFirst();
@@ -294,37 +299,35 @@ export class FactorEngine {
     return { ok: true, credentialId, evidence, reveal: result.reveal };
   }
 
-  async remove(accountId: string, credentialId: string, audit: AuditContext, notice?: MethodNotice): Promise<boolean> {
+  /** `language`: the person's, in which the notice email is written (the default language otherwise). */
+  async remove(accountId: string, credentialId: string, audit: AuditContext, language?: string): Promise<boolean> {
     const label = (await this.store.list(accountId)).find((c) => c.id === credentialId)?.label;
     const factorId = await this.store.remove(accountId, credentialId);
     if (!factorId) return false;
     await recordAudit(this.services.db, 'factor.removed', { ...audit, accountId }, { credential: credentialId, factor: factorId });
-    await noticeMethodChange(this.#noticeServices(), accountId, { type: 'method_removed', factorId, label }, { ...notice, audit });
+    await noticeMethodChange(this.services, accountId, { type: 'method_removed', factorId, label }, { language, audit });
     return true;
   }
 
-  async resetAll(accountId: string, audit: AuditContext, notice?: MethodNotice): Promise<number> {
+  async resetAll(accountId: string, audit: AuditContext, language?: string): Promise<number> {
     const n = await this.store.removeAll(accountId);
     await recordAudit(this.services.db, 'factor.reset', { ...audit, accountId }, { removed: n });
-    if (n > 0) await noticeMethodChange(this.#noticeServices(), accountId, { type: 'methods_reset' }, { ...notice, audit });
+    if (n > 0) await noticeMethodChange(this.services, accountId, { type: 'methods_reset' }, { language, audit });
     return n;
   }
 
-  /** What the notices need: the engine's services, and this engine for the factors' names. */
-  #noticeServices() {
-    return { ...this.services, factors: this };
-  }
 
   /**
    * A step's non-final submission (send a code, send another, call instead):
    * the factor's `act`, with the request's client address for the send
-   * throttles. Sending is throttled by the out-of-band service, not as a guess.
+   * throttles and the person's language for the message a code goes out in.
+   * Sending is throttled by the out-of-band service, not as a guess.
    */
-  async act(factorId: string, step: 'enroll' | 'challenge', account: Account, state: InteractionState, action: string, input: Record<string, string>, audit: AuditContext): Promise<ActOutcome> {
+  async act(factorId: string, step: 'enroll' | 'challenge', account: Account, state: InteractionState, action: string, input: Record<string, string>, audit: AuditContext, language?: string): Promise<ActOutcome> {
     const r = this.#require(factorId);
     if (!r.factor.act || !/^[a-z][a-z-]{0,31}$/.test(action)) return { ok: false, reason: 'invalid_input' };
     const credentials = await this.store.list(account.id, factorId);
     if (step === 'challenge' && !credentials.length) return { ok: false, reason: 'not_enrolled' };
-    return r.factor.act(this.#context(r, factorAccount(account), state, { ...audit, accountId: account.id }), { step, action, credentials }, input);
+    return r.factor.act(this.#context(r, factorAccount(account), state, { ...audit, accountId: account.id }, undefined, language), { step, action, credentials }, input);
   }
 }

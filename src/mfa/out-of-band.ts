@@ -27,8 +27,8 @@ import { consume, consumeAll, giveBack, reset, withNumbers, type LimitRule } fro
 import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { DeliveryError, type Messaging } from '../messaging/index.ts';
 import { logger } from '../logger.ts';
-import type { CodeChannel, CodeRules, CodeStatus, Failure, OutOfBandCodes } from '../../factors/types.ts';
-import { waitText } from './wait-text.ts';
+import type { CodeChannel, CodeRules, CodeStatus, Failure, MessageRef, OutOfBandCodes } from '../../factors/types.ts';
+import { waitParams } from './wait-text.ts';
 
 /** Codes sent for one account, whatever the channel: 10 an hour. */
 export const SEND_PER_ACCOUNT: LimitRule = { name: 'oob:send:acct:1h', points: 10, windowSeconds: 3600 };
@@ -53,24 +53,19 @@ export interface SendLimits {
 const DEFAULT_SEND_LIMITS: SendLimits = { sendPerAccount: SEND_PER_ACCOUNT, sendPerAddress: SEND_PER_ADDRESS, sendPerDestination: SEND_PER_DESTINATION };
 
 
-/** What the person is told when the mail server or the gateway refused the message, or could not be reached: it was not sent. */
-const NOT_SENT: Record<CodeChannel, string> = {
-  email: 'We could not send the email just now. Nothing was sent; try again in a few minutes, or use another way to sign in.',
-  sms: 'We could not send the text message just now. Nothing was sent; try again in a few minutes, or use another way to sign in.',
-  voice: 'We could not call you just now. Try again in a few minutes, or use another way to sign in.',
-};
 /**
- * ...and when it did not answer in time. It may have taken the message before going quiet, so "nothing was sent"
- * could be false; what is true is that the code in it was never stored, so it will not work if it arrives.
+ * What the person is told when the mail server or the gateway refused the message, or could not be reached: it was
+ * not sent (`codes.notSent.*`); and when it did not answer in time (`codes.noAnswer.*`). It may have taken the
+ * message before going quiet, so "nothing was sent" could be false; what is true is that the code in it was never
+ * stored, so it will not work if it arrives.
  */
-const NO_ANSWER: Record<CodeChannel, string> = {
-  email: 'The mail server did not answer in time, so the email may or may not arrive. If it does, its code will not work: ask for a new code, or use another way to sign in.',
-  sms: 'The text message service did not answer in time, so the text may or may not arrive. If it does, its code will not work: ask for a new code, or use another way to sign in.',
-  voice: 'The phone service did not answer in time, so the call may or may not come. If it does, its code will not work: ask for a new code, or use another way to sign in.',
+const FAILED_DELIVERY: Record<'refused' | 'timeout', Record<CodeChannel, MessageRef>> = {
+  refused: { email: { key: 'codes.notSent.email' }, sms: { key: 'codes.notSent.sms' }, voice: { key: 'codes.notSent.voice' } },
+  timeout: { email: { key: 'codes.noAnswer.email' }, sms: { key: 'codes.noAnswer.sms' }, voice: { key: 'codes.noAnswer.voice' } },
 };
 
-function failedDeliveryMessage(channel: CodeChannel, kind: DeliveryError['kind']): string {
-  return (kind === 'timeout' ? NO_ANSWER : NOT_SENT)[channel];
+function failedDeliveryMessage(channel: CodeChannel, kind: DeliveryError['kind']): MessageRef {
+  return FAILED_DELIVERY[kind === 'timeout' ? 'timeout' : 'refused'][channel];
 }
 
 type SendOutcome = { ok: true; status: CodeStatus } | (Failure & { retryAfterSeconds?: number });
@@ -110,8 +105,12 @@ export class OutOfBandService {
     private readonly limits: () => Promise<SendLimits> = () => Promise.resolve(DEFAULT_SEND_LIMITS),
   ) {}
 
-  /** The codes of one factor for one account, with the request's client address for the throttles and the audit log. */
-  for(factorId: string, accountId: string, audit: AuditContext = {}): OutOfBandCodes {
+  /**
+   * The codes of one factor for one account, with the request's client address for the throttles and the audit
+   * log, and the person's language, which the message carrying a code is written in (the deployment's default
+   * language when not given).
+   */
+  for(factorId: string, accountId: string, audit: AuditContext = {}, language?: string): OutOfBandCodes {
     const { db, hasher, messaging, limits } = this;
     const who = { ...audit, accountId };
     const ip = audit.ip ?? 'unknown';
@@ -148,18 +147,18 @@ export class OutOfBandService {
 
       async send({ scope, channel, to, purpose, rules }): Promise<SendOutcome> {
         checkRules(rules);
-        if (!messaging.channels.includes(channel)) return { ok: false, reason: 'unavailable', message: 'This way of sending codes is not set up on this server.' };
+        if (!messaging.channels.includes(channel)) return { ok: false, reason: 'unavailable', message: { key: 'codes.channelOff' } };
         const now = new Date();
         const current = await live(scope, now);
         if (current && current.attempts >= current.max_attempts) {
           const wait = Math.max(1, Math.ceil((new Date(current.expires_at).getTime() - now.getTime()) / 1000));
-          return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: `Too many wrong codes. You can ask for a new code in ${waitText(wait)}.` };
+          return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: { key: 'codes.triesUsedUp', params: waitParams(wait) } };
         }
         const cooldown: LimitRule = { name: COOLDOWN, points: 1, windowSeconds: rules.cooldownSeconds };
         if (rules.cooldownSeconds > 0) {
           const verdict = await consume(db, cooldown, cooldownKey(scope));
           if (!verdict.allowed) {
-            return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds, message: `A code was just sent. You can ask for another one in ${waitText(verdict.retryAfterSeconds)}.` };
+            return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds, message: { key: 'codes.cooldown', params: waitParams(verdict.retryAfterSeconds) } };
           }
         }
         const release = () => (rules.cooldownSeconds > 0 ? reset(db, cooldown, cooldownKey(scope)) : Promise.resolve());
@@ -178,13 +177,13 @@ export class OutOfBandService {
           await Promise.all([release(), giveBack(db, counters.map((c, i) => ({ ...c, result: verdicts[i]! })))]);
           const wait = Math.max(...blocked.map((v) => v.retryAfterSeconds));
           await recordAudit(db, 'factor.send_throttled', who, { factor: factorId, channel });
-          return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: `Too many codes were sent. Try again in ${waitText(wait)}, or use another way to sign in.` };
+          return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: { key: 'codes.sendThrottled', params: waitParams(wait) } };
         }
 
         const code = randomDigits(rules.length);
         const expiresAt = new Date(Date.now() + rules.ttlSeconds * 1000);
         try {
-          await messaging.sendCode({ channel, to, code, purpose, expiresAt });
+          await messaging.sendCode({ channel, to, code, purpose, expiresAt, language });
         } catch (err) {
           if (!(err instanceof DeliveryError)) throw err;
           await release();
@@ -230,7 +229,7 @@ export class OutOfBandService {
 
       async check(scope, input) {
         const code = input.replace(/\s/g, '');
-        if (!/^\d{4,10}$/.test(code)) return { ok: false, reason: 'invalid_input', message: 'Enter the code you received.' };
+        if (!/^\d{4,10}$/.test(code)) return { ok: false, reason: 'invalid_input', message: { key: 'codes.checkFormat' } };
         const now = new Date();
         const hash = hashOf(scope, code);
         // One statement spends a try and accepts the code if it matches: one winner, and no more checks than tries.
@@ -249,21 +248,21 @@ export class OutOfBandService {
           return {
             ok: false,
             reason: 'wrong',
-            message: left === 0 ? 'That code is not right, and that was the last try for it. Ask for a new code in a few minutes.' : `That code is not right. ${left} ${left === 1 ? 'try' : 'tries'} left.`,
+            message: left === 0 ? { key: 'codes.wrongLast' } : { key: 'codes.wrong', params: { left } },
           };
         }
         // Nothing live took the try: say why, without spending anything.
         const used = await inScope(scope).select('id').where('code_hash', '=', hash).where('used_at', 'is not', null).executeTakeFirst();
-        if (used) return { ok: false, reason: 'already_used', message: 'That code was already used. Ask for a new one.' };
+        if (used) return { ok: false, reason: 'already_used', message: { key: 'codes.alreadyUsed' } };
         const current = await live(scope, now);
         if (current && current.attempts >= current.max_attempts) {
           const wait = (new Date(current.expires_at).getTime() - now.getTime()) / 1000;
-          return { ok: false, reason: 'locked', message: `Too many wrong tries for this code. You can ask for a new code in ${waitText(wait)}.` };
+          return { ok: false, reason: 'locked', message: { key: 'codes.locked', params: waitParams(wait) } };
         }
         const any = await inScope(scope).select('id').executeTakeFirst();
         return any
-          ? { ok: false, reason: 'expired', message: 'That code has expired. Ask for a new one.' }
-          : { ok: false, reason: 'expired', message: 'No code was sent yet. Ask for a code first.' };
+          ? { ok: false, reason: 'expired', message: { key: 'codes.expired' } }
+          : { ok: false, reason: 'expired', message: { key: 'codes.noneSent' } };
       },
 
       async status(scope, rules) {

@@ -1,11 +1,17 @@
 /**
- * How long a throttled person must wait, in words: seconds up to a minute and a half (a resend cooldown reads
- * "60 seconds"), whole minutes (rounded up) beyond; "30 seconds" is never shown as "1 minute", and a plural is never
- * written "minute(s)".
+ * How long a throttled person must wait: seconds up to a minute and a half (a resend cooldown reads
+ * "60 seconds"), whole minutes (rounded up) beyond; "30 seconds" is never shown as "1 minute", and a
+ * plural is never written "minute(s)".
  */
-export function waitText(seconds: number): string {
+
+/** The wait as message parameters, for `{unit, select, seconds {…} other {…}}` with `{wait, plural, …}` in any language. */
+export function waitParams(seconds: number): { wait: number; unit: 'seconds' | 'minutes' } {
   const s = Math.max(1, Math.ceil(seconds));
-  if (s <= 90) return `${s} second${s === 1 ? '' : 's'}`;
-  const m = Math.ceil(s / 60);
-  return `${m} minute${m === 1 ? '' : 's'}`;
+  return s <= 90 ? { wait: s, unit: 'seconds' } : { wait: Math.ceil(s / 60), unit: 'minutes' };
+}
+
+/** The wait in English words. */
+export function waitText(seconds: number): string {
+  const { wait, unit } = waitParams(seconds);
+  return `${wait} ${wait === 1 ? unit.slice(0, -1) : unit}`;
 }

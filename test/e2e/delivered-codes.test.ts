@@ -160,6 +160,44 @@ for (const kind of DIALECTS) {
       expect(stored.every((r) => /^[A-Za-z0-9_-]{43}$/.test(r.code_hash))).toBe(true);
     });
 
+    test("a German sign-in (ui_locales=de) gets its emailed and texted codes in German, and the factor's words and failures; an English one English", async () => {
+      const { username, email, phone } = await newUser({ email: true, phone: true });
+      const german = new UserAgent(server.issuer);
+      const de = await password(german, rp, username, { ui_locales: 'de' });
+      expect(textOf(de.next.body)).toContain(`Wir senden einen Code an ${email[0]}•••@example.test`);
+      expect(de.next.body).toContain('Code per E-Mail senden');
+      const sent = await press(german, de.next, 'send');
+      expect(textOf(sent.body)).toContain(`Wir haben einen Code an ${email[0]}•••@example.test gesendet. Er ist 10 Minuten lang gültig.`);
+      expect(sent.body).toContain('Neuen Code senden');
+      const [mail] = sink.to(email);
+      expect(mail!.subject).toBe('Ihr Anmeldecode für Example ID');
+      expect(mail!.decoded).toContain('Mit diesem Code schließen Sie die Anmeldung bei Example ID ab:');
+      expect(mail!.decoded).toContain('Er ist 10 Minuten lang gültig und funktioniert nur einmal.');
+      expect(mail!.decoded).not.toMatch(/It expires|finish signing in/);
+      const code = sink.latestCode(email);
+      const wrong = await german.submit(formAction(sent.body), { code: code === '000000' ? '111111' : '000000' });
+      expect(wrong.status).toBe(401);
+      expect(wrong.body).toContain('Dieser Code ist nicht richtig. Noch 4 Versuche.');
+
+      // The text message too: another factor of the same sign-in, the same language.
+      const bySms = await german.follow(`/interaction/${uidOf(de.next)}?factor=sms-code`);
+      expect(bySms.body).toContain('Code per SMS senden');
+      await press(german, bySms, 'send');
+      const texted = gateway.requests.filter((r) => r.body.to === phone).at(-1)!.body;
+      expect(texted).toMatchObject({ language: 'de', message: expect.stringMatching(/^\d{6} ist Ihr Anmeldecode für Example ID\. Er ist 10 Minuten lang gültig\. Geben Sie ihn nicht weiter\.\n\n@/) });
+
+      const { username: other, email: otherEmail, phone: otherPhone } = await newUser({ email: true, phone: true });
+      const english = new UserAgent(server.issuer);
+      const en = await password(english, rp, other);
+      await press(english, en.next, 'send');
+      const [englishMail] = sink.to(otherEmail);
+      expect(englishMail!.subject).toBe('Your sign-in code for Example ID');
+      expect(englishMail!.decoded).toContain('Use this code to finish signing in to Example ID:');
+      expect(englishMail!.decoded).not.toMatch(/gültig|Anmeld/);
+      await press(english, await english.follow(`/interaction/${uidOf(en.next)}?factor=sms-code`), 'send');
+      expect(gateway.requests.filter((r) => r.body.to === otherPhone).at(-1)!.body).toMatchObject({ language: 'en', message: expect.stringMatching(/^\d{6} is your Example ID sign-in code\./) });
+    });
+
     test('a code lives for the configured ttl: the stored expiry and the page agree (10 minutes by default, 5 when set)', async () => {
       for (const [provider, relying, minutes] of [[server, rp, 10], [strict, rpStrict, 5]] as const) {
         const { account, username } = await newUser({ email: true });

@@ -240,7 +240,7 @@ for (const kind of DIALECTS) {
       expect(await listAudit(services.db, { accountId: account.id, type: 'account.unlocked' })).toEqual([expect.objectContaining({ actor: 'admin:test' })]);
       const checked = await twoSteps(newBrowser(), username, 'totp', code);
       expect(checked.status).toBe(401);
-      expect(checked.body).toContain('That is not right');
+      expect(checked.body).toContain('That code is not right');
     }, 120_000);
   });
 }

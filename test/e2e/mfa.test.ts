@@ -194,6 +194,40 @@ for (const kind of DIALECTS) {
       expect(replay.body).toContain('already used');
     });
 
+    test("a factor's failure is its own message in the sign-in's language: German with ui_locales=de, English without", async () => {
+      const { username, secret } = await newUser({ totp: true });
+      const wrongCode = (code: string) => (code === '000000' ? '111111' : '000000');
+      const german = new UserAgent(optional.issuer);
+      const de = await password(german, rpOptional, username, { acr_values: MFA_ACR, ui_locales: 'de' });
+      // The factor's own words on the page, too.
+      expect(de.next.body).toContain('Geben Sie den 6-stelligen Code aus Ihrer Authenticator-App ein');
+      const refused = await german.submit(formAction(de.next.body), { code: wrongCode(totpCode(secret!)) });
+      expect(refused.status).toBe(401);
+      expect(refused.body).toContain('Dieser Code ist nicht richtig. Geben Sie den Code ein, den Ihre App jetzt anzeigt.');
+      expect(refused.body).not.toContain('That code is not right');
+      // A typo is the factor's invalid_input message, in German as well.
+      const typo = await german.submit(formAction(refused.body), { code: '12' });
+      expect(typo.body).toContain('Geben Sie den Code aus Ihrer Authenticator-App ein.');
+
+      const english = new UserAgent(optional.issuer);
+      const en = await password(english, rpOptional, username, { acr_values: MFA_ACR });
+      const wrong = await english.submit(formAction(en.next.body), { code: wrongCode(totpCode(secret!)) });
+      expect(wrong.status).toBe(401);
+      expect(wrong.body).toContain('That code is not right. Enter the code your app shows now.');
+      expect(wrong.body).not.toContain('Dieser Code');
+    });
+
+    test('an authenticator enrolled without a name in a German sign-in is called "Authenticator-App"', async () => {
+      const { account, username } = await newUser();
+      const agent = new UserAgent(required.issuer);
+      const { next } = await password(agent, rpRequired, username, { ui_locales: 'de' });
+      expect(next.body).toContain('Scannen Sie diesen Code mit einer Authenticator-App');
+      const key = /<code class="key">([^<]+)<\/code>/.exec(next.body)![1]!.replace(/\s/g, '');
+      const codes = await agent.submit(formAction(next.body), { code: totpCode(key), label: '' });
+      expect(codes.body).toContain('Speichern Sie Ihre Backup-Codes');
+      expect((await services.factors.store.list(account.id, 'totp')).map((c) => c.label)).toEqual(['Authenticator-App']);
+    });
+
     test('a code accepted by one provider is refused by a second one on the same database (on PostgreSQL a process of its own), with the replay answer', async () => {
       // On PostgreSQL the second provider is a process of its own, with its own pool and memory. PGlite
       // cannot be opened by two processes, so there it is a second provider instance in this process.

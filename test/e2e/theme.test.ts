@@ -57,7 +57,8 @@ for (const kind of DIALECTS) {
 
     beforeAll(async () => {
       [database, plainDatabase] = await Promise.all([createTestDatabase(kind), createTestDatabase(kind)]);
-      const theme = themeDir({ 'layout.hbs': LAYOUT, 'login.hbs': LOGIN, 'factors/passkey/login.hbs': PASSKEY_LOGIN, 'theme.css': CSS, 'logo.svg': LOGO });
+      const messages = JSON.stringify({ 'email.code.subject': 'Your {issuer} code, from Example' });
+      const theme = themeDir({ 'layout.hbs': LAYOUT, 'login.hbs': LOGIN, 'factors/passkey/login.hbs': PASSKEY_LOGIN, 'theme.css': CSS, 'logo.svg': LOGO, 'messages/en.json': messages });
       // Both at once, in one process: each app renders with its own views.
       [themed, plain] = await Promise.all([startTestServer(database, { THEME_DIR: theme }), startTestServer(plainDatabase)]);
       for (const [server, set] of [[themed, (rp: RelyingParty) => (themedRp = rp)], [plain, (rp: RelyingParty) => (plainRp = rp)]] as const) {
@@ -97,6 +98,12 @@ for (const kind of DIALECTS) {
       expect(wrong.body).toContain('<body data-theme="example">');
       expect(wrong.body).toContain('<p class="alert">Incorrect username or password.</p>');
       expect(wrong.body).toContain('data-hint="alice"');
+    });
+
+    test("the theme's messages are the provider's: the messages carrying codes speak them as the pages do", () => {
+      // One catalogue per provider, shared by its pages and its messaging (src/bootstrap.ts, src/app.ts).
+      expect(themed.opened.services.catalogue.text('en', 'email.code.subject', { issuer: 'Shop' })).toBe('Your Shop code, from Example');
+      expect(plain.opened.services.catalogue.text('en', 'email.code.subject', { issuer: 'Shop' })).toBe('Your sign-in code for Shop');
     });
 
     test("the theme's login form signs in", async () => {

@@ -19,9 +19,21 @@ import { openServices, StartupError } from '../../src/bootstrap.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
+/** Messages of a factor named `variant` (its label and description, and an enrolment page title). */
+const VARIANT_MESSAGES = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-messages-'));
+fs.writeFileSync(path.join(VARIANT_MESSAGES, 'en.json'), JSON.stringify({ 'variant.label': 'Variant', 'variant.description': 'A copy of TOTP', 'variant.keep': 'Keep these' }));
+afterAll(() => fs.rmSync(VARIANT_MESSAGES, { recursive: true, force: true }));
+
 /** A copy of TOTP with some fields changed: a plugin with one mistake. */
 function variant(changes: Partial<Factor<any>>): Factor<any> {
-  return { ...totp, id: 'variant', ...changes } as Factor<any>;
+  return { ...totp, id: 'variant', messagesDir: VARIANT_MESSAGES, ...changes } as Factor<any>;
+}
+
+/** A messages folder with these files (`en.json`: …). */
+function messagesFolder(files: Record<string, unknown>): string {
+  const dir = fs.mkdtempSync(path.join(VARIANT_MESSAGES, 'm-'));
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
+  return dir;
 }
 
 function refusal(factors: Factor<any>[], settings: Record<string, unknown> = {}): string {
@@ -66,7 +78,8 @@ describe('FactorRegistry', () => {
   });
 
   test('refuses another contract version', () => {
-    expect(refusal([variant({ apiVersion: 2 as unknown as typeof FACTOR_API_VERSION })])).toBe(`factor variant: contract version 2, expected ${FACTOR_API_VERSION}`);
+    // Version 1 named itself and failed in English strings: such a factor would show a page without words.
+    expect(refusal([variant({ apiVersion: 1 as unknown as typeof FACTOR_API_VERSION })])).toBe(`factor variant: contract version 1, expected ${FACTOR_API_VERSION}`);
     expect(refusal([variant({ apiVersion: undefined as unknown as typeof FACTOR_API_VERSION })])).toMatch(/factor variant: contract version undefined/);
   });
 
@@ -98,8 +111,20 @@ describe('FactorRegistry', () => {
     expect(refusal([variant({ offerAfterFirstEnrolment: true, firstFactor: true, beginFirstFactor: async () => ({ partial: 'variant/login', data: {} }), identify: () => ({ ok: true, lookupKey: 'k' }), viewsDir: path.join(HERE, '../../factors/passkey/views') })])).toBe(
       'factor variant: a first factor is not offered after a first enrolment',
     );
-    expect(refusal([variant({ enrollPage: { title: ' ', intro: false } })])).toMatch(/^factor variant: enrollPage needs a title/);
-    expect(refusal([variant({ enrollPage: { title: 'Keep these' } as never })])).toMatch(/^factor variant: enrollPage needs a title and says whether the introduction is shown/);
+    expect(refusal([variant({ enrollPage: { title: 'Keep these', intro: false } as never })])).toMatch(/^factor variant: enrollPage needs a title \(a message key\)/);
+    expect(refusal([variant({ enrollPage: { title: { key: 'variant.keep' } } as never })])).toMatch(/^factor variant: enrollPage needs a title \(a message key\) and says whether the introduction is shown/);
+    expect(refusal([variant({ enrollPage: { title: { key: 'variant.kept' }, intro: false } })])).toBe("factor variant: enrollPage's title variant.kept is not one of its English messages");
+    expect(() => new FactorRegistry([variant({ enrollPage: { title: { key: 'variant.keep' }, intro: false } })])).not.toThrow();
+  });
+
+  test('refuses a factor without English messages, its label or its description, or with keys not its own', () => {
+    expect(refusal([variant({ messagesDir: path.join(tmp, 'absent') })])).toBe('factor variant: no English messages (messagesDir with an en.json)');
+    expect(refusal([variant({ messagesDir: undefined as never })])).toBe('factor variant: no English messages (messagesDir with an en.json)');
+    const noDescription = messagesFolder({ 'en.json': { 'variant.label': 'Variant' } });
+    expect(refusal([variant({ messagesDir: noDescription })])).toBe(`factor variant: its English messages (${path.join(noDescription, 'en.json')}) lack variant.description`);
+    const foreign = messagesFolder({ 'en.json': { 'variant.label': 'Variant', 'variant.description': 'd' }, 'de.json': { 'totp.label': 'Gestohlen' } });
+    expect(refusal([variant({ messagesDir: foreign })])).toBe('factor variant: message totp.label (de.json) must begin with "variant."');
+    expect(refusal([variant({ messagesDir: messagesFolder({ 'en.json': '{"variant.label": ' }) })])).toMatch(/^factor variant: .*en\.json: /);
   });
 
   test('the interaction code and pages name no factor: what differs between factors comes from descriptors', () => {

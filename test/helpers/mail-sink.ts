@@ -10,6 +10,9 @@ export interface ReceivedMail {
   to: string[];
   /** The raw message (headers and MIME parts), as delivered. */
   raw: string;
+  /** The raw message with its quoted-printable parts decoded as UTF-8: words in any language, readable. */
+  decoded: string;
+  /** Decoded (RFC 2047), whatever its language. */
   subject: string;
   at: number;
 }
@@ -31,9 +34,27 @@ export interface MailSink {
   close(): Promise<void>;
 }
 
-/** Undoes quoted-printable soft line breaks and escapes, enough to read a code and a subject. */
+/** Undoes quoted-printable soft line breaks and escapes (`=C3=BC` is the UTF-8 of ü), enough to read a code and words. */
 function decodeQp(text: string): string {
-  return text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  const joined = text.replace(/=\r?\n/g, '');
+  const bytes: number[] = [];
+  for (let i = 0; i < joined.length; i++) {
+    const hex = /^=([0-9A-F]{2})/.exec(joined.slice(i, i + 3));
+    if (hex) {
+      bytes.push(parseInt(hex[1]!, 16));
+      i += 2;
+    } else bytes.push(...Buffer.from(joined[i]!, 'utf8'));
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** A header's RFC 2047 encoded words (`=?UTF-8?Q?f=C3=BCr?=`, `=?UTF-8?B?…?=`) as text; the space between two of them is not text. */
+function decodeWords(value: string): string {
+  return value
+    .replace(/(\?=)\s+(?==\?)/g, '$1')
+    .replace(/=\?[^?]+\?([QqBb])\?([^?]*)\?=/g, (_, encoding: string, data: string) =>
+      encoding.toUpperCase() === 'B' ? Buffer.from(data, 'base64').toString('utf8') : decodeQp(data.replace(/_/g, ' ')),
+    );
 }
 
 export async function startMailSink(): Promise<MailSink> {
@@ -75,11 +96,12 @@ export async function startMailSink(): Promise<MailSink> {
         }
         const raw = Buffer.concat(chunks).toString('utf8');
         const hang = sink.hang === 'data';
-        const subject = decodeQp(/^Subject: (.*(?:\r?\n[ \t].*)*)/m.exec(raw)?.[1] ?? '').replace(/\r?\n[ \t]/g, ' ');
+        const subject = decodeWords((/^Subject: (.*(?:\r?\n[ \t].*)*)/m.exec(raw)?.[1] ?? '').replace(/\r?\n([ \t])/g, '$1'));
         messages.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
           raw,
+          decoded: decodeQp(raw),
           subject,
           at: Date.now(),
         });

@@ -21,9 +21,14 @@ import { savePolicy } from '../../src/policy/store.ts';
 import { DeliveryError, type CodeMessage, type Messaging } from '../../src/messaging/index.ts';
 import { purgeExpired } from '../../src/oidc/adapter.ts';
 import { listAudit } from '../../src/security/audit.ts';
-import type { CodeRules } from '../../factors/types.ts';
+import type { CodeRules, MessageRef } from '../../factors/types.ts';
+import { Catalogue } from '../../src/i18n/catalogue.ts';
 
 const RULES: CodeRules = { length: 6, ttlSeconds: 600, maxAttempts: 5, cooldownSeconds: 0 };
+
+/** What an outcome tells the person, in English (its message key rendered, as a page would). */
+const CATALOGUE = new Catalogue();
+const said = (outcome: { ok: boolean; message?: MessageRef }) => (outcome.message ? CATALOGUE.text('en', outcome.message.key, outcome.message.params) : '');
 
 /** Records deliveries; `fail` makes the next ones throw as a broken gateway would. */
 function recorder() {
@@ -74,8 +79,8 @@ for (const kind of DIALECTS) {
       return { account, r, service, codes: service.for('email-code', account.id, { ip }), ip, to: `oob-${i}@example.test` };
     }
 
-    test('a code is delivered, stored only as a keyed hash, and accepted once', async () => {
-      const { account, r, codes, to } = await setup();
+    test("a code is delivered (in the person's language), stored only as a keyed hash, and accepted once", async () => {
+      const { account, r, service, codes, to } = await setup();
       const sent = await codes.send({ scope: 'cred-1', channel: 'email', to, purpose: 'sign-in', rules: RULES });
       expect(sent).toMatchObject({ ok: true, status: { channel: 'email', attemptsLeft: 5 } });
       expect(r.sent).toEqual([expect.objectContaining({ channel: 'email', to, purpose: 'sign-in', code: expect.stringMatching(/^\d{6}$/) })]);
@@ -85,6 +90,9 @@ for (const kind of DIALECTS) {
       expect(await codes.check('cred-1', r.last())).toEqual({ ok: true, channel: 'email' });
       expect(await codes.check('cred-1', r.last())).toMatchObject({ ok: false, reason: 'already_used' });
       expect(await codes.status('cred-1', RULES)).toBeUndefined();
+      // The person's language travels with the code to the message that carries it (none given: the default's).
+      await service.for('email-code', account.id, {}, 'de').send({ scope: 'cred-2', channel: 'email', to, purpose: 'sign-in', rules: RULES });
+      expect(r.sent.map((m) => m.language)).toEqual([undefined, 'de']);
     });
 
     test('50 concurrent checks of the right code: exactly one accepted', async () => {
@@ -117,12 +125,17 @@ for (const kind of DIALECTS) {
       expect(again).toMatchObject({ ok: true, status: { attemptsLeft: 3 } });
       const second = r.last();
       // The replaced code no longer works (and the try counts against the new one).
-      if (first !== second) expect(await codes.check('s', first)).toMatchObject({ ok: false, reason: 'wrong', message: expect.stringContaining('2 tries left') });
+      if (first !== second) {
+        const replaced = await codes.check('s', first);
+        expect(replaced).toMatchObject({ ok: false, reason: 'wrong' });
+        expect(said(replaced)).toContain('2 tries left');
+      }
       await codes.check('s', wrong(second));
       await codes.check('s', wrong(second));
       expect((await codes.status('s', RULES))?.attemptsLeft).toBe(0);
       const refused = await codes.send({ scope: 's', channel: 'email', to, purpose: 'sign-in', rules: RULES });
-      expect(refused).toMatchObject({ ok: false, reason: 'locked', message: expect.stringContaining('Too many wrong codes') });
+      expect(refused).toMatchObject({ ok: false, reason: 'locked' });
+      expect(said(refused)).toMatch(/^Too many wrong codes\. You can ask for a new code in \d+ minutes\.$/);
       expect((refused as { retryAfterSeconds: number }).retryAfterSeconds).toBeGreaterThan(500);
     });
 
@@ -131,7 +144,9 @@ for (const kind of DIALECTS) {
       await codes.send({ scope: 's', channel: 'email', to, purpose: 'sign-in', rules: RULES });
       await opened.services.db.updateTable('challenge_codes').set({ expires_at: new Date(Date.now() - 1) }).where('account_id', '=', account.id).execute();
       expect(await codes.check('s', r.last())).toMatchObject({ ok: false, reason: 'expired' });
-      expect(await codes.check('never-sent', '123456')).toMatchObject({ ok: false, reason: 'expired', message: expect.stringContaining('No code was sent') });
+      const never = await codes.check('never-sent', '123456');
+      expect(never).toMatchObject({ ok: false, reason: 'expired' });
+      expect(said(never)).toContain('No code was sent');
       expect(await codes.check('s', 'abc')).toMatchObject({ ok: false, reason: 'invalid_input' });
     });
 
@@ -140,7 +155,8 @@ for (const kind of DIALECTS) {
       const rules = { ...RULES, cooldownSeconds: 60 };
       expect((await codes.send({ scope: 'a', channel: 'email', to, purpose: 'sign-in', rules })).ok).toBe(true);
       const soon = await codes.send({ scope: 'a', channel: 'email', to, purpose: 'sign-in', rules });
-      expect(soon).toMatchObject({ ok: false, reason: 'locked', message: expect.stringContaining('A code was just sent') });
+      expect(soon).toMatchObject({ ok: false, reason: 'locked' });
+      expect(said(soon)).toMatch(/^A code was just sent\. You can ask for another one in \d+ seconds\.$/);
       expect((soon as { retryAfterSeconds: number }).retryAfterSeconds).toBeGreaterThan(50);
       expect((await codes.send({ scope: 'b', channel: 'email', to, purpose: 'sign-in', rules })).ok).toBe(true);
       expect(r.sent).toHaveLength(2);
@@ -157,7 +173,7 @@ for (const kind of DIALECTS) {
         outcomes.push(await codes.send({ scope: `s${i}`, channel: 'email', to: `someone-${crypto.randomUUID()}@example.test`, purpose: 'enroll', rules: RULES }));
       }
       expect(outcomes.filter((o) => o.ok)).toHaveLength(SEND_PER_ACCOUNT.points);
-      expect(new Set(outcomes.filter((o) => !o.ok).map((o) => (o as { message: string }).message))).toEqual(new Set([expect.stringContaining('Too many codes were sent')]));
+      expect(new Set(outcomes.filter((o) => !o.ok).map((o) => said(o)))).toEqual(new Set([expect.stringContaining('Too many codes were sent')]));
       expect(r.sent).toHaveLength(SEND_PER_ACCOUNT.points);
       expect((await listAudit(opened.services.db, { accountId: account.id, type: 'factor.send_throttled' })).length).toBe(2);
     });
@@ -209,18 +225,18 @@ for (const kind of DIALECTS) {
         outcomes.push(await codes.send({ scope: 's', channel: 'email', to: `oob-ip-${n}@example.test`, purpose: i % 2 ? 'sign-in' : 'enroll', rules: RULES }));
       }
       expect(outcomes.filter((o) => o.ok)).toHaveLength(SEND_PER_ADDRESS.points);
-      const refused = outcomes.filter((o) => !o.ok) as Array<{ reason: string; message: string; retryAfterSeconds: number }>;
+      const refused = outcomes.filter((o) => !o.ok) as Array<{ ok: false; reason: string; message: MessageRef; retryAfterSeconds: number }>;
       expect(refused).toHaveLength(3);
       for (const o of refused) {
         expect(o.reason).toBe('locked');
-        expect(o.message).toMatch(/^Too many codes were sent\. Try again in \d+ (?:seconds?|minutes?), or use another way to sign in\.$/);
+        expect(said(o)).toMatch(/^Too many codes were sent\. Try again in \d+ (?:seconds?|minutes?), or use another way to sign in\.$/);
         expect(o.retryAfterSeconds).toBeGreaterThan(3000);
       }
       // The same words as the per-account limit, so the answer says nothing about which counter (or account) it was.
       const { codes: own } = await setup();
       for (let i = 0; i < SEND_PER_ACCOUNT.points; i++) await own.send({ scope: `a${i}`, channel: 'email', to: `x${i}@example.test`, purpose: 'enroll', rules: RULES });
-      const perAccount = (await own.send({ scope: 'a-last', channel: 'email', to: 'y@example.test', purpose: 'enroll', rules: RULES })) as { message: string };
-      expect(perAccount.message.replace(/\d+ minutes?/, 'N')).toBe(refused[0]!.message.replace(/\d+ minutes?/, 'N'));
+      const perAccount = (await own.send({ scope: 'a-last', channel: 'email', to: 'y@example.test', purpose: 'enroll', rules: RULES })) as { ok: false; message: MessageRef };
+      expect(said(perAccount).replace(/\d+ minutes?/, 'N')).toBe(said(refused[0]!).replace(/\d+ minutes?/, 'N'));
       // Another address is not affected.
       const other = await setup();
       expect((await other.codes.send({ scope: 's', channel: 'email', to: other.to, purpose: 'sign-in', rules: RULES })).ok).toBe(true);
@@ -269,8 +285,9 @@ for (const kind of DIALECTS) {
         r.failWith(kind);
         const failed = await codes.send({ scope: 's', channel: 'sms', to: '+15555550100', purpose: 'sign-in', rules });
         // "Nothing was sent" only when that is known; a gateway that went quiet may have taken it (finding 11).
-        const said = kind === 'timeout' ? 'The text message service did not answer in time, so the text may or may not arrive' : 'We could not send the text message just now. Nothing was sent';
-        expect(failed).toMatchObject({ ok: false, reason: 'unavailable', message: expect.stringContaining(said) });
+        const words = kind === 'timeout' ? 'The text message service did not answer in time, so the text may or may not arrive' : 'We could not send the text message just now. Nothing was sent';
+        expect(failed).toMatchObject({ ok: false, reason: 'unavailable' });
+        expect(said(failed)).toContain(words);
       }
       r.failWith(undefined);
       expect(await opened.services.db.selectFrom('challenge_codes').select('id').where('account_id', '=', account.id).execute()).toHaveLength(1);

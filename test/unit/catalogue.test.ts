@@ -137,5 +137,6 @@ describe("a theme's messages", () => {
     expect(refusal('en', { 'layout.continueTo': 'to {app' })).toMatch(/layout\.continueTo/);
     expect(refusal('en', { 'layout.continueTo': '<script>{app}</script>' })).toMatch(/<script> is not one of the tags/);
     expect(refusal('english', { 'layout.continueTo': '{app}' })).toMatch(/not a language tag/);
+    expect(refusal('en', { 'layout.continueTo': 'to {code}' })).toMatch(/\{code\} has the name of a tag/);
   });
 });

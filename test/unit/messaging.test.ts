@@ -2,8 +2,10 @@
  * Messaging without a database: which factors configuration turns on, the
  * refusals that stop the start (production without SMTP, a gateway without
  * its key, http in production), the development log with its marker, the
- * webhook's signature as docs/factors.md documents it, and templates an operator
- * overrides.
+ * webhook's signature as docs/factors.md documents it, templates an operator
+ * overrides, and messages written in the language of the person they are for
+ * (through a real SMTP server and a real gateway). A German sign-in's codes
+ * end to end: test/e2e/delivered-codes.test.ts.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -21,6 +23,8 @@ import { parseEmail, maskEmail } from '../../factors/email-code/index.ts';
 import { parsePhone, maskPhone } from '../../factors/sms-code/index.ts';
 import { randomDigits } from '../../src/mfa/out-of-band.ts';
 import { startMailSink } from '../helpers/mail-sink.ts';
+import { startSmsGateway } from '../helpers/sms-gateway.ts';
+import { Catalogue } from '../../src/i18n/catalogue.ts';
 
 const KEY = crypto.randomBytes(32).toString('hex');
 const SECRET = crypto.randomBytes(32).toString('hex');
@@ -157,7 +161,7 @@ describe('webhook signature', () => {
 });
 
 describe('templates', () => {
-  const data = { code: '428913', spokenCode: '4 2 8 9 1 3', minutes: 10, purpose: 'sign-in' as const, enroll: false, issuerName: 'Example <ID>', host: 'id.example.com', issuer: 'https://id.example.com' };
+  const data = { lang: 'en', code: '428913', spokenCode: '4 2 8 9 1 3', minutes: 10, purpose: 'sign-in' as const, enroll: false, issuerName: 'Example <ID>', host: 'id.example.com', issuer: 'https://id.example.com' };
 
   test('the built-in messages carry the code, its lifetime and, in a text message, the origin-bound line', () => {
     const t = new MessageTemplates();
@@ -172,6 +176,24 @@ describe('templates', () => {
     expect(t.sms(data).split('\n').at(-1)).toBe('@id.example.com #428913');
     expect(t.voice(data)).toContain('4 2 8 9 1 3');
     expect(t.email({ ...data, purpose: 'enroll', enroll: true }).subject).toBe('Confirm your email address for Example <ID>');
+    expect(t.email({ ...data, minutes: 1 }).text).toContain('It expires in 1 minute and works once.');
+  });
+
+  test('in German: subject, text and HTML parts, text message and voice call, plural minutes', () => {
+    const t = new MessageTemplates();
+    const de = { ...data, lang: 'de' };
+    const email = t.email(de);
+    expect(email.subject).toBe('Ihr Anmeldecode für Example <ID>');
+    expect(email.text).toContain('Mit diesem Code schließen Sie die Anmeldung bei Example <ID> ab:');
+    expect(email.text).toMatch(/^\s+428913$/m);
+    expect(email.text).toContain('Er ist 10 Minuten lang gültig und funktioniert nur einmal.');
+    expect(email.html).toContain('<html lang="de">');
+    expect(email.html).toContain('Mit diesem Code schließen Sie die Anmeldung bei Example &#60;ID&#62; ab:');
+    expect(email.text).not.toMatch(/expires|sign/i);
+    expect(t.email({ ...de, purpose: 'enroll', enroll: true }).subject).toBe('Bestätigen Sie Ihre E-Mail-Adresse für Example <ID>');
+    expect(t.email({ ...de, minutes: 1 }).text).toContain('Er ist 1 Minute lang gültig');
+    expect(t.sms(de)).toBe('428913 ist Ihr Anmeldecode für Example <ID>. Er ist 10 Minuten lang gültig. Geben Sie ihn nicht weiter.\n\n@id.example.com #428913');
+    expect(t.voice(de)).toBe('Ihr Code für Example <ID> lautet 4 2 8 9 1 3. Noch einmal: 4 2 8 9 1 3. Er ist 10 Minuten lang gültig.');
   });
 
   test('an operator overrides any template by file name; a broken one stops the start', () => {
@@ -180,14 +202,85 @@ describe('templates', () => {
     const t = new MessageTemplates(dir);
     expect(t.sms(data)).toBe('ACME: 428913 (10 min)');
     expect(t.email(data).subject).toBe('Your sign-in code for Example <ID>');
+    // Plain text stays as written, whatever the language; the parts left out keep speaking the person's.
+    expect(t.sms({ ...data, lang: 'de' })).toBe('ACME: 428913 (10 min)');
+    expect(t.email({ ...data, lang: 'de' }).subject).toBe('Ihr Anmeldecode für Example <ID>');
     fs.writeFileSync(path.join(dir, 'code-email.subject.hbs'), '{{#if code}}unclosed');
     expect(() => new MessageTemplates(dir)).toThrow(/code-email\.subject\.hbs/);
     expect(TEMPLATE_FILES).toContain('code-voice.hbs');
   });
 
+  test("an override may take its words from the catalogue, the theme's own included, in the person's language", () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'templates-'));
+    fs.writeFileSync(path.join(dir, 'code-sms.hbs'), 'ACME · {{t "sms.code.signIn" oneTimeCode=code issuer=issuerName minutes=minutes}}');
+    fs.writeFileSync(path.join(dir, 'code-email.html.hbs'), '<p lang="{{lang}}">{{t "email.code.use" issuer=issuerName}}</p>');
+    const catalogue = new Catalogue();
+    catalogue.addOverrides('de', { 'sms.code.signIn': '{oneTimeCode}: Ihr Code für {issuer}, {minutes} Min. gültig.' }, 'theme/messages/de.json');
+    const t = new MessageTemplates(dir, catalogue);
+    expect(t.sms({ ...data, lang: 'de' })).toBe('ACME · 428913: Ihr Code für Example <ID>, 10 Min. gültig.');
+    expect(t.sms(data)).toMatch(/^ACME · 428913 is your Example <ID> sign-in code\./);
+    expect(t.email({ ...data, lang: 'de' }).html).toBe('<p lang="de">Mit diesem Code schließen Sie die Anmeldung bei Example &#60;ID&#62; ab:</p>');
+    // An override that leaves out a parameter its message needs stops the start, naming the file.
+    fs.writeFileSync(path.join(dir, 'code-voice.hbs'), '{{t "voice.code" issuer=issuerName minutes=minutes}}');
+    expect(() => new MessageTemplates(dir, catalogue)).toThrow(/code-voice\.hbs/);
+  });
+
   test('createMessaging uses MESSAGE_TEMPLATES_DIR', () => {
     const config: Config = loadConfig({ MESSAGE_TEMPLATES_DIR: path.join(tmp, 'missing'), DATA_DIR: tmp });
     expect(() => createMessaging(config)).not.toThrow();
+  });
+});
+
+describe("messages in the person's language", () => {
+  const expiresIn10 = () => new Date(Date.now() + 600_000);
+
+  test('a German sign-in gets its code email (subject and body) and text message in German, an English one in English; the gateway is told which', async () => {
+    const sink = await startMailSink();
+    const gateway = await startSmsGateway();
+    const messaging = createMessaging(loadConfig({ DATA_DIR: tmp, ISSUER_NAME: 'Example ID', SMTP_URL: sink.url, SMS_WEBHOOK_URL: gateway.url, SMS_WEBHOOK_SECRET: gateway.secret }));
+    try {
+      const send = (channel: 'email' | 'sms' | 'voice', to: string, language: string) => messaging.sendCode({ channel, to, code: '428913', purpose: 'sign-in', expiresAt: expiresIn10(), language });
+      await send('email', 'anna@example.test', 'de');
+      await send('email', 'alice@example.test', 'en');
+      const [german] = sink.to('anna@example.test');
+      expect(german!.subject).toBe('Ihr Anmeldecode für Example ID');
+      expect(german!.decoded).toContain('Mit diesem Code schließen Sie die Anmeldung bei Example ID ab:');
+      expect(german!.decoded).toContain('Er ist 10 Minuten lang gültig und funktioniert nur einmal.');
+      expect(german!.decoded).toContain('<html lang="de">');
+      expect(german!.decoded).not.toMatch(/expires|signing in/);
+      expect(sink.latestCode('anna@example.test')).toBe('428913');
+      const [english] = sink.to('alice@example.test');
+      expect(english!.subject).toBe('Your sign-in code for Example ID');
+      expect(english!.decoded).toContain('Use this code to finish signing in to Example ID:');
+      expect(english!.decoded).toContain('It expires in 10 minutes and works once.');
+      expect(english!.decoded).not.toMatch(/gültig|Anmeld/);
+
+      await send('sms', '+4915123456789', 'de');
+      await send('sms', '+447700900123', 'en');
+      await send('voice', '+4915123456780', 'de');
+      const body = (to: string) => gateway.requests.find((r) => r.body.to === to)!.body;
+      expect(body('+4915123456789')).toMatchObject({ language: 'de', message: expect.stringMatching(/^428913 ist Ihr Anmeldecode für Example ID\. Er ist 10 Minuten lang gültig\./) });
+      expect(body('+447700900123')).toMatchObject({ language: 'en', message: expect.stringMatching(/^428913 is your Example ID sign-in code\. It expires in 10 minutes\./) });
+      expect(body('+4915123456780')).toMatchObject({ channel: 'voice', language: 'de', message: 'Ihr Code für Example ID lautet 4 2 8 9 1 3. Noch einmal: 4 2 8 9 1 3. Er ist 10 Minuten lang gültig.' });
+    } finally {
+      messaging.close();
+      await sink.close();
+      await gateway.close();
+    }
+  });
+
+  test('without a language, or in one the catalogue lacks, a message is in DEFAULT_LANGUAGE', async () => {
+    const gateway = await startSmsGateway();
+    const messaging = createMessaging(loadConfig({ DATA_DIR: tmp, DEFAULT_LANGUAGE: 'de', SMS_WEBHOOK_URL: gateway.url, SMS_WEBHOOK_SECRET: gateway.secret }));
+    try {
+      await messaging.sendCode({ channel: 'sms', to: '+4915100000001', code: '111111', purpose: 'enroll', expiresAt: expiresIn10() });
+      await messaging.sendCode({ channel: 'sms', to: '+4915100000002', code: '222222', purpose: 'enroll', expiresAt: expiresIn10(), language: 'fr' });
+      for (const r of gateway.requests) expect(r.body).toMatchObject({ language: 'de', message: expect.stringMatching(/^\d{6} ist Ihr Bestätigungscode für /) });
+      expect(gateway.requests).toHaveLength(2);
+    } finally {
+      messaging.close();
+      await gateway.close();
+    }
   });
 });
 

@@ -85,7 +85,7 @@ class Harness {
     const c: Credential = {
       id: `cred-${this.credentials.length + 1}`,
       factorId: 'webauthn',
-      label: result.credential.label,
+      label: typeof result.credential.label === 'string' ? result.credential.label : result.credential.label.key,
       lookupKey: result.credential.lookupKey,
       data: result.credential.data ?? {},
       counter: result.credential.counter ?? null,

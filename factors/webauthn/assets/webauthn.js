@@ -5,6 +5,8 @@
 // (JSON) in that field and then submits for real. The server checks everything again; this
 // script only carries the answer. On the login page, a field marked data-autofill also offers
 // passkeys in the username field's autofill (conditional mediation) where the browser can.
+// What the person is told comes from the page, in their language: the error box's data-msg-*
+// attributes (cancelled, invalid-state, insecure, failed, unsupported).
 (() => {
   'use strict';
   const lib = window.SimpleWebAuthnBrowser;
@@ -21,17 +23,22 @@
     }
   }
 
-  function describe(err, register) {
+  function said(form, name) {
+    const box = errorBox(form);
+    return (box && (box.dataset[name] || box.dataset.msgFailed)) || '';
+  }
+
+  function describe(form, err) {
     switch (err && err.name) {
       case 'NotAllowedError':
       case 'AbortError':
-        return 'The request was cancelled or timed out. Try again.';
+        return said(form, 'msgCancelled');
       case 'InvalidStateError':
-        return register ? 'This authenticator is already registered.' : 'That authenticator is not registered here.';
+        return said(form, 'msgInvalidState');
       case 'SecurityError':
-        return 'This page cannot use security keys or passkeys at this address.';
+        return said(form, 'msgInsecure');
       default:
-        return 'Your browser could not use the authenticator. Try again.';
+        return said(form, 'msgFailed');
     }
   }
 
@@ -49,7 +56,7 @@
     if (!field || field.value) return;
     event.preventDefault();
     if (!lib || !lib.browserSupportsWebAuthn()) {
-      show(form, 'This browser cannot use security keys or passkeys.');
+      show(form, said(form, 'msgUnsupported'));
       return;
     }
     const buttons = form.querySelectorAll('button');
@@ -58,7 +65,7 @@
       await run(field);
       form.submit();
     } catch (err) {
-      show(form, describe(err, field.dataset.webauthn === 'register'));
+      show(form, describe(form, err));
       buttons.forEach((b) => (b.disabled = false));
     }
   });
@@ -76,7 +83,7 @@
         // when the person dismisses the suggestions or the request times out (NotAllowedError). Nobody asked for
         // a passkey yet, so neither is an error to show on the login page.
         if (err && (err.name === 'AbortError' || err.name === 'NotAllowedError')) return;
-        show(autofill.form, describe(err, false));
+        show(autofill.form, describe(autofill.form, err));
       }
     });
   }

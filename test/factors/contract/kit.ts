@@ -22,6 +22,11 @@
  * it) is driven through `step.act`, as the page's buttons do; one that needs
  * configuration (an SMTP server, an SMS gateway) names it in `env`.
  *
+ * Every text is a message key: the kit checks that the factor's English
+ * messages hold its label and description, that every key its views, buttons,
+ * failures and notices name exists with the parameters it needs, and renders
+ * its views in every language it ships.
+ *
  * `makeDriver` is called once per test, so a driver may remember what
  * enrolment showed (backup codes) without leaking it between tests. Every test
  * uses a fresh account and client address, so the throttle never interferes.
@@ -40,8 +45,9 @@ import { InteractionState } from '../../../src/mfa/step-state.ts';
 import { createAccount, setDisabled } from '../../../src/accounts/accounts.ts';
 import { listAudit } from '../../../src/security/audit.ts';
 import { Views } from '../../../interactions/render.ts';
-import { FactorRegistry } from '../../../factors/registry.ts';
-import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type StepView } from '../../../factors/types.ts';
+import { FACTORS, FactorRegistry } from '../../../factors/registry.ts';
+import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type MessageRef, type StepView } from '../../../factors/types.ts';
+import { Catalogue } from '../../../src/i18n/catalogue.ts';
 import type { Account } from '../../../src/db/schema.ts';
 import type { AuditContext } from '../../../src/security/audit.ts';
 
@@ -117,6 +123,17 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
   const probe = makeDriver();
   const factor = probe.factor;
   const operatorSettings = probe.settings === undefined ? {} : { [factor.id]: probe.settings };
+  // As a provider has it: the built-in messages and every known factor's, this one's included.
+  const catalogue = new Catalogue().addFactors([...FACTORS.filter((f) => f.id !== factor.id), factor]);
+  const languages = Object.keys(Catalogue.readFolder(factor.messagesDir));
+
+  /** A message the factor names: in English, given every parameter it uses. */
+  function expectMessage(ref: MessageRef | undefined) {
+    expect(ref).toEqual({ key: expect.any(String), ...(ref?.params ? { params: expect.any(Object) } : {}) });
+    expect({ key: ref!.key, inCatalogue: catalogue.has('en', ref!.key) }).toEqual({ key: ref!.key, inCatalogue: true });
+    const missing = catalogue.paramsOf('en', ref!.key)!.filter((p) => ref!.params?.[p] === undefined);
+    expect({ key: ref!.key, missing }).toEqual({ key: ref!.key, missing: [] });
+  }
 
   describe(`factor contract: ${name} (descriptor)`, () => {
     test('the registry accepts it, with the default and the configured settings', () => {
@@ -132,8 +149,6 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       expect(factor.apiVersion).toBe(FACTOR_API_VERSION);
       expect(factor.id).toMatch(/^[a-z][a-z0-9-]{1,31}$/);
       expect(factor.id).not.toBe('password');
-      expect(factor.label.trim()).not.toBe('');
-      expect(factor.description.trim()).not.toBe('');
       expect(factor.kinds.length).toBeGreaterThan(0);
       for (const kind of factor.kinds) expect(KINDS).toContain(kind);
       expect(new Set(factor.kinds).size).toBe(factor.kinds.length);
@@ -154,9 +169,27 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       expect(['boolean', 'undefined']).toContain(typeof factor.offerAfterFirstEnrolment);
       if (factor.offerAfterFirstEnrolment) expect(factor.firstFactor).toBe(false);
       if (factor.enrollPage !== undefined) {
-        expect(typeof factor.enrollPage.title).toBe('string');
-        expect(factor.enrollPage.title.trim()).not.toBe('');
+        expectMessage(factor.enrollPage.title);
         expect(typeof factor.enrollPage.intro).toBe('boolean');
+      }
+    });
+
+    test('ships its messages: English with its label and description, other languages no key English lacks, the same parameters', () => {
+      expect(languages).toContain('en');
+      for (const language of languages) {
+        for (const key of [`${factor.id}.label`, `${factor.id}.description`]) expect(catalogue.text(language, key).trim()).not.toBe('');
+        const own = Object.keys(Catalogue.readFolder(factor.messagesDir)[language]!);
+        for (const key of own) {
+          expect({ key, language, english: catalogue.has('en', key) }).toEqual({ key, language, english: true });
+          expect({ key, language, params: catalogue.paramsOf(language, key) }).toEqual({ key, language, params: catalogue.paramsOf('en', key) });
+        }
+      }
+    });
+
+    test('its views name only messages the catalogue has', () => {
+      for (const view of fs.readdirSync(factor.viewsDir).filter((v) => v.endsWith('.hbs'))) {
+        const source = fs.readFileSync(path.join(factor.viewsDir, view), 'utf8');
+        for (const [, key] of source.matchAll(/\{\{t\s+"([^"]+)"/g)) expect({ view, key, inCatalogue: catalogue.has('en', key!) }).toEqual({ view, key, inCatalogue: true });
       }
     });
 
@@ -173,7 +206,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         expect(fs.existsSync(file)).toBe(true);
         expect(() => Handlebars.parse(fs.readFileSync(file, 'utf8'))).not.toThrow();
       }
-      expect(() => new Views().addPartials(factor.viewsDir, `${factor.id}/`)).not.toThrow();
+      expect(() => new Views(undefined, undefined, catalogue).addPartials(factor.viewsDir, `${factor.id}/`)).not.toThrow();
     });
   });
 
@@ -187,7 +220,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         ({ opened } = await sharedServices(kind, probe.env));
         // The engine over just this factor: a third-party factor need not be in FACTORS.
         engine = new FactorEngine(opened.services, new FactorRegistry([factor], operatorSettings));
-        views = new Views();
+        views = new Views(undefined, undefined, catalogue);
         views.addPartials(factor.viewsDir, `${factor.id}/`);
       });
 
@@ -217,18 +250,29 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         return new InteractionState(opened.services.db, opened.services.sealer, crypto.randomBytes(12).toString('base64url'));
       }
 
-      /** The view's partial is `<id>/<file>`, the file is in viewsDir, and the page renders with the data. */
+      /**
+       * The view's partial is `<id>/<file>`, the file is in viewsDir, its buttons name messages, and the page
+       * renders with the data in every language the factor ships (the page code turns the buttons' keys into words).
+       */
       function expectRenders(view: StepView, page: 'enroll' | 'second-factor' | 'login') {
         expect(view.partial.startsWith(`${factor.id}/`)).toBe(true);
         const file = view.partial.slice(factor.id.length + 1);
         expect(fs.existsSync(path.join(factor.viewsDir, `${file}.hbs`))).toBe(true);
         expect(view.data).toEqual(expect.any(Object));
-        const data =
-          page === 'login'
-            ? { uid: 'contract', firstFactors: [{ id: factor.id, label: factor.label, partial: view.partial, view: view.data }] }
-            : { uid: 'contract', factorId: factor.id, factorLabel: factor.label, partial: view.partial, view: view.data, submit: view.submit, actions: view.actions };
-        const html = views.render(page, data);
-        expect(html).toContain('<form');
+        if (view.submit) expectMessage(view.submit.label);
+        for (const action of view.actions ?? []) expectMessage(action.label);
+        let html = '';
+        for (const lang of languages) {
+          const t = (ref: MessageRef) => catalogue.text(lang, ref.key, ref.params);
+          const label = catalogue.text(lang, `${factor.id}.label`);
+          const data =
+            page === 'login'
+              ? { lang, uid: 'contract', firstFactors: [{ id: factor.id, label, partial: view.partial, view: view.data }] }
+              : { lang, uid: 'contract', factorId: factor.id, factorLabel: label, partial: view.partial, view: view.data, submit: view.submit && { ...view.submit, label: t(view.submit.label) }, actions: view.actions?.map((a) => ({ ...a, label: t(a.label) })) };
+          const rendered = views.render(page, data);
+          expect(rendered).toContain('<form');
+          if (lang === 'en') html = rendered;
+        }
         return html;
       }
 
@@ -277,9 +321,11 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         for (const v of shown) expect(declared).toContain(v);
       }
 
-      function expectUserFailure(outcome: { ok: boolean; reason?: string }, reasons = USER_FAILURES) {
+      /** A failure the person can cause, its message (if any) one the catalogue has. */
+      function expectUserFailure(outcome: { ok: boolean; reason?: string; message?: MessageRef }, reasons = USER_FAILURES) {
         expect(outcome.ok).toBe(false);
         expect(reasons).toContain(outcome.reason);
+        if (outcome.message !== undefined) expectMessage(outcome.message);
       }
 
       test('enrol: beginEnrollment shows <id>/… and finishEnrollment stores a credential the listing shows', async () => {
@@ -293,6 +339,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const summaries = await engine.store.summaries(s.account.id);
         expect(summaries).toEqual([expect.objectContaining({ id: outcome.credentialId, factorId: factor.id, label: expect.any(String) })]);
         expect(summaries[0]!.label.trim()).not.toBe('');
+        // A default name is stored as words, not as the key of a message the catalogue lacks.
+        expect(summaries[0]!.label.startsWith(`${factor.id}.`)).toBe(false);
         expect((await engine.enrolled(s.account.id)).map((r) => r.factor.id)).toEqual([factor.id]);
 
         // Evidence only when the enrolment proved possession, and then truthful.
@@ -361,6 +409,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         if (!outcome.ok) return;
         expectWithin(outcome.evidence.kinds, factor.kinds);
         expectWithin(outcome.evidence.amr, factor.amr);
+        if (outcome.notice !== undefined) expectMessage(outcome.notice);
         expect(outcome.evidence.at).toBeGreaterThanOrEqual(before);
         expect(outcome.evidence.at).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
         expect((await engine.store.summaries(s.account.id))[0]!.lastUsedAt).toBeInstanceOf(Date);
@@ -373,9 +422,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const view = await engine.beginChallenge(factor.id, s.account, s.state);
         const wrong = await s.driver.invalidChallengeInput(credential, view, stepFor(s, 'challenge'));
         for (const input of [wrong, {}, { code: '' }, { code: 'x'.repeat(4096), response: 'x'.repeat(4096) }]) {
-          const outcome = await verify(s, input);
-          expect(outcome).toMatchObject({ ok: false });
-          expect(['wrong', 'invalid_input']).toContain((outcome as { reason: string }).reason);
+          expectUserFailure(await verify(s, input), ['wrong', 'invalid_input']);
         }
         expect(await auditTypes(s)).toContain('factor.failed');
         // The failures did not spend the credential: a valid input still works.
