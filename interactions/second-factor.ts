@@ -17,6 +17,7 @@ import { recordAudit } from '../src/security/audit.ts';
 import { waitParams } from '../src/mfa/wait-text.ts';
 import { readKnownBrowser } from './known-browser.ts';
 import { factorToAdd } from './choose-factor.ts';
+import { recoveryToOffer } from './recovery-offer.ts';
 
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
@@ -63,11 +64,13 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   }
   const followUp = signIn.data.offerFollowUp;
   if (followUp && engine.registry.get(followUp)) {
-    return showEnroll(ctx, deps, details, signIn, clientName, followUp, { optional: false, factors: [followUp] }, error, status);
+    const reoffer = signIn.data.recoveryOffer === true;
+    return showEnroll(ctx, deps, details, signIn, clientName, followUp, { optional: reoffer, reoffer, factors: [followUp] }, error, status);
   }
   const decision = await decisionFor(ctx, deps, details, signIn);
   switch (decision.type) {
     case 'satisfied':
+      if (await offerRecovery(deps, signIn)) return ctx.redirect(`/interaction/${details.uid}`);
       return finishSignIn(ctx, deps, signIn, decision);
     case 'unmet':
       return failSignIn(ctx, deps, signIn, 'unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
@@ -124,12 +127,14 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
       trustDays,
       others: labelled(speaker, primary.filter((id) => id !== factorId)),
       recovery: labelled(speaker, usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly)),
+      // No backup codes to fall back on: the way out is an administrator (the page says so).
+      noRecovery: !usable.some((id) => engine.registry.get(id)!.factor.recoveryOnly),
     },
     status,
   );
 }
 
-async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean }, error: string | undefined, status: number): Promise<void> {
+async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean; reoffer?: boolean }, error: string | undefined, status: number): Promise<void> {
   const engine = deps.services.factors;
   const factorId = decision.factors.includes(asked) ? asked : decision.factors[0]!;
   const registered = engine.registry.get(factorId)!;
@@ -153,6 +158,7 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
       // Chosen from the list: the way to another method is back to the list.
       others: decision.choosable ? [] : labelled(speaker, decision.factors.filter((id) => id !== factorId)),
       choosable: decision.choosable,
+      reoffer: decision.reoffer,
     },
     status,
   );
@@ -194,10 +200,20 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
 async function proceed(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<void> {
   if (!signIn.data.notice && !signIn.data.offerFollowUp) {
     const next = await decisionFor(ctx, deps, details, signIn);
-    if (next.type === 'satisfied') return finishSignIn(ctx, deps, signIn, next);
+    if (next.type === 'satisfied' && !(await offerRecovery(deps, signIn))) return finishSignIn(ctx, deps, signIn, next);
   }
   await saveSignIn(signIn, deps);
   ctx.redirect(`/interaction/${details.uid}`);
+}
+
+/** Before a sign-in finishes: backup codes again for an account that has none left (recovery-offer.ts). Saved when offered. */
+async function offerRecovery(deps: InteractionDeps, signIn: SignIn): Promise<boolean> {
+  const offer = await recoveryToOffer(deps, signIn);
+  if (!offer) return false;
+  signIn.data.offerFollowUp = offer;
+  signIn.data.recoveryOffer = true;
+  await saveSignIn(signIn, deps);
+  return true;
 }
 
 export async function submitEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
@@ -222,7 +238,10 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   if (outcome.evidence) addEvidence(signIn, outcome.evidence);
   const requested = addFactorRequest(details.params);
   if (requested && !offered && answersRequest(requested, factorId)) signIn.data.added = factorId;
-  if (offered) delete signIn.data.offerFollowUp;
+  if (offered) {
+    delete signIn.data.offerFollowUp;
+    delete signIn.data.recoveryOffer;
+  }
   else {
     // After a first enrolment, the factor the registry offers next (backup codes), unless the account has it.
     const next = engine.registry.offeredAfterFirstEnrolment();
@@ -248,6 +267,13 @@ async function submitAction(ctx: Context, deps: InteractionDeps, details: Intera
 /** "Skip for now": only a step the policy calls optional (a wish) can be skipped; the app then gets the level reached. */
 export async function skipStep(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
   const signIn = await currentSignIn(deps, details);
+  if (signIn?.data.offerFollowUp && signIn.data.recoveryOffer) {
+    // Backup codes offered again may be declined, for this sign-in.
+    delete signIn.data.offerFollowUp;
+    delete signIn.data.recoveryOffer;
+    signIn.data.recoveryDeclined = true;
+    return proceed(ctx, deps, details, signIn);
+  }
   if (signIn) {
     const decision = await decisionFor(ctx, deps, details, signIn);
     if ((decision.type === 'enroll' || decision.type === 'step_up') && decision.optional && !decision.adding) {

@@ -6,7 +6,7 @@
  */
 export { actingSchema, type Acting } from './acting.ts';
 export { accountOverview, type AccountOverview } from './overview.ts';
-export { listMethods, renameMethod, checkMethodRemoval, removeMethod, type MethodView, type RemovalCheck } from './methods.ts';
+export { listMethods, renameMethod, checkMethodRemoval, removeMethod, recordRemovalRefused, type MethodView, type RemovalCheck } from './methods.ts';
 export { backupCodesStatus, regenerateBackupCodes, recoveryFactor, LOW_CODES, type BackupCodesStatus } from './backup-codes.ts';
 export { listTrustedDevices, revokeTrustedDevice, type DeviceView } from './devices.ts';
 export { listSessions, endSession, endAllSessions, type SessionView } from './sessions.ts';

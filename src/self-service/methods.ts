@@ -104,10 +104,18 @@ export async function removeMethod(services: Services, input: RemoveMethodInput)
   const { accountId, credentialId, acting } = removeMethodInput.parse(input);
   const check = await checkMethodRemoval(services, { accountId, credentialId });
   if (!check.ok) {
-    if (check.reason === 'refused') await recordAudit(services.db, 'factor.removal_refused', auditOf(accountId, acting), { credential: credentialId, refusal: check.refusal.code });
+    if (check.reason === 'refused') await recordRemovalRefused(services, { accountId, credentialId, refusal: check.refusal.code, acting });
     return check;
   }
   const { removed, recovery } = await removeCredential(services, accountId, credentialId, auditOf(accountId, acting));
   if (!removed) return { ok: false, reason: 'not_found' };
   return { ok: true, method: check.method, recovery };
+}
+
+export const removalRefusedInput = z.object({ accountId: idSchema, credentialId: idSchema, refusal: z.enum(['last_sign_in', 'policy']), acting: actingSchema }).strict();
+
+/** Records that a removal was asked for and refused (a refusal is shown before any proof is asked for, so it is recorded on its own). */
+export async function recordRemovalRefused(services: Services, input: z.input<typeof removalRefusedInput>): Promise<void> {
+  const { accountId, credentialId, refusal, acting } = removalRefusedInput.parse(input);
+  await recordAudit(services.db, 'factor.removal_refused', auditOf(accountId, acting), { credential: credentialId, refusal });
 }
