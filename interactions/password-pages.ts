@@ -38,7 +38,7 @@ const resetForm = z.object({ token: z.string().max(256), password: z.string().ma
 
 const minutesOf = (seconds: number) => Math.max(1, Math.ceil(seconds / 60));
 
-export function passwordRoutes(services: Services): Router {
+export function forgotPasswordRoutes(services: Services): Router {
   const router = new Router();
 
   router.use(async (ctx, next) => {

@@ -12,7 +12,8 @@
  * the intruder holds must stop working at once.
  *
  * A person changing their own password may keep the session they did it in
- * (`keepSessionUid`); its apps' tokens are revoked all the same.
+ * (`keepSessionUid`); its apps' tokens are revoked all the same. They may
+ * also choose to stay signed in everywhere (`endOtherSessions: false`).
  *
  * Second factors are untouched: a reset never removes or skips them.
  *
@@ -27,7 +28,7 @@ import type { MessageRef } from '../i18n/catalogue.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { checkAccountPassword, type PasswordServices } from './new-password.ts';
 import type { PasswordRefusal } from './password-rules.ts';
-import { notifySessionsEnded, revokeAccountAccess, type EndedSession } from './end-sessions.ts';
+import { notifySessionsEnded, revokeAccountAccess, type EndedSession, type RevokedAccess } from './end-sessions.ts';
 import { sendSecurityNotice, type SecurityEvent } from '../messaging/security-notices.ts';
 
 export const passwordChangeSchema = z
@@ -41,9 +42,15 @@ export const passwordChangeSchema = z
     actor: z.string().min(1).max(200),
     /** The uid of the session to keep signed in: only a person changing their own password keeps one. */
     keepSessionUid: z.string().min(1).max(200).optional(),
+    /**
+     * False: a person changing their own password chose to stay signed in elsewhere too; no session, grant or token
+     * is touched. An administrator's change and a reset always end them.
+     */
+    endOtherSessions: z.boolean().default(true),
   })
   .strict()
-  .refine((v) => v.keepSessionUid === undefined || v.via === 'self', { message: 'only a person changing their own password keeps a session', path: ['keepSessionUid'] });
+  .refine((v) => v.keepSessionUid === undefined || v.via === 'self', { message: 'only a person changing their own password keeps a session', path: ['keepSessionUid'] })
+  .refine((v) => v.endOtherSessions || v.via === 'self', { message: 'only a person changing their own password keeps their other sessions', path: ['endOtherSessions'] });
 export type PasswordChangeInput = z.input<typeof passwordChangeSchema>;
 
 export type PasswordChangeResult =
@@ -78,7 +85,7 @@ export async function changePassword(services: PasswordChangeServices, input: Pa
     const issue = parsed.error.issues[0]!;
     return { ok: false, reason: 'invalid_input', message: `${issue.path.join('.') || 'input'}: ${issue.message}` };
   }
-  const { accountId, password, via, actor, keepSessionUid } = parsed.data;
+  const { accountId, password, via, actor, keepSessionUid, endOtherSessions } = parsed.data;
   const account = await services.db.selectFrom('accounts').select(['id', 'username', 'email', 'display_name']).where('id', '=', accountId).executeTakeFirst();
   if (!account) return { ok: false, reason: 'unknown_account' };
   const verdict = await checkAccountPassword(services, account, password);
@@ -90,7 +97,7 @@ export async function changePassword(services: PasswordChangeServices, input: Pa
   try {
     outcome = await services.db.transaction().execute(async (trx) => {
       if (options.guard && !(await options.guard(trx))) throw new GuardRefused();
-      const done = await setPassword(trx, accountId, hashed, keepSessionUid, via === 'reset_link');
+      const done = await setPassword(trx, accountId, hashed, { keepSessionUid, endSessions: endOtherSessions, revokeDevices: via === 'reset_link' });
       if (done) {
         await recordAudit(trx, 'account.password_set', who, {
           via,
@@ -98,6 +105,7 @@ export async function changePassword(services: PasswordChangeServices, input: Pa
           revoked: done.access.revoked,
           devicesRevoked: done.devicesRevoked,
           ...(keepSessionUid ? { keptSession: keepSessionUid } : {}),
+          ...(endOtherSessions ? {} : { keptOtherSessions: true }),
         });
       }
       return done;
@@ -113,11 +121,12 @@ export async function changePassword(services: PasswordChangeServices, input: Pa
 }
 
 /** The new hash and everything it ends, in the caller's transaction; undefined when the account is gone. */
-async function setPassword(trx: Kysely<Database>, accountId: string, hashed: string, keepSessionUid: string | undefined, revokeDevices: boolean) {
+async function setPassword(trx: Kysely<Database>, accountId: string, hashed: string, options: { keepSessionUid?: string; endSessions: boolean; revokeDevices: boolean }) {
+  const { keepSessionUid, revokeDevices } = options;
   const now = new Date();
   const updated = await trx.updateTable('accounts').set({ password_hash: hashed, password_changed_at: now, updated_at: now }).where('id', '=', accountId).executeTakeFirst();
   if (Number(updated.numUpdatedRows) === 0) return undefined;
-  const access = await revokeAccountAccess(trx, accountId, { keepSessionUid });
+  const access: RevokedAccess = options.endSessions ? await revokeAccountAccess(trx, accountId, { keepSessionUid }) : { sessions: [], revoked: 0 };
   // Every change voids them through their binding; a reset revokes them outright too, so no list shows them as
   // anything but ended, whatever becomes of the binding.
   const devices = revokeDevices
