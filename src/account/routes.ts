@@ -20,8 +20,9 @@ import { backupCodeRoutes } from './pages/backup-codes.ts';
 import { deviceRoutes } from './pages/devices.ts';
 import { sessionRoutes } from './pages/sessions.ts';
 import { appRoutes } from './pages/apps.ts';
+import { passwordPageRoutes } from './pages/password.ts';
 
-const SECTIONS: Array<(router: Router, deps: AccountDeps) => void> = [overviewRoutes, methodRoutes, backupCodeRoutes, deviceRoutes, sessionRoutes, appRoutes];
+const SECTIONS: Array<(router: Router, deps: AccountDeps) => void> = [overviewRoutes, methodRoutes, backupCodeRoutes, deviceRoutes, sessionRoutes, appRoutes, passwordPageRoutes];
 
 export function accountRoutes(services: Services): Router {
   const deps: AccountDeps = { services, link: new ProviderLink(services.config.ISSUER, services.config.TRUST_PROXY) };

@@ -172,6 +172,17 @@ export interface ChallengeCodesTable {
   used_at: NullableTimestamp;
 }
 
+/** Password reset links, as keyed hashes of their tokens. Migration 0015. */
+export interface PasswordResetsTable {
+  id: string;
+  account_id: string;
+  token_hash: string;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  voided_at: NullableTimestamp;
+}
+
 export interface InteractionStateTable {
   /** A keyed hash of the interaction's uid (InteractionState.of). */
   uid: string;
@@ -233,6 +244,7 @@ export interface Database {
   credentials: CredentialsTable;
   one_time_codes: OneTimeCodesTable;
   challenge_codes: ChallengeCodesTable;
+  password_resets: PasswordResetsTable;
   interaction_state: InteractionStateTable;
   session_evidence: SessionEvidenceTable;
   accounts: AccountsTable;

@@ -123,7 +123,7 @@ describe('twofold on PGlite', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
 
-    const added = await ok(['user', 'add', 'bob', '--password-stdin'], env, 'bob password 1\n');
+    const added = await ok(['user', 'add', 'bob', '--password-stdin'], env, 'bob password one two\n');
     expect(added.stdout).toMatch(/^created user bob /);
     // The provider holds the folder and advertises its socket.
     const lock = JSON.parse(fs.readFileSync(lockFile, 'utf8')) as { pid: number; socket?: string };
@@ -312,7 +312,7 @@ describePostgres('twofold on PostgreSQL', () => {
     expectOneLineError(await twofold(['user', 'list'], env), 1, /needs migrations .*twofold migrate/);
     expect((await ok(['migrate'], env)).stdout).toMatch(/^applied 0001_initial/);
     expect((await ok(['migrate'], env)).stdout).toBe('the database is up to date\n');
-    await ok(['user', 'add', 'carol', '--password-stdin'], env, 'carol password\n');
+    await ok(['user', 'add', 'carol', '--password-stdin'], env, 'a passphrase for c\n');
     const users = JSON.parse((await ok(['user', 'list', '--json'], env)).stdout) as Array<{ username: string; has_password: boolean }>;
     expect(users).toEqual([expect.objectContaining({ username: 'carol', has_password: true })]);
     // PostgreSQL needs no data folder.

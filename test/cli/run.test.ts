@@ -206,7 +206,7 @@ for (const kind of DIALECTS) {
       expectOneLineError(await run(['user', 'add', 'carol', '--email', 'ALICE@example.test']), 1, /already exists/);
       expectOneLineError(await run(['user', 'add', 'bad name']), 1, /username: /);
       expectOneLineError(await run(['user', 'add', 'carol', '--email', 'not-an-email']), 1, /--email: a valid email address/);
-      expectOneLineError(await run(['user', 'add', 'carol', '--password-stdin'], 'short\n'), 1, /password: at least 8 characters/);
+      expectOneLineError(await run(['user', 'add', 'carol', '--password-stdin'], 'short\n'), 1, /password refused: Use at least 15 characters/);
       expectOneLineError(await run(['user', 'add', 'carol', '--password-stdin']), 1, /no password on standard input/);
       expect((await ok(['user', 'list', '--json'])).json<unknown[]>()).toHaveLength(2);
     });
