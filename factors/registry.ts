@@ -71,9 +71,9 @@ export class FactorRegistry {
         throw new FactorRegistryError(`factor ${factor.id}: a first factor implements beginFirstFactor and identify`);
       }
       if (factor.firstFactor && factor.recoveryOnly) throw new FactorRegistryError(`factor ${factor.id}: a recovery-only factor cannot be a first factor`);
-      if (factor.offerAfterFirstEnrolment) {
+      if (factor.offerAfterFirstEnrollment) {
         // The sign-in offers one page after a first enrolment; two candidates would need an order nobody chose.
-        const other = [...this.#factors.values()].find((r) => r.factor.offerAfterFirstEnrolment);
+        const other = [...this.#factors.values()].find((r) => r.factor.offerAfterFirstEnrollment);
         if (other) throw new FactorRegistryError(`factor ${factor.id}: only one factor may be offered after a first enrolment (${other.factor.id} is)`);
         if (factor.firstFactor) throw new FactorRegistryError(`factor ${factor.id}: a first factor is not offered after a first enrolment`);
       }
@@ -120,8 +120,8 @@ export class FactorRegistry {
   }
 
   /** The factor offered once after a first enrolment (backup codes), if one is registered. */
-  offeredAfterFirstEnrolment(): RegisteredFactor<any> | undefined {
-    return this.all().find((r) => r.factor.offerAfterFirstEnrolment);
+  offeredAfterFirstEnrollment(): RegisteredFactor<any> | undefined {
+    return this.all().find((r) => r.factor.offerAfterFirstEnrollment);
   }
 
   /** Every factor's browser files, by the name they are served under at /assets/. */

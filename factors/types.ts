@@ -32,7 +32,7 @@
  * - FailureReason `unavailable`: the factor's channel failed (a mail server or SMS gateway refused or
  *   timed out); nothing was sent or stored.
  *
- * Later additive fields, so the interaction code names no factor: `offerAfterFirstEnrolment` (the
+ * Later additive fields, so the interaction code names no factor: `offerAfterFirstEnrollment` (the
  * page offered after a first enrolment) and `enrollPage` (the enrolment page's title and introduction).
  *
  * Contract version 2 (issue 16), not additive: every text a factor gives a person is a message key
@@ -298,7 +298,7 @@ export interface FactorDescriptor<S = unknown> {
    * credential of this one (backup codes: so a lost device is not a lockout). At most one factor
    * may say so (the registry checks at boot). Default false.
    */
-  offerAfterFirstEnrolment?: boolean;
+  offerAfterFirstEnrollment?: boolean;
   /**
    * How the enrolment page presents this factor when it is not a setup: its title (a key of its
    * catalogue), and whether the usual introduction ("Your account needs a second step… Set up

@@ -225,7 +225,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   if (offered) delete signIn.data.offerFollowUp;
   else {
     // After a first enrolment, the factor the registry offers next (backup codes), unless the account has it.
-    const next = engine.registry.offeredAfterFirstEnrolment();
+    const next = engine.registry.offeredAfterFirstEnrollment();
     if (next && next.factor.id !== factorId && !(await engine.store.list(signIn.account.id, next.factor.id)).length) signIn.data.offerFollowUp = next.factor.id;
   }
   await proceed(ctx, deps, details, signIn);

@@ -166,8 +166,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
     test('says how the interaction pages present it through descriptor fields (they name no factor)', () => {
       // Offered after a first enrolment (backup codes): a fallback saved once, never a first factor.
-      expect(['boolean', 'undefined']).toContain(typeof factor.offerAfterFirstEnrolment);
-      if (factor.offerAfterFirstEnrolment) expect(factor.firstFactor).toBe(false);
+      expect(['boolean', 'undefined']).toContain(typeof factor.offerAfterFirstEnrollment);
+      if (factor.offerAfterFirstEnrollment) expect(factor.firstFactor).toBe(false);
       if (factor.enrollPage !== undefined) {
         expectMessage(factor.enrollPage.title);
         expect(typeof factor.enrollPage.intro).toBe('boolean');
@@ -297,7 +297,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         return engine.store.list(s.account.id, factor.id);
       }
 
-      async function enrol(s: Scenario): Promise<{ credential: Credential; outcome: EnrollOutcome & { ok: true }; input: Input }> {
+      async function enroll(s: Scenario): Promise<{ credential: Credential; outcome: EnrollOutcome & { ok: true }; input: Input }> {
         const view = await engine.beginEnrollment(factor.id, s.account, s.state);
         const input = await s.driver.enrollmentInput(view, stepFor(s, 'enroll'));
         const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, input, s.audit);
@@ -358,7 +358,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const wrong = await s.driver.wrongEnrollmentInput(view, stepFor(s, 'enroll'));
         if (wrong === null) {
           // Nothing to prove, so nothing may be claimed: such an enrolment is no evidence.
-          const { outcome } = await enrol(s);
+          const { outcome } = await enroll(s);
           expect(outcome.evidence).toBeUndefined();
           return;
         }
@@ -391,14 +391,14 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('challenge: beginChallenge returns a partial named <id>/… that renders', async () => {
         const s = await scenario();
-        await enrol(s);
+        await enroll(s);
         const view = await engine.beginChallenge(factor.id, s.account, s.state);
         expectRenders(view, 'second-factor');
       });
 
       test("verify: a valid input succeeds with evidence of the factor's kinds and amr", async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const input = await challengeInput(s, credential);
         const before = Math.floor(Date.now() / 1000);
         const outcome = await verify(s, input);
@@ -418,7 +418,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test("verify: a wrong or malformed input is refused as a value ('wrong' or 'invalid_input')", async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const view = await engine.beginChallenge(factor.id, s.account, s.state);
         const wrong = await s.driver.invalidChallengeInput(credential, view, stepFor(s, 'challenge'));
         for (const input of [wrong, {}, { code: '' }, { code: 'x'.repeat(4096), response: 'x'.repeat(4096) }]) {
@@ -431,14 +431,14 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('the proof that completed enrolment does not also pass a challenge', async () => {
         const s = await scenario();
-        const { credential, input } = await enrol(s);
+        const { credential, input } = await enroll(s);
         expectUserFailure(await verify(s, input));
         expect(credential.factorId).toBe(factor.id);
       });
 
       test('a valid input replayed is refused', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const input = await challengeInput(s, credential);
         expect((await verify(s, input)).ok).toBe(true);
         expectUserFailure(await verify(s, input));
@@ -451,7 +451,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('one valid input used three times at once (twice in its interaction, once in another): exactly one succeeds', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const other = newState();
         // The other interaction has a challenge of its own, so only the replay protection stops it there.
         await engine.beginChallenge(factor.id, s.account, other);
@@ -462,14 +462,14 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('verify without a credential is not_enrolled, and one account cannot use another account’s credential', async () => {
         const owner = await scenario();
-        const { credential } = await enrol(owner);
+        const { credential } = await enroll(owner);
         const other = await scenario();
         expect(await verify(other, await challengeInput(owner, credential, other.state))).toEqual({ ok: false, reason: 'not_enrolled' });
       });
 
       test('a credential can be renamed by its owner only', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const other = await scenario();
         expect(await engine.store.rename(other.account.id, credential.id, 'Stolen')).toBe(false);
         expect(await engine.store.rename(s.account.id, credential.id, 'Work phone')).toBe(true);
@@ -480,7 +480,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('a credential can be removed by its owner only; afterwards verify is not_enrolled', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const input = await challengeInput(s, credential);
         const other = await scenario();
         expect(await engine.remove(other.account.id, credential.id, other.audit)).toBe(false);
@@ -514,7 +514,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('first factor: the login view renders, and the input alone identifies the account', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const state = newState();
         const login = await engine.beginFirstFactor(factor.id, state);
         expectRenders(login, 'login');
@@ -528,7 +528,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('first factor: a replayed or malformed input is refused, in its interaction and in another', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const { state, input } = await firstFactorInput(s, credential);
         expect((await engine.verifyFirstFactor(factor.id, state, input, s.audit)).ok).toBe(true);
         expectUserFailure(await engine.verifyFirstFactor(factor.id, state, input, s.audit));
@@ -542,7 +542,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('first factor: a removed credential or a disabled account signs nobody in', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const before = await firstFactorInput(s, credential);
         await setDisabled(opened.services.db, s.account.id, true);
         expect(await engine.verifyFirstFactor(factor.id, before.state, before.input, s.audit)).toMatchObject({ ok: false, reason: 'wrong' });
