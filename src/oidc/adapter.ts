@@ -201,6 +201,8 @@ export async function purgeExpired(db: Kysely<Database>, graceSeconds = 60, batc
   }
   await db.deleteFrom('rate_limits').where('expires_at', '<', cutoff).execute();
   await db.deleteFrom('challenge_codes').where('expires_at', '<', cutoff).execute();
+  await db.deleteFrom('factor_answers').where('expires_at', '<', cutoff).execute();
+  await db.deleteFrom('factor_nonces').where('expires_at', '<', cutoff).execute();
   return total;
 }
 

@@ -282,15 +282,20 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
           async act(action, input = {}) {
             const outcome = await engine.act(factor.id, step, s.account, state, action, input, s.audit);
             if (!outcome.ok) throw new Error(`action ${action} failed: ${JSON.stringify(outcome)}`);
-            return step === 'enroll' ? engine.beginEnrollment(factor.id, s.account, state) : engine.beginChallenge(factor.id, s.account, state);
+            return step === 'enroll' ? engine.beginEnrollment(factor.id, s.account, state) : showChallenge(s.account, state);
           },
         };
       }
 
       /** Begins a challenge in `state` (as the sign-in page does) and answers it for `credential`. */
       async function challengeInput(s: Scenario, credential: Credential, state = s.state): Promise<Input> {
-        const view = await engine.beginChallenge(factor.id, s.account, state);
+        const view = await showChallenge(s.account, state);
         return s.driver.validChallengeInput(credential, view, stepFor(s, 'challenge', state));
+      }
+
+      /** The step's challenge as the page shows it: begun once, then shown again from the interaction's state. */
+      async function showChallenge(account: Account, state: InteractionState): Promise<StepView> {
+        return (await engine.challenge(factor.id, account, state)).view;
       }
 
       async function credentials(s: Scenario): Promise<Credential[]> {
@@ -392,7 +397,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test('challenge: beginChallenge returns a partial named <id>/… that renders', async () => {
         const s = await scenario();
         await enroll(s);
-        const view = await engine.beginChallenge(factor.id, s.account, s.state);
+        const view = await showChallenge(s.account, s.state);
         expectRenders(view, 'second-factor');
       });
 
@@ -419,7 +424,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       test("verify: a wrong or malformed input is refused as a value ('wrong' or 'invalid_input')", async () => {
         const s = await scenario();
         const { credential } = await enroll(s);
-        const view = await engine.beginChallenge(factor.id, s.account, s.state);
+        const view = await showChallenge(s.account, s.state);
         const wrong = await s.driver.invalidChallengeInput(credential, view, stepFor(s, 'challenge'));
         for (const input of [wrong, {}, { code: '' }, { code: 'x'.repeat(4096), response: 'x'.repeat(4096) }]) {
           expectUserFailure(await verify(s, input), ['wrong', 'invalid_input']);
@@ -443,7 +448,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         expect((await verify(s, input)).ok).toBe(true);
         expectUserFailure(await verify(s, input));
         // Nor after a new challenge in the same interaction.
-        await engine.beginChallenge(factor.id, s.account, s.state);
+        await showChallenge(s.account, s.state);
         expectUserFailure(await verify(s, input));
         // Nor in another interaction.
         expectUserFailure(await verify(s, input, newState()));
@@ -454,7 +459,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const { credential } = await enroll(s);
         const other = newState();
         // The other interaction has a challenge of its own, so only the replay protection stops it there.
-        await engine.beginChallenge(factor.id, s.account, other);
+        await showChallenge(s.account, other);
         const input = await challengeInput(s, credential);
         const outcomes = await Promise.all([verify(s, input), verify(s, input), verify(s, input, other)]);
         expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
