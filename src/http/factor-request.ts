@@ -14,11 +14,6 @@ export const FACTOR_BODY_LIMIT = 16 * 1024;
 const MAX_FIELDS = 64;
 const MAX_VALUE = 4096;
 
-/** Header names a factor may declare: never the browser's cookies, which carry its session. */
-export function declarableHeader(name: string): boolean {
-  return /^[a-z0-9][a-z0-9-]{0,63}$/.test(name) && name !== 'cookie' && name !== 'set-cookie';
-}
-
 function fields(entries: Iterable<[string, unknown]>): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   let n = 0;

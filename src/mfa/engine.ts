@@ -76,6 +76,9 @@ export type CallbackOutcome = CallbackResult;
 
 const begunKey = (factorId: string) => `begun:${factorId}`;
 
+/** A waiting challenge that ended unanswered. */
+const EXPIRED_WAIT: Failure = { ok: false, reason: 'expired', message: { key: 'wait.expired' } };
+
 /** Before a first factor identifies the account there is no one to send a code to. */
 const NO_ACCOUNT_CODES: FactorServices['outOfBand'] = {
   channels: [],
@@ -204,7 +207,7 @@ export class FactorEngine {
     if (begun) {
       if (begun.over) return { view: begun.view, waits, expiresAt: begun.expiresAt, over: begun.over };
       if (begun.expiresAt === undefined || begun.expiresAt > now) return { view: begun.view, waits, expiresAt: begun.expiresAt };
-      if (waits) return { view: begun.view, waits, expiresAt: begun.expiresAt, over: { ok: false, reason: 'expired' } };
+      if (waits) return { view: begun.view, waits, expiresAt: begun.expiresAt, over: EXPIRED_WAIT };
     }
     const { db } = this.services;
     if (waits) {
@@ -351,12 +354,18 @@ export class FactorEngine {
     if (!result.ok && result.reason === 'pending') {
       this.#pendingAllowed(r);
       if (begun.expiresAt !== undefined && begun.expiresAt <= this.services.clock.now().getTime()) {
-        const expired: Failure = { ok: false, reason: 'expired' };
+        const expired = EXPIRED_WAIT;
         await recordAudit(db, 'factor.failed', { ...audit, accountId: account.id }, { factor: r.factor.id, reason: 'expired' });
         await this.#settle(r, state, expired);
         return expired;
       }
       return { ok: false, reason: 'pending', expiresAt: begun.expiresAt };
+    }
+    // Only an answer that could be a guess's is counted: a success (given back) or a wrong one; an expiry or a spent answer is no guess.
+    if (!result.ok && result.reason !== 'wrong' && result.reason !== 'suspected_clone') {
+      const outcome = await this.#conclude(r, account, credentials, result, audit, used);
+      await this.#settle(r, state, outcome);
+      return outcome;
     }
     let counted = verdict;
     if (!counted) {

@@ -26,8 +26,8 @@ export interface TransportRequest {
 export interface TransportResponse {
   status: number;
   headers: Record<string, string>;
-  /** The body as it arrives; the service stops reading past the size limit. */
-  body: AsyncIterable<Uint8Array> | null;
+  /** The body as it arrives (chunks); the service stops reading past the size limit. */
+  body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | null;
 }
 
 export type HttpTransport = (request: TransportRequest) => Promise<TransportResponse>;
@@ -54,7 +54,7 @@ function clamp(value: number | undefined, fallback: number, max: number): number
 }
 
 /** Reads at most `limit` bytes; undefined when there are more. */
-async function readLimited(body: AsyncIterable<Uint8Array> | null, limit: number, signal: AbortSignal): Promise<Buffer | undefined> {
+async function readLimited(body: TransportResponse['body'], limit: number, signal: AbortSignal): Promise<Buffer | undefined> {
   if (!body) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   let size = 0;

@@ -22,6 +22,17 @@
  * it) is driven through `step.act`, as the page's buttons do; one that needs
  * configuration (an SMTP server, an SMS gateway) names it in `env`.
  *
+ * A factor that waits (its answer arrives outside the page, `waits: true`) is
+ * also held to what waiting promises: checks before the answer are pending and
+ * cost no guess however often they come, a definitive failure costs one, a
+ * guess answered pending keeps its count, the wait ends at the challenge's
+ * expiry, and a challenge is begun once per step (shown again, not begun
+ * again). A factor with a callback route proves its callback refuses forged,
+ * malformed and replayed calls; the driver makes the calls its server would
+ * (`callbackFor`) and the kit sends them through the engine, as the route does.
+ * A factor whose `http` calls reach a service names the stand-in for that
+ * service (`transport`), which gets what the service would.
+ *
  * Every text is a message key: the kit checks that the factor's English
  * messages hold its label and description, that every key its views, buttons,
  * failures and notices name exists with the parameters it needs, and renders
@@ -40,13 +51,15 @@ import { DIALECTS, createTestDatabase, type TestDatabase } from '../../helpers/d
 import type { DatabaseKind } from '../../../src/db/database.ts';
 import { testConfig } from '../../helpers/server.ts';
 import { openServices, type Opened } from '../../../src/bootstrap.ts';
-import { FactorEngine, type EnrollOutcome, type VerifyOutcome } from '../../../src/mfa/engine.ts';
+import { FactorEngine, type CallbackOutcome, type EnrollOutcome, type VerifyOutcome } from '../../../src/mfa/engine.ts';
+import type { HttpTransport } from '../../../src/mfa/factor-http.ts';
+import { ManualClock } from '../../helpers/clock.ts';
 import { InteractionState } from '../../../src/mfa/step-state.ts';
 import { createAccount, setDisabled } from '../../../src/accounts/accounts.ts';
 import { listAudit } from '../../../src/security/audit.ts';
 import { Views } from '../../../interactions/render.ts';
 import { FACTORS, FactorRegistry } from '../../../factors/registry.ts';
-import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type MessageRef, type StepView } from '../../../factors/types.ts';
+import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type FactorRequest, type MessageRef, type StepView } from '../../../factors/types.ts';
 import { Catalogue } from '../../../src/i18n/catalogue.ts';
 import type { Account } from '../../../src/db/schema.ts';
 import type { AuditContext } from '../../../src/security/audit.ts';
@@ -57,6 +70,10 @@ type MaybePromise<T> = T | Promise<T>;
 /** Presses a button of the current step that does not finish it (`action=<name>`), as the user would; returns the step as shown next. */
 export interface DriverStep {
   act(action: string, input?: Input): Promise<StepView>;
+  /** Delivers a server's call to the factor's callback route (through the engine, as the route does). */
+  callback(request: FactorRequest): Promise<CallbackOutcome | undefined>;
+  /** The time as the engine sees it (the kit moves it past a challenge's expiry): what a device signs its calls with. */
+  now(): Date;
 }
 
 /** How a user answers one factor; the only factor-specific part of the kit. */
@@ -80,6 +97,16 @@ export interface FactorDriver {
   invalidChallengeInput(credential: Credential, challenge: StepView, step: DriverStep): MaybePromise<Input>;
   /** First factors: a valid input for this credential answering `login` (what beginFirstFactor showed). */
   firstFactorInput?(credential: Credential, login: StepView): MaybePromise<Input>;
+  /**
+   * Factors with a callback route: the call its server makes answering `challenge` for this credential,
+   * `approve` proving it, `deny` refusing it (a person who says no). Made, not sent: the kit sends it.
+   */
+  callbackFor?(credential: Credential, challenge: StepView, answer: 'approve' | 'deny', step: DriverStep): MaybePromise<FactorRequest>;
+  /**
+   * What the factor's `http` calls reach (a stand-in for its push relay or vendor API); the same function
+   * for every test of a file. Without one, they go to the network.
+   */
+  transport?: HttpTransport;
 }
 
 const KINDS: FactorKind[] = ['know', 'have', 'are'];
@@ -90,16 +117,18 @@ const USER_FAILURES = ['wrong', 'expired', 'already_used', 'locked', 'invalid_in
  * call in the file (a file may check a factor under several settings). Opened
  * on first use, closed after the file's last test.
  */
-const shared = new Map<string, Promise<{ database: TestDatabase; opened: Opened }>>();
+const shared = new Map<string, Promise<{ database: TestDatabase; opened: Opened; clock: ManualClock }>>();
 
-function sharedServices(kind: DatabaseKind, env: Record<string, string> = {}): Promise<{ database: TestDatabase; opened: Opened }> {
-  const key = `${kind} ${JSON.stringify(env)}`;
+function sharedServices(kind: DatabaseKind, env: Record<string, string> = {}, transport?: HttpTransport): Promise<{ database: TestDatabase; opened: Opened; clock: ManualClock }> {
+  const key = `${kind} ${JSON.stringify(env)} ${transport ? 'transport' : ''}`;
   let entry = shared.get(key);
   if (!entry) {
     entry = (async () => {
       const database = await createTestDatabase(kind);
-      const opened = await openServices(testConfig(39_999, env), { handle: database, migrate: true });
-      return { database, opened };
+      // A clock the tests of a waiting factor move past a challenge's expiry.
+      const clock = new ManualClock();
+      const opened = await openServices(testConfig(39_999, env), { handle: database, migrate: true, clock, httpTransport: transport });
+      return { database, opened, clock };
     })();
     shared.set(key, entry);
   }
@@ -193,6 +222,19 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       }
     });
 
+    test('declares the routes it handles, and a waiting factor with a way to be answered', () => {
+      expect(['boolean', 'undefined']).toContain(typeof factor.waits);
+      expect(typeof factor.handleReturn === 'function').toBe(factor.routes?.return !== undefined);
+      expect(typeof factor.handleCallback === 'function').toBe(factor.routes?.callback !== undefined);
+      for (const header of [...(factor.routes?.return?.headers ?? []), ...(factor.routes?.callback?.headers ?? [])]) {
+        expect(header).toMatch(/^[a-z0-9][a-z0-9-]*$/);
+        expect(header).not.toBe('cookie');
+      }
+      // Its answer has to arrive somewhere: a callback, a return, or a driver that says how (the kit then tests it).
+      if (factor.waits) expect(factor.routes?.callback || factor.routes?.return).toBeTruthy();
+      if (factor.routes?.callback) expect(typeof probe.callbackFor).toBe('function');
+    });
+
     test('contributes only amr values registered in RFC 8176 (and never claims mfa by itself)', () => {
       expect(factor.amr.length).toBeGreaterThan(0);
       for (const amr of factor.amr) expect(AMR_VALUES).toContain(amr);
@@ -215,9 +257,10 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       let opened: Opened;
       let engine: FactorEngine;
       let views: Views;
+      let clock: ManualClock;
 
       beforeAll(async () => {
-        ({ opened } = await sharedServices(kind, probe.env));
+        ({ opened, clock } = await sharedServices(kind, probe.env, probe.transport));
         // The engine over just this factor: a third-party factor need not be in FACTORS.
         engine = new FactorEngine(opened.services, new FactorRegistry([factor], operatorSettings));
         views = new Views(undefined, undefined, catalogue);
@@ -284,6 +327,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
             if (!outcome.ok) throw new Error(`action ${action} failed: ${JSON.stringify(outcome)}`);
             return step === 'enroll' ? engine.beginEnrollment(factor.id, s.account, state) : showChallenge(s.account, state);
           },
+          callback: (request) => engine.handleCallback(factor.id, request, { ip: '203.0.113.9', userAgent: 'contract-kit' }),
+          now: () => clock.now(),
         };
       }
 
@@ -293,8 +338,14 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         return s.driver.validChallengeInput(credential, view, stepFor(s, 'challenge', state));
       }
 
-      /** The step's challenge as the page shows it: begun once, then shown again from the interaction's state. */
+      /**
+       * The step's challenge as the page shows it: begun once, then shown again from the interaction's
+       * state. A waiting challenge that ended (denied, expired) is started again, as the person would.
+       */
       async function showChallenge(account: Account, state: InteractionState): Promise<StepView> {
+        const step = await engine.challenge(factor.id, account, state);
+        if (!step.over) return step.view;
+        await engine.restartChallenge(factor.id, state);
         return (await engine.challenge(factor.id, account, state)).view;
       }
 
@@ -328,6 +379,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       /** A failure the person can cause, its message (if any) one the catalogue has. */
       function expectUserFailure(outcome: { ok: boolean; reason?: string; message?: MessageRef }, reasons = USER_FAILURES) {
+        // A waiting factor ignores what the browser sends: an answer not given yet is no proof either.
+        if (factor.waits && outcome.reason === 'pending') reasons = [...reasons, 'pending'];
         expect(outcome.ok).toBe(false);
         expect(reasons).toContain(outcome.reason);
         if (outcome.message !== undefined) expectMessage(outcome.message);
@@ -426,8 +479,10 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const { credential } = await enroll(s);
         const view = await showChallenge(s.account, s.state);
         const wrong = await s.driver.invalidChallengeInput(credential, view, stepFor(s, 'challenge'));
-        for (const input of [wrong, {}, { code: '' }, { code: 'x'.repeat(4096), response: 'x'.repeat(4096) }]) {
-          expectUserFailure(await verify(s, input), ['wrong', 'invalid_input']);
+        expectUserFailure(await verify(s, wrong), ['wrong', 'invalid_input']);
+        for (const input of [{}, { code: '' }, { code: 'x'.repeat(4096), response: 'x'.repeat(4096) }] as Input[]) {
+          // A waiting factor's answer comes from elsewhere; once it is spent, what the form says proves nothing either.
+          expectUserFailure(await verify(s, input), factor.waits ? USER_FAILURES : ['wrong', 'invalid_input']);
         }
         expect(await auditTypes(s)).toContain('factor.failed');
         // The failures did not spend the credential: a valid input still works.
@@ -496,6 +551,136 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         expect(await verify(s, input)).toEqual({ ok: false, reason: 'not_enrolled' });
         expect(await auditTypes(s)).toContain('factor.removed');
       });
+
+      test('begun once: showing the step again shows the same challenge and begins nothing new', async () => {
+        const s = await scenario();
+        await enroll(s);
+        const calls = async () => (await listAudit(opened.services.db, { accountId: s.account.id })).filter((e) => e.type === 'factor.http').length;
+        const first = await engine.challenge(factor.id, s.account, s.state);
+        const reached = await calls();
+        const again = await engine.challenge(factor.id, s.account, s.state);
+        expect(again).toEqual(first);
+        // Nothing went out twice (no second push, no second call to a vendor).
+        expect(await calls()).toBe(reached);
+        // Another interaction begins its own (a waiting factor's is a new question).
+        if (factor.waits) expect((await engine.challenge(factor.id, s.account, newState())).view).not.toEqual(first.view);
+      });
+
+      if (factor.waits) {
+        /** The account's throttle counters, as the database holds them. */
+        async function counters(s: Scenario): Promise<Array<{ key: string; points: number }>> {
+          const rows = await opened.services.db.selectFrom('rate_limits').select(['key', 'points']).where('key', 'like', `%${s.account.id}%`).orderBy('key').execute();
+          return rows.filter((r) => !r.key.startsWith('wait:'));
+        }
+        const failures = async (s: Scenario) => (await counters(s)).find((c) => c.key.startsWith(`mfa:acct:5m:${s.account.id}:`))?.points ?? 0;
+        const check = (s: Scenario, state = s.state) => engine.check(factor.id, s.account, state, s.audit);
+
+        test('waits: before the answer a check is pending and costs no guess, however often; the answer then proves once', async () => {
+          const s = await scenario();
+          const { credential } = await enroll(s);
+          const step = await engine.challenge(factor.id, s.account, s.state);
+          expect(step.waits).toBe(true);
+          expect(step.expiresAt).toBeGreaterThan(clock.now().getTime());
+          expectRenders(step.view, 'second-factor');
+          const before = await counters(s);
+          for (let i = 0; i < 25; i++) expect(await check(s)).toMatchObject({ ok: false, reason: 'pending' });
+          expect(await counters(s)).toEqual(before);
+          await s.driver.validChallengeInput(credential, step.view, stepFor(s, 'challenge'));
+          const proved = await check(s);
+          expect(proved).toMatchObject({ ok: true, evidence: { factor: factor.id, credentialId: credential.id } });
+          if (proved.ok) expectWithin(proved.evidence.amr, factor.amr);
+          expect(await counters(s)).toEqual(before);
+          expectUserFailure(await check(s));
+          expect(await auditTypes(s)).toContain('factor.used');
+        });
+
+        test('waits: a definitive failure found by a check counts one failed guess, and the step offers to start again', async () => {
+          const s = await scenario();
+          const { credential } = await enroll(s);
+          const step = await engine.challenge(factor.id, s.account, s.state);
+          await s.driver.invalidChallengeInput(credential, step.view, stepFor(s, 'challenge'));
+          expectUserFailure(await check(s), ['wrong']);
+          expect(await failures(s)).toBe(1);
+          // The page says what happened and waits for the person: nothing is begun again by itself.
+          const over = await engine.challenge(factor.id, s.account, s.state);
+          expect(over.over).toMatchObject({ ok: false, reason: 'wrong' });
+          expect(await engine.challenge(factor.id, s.account, s.state)).toEqual(over);
+          await engine.restartChallenge(factor.id, s.state);
+          const fresh = await engine.challenge(factor.id, s.account, s.state);
+          expect(fresh.over).toBeUndefined();
+          expect(fresh.view).not.toEqual(step.view);
+        });
+
+        test('waits: a guess answered pending keeps its count (pending buys no free guesses)', async () => {
+          const s = await scenario();
+          await enroll(s);
+          await engine.challenge(factor.id, s.account, s.state);
+          for (let i = 1; i <= 3; i++) {
+            expect(await verify(s, { code: String(100000 + i) })).toMatchObject({ ok: false, reason: 'pending' });
+            expect(await failures(s)).toBe(i);
+          }
+        });
+
+        test("waits: the wait ends at the challenge's expiry: the check says expired, at no cost", async () => {
+          const s = await scenario();
+          await enroll(s);
+          const step = await engine.challenge(factor.id, s.account, s.state);
+          const before = await counters(s);
+          clock.advance(Math.ceil((step.expiresAt! - clock.now().getTime()) / 1000) + 1);
+          expectUserFailure(await check(s), ['expired']);
+          expect(await counters(s)).toEqual(before);
+          expect((await engine.challenge(factor.id, s.account, s.state)).over).toMatchObject({ reason: 'expired' });
+        });
+
+        test('waits: after "start again", an answer to the replaced challenge proves nothing', async () => {
+          const s = await scenario();
+          const { credential } = await enroll(s);
+          const old = await engine.challenge(factor.id, s.account, s.state);
+          await engine.restartChallenge(factor.id, s.state);
+          await engine.challenge(factor.id, s.account, s.state);
+          await s.driver.validChallengeInput(credential, old.view, stepFor(s, 'challenge'));
+          expect(await check(s)).toMatchObject({ ok: false, reason: 'pending' });
+        });
+      }
+
+      if (factor.routes?.callback) {
+        test('callback: a forged, malformed or replayed call is refused as a value; the genuine one is recorded once', async () => {
+          const s = await scenario();
+          const { credential } = await enroll(s);
+          const step = stepFor(s, 'challenge');
+          const view = await showChallenge(s.account, s.state);
+          const genuine = await s.driver.callbackFor!(credential, view, 'approve', step);
+          const flip = (text: string) => text.slice(0, -2) + (text.at(-2) === 'A' ? 'B' : 'A') + text.slice(-1);
+          const forged: FactorRequest[] = [
+            { ...genuine, body: flip(genuine.body) },
+            { ...genuine, headers: Object.fromEntries(Object.entries(genuine.headers).map(([k, v]) => [k, flip(v)])) },
+            { ...genuine, headers: {} },
+            { method: 'POST', query: {}, form: {}, body: '', headers: {} },
+            { method: 'POST', query: {}, form: {}, body: 'not json', headers: genuine.headers },
+            { method: 'POST', query: {}, form: {}, body: 'x'.repeat(16_000), headers: genuine.headers },
+          ];
+          for (const request of forged) expectUserFailure((await step.callback(request))!, USER_FAILURES);
+          expect(await auditTypes(s)).not.toContain('factor.callback');
+          if (factor.waits) expect(await engine.check(factor.id, s.account, s.state, s.audit)).toMatchObject({ ok: false, reason: 'pending' });
+          expect(await step.callback(genuine)).toMatchObject({ ok: true });
+          // The same call again, and the same call made anew (a new nonce) for an answered challenge.
+          expectUserFailure((await step.callback(genuine))!, ['already_used', 'expired']);
+          expectUserFailure((await step.callback(await s.driver.callbackFor!(credential, view, 'deny', step)))!, ['already_used', 'expired']);
+          expect((await verify(s, {})).ok).toBe(true);
+          expect(await auditTypes(s)).toContain('factor.callback');
+        });
+      }
+
+      if (factor.routes?.return) {
+        test('return: a malformed return is refused as a value and proves nothing', async () => {
+          const s = await scenario();
+          await enroll(s);
+          await showChallenge(s.account, s.state);
+          for (const query of [{}, { state: 'x'.repeat(4000) }, { code: '', state: '' }] as Array<Record<string, string>>) {
+            expectUserFailure(await engine.handleReturn(factor.id, s.account, s.state, { method: 'GET', query, form: {}, body: '', headers: {} }, s.audit));
+          }
+        });
+      }
 
       if (factor.act) {
         test('actions: an unknown action is refused as a value, and no action stores a credential', async () => {
