@@ -225,10 +225,11 @@ export type AnswerState =
 /** The callback's side of `Answers`: find the question a call answers, and record the answer once. */
 export interface AnswerDesk {
   /**
-   * The open question `id` of this factor (not answered, not expired), with the credential it was put
-   * to, its secret opened (to check the call's signature); undefined otherwise.
+   * The question `id` of this factor while it is open (unexpired), with the credential it was put to,
+   * its secret opened (to check the call's signature), and whether it was answered already (a call
+   * answering it again is refused by `answer`); undefined for an unknown or expired question.
    */
-  find(id: string): Promise<{ credential: Credential; data: Record<string, unknown>; expiresAt: Date } | undefined>;
+  find(id: string): Promise<{ credential: Credential; data: Record<string, unknown>; expiresAt: Date; answered: boolean } | undefined>;
   /** Records the answer while the question is open: true for exactly one caller. */
   answer(id: string, answer: Record<string, unknown>): Promise<boolean>;
 }

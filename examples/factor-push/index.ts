@@ -159,7 +159,7 @@ const push: Factor<PushSettings> = {
     if (!parsed.success || !/^\d{1,12}$/.test(timestamp) || !nonce || !signature) return { ok: false, reason: 'invalid_input' };
     const answer = parsed.data;
     const asked = await services.answers.find(answer.request);
-    // Unknown, answered or expired alike: the phone learns nothing about other requests.
+    // Unknown or expired alike: the caller learns nothing about other requests.
     if (!asked) return { ok: false, reason: 'expired' };
     const key = asked.credential.secret;
     if (!key || asked.credential.data.device !== answer.device) return { ok: false, reason: 'wrong' };

@@ -94,16 +94,15 @@ export class AnswerService {
         if (typeof id !== 'string' || !id || id.length > 128) return undefined;
         const row = await this.db
           .selectFrom('factor_answers')
-          .select(['account_id', 'credential_id', 'data', 'expires_at'])
+          .select(['account_id', 'credential_id', 'data', 'expires_at', 'answered_at'])
           .where('id', '=', this.#key(factorId, id))
           .where('factor_id', '=', factorId)
-          .where('answer', 'is', null)
           .where('expires_at', '>', this.clock.now())
           .executeTakeFirst();
         if (!row) return undefined;
         seen?.(row.account_id);
         const credential: Credential | undefined = (await this.store.list(row.account_id, factorId)).find((c) => c.id === row.credential_id);
-        return credential && { credential, data: row.data, expiresAt: new Date(row.expires_at) };
+        return credential && { credential, data: row.data, expiresAt: new Date(row.expires_at), answered: row.answered_at !== null };
       },
       answer: async (id, answer) => {
         if (typeof id !== 'string' || !id || id.length > 128) return false;
