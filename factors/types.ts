@@ -198,6 +198,12 @@ export interface FactorServices {
   answers: Answers;
   /** Outgoing HTTP calls, with a timeout, a size limit and an audit record; a factor never calls `fetch` itself. */
   http: FactorHttp;
+  /**
+   * Where the browser comes back to this challenge (`routes.return`): the absolute URL of
+   * /interaction/:uid/factor/<id>/return, given to beginChallenge (a factor sends it as its
+   * redirect URI and keeps it in step state if it needs it again).
+   */
+  returnUrl?: string;
 }
 
 /**

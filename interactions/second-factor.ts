@@ -111,7 +111,7 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     usable[0]!;
   const registered = engine.registry.get(factorId)!;
   // Begun once per step: a reload shows the same challenge (no second push, no new WebAuthn challenge).
-  const step = await engine.challenge(factorId, signIn.account, signIn.state, auditContext(ctx, details));
+  const step = await engine.challenge(factorId, signIn.account, signIn.state, auditContext(ctx, details), { returnUrl: `${deps.services.config.ISSUER}/interaction/${details.uid}/factor/${factorId}/return` });
   const adding = decision.adding === true;
   // A device stands in only for the factor that proved the sign-in that trusted it, never for a recovery code, so the box is not offered there.
   const trustDays = decision.trustedDeviceAllowed && !registered.factor.recoveryOnly ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;

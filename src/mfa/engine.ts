@@ -199,7 +199,7 @@ export class FactorEngine {
    * challenge reaches a person (a push), so beginning one is throttled per account and factor, and
    * one that ended is not begun again until they ask.
    */
-  async challenge(factorId: string, account: Account, state: InteractionState, audit: AuditContext = {}): Promise<ChallengeStep> {
+  async challenge(factorId: string, account: Account, state: InteractionState, audit: AuditContext = {}, where: { returnUrl?: string } = {}): Promise<ChallengeStep> {
     const r = this.#require(factorId);
     const waits = r.factor.waits === true;
     const now = this.services.clock.now().getTime();
@@ -218,7 +218,9 @@ export class FactorEngine {
       }
     }
     const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
-    const { expiresAt, ...view } = await r.factor.beginChallenge(this.#context(r, factorAccount(account), state, audit), credentials);
+    const ctx = this.#context(r, factorAccount(account), state, audit);
+    if (r.factor.routes?.return && where.returnUrl) ctx.services.returnUrl = where.returnUrl;
+    const { expiresAt, ...view } = await r.factor.beginChallenge(ctx, credentials);
     if (expiresAt !== undefined && !(expiresAt instanceof Date && Number.isFinite(expiresAt.getTime()))) throw new Error(`factor ${factorId}: its challenge view's expiresAt is not a Date`);
     if (waits && !expiresAt) throw new Error(`factor ${factorId} waits, so its challenge view says when it ends (expiresAt)`);
     const record: Begun = { view, ...(expiresAt ? { expiresAt: expiresAt.getTime() } : {}) };

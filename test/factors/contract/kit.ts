@@ -30,6 +30,8 @@
  * again). A factor with a callback route proves its callback refuses forged,
  * malformed and replayed calls; the driver makes the calls its server would
  * (`callbackFor`) and the kit sends them through the engine, as the route does.
+ * (A browser return route is proven end to end, with a factor proved at
+ * another site: test/e2e/factor-return.test.ts.)
  * A factor whose `http` calls reach a service names the stand-in for that
  * service (`transport`), which gets what the service would.
  *
@@ -668,17 +670,6 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
           expectUserFailure((await step.callback(await s.driver.callbackFor!(credential, view, 'deny', step)))!, ['already_used', 'expired']);
           expect((await verify(s, {})).ok).toBe(true);
           expect(await auditTypes(s)).toContain('factor.callback');
-        });
-      }
-
-      if (factor.routes?.return) {
-        test('return: a malformed return is refused as a value and proves nothing', async () => {
-          const s = await scenario();
-          await enroll(s);
-          await showChallenge(s.account, s.state);
-          for (const query of [{}, { state: 'x'.repeat(4000) }, { code: '', state: '' }] as Array<Record<string, string>>) {
-            expectUserFailure(await engine.handleReturn(factor.id, s.account, s.state, { method: 'GET', query, form: {}, body: '', headers: {} }, s.audit));
-          }
         });
       }
 
