@@ -9,38 +9,8 @@
  *
  * Failures a user can cause are values; exceptions are for bugs.
  *
- * Contract changes for WebAuthn (issue 4), all additive, so version 1 factors keep working:
- * - FactorServices.relyingParty: the WebAuthn relying party (RP ID, allowed origins, attestation
- *   policy), from configuration, so a factor binds proofs to this provider without seeing the request.
- * - beginEnrollment receives the account's existing credentials of this factor (and of the factors it
- *   shares credentials with), so a registration can exclude them.
- * - `sharesCredentialsWith`: one mechanism in two roles (a security key as second factor, a passkey as
- *   first factor) is two factor ids over one kind of credential; each accepts the other's credentials.
- * - First factors (`firstFactor: true`) implement `beginFirstFactor` (no account known yet) and
- *   `identify` (which credential the input claims); the engine finds the account from the credential's
- *   `lookupKey` and then calls the same `verify`. They ship a `login.hbs` partial for the login page.
- * - VerifyResult/EnrollResult may narrow `kinds` and `amr` to what this proof showed (user verification
- *   happened or not), and may update the credential's non-secret `data` (WebAuthn backup state).
- * - FailureReason `suspected_clone`: refused and audited as a possibly cloned authenticator.
- * - `assets`: browser files a factor's views load from /assets/ (served by the provider, no CDN).
- *
- * Contract changes for delivered codes (issue 5), additive too:
- * - FactorServices.outOfBand: one-time codes the engine makes, delivers (email, SMS, voice), stores as
- *   keyed hashes with expiry and a try limit, and accepts once; the factor never sees a mailer or a table.
- * - `act`: a submission that moves a step along without finishing it (send a code, send another, call
- *   instead), posted as `action=<name>`; StepView `submit` and `actions` say what the page's buttons do.
- * - FailureReason `unavailable`: the factor's channel failed (a mail server or SMS gateway refused or
- *   timed out); nothing was sent or stored.
- *
- * Later additive fields, so the interaction code names no factor: `offerAfterFirstEnrollment` (the
- * page offered after a first enrolment) and `enrollPage` (the enrolment page's title and introduction).
- *
- * Contract version 2 (issue 16), not additive: every text a factor gives a person is a message key
- * of its own catalogue (`messagesDir`, `<language>.json`, every key beginning with `<id>.`), with
- * parameters: its name (`<id>.label`) and one line about it (`<id>.description`), its views' words
- * (`{{t "<id>.…"}}`), its buttons, its failures and notices (`{ key, params }`, rendered in the
- * person's language where they are shown), and a default name for a credential (rendered once, in
- * the enrolling person's language, when it is stored). English is required.
+ * What changed between versions, and when: docs/factor-contract-changelog.md. How to write a
+ * factor: docs/writing-a-factor.md.
  */
 import type { z } from 'zod';
 import type { MessageRef } from '../src/i18n/catalogue.ts';
