@@ -72,6 +72,11 @@ export class Views {
     }
   }
 
+  /** The brand the pages show (its name, for a message that names the service). */
+  get brand(): PageBrand {
+    return this.#brand;
+  }
+
   has(name: string): boolean {
     return this.#templates.has(name);
   }
@@ -119,6 +124,11 @@ export function speakerFor(ctx: Context): Speaker {
   const { catalogue } = views();
   const lang = languageOf(ctx, catalogue);
   return { lang, t: (key, params) => catalogue.text(lang, key, params) };
+}
+
+/** A factor's name in the person's language (every factor's catalogue has its `<id>.label`). */
+export function factorLabel(speaker: Speaker, factorId: string): string {
+  return speaker.t(`${factorId}.label`);
 }
 
 let shared: Views | undefined;

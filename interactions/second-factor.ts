@@ -11,7 +11,7 @@ import { clientAddress } from '../src/http/client-address.ts';
 import type { AuditContext } from '../src/security/audit.ts';
 import { addFactorRequest, answersRequest } from '../src/mfa/add-factor.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
-import { speakerFor, type Speaker } from './render.ts';
+import { factorLabel, speakerFor, type Speaker } from './render.ts';
 import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, interactionState, saveSignIn, type SignIn, type Step } from './sign-in.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
@@ -44,11 +44,6 @@ export function failureMessage(ctx: Context, failure: Failure & { retryAfterSeco
   return t(GENERAL[failure.reason].key, failure.reason === 'locked' ? waitParams(failure.retryAfterSeconds ?? 60) : undefined);
 }
 
-/** A factor's name in the person's language. */
-function factorLabel(speaker: Speaker, id: string): string {
-  return speaker.t(`${id}.label`);
-}
-
 function strings(form: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   // WebAuthn answers (JSON with an attestation certificate chain) run to a few KiB.
@@ -61,7 +56,8 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   const engine = deps.services.factors;
   if (signIn.data.notice) {
     const { key, params } = signIn.data.notice;
-    return page(ctx, 'notice', { title: 'Before you continue', uid: details.uid, clientName, notice: speakerFor(ctx).t(key, params) }, status);
+    const { t } = speakerFor(ctx);
+    return page(ctx, 'notice', { title: t('secondFactor.noticeTitle'), uid: details.uid, clientName, notice: t(key, params) }, status);
   }
   const followUp = signIn.data.offerFollowUp;
   if (followUp && engine.registry.get(followUp)) {
@@ -121,7 +117,7 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     ctx,
     'second-factor',
     {
-      title: signIn.stepUp || adding ? 'Confirm it is you' : 'Two-step verification',
+      title: speaker.t(signIn.stepUp || adding ? 'secondFactor.confirmTitle' : 'secondFactor.title'),
       adding,
       optional: decision.optional && !adding,
       ...stepData(speaker, details, clientName, factorId, step.view, error ?? (step.over && failureMessage(ctx, step.over))),
@@ -149,13 +145,14 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
     ctx,
     'enroll',
     {
-      title: ownTitle ? speaker.t(ownTitle.key, ownTitle.params) : adding ? `Add ${factorLabel(speaker, factorId)}` : 'Set up two-step verification',
+      title: ownTitle ? speaker.t(ownTitle.key, ownTitle.params) : adding ? speaker.t('enroll.addTitle', { factor: factorLabel(speaker, factorId) }) : speaker.t('enroll.title'),
       adding,
       replaces,
       intro: registered.factor.enrollPage?.intro ?? true,
       ...stepData(speaker, details, clientName, factorId, view, error),
       optional: decision.optional,
-      reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
+      // The deadline's day (UTC), as the person's language writes a date.
+      reminder: decision.reminder ? new Intl.DateTimeFormat(speaker.lang, { dateStyle: 'long', timeZone: 'UTC' }).format(decision.reminder.deadline * 1000) : undefined,
       // Chosen from the list: the way to another method is back to the list.
       others: decision.choosable ? [] : labelled(speaker, decision.factors.filter((id) => id !== factorId)),
       choosable: decision.choosable,
