@@ -15,7 +15,7 @@ import type { SignIn } from './sign-in.ts';
 /** The recovery factor to offer now, or undefined. */
 export async function recoveryToOffer(deps: InteractionDeps, signIn: SignIn): Promise<string | undefined> {
   const { factors: engine, config, clock } = deps.services;
-  const recovery = engine.registry.offeredAfterFirstEnrolment();
+  const recovery = engine.registry.offeredAfterFirstEnrollment();
   // The factor's setting (`offerAgain`, on unless the operator turns it off).
   if (!recovery || signIn.data.recoveryDeclined || (recovery.settings as { offerAgain?: unknown }).offerAgain === false) return undefined;
   const now = epochSeconds(clock);

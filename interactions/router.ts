@@ -13,7 +13,7 @@ import { submitFirstFactor } from './first-factor.ts';
 import { showConsent, submitConsent } from './consent.ts';
 import { abortInteraction } from './abort.ts';
 import { currentSignIn } from './sign-in.ts';
-import { acknowledgeNotice, advance, skipStep, submitEnroll, submitFactor } from './second-factor.ts';
+import { acknowledgeNotice, advance, checkFactor, restartFactor, returnToFactor, skipStep, submitEnroll, submitFactor } from './second-factor.ts';
 import { speakerFor, views } from './render.ts';
 
 async function clientName(deps: InteractionDeps, details: InteractionDetails): Promise<string | undefined> {
@@ -76,6 +76,27 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const details = await loadInteraction(ctx, deps);
     if (!details) return;
     await submitFactor(ctx, deps, details, await clientName(deps, details));
+  });
+
+  // A waiting factor: the page's poll (GET, JSON) and its "Check again" button (POST).
+  for (const method of ['get', 'post'] as const) {
+    router[method]('/factor/:factor/status', async (ctx) => {
+      const details = await loadInteraction(ctx, deps);
+      if (!details) return;
+      await checkFactor(ctx, deps, details, await clientName(deps, details));
+    });
+    // A factor's browser return (a redirect back from another site).
+    router[method]('/factor/:factor/return', async (ctx) => {
+      const details = await loadInteraction(ctx, deps);
+      if (!details) return;
+      await returnToFactor(ctx, deps, details, await clientName(deps, details));
+    });
+  }
+
+  router.post('/factor/:factor/restart', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    await restartFactor(ctx, deps, details);
   });
 
   router.post('/enroll/:factor', async (ctx) => {

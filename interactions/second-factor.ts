@@ -5,12 +5,14 @@
  */
 import type { Context } from 'koa';
 import type { StepView, Failure, FailureReason, MessageRef } from '../factors/types.ts';
+import type { VerifyOutcome } from '../src/mfa/engine.ts';
+import { factorRequest } from '../src/http/factor-request.ts';
 import { clientAddress } from '../src/http/client-address.ts';
 import type { AuditContext } from '../src/security/audit.ts';
 import { addFactorRequest, answersRequest } from '../src/mfa/add-factor.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { factorLabel, speakerFor, type Speaker } from './render.ts';
-import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, saveSignIn, type SignIn, type Step } from './sign-in.ts';
+import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, interactionState, saveSignIn, type SignIn, type Step } from './sign-in.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
 import { recordAudit } from '../src/security/audit.ts';
@@ -107,11 +109,13 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     primary[0] ||
     usable[0]!;
   const registered = engine.registry.get(factorId)!;
-  const view = await engine.beginChallenge(factorId, signIn.account, signIn.state);
+  // Begun once per step: a reload shows the same challenge (no second push, no new WebAuthn challenge).
+  const step = await engine.challenge(factorId, signIn.account, signIn.state, auditContext(ctx, details), { returnUrl: `${deps.services.config.ISSUER}/interaction/${details.uid}/factor/${factorId}/return` });
   const adding = decision.adding === true;
   // A device stands in only for the factor that proved the sign-in that trusted it, never for a recovery code, so the box is not offered there.
   const trustDays = decision.trustedDeviceAllowed && !registered.factor.recoveryOnly ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;
   const speaker = speakerFor(ctx);
+  if (step.over?.reason === 'locked') ctx.set('Retry-After', String(step.over.retryAfterSeconds ?? 60));
   page(
     ctx,
     'second-factor',
@@ -119,7 +123,9 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
       title: speaker.t(signIn.stepUp || adding ? 'secondFactor.confirmTitle' : 'secondFactor.title'),
       adding,
       optional: decision.optional && !adding,
-      ...stepData(speaker, details, clientName, factorId, view, error),
+      ...stepData(speaker, details, clientName, factorId, step.view, error ?? (step.over && failureMessage(ctx, step.over))),
+      // A factor whose answer comes from outside the page: the page waits (polling, or "Check again"); once over, "Start again".
+      ...(step.waits ? { wait: { over: step.over !== undefined, expiresAt: step.expiresAt } } : {}),
       trustDays,
       others: labelled(speaker, primary.filter((id) => id !== factorId)),
       recovery: labelled(speaker, usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly)),
@@ -170,21 +176,96 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   const input = strings(await readForm(ctx));
   if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'challenge', input);
   const outcome = await deps.services.factors.verify(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps));
+  return answered(ctx, deps, details, signIn, clientName, decision, factorId, outcome, input.trust === 'yes');
+}
+
+/** What a proof, a check or a return came to, as a page: the sign-in moves on, waits, or the step is shown with what went wrong. */
+async function answered(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Step, { type: 'step_up' }>, factorId: string, outcome: VerifyOutcome, trust: boolean): Promise<void> {
+  ctx.query = { ...ctx.query, factor: factorId };
+  if (!outcome.ok && outcome.reason === 'pending') return ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
-    ctx.query = { ...ctx.query, factor: factorId };
     return advance(ctx, deps, details, signIn, clientName, failureMessage(ctx, outcome), outcome.reason === 'locked' ? 429 : 401);
   }
+  await proved(ctx, deps, details, signIn, decision, factorId, outcome, trust);
+  await proceed(ctx, deps, details, signIn);
+}
+
+/** A proof joins the sign-in's evidence; "don't ask again on this device" is honoured where the policy allows it. */
+async function proved(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, decision: Extract<Step, { type: 'step_up' }>, factorId: string, outcome: Extract<VerifyOutcome, { ok: true }>, trust: boolean): Promise<void> {
   addEvidence(signIn, outcome.evidence);
   if (outcome.notice) signIn.data.notice = outcome.notice;
-  if (input.trust === 'yes' && decision.trustedDeviceAllowed && !deps.services.factors.registry.get(factorId)?.factor.recoveryOnly) {
+  if (trust && decision.trustedDeviceAllowed && !deps.services.factors.registry.get(factorId)?.factor.recoveryOnly) {
     const { config, db } = deps.services;
     const days = (await globalPolicy(db, config.MFA)).policy.trustedDevices.days;
     const device = await trustDevice(db, signIn.account.id, ctx.get('user-agent'), days, factorId);
     setDeviceCookie(ctx, device.cookie, device.expires, config.secureCookies);
     await recordAudit(db, 'device.trusted', { ...auditContext(ctx, details), accountId: signIn.account.id }, { device: device.id, days });
   }
-  await proceed(ctx, deps, details, signIn);
+}
+
+/** The step of `factorId` when the sign-in is at it: the sign-in and the decision, or undefined. */
+async function atStep(ctx: Context, deps: InteractionDeps, details: InteractionDetails, factorId: string): Promise<{ signIn: SignIn; decision: Extract<Step, { type: 'step_up' }> } | undefined> {
+  const signIn = await currentSignIn(deps, details);
+  if (!signIn) return undefined;
+  const decision = await decisionFor(ctx, deps, details, signIn);
+  if (decision.type !== 'step_up' || !decision.factors.includes(factorId)) return undefined;
+  return { signIn, decision };
+}
+
+/**
+ * A waiting factor's check, carrying no guess: GET answers JSON for the page's script
+ * (`pending`, or where to go now), POST is the "Check again" button without script.
+ * What ended the wait (an approval, a denial, the expiry) is kept by the engine, so the
+ * page the script goes to next shows it.
+ */
+export async function checkFactor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
+  const factorId = String(ctx.params.factor);
+  const json = ctx.method === 'GET';
+  const stepPage = `/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`;
+  const at = deps.services.factors.registry.get(factorId)?.factor.waits ? await atStep(ctx, deps, details, factorId) : undefined;
+  if (!at) {
+    if (!json) return ctx.redirect(`/interaction/${details.uid}`);
+    return answerJson(ctx, { status: 'moved', next: `/interaction/${details.uid}` });
+  }
+  const { signIn, decision } = at;
+  const trust = json ? ctx.query.trust === 'yes' : strings(await readForm(ctx)).trust === 'yes';
+  const outcome = await deps.services.factors.check(factorId, signIn.account, signIn.state, auditContext(ctx, details), readKnownBrowser(ctx, deps));
+  if (!json) return answered(ctx, deps, details, signIn, clientName, decision, factorId, outcome, trust);
+  if (!outcome.ok && outcome.reason === 'pending') return answerJson(ctx, { status: 'pending', ...(outcome.expiresAt ? { expiresAt: new Date(outcome.expiresAt).toISOString() } : {}) });
+  if (!outcome.ok) return answerJson(ctx, { status: outcome.reason === 'expired' ? 'expired' : 'failed', next: stepPage });
+  // Saved with the proof; the page the script goes to finishes the sign-in or shows the next step.
+  await proved(ctx, deps, details, signIn, decision, factorId, outcome, trust);
+  await saveSignIn(signIn, deps);
+  answerJson(ctx, { status: 'done', next: `/interaction/${details.uid}` });
+}
+
+function answerJson(ctx: Context, body: Record<string, unknown>): void {
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'json';
+  ctx.body = body;
+}
+
+/** "Start again": the waiting challenge ends and a new one is begun when the page is shown. */
+export async function restartFactor(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
+  const factorId = String(ctx.params.factor);
+  if (deps.services.factors.registry.get(factorId) && (await atStep(ctx, deps, details, factorId))) await deps.services.factors.restartChallenge(factorId, interactionState(deps, details));
+  ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
+}
+
+/**
+ * The browser coming back to a factor's challenge (a redirect from another site): the factor
+ * reads what it brought, through the engine, as a plain request (query, form, its declared headers).
+ */
+export async function returnToFactor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
+  const factorId = String(ctx.params.factor);
+  const registered = deps.services.factors.registry.get(factorId);
+  const at = registered?.factor.routes?.return ? await atStep(ctx, deps, details, factorId) : undefined;
+  if (!at) return ctx.redirect(`/interaction/${details.uid}`);
+  const request = await factorRequest(ctx, registered!.factor.routes!.return!.headers ?? []);
+  if (!request.ok) return advance(ctx, deps, details, at.signIn, clientName, failureMessage(ctx, { ok: false, reason: 'invalid_input' }), 400);
+  const outcome = await deps.services.factors.handleReturn(factorId, at.signIn.account, at.signIn.state, request.request, auditContext(ctx, details), readKnownBrowser(ctx, deps));
+  return answered(ctx, deps, details, at.signIn, clientName, at.decision, factorId, outcome, false);
 }
 
 /**
@@ -241,7 +322,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   }
   else {
     // After a first enrolment, the factor the registry offers next (backup codes), unless the account has it.
-    const next = engine.registry.offeredAfterFirstEnrolment();
+    const next = engine.registry.offeredAfterFirstEnrollment();
     if (next && next.factor.id !== factorId && !(await engine.store.list(signIn.account.id, next.factor.id)).length) signIn.data.offerFollowUp = next.factor.id;
   }
   await proceed(ctx, deps, details, signIn);

@@ -24,7 +24,7 @@ export interface SignInState {
   evidence: Evidence[];
   /** The user chose to skip the optional step (an enrolment or a proof only a wish asked for). */
   skipped?: boolean;
-  /** The factor to offer next (the registry's offerAfterFirstEnrolment: backup codes), once another was enrolled in this sign-in. */
+  /** The factor to offer next (the registry's offerAfterFirstEnrollment: backup codes), once another was enrolled in this sign-in. */
   offerFollowUp?: string;
   /** The follow-up is backup codes offered again to an account that has none left (recovery-offer.ts): it may be declined. */
   recoveryOffer?: boolean;

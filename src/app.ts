@@ -18,6 +18,7 @@ import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
 import { forgotPasswordRoutes } from '../interactions/password-pages.ts';
 import { accountRoutes } from './account/routes.ts';
+import { factorCallbackRoutes } from './http/factor-callbacks.ts';
 import { ASSETS_DIR, providerViews, type Views, withViews } from '../interactions/render.ts';
 import { CatalogueError } from './i18n/catalogue.ts';
 import { ThemeError } from '../interactions/theme.ts';
@@ -62,6 +63,10 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   app.use(extraAsset(services.factors.registry.assets()).routes());
   const assets = assetRoutes([ASSETS_DIR], pages.assets);
   app.use(assets.routes());
+  // Servers calling a factor (a phone's approval), outside any interaction; the factor authenticates them.
+  const callbacks = factorCallbackRoutes(services);
+  app.use(callbacks.routes());
+  app.use(callbacks.allowedMethods());
   // Built with the theme's views, so a factor view the theme replaces is the one registered.
   const interactions = withViews(pages.views, () => interactionRoutes({ services, provider: () => holder.current }));
   app.use(interactions.routes());

@@ -46,7 +46,7 @@ export default defineFactor<BackupCodeSettings>({
   recoveryOnly: true,
   multiple: false,
   // Saved right after the first factor is set up, so a lost device is not a lockout.
-  offerAfterFirstEnrolment: true,
+  offerAfterFirstEnrollment: true,
   enrollPage: { title: { key: 'backup-codes.enroll.title' }, intro: false },
   settings: backupCodeSettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),

@@ -183,6 +183,28 @@ export interface PasswordResetsTable {
   voided_at: NullableTimestamp;
 }
 
+/** Answers arriving outside the browser (a phone's approval), for the waiting page. Migration 0016. */
+export interface FactorAnswersTable {
+  /** A keyed hash of the id the device was given. */
+  id: string;
+  factor_id: string;
+  account_id: string;
+  credential_id: string;
+  data: JSONColumnType<Record<string, unknown>, Record<string, unknown> | string | undefined, Record<string, unknown> | string>;
+  answer: JSONColumnType<Record<string, unknown> | null, Record<string, unknown> | string | null | undefined, Record<string, unknown> | string | null>;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  answered_at: NullableTimestamp;
+  taken_at: NullableTimestamp;
+}
+
+/** Nonces of accepted factor callbacks, as keyed hashes, until their time window has passed. Migration 0016. */
+export interface FactorNoncesTable {
+  factor_id: string;
+  nonce_hash: string;
+  expires_at: Timestamp;
+}
+
 export interface InteractionStateTable {
   /** A keyed hash of the interaction's uid (InteractionState.of). */
   uid: string;
@@ -246,6 +268,8 @@ export interface Database {
   challenge_codes: ChallengeCodesTable;
   password_resets: PasswordResetsTable;
   interaction_state: InteractionStateTable;
+  factor_answers: FactorAnswersTable;
+  factor_nonces: FactorNoncesTable;
   session_evidence: SessionEvidenceTable;
   accounts: AccountsTable;
   groups: GroupsTable;

@@ -105,10 +105,10 @@ describe('FactorRegistry', () => {
   });
 
   test('offers at most one factor after a first enrolment, never a first factor; an enrolment page says its title', () => {
-    expect(new FactorRegistry().offeredAfterFirstEnrolment()?.factor.id).toBe('backup-codes');
-    expect(new FactorRegistry([totp]).offeredAfterFirstEnrolment()).toBeUndefined();
-    expect(refusal([backupCodes, variant({ offerAfterFirstEnrolment: true })])).toBe('factor variant: only one factor may be offered after a first enrolment (backup-codes is)');
-    expect(refusal([variant({ offerAfterFirstEnrolment: true, firstFactor: true, beginFirstFactor: async () => ({ partial: 'variant/login', data: {} }), identify: () => ({ ok: true, lookupKey: 'k' }), viewsDir: path.join(HERE, '../../factors/passkey/views') })])).toBe(
+    expect(new FactorRegistry().offeredAfterFirstEnrollment()?.factor.id).toBe('backup-codes');
+    expect(new FactorRegistry([totp]).offeredAfterFirstEnrollment()).toBeUndefined();
+    expect(refusal([backupCodes, variant({ offerAfterFirstEnrollment: true })])).toBe('factor variant: only one factor may be offered after a first enrolment (backup-codes is)');
+    expect(refusal([variant({ offerAfterFirstEnrollment: true, firstFactor: true, beginFirstFactor: async () => ({ partial: 'variant/login', data: {} }), identify: () => ({ ok: true, lookupKey: 'k' }), viewsDir: path.join(HERE, '../../factors/passkey/views') })])).toBe(
       'factor variant: a first factor is not offered after a first enrolment',
     );
     expect(refusal([variant({ enrollPage: { title: 'Keep these', intro: false } as never })])).toMatch(/^factor variant: enrollPage needs a title \(a message key\)/);

@@ -4,9 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { startServer, type RunningServer } from '../../src/server.ts';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts';
 import type { DatabaseHandle } from '../../src/db/database.ts';
-import type { Clock } from '../../src/clock.ts';
 import { freePort } from './ports.ts';
 
 export { freePort };
@@ -46,10 +45,10 @@ export interface TestServer extends RunningServer {
 export async function startTestServer(
   handle: DatabaseHandle,
   env: Record<string, string> = {},
-  options: { clock?: Clock; backchannelPollMs?: number } = {},
+  options: Pick<StartOptions, 'clock' | 'backchannelPollMs' | 'httpTransport' | 'extraFactors'> = {},
 ): Promise<TestServer> {
   const port = await freePort();
   const config = testConfig(port, env);
-  const running = await startServer(config, { handle, adminSocket: false, migrate: true, clock: options.clock, backchannelPollMs: options.backchannelPollMs });
+  const running = await startServer(config, { ...options, handle, adminSocket: false, migrate: true });
   return { ...running, issuer: config.ISSUER, config };
 }
