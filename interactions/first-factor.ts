@@ -7,45 +7,14 @@
  */
 import type { Context } from 'koa';
 import { clientAddress } from '../src/http/client-address.ts';
-import { policyInput, requestFacts } from '../src/mfa/requirement.ts';
 import { recordAudit } from '../src/security/audit.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { currentSignIn, interactionState, startSignIn } from './sign-in.ts';
 import { advance, failureMessage } from './second-factor.ts';
-import { factorLabel, speakerFor, type Speaker } from './render.ts';
+import { factorLabel, speakerFor } from './render.ts';
+import { allowed } from './first-factor-views.ts';
 import { showLogin } from './login.ts';
 import { readKnownBrowser } from './known-browser.ts';
-
-export interface FirstFactorView {
-  id: string;
-  label: string;
-  partial: string;
-  view: Record<string, unknown>;
-}
-
-/**
- * Whether the policy documents let this factor count for this sign-in (the
- * global list, the app's, and once the account is known its groups'). A factor
- * a document excludes must not sign anyone in, or the sign-in would start
- * with no first factor the policy counts.
- */
-async function allowed(deps: InteractionDeps, details: InteractionDetails, factorId: string, accountId = ''): Promise<boolean> {
-  const input = await policyInput(deps.services, { accountId, clientId: String(details.params.client_id), request: requestFacts(details.params), evidence: [] });
-  const lists = [input.factors, input.client?.factors, ...(input.groups ?? []).map((g) => g.factors)];
-  return lists.every((list) => !list || list.includes(factorId));
-}
-
-/** The login page's first-factor options (a passkey button with autofill), each with a fresh challenge; `label` in the person's language. */
-export async function firstFactorViews(deps: InteractionDeps, details: InteractionDetails, speaker: Speaker): Promise<FirstFactorView[]> {
-  const engine = deps.services.factors;
-  const views: FirstFactorView[] = [];
-  for (const { factor } of engine.registry.firstFactors()) {
-    if (!(await allowed(deps, details, factor.id))) continue;
-    const view = await engine.beginFirstFactor(factor.id, interactionState(deps, details));
-    views.push({ id: factor.id, label: factorLabel(speaker, factor.id), partial: view.partial, view: view.data });
-  }
-  return views;
-}
 
 function strings(form: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};

@@ -12,7 +12,7 @@ import { refund } from '../src/security/rate-limit.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { startSignIn } from './sign-in.ts';
 import { advance } from './second-factor.ts';
-import { firstFactorViews } from './first-factor.ts';
+import { firstFactorViews } from './first-factor-views.ts';
 import { speakerFor } from './render.ts';
 import { waitParams } from '../src/mfa/wait-text.ts';
 

@@ -12,8 +12,10 @@
  * attempt is audited (`notice.sent`, `notice.failed`, `notice.skipped` when
  * the account has no address or email is off), never with a link's token.
  */
-import type { Account } from '../db/schema.ts';
-import type { Services } from '../services.ts';
+import type { Kysely } from 'kysely';
+import type { Account, Database } from '../db/schema.ts';
+import type { Config } from '../config.ts';
+import type { Messaging } from './index.ts';
 import type { Catalogue, Params } from '../i18n/catalogue.ts';
 import { recordAudit, type AuditContext } from '../security/audit.ts';
 import { logger } from '../logger.ts';
@@ -31,7 +33,12 @@ export type SecurityEvent =
 
 export type NoticeOutcome = 'sent' | 'failed' | 'skipped';
 
-export type NoticeServices = Pick<Services, 'db' | 'config' | 'messaging' | 'catalogue'>;
+export interface NoticeServices {
+  db: Kysely<Database>;
+  config: Config;
+  messaging: Messaging;
+  catalogue: Catalogue;
+}
 
 export interface NoticeOptions {
   /** The person's language (the request's); default: DEFAULT_LANGUAGE. */
