@@ -334,6 +334,7 @@ for (const kind of DIALECTS) {
         post_logout_redirect_uris: ['http://app.example.test/bye'],
         grant_types: ['authorization_code', 'refresh_token'],
         device_flow: false,
+        sign_up: 'allow',
         pkce: 'required',
         id_token_claims: 'full',
         backchannel_logout_uri: null,

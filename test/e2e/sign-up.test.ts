@@ -15,7 +15,8 @@ import { UserAgent, formAction } from '../helpers/user-agent.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { ManualClock } from '../helpers/clock.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
-import { createClient, findClientRow, updateClientSettings } from '../../src/oidc/clients.ts';
+import { createClient } from '../../src/oidc/clients.ts';
+import { cliRunner } from '../helpers/cli.ts';
 import { listAudit } from '../../src/security/audit.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
 import { SIGN_UP_PER_CLIENT, SIGN_UP_PER_EMAIL } from '../../src/accounts/sign-up.ts';
@@ -77,6 +78,7 @@ for (const kind of DIALECTS) {
     let rp: RelyingParty;
     let denying: RelyingParty;
     const clock = new ManualClock();
+    const run = cliRunner(() => services);
 
     beforeAll(async () => {
       database = await createTestDatabase(kind);
@@ -86,7 +88,7 @@ for (const kind of DIALECTS) {
       const app = await createClient(services.db, services.sealer, { name: 'web', redirectUris: [REDIRECT], firstParty: true });
       rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT);
       const other = await createClient(services.db, services.sealer, { name: 'closed', redirectUris: [REDIRECT], firstParty: true });
-      expect(await updateClientSettings(services.db, (await findClientRow(services.db, other.clientId))!, { signUp: 'deny' })).toEqual({ sign_up: 'deny' });
+      expect(await run('client', 'update', 'closed', '--sign-up', 'deny')).toMatchObject({ code: 0, out: 'updated closed: sign_up deny\n' });
       denying = await relyingParty(server.issuer, other.clientId, other.clientSecret, REDIRECT);
     });
     afterAll(async () => {
@@ -178,6 +180,13 @@ for (const kind of DIALECTS) {
     });
 
     test('an app that denies sign-up: no link, and its sign-up form answers 404', async () => {
+      expect(JSON.parse((await run('client', 'show', 'closed', '--json')).out)).toMatchObject({ sign_up: 'deny' });
+      expect(JSON.parse((await run('client', 'show', 'web', '--json')).out)).toMatchObject({ sign_up: 'allow' });
+      const [event] = await listAudit(services.db, { type: 'client.updated' });
+      expect(event).toMatchObject({ details: { sign_up: 'deny' } });
+      const bad = await run('client', 'update', 'closed', '--sign-up', 'maybe');
+      expect(bad.code).not.toBe(0);
+      expect(bad.err).toMatch(/--sign-up/);
       const agent = new UserAgent(server.issuer);
       const login = await agent.follow((await denying.authorizationUrl()).url);
       expect(login.status).toBe(200);
