@@ -462,7 +462,7 @@ export const configSchema = z
     }),
     SIGN_UP: bool.default(false).meta({
       description:
-        'Self-service sign-up: the sign-in page offers "Create an account" (username or email, and a password) for apps that allow it (`twofold client update <app> --sign-up allow|deny`, default allow). A new account cannot sign in until its email address is confirmed through an emailed link; needs email delivery. `false`: no link, and `/signup` answers 404. See [Sign-up](account-center.md#sign-up).',
+        'Self-service sign-up: the sign-in page offers "Create an account" (an email address, which becomes the username, and a password) for apps that allow it (`twofold client update <app> --sign-up allow|deny`, default allow). A new account cannot sign in until its email address is confirmed through an emailed link; needs email delivery. `false`: no link, and `/signup` answers 404. See [Sign-up](account-center.md#sign-up).',
     }),
     DEVICE_CODE_TTL: seconds(60, 3600).default(600).meta({ description: "How long a device's user code can be entered and its device code polled." }),
     BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20)
