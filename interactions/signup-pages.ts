@@ -7,9 +7,10 @@
  *                           429 only for the client address's throttle
  *   POST /signup/resend     "send the link again" from the page a pending
  *                           account gets at sign-in; the same answer always
- *   GET  /signup/verify     the emailed link: a button that confirms (a mail
- *                           scanner fetching the link spends nothing)
- *   POST /signup/verify     spends the link; the account can sign in
+ *   GET  /signup/verify     the emailed link: the password and a button that
+ *                           confirm (a mail scanner fetching it spends nothing)
+ *   POST /signup/verify     with the password chosen at sign-up: spends the
+ *                           link; the account can sign in
  *
  * Everything answers 404 while SIGN_UP is off; the form also while the app
  * that started the sign-in denies it (`twofold_sign_up`), or without one.
@@ -116,9 +117,16 @@ export function signUpRoutes(services: Services, provider: () => Provider): Rout
   });
 
   router.post(VERIFY_PATH, async (ctx) => {
+    const { t } = speakerFor(ctx);
     const body = await readForm(ctx);
     const token = typeof body.token === 'string' ? body.token.slice(0, 256) : '';
-    const outcome = await confirmEmail(services, token, context(ctx));
+    const password = typeof body.password === 'string' ? body.password.slice(0, 1024) : '';
+    const outcome = await confirmEmail(services, token, password, context(ctx));
+    if (!outcome.ok && outcome.reason === 'password') {
+      const link = await inspectVerifyLink(services, token);
+      if (!link.ok) return showBrokenLink(ctx, link.reason);
+      return page(ctx, 'signup-verify', { title: t('signup.verifyTitle'), token, email: link.account.email ?? link.account.username, error: t('signup.wrongPassword') }, 400);
+    }
     if (!outcome.ok) return showBrokenLink(ctx, outcome.reason);
     page(ctx, 'signup-verify', { title: speakerFor(ctx).t('signup.verifiedTitle'), done: true });
   });

@@ -16,6 +16,11 @@
  * - The link holds a random 256-bit token; the table holds only its keyed
  *   hash. It works for 24 hours, once (a conditional UPDATE in the same
  *   transaction that clears `sign_up_pending`); a newer link voids it.
+ * - Confirming asks for the password chosen at sign-up: whoever squats an
+ *   address with a sign-up of their own cannot have the owner confirm an
+ *   account whose password they know. Signing up again with a pending
+ *   address replaces its password (the newest sign-up wins) and sends a new
+ *   link, so the address's owner is never locked out by a squatter.
  */
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
@@ -119,8 +124,12 @@ export async function requestSignUp(services: SignUpServices, input: { email: st
   }
   if (existing) {
     await recordAudit(services.db, 'signup.existing', { ...audit, accountId: existing.id });
-    // A pending account of the same address: the person may have lost the first email.
-    if (existing.sign_up_pending) return { ...done, ...(await sendLink(services, existing, context, audit)) };
+    // A pending account of the same address: the person may have lost the first email, or someone squats it.
+    if (existing.sign_up_pending) {
+      const passwordHash = await services.hasher.hash(verdict.password);
+      await services.db.updateTable('accounts').set({ password_hash: passwordHash, password_changed_at: services.clock.now() }).where('id', '=', existing.id).where('sign_up_pending', '=', true).execute();
+      return { ...done, ...(await sendLink(services, existing, context, audit)) };
+    }
     return { ...done, delivery: later(() => sendSecurityNotice(services, existing, { type: 'sign_up_existing' }, { language: context.language, audit }), 'the sign-up notice could not be sent') };
   }
   let account: Account;
@@ -158,10 +167,14 @@ export async function resendVerification(services: SignUpServices, login: string
   return { ...done, ...(await sendLink(services, account, context, audit)) };
 }
 
-export type VerifyOutcome = { ok: true; account: Account } | { ok: false; reason: 'unknown' | 'expired' | 'used' };
+/** The password changed between the check and the confirmation: undone, and told as a used link. */
+class LinkRaced extends Error {}
+
+export type LinkOutcome = { ok: true; account: Account } | { ok: false; reason: 'unknown' | 'expired' | 'used' };
+export type VerifyOutcome = LinkOutcome | { ok: false; reason: 'password' };
 
 /** What a link is worth, without spending it. */
-export async function inspectVerifyLink(services: Pick<Services, 'db' | 'codeHasher' | 'clock'>, token: string): Promise<VerifyOutcome> {
+export async function inspectVerifyLink(services: Pick<Services, 'db' | 'codeHasher' | 'clock'>, token: string): Promise<LinkOutcome> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return { ok: false, reason: 'unknown' };
   const row = await services.db.selectFrom('email_verifications').selectAll().where('token_hash', '=', hashToken(services, token)).executeTakeFirst();
   if (!row) return { ok: false, reason: 'unknown' };
@@ -172,28 +185,51 @@ export async function inspectVerifyLink(services: Pick<Services, 'db' | 'codeHas
   return { ok: true, account };
 }
 
-/** Spends the link and lets the account sign in, in one transaction: two tabs cannot both use it. */
-export async function confirmEmail(services: SignUpServices, token: string, context: SignUpContext): Promise<VerifyOutcome> {
+/**
+ * With the password chosen at sign-up: spends the link and lets the account sign in, in one transaction (two
+ * tabs cannot both use it). A wrong password spends nothing.
+ */
+export async function confirmEmail(services: SignUpServices, token: string, password: string, context: SignUpContext): Promise<VerifyOutcome> {
   const audit: AuditContext = { ip: context.ip, userAgent: context.userAgent, actor: 'user' };
   const state = await inspectVerifyLink(services, token);
   if (!state.ok) {
     await recordAudit(services.db, 'signup.link_refused', audit, { why: state.reason });
     return state;
   }
+  const stored = state.account.password_hash;
+  const verdict = stored ? await services.hasher.verify(stored, password) : (await services.hasher.verifyDummy(password), { ok: false });
+  if (!verdict.ok) {
+    await recordAudit(services.db, 'signup.link_refused', { ...audit, accountId: state.account.id }, { why: 'password' });
+    return { ok: false, reason: 'password' };
+  }
   const now = services.clock.now();
-  const spent = await services.db.transaction().execute(async (trx) => {
-    const result = await trx
-      .updateTable('email_verifications')
-      .set({ used_at: now })
-      .where('token_hash', '=', hashToken(services, token))
-      .where('used_at', 'is', null)
-      .where('voided_at', 'is', null)
-      .where('expires_at', '>', now)
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) return false;
-    await trx.updateTable('accounts').set({ sign_up_pending: false, email_verified: true, updated_at: sql`now()` }).where('id', '=', state.account.id).execute();
-    return true;
-  });
+  // Both or neither: the link is spent only with the password just checked (a sign-up again in between replaced
+  // it, and its own link confirms), and the account confirmed only by an unspent link.
+  const spent = await services.db
+    .transaction()
+    .execute(async (trx) => {
+      const link = await trx
+        .updateTable('email_verifications')
+        .set({ used_at: now })
+        .where('token_hash', '=', hashToken(services, token))
+        .where('used_at', 'is', null)
+        .where('voided_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      if (Number(link.numUpdatedRows) !== 1) return false;
+      const confirmed = await trx
+        .updateTable('accounts')
+        .set({ sign_up_pending: false, email_verified: true, updated_at: sql`now()` })
+        .where('id', '=', state.account.id)
+        .where('password_hash', '=', stored)
+        .executeTakeFirst();
+      if (Number(confirmed.numUpdatedRows) !== 1) throw new LinkRaced();
+      return true;
+    })
+    .catch((err: unknown) => {
+      if (err instanceof LinkRaced) return false;
+      throw err;
+    });
   if (!spent) {
     await recordAudit(services.db, 'signup.link_refused', audit, { why: 'used' });
     return { ok: false, reason: 'used' };

@@ -150,12 +150,17 @@ for (const kind of DIALECTS) {
       expect(confirm.status).toBe(200);
       expect(textOf(confirm.body)).toContain(`Confirm ${email} as the email address`);
       expect((await services.db.selectFrom('accounts').select('sign_up_pending').where('id', '=', account.id).executeTakeFirstOrThrow()).sign_up_pending).toBe(true);
-      const done = await agent.submit(formAction(confirm.body), { token });
+      // The password chosen at sign-up confirms; a wrong one spends nothing.
+      const wrong = await agent.submit(formAction(confirm.body), { token, password: 'not the password I chose' });
+      expect(wrong.status).toBe(400);
+      expect(textOf(wrong.body)).toContain('That is not the password chosen when this account was created.');
+      expect((await services.db.selectFrom('email_verifications').select('used_at').where('account_id', '=', account.id).executeTakeFirstOrThrow()).used_at).toBeNull();
+      const done = await agent.submit(formAction(confirm.body), { token, password: PASSWORD });
       expect(done.status).toBe(200);
       expect(textOf(done.body)).toContain('Your email address is confirmed.');
 
       expect((await signIn(new UserAgent(server.issuer), email)).done).toBe(true);
-      const reused = await agent.request('/signup/verify', { form: { token } });
+      const reused = await agent.request('/signup/verify', { form: { token, password: PASSWORD } });
       expect(reused.status).toBe(410);
       expect(textOf(reused.body)).toContain('This link was already used');
       const types = (await listAudit(services.db, { accountId: account.id })).map((e) => e.type);
@@ -177,6 +182,25 @@ for (const kind of DIALECTS) {
       const nobody = await agent.request(formAction(blocked.page.body), { form: { login: 'nobody-here@example.test', uid: '' } });
       expect(nobody.status).toBe(200);
       expect(textOf(nobody.body)).toContain('a new link is on its way');
+    });
+
+    test('a squatter cannot have the owner confirm an account whose password the squatter chose', async () => {
+      const email = newEmail();
+      const SQUAT = 'the squatters own passphrase';
+      await signUp(new UserAgent(server.issuer), email, SQUAT);
+      const squatLink = verifyLink(mailText(await waitForMail(sink, email, 1)));
+      // The owner, not knowing, confirms the squatter's link with their own password: refused.
+      const agent = new UserAgent(server.issuer);
+      const page = await agent.follow(squatLink);
+      expect((await agent.submit(formAction(page.body), { token: new URL(squatLink).searchParams.get('token')!, password: PASSWORD })).status).toBe(400);
+      // The owner signs up: the password is theirs now, the squatter's link void.
+      expect((await signUp(new UserAgent(server.issuer), email)).status).toBe(200);
+      const ownLink = verifyLink(mailText(await waitForMail(sink, email, 2)));
+      expect((await agent.follow(squatLink)).status).toBe(410);
+      const own = await agent.follow(ownLink);
+      expect((await agent.submit(formAction(own.body), { token: new URL(ownLink).searchParams.get('token')!, password: PASSWORD })).status).toBe(200);
+      expect((await signIn(new UserAgent(server.issuer), email, SQUAT)).done).toBe(false);
+      expect((await signIn(new UserAgent(server.issuer), email)).done).toBe(true);
     });
 
     test('an app that denies sign-up: no link, and its sign-up form answers 404', async () => {
@@ -238,7 +262,7 @@ for (const kind of DIALECTS) {
         const page = await agent.request(`/signup/verify?token=${encodeURIComponent(token)}`);
         expect(page.status).toBe(400);
         expect(textOf(page.body)).toContain('This link is not valid.');
-        expect((await agent.request('/signup/verify', { form: { token } })).status).toBe(400);
+        expect((await agent.request('/signup/verify', { form: { token, password: PASSWORD } })).status).toBe(400);
       }
       expect((await agent.request('/signup/verify', { form: {} })).status).toBe(400);
 
@@ -249,7 +273,7 @@ for (const kind of DIALECTS) {
       const expired = await agent.follow(link);
       expect(expired.status).toBe(410);
       expect(textOf(expired.body)).toContain('This link has expired: it works for 24 hours.');
-      expect((await agent.request('/signup/verify', { form: { token: new URL(link).searchParams.get('token')! } })).status).toBe(410);
+      expect((await agent.request('/signup/verify', { form: { token: new URL(link).searchParams.get('token')!, password: PASSWORD } })).status).toBe(410);
       expect((await services.db.selectFrom('accounts').select('sign_up_pending').where('email', '=', email).executeTakeFirstOrThrow()).sign_up_pending).toBe(true);
     });
 
