@@ -172,6 +172,7 @@ for (const kind of DIALECTS) {
         email_verified: false,
         name: 'Alice Liddell',
         disabled: false,
+        sign_up_pending: false,
         has_password: true,
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       });

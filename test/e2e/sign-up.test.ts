@@ -131,6 +131,7 @@ for (const kind of DIALECTS) {
 
       const account = await services.db.selectFrom('accounts').selectAll().where('email', '=', email).executeTakeFirstOrThrow();
       expect(account).toMatchObject({ username: email, sign_up_pending: true, email_verified: false });
+      expect(JSON.parse((await run('user', 'show', email, '--json')).out)).toMatchObject({ email, sign_up_pending: true, email_verified: false });
 
       const blocked = await signIn(new UserAgent(server.issuer), email);
       expect(blocked.done).toBe(false);
