@@ -116,6 +116,8 @@ export async function requestSignUp(services: SignUpServices, input: { email: st
   if (throttled) return throttled;
   const done = { ok: true as const, delivery: Promise.resolve() };
 
+  // Hashed whatever follows: a taken address must not answer faster than a free one.
+  const passwordHash = await services.hasher.hash(verdict.password);
   const perEmail = await consume(services.db, SIGN_UP_PER_EMAIL, emailKey(services, email));
   const existing = await findByAddress(services, email);
   if (!perEmail.allowed) {
@@ -126,22 +128,29 @@ export async function requestSignUp(services: SignUpServices, input: { email: st
     await recordAudit(services.db, 'signup.existing', { ...audit, accountId: existing.id });
     // A pending account of the same address: the person may have lost the first email, or someone squats it.
     if (existing.sign_up_pending) {
-      const passwordHash = await services.hasher.hash(verdict.password);
       await services.db.updateTable('accounts').set({ password_hash: passwordHash, password_changed_at: services.clock.now() }).where('id', '=', existing.id).where('sign_up_pending', '=', true).execute();
       return { ...done, ...(await sendLink(services, existing, context, audit)) };
     }
     return { ...done, delivery: later(() => sendSecurityNotice(services, existing, { type: 'sign_up_existing' }, { language: context.language, audit }), 'the sign-up notice could not be sent') };
   }
+  const now = services.clock.now();
   let account: Account;
   try {
-    account = await createAccount(services.db, services.hasher, { username: email, email, password: verdict.password, emailVerified: false });
+    // One transaction: the account never exists without being pending.
+    account = await services.db.transaction().execute(async (trx) => {
+      const created = await createAccount(trx, services.hasher, { username: email, email, emailVerified: false });
+      return trx
+        .updateTable('accounts')
+        .set({ sign_up_pending: true, password_hash: passwordHash, password_changed_at: now })
+        .where('id', '=', created.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    });
   } catch (err) {
     // Created by a parallel request between the look and the insert: the same answer.
     if (err instanceof AccountConflictError) return done;
     throw err;
   }
-  await services.db.updateTable('accounts').set({ sign_up_pending: true }).where('id', '=', account.id).execute();
-  account = { ...account, sign_up_pending: true };
   await recordAudit(services.db, 'signup.created', { ...audit, accountId: account.id });
   return { ...done, ...(await sendLink(services, account, context, audit)) };
 }
