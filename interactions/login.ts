@@ -15,6 +15,7 @@ import { advance } from './second-factor.ts';
 import { firstFactorViews } from './first-factor-views.ts';
 import { speakerFor } from './render.ts';
 import { waitParams } from '../src/mfa/wait-text.ts';
+import { appAllowsSignUp } from './signup-pages.ts';
 
 const loginForm = z.object({
   login: z.string().trim().min(1).max(254),
@@ -25,7 +26,8 @@ export async function showLogin(ctx: Context, deps: InteractionDeps, details: In
   // First factors (passkeys) offered beside the password, each with a fresh challenge for this interaction.
   const speaker = speakerFor(ctx);
   const firstFactors = await firstFactorViews(deps, details, speaker);
-  page(ctx, 'login', { title: speaker.t('login.title'), uid: details.uid, clientName, login: details.params.login_hint, firstFactors, ...extra }, status);
+  const signUp = await appAllowsSignUp(deps.services, details.params.client_id);
+  page(ctx, 'login', { title: speaker.t('login.title'), uid: details.uid, clientName, login: details.params.login_hint, firstFactors, signUp, ...extra }, status);
 }
 
 export async function submitLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
@@ -74,6 +76,13 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
     return;
   }
   await passwordSucceeded(db, guess, verdict, limits);
+  if (result.account.sign_up_pending) {
+    // The right password, but the address is not confirmed: nothing signs in until it is (src/accounts/sign-up.ts).
+    await recordAudit(db, 'login.sign_up_pending', { ...audit, accountId: result.account.id, actor: 'user' });
+    const email = result.account.email ?? result.account.username;
+    page(ctx, 'signup-pending', { title: t('signup.pendingTitle'), uid: details.uid, email }, 403);
+    return;
+  }
   await recordAudit(db, 'login.password_verified', { ...audit, accountId: result.account.id, actor: 'user' });
   // The password is one proof; the policy decides whether more are needed.
   const signIn = await startSignIn(deps, details, result.account);

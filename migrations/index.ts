@@ -19,6 +19,7 @@ import * as m0013 from './0013_consents.ts';
 import * as m0014 from './0014_account_center.ts';
 import * as m0015 from './0015_password_resets.ts';
 import * as m0016 from './0016_factor_answers.ts';
+import * as m0017 from './0017_sign_ups.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   '0014_account_center': m0014,
   '0015_password_resets': m0015,
   '0016_factor_answers': m0016,
+  '0017_sign_ups': m0017,
 };

@@ -17,6 +17,7 @@ import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
 import { forgotPasswordRoutes } from '../interactions/password-pages.ts';
+import { signUpRoutes } from '../interactions/signup-pages.ts';
 import { accountRoutes } from './account/routes.ts';
 import { factorCallbackRoutes } from './http/factor-callbacks.ts';
 import { ASSETS_DIR, providerViews, type Views, withViews } from '../interactions/render.ts';
@@ -73,6 +74,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   app.use(interactions.allowedMethods());
   // "Forgot your password?": the request form and the emailed link's page, outside any sign-in.
   app.use(forgotPasswordRoutes(services).routes());
+  // Sign-up (SIGN_UP, off by default): the form, and the emailed link that confirms the address.
+  app.use(signUpRoutes(services, () => holder.current).routes());
   // The account center (/account): a first-party app of this provider, signing in through it like any other.
   const account = accountRoutes(services);
   app.use(account.routes());

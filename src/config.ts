@@ -460,6 +460,10 @@ export const configSchema = z
       description:
         'The device authorization grant (RFC 8628) for apps registered with `--device-flow` (CLIs, TVs); see [connecting-apps](connecting-apps.md#devices-and-clis). `false`: discovery does not advertise `device_authorization_endpoint` or the device grant, and `/device/auth` and `/device` answer 404.',
     }),
+    SIGN_UP: bool.default(false).meta({
+      description:
+        'Self-service sign-up: the sign-in page offers "Create an account" (an email address, which becomes the username, and a password) for apps that allow it (`twofold client update <app> --sign-up allow|deny`, default allow). A new account cannot sign in until its email address is confirmed through an emailed link; needs email delivery. `false`: no link, and `/signup` answers 404. See [Sign-up](account-center.md#sign-up).',
+    }),
     DEVICE_CODE_TTL: seconds(60, 3600).default(600).meta({ description: "How long a device's user code can be entered and its device code polled." }),
     BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20)
       .default(5)

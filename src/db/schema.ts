@@ -18,6 +18,8 @@ export interface AccountsTable {
   password_changed_at: NullableTimestamp;
   /** The second factor used last, preselected at the next sign-in. */
   last_factor_id: string | null;
+  /** Signed up, email address not yet confirmed: cannot sign in. Migration 0017. */
+  sign_up_pending: Generated<boolean>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -205,6 +207,17 @@ export interface FactorNoncesTable {
   expires_at: Timestamp;
 }
 
+/** Email confirmation links of sign-up, as keyed hashes of their tokens. Migration 0017. */
+export interface EmailVerificationsTable {
+  id: string;
+  account_id: string;
+  token_hash: string;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  voided_at: NullableTimestamp;
+}
+
 export interface InteractionStateTable {
   /** A keyed hash of the interaction's uid (InteractionState.of). */
   uid: string;
@@ -267,6 +280,7 @@ export interface Database {
   one_time_codes: OneTimeCodesTable;
   challenge_codes: ChallengeCodesTable;
   password_resets: PasswordResetsTable;
+  email_verifications: EmailVerificationsTable;
   interaction_state: InteractionStateTable;
   factor_answers: FactorAnswersTable;
   factor_nonces: FactorNoncesTable;

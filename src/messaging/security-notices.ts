@@ -2,7 +2,7 @@
  * Security notices by email: the person hears of every change to how their
  * account signs in (a password changed, set or reset, a method added or
  * removed, new backup codes), and of a reset link or a sign-up asked for
- * with their address. Sent to the account's email address through the
+ * with their address, and the link that confirms a new account's address. Sent to the account's email address through the
  * deployment's mailer (the log in development), in the person's language,
  * with words from the provider's catalogue (`notify.*`, which a theme may
  * override).
@@ -26,6 +26,7 @@ export type SecurityEvent =
   | { type: 'password_reset' }
   | { type: 'reset_link'; link: string; minutes: number }
   | { type: 'sign_up_existing' }
+  | { type: 'verify_email'; link: string; hours: number }
   | { type: 'method_added'; factorId: string; label?: string }
   | { type: 'method_removed'; factorId: string; label?: string }
   | { type: 'backup_codes_regenerated' }
@@ -58,6 +59,7 @@ const PREFIX: Record<SecurityEvent['type'], string> = {
   password_reset: 'passwordReset',
   reset_link: 'resetLink',
   sign_up_existing: 'signUpExisting',
+  verify_email: 'verifyEmail',
   method_added: 'methodAdded',
   method_removed: 'methodRemoved',
   backup_codes_regenerated: 'backupCodesRegenerated',
@@ -83,12 +85,16 @@ export function renderNotice(services: Pick<NoticeServices, 'config' | 'catalogu
   const params: Params = { product, username: account.username };
   if (event.type === 'method_added' || event.type === 'method_removed') params.method = methodName(catalogue, lang, event.factorId, event.label);
   if (event.type === 'reset_link') params.minutes = event.minutes;
+  if (event.type === 'verify_email') params.hours = event.hours;
   const when = new Intl.DateTimeFormat(lang, { dateStyle: 'long', timeStyle: 'long', timeZone: 'UTC' }).format(options.at ?? new Date());
 
   const paragraphs: Paragraph[] = [{ key: 'notify.greeting', params: { name: account.display_name ?? account.username } }, { key: `${prefix}.body`, params }];
   if (event.type === 'reset_link') {
     paragraphs.push({ link: event.link, label: catalogue.text(lang, 'notify.resetLink.button') });
     paragraphs.push({ key: 'notify.resetLink.secondFactor' }, { key: 'notify.resetLink.ignore' });
+  } else if (event.type === 'verify_email') {
+    paragraphs.push({ link: event.link, label: catalogue.text(lang, 'notify.verifyEmail.button') });
+    paragraphs.push({ key: 'notify.verifyEmail.ignore' });
   } else if (event.type === 'sign_up_existing') {
     paragraphs.push({ key: 'notify.signUpExisting.ignore' });
   } else {

@@ -172,6 +172,7 @@ for (const kind of DIALECTS) {
         email_verified: false,
         name: 'Alice Liddell',
         disabled: false,
+        sign_up_pending: false,
         has_password: true,
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       });
@@ -334,6 +335,7 @@ for (const kind of DIALECTS) {
         post_logout_redirect_uris: ['http://app.example.test/bye'],
         grant_types: ['authorization_code', 'refresh_token'],
         device_flow: false,
+        sign_up: 'allow',
         pkce: 'required',
         id_token_claims: 'full',
         backchannel_logout_uri: null,

@@ -29,6 +29,8 @@ function publicView(a: Account) {
     email_verified: a.email_verified,
     name: a.display_name,
     disabled: a.disabled,
+    // Signed up, address not yet confirmed: cannot sign in (src/accounts/sign-up.ts).
+    sign_up_pending: a.sign_up_pending,
     has_password: a.password_hash !== null,
     created_at: a.created_at,
   };
