@@ -21,7 +21,7 @@ import { createAccount } from '../../src/accounts/accounts.ts';
 import { revokeAccountAccess } from '../../src/accounts/end-sessions.ts';
 import { createClient } from '../../src/oidc/clients.ts';
 import { listAudit } from '../../src/security/audit.ts';
-import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
+import { savePolicy } from '../../src/policy/store.ts';
 import { listDevices, trustDevice } from '../../src/mfa/trusted-devices.ts';
 import type { Account } from '../../src/db/schema.ts';
 import type { Services } from '../../src/services.ts';
