@@ -59,7 +59,8 @@ export function policyFromOptions(services: Services, current: Record<string, un
   const acrTable = acrTableOf(services.config);
   if (policy.minAcr && !acrTable.levelOf(policy.minAcr)) throw new CliError(`--min-acr: ${policy.minAcr} is not in the ACR table (${acrTable.values().join(', ')})`);
   for (const v of o.defaultAcrValues ?? []) if (!acrTable.levelOf(v)) throw new CliError(`--default-acr-values: ${v} is not in the ACR table`);
-  const known = services.factors.registry.ids();
+  // Any factor FACTORS loads, on or off here: the CLI may lack a channel the provider has.
+  const known = services.factors.registry.known().map((f) => f.id);
   const unknown = (policy.factors ?? []).filter((f) => !known.includes(f));
   if (unknown.length) throw new CliError(`--factors: unknown factor(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
   return { policy, defaultAcrValues: o.defaultAcrValues };
