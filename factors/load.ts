@@ -91,7 +91,8 @@ async function importModule(specifier: string): Promise<Record<string, unknown>>
   } catch (err) {
     if ((err as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !/\.[cm]?ts$/.test(specifier)) throw err;
     await registerTypeScript();
-    return (await import(specifier)) as Record<string, unknown>;
+    // Node keeps the failed load under the module's URL: ask again under another one.
+    return (await import(`${specifier}${specifier.includes('?') ? '&' : '?'}typescript`)) as Record<string, unknown>;
   }
 }
 

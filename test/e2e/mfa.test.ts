@@ -139,11 +139,11 @@ for (const kind of DIALECTS) {
       expect((await services.factors.store.list(account.id)).map((c) => c.factorId)).toEqual(['totp']);
     });
 
-    test('a TOTP secret imported by an admin (twofold user totp import) signs the user in end to end', async () => {
+    test('a TOTP secret imported by an admin (twofold user factor import … totp) signs the user in end to end', async () => {
       const { account, username } = await newUser();
       const secret = newTotpSecret();
       const run = cliRunner(() => services);
-      const imported = await run('user', 'totp', 'import', username, '--secret', secret.toLowerCase().replace(/(.{4})/g, '$1 '), '--label', 'Old phone', '--json');
+      const imported = await run('user', 'factor', 'import', username, 'totp', `secret=${secret.toLowerCase().replace(/(.{4})/g, '$1 ')}`, '--label', 'Old phone', '--json');
       expect(imported.code).toBe(0);
       const agent = new UserAgent(optional.issuer);
       const { auth, next } = await password(agent, rpOptional, username);
