@@ -30,7 +30,7 @@ export function addClientPolicyOptions(cmd: Command): Command {
     .option('--mfa <mode>', 'off, optional or required (can only raise the global policy)')
     .option('--min-acr <value>', 'a minimum acr that requests cannot lower')
     .option('--default-acr-values <value>', 'acr_values used when a request sends none (repeatable)', collect)
-    .option('--factors <ids>', 'comma-separated factors allowed for this app (e.g. webauthn for phishing-resistant only)')
+    .option('--factors <ids>', 'comma-separated factors allowed for this app (e.g. only phishing-resistant ones; `twofold factors` lists them)')
     .option('--max-auth-age <seconds>', 'sessions older than this sign in again')
     .option('--trusted-devices <allow|deny>', 'whether a trusted device may stand in for the second factor')
     .option('--synced-passkeys <allow|deny>', 'deny: synced passkeys do not count for this app (device-bound keys do)');
