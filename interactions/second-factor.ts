@@ -9,7 +9,7 @@ import { clientAddress } from '../src/http/client-address.ts';
 import type { AuditContext } from '../src/security/audit.ts';
 import { addFactorRequest, answersRequest } from '../src/mfa/add-factor.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
-import { speakerFor, type Speaker } from './render.ts';
+import { factorLabel, speakerFor, type Speaker } from './render.ts';
 import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, saveSignIn, type SignIn, type Step } from './sign-in.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
@@ -17,6 +17,7 @@ import { recordAudit } from '../src/security/audit.ts';
 import { waitParams } from '../src/mfa/wait-text.ts';
 import { readKnownBrowser } from './known-browser.ts';
 import { factorToAdd } from './choose-factor.ts';
+import { recoveryToOffer } from './recovery-offer.ts';
 
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
@@ -42,11 +43,6 @@ export function failureMessage(ctx: Context, failure: Failure & { retryAfterSeco
   return t(GENERAL[failure.reason].key, failure.reason === 'locked' ? waitParams(failure.retryAfterSeconds ?? 60) : undefined);
 }
 
-/** A factor's name in the person's language. */
-function factorLabel(speaker: Speaker, id: string): string {
-  return speaker.t(`${id}.label`);
-}
-
 function strings(form: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   // WebAuthn answers (JSON with an attestation certificate chain) run to a few KiB.
@@ -59,15 +55,18 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   const engine = deps.services.factors;
   if (signIn.data.notice) {
     const { key, params } = signIn.data.notice;
-    return page(ctx, 'notice', { title: 'Before you continue', uid: details.uid, clientName, notice: speakerFor(ctx).t(key, params) }, status);
+    const { t } = speakerFor(ctx);
+    return page(ctx, 'notice', { title: t('secondFactor.noticeTitle'), uid: details.uid, clientName, notice: t(key, params) }, status);
   }
   const followUp = signIn.data.offerFollowUp;
   if (followUp && engine.registry.get(followUp)) {
-    return showEnroll(ctx, deps, details, signIn, clientName, followUp, { optional: false, factors: [followUp] }, error, status);
+    const reoffer = signIn.data.recoveryOffer === true;
+    return showEnroll(ctx, deps, details, signIn, clientName, followUp, { optional: reoffer, reoffer, factors: [followUp] }, error, status);
   }
   const decision = await decisionFor(ctx, deps, details, signIn);
   switch (decision.type) {
     case 'satisfied':
+      if (await offerRecovery(deps, signIn)) return ctx.redirect(`/interaction/${details.uid}`);
       return finishSignIn(ctx, deps, signIn, decision);
     case 'unmet':
       return failSignIn(ctx, deps, signIn, 'unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
@@ -117,19 +116,21 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     ctx,
     'second-factor',
     {
-      title: signIn.stepUp || adding ? 'Confirm it is you' : 'Two-step verification',
+      title: speaker.t(signIn.stepUp || adding ? 'secondFactor.confirmTitle' : 'secondFactor.title'),
       adding,
       optional: decision.optional && !adding,
       ...stepData(speaker, details, clientName, factorId, view, error),
       trustDays,
       others: labelled(speaker, primary.filter((id) => id !== factorId)),
       recovery: labelled(speaker, usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly)),
+      // No backup codes to fall back on: the way out is an administrator (the page says so).
+      noRecovery: !usable.some((id) => engine.registry.get(id)!.factor.recoveryOnly),
     },
     status,
   );
 }
 
-async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean }, error: string | undefined, status: number): Promise<void> {
+async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean; reoffer?: boolean }, error: string | undefined, status: number): Promise<void> {
   const engine = deps.services.factors;
   const factorId = decision.factors.includes(asked) ? asked : decision.factors[0]!;
   const registered = engine.registry.get(factorId)!;
@@ -143,16 +144,18 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
     ctx,
     'enroll',
     {
-      title: ownTitle ? speaker.t(ownTitle.key, ownTitle.params) : adding ? `Add ${factorLabel(speaker, factorId)}` : 'Set up two-step verification',
+      title: ownTitle ? speaker.t(ownTitle.key, ownTitle.params) : adding ? speaker.t('enroll.addTitle', { factor: factorLabel(speaker, factorId) }) : speaker.t('enroll.title'),
       adding,
       replaces,
       intro: registered.factor.enrollPage?.intro ?? true,
       ...stepData(speaker, details, clientName, factorId, view, error),
       optional: decision.optional,
-      reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
+      // The deadline's day (UTC), as the person's language writes a date.
+      reminder: decision.reminder ? new Intl.DateTimeFormat(speaker.lang, { dateStyle: 'long', timeZone: 'UTC' }).format(decision.reminder.deadline * 1000) : undefined,
       // Chosen from the list: the way to another method is back to the list.
       others: decision.choosable ? [] : labelled(speaker, decision.factors.filter((id) => id !== factorId)),
       choosable: decision.choosable,
+      reoffer: decision.reoffer,
     },
     status,
   );
@@ -194,10 +197,20 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
 async function proceed(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<void> {
   if (!signIn.data.notice && !signIn.data.offerFollowUp) {
     const next = await decisionFor(ctx, deps, details, signIn);
-    if (next.type === 'satisfied') return finishSignIn(ctx, deps, signIn, next);
+    if (next.type === 'satisfied' && !(await offerRecovery(deps, signIn))) return finishSignIn(ctx, deps, signIn, next);
   }
   await saveSignIn(signIn, deps);
   ctx.redirect(`/interaction/${details.uid}`);
+}
+
+/** Before a sign-in finishes: backup codes again for an account that has none left (recovery-offer.ts). Saved when offered. */
+async function offerRecovery(deps: InteractionDeps, signIn: SignIn): Promise<boolean> {
+  const offer = await recoveryToOffer(deps, signIn);
+  if (!offer) return false;
+  signIn.data.offerFollowUp = offer;
+  signIn.data.recoveryOffer = true;
+  await saveSignIn(signIn, deps);
+  return true;
 }
 
 export async function submitEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
@@ -222,7 +235,10 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   if (outcome.evidence) addEvidence(signIn, outcome.evidence);
   const requested = addFactorRequest(details.params);
   if (requested && !offered && answersRequest(requested, factorId)) signIn.data.added = factorId;
-  if (offered) delete signIn.data.offerFollowUp;
+  if (offered) {
+    delete signIn.data.offerFollowUp;
+    delete signIn.data.recoveryOffer;
+  }
   else {
     // After a first enrolment, the factor the registry offers next (backup codes), unless the account has it.
     const next = engine.registry.offeredAfterFirstEnrolment();
@@ -248,6 +264,13 @@ async function submitAction(ctx: Context, deps: InteractionDeps, details: Intera
 /** "Skip for now": only a step the policy calls optional (a wish) can be skipped; the app then gets the level reached. */
 export async function skipStep(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
   const signIn = await currentSignIn(deps, details);
+  if (signIn?.data.offerFollowUp && signIn.data.recoveryOffer) {
+    // Backup codes offered again may be declined, for this sign-in.
+    delete signIn.data.offerFollowUp;
+    delete signIn.data.recoveryOffer;
+    signIn.data.recoveryDeclined = true;
+    return proceed(ctx, deps, details, signIn);
+  }
   if (signIn) {
     const decision = await decisionFor(ctx, deps, details, signIn);
     if ((decision.type === 'enroll' || decision.type === 'step_up') && decision.optional && !decision.adding) {

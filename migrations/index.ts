@@ -16,6 +16,8 @@ import * as m0010 from './0010_resource_servers.ts';
 import * as m0011 from './0011_key_publication.ts';
 import * as m0012 from './0012_backchannel_logouts.ts';
 import * as m0013 from './0013_consents.ts';
+import * as m0014 from './0014_account_center.ts';
+import * as m0015 from './0015_password_resets.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -30,4 +32,6 @@ export const migrations: Record<string, Migration> = {
   '0011_key_publication': m0011,
   '0012_backchannel_logouts': m0012,
   '0013_consents': m0013,
+  '0014_account_center': m0014,
+  '0015_password_resets': m0015,
 };

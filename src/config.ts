@@ -441,6 +441,12 @@ export const configSchema = z
     ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600)
       .default(300)
       .meta({ description: "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old." }),
+    ACCOUNT_FRESH_PROOF: seconds(30, 3600)
+      .default(300)
+      .meta({
+        description:
+          'The account center (`/account`) makes a sensitive change (adding or removing a sign-in method, new backup codes, signing out everywhere, a new password) only within this many seconds of a proof of the password and, when the account has one, a second factor; an older one is asked again through the sign-in pages (`max_age`). See [The account center](account-center.md).',
+      }),
     GRANT_TTL: seconds(300, 365 * 86400)
       .default(14 * 86400)
       .meta({

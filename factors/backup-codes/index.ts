@@ -13,8 +13,10 @@ export const backupCodeSettings = z
     count: z.number().int().min(5).max(20).default(10),
     /** Warn when this many or fewer codes are left. */
     warnAt: z.number().int().min(0).max(10).default(2),
+    /** Offer a new set at sign-in to an account with a second factor and no unused code (interactions/recovery-offer.ts). */
+    offerAgain: z.boolean().default(true),
   })
-  .default({ count: 10, warnAt: 2 });
+  .default({ count: 10, warnAt: 2, offerAgain: true });
 export type BackupCodeSettings = z.infer<typeof backupCodeSettings>;
 
 // Crockford's base32: no I, L, O, U, so codes read aloud and typed by hand survive.

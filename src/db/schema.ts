@@ -172,6 +172,17 @@ export interface ChallengeCodesTable {
   used_at: NullableTimestamp;
 }
 
+/** Password reset links, as keyed hashes of their tokens. Migration 0015. */
+export interface PasswordResetsTable {
+  id: string;
+  account_id: string;
+  token_hash: string;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  voided_at: NullableTimestamp;
+}
+
 export interface InteractionStateTable {
   /** A keyed hash of the interaction's uid (InteractionState.of). */
   uid: string;
@@ -188,6 +199,9 @@ export interface SessionEvidenceTable {
   expires_at: Timestamp;
   /** When the session was last used, by the services' clock (coarse: see src/mfa/session-evidence.ts). Migration 0009. */
   last_active_at: NullableTimestamp;
+  /** The client address and User-Agent of the browser when the session last proved something. Migration 0014. */
+  ip: ColumnType<string | null, string | null | undefined, string | null>;
+  user_agent: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface PolicyDocumentsTable {
@@ -230,6 +244,7 @@ export interface Database {
   credentials: CredentialsTable;
   one_time_codes: OneTimeCodesTable;
   challenge_codes: ChallengeCodesTable;
+  password_resets: PasswordResetsTable;
   interaction_state: InteractionStateTable;
   session_evidence: SessionEvidenceTable;
   accounts: AccountsTable;

@@ -28,6 +28,8 @@ import { globalPolicy } from '../policy/store.ts';
 import type { FactorFacts } from '../policy/decide.ts';
 import { epochSeconds } from '../clock.ts';
 import { knownDevice, type KnownBrowser } from '../security/device-cookie.ts';
+import { noticeMethodChange } from '../messaging/security-notices.ts';
+
 
 export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: MessageRef } | (Failure & { retryAfterSeconds?: number });
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
@@ -254,7 +256,7 @@ export class FactorEngine {
     return r.factor.beginEnrollment(this.#context(r, factorAccount(account), state), existing);
   }
 
-  /** `language`: the person's, in which a credential named by default (no name typed) gets its name. */
+  /** `language`: the person's, in which a credential named by default (no name typed) gets its name, and the notice email is written. */
   async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser, language?: string): Promise<EnrollOutcome> {
     const r = this.#require(factorId);
     const { db } = this.services;
@@ -273,6 +275,8 @@ export class FactorEngine {
     const { catalogue } = this.services;
     const named = result.credential.label;
     const label = typeof named === 'string' ? named : catalogue.text(language ?? catalogue.defaultLanguage, named.key, named.params);
+    // A recovery factor enrolled again replaces its set: the person hears of new codes, not of a new method.
+    const replacing = r.factor.recoveryOnly && (await this.store.list(account.id, [factorId])).length > 0;
     let credentialId: string;
     try {
       credentialId = await this.store.insert(account.id, factorId, { ...result.credential, label }, { replaceFactor: !r.factor.multiple });
@@ -282,6 +286,7 @@ export class FactorEngine {
       throw err;
     }
     await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label });
+    await noticeMethodChange(this.services, account.id, replacing ? { type: 'backup_codes_regenerated' } : { type: 'method_added', factorId, label }, { language, audit });
     if (result.provedEmail && account.email && !account.email_verified && result.provedEmail.toLowerCase() === account.email.toLowerCase()) {
       // Only while the account still has that address (an admin may have changed it meanwhile).
       const marked = await db.updateTable('accounts').set({ email_verified: true }).where('id', '=', account.id).where('email', '=', account.email).executeTakeFirst();
@@ -294,17 +299,23 @@ export class FactorEngine {
     return { ok: true, credentialId, evidence, reveal: result.reveal };
   }
 
-  async remove(accountId: string, credentialId: string, audit: AuditContext): Promise<boolean> {
+  /** `language`: the person's, in which the notice email is written (the default language otherwise). */
+  async remove(accountId: string, credentialId: string, audit: AuditContext, language?: string): Promise<boolean> {
+    const label = (await this.store.list(accountId)).find((c) => c.id === credentialId)?.label;
     const factorId = await this.store.remove(accountId, credentialId);
-    if (factorId) await recordAudit(this.services.db, 'factor.removed', { ...audit, accountId }, { credential: credentialId, factor: factorId });
-    return factorId !== undefined;
+    if (!factorId) return false;
+    await recordAudit(this.services.db, 'factor.removed', { ...audit, accountId }, { credential: credentialId, factor: factorId });
+    await noticeMethodChange(this.services, accountId, { type: 'method_removed', factorId, label }, { language, audit });
+    return true;
   }
 
-  async resetAll(accountId: string, audit: AuditContext): Promise<number> {
+  async resetAll(accountId: string, audit: AuditContext, language?: string): Promise<number> {
     const n = await this.store.removeAll(accountId);
     await recordAudit(this.services.db, 'factor.reset', { ...audit, accountId }, { removed: n });
+    if (n > 0) await noticeMethodChange(this.services, accountId, { type: 'methods_reset' }, { language, audit });
     return n;
   }
+
 
   /**
    * A step's non-final submission (send a code, send another, call instead):

@@ -439,10 +439,28 @@ export async function rotateClientSecret(db: Kysely<Database>, sealer: Sealer, c
   return secret;
 }
 
-/** The metadata node-oidc-provider validates and uses, secret included. */
-export function clientToProviderMetadata(row: ClientRow, sealer: Sealer): Record<string, unknown> {
+/**
+ * A registered redirect URI that is a path (`/account/callback`) is one of the issuer's own: the built-in account
+ * center's client (migration 0014) is registered that way, so it follows ISSUER without a stored host.
+ * `twofold client add` accepts absolute URIs only.
+ */
+export function resolveAgainstIssuer(metadata: ClientMetadata, issuer: string): ClientMetadata {
+  const resolve = (uris: string[] | undefined) => uris?.map((uri) => (uri.startsWith('/') && !uri.startsWith('//') ? new URL(uri, `${issuer}/`).href : uri));
+  const postLogout = resolve(metadata.post_logout_redirect_uris);
+  // A path initiate_login_uri is for the "sign-in expired" page's link only; the provider requires an https URL there.
+  const { initiate_login_uri: start, ...rest } = metadata;
   return {
-    ...row.metadata,
+    ...rest,
+    ...(typeof start === 'string' && !start.startsWith('/') ? { initiate_login_uri: start } : {}),
+    redirect_uris: resolve(metadata.redirect_uris) ?? [],
+    ...(postLogout ? { post_logout_redirect_uris: postLogout } : {}),
+  };
+}
+
+/** The metadata node-oidc-provider validates and uses, secret included; with `issuer`, path redirect URIs resolved against it. */
+export function clientToProviderMetadata(row: ClientRow, sealer: Sealer, issuer?: string): Record<string, unknown> {
+  return {
+    ...(issuer ? resolveAgainstIssuer(row.metadata, issuer) : row.metadata),
     client_id: row.client_id,
     ...(row.secret_sealed ? { client_secret: sealer.openString(row.secret_sealed, secretContext(row.client_id)) } : {}),
     twofold_first_party: row.first_party,

@@ -61,14 +61,14 @@ describe('FactorRegistry', () => {
     const registry = new FactorRegistry();
     expect(registry.ids()).toEqual(BUILT_IN_FACTORS.map((f) => f.id));
     expect(registry.get('totp')!.settings).toEqual({ algorithm: 'SHA1', digits: 6, period: 30, window: 1 });
-    expect(registry.get('backup-codes')!.settings).toEqual({ count: 10, warnAt: 2 });
+    expect(registry.get('backup-codes')!.settings).toEqual({ count: 10, warnAt: 2, offerAgain: true });
     expect(registry.get('nope')).toBeUndefined();
   });
 
   test("parses an operator's settings, filling the defaults", () => {
     const registry = new FactorRegistry(BUILT_IN_FACTORS, { totp: { digits: 8, algorithm: 'SHA256' }, 'backup-codes': { count: 12 } });
     expect(registry.get('totp')!.settings).toEqual({ algorithm: 'SHA256', digits: 8, period: 30, window: 1 });
-    expect(registry.get('backup-codes')!.settings).toEqual({ count: 12, warnAt: 2 });
+    expect(registry.get('backup-codes')!.settings).toEqual({ count: 12, warnAt: 2, offerAgain: true });
   });
 
   test('refuses an id registered twice', () => {

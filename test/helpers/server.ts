@@ -13,6 +13,16 @@ export { freePort };
 
 export const TEST_SECRET_KEY = crypto.randomBytes(32).toString('hex');
 
+/**
+ * FACTOR_SETTINGS as the test gave them, with backup codes not offered again at sign-in unless the test says so:
+ * most tests seed an authenticator without codes and follow the sign-in to the app; the offer has tests of its own
+ * (test/e2e/account-center.test.ts).
+ */
+export function factorSettings(given: string | undefined): string {
+  const settings = given ? (JSON.parse(given) as Record<string, Record<string, unknown>>) : {};
+  return JSON.stringify({ ...settings, 'backup-codes': { offerAgain: false, ...settings['backup-codes'] } });
+}
+
 export function testConfig(port: number, env: Record<string, string> = {}): Config {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-test-'));
   return loadConfig({
@@ -24,6 +34,7 @@ export function testConfig(port: number, env: Record<string, string> = {}): Conf
     ARGON2_ITERATIONS: '1',
     PURGE_INTERVAL: '0',
     ...env,
+    FACTOR_SETTINGS: factorSettings(env.FACTOR_SETTINGS),
   });
 }
 
