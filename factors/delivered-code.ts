@@ -57,6 +57,8 @@ export interface DeliveredCodeOptions<S extends CodeSettings> {
   messagesDir: string;
   /** The channel codes normally go over. */
   channel: Exclude<CodeChannel, 'voice'>;
+  /** Why the factor is off when this deployment does not deliver over its channel: one line for the start-up log, saying what to configure. */
+  noChannel: string;
   /** Whether a voice call may stand in for a text message (sms-code with `voice: true`). */
   voice?: (settings: S) => boolean;
   /** The form field holding the address (`email`, `phone`). */
@@ -112,6 +114,8 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
     recoveryOnly: false,
     multiple: false,
     settings: o.settings,
+    // A code nobody can receive would lock people out: without its channel the factor is off.
+    enabled: (_settings, environment) => environment.channels.includes(o.channel) || o.noChannel,
     viewsDir: o.viewsDir,
     messagesDir: o.messagesDir,
 

@@ -1,9 +1,10 @@
 /**
  * The factor contract: what a second-factor plugin declares and implements.
  *
- * A factor is one folder under factors/ plus one line in registry.ts. It gets
- * narrow services from the engine (its own credential store, consume-once
- * helpers, constant-time comparison, sealing, a clock, step state) and never
+ * A factor is a module whose default export is a Factor: a folder under factors/
+ * (built in), or a package or a file named in FACTORS. It gets narrow services
+ * from the engine (its own credential store, consume-once helpers,
+ * constant-time comparison, sealing, a clock, step state) and never
  * the Koa context, the provider or the raw database, so replay protection and
  * comparison cannot be got wrong inside a plugin.
  *
@@ -320,6 +321,24 @@ export interface OutOfBandCodes {
   status(scope: string, rules: Pick<CodeRules, 'cooldownSeconds'>): Promise<CodeStatus | undefined>;
 }
 
+/** What a factor may know of the deployment when it says whether it can work here (`enabled`). */
+export interface FactorEnvironment {
+  /** The channels this provider delivers codes over (email: SMTP, or the log in development; sms and voice: the gateway). */
+  readonly channels: readonly CodeChannel[];
+}
+
+/** What `importCredential` works with: the account the credential is for, and the operator's settings. */
+export interface ImportContext<S> {
+  account: FactorAccount;
+  settings: S;
+}
+
+/**
+ * An imported credential to store, or what is wrong with the administrator's input: one line for the
+ * command's output (`field`: the input it is about).
+ */
+export type ImportResult = { ok: true; credential: NewCredential } | { ok: false; field?: string; problem: string };
+
 /** The WebAuthn relying party, from configuration (WEBAUTHN_*). */
 export interface RelyingParty {
   /** The RP ID: the issuer's host or a registrable suffix of it. */
@@ -409,8 +428,19 @@ export interface FactorDescriptor<S = unknown> {
   sharesCredentialsWith?: string[];
   /** Browser files the views load, served at /assets/<name> (e.g. a WebAuthn client library from node_modules). */
   assets?: Record<string, string>;
-  /** Settings with defaults; the registry parses the operator's values through it at boot. */
+  /**
+   * Settings with defaults; the registry parses the operator's values (FACTOR_SETTINGS) through it at
+   * boot. A field whose schema says `.meta({ secret: true })` (an API key, a pepper) is never shown:
+   * not in a log, an error, nor the `twofold factors` listing.
+   */
   settings: z.ZodType<S>;
+  /**
+   * Whether the factor can work in this deployment with these settings: `true`, or why not, as one
+   * line for the operator's start-up log that says what to configure ("no SMS gateway: set
+   * SMS_WEBHOOK_URL …"). Asked once at start; a factor that is off is neither offered nor accepted,
+   * and its settings are still checked. Default: on.
+   */
+  enabled?(settings: S, environment: FactorEnvironment): true | string;
   /** Folder with this factor's Handlebars partials, registered as `<id>/<name>`. */
   viewsDir: string;
   /**
@@ -477,6 +507,17 @@ export interface Factor<S = unknown> extends FactorDescriptor<S> {
   handleReturn?(ctx: FactorContext<S>, credentials: Credential[], request: FactorRequest): Promise<ReturnResult>;
   /** `routes.callback`: authenticates a server's call (signature, then `acceptOnce`) and records what it says (`answers.answer`). */
   handleCallback?(ctx: CallbackContext<S>, request: FactorRequest): Promise<CallbackResult>;
+  /**
+   * Migration: a credential made elsewhere (an authenticator app's key from another system), brought
+   * over by an administrator: `twofold user factor import <username> <factor-id> name=value…`. The
+   * input is checked as an enrolment would check it, but proves nothing: nobody answered a challenge.
+   * Optional; a factor without it cannot be imported.
+   */
+  importCredential?: {
+    /** What the administrator gives, by name, each with one line for the listing (`twofold factors`); a `secret` one may come from standard input (--secret-stdin). */
+    fields: Record<string, { description: string; required?: boolean; secret?: boolean }>;
+    credential(ctx: ImportContext<S>, input: Record<string, string>): Promise<ImportResult>;
+  };
 }
 
 /** Helper so a factor module is type-checked against the contract with its own settings type. */

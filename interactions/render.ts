@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Context } from 'koa';
 import Handlebars from 'handlebars';
 import { Catalogue, type Params } from '../src/i18n/catalogue.ts';
-import { FACTORS } from '../factors/registry.ts';
+import { BUILT_IN_FACTORS } from '../factors/registry.ts';
 import { languageOf } from '../src/i18n/language.ts';
 import { loadTheme, type Theme } from './theme.ts';
 import { DEFAULT_PAGE_BRAND, type PageBrand } from './brand.ts';
@@ -115,7 +115,7 @@ export function themedViews(dir: string, factorViews: Record<string, string>, br
 
 /** The built-in messages and the built-in factors' (views outside a provider: tests, the shared fallback). */
 function builtInCatalogue(): Catalogue {
-  return new Catalogue().addFactors(FACTORS);
+  return new Catalogue().addFactors(BUILT_IN_FACTORS);
 }
 
 /** What a step needs to speak to the person: their language, and each message in it as text. */

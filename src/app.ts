@@ -24,7 +24,7 @@ import { ASSETS_DIR, providerViews, type Views, withViews } from '../interaction
 import { CatalogueError } from './i18n/catalogue.ts';
 import { ThemeError } from '../interactions/theme.ts';
 import { BRAND_LOGO_ASSET, brandPages } from '../interactions/brand.ts';
-import { FACTORS } from '../factors/registry.ts';
+import { knownFactors } from '../factors/registry.ts';
 import { StartupError } from './db/storage.ts';
 import { httpDuration, metricsRoute, fromRegistry } from './metrics/index.ts';
 
@@ -105,9 +105,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
 function loadPages(services: Services): { views: Views; assets: Record<string, string | Buffer> } {
   const { config } = services;
   const brand = brandPages(config.brand);
-  // Every known factor, not only those switched on, so turning one off does not break the theme.
-  const factors = new Map([...FACTORS, ...services.factors.registry.all().map((r) => r.factor)].map((f) => [f.id, f]));
-  const factorViews = Object.fromEntries([...factors.values()].map((f) => [f.id, f.viewsDir]));
+  // Every known factor, not only those on, so turning one off (or leaving a built-in one out) does not break the theme.
+  const factorViews = Object.fromEntries(knownFactors(services.factors.registry).map((f) => [f.id, f.viewsDir]));
   let pages: ReturnType<typeof providerViews>;
   try {
     const { catalogue } = services;

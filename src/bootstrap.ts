@@ -13,8 +13,9 @@ import { Sealer } from './security/sealer.ts';
 import { KeyedHasher } from './security/keyed-hash.ts';
 import { DeviceCookies } from './security/device-cookie.ts';
 import { FactorEngine } from './mfa/engine.ts';
-import { FACTORS, FactorRegistry, FactorRegistryError } from '../factors/registry.ts';
-import { createMessaging } from './messaging/index.ts';
+import { BUILT_IN_FACTORS, FactorRegistry, FactorRegistryError, knownFactors } from '../factors/registry.ts';
+import { FactorLoadError, loadFactors, type LoadedFactor } from '../factors/load.ts';
+import { createMessaging, deliveryChannels } from './messaging/index.ts';
 import { Catalogue, CatalogueError } from './i18n/catalogue.ts';
 import type { Services } from './services.ts';
 import type { KyselyPlugin } from 'kysely';
@@ -72,19 +73,7 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       if (pending.length) throw new StartupError(`the database needs migrations (${pending.join(', ')}); run \`twofold migrate\` or set MIGRATE_ON_START=true`);
     }
     const masterKey = loadMasterKey(config);
-    let registry: FactorRegistry;
-    try {
-      // Factors whose channel is not configured are not registered at all (their settings are ignored).
-      const off = new Set([...(config.emailDelivery === 'off' ? ['email-code'] : []), ...(config.SMS_WEBHOOK_URL ? [] : ['sms-code'])]);
-      const settings = Object.fromEntries(Object.entries(config.FACTOR_SETTINGS).filter(([id]) => !off.has(id)));
-      registry = new FactorRegistry(
-        [...FACTORS.filter((f) => !off.has(f.id)), ...(options.extraFactors ?? [])],
-        settings,
-      );
-    } catch (err) {
-      if (err instanceof FactorRegistryError) throw new StartupError(`FACTOR_SETTINGS: ${err.message}`);
-      throw err;
-    }
+    const registry = await loadRegistry(config, options.extraFactors ?? []);
     const services: Services = {
       config,
       db: h.db,
@@ -104,9 +93,8 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       }),
     } as Services;
     try {
-      // Every known factor's messages, not only those switched on, so a theme's words for one that is off still check.
-      const known = new Map([...FACTORS, ...registry.all().map((r) => r.factor)].map((f) => [f.id, f]));
-      services.catalogue = new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE, pseudo: config.PSEUDO_LANGUAGE }).addFactors(known.values());
+      // Every known factor's messages, not only those on, so a theme's words for one that is off (or left out) still check.
+      services.catalogue = new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE, pseudo: config.PSEUDO_LANGUAGE }).addFactors(knownFactors(registry));
     } catch (err) {
       if (err instanceof CatalogueError) throw new StartupError(err.message);
       throw err;
@@ -125,5 +113,36 @@ export async function openServices(config: Config, options: OpenServicesOptions 
     if (err instanceof StartupError) throw err;
     const message = (err as { code?: string }).code === 'ECONNREFUSED' ? 'the database refused the connection' : (err as Error).message;
     throw new StartupError(message);
+  }
+}
+
+/**
+ * The factors FACTORS lists, loaded and checked, each on or off as it says (`enabled`, told which
+ * channels this deployment delivers codes over). A failure stops the start with one line naming the
+ * FACTORS entry, or the FACTOR_SETTINGS entry, at fault.
+ */
+async function loadRegistry(config: Config, extra: Factor<any>[]): Promise<FactorRegistry> {
+  let loaded: LoadedFactor[];
+  try {
+    loaded = await loadFactors(config.FACTORS);
+  } catch (err) {
+    if (err instanceof FactorLoadError) throw new StartupError(err.message);
+    throw err;
+  }
+  const listed = new Set([...loaded.map((l) => l.factor.id), ...extra.map((f) => f.id)]);
+  const builtIn = new Set(BUILT_IN_FACTORS.map((f) => f.id));
+  // A built-in factor left out of FACTORS keeps its settings for when it is listed again; any other id is a typo.
+  const settings = Object.fromEntries(Object.entries(config.FACTOR_SETTINGS).filter(([id]) => listed.has(id) || !builtIn.has(id)));
+  try {
+    return new FactorRegistry(
+      [...loaded.map((l) => l.factor), ...extra],
+      settings,
+      { channels: deliveryChannels(config) },
+    );
+  } catch (err) {
+    if (!(err instanceof FactorRegistryError)) throw err;
+    if (err.settings) throw new StartupError(`FACTOR_SETTINGS: ${err.message}`);
+    const entry = loaded.find((l) => l.factor.id === err.factorId)?.entry;
+    throw new StartupError(entry === undefined ? `FACTORS: ${err.message}` : `FACTORS entry ${entry}: ${err.message}`);
   }
 }

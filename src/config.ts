@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { DEFAULT_ACR_TABLE, TWOFOLD_ACR } from './policy/acr-table.ts';
 import { BrandError, resolveBrand, type Brand } from './brand/brand.ts';
 import { parseHex, type Hex } from './brand/contrast.ts';
+import { BUILT_IN_FACTOR_IDS } from '../factors/built-in.ts';
 
 /*
  * The value helpers say what is allowed in their message, since that message is
@@ -185,24 +186,37 @@ export const configSchema = z
         description:
           'The second factor: the global mode until a global policy document is stored (`twofold policy set`), which then wins. `off`: a second factor only when the app asks for it. `optional`: for accounts that enrolled one. `required`: for everyone; accounts without one enrol at sign-in.',
       }),
+    FACTORS: list(z.string())
+      .refine((entries) => new Set(entries).size === entries.length, { message: 'each factor is listed once' })
+      .default([...BUILT_IN_FACTOR_IDS])
+      .meta({
+        format: 'a comma-separated list (a list in a config file)',
+        defaultText: `every built-in factor: \`${BUILT_IN_FACTOR_IDS.join(',')}\``,
+        description:
+          'The second factors that run, in the order the pages list them. Each is a built-in factor\'s id (see [The built-in factors](factors.md)) or a module whose default export is a factor: a path beginning with `./`, `../` or `/` (relative to the working directory, like every path here), or the name of an npm package installed in Twofold\'s folder (see [Naming a factor in FACTORS](writing-a-factor.md#naming-a-factor-in-factors)). They load at start; one that cannot be loaded stops the start, naming the entry. A factor left out is neither offered nor accepted (its users\' credentials stay stored, unused). A listed factor that cannot work here (codes with no channel to send them) is off: the start-up log says which factors are on, and why the others are off. See [Choosing the factors](factors.md#choosing-the-factors).',
+      }),
     FACTOR_SETTINGS: z
-      .union([z.record(z.string(), z.unknown()), z.string()])
-      .transform((v, ctx) => {
-        if (typeof v !== 'string') return v;
-        try {
-          const parsed = JSON.parse(v) as unknown;
-          if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-        } catch {
-          /* reported below */
+      .unknown()
+      .transform((v, ctx): Record<string, unknown> => {
+        let parsed = v;
+        if (typeof v === 'string') {
+          try {
+            parsed = JSON.parse(v) as unknown;
+          } catch {
+            parsed = undefined;
+          }
         }
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
         ctx.addIssue({ code: 'custom', message: 'a JSON object keyed by factor id' });
         return z.NEVER;
       })
       .default({})
       .meta({
         format: 'a JSON object keyed by factor id (an object in a config file)',
+        // A factor's settings may hold an API key: a typo must not print them.
+        secret: true,
         description:
-          'Per-factor settings, e.g. `{"totp":{"digits":8},"backup-codes":{"count":12}}`. `totp`: `algorithm` (`SHA1`, `SHA256`, `SHA512`; default `SHA1`), `digits` (6 or 8; 6), `period` (15–120 s; 30), `window` (steps accepted either side of now, 0–3; 1). `backup-codes`: `count` (5–20; 10), `warnAt` (warn when this many or fewer are left, 0–10; 2), `offerAgain` (offer a new set at sign-in to an account with a second factor and no unused code; `true`). `webauthn`: `userVerification` and `residentKey` (`required`, `preferred`, `discouraged`; both `preferred`), `attachment` (`any`, `platform`, `cross-platform`; `any`), `algorithms` (COSE ids among -8, -7, -35, -36, -257; `[-8,-7,-257]`), `timeout` (30–600 s; 300). `passkey`: `attachment`, `algorithms`, `timeout` (user verification and a discoverable credential are always required). See [Security keys and passkeys](factors.md#security-keys-and-passkeys-webauthn). `email-code` and `sms-code`: `length` (digits, 6–10; 6), `ttl` (60–3600 s; 600), `attempts` (wrong tries per code, 1–10; 5), `cooldown` (seconds between sends, 0–3600; 60); `sms-code` also `voice` (offer "Call me instead"; `false`). Settings of a factor that is off are ignored.',
+          'Settings of the factors in `FACTORS`, by factor id: `{"<factor id>": {"<setting>": <value>, …}, …}`; what is left out keeps its default. Each factor documents its own: see [Factor settings](factors.md#factor-settings) for the built-in ones. They are checked at start, also for a listed factor that is off; an id that is neither listed nor built in stops the start, and the settings of a built-in factor left out of `FACTORS` are ignored. Fields a factor marks secret are never shown (`twofold factors` prints `[redacted]`).',
       }),
     RESOURCE_SERVERS: z
       .union([z.record(z.string(), z.unknown()), z.string()])
@@ -292,7 +306,7 @@ export const configSchema = z
         format: '`smtp://` or `smtps://` URL',
         secret: true,
         description:
-          'The mail server for emailed codes, a nodemailer URL: `smtp://user:pass@host:587` (upgrades with STARTTLS when offered) or `smtps://user:pass@host:465` (TLS from the start); nodemailer options as query parameters, e.g. `?requireTLS=true` to refuse a server that does not offer STARTTLS. Setting it turns `email-code` on.',
+          'The mail server for emailed codes, a nodemailer URL: `smtp://user:pass@host:587` (upgrades with STARTTLS when offered) or `smtps://user:pass@host:465` (TLS from the start); nodemailer options as query parameters, e.g. `?requireTLS=true` to refuse a server that does not offer STARTTLS. Setting it gives the factors that email codes a channel (see [Email and SMS codes](factors.md#email-and-sms-codes)).',
       }),
     MAIL_FROM: z
       .string()
@@ -310,13 +324,13 @@ export const configSchema = z
       .default('auto')
       .meta({
         description:
-          'The `email-code` factor. `auto`: on when `SMTP_URL` is set. `on`: on; without `SMTP_URL` the codes are written to the log (development only: production refuses to start). `off`: off.',
+          'Whether codes are emailed. `auto`: when `SMTP_URL` is set. `on`: yes; without `SMTP_URL` the codes are written to the log (development only: production refuses to start). `off`: no, and the factors that email codes are off.',
       }),
     SMS_WEBHOOK_URL: httpUrl()
       .optional()
       .meta({
         format: '`http://` or `https://` URL (`https://` in production)',
-        description: 'Your SMS/voice gateway (see [The SMS webhook](factors.md#the-sms-webhook)). Setting it (with the secret) turns `sms-code` on; it is off otherwise.',
+        description: 'Your SMS/voice gateway (see [The SMS webhook](factors.md#the-sms-webhook)). Setting it (with the secret) gives the factors that text or call a channel; without it they are off.',
       }),
     SMS_WEBHOOK_SECRET: z
       .string()
@@ -807,7 +821,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = result.error.issues[0]!;
     const key = issue.path.join('.') || '(config)';
     const got = issue.path.length ? (merged as Record<string, unknown>)[String(issue.path[0])] : undefined;
-    const shown = got === undefined ? '' : ` (got ${JSON.stringify(SECRET_KEYS.has(key) ? '…' : got)})`;
+    const shown = got === undefined ? '' : ` (got ${JSON.stringify(SECRET_KEYS.has(String(issue.path[0])) ? '…' : got)})`;
     const message = issue.code === 'unrecognized_keys' ? `unknown setting(s) ${issue.keys.join(', ')}` : issue.message;
     throw new ConfigError(`Invalid configuration: ${issue.code === 'unrecognized_keys' ? 'config file' : key}: ${message}${shown}`);
   }

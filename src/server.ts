@@ -17,6 +17,7 @@ import { logger } from './logger.ts';
 import { SealError } from './security/sealer.ts';
 import { startAdminSocket, type AdminSocket } from './cli/admin-socket.ts';
 import { startMetrics, type RunningMetrics } from './metrics/index.ts';
+import { reportFactors } from './mfa/factor-report.ts';
 
 /** The part of a shutdown's time that requests in flight may use: 80 %, so closing the database has the rest. */
 export function drainMs(shutdownTimeoutSeconds: number): number {
@@ -63,6 +64,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let backchannel: BackchannelDelivery | undefined;
   let metrics: RunningMetrics | undefined;
   try {
+    await reportFactors(services.db, services.factors.registry, logger);
     // Before the app is built: it times requests into the registry and, with a token, serves it.
     metrics = await startMetrics(services, opened.handle);
     try {

@@ -41,6 +41,7 @@ export default defineDeliveredCodeFactor<EmailCodeSettings>({
   viewsDir: path.join(HERE, 'views'),
   messagesDir: path.join(HERE, 'messages'),
   channel: 'email',
+  noChannel: 'no email delivery: set SMTP_URL (or, in development, EMAIL_CODES=on to write codes to the log); EMAIL_CODES=off turns it off',
   field: 'email',
   parse: parseEmail,
   mask: maskEmail,

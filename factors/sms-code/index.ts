@@ -1,6 +1,6 @@
 /**
  * Codes by text message, or read out by a voice call, through the operator's
- * own gateway (SMS_WEBHOOK_URL). Off unless the gateway is configured.
+ * own gateway (SMS_WEBHOOK_URL). Off unless the gateway is configured (`enabled`).
  *
  * `amr` is `sms` for a text message and `tel` for a call (RFC 8176). The
  * phone network is the weakest channel Twofold offers: NIST SP 800-63B calls
@@ -42,6 +42,7 @@ export default defineDeliveredCodeFactor<SmsCodeSettings>({
   viewsDir: path.join(HERE, 'views'),
   messagesDir: path.join(HERE, 'messages'),
   channel: 'sms',
+  noChannel: 'no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET',
   voice: (settings) => settings.voice,
   field: 'phone',
   parse: parsePhone,

@@ -131,4 +131,26 @@ export default defineFactor<TotpSettings>({
     }
     return replayed ? { ok: false, reason: 'already_used', message: { key: 'totp.failure.replayed' } } : { ok: false, reason: 'wrong', message: { key: 'totp.failure.wrong' } };
   },
+
+  // An authenticator set up in another system keeps working: its key and parameters come over as they are.
+  importCredential: {
+    fields: {
+      secret: { description: 'the shared key, base32 (at least 80 bits: 16 characters; spaces and dashes ignored)', required: true, secret: true },
+      algorithm: { description: 'SHA1, SHA256 or SHA512 (default SHA1)' },
+      digits: { description: '6 or 8 (default 6)' },
+      period: { description: 'the time step in seconds, 15–120 (default 30)' },
+    },
+    async credential(_ctx, input) {
+      const secret = (input.secret ?? '').replace(/[\s-]/g, '').toUpperCase().replace(/=+$/, '');
+      if (!/^[A-Z2-7]{16,128}$/.test(secret)) return { ok: false, field: 'secret', problem: 'a base32 key of at least 80 bits (16 characters)' };
+      const algorithm = (input.algorithm ?? 'SHA1').toUpperCase();
+      if (algorithm !== 'SHA1' && algorithm !== 'SHA256' && algorithm !== 'SHA512') return { ok: false, field: 'algorithm', problem: 'SHA1, SHA256 or SHA512' };
+      const digits = Number(input.digits ?? 6);
+      if (digits !== 6 && digits !== 8) return { ok: false, field: 'digits', problem: '6 or 8' };
+      const period = Number(input.period ?? 30);
+      if (!Number.isInteger(period) || period < 15 || period > 120) return { ok: false, field: 'period', problem: 'whole seconds from 15 to 120' };
+      const data: TotpData = { algorithm, digits, period };
+      return { ok: true, credential: { label: { key: 'totp.label' }, secret, data: { ...data }, counter: null } };
+    },
+  },
 });

@@ -10,13 +10,13 @@ import { CSRF_FIELD } from './csrf.ts';
 import type { CurrentAccount } from './session.ts';
 
 /** The sections, in the order the navigation lists them; `password` is built beside this room (/account/password). */
-export const SECTIONS = ['overview', 'methods', 'backup-codes', 'devices', 'sessions', 'apps', 'password'] as const;
+export const SECTIONS = ['overview', 'methods', 'codes', 'devices', 'sessions', 'apps', 'password'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 const HREF: Record<Section, string> = {
   overview: '/account',
   methods: '/account/methods',
-  'backup-codes': '/account/backup-codes',
+  codes: '/account/backup-codes',
   devices: '/account/devices',
   sessions: '/account/sessions',
   apps: '/account/apps',
@@ -26,7 +26,7 @@ const HREF: Record<Section, string> = {
 const NAV_KEY: Record<Section, string> = {
   overview: 'account.nav.overview',
   methods: 'account.nav.methods',
-  'backup-codes': 'account.nav.backupCodes',
+  codes: 'account.nav.backupCodes',
   devices: 'account.nav.devices',
   sessions: 'account.nav.sessions',
   apps: 'account.nav.apps',

@@ -73,7 +73,7 @@ export async function main(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = p
 
   const open: ServicesOpener = async (command) => {
     const fileFromStdin = args.some((a, i) => a === '-' && args[i - 1] === '--file');
-    if (args.includes('--password-stdin') || fileFromStdin) io.stdin = await readStdin();
+    if (args.includes('--password-stdin') || args.includes('--secret-stdin') || fileFromStdin) io.stdin = await readStdin();
     let config: Config;
     try {
       config = loadConfig(env);

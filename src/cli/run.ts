@@ -19,7 +19,7 @@ import { registerGroups } from './commands/groups.ts';
 import { registerClients } from './commands/clients.ts';
 import { registerKeys } from './commands/keys.ts';
 import { registerAudit } from './commands/audit.ts';
-import { registerFactors } from './commands/factors.ts';
+import { registerFactorList, registerFactors } from './commands/factors.ts';
 import { registerPolicy } from './commands/policy.ts';
 import { registerDevices } from './commands/devices.ts';
 import { registerConsents } from './commands/consents.ts';
@@ -90,6 +90,7 @@ export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Co
   registerFactors(program.commands.find((c) => c.name() === 'user')!, ctx);
   registerDevices(program.commands.find((c) => c.name() === 'user')!, ctx);
   registerConsents(program.commands.find((c) => c.name() === 'user')!, ctx);
+  registerFactorList(program, ctx);
   registerPolicy(program, ctx);
   registerGroups(program, ctx);
   registerClients(program, ctx);

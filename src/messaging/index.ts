@@ -62,6 +62,11 @@ function defaultFrom(config: Config): string {
   return `"${name}" <no-reply@${host}>`;
 }
 
+/** The channels this configuration delivers codes over: email (SMTP, or the log in development), sms and voice (the gateway). */
+export function deliveryChannels(config: Pick<Config, 'emailDelivery' | 'SMS_WEBHOOK_URL'>): Channel[] {
+  return [...(config.emailDelivery !== 'off' ? (['email'] as const) : []), ...(config.SMS_WEBHOOK_URL ? (['sms', 'voice'] as const) : [])];
+}
+
 export function createMessaging(config: Config, options: MessagingOptions = {}): Messaging {
   const log = options.logger ?? defaultLogger;
   const catalogue = options.catalogue ?? new Catalogue({ defaultLanguage: config.DEFAULT_LANGUAGE });
@@ -73,7 +78,7 @@ export function createMessaging(config: Config, options: MessagingOptions = {}):
   const webhook = config.SMS_WEBHOOK_URL
     ? new SmsWebhook({ url: config.SMS_WEBHOOK_URL, secret: config.SMS_WEBHOOK_SECRET!, timeoutMs: config.SMS_WEBHOOK_TIMEOUT * 1000 })
     : undefined;
-  const channels: Channel[] = [...(config.emailDelivery !== 'off' ? (['email'] as const) : []), ...(webhook ? (['sms', 'voice'] as const) : [])];
+  const channels = deliveryChannels(config);
 
   return {
     channels,

@@ -175,3 +175,29 @@ export function deadlineFor(g: AccountGroupPolicy): number | undefined {
 export function clientPolicyOf(raw: unknown, clientName: string): ClientPolicy {
   return parsePolicy(clientPolicySchema, raw ?? {}, `client ${clientName} policy`);
 }
+
+/**
+ * Every policy in force that lists the factors it allows: the global one, each group's and each
+ * app's, by a name an operator recognises (`global`, `group staff`, `client web`). Read at start,
+ * to warn about a factor a policy allows that FACTORS does not run.
+ */
+export async function policyFactorLists(db: Kysely<Database>): Promise<Array<{ source: string; factors: string[] }>> {
+  const documents = await db
+    .selectFrom('policy_documents')
+    .leftJoin('groups', (j) => j.on('policy_documents.scope', '=', sql<string>`'group:' || groups.id`))
+    .select(['policy_documents.scope', 'policy_documents.document', 'groups.name as group'])
+    .distinctOn('policy_documents.scope')
+    .where((eb) => eb.or([eb('policy_documents.scope', '=', GLOBAL), eb('groups.name', 'is not', null)]))
+    .orderBy('policy_documents.scope')
+    .orderBy('policy_documents.version', 'desc')
+    .execute();
+  const clients = await db.selectFrom('clients').select(['name', 'policy']).where(sql<boolean>`policy -> 'factors' is not null`).orderBy('name').execute();
+  const listed = (document: unknown) => {
+    const factors = (document as { factors?: unknown } | null)?.factors;
+    return Array.isArray(factors) ? factors.filter((f): f is string => typeof f === 'string') : undefined;
+  };
+  return [
+    ...documents.map((d) => ({ source: d.group === null ? 'global' : `group ${d.group}`, factors: listed(d.document) })),
+    ...clients.map((c) => ({ source: `client ${c.name}`, factors: listed(c.policy) })),
+  ].filter((p): p is { source: string; factors: string[] } => p.factors !== undefined);
+}

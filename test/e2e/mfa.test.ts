@@ -16,7 +16,7 @@ import { enrolBackupCodes, enrolTotp, newTotpSecret, totpCode } from '../helpers
 import { cliRunner } from '../helpers/cli.ts';
 import { Secret } from 'otpauth';
 import { FactorEngine } from '../../src/mfa/engine.ts';
-import { FACTORS, FactorRegistry } from '../../factors/registry.ts';
+import { BUILT_IN_FACTORS, FactorRegistry } from '../../factors/registry.ts';
 import { startProviderProcess } from '../helpers/provider-process.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
@@ -139,11 +139,11 @@ for (const kind of DIALECTS) {
       expect((await services.factors.store.list(account.id)).map((c) => c.factorId)).toEqual(['totp']);
     });
 
-    test('a TOTP secret imported by an admin (twofold user totp import) signs the user in end to end', async () => {
+    test('a TOTP secret imported by an admin (twofold user factor import … totp) signs the user in end to end', async () => {
       const { account, username } = await newUser();
       const secret = newTotpSecret();
       const run = cliRunner(() => services);
-      const imported = await run('user', 'totp', 'import', username, '--secret', secret.toLowerCase().replace(/(.{4})/g, '$1 '), '--label', 'Old phone', '--json');
+      const imported = await run('user', 'factor', 'import', username, 'totp', `secret=${secret.toLowerCase().replace(/(.{4})/g, '$1 ')}`, '--label', 'Old phone', '--json');
       expect(imported.code).toBe(0);
       const agent = new UserAgent(optional.issuer);
       const { auth, next } = await password(agent, rpOptional, username);
@@ -157,7 +157,7 @@ for (const kind of DIALECTS) {
 
     test('the TOTP window setting is honoured: 0 accepts only the current step, 2 accepts two steps back but not three', async () => {
       const { InteractionState } = await import('../../src/mfa/step-state.ts');
-      const engineWith = (window: number) => new FactorEngine(services, new FactorRegistry(FACTORS, { totp: { window } }));
+      const engineWith = (window: number) => new FactorEngine(services, new FactorRegistry(BUILT_IN_FACTORS, { totp: { window } }));
       // Away from a step boundary, so "now" is the same step when the code is made and when it is checked.
       while (Date.now() % 30_000 > 28_000) await new Promise((r) => setTimeout(r, 250));
       const attempt = async (window: number, offset: number) => {

@@ -20,8 +20,10 @@ const GROUPS = ['staff'];
 
 const CLIENT_OPTIONS = ['--device-flow', '--backchannel-logout-uri', '--redirect-uri', '--public', '--auth-method', '--mfa', '--min-acr', '--factors', '--pkce', '--id-token-claims', '--client-credentials', '--scope', '--resource-server', '--resource-scopes', '--first-party', '--max-auth-age', '--trusted-devices', '--default-acr-values', '--jwks-uri', '--id-token-alg', '--post-logout-redirect-uri'];
 
+type Kind = 'user' | 'client' | 'group' | 'factor' | 'field' | 'text';
+
 /** Sub-commands, the kinds of their positional arguments, and their own options. */
-const COMMANDS: Array<[string[], Array<'user' | 'client' | 'group' | 'text'>, string[]]> = [
+const COMMANDS: Array<[string[], Array<Kind>, string[]]> = [
   [['user', 'add'], ['user'], ['--email', '--name', '--password-stdin', '--email-verified']],
   [['user', 'list'], [], ['--json']],
   [['user', 'show'], ['user'], ['--json']],
@@ -34,7 +36,8 @@ const COMMANDS: Array<[string[], Array<'user' | 'client' | 'group' | 'text'>, st
   [['user', 'reset-factors'], ['user'], ['--force']],
   [['user', 'factor', 'rename'], ['user', 'text', 'text'], ['--json']],
   [['user', 'factor', 'remove'], ['user', 'text'], ['--json']],
-  [['user', 'totp', 'import'], ['user'], ['--secret', '--digits', '--period', '--algorithm', '--label']],
+  [['user', 'factor', 'import'], ['user', 'factor', 'field', 'field'], ['--secret-stdin', '--label', '--json']],
+  [['factors'], [], ['--json']],
   [['user', 'devices'], ['user'], ['--revoke', '--revoke-all', '--json']],
   [['user', 'consents'], ['user'], ['--json']],
   [['user', 'revoke-consent'], ['user', 'client'], ['--json']],
@@ -107,10 +110,7 @@ const OPTIONS: Record<string, fc.Arbitrary<string> | null> = {
   '--file': fc.constantFrom('-', '/nonexistent/policy.yaml'),
   '--limit': fc.constantFrom('1', '0', '-5', 'x'),
   '--type': fc.constantFrom('user.created', 'x'),
-  '--secret': fc.constantFrom('JBSWY3DPEHPK3PXP', 'not base32', ''),
-  '--digits': fc.constantFrom('6', '8', '99'),
-  '--period': fc.constantFrom('30', '0'),
-  '--algorithm': fc.constantFrom('SHA1', 'SHA256', 'MD5'),
+  '--secret-stdin': null,
   '--label': fc.constantFrom('Phone', ''),
   '--revoke': fc.constantFrom('1', 'x'),
   '--revoke-all': null,
@@ -127,8 +127,11 @@ const POLICIES = [
   'mfa: [',
 ];
 
-function known(kind: 'user' | 'client' | 'group' | 'text'): fc.Arbitrary<string> {
-  const pool = kind === 'user' ? USERS : kind === 'client' ? CLIENTS : kind === 'group' ? GROUPS : ['1', 'x'];
+/** What `user factor import` is given: fields as name=value, known or not, with values good or bad. */
+const FIELDS = ['secret=JBSWY3DPEHPK3PXP', 'secret=not base32', 'digits=6', 'digits=99', 'period=0', 'algorithm=MD5', 'algorithm=sha256', 'colour=blue', 'secret', '=x'];
+
+function known(kind: Kind): fc.Arbitrary<string> {
+  const pool = { user: USERS, client: CLIENTS, group: GROUPS, factor: ['totp', 'webauthn', 'nope'], field: FIELDS, text: ['1', 'x'] }[kind];
   return fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...pool) }, { weight: 2, arbitrary: argvText });
 }
 

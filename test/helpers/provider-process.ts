@@ -36,7 +36,12 @@ export interface ProviderProcessOptions {
   dataDir?: string;
   /** Never read the process's stdout (the log): the pipe fills up, as with a log shipper that stopped. */
   stdoutUnread?: boolean;
+  /** Run `npm start`'s own path, the bundle in .build/ (src/launch.js, rebuilt when stale), instead of the sources. */
+  bundled?: boolean;
 }
+
+/** The node arguments that start the provider: from the sources (as `npm run dev`), or as `npm start` does. */
+const providerArgs = (bundled?: boolean) => (bundled ? ['src/launch.js', 'main'] : ['--import', 'tsx', 'src/main.ts']);
 
 /** Starts the provider on `databaseUrl` (PGlite when undefined) with the test suite's SECRET_KEY (so sealed rows open) and waits until /readyz answers. */
 export async function startProviderProcess(databaseUrl: string | undefined, env: Record<string, string> = {}, options: ProviderProcessOptions = {}): Promise<ProviderProcess> {
@@ -58,7 +63,7 @@ export async function startProviderProcess(databaseUrl: string | undefined, env:
     ...env,
     FACTOR_SETTINGS: factorSettings(env.FACTOR_SETTINGS),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, providerArgs(options.bundled), { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   if (!options.stdoutUnread) child.stdout!.setEncoding('utf8').on('data', (t: string) => (output += t));
   child.stderr!.setEncoding('utf8').on('data', (t: string) => (output += t));
@@ -92,11 +97,11 @@ export async function startProviderProcess(databaseUrl: string | undefined, env:
  * it is expected not to start, and returns its exit code and what it wrote to stderr, less
  * oidc-provider's warning about a Node.js version it does not know (not Twofold's line).
  */
-export async function refusedStart(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+export async function refusedStart(env: Record<string, string>, options: { bundled?: boolean } = {}): Promise<{ code: number | null; stderr: string }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-refused-'));
   const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: String(await freePort()), DATA_DIR: dataDir, SECRET_KEY: TEST_SECRET_KEY, ...env };
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, providerArgs(options.bundled), { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
     child.stdout.resume();

@@ -14,7 +14,7 @@ import { CARD, MAX_LOGO_BYTES } from '../../src/brand/brand.ts';
 import { AA_TEXT, contrast, formatRatio, luminance, nearestPassing, parseHex, textOn, type Hex } from '../../src/brand/contrast.ts';
 import { brandPages, brandStylesheet } from '../../interactions/brand.ts';
 import { ASSETS_DIR, Views, themedViews } from '../../interactions/render.ts';
-import { FACTORS } from '../../factors/registry.ts';
+import { BUILT_IN_FACTORS } from '../../factors/registry.ts';
 import { removeThemeDirs, themeDir } from '../helpers/theme-dir.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-brand-'));
@@ -226,7 +226,7 @@ describe('brand settings', () => {
 });
 
 describe('the brand on the pages', () => {
-  const FACTOR_VIEWS = Object.fromEntries(FACTORS.map((f) => [f.id, f.viewsDir]));
+  const FACTOR_VIEWS = Object.fromEntries(BUILT_IN_FACTORS.map((f) => [f.id, f.viewsDir]));
   const ERROR = { title: 'Oops', message: 'm' };
 
   test('the stylesheet sets both schemes\' variables, the dark ones under the media query', () => {

@@ -8,14 +8,14 @@
 import { describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FACTORS } from '../../factors/registry.ts';
+import { BUILT_IN_FACTORS } from '../../factors/registry.ts';
 import { BUILT_IN_LANGUAGES, Catalogue, CatalogueError, PSEUDO_LANGUAGE } from '../../src/i18n/catalogue.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 function fullCatalogue(options: ConstructorParameters<typeof Catalogue>[0] = {}): Catalogue {
   const catalogue = new Catalogue(options);
-  for (const f of FACTORS) if (f.messagesDir) catalogue.addFactor(f.id, Catalogue.readFolder(f.messagesDir), f.messagesDir);
+  for (const f of BUILT_IN_FACTORS) if (f.messagesDir) catalogue.addFactor(f.id, Catalogue.readFolder(f.messagesDir), f.messagesDir);
   return catalogue;
 }
 
@@ -36,7 +36,7 @@ describe('the shipped languages', () => {
   });
 
   test('every built-in factor ships English and German messages, its label among them', () => {
-    for (const factor of FACTORS) {
+    for (const factor of BUILT_IN_FACTORS) {
       expect(factor.messagesDir).toBeDefined();
       for (const language of BUILT_IN_LANGUAGES) expect(catalogue.has(language, `${factor.id}.label`)).toBe(true);
     }

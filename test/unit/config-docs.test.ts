@@ -36,7 +36,7 @@ describe('docs/configuration.md', () => {
 
   test('the settings marked secret are the ones an error never echoes', () => {
     const secrets = Object.entries(configSchema.shape).flatMap(([key, schema]) => (settingMeta(schema).secret ? [key] : []));
-    expect(secrets.sort()).toEqual(['DATABASE_URL', 'METRICS_TOKEN', 'SECRET_KEY', 'SMS_WEBHOOK_SECRET', 'SMTP_URL']);
+    expect(secrets.sort()).toEqual(['DATABASE_URL', 'FACTOR_SETTINGS', 'METRICS_TOKEN', 'SECRET_KEY', 'SMS_WEBHOOK_SECRET', 'SMTP_URL']);
     for (const key of secrets) {
       expect(renderConfigDocs()).toMatch(new RegExp(`^\\| \`${key}\` \\|.*\\*\\*Secret\\*\\*`, 'm'));
       let message = '';

@@ -13,6 +13,7 @@ import crypto from 'node:crypto';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { ConfigError, decodeKey, loadConfig } from '../../src/config.ts';
 import { loadMasterKey } from '../../src/security/secret-key.ts';
+import { BUILT_IN_FACTOR_IDS } from '../../factors/built-in.ts';
 
 const KEY_HEX = crypto.randomBytes(32).toString('hex');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-config-'));
@@ -105,6 +106,15 @@ describe('bad values stop the start with one line naming the key', () => {
     expect(configError({ SECRET_KEY: secret }).message).not.toContain(secret);
     const url = 'mysql://user:hunter2@db/x';
     expect(configError({ DATABASE_URL: url }).message).not.toContain('hunter2');
+  });
+
+  test('FACTOR_SETTINGS is never echoed: a typo in it may sit next to an API key', () => {
+    const key = 'sk_live_0123456789abcdefghij';
+    // A closing brace missing: the whole value would otherwise be printed.
+    expect(configError({ FACTOR_SETTINGS: `{"push":{"apiKey":"${key}"}` }).message).toBe('Invalid configuration: FACTOR_SETTINGS: a JSON object keyed by factor id (got "…")');
+    expect(configError({ FACTOR_SETTINGS: `["${key}"]` }).message).not.toContain(key);
+    const file = writeFile('settings.yaml', `FACTOR_SETTINGS: ["${key}"]\n`);
+    expect(configError({ TWOFOLD_CONFIG: file }).message).toBe('Invalid configuration: FACTOR_SETTINGS: a JSON object keyed by factor id (got "…")');
   });
 
   test('a bad value that is not secret is shown', () => {
@@ -262,6 +272,22 @@ describe('production', () => {
     expect(config.production).toBe(true);
     expect(config.secureCookies).toBe(true);
     expect(config.ISSUER).toBe('https://idp.example.com');
+  });
+});
+
+describe('FACTORS', () => {
+  test('runs every built-in factor, in their order, unless set', () => {
+    expect(loadConfig({}).FACTORS).toEqual([...BUILT_IN_FACTOR_IDS]);
+  });
+
+  test('lists built-in ids and module specifiers, from the environment or a config file', () => {
+    expect(loadConfig({ FACTORS: 'totp, ./factors/push ,twofold-factor-duo' }).FACTORS).toEqual(['totp', './factors/push', 'twofold-factor-duo']);
+    const file = writeFile('factors.yaml', 'FACTORS:\n  - webauthn\n  - /opt/twofold/push.js\n');
+    expect(loadConfig({ TWOFOLD_CONFIG: file }).FACTORS).toEqual(['webauthn', '/opt/twofold/push.js']);
+  });
+
+  test('refuses an entry listed twice', () => {
+    expect(configError({ FACTORS: 'totp,webauthn,totp' }).message).toBe('Invalid configuration: FACTORS: each factor is listed once (got "totp,webauthn,totp")');
   });
 });
 

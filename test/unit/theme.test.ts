@@ -7,12 +7,12 @@ import { afterAll, describe, expect, test } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FACTORS } from '../../factors/registry.ts';
+import { BUILT_IN_FACTORS } from '../../factors/registry.ts';
 import { Views, VIEWS_DIR, pageNames, themedViews } from '../../interactions/render.ts';
 import { loadTheme, ThemeError } from '../../interactions/theme.ts';
 import { removeThemeDirs, themeDir } from '../helpers/theme-dir.ts';
 
-const FACTOR_VIEWS = Object.fromEntries(FACTORS.map((f) => [f.id, f.viewsDir]));
+const FACTOR_VIEWS = Object.fromEntries(BUILT_IN_FACTORS.map((f) => [f.id, f.viewsDir]));
 afterAll(removeThemeDirs);
 
 function load(files: Record<string, string>) {
@@ -31,7 +31,7 @@ function refusal(files: Record<string, string>): string {
 }
 
 function withFactorPartials(views: Views): Views {
-  for (const f of FACTORS) views.addPartials(f.viewsDir, `${f.id}/`);
+  for (const f of BUILT_IN_FACTORS) views.addPartials(f.viewsDir, `${f.id}/`);
   return views;
 }
 
@@ -60,12 +60,12 @@ describe('theme folder', () => {
   test('copies of every built-in page and factor view are accepted and render exactly as the built-in ones', () => {
     const files: Record<string, string> = {};
     for (const page of pageNames()) files[`${page}.hbs`] = fs.readFileSync(path.join(VIEWS_DIR, `${page}.hbs`), 'utf8');
-    for (const f of FACTORS) {
+    for (const f of BUILT_IN_FACTORS) {
       for (const view of fs.readdirSync(f.viewsDir).filter((v) => v.endsWith('.hbs'))) files[`factors/${f.id}/${view}`] = fs.readFileSync(path.join(f.viewsDir, view), 'utf8');
     }
     const { views, theme } = themedViews(themeDir(files), FACTOR_VIEWS);
     expect([...theme.views.keys()].sort()).toEqual(pageNames().sort());
-    expect(theme.partials.size).toBeGreaterThanOrEqual(FACTORS.length * 2);
+    expect(theme.partials.size).toBeGreaterThanOrEqual(BUILT_IN_FACTORS.length * 2);
     const builtIn = withFactorPartials(new Views());
     withFactorPartials(views);
     for (const [name, data] of [['login', LOGIN_DATA], ['second-factor', SECOND_FACTOR_DATA], ['error', { title: 'Oops', message: 'm', uid: 'u' }]] as const) {

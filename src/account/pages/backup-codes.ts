@@ -25,7 +25,7 @@ function shownOnce(deps: AccountDeps, current: CurrentAccount): InteractionState
 async function showStatus(ctx: Context, deps: AccountDeps, current: CurrentAccount, error?: string, status = 200): Promise<void> {
   const codes = await backupCodesStatus(deps.services, { accountId: current.account.id });
   const needsProof = codes.secondFactor && (await needsFreshProof(deps.services, current));
-  accountPage(ctx, 'backup-codes', { titleKey: 'account.codes.title', ...codes, needsProof, error }, status, current, 'backup-codes');
+  accountPage(ctx, 'codes', { titleKey: 'account.codes.title', ...codes, needsProof, error }, status, current, 'codes');
 }
 
 export function backupCodeRoutes(router: Router, deps: AccountDeps): void {
@@ -56,6 +56,6 @@ export function backupCodeRoutes(router: Router, deps: AccountDeps): void {
     // Shown already (a reload, the back button): the codes are not kept anywhere to show again.
     if (!codes) return ctx.redirect(CODES);
     const filename = `${deps.services.config.brand.name.replace(/[^\w.-]+/g, '-').toLowerCase()}-backup-codes.txt`;
-    accountPage(ctx, 'backup-codes-new', { titleKey: 'account.codes.new.title', codes, download: `${codes.join('\n')}\n`, filename }, 200, current, 'backup-codes');
+    accountPage(ctx, 'codes-new', { titleKey: 'account.codes.new.title', codes, download: `${codes.join('\n')}\n`, filename }, 200, current, 'codes');
   });
 }

@@ -30,7 +30,7 @@ export function addClientPolicyOptions(cmd: Command): Command {
     .option('--mfa <mode>', 'off, optional or required (can only raise the global policy)')
     .option('--min-acr <value>', 'a minimum acr that requests cannot lower')
     .option('--default-acr-values <value>', 'acr_values used when a request sends none (repeatable)', collect)
-    .option('--factors <ids>', 'comma-separated factors allowed for this app (e.g. webauthn for phishing-resistant only)')
+    .option('--factors <ids>', 'comma-separated factors allowed for this app (e.g. only phishing-resistant ones; `twofold factors` lists them)')
     .option('--max-auth-age <seconds>', 'sessions older than this sign in again')
     .option('--trusted-devices <allow|deny>', 'whether a trusted device may stand in for the second factor')
     .option('--synced-passkeys <allow|deny>', 'deny: synced passkeys do not count for this app (device-bound keys do)');
@@ -59,7 +59,8 @@ export function policyFromOptions(services: Services, current: Record<string, un
   const acrTable = acrTableOf(services.config);
   if (policy.minAcr && !acrTable.levelOf(policy.minAcr)) throw new CliError(`--min-acr: ${policy.minAcr} is not in the ACR table (${acrTable.values().join(', ')})`);
   for (const v of o.defaultAcrValues ?? []) if (!acrTable.levelOf(v)) throw new CliError(`--default-acr-values: ${v} is not in the ACR table`);
-  const known = services.factors.registry.ids();
+  // Any factor FACTORS loads, on or off here: the CLI may lack a channel the provider has.
+  const known = services.factors.registry.known().map((f) => f.id);
   const unknown = (policy.factors ?? []).filter((f) => !known.includes(f));
   if (unknown.length) throw new CliError(`--factors: unknown factor(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
   return { policy, defaultAcrValues: o.defaultAcrValues };

@@ -1,21 +1,60 @@
 /**
- * An administrator's view of a user's second factors: list, import an existing
- * TOTP secret (migration from another system), rename, remove, reset. Every
- * change is audited with the admin as actor.
+ * An administrator's view of the factors: which ones run (`twofold factors`),
+ * and a user's credentials: list, import one made elsewhere (migration from
+ * another system, through the factor's importCredential), rename, remove,
+ * reset. Every change is audited with the admin as actor. Nothing here names
+ * a factor: what a factor takes comes from the factor.
  */
 import type { Command } from 'commander';
-import { Secret } from 'otpauth';
 import { z } from 'zod';
 import { recordAudit } from '../../security/audit.ts';
-import { CliError, printJson, printTable } from '../io.ts';
+import { CliError, printJson, printTable, secretFromStdin } from '../io.ts';
 import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 import { checkRemoval, removeCredential } from '../../mfa/removal.ts';
+import { importCredential } from '../../mfa/import-credential.ts';
 
-const base32 = z
-  .string()
-  .transform((s) => s.replace(/[\s-]/g, '').toUpperCase().replace(/=+$/, ''))
-  .refine((s) => /^[A-Z2-7]{16,128}$/.test(s), 'a base32 secret of at least 80 bits (16 characters)');
+/** `name=value` arguments, as a factor's import input. */
+function fieldsOf(args: string[]): Record<string, string> {
+  const input: Record<string, string> = {};
+  for (const arg of args) {
+    const at = arg.indexOf('=');
+    if (at < 1) throw new CliError(`${JSON.stringify(arg)}: give each field as name=value`);
+    const name = arg.slice(0, at);
+    if (Object.hasOwn(input, name)) throw new CliError(`${name} is given twice`);
+    input[name] = arg.slice(at + 1);
+  }
+  return input;
+}
+
+/** `twofold factors`: the factors FACTORS loaded, on or off (and why), their settings (secrets redacted), what they import. */
+export function registerFactorList(program: Command, ctx: CommandContext): void {
+  program
+    .command('factors')
+    .description('list the factors FACTORS loads: on or off (and why), their settings (secret ones redacted), and what `user factor import` takes for each')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      const { registry } = ctx.services.factors;
+      const off = new Map(registry.off().map((r) => [r.factor.id, r.reason]));
+      const rows = registry.known().map((f) => ({
+        id: f.id,
+        on: !off.has(f.id),
+        ...(off.has(f.id) ? { reason: off.get(f.id) } : {}),
+        settings: registry.shownSettings(f.id),
+        ...(f.importCredential ? { import: f.importCredential.fields } : {}),
+      }));
+      if (opts.json) return printJson(ctx.io, rows);
+      if (!rows.length) return ctx.io.out('(none: FACTORS lists no factor)\n');
+      for (const row of rows) {
+        ctx.io.out(`${row.id}  ${row.on ? 'on' : `off: ${row.reason}`}\n`);
+        ctx.io.out(`  settings  ${JSON.stringify(row.settings)}\n`);
+        if (row.import) {
+          const fields = Object.entries(row.import).map(([name, f]) => `${name}${f.required ? ' (required)' : ''}${f.secret ? ' (secret: --secret-stdin)' : ''}: ${f.description}`);
+          ctx.io.out(`  import    ${fields.join('\n            ')}\n`);
+        }
+      }
+    });
+}
 
 export function registerFactors(user: Command, ctx: CommandContext): void {
   const { io, actor } = ctx;
@@ -75,30 +114,27 @@ export function registerFactors(user: Command, ctx: CommandContext): void {
       if (recovery.length) io.out(`removed the backup codes too (${recovery.join(', ')}): they are never an account's only factor\n`);
     });
 
-  user
-    .command('totp')
-    .description('TOTP authenticators')
-    .command('import <username>')
-    .description('bring over an existing authenticator from another system')
-    .requiredOption('--secret <base32>', 'the shared secret, base32')
-    .option('--label <label>', 'a name for it', 'Imported authenticator')
-    .option('--algorithm <alg>', 'SHA1, SHA256 or SHA512', 'SHA1')
-    .option('--digits <n>', '6 or 8', '6')
-    .option('--period <seconds>', 'time step', '30')
+  factor
+    .command('import <username> <factor-id> [fields...]')
+    .description('bring over a credential made elsewhere (migration), fields given as name=value; `twofold factors` lists what each factor takes')
+    .option('--label <label>', "a name for it (default: the factor's name)")
+    .option('--secret-stdin', "read the factor's secret field from standard input, keeping it out of the process list and the shell's history")
     .option('--json', 'print JSON')
-    
-    .action(async (username: string, opts: { secret: string; label: string; algorithm: string; digits: string; period: string; json?: boolean }) => {
+    .action(async (username: string, factorId: string, args: string[], opts: { label?: string; secretStdin?: boolean; json?: boolean }) => {
       const { db, factors } = deps();
       const account = await requireAccount(db, username);
-      const secret = base32.parse(opts.secret);
-      Secret.fromBase32(secret); // throws on characters otpauth cannot decode
-      const data = z
-        .object({ algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']), digits: z.coerce.number().pipe(z.union([z.literal(6), z.literal(8)])), period: z.coerce.number().int().min(15).max(120) })
-        .parse({ algorithm: opts.algorithm.toUpperCase(), digits: opts.digits, period: opts.period });
-      const label = z.string().trim().min(1).max(64).parse(opts.label);
-      const id = await factors.store.insert(account.id, 'totp', { label, secret, data, counter: null });
-      await recordAudit(db, 'factor.imported', { accountId: account.id, actor }, { factor: 'totp', credential: id, label });
-      if (opts.json) printJson(io, { id, factor: 'totp', label });
-      else io.out(`imported TOTP authenticator ${id} (${label}) for ${account.username}\n`);
+      const input = fieldsOf(args);
+      if (opts.secretStdin) {
+        const importer = factors.registry.getKnown(factorId)?.factor.importCredential;
+        const secret = importer && Object.entries(importer.fields).find(([, f]) => f.secret)?.[0];
+        if (!secret) throw new CliError(`--secret-stdin: factor ${factorId} imports no secret field`);
+        if (Object.hasOwn(input, secret)) throw new CliError(`--secret-stdin: ${secret} is given on the command line too`);
+        input[secret] = secretFromStdin(io, secret);
+      }
+      const label = opts.label === undefined ? undefined : z.string().trim().min(1).max(64).parse(opts.label);
+      const imported = await importCredential(ctx.services, factorId, account, input, label, { actor });
+      if (!imported.ok) throw new CliError(imported.problem);
+      if (opts.json) printJson(io, { id: imported.credentialId, factor: factorId, label: imported.label });
+      else io.out(`imported ${factorId} credential ${imported.credentialId} (${imported.label}) for ${account.username}\n`);
     });
 }

@@ -101,7 +101,8 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
         if (err instanceof PolicyDocumentError) throw new CliError(err.message);
         throw err;
       }
-      const known = services.factors.registry.ids();
+      // Any factor FACTORS loads, on or off here: the CLI may lack a channel the provider has.
+      const known = services.factors.registry.known().map((f) => f.id);
       const unknown = ((parsed.factors as string[] | undefined) ?? []).filter((id) => !known.includes(id));
       if (unknown.length) throw new CliError(`${label}: factors: unknown factor(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
       const version = await savePolicy(services.db, scope, parsed, actor);

@@ -60,7 +60,7 @@ import { InteractionState } from '../../../src/mfa/step-state.ts';
 import { createAccount, setDisabled } from '../../../src/accounts/accounts.ts';
 import { listAudit } from '../../../src/security/audit.ts';
 import { Views } from '../../../interactions/render.ts';
-import { FACTORS, FactorRegistry } from '../../../factors/registry.ts';
+import { BUILT_IN_FACTORS, FactorRegistry } from '../../../factors/registry.ts';
 import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type FactorRequest, type MessageRef, type StepView } from '../../../factors/types.ts';
 import { Catalogue } from '../../../src/i18n/catalogue.ts';
 import type { Account } from '../../../src/db/schema.ts';
@@ -80,7 +80,7 @@ export interface DriverStep {
 
 /** How a user answers one factor; the only factor-specific part of the kit. */
 export interface FactorDriver {
-  /** The factor under test (a third party passes their own; it need not be in FACTORS). */
+  /** The factor under test (a third party passes their own; it need not be built in). */
   factor: Factor<any>;
   /** The operator's settings for it, as FACTOR_SETTINGS would give them; omitted means the schema's defaults. */
   settings?: unknown;
@@ -155,7 +155,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
   const factor = probe.factor;
   const operatorSettings = probe.settings === undefined ? {} : { [factor.id]: probe.settings };
   // As a provider has it: the built-in messages and every known factor's, this one's included.
-  const catalogue = new Catalogue().addFactors([...FACTORS.filter((f) => f.id !== factor.id), factor]);
+  const catalogue = new Catalogue().addFactors([...BUILT_IN_FACTORS.filter((f) => f.id !== factor.id), factor]);
   const languages = Object.keys(Catalogue.readFolder(factor.messagesDir));
 
   /** A message the factor names: in English, given every parameter it uses. */
@@ -263,7 +263,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       beforeAll(async () => {
         ({ opened, clock } = await sharedServices(kind, probe.env, probe.transport));
-        // The engine over just this factor: a third-party factor need not be in FACTORS.
+        // The engine over just this factor: a third-party factor need not be built in.
         engine = new FactorEngine(opened.services, new FactorRegistry([factor], operatorSettings));
         views = new Views(undefined, undefined, catalogue);
         views.addPartials(factor.viewsDir, `${factor.id}/`);
