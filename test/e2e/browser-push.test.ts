@@ -13,8 +13,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { freePort, startTestServer, type TestServer } from '../helpers/server.ts';
 import { relyingParty, type RelyingParty } from '../helpers/relying-party.ts';
 import { hasChromium, launchBrowser, warnChromiumMissing } from '../helpers/browser.ts';
-import { PushPhone, RELAY_TOKEN, RELAY_URL } from '../helpers/push-phone.ts';
-import push from '../../examples/factor-push/index.ts';
+import { PUSH_FACTORS, PushPhone, RELAY_TOKEN, RELAY_URL } from '../helpers/push-phone.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
 
@@ -34,7 +33,7 @@ describeBrowser('the waiting page in Chromium (push example)', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase('pglite');
-    server = await startTestServer(database, { MFA: 'required', FACTOR_SETTINGS: JSON.stringify({ push: { notifyUrl: RELAY_URL, notifyToken: RELAY_TOKEN } }) }, { httpTransport: phone.transport, extraFactors: [push] });
+    server = await startTestServer(database, { MFA: 'required', FACTORS: PUSH_FACTORS, FACTOR_SETTINGS: JSON.stringify({ push: { notifyUrl: RELAY_URL, notifyToken: RELAY_TOKEN } }) }, { httpTransport: phone.transport });
     const { db, hasher, sealer, factors } = server.opened.services;
     const account = await createAccount(db, hasher, { username: 'dana', password: PASSWORD });
     await factors.store.insert(account.id, 'push', { label: 'Dana’s phone', secret: key, lookupKey: 'push:dana', data: { device: 'dana' } });

@@ -50,3 +50,6 @@ export class PushPhone {
     return { method: 'POST', query: {}, form: JSON.parse(body) as Record<string, string>, body, headers: lower };
   }
 }
+
+/** FACTORS with the push example after the built-in ones, by its path, as an operator names a factor of their own. */
+export const PUSH_FACTORS = 'totp,webauthn,passkey,backup-codes,email-code,sms-code,./examples/factor-push';
