@@ -163,6 +163,8 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
           partial: `${o.id}/challenge`,
           data: { sent: true, to, digits: settings.length, minutes: left(status), attemptsLeft: status.attemptsLeft, byVoice: status.channel === 'voice' },
           actions: [{ name: 'resend', label: { key: 'codes.resend' } }, ...callButton(settings)],
+          // Once the code has expired, the page offers to send one again.
+          expiresAt: status.expiresAt,
         };
       }
       return {

@@ -28,6 +28,27 @@ export const FACTORS: Factor<any>[] = [
 
 export class FactorRegistryError extends Error {}
 
+/** Header names a route may declare: lower-case tokens, never the browser's cookies. */
+const HEADER = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+/** A waiting factor and its own routes: each declared route has its handler and the reverse, with headers a route may read. */
+function checkRoutes(factor: Factor<any>): void {
+  if (factor.waits !== undefined && typeof factor.waits !== 'boolean') throw new FactorRegistryError(`factor ${factor.id}: waits is true or false`);
+  const routes = factor.routes ?? {};
+  for (const [route, handler] of [['return', 'handleReturn'], ['callback', 'handleCallback']] as const) {
+    const declared = routes[route];
+    const handles = typeof factor[handler] === 'function';
+    if (declared && !handles) throw new FactorRegistryError(`factor ${factor.id}: routes.${route} needs ${handler}`);
+    if (!declared && handles) throw new FactorRegistryError(`factor ${factor.id}: ${handler} needs routes.${route} (with the headers it reads)`);
+    for (const header of declared?.headers ?? []) {
+      if (typeof header !== 'string' || !HEADER.test(header) || header === 'cookie' || header === 'set-cookie') {
+        throw new FactorRegistryError(`factor ${factor.id}: routes.${route} header ${JSON.stringify(header)} must be a lower-case header name other than cookie`);
+      }
+    }
+  }
+  for (const route of Object.keys(routes)) if (route !== 'return' && route !== 'callback') throw new FactorRegistryError(`factor ${factor.id}: unknown route ${JSON.stringify(route)} (return, callback)`);
+}
+
 /** A factor's English messages (required: the fallback of every language), each key its own. */
 function englishMessages(factor: Factor<any>): Record<string, string> {
   const file = path.join(factor.messagesDir ?? '', 'en.json');
@@ -71,9 +92,11 @@ export class FactorRegistry {
         throw new FactorRegistryError(`factor ${factor.id}: a first factor implements beginFirstFactor and identify`);
       }
       if (factor.firstFactor && factor.recoveryOnly) throw new FactorRegistryError(`factor ${factor.id}: a recovery-only factor cannot be a first factor`);
-      if (factor.offerAfterFirstEnrolment) {
+      if (Object.hasOwn(factor, 'offerAfterFirstEnrolment')) throw new FactorRegistryError(`factor ${factor.id}: offerAfterFirstEnrolment is spelt offerAfterFirstEnrollment`);
+      checkRoutes(factor);
+      if (factor.offerAfterFirstEnrollment) {
         // The sign-in offers one page after a first enrolment; two candidates would need an order nobody chose.
-        const other = [...this.#factors.values()].find((r) => r.factor.offerAfterFirstEnrolment);
+        const other = [...this.#factors.values()].find((r) => r.factor.offerAfterFirstEnrollment);
         if (other) throw new FactorRegistryError(`factor ${factor.id}: only one factor may be offered after a first enrolment (${other.factor.id} is)`);
         if (factor.firstFactor) throw new FactorRegistryError(`factor ${factor.id}: a first factor is not offered after a first enrolment`);
       }
@@ -120,8 +143,8 @@ export class FactorRegistry {
   }
 
   /** The factor offered once after a first enrolment (backup codes), if one is registered. */
-  offeredAfterFirstEnrolment(): RegisteredFactor<any> | undefined {
-    return this.all().find((r) => r.factor.offerAfterFirstEnrolment);
+  offeredAfterFirstEnrollment(): RegisteredFactor<any> | undefined {
+    return this.all().find((r) => r.factor.offerAfterFirstEnrollment);
   }
 
   /** Every factor's browser files, by the name they are served under at /assets/. */

@@ -9,38 +9,8 @@
  *
  * Failures a user can cause are values; exceptions are for bugs.
  *
- * Contract changes for WebAuthn (issue 4), all additive, so version 1 factors keep working:
- * - FactorServices.relyingParty: the WebAuthn relying party (RP ID, allowed origins, attestation
- *   policy), from configuration, so a factor binds proofs to this provider without seeing the request.
- * - beginEnrollment receives the account's existing credentials of this factor (and of the factors it
- *   shares credentials with), so a registration can exclude them.
- * - `sharesCredentialsWith`: one mechanism in two roles (a security key as second factor, a passkey as
- *   first factor) is two factor ids over one kind of credential; each accepts the other's credentials.
- * - First factors (`firstFactor: true`) implement `beginFirstFactor` (no account known yet) and
- *   `identify` (which credential the input claims); the engine finds the account from the credential's
- *   `lookupKey` and then calls the same `verify`. They ship a `login.hbs` partial for the login page.
- * - VerifyResult/EnrollResult may narrow `kinds` and `amr` to what this proof showed (user verification
- *   happened or not), and may update the credential's non-secret `data` (WebAuthn backup state).
- * - FailureReason `suspected_clone`: refused and audited as a possibly cloned authenticator.
- * - `assets`: browser files a factor's views load from /assets/ (served by the provider, no CDN).
- *
- * Contract changes for delivered codes (issue 5), additive too:
- * - FactorServices.outOfBand: one-time codes the engine makes, delivers (email, SMS, voice), stores as
- *   keyed hashes with expiry and a try limit, and accepts once; the factor never sees a mailer or a table.
- * - `act`: a submission that moves a step along without finishing it (send a code, send another, call
- *   instead), posted as `action=<name>`; StepView `submit` and `actions` say what the page's buttons do.
- * - FailureReason `unavailable`: the factor's channel failed (a mail server or SMS gateway refused or
- *   timed out); nothing was sent or stored.
- *
- * Later additive fields, so the interaction code names no factor: `offerAfterFirstEnrolment` (the
- * page offered after a first enrolment) and `enrollPage` (the enrolment page's title and introduction).
- *
- * Contract version 2 (issue 16), not additive: every text a factor gives a person is a message key
- * of its own catalogue (`messagesDir`, `<language>.json`, every key beginning with `<id>.`), with
- * parameters: its name (`<id>.label`) and one line about it (`<id>.description`), its views' words
- * (`{{t "<id>.…"}}`), its buttons, its failures and notices (`{ key, params }`, rendered in the
- * person's language where they are shown), and a default name for a credential (rendered once, in
- * the enrolling person's language, when it is stored). English is required.
+ * What changed between versions, and when: docs/factor-contract-changelog.md. How to write a
+ * factor: docs/writing-a-factor.md.
  */
 import type { z } from 'zod';
 import type { MessageRef } from '../src/i18n/catalogue.ts';
@@ -113,6 +83,12 @@ export type FailureReason = 'wrong' | 'expired' | 'already_used' | 'locked' | 'i
  */
 export type Failure = { ok: false; reason: FailureReason; message?: MessageRef; credentialId?: string };
 
+/**
+ * No answer yet: the proof comes from outside the page (a phone that has not approved yet). Only a
+ * factor that `waits` may say so, and only the engine's checks without input are free: see `waits`.
+ */
+export type Pending = { ok: false; reason: 'pending'; message?: MessageRef };
+
 export type VerifyResult =
   | {
       ok: true;
@@ -127,7 +103,8 @@ export type VerifyResult =
       /** Keys merged into the credential's non-secret data (e.g. WebAuthn backup state, which may change). */
       dataUpdate?: Record<string, unknown>;
     }
-  | Failure;
+  | Failure
+  | Pending;
 
 export type EnrollResult =
   | {
@@ -187,6 +164,116 @@ export interface FactorServices {
   relyingParty: RelyingParty;
   /** One-time codes delivered out of band (email, SMS, voice), for this factor and account. */
   outOfBand: OutOfBandCodes;
+  /** Answers that arrive outside the browser (at the factor's callback), for this factor and account. */
+  answers: Answers;
+  /** Outgoing HTTP calls, with a timeout, a size limit and an audit record; a factor never calls `fetch` itself. */
+  http: FactorHttp;
+  /**
+   * Where the browser comes back to this challenge (`routes.return`): the absolute URL of
+   * /interaction/:uid/factor/<id>/return, given to beginChallenge (a factor sends it as its
+   * redirect URI and keeps it in step state if it needs it again).
+   */
+  returnUrl?: string;
+}
+
+/**
+ * Questions put to a device outside the browser (approve this sign-in?), whose answers arrive at the
+ * factor's callback, in any provider process. Browser side: `open` when the challenge begins, `take`
+ * when the engine checks. The callback's side is `AnswerDesk`.
+ */
+export interface Answers {
+  /**
+   * Opens a question for one of the account's credentials of this factor, open for `ttlSeconds`
+   * (30 to 900). `id` is what the device is told (random; it answers nothing without the factor's own
+   * authentication of the callback); `data` is kept with it (not secret: a number to match).
+   */
+  open(request: { credentialId: string; ttlSeconds: number; data?: Record<string, unknown> }): Promise<{ id: string; expiresAt: Date }>;
+  /** The question's answer, handed out once: `pending` until it arrives, `expired` when it did not in time, `taken` once read. */
+  take(id: string): Promise<AnswerState>;
+}
+
+export type AnswerState =
+  | { status: 'pending'; expiresAt: Date }
+  | { status: 'expired' }
+  | { status: 'taken' }
+  | { status: 'answered'; credentialId: string; answer: Record<string, unknown> };
+
+/** The callback's side of `Answers`: find the question a call answers, and record the answer once. */
+export interface AnswerDesk {
+  /**
+   * The question `id` of this factor while it is open (unexpired), with the credential it was put to,
+   * its secret opened (to check the call's signature), and whether it was answered already (a call
+   * answering it again is refused by `answer`); undefined for an unknown or expired question.
+   */
+  find(id: string): Promise<{ credential: Credential; data: Record<string, unknown>; expiresAt: Date; answered: boolean } | undefined>;
+  /** Records the answer while the question is open: true for exactly one caller. */
+  answer(id: string, answer: Record<string, unknown>): Promise<boolean>;
+}
+
+/** One outgoing call. `json` is sent as the body with `content-type: application/json`. */
+export interface HttpRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** http: or https:. Redirects are not followed (a 3xx is the answer). */
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  json?: unknown;
+  /** Milliseconds before the call is given up (default 10 000, at most 30 000). */
+  timeoutMs?: number;
+  /** Bytes of response body accepted (default 256 KiB, at most 5 MiB); more is `unavailable`. */
+  maxBytes?: number;
+}
+
+/** The answer, whatever its status; `unavailable` when there was none (refused, timed out, too large). */
+export type HttpResult =
+  | { ok: true; status: number; headers: Record<string, string>; text: string; /** The body parsed, when the answer says it is JSON and it parses. */ json?: unknown }
+  | (Failure & { reason: 'unavailable' });
+
+export interface FactorHttp {
+  request(request: HttpRequest): Promise<HttpResult>;
+}
+
+/**
+ * A request reaching a factor's own route, as plain data: never the Koa context, the cookies or the
+ * session. `headers` holds only the headers the factor declared (`routes`), by lower-case name.
+ */
+export interface FactorRequest {
+  method: 'GET' | 'POST';
+  /** Query parameters, the first value of each. */
+  query: Record<string, string>;
+  /** An urlencoded form's fields, or a JSON object's top-level string, number and boolean fields as strings. */
+  form: Record<string, string>;
+  /** The body as it arrived (UTF-8, at most 16 KiB), for a signature over its exact bytes; '' without one. */
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** What a return route did: the answer it carried is kept (the engine then checks the challenge), or a failure. */
+export type ReturnResult = { ok: true } | Failure;
+
+/** What a callback did; `body` is answered as JSON (default `{ "ok": true }`). A failure is answered with its reason and an HTTP status. */
+export type CallbackResult = { ok: true; body?: Record<string, unknown> } | Failure;
+
+/** What a callback may use: no account, no step state (it runs outside any interaction). */
+export interface CallbackServices {
+  constantTimeEqual(a: string, b: string): boolean;
+  randomBytes(n: number): Buffer;
+  clock: { now(): Date };
+  issuer: string;
+  answers: AnswerDesk;
+  /**
+   * Replay protection for a call the factor has authenticated: accepted when `sentAt` is within
+   * `windowSeconds` (default 300, at most 900) of now and `nonce` (16 to 128 characters) was never
+   * accepted for this factor within that window; `expired` or `already_used` otherwise. Stored in the
+   * database, so it holds across processes.
+   */
+  acceptOnce(nonce: string, sentAt: Date, windowSeconds?: number): Promise<{ ok: true } | Failure>;
+  http: FactorHttp;
+}
+
+export interface CallbackContext<S> {
+  settings: S;
+  services: CallbackServices;
 }
 
 /** How a code reaches the user. Decides the amr value: `otp` for email, `sms`, `tel` for a voice call. */
@@ -269,6 +356,12 @@ export interface StepView {
   submit?: { label: MessageRef; action?: string };
   /** Further buttons after the main one, each posting `action=<name>` (send a new code, call instead). */
   actions?: Array<{ name: string; label: MessageRef }>;
+  /**
+   * When a challenge ends (a WebAuthn challenge's timeout, a question's expiry). Until then the engine
+   * shows this view again from step state rather than beginning another challenge. A factor that
+   * `waits` must say it: the waiting page polls until then.
+   */
+  expiresAt?: Date;
 }
 
 /** What an action did: the step continues (the page is shown again), or a failure the user can act on. */
@@ -298,7 +391,7 @@ export interface FactorDescriptor<S = unknown> {
    * credential of this one (backup codes: so a lost device is not a lockout). At most one factor
    * may say so (the registry checks at boot). Default false.
    */
-  offerAfterFirstEnrolment?: boolean;
+  offerAfterFirstEnrollment?: boolean;
   /**
    * How the enrolment page presents this factor when it is not a setup: its title (a key of its
    * catalogue), and whether the usual introduction ("Your account needs a second step… Set up
@@ -329,6 +422,27 @@ export interface FactorDescriptor<S = unknown> {
    */
   messagesDir: string;
   /**
+   * Its proof arrives from outside the page's form (an approval on a phone, a redirect back from
+   * another site). Its challenge view says when it ends (`expiresAt`); the page then waits, polling
+   * the engine (or offering "Check again" without script), and the engine calls `verify` with an
+   * empty input, to which the factor may answer `pending`. Such checks carry no guess, so `pending`
+   * and success cost nothing, and a definitive failure (a denied approval) counts one failed guess.
+   * Whenever the person's input reaches `verify` (a form, a return route's query) the guess is counted
+   * before the factor sees it and given back only on success: `pending` then costs what `wrong` does.
+   * Default false.
+   */
+  waits?: boolean;
+  /**
+   * Routes this factor owns, each reaching it through the engine with a FactorRequest holding only
+   * the `headers` named here (lower-case; never `cookie`):
+   * - `return`: GET and POST /interaction/:uid/factor/<id>/return, the browser coming back to the
+   *   challenge (a redirect from another site): `handleReturn`, then the engine checks the challenge.
+   * - `callback`: POST /factor/<id>/callback, a server's call outside any interaction (a phone's
+   *   approval): `handleCallback`, which authenticates it itself (a signature with a key the factor
+   *   holds) and uses `acceptOnce` against replays.
+   */
+  routes?: { return?: { headers?: string[] }; callback?: { headers?: string[] } };
+  /**
    * Loads what is slow to load (a large library) ahead of first use. The provider calls it once it
    * is ready, so neither start-up nor the first sign-in waits for it. Optional.
    */
@@ -339,6 +453,11 @@ export interface Factor<S = unknown> extends FactorDescriptor<S> {
   /** `credentials`: the account's existing ones (this factor's and those it shares), e.g. to exclude them. */
   beginEnrollment(ctx: FactorContext<S>, credentials: Credential[]): Promise<StepView>;
   finishEnrollment(ctx: FactorContext<S>, input: Record<string, string>): Promise<EnrollResult>;
+  /**
+   * Begins the step's challenge (makes a WebAuthn challenge, asks the phone). Called once per step,
+   * not per page view: the engine shows the view again from step state until the challenge ends
+   * (`expiresAt`), is answered, or the person asks for another (an action, "Start again").
+   */
   beginChallenge(ctx: FactorContext<S>, credentials: Credential[]): Promise<StepView>;
   verify(ctx: FactorContext<S>, credentials: Credential[], input: Record<string, string>): Promise<VerifyResult>;
   /** First factors: what the login page shows before anyone is identified (partial `<id>/login`). */
@@ -354,6 +473,10 @@ export interface Factor<S = unknown> extends FactorDescriptor<S> {
    * unknown action is `invalid_input`.
    */
   act?(ctx: FactorContext<S>, request: ActionRequest, input: Record<string, string>): Promise<ActionResult>;
+  /** `routes.return`: keeps what the browser brought back (in step state) for the check that follows; proves nothing by itself. */
+  handleReturn?(ctx: FactorContext<S>, credentials: Credential[], request: FactorRequest): Promise<ReturnResult>;
+  /** `routes.callback`: authenticates a server's call (signature, then `acceptOnce`) and records what it says (`answers.answer`). */
+  handleCallback?(ctx: CallbackContext<S>, request: FactorRequest): Promise<CallbackResult>;
 }
 
 /** Helper so a factor module is type-checked against the contract with its own settings type. */

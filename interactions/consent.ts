@@ -1,13 +1,16 @@
 /** The consent step, shown only to third-party apps. */
 import type { Context } from 'koa';
+import type { MessageRef } from '../src/i18n/catalogue.ts';
 import { page, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { rememberConsent } from '../src/oidc/remembered-consent.ts';
+import { speakerFor } from './render.ts';
 
-const SCOPE_TEXT: Record<string, string> = {
-  openid: 'Know who you are',
-  profile: 'See your name and username',
-  email: 'See your email address',
-  offline_access: 'Stay signed in when you are not using it',
+/** What a scope lets the app do, in words; a scope without an entry is shown as it is named. */
+const SCOPE_TEXT: Record<string, MessageRef> = {
+  openid: { key: 'consent.scope.openid' },
+  profile: { key: 'consent.scope.profile' },
+  email: { key: 'consent.scope.email' },
+  offline_access: { key: 'consent.scope.offlineAccess' },
 };
 
 interface ConsentDetails {
@@ -18,8 +21,9 @@ interface ConsentDetails {
 
 export function showConsent(ctx: Context, details: InteractionDetails, clientName: string | undefined, accountName?: string): void {
   const missing = (details.prompt.details ?? {}) as ConsentDetails;
-  const scopes = (missing.missingOIDCScope ?? []).map((s) => SCOPE_TEXT[s] ?? s);
-  page(ctx, 'consent', { title: 'Allow access?', uid: details.uid, clientName: clientName ?? 'This app', accountName, scopes });
+  const { t } = speakerFor(ctx);
+  const scopes = (missing.missingOIDCScope ?? []).map((s) => (Object.hasOwn(SCOPE_TEXT, s) ? t(SCOPE_TEXT[s]!.key) : s));
+  page(ctx, 'consent', { title: t('consent.title'), uid: details.uid, clientName, accountName, scopes });
 }
 
 export async function submitConsent(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {

@@ -32,15 +32,12 @@ export async function loadInteraction(ctx: Context, deps: InteractionDeps): Prom
     const name = (err as { name?: string }).name;
     if (err instanceof InteractionGone || name === 'SessionNotFound' || name === 'InvalidRequest') {
       const back = await wayBack(deps.services, ctx.params.uid);
-      ctx.status = 400;
-      ctx.type = 'html';
-      ctx.body = views().render('error', {
-        title: 'Sign-in expired',
-        message: back
-          ? `This sign-in has expired or was started in another browser. Start again from ${back.clientName}.`
-          : 'This sign-in has expired or was started in another browser. Go back to the app you came from and sign in again there.',
-        ...(back ? { back: back.href, backLabel: `Start again at ${back.clientName}` } : {}),
-      });
+      const { t } = speakerFor(ctx);
+      page(ctx, 'error', {
+        title: t('error.expiredTitle'),
+        message: t('error.expired', { app: back?.clientName }),
+        ...(back ? { back: back.href, backLabel: t('error.startAgainAt', { app: back.clientName }) } : {}),
+      }, 400);
       return undefined;
     }
     throw err;

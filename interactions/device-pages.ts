@@ -5,14 +5,15 @@
  * between is the normal interaction (/interaction/:uid), policy and all.
  */
 import type { KoaContextWithOIDC, ErrorOut, Client } from 'oidc-provider';
-import { views } from './render.ts';
+import type { MessageRef } from '../src/i18n/catalogue.ts';
+import { speakerFor, views } from './render.ts';
 
 /** What the person is told when a code is refused: the library's re-render errors, by name. */
-const CODE_PROBLEMS: Record<string, string> = {
-  NoCodeError: 'Enter the code shown on your device.',
-  NotFoundError: 'That code is not valid. Check the code shown on your device and try again.',
-  ExpiredError: 'That code has expired. Start again on your device to get a new one.',
-  AlreadyUsedError: 'That code was already used. Start again on your device to get a new one.',
+const CODE_PROBLEMS: Record<string, MessageRef> = {
+  NoCodeError: { key: 'device.enterCode' },
+  NotFoundError: { key: 'device.codeNotFound' },
+  ExpiredError: { key: 'device.codeExpired' },
+  AlreadyUsedError: { key: 'device.codeUsed' },
 };
 
 /**
@@ -23,7 +24,8 @@ function xsrfOf(form: string): string {
   return /name="xsrf" value="([^"]*)"/.exec(form)?.[1] ?? '';
 }
 
-function html(ctx: KoaContextWithOIDC, name: string, data: Record<string, unknown>, status?: number): void {
+/** `data` carries the page's `lang`, from the speaker that wrote its texts. */
+function html(ctx: KoaContextWithOIDC, name: string, data: { lang: string } & Record<string, unknown>, status?: number): void {
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
   if (status) ctx.status = status;
@@ -32,22 +34,24 @@ function html(ctx: KoaContextWithOIDC, name: string, data: Record<string, unknow
 
 /** The code entry page; again with the reason when a code was refused, or when the person cancelled. */
 export function renderUserCodeInput(ctx: KoaContextWithOIDC, form: string, out?: ErrorOut, err?: Error): void {
-  const action = ctx.oidc.urlFor('code_verification');
-  const base = { title: 'Connect a device', action, xsrf: xsrfOf(form) };
-  if (!err) return html(ctx, 'device-code', { ...base, message: CODE_PROBLEMS.NoCodeError });
+  const { lang, t } = speakerFor(ctx);
+  const base = { lang, title: t('device.title'), action: ctx.oidc.urlFor('code_verification'), xsrf: xsrfOf(form) };
+  if (!err) return html(ctx, 'device-code', { ...base, message: t(CODE_PROBLEMS.NoCodeError!.key) });
   if (err.name === 'AbortedError') {
-    return html(ctx, 'device-code', { ...base, title: 'Device not connected', notice: 'The sign-in was cancelled: the device was told it was refused. To connect a device, enter the code it shows.' });
+    return html(ctx, 'device-code', { ...base, title: t('device.notConnectedTitle'), notice: t('device.aborted') });
   }
-  const problem = CODE_PROBLEMS[err.name];
-  if (problem) return html(ctx, 'device-code', { ...base, problem, code: (err as { userCode?: string }).userCode }, 400);
+  const problem = Object.hasOwn(CODE_PROBLEMS, err.name) ? CODE_PROBLEMS[err.name] : undefined;
+  if (problem) return html(ctx, 'device-code', { ...base, problem: t(problem.key), code: (err as { userCode?: string }).userCode }, 400);
   // Anything else the library refused (its error is safe to show, HTML-escaped by the view); the status is its own.
-  html(ctx, 'device-code', { ...base, problem: 'The sign-in could not continue. Start again on your device.', detail: out?.error_description ?? out?.error });
+  html(ctx, 'device-code', { ...base, problem: t('device.failed'), detail: out?.error_description ?? out?.error });
 }
 
 /** Before the sign-in: the person checks that the code and the app are the device in front of them. */
 export function renderUserCodeConfirm(ctx: KoaContextWithOIDC, form: string, client: Client, _deviceInfo: unknown, userCode: string): void {
+  const { lang, t } = speakerFor(ctx);
   html(ctx, 'device-confirm', {
-    title: 'Connect a device',
+    lang,
+    title: t('device.title'),
     action: ctx.oidc.urlFor('code_verification'),
     xsrf: xsrfOf(form),
     userCode,
@@ -57,22 +61,21 @@ export function renderUserCodeConfirm(ctx: KoaContextWithOIDC, form: string, cli
 
 /** After the sign-in: the device gets its tokens on its next poll. */
 export function renderDeviceSuccess(ctx: KoaContextWithOIDC): void {
+  const { lang, t } = speakerFor(ctx);
   const client = ctx.oidc.client;
-  html(ctx, 'device-done', { title: 'Device connected', deviceName: client?.clientName ?? client?.clientId, leaving: true });
+  html(ctx, 'device-done', { lang, title: t('device.connectedTitle'), deviceName: client?.clientName ?? client?.clientId, leaving: true });
 }
 
 /** Too many wrong codes from one address (RFC 8628 §5.1): a wait, never a lock. */
 export function renderUserCodeThrottled(ctx: KoaContextWithOIDC, page: string, retryAfterSeconds: number): void {
+  const { lang, t } = speakerFor(ctx);
   ctx.set('Retry-After', String(retryAfterSeconds));
   const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
-  html(ctx, 'device-code', {
-    title: 'Connect a device',
-    problem: `Too many codes were tried from your network. Wait ${minutes === 1 ? 'a minute' : `${minutes} minutes`} and try again.`,
-    again: page,
-  }, 429);
+  html(ctx, 'device-code', { lang, title: t('device.title'), problem: t('device.throttled', { minutes }), again: page }, 429);
 }
 
 /** A code posted from a page whose browser session is gone: start again from a fresh page. */
 export function renderUserCodeFormExpired(ctx: KoaContextWithOIDC, page: string): void {
-  html(ctx, 'device-code', { title: 'Connect a device', problem: 'This page has expired. Enter the code again.', again: page }, 400);
+  const { lang, t } = speakerFor(ctx);
+  html(ctx, 'device-code', { lang, title: t('device.title'), problem: t('device.formExpired'), again: page }, 400);
 }

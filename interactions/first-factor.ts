@@ -7,45 +7,14 @@
  */
 import type { Context } from 'koa';
 import { clientAddress } from '../src/http/client-address.ts';
-import { policyInput, requestFacts } from '../src/mfa/requirement.ts';
 import { recordAudit } from '../src/security/audit.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
 import { currentSignIn, interactionState, startSignIn } from './sign-in.ts';
 import { advance, failureMessage } from './second-factor.ts';
-import { speakerFor, type Speaker } from './render.ts';
+import { factorLabel, speakerFor } from './render.ts';
+import { allowed } from './first-factor-views.ts';
 import { showLogin } from './login.ts';
 import { readKnownBrowser } from './known-browser.ts';
-
-export interface FirstFactorView {
-  id: string;
-  label: string;
-  partial: string;
-  view: Record<string, unknown>;
-}
-
-/**
- * Whether the policy documents let this factor count for this sign-in (the
- * global list, the app's, and once the account is known its groups'). A factor
- * a document excludes must not sign anyone in, or the sign-in would start
- * with no first factor the policy counts.
- */
-async function allowed(deps: InteractionDeps, details: InteractionDetails, factorId: string, accountId = ''): Promise<boolean> {
-  const input = await policyInput(deps.services, { accountId, clientId: String(details.params.client_id), request: requestFacts(details.params), evidence: [] });
-  const lists = [input.factors, input.client?.factors, ...(input.groups ?? []).map((g) => g.factors)];
-  return lists.every((list) => !list || list.includes(factorId));
-}
-
-/** The login page's first-factor options (a passkey button with autofill), each with a fresh challenge; `label` in the person's language. */
-export async function firstFactorViews(deps: InteractionDeps, details: InteractionDetails, speaker: Speaker): Promise<FirstFactorView[]> {
-  const engine = deps.services.factors;
-  const views: FirstFactorView[] = [];
-  for (const { factor } of engine.registry.firstFactors()) {
-    if (!(await allowed(deps, details, factor.id))) continue;
-    const view = await engine.beginFirstFactor(factor.id, interactionState(deps, details));
-    views.push({ id: factor.id, label: speaker.t(`${factor.id}.label`), partial: view.partial, view: view.data });
-  }
-  return views;
-}
 
 function strings(form: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -57,20 +26,21 @@ export async function submitFirstFactor(ctx: Context, deps: InteractionDeps, det
   const engine = deps.services.factors;
   const factorId = String(ctx.params.factor);
   const registered = engine.registry.get(factorId);
-  if (!registered?.factor.firstFactor) return page(ctx, 'error', { title: 'Sign-in problem', message: 'This sign-in method is not available.', uid: details.uid, clientName }, 404);
+  const speaker = speakerFor(ctx);
+  const { t } = speaker;
+  if (!registered?.factor.firstFactor) return page(ctx, 'error', { title: t('error.title'), message: t('login.methodUnavailable'), uid: details.uid, clientName }, 404);
   if (details.prompt.name !== 'login' || (await currentSignIn(deps, details))) return ctx.redirect(`/interaction/${details.uid}`);
   const audit = { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
   const input = strings(await readForm(ctx));
   const outcome = await engine.verifyFirstFactor(factorId, interactionState(deps, details), input, audit, readKnownBrowser(ctx, deps));
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
-    const label = speakerFor(ctx).t(`${factorId}.label`);
-    const message = outcome.reason === 'wrong' && !outcome.message ? `That ${label.toLowerCase()} did not work. Try again, or use your password.` : failureMessage(ctx, outcome);
+    const message = outcome.reason === 'wrong' && !outcome.message ? t('login.factorFailed', { factor: factorLabel(speaker, factorId) }) : failureMessage(ctx, outcome);
     return showLogin(ctx, deps, details, clientName, { error: message }, outcome.reason === 'locked' ? 429 : 401);
   }
   if (!(await allowed(deps, details, factorId, outcome.account.id))) {
     await recordAudit(deps.services.db, 'login.factor_not_allowed', { ...audit, accountId: outcome.account.id }, { factor: factorId });
-    return showLogin(ctx, deps, details, clientName, { error: `${speakerFor(ctx).t(`${factorId}.label`)}s cannot be used to sign in here. Use your password.` }, 403);
+    return showLogin(ctx, deps, details, clientName, { error: t('login.factorNotAllowed', { factor: factorLabel(speaker, factorId) }) }, 403);
   }
   await recordAudit(deps.services.db, 'login.first_factor_verified', { ...audit, accountId: outcome.account.id }, { factor: factorId, credential: outcome.evidence.credentialId });
   const signIn = await startSignIn(deps, details, outcome.account, outcome.evidence);

@@ -12,9 +12,10 @@ import { refund } from '../src/security/rate-limit.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { startSignIn } from './sign-in.ts';
 import { advance } from './second-factor.ts';
-import { firstFactorViews } from './first-factor.ts';
+import { firstFactorViews } from './first-factor-views.ts';
 import { speakerFor } from './render.ts';
-import { waitText } from '../src/mfa/wait-text.ts';
+import { waitParams } from '../src/mfa/wait-text.ts';
+import { appAllowsSignUp } from './signup-pages.ts';
 
 const loginForm = z.object({
   login: z.string().trim().min(1).max(254),
@@ -23,15 +24,18 @@ const loginForm = z.object({
 
 export async function showLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   // First factors (passkeys) offered beside the password, each with a fresh challenge for this interaction.
-  const firstFactors = await firstFactorViews(deps, details, speakerFor(ctx));
-  page(ctx, 'login', { title: 'Sign in', uid: details.uid, clientName, login: details.params.login_hint, firstFactors, ...extra }, status);
+  const speaker = speakerFor(ctx);
+  const firstFactors = await firstFactorViews(deps, details, speaker);
+  const signUp = await appAllowsSignUp(deps.services, details.params.client_id);
+  page(ctx, 'login', { title: speaker.t('login.title'), uid: details.uid, clientName, login: details.params.login_hint, firstFactors, signUp, ...extra }, status);
 }
 
 export async function submitLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
   const { db, hasher } = deps.services;
+  const { t } = speakerFor(ctx);
   const parsed = loginForm.safeParse(await readForm(ctx));
   if (!parsed.success) {
-    await showLogin(ctx, deps, details, clientName, { error: 'Enter your username or email and your password.' }, 400);
+    await showLogin(ctx, deps, details, clientName, { error: t('login.incomplete') }, 400);
     return;
   }
   const { login, password } = parsed.data;
@@ -54,7 +58,7 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
   if (!verdict.allowed) {
     await recordAudit(db, 'login.throttled', { ...audit, accountId: account?.id }, { login: loginKey.slice(0, 254), browser: known });
     ctx.set('Retry-After', String(verdict.retryAfterSeconds));
-    await showLogin(ctx, deps, details, clientName, { login, error: `Too many attempts. Try again in ${waitText(verdict.retryAfterSeconds)}.` }, 429);
+    await showLogin(ctx, deps, details, clientName, { login, error: t('failure.locked', waitParams(verdict.retryAfterSeconds)) }, 429);
     return;
   }
 
@@ -68,10 +72,17 @@ export async function submitLogin(ctx: Context, deps: InteractionDeps, details: 
   }
   if (!result.ok) {
     await recordAudit(db, 'login.failed', { ...audit, accountId: account?.id }, { login: loginKey.slice(0, 254), browser: known });
-    await showLogin(ctx, deps, details, clientName, { login, error: 'Incorrect username or password.' }, 401);
+    await showLogin(ctx, deps, details, clientName, { login, error: t('login.incorrect') }, 401);
     return;
   }
   await passwordSucceeded(db, guess, verdict, limits);
+  if (result.account.sign_up_pending) {
+    // The right password, but the address is not confirmed: nothing signs in until it is (src/accounts/sign-up.ts).
+    await recordAudit(db, 'login.sign_up_pending', { ...audit, accountId: result.account.id, actor: 'user' });
+    const email = result.account.email ?? result.account.username;
+    page(ctx, 'signup-pending', { title: t('signup.pendingTitle'), uid: details.uid, email }, 403);
+    return;
+  }
   await recordAudit(db, 'login.password_verified', { ...audit, accountId: result.account.id, actor: 'user' });
   // The password is one proof; the policy decides whether more are needed.
   const signIn = await startSignIn(deps, details, result.account);

@@ -15,6 +15,7 @@ import { FACTORS } from '../factors/registry.ts';
 import { languageOf } from '../src/i18n/language.ts';
 import { loadTheme, type Theme } from './theme.ts';
 import { DEFAULT_PAGE_BRAND, type PageBrand } from './brand.ts';
+import { ACCOUNT_VIEWS_DIR } from '../src/account/views-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const VIEWS_DIR = path.join(HERE, 'views');
@@ -72,6 +73,11 @@ export class Views {
     }
   }
 
+  /** The brand the pages show (its name, for a message that names the service). */
+  get brand(): PageBrand {
+    return this.#brand;
+  }
+
   has(name: string): boolean {
     return this.#templates.has(name);
   }
@@ -96,7 +102,10 @@ export function pageNames(): string[] {
 export function providerViews(catalogue: Catalogue, dir: string | undefined, factorViews: Record<string, string>, brand?: PageBrand): { views: Views; theme?: Theme } {
   const theme = dir ? loadTheme(dir, pageNames(), factorViews) : undefined;
   for (const [language, { file, messages }] of theme?.messages ?? []) catalogue.addOverrides(language, messages, file);
-  return { views: new Views([VIEWS_DIR], theme, catalogue, brand), theme };
+  const views = new Views([VIEWS_DIR], theme, catalogue, brand);
+  // The account center's pages (src/account/), in the same layout.
+  views.addDirectory(ACCOUNT_VIEWS_DIR, 'account/');
+  return { views, theme };
 }
 
 /** A theme's views with the built-in messages (tests of the theme alone). */
@@ -119,6 +128,11 @@ export function speakerFor(ctx: Context): Speaker {
   const { catalogue } = views();
   const lang = languageOf(ctx, catalogue);
   return { lang, t: (key, params) => catalogue.text(lang, key, params) };
+}
+
+/** A factor's name in the person's language (every factor's catalogue has its `<id>.label`). */
+export function factorLabel(speaker: Speaker, factorId: string): string {
+  return speaker.t(`${factorId}.label`);
 }
 
 let shared: Views | undefined;

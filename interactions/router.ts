@@ -13,8 +13,8 @@ import { submitFirstFactor } from './first-factor.ts';
 import { showConsent, submitConsent } from './consent.ts';
 import { abortInteraction } from './abort.ts';
 import { currentSignIn } from './sign-in.ts';
-import { acknowledgeNotice, advance, skipStep, submitEnroll, submitFactor } from './second-factor.ts';
-import { views } from './render.ts';
+import { acknowledgeNotice, advance, checkFactor, restartFactor, returnToFactor, skipStep, submitEnroll, submitFactor } from './second-factor.ts';
+import { speakerFor, views } from './render.ts';
 
 async function clientName(deps: InteractionDeps, details: InteractionDetails): Promise<string | undefined> {
   const row = await findClientRow(deps.services.db, String(details.params.client_id));
@@ -33,7 +33,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
   router.use(async (ctx, next) => {
     if (ctx.method === 'POST' && !sameOrigin(ctx, deps.services.config.ISSUER)) {
-      throw new HttpError(403, 'invalid_request', 'Cross-site form submissions are refused.');
+      throw new HttpError(403, 'invalid_request', 'Cross-site form submissions are refused.', { key: 'error.crossSite' });
     }
     await next();
   });
@@ -52,8 +52,10 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         const account = details.session?.accountId ? await findAccountById(deps.services.db, details.session.accountId) : undefined;
         return showConsent(ctx, details, name, account?.username);
       }
-      default:
-        return page(ctx, 'error', { title: 'Sign-in problem', message: 'This sign-in step is not supported.', uid: details.uid, clientName: name }, 400);
+      default: {
+        const { t } = speakerFor(ctx);
+        return page(ctx, 'error', { title: t('error.title'), message: t('error.stepUnsupported'), uid: details.uid, clientName: name }, 400);
+      }
     }
   });
 
@@ -74,6 +76,27 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const details = await loadInteraction(ctx, deps);
     if (!details) return;
     await submitFactor(ctx, deps, details, await clientName(deps, details));
+  });
+
+  // A waiting factor: the page's poll (GET, JSON) and its "Check again" button (POST).
+  for (const method of ['get', 'post'] as const) {
+    router[method]('/factor/:factor/status', async (ctx) => {
+      const details = await loadInteraction(ctx, deps);
+      if (!details) return;
+      await checkFactor(ctx, deps, details, await clientName(deps, details));
+    });
+    // A factor's browser return (a redirect back from another site).
+    router[method]('/factor/:factor/return', async (ctx) => {
+      const details = await loadInteraction(ctx, deps);
+      if (!details) return;
+      await returnToFactor(ctx, deps, details, await clientName(deps, details));
+    });
+  }
+
+  router.post('/factor/:factor/restart', async (ctx) => {
+    const details = await loadInteraction(ctx, deps);
+    if (!details) return;
+    await restartFactor(ctx, deps, details);
   });
 
   router.post('/enroll/:factor', async (ctx) => {

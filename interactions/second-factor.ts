@@ -5,18 +5,21 @@
  */
 import type { Context } from 'koa';
 import type { StepView, Failure, FailureReason, MessageRef } from '../factors/types.ts';
+import type { VerifyOutcome } from '../src/mfa/engine.ts';
+import { factorRequest } from '../src/http/factor-request.ts';
 import { clientAddress } from '../src/http/client-address.ts';
 import type { AuditContext } from '../src/security/audit.ts';
 import { addFactorRequest, answersRequest } from '../src/mfa/add-factor.ts';
 import { page, readForm, type InteractionDeps, type InteractionDetails } from './context.ts';
-import { speakerFor, type Speaker } from './render.ts';
-import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, saveSignIn, type SignIn, type Step } from './sign-in.ts';
+import { factorLabel, speakerFor, type Speaker } from './render.ts';
+import { addEvidence, currentSignIn, decisionFor, failSignIn, finishSignIn, interactionState, saveSignIn, type SignIn, type Step } from './sign-in.ts';
 import { globalPolicy } from '../src/policy/store.ts';
 import { setDeviceCookie, trustDevice } from '../src/mfa/trusted-devices.ts';
 import { recordAudit } from '../src/security/audit.ts';
 import { waitParams } from '../src/mfa/wait-text.ts';
 import { readKnownBrowser } from './known-browser.ts';
 import { factorToAdd } from './choose-factor.ts';
+import { recoveryToOffer } from './recovery-offer.ts';
 
 function auditContext(ctx: Context, details: InteractionDetails): AuditContext {
   return { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
@@ -42,11 +45,6 @@ export function failureMessage(ctx: Context, failure: Failure & { retryAfterSeco
   return t(GENERAL[failure.reason].key, failure.reason === 'locked' ? waitParams(failure.retryAfterSeconds ?? 60) : undefined);
 }
 
-/** A factor's name in the person's language. */
-function factorLabel(speaker: Speaker, id: string): string {
-  return speaker.t(`${id}.label`);
-}
-
 function strings(form: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   // WebAuthn answers (JSON with an attestation certificate chain) run to a few KiB.
@@ -59,15 +57,18 @@ export async function advance(ctx: Context, deps: InteractionDeps, details: Inte
   const engine = deps.services.factors;
   if (signIn.data.notice) {
     const { key, params } = signIn.data.notice;
-    return page(ctx, 'notice', { title: 'Before you continue', uid: details.uid, clientName, notice: speakerFor(ctx).t(key, params) }, status);
+    const { t } = speakerFor(ctx);
+    return page(ctx, 'notice', { title: t('secondFactor.noticeTitle'), uid: details.uid, clientName, notice: t(key, params) }, status);
   }
   const followUp = signIn.data.offerFollowUp;
   if (followUp && engine.registry.get(followUp)) {
-    return showEnroll(ctx, deps, details, signIn, clientName, followUp, { optional: false, factors: [followUp] }, error, status);
+    const reoffer = signIn.data.recoveryOffer === true;
+    return showEnroll(ctx, deps, details, signIn, clientName, followUp, { optional: reoffer, reoffer, factors: [followUp] }, error, status);
   }
   const decision = await decisionFor(ctx, deps, details, signIn);
   switch (decision.type) {
     case 'satisfied':
+      if (await offerRecovery(deps, signIn)) return ctx.redirect(`/interaction/${details.uid}`);
       return finishSignIn(ctx, deps, signIn, decision);
     case 'unmet':
       return failSignIn(ctx, deps, signIn, 'unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
@@ -108,28 +109,34 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     primary[0] ||
     usable[0]!;
   const registered = engine.registry.get(factorId)!;
-  const view = await engine.beginChallenge(factorId, signIn.account, signIn.state);
+  // Begun once per step: a reload shows the same challenge (no second push, no new WebAuthn challenge).
+  const step = await engine.challenge(factorId, signIn.account, signIn.state, auditContext(ctx, details), { returnUrl: `${deps.services.config.ISSUER}/interaction/${details.uid}/factor/${factorId}/return` });
   const adding = decision.adding === true;
   // A device stands in only for the factor that proved the sign-in that trusted it, never for a recovery code, so the box is not offered there.
   const trustDays = decision.trustedDeviceAllowed && !registered.factor.recoveryOnly ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;
   const speaker = speakerFor(ctx);
+  if (step.over?.reason === 'locked') ctx.set('Retry-After', String(step.over.retryAfterSeconds ?? 60));
   page(
     ctx,
     'second-factor',
     {
-      title: signIn.stepUp || adding ? 'Confirm it is you' : 'Two-step verification',
+      title: speaker.t(signIn.stepUp || adding ? 'secondFactor.confirmTitle' : 'secondFactor.title'),
       adding,
       optional: decision.optional && !adding,
-      ...stepData(speaker, details, clientName, factorId, view, error),
+      ...stepData(speaker, details, clientName, factorId, step.view, error ?? (step.over && failureMessage(ctx, step.over))),
+      // A factor whose answer comes from outside the page: the page waits (polling, or "Check again"); once over, "Start again".
+      ...(step.waits ? { wait: { over: step.over !== undefined, expiresAt: step.expiresAt } } : {}),
       trustDays,
       others: labelled(speaker, primary.filter((id) => id !== factorId)),
       recovery: labelled(speaker, usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly)),
+      // No backup codes to fall back on: the way out is an administrator (the page says so).
+      noRecovery: !usable.some((id) => engine.registry.get(id)!.factor.recoveryOnly),
     },
     status,
   );
 }
 
-async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean }, error: string | undefined, status: number): Promise<void> {
+async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean; reoffer?: boolean }, error: string | undefined, status: number): Promise<void> {
   const engine = deps.services.factors;
   const factorId = decision.factors.includes(asked) ? asked : decision.factors[0]!;
   const registered = engine.registry.get(factorId)!;
@@ -143,16 +150,18 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
     ctx,
     'enroll',
     {
-      title: ownTitle ? speaker.t(ownTitle.key, ownTitle.params) : adding ? `Add ${factorLabel(speaker, factorId)}` : 'Set up two-step verification',
+      title: ownTitle ? speaker.t(ownTitle.key, ownTitle.params) : adding ? speaker.t('enroll.addTitle', { factor: factorLabel(speaker, factorId) }) : speaker.t('enroll.title'),
       adding,
       replaces,
       intro: registered.factor.enrollPage?.intro ?? true,
       ...stepData(speaker, details, clientName, factorId, view, error),
       optional: decision.optional,
-      reminder: decision.reminder ? new Date(decision.reminder.deadline * 1000).toISOString().slice(0, 10) : undefined,
+      // The deadline's day (UTC), as the person's language writes a date.
+      reminder: decision.reminder ? new Intl.DateTimeFormat(speaker.lang, { dateStyle: 'long', timeZone: 'UTC' }).format(decision.reminder.deadline * 1000) : undefined,
       // Chosen from the list: the way to another method is back to the list.
       others: decision.choosable ? [] : labelled(speaker, decision.factors.filter((id) => id !== factorId)),
       choosable: decision.choosable,
+      reoffer: decision.reoffer,
     },
     status,
   );
@@ -167,21 +176,96 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
   const input = strings(await readForm(ctx));
   if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'challenge', input);
   const outcome = await deps.services.factors.verify(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps));
+  return answered(ctx, deps, details, signIn, clientName, decision, factorId, outcome, input.trust === 'yes');
+}
+
+/** What a proof, a check or a return came to, as a page: the sign-in moves on, waits, or the step is shown with what went wrong. */
+async function answered(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Step, { type: 'step_up' }>, factorId: string, outcome: VerifyOutcome, trust: boolean): Promise<void> {
+  ctx.query = { ...ctx.query, factor: factorId };
+  if (!outcome.ok && outcome.reason === 'pending') return ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
-    ctx.query = { ...ctx.query, factor: factorId };
     return advance(ctx, deps, details, signIn, clientName, failureMessage(ctx, outcome), outcome.reason === 'locked' ? 429 : 401);
   }
+  await proved(ctx, deps, details, signIn, decision, factorId, outcome, trust);
+  await proceed(ctx, deps, details, signIn);
+}
+
+/** A proof joins the sign-in's evidence; "don't ask again on this device" is honoured where the policy allows it. */
+async function proved(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, decision: Extract<Step, { type: 'step_up' }>, factorId: string, outcome: Extract<VerifyOutcome, { ok: true }>, trust: boolean): Promise<void> {
   addEvidence(signIn, outcome.evidence);
   if (outcome.notice) signIn.data.notice = outcome.notice;
-  if (input.trust === 'yes' && decision.trustedDeviceAllowed && !deps.services.factors.registry.get(factorId)?.factor.recoveryOnly) {
+  if (trust && decision.trustedDeviceAllowed && !deps.services.factors.registry.get(factorId)?.factor.recoveryOnly) {
     const { config, db } = deps.services;
     const days = (await globalPolicy(db, config.MFA)).policy.trustedDevices.days;
     const device = await trustDevice(db, signIn.account.id, ctx.get('user-agent'), days, factorId);
     setDeviceCookie(ctx, device.cookie, device.expires, config.secureCookies);
     await recordAudit(db, 'device.trusted', { ...auditContext(ctx, details), accountId: signIn.account.id }, { device: device.id, days });
   }
-  await proceed(ctx, deps, details, signIn);
+}
+
+/** The step of `factorId` when the sign-in is at it: the sign-in and the decision, or undefined. */
+async function atStep(ctx: Context, deps: InteractionDeps, details: InteractionDetails, factorId: string): Promise<{ signIn: SignIn; decision: Extract<Step, { type: 'step_up' }> } | undefined> {
+  const signIn = await currentSignIn(deps, details);
+  if (!signIn) return undefined;
+  const decision = await decisionFor(ctx, deps, details, signIn);
+  if (decision.type !== 'step_up' || !decision.factors.includes(factorId)) return undefined;
+  return { signIn, decision };
+}
+
+/**
+ * A waiting factor's check, carrying no guess: GET answers JSON for the page's script
+ * (`pending`, or where to go now), POST is the "Check again" button without script.
+ * What ended the wait (an approval, a denial, the expiry) is kept by the engine, so the
+ * page the script goes to next shows it.
+ */
+export async function checkFactor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
+  const factorId = String(ctx.params.factor);
+  const json = ctx.method === 'GET';
+  const stepPage = `/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`;
+  const at = deps.services.factors.registry.get(factorId)?.factor.waits ? await atStep(ctx, deps, details, factorId) : undefined;
+  if (!at) {
+    if (!json) return ctx.redirect(`/interaction/${details.uid}`);
+    return answerJson(ctx, { status: 'moved', next: `/interaction/${details.uid}` });
+  }
+  const { signIn, decision } = at;
+  const trust = json ? ctx.query.trust === 'yes' : strings(await readForm(ctx)).trust === 'yes';
+  const outcome = await deps.services.factors.check(factorId, signIn.account, signIn.state, auditContext(ctx, details), readKnownBrowser(ctx, deps));
+  if (!json) return answered(ctx, deps, details, signIn, clientName, decision, factorId, outcome, trust);
+  if (!outcome.ok && outcome.reason === 'pending') return answerJson(ctx, { status: 'pending', ...(outcome.expiresAt ? { expiresAt: new Date(outcome.expiresAt).toISOString() } : {}) });
+  if (!outcome.ok) return answerJson(ctx, { status: outcome.reason === 'expired' ? 'expired' : 'failed', next: stepPage });
+  // Saved with the proof; the page the script goes to finishes the sign-in or shows the next step.
+  await proved(ctx, deps, details, signIn, decision, factorId, outcome, trust);
+  await saveSignIn(signIn, deps);
+  answerJson(ctx, { status: 'done', next: `/interaction/${details.uid}` });
+}
+
+function answerJson(ctx: Context, body: Record<string, unknown>): void {
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'json';
+  ctx.body = body;
+}
+
+/** "Start again": the waiting challenge ends and a new one is begun when the page is shown. */
+export async function restartFactor(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
+  const factorId = String(ctx.params.factor);
+  if (deps.services.factors.registry.get(factorId) && (await atStep(ctx, deps, details, factorId))) await deps.services.factors.restartChallenge(factorId, interactionState(deps, details));
+  ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
+}
+
+/**
+ * The browser coming back to a factor's challenge (a redirect from another site): the factor
+ * reads what it brought, through the engine, as a plain request (query, form, its declared headers).
+ */
+export async function returnToFactor(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
+  const factorId = String(ctx.params.factor);
+  const registered = deps.services.factors.registry.get(factorId);
+  const at = registered?.factor.routes?.return ? await atStep(ctx, deps, details, factorId) : undefined;
+  if (!at) return ctx.redirect(`/interaction/${details.uid}`);
+  const request = await factorRequest(ctx, registered!.factor.routes!.return!.headers ?? []);
+  if (!request.ok) return advance(ctx, deps, details, at.signIn, clientName, failureMessage(ctx, { ok: false, reason: 'invalid_input' }), 400);
+  const outcome = await deps.services.factors.handleReturn(factorId, at.signIn.account, at.signIn.state, request.request, auditContext(ctx, details), readKnownBrowser(ctx, deps));
+  return answered(ctx, deps, details, at.signIn, clientName, at.decision, factorId, outcome, false);
 }
 
 /**
@@ -194,10 +278,20 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
 async function proceed(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn): Promise<void> {
   if (!signIn.data.notice && !signIn.data.offerFollowUp) {
     const next = await decisionFor(ctx, deps, details, signIn);
-    if (next.type === 'satisfied') return finishSignIn(ctx, deps, signIn, next);
+    if (next.type === 'satisfied' && !(await offerRecovery(deps, signIn))) return finishSignIn(ctx, deps, signIn, next);
   }
   await saveSignIn(signIn, deps);
   ctx.redirect(`/interaction/${details.uid}`);
+}
+
+/** Before a sign-in finishes: backup codes again for an account that has none left (recovery-offer.ts). Saved when offered. */
+async function offerRecovery(deps: InteractionDeps, signIn: SignIn): Promise<boolean> {
+  const offer = await recoveryToOffer(deps, signIn);
+  if (!offer) return false;
+  signIn.data.offerFollowUp = offer;
+  signIn.data.recoveryOffer = true;
+  await saveSignIn(signIn, deps);
+  return true;
 }
 
 export async function submitEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {
@@ -222,10 +316,13 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   if (outcome.evidence) addEvidence(signIn, outcome.evidence);
   const requested = addFactorRequest(details.params);
   if (requested && !offered && answersRequest(requested, factorId)) signIn.data.added = factorId;
-  if (offered) delete signIn.data.offerFollowUp;
+  if (offered) {
+    delete signIn.data.offerFollowUp;
+    delete signIn.data.recoveryOffer;
+  }
   else {
     // After a first enrolment, the factor the registry offers next (backup codes), unless the account has it.
-    const next = engine.registry.offeredAfterFirstEnrolment();
+    const next = engine.registry.offeredAfterFirstEnrollment();
     if (next && next.factor.id !== factorId && !(await engine.store.list(signIn.account.id, next.factor.id)).length) signIn.data.offerFollowUp = next.factor.id;
   }
   await proceed(ctx, deps, details, signIn);
@@ -248,6 +345,13 @@ async function submitAction(ctx: Context, deps: InteractionDeps, details: Intera
 /** "Skip for now": only a step the policy calls optional (a wish) can be skipped; the app then gets the level reached. */
 export async function skipStep(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
   const signIn = await currentSignIn(deps, details);
+  if (signIn?.data.offerFollowUp && signIn.data.recoveryOffer) {
+    // Backup codes offered again may be declined, for this sign-in.
+    delete signIn.data.offerFollowUp;
+    delete signIn.data.recoveryOffer;
+    signIn.data.recoveryDeclined = true;
+    return proceed(ctx, deps, details, signIn);
+  }
   if (signIn) {
     const decision = await decisionFor(ctx, deps, details, signIn);
     if ((decision.type === 'enroll' || decision.type === 'step_up') && decision.optional && !decision.adding) {

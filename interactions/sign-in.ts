@@ -24,8 +24,12 @@ export interface SignInState {
   evidence: Evidence[];
   /** The user chose to skip the optional step (an enrolment or a proof only a wish asked for). */
   skipped?: boolean;
-  /** The factor to offer next (the registry's offerAfterFirstEnrolment: backup codes), once another was enrolled in this sign-in. */
+  /** The factor to offer next (the registry's offerAfterFirstEnrollment: backup codes), once another was enrolled in this sign-in. */
   offerFollowUp?: string;
+  /** The follow-up is backup codes offered again to an account that has none left (recovery-offer.ts): it may be declined. */
+  recoveryOffer?: boolean;
+  /** The person declined that offer in this sign-in. */
+  recoveryDeclined?: boolean;
   /** A message to show before continuing (e.g. "2 backup codes left"), in the language of the page that shows it. */
   notice?: MessageRef;
   /** The factor added at the app's request (twofold_enroll), once enrolled. */

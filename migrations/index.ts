@@ -16,6 +16,10 @@ import * as m0010 from './0010_resource_servers.ts';
 import * as m0011 from './0011_key_publication.ts';
 import * as m0012 from './0012_backchannel_logouts.ts';
 import * as m0013 from './0013_consents.ts';
+import * as m0014 from './0014_account_center.ts';
+import * as m0015 from './0015_password_resets.ts';
+import * as m0016 from './0016_factor_answers.ts';
+import * as m0017 from './0017_sign_ups.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -30,4 +34,8 @@ export const migrations: Record<string, Migration> = {
   '0011_key_publication': m0011,
   '0012_backchannel_logouts': m0012,
   '0013_consents': m0013,
+  '0014_account_center': m0014,
+  '0015_password_resets': m0015,
+  '0016_factor_answers': m0016,
+  '0017_sign_ups': m0017,
 };

@@ -16,6 +16,10 @@ import { healthRoutes } from './http/health.ts';
 import { jwksCacheControl } from './http/jwks-cache.ts';
 import { assetRoutes, extraAsset } from './http/assets.ts';
 import { interactionRoutes } from '../interactions/router.ts';
+import { forgotPasswordRoutes } from '../interactions/password-pages.ts';
+import { signUpRoutes } from '../interactions/signup-pages.ts';
+import { accountRoutes } from './account/routes.ts';
+import { factorCallbackRoutes } from './http/factor-callbacks.ts';
 import { ASSETS_DIR, providerViews, type Views, withViews } from '../interactions/render.ts';
 import { CatalogueError } from './i18n/catalogue.ts';
 import { ThemeError } from '../interactions/theme.ts';
@@ -60,10 +64,22 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
   app.use(extraAsset(services.factors.registry.assets()).routes());
   const assets = assetRoutes([ASSETS_DIR], pages.assets);
   app.use(assets.routes());
+  // Servers calling a factor (a phone's approval), outside any interaction; the factor authenticates them.
+  const callbacks = factorCallbackRoutes(services);
+  app.use(callbacks.routes());
+  app.use(callbacks.allowedMethods());
   // Built with the theme's views, so a factor view the theme replaces is the one registered.
   const interactions = withViews(pages.views, () => interactionRoutes({ services, provider: () => holder.current }));
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  // "Forgot your password?": the request form and the emailed link's page, outside any sign-in.
+  app.use(forgotPasswordRoutes(services).routes());
+  // Sign-up (SIGN_UP, off by default): the form, and the emailed link that confirms the address.
+  app.use(signUpRoutes(services, () => holder.current).routes());
+  // The account center (/account): a first-party app of this provider, signing in through it like any other.
+  const account = accountRoutes(services);
+  app.use(account.routes());
+  app.use(account.allowedMethods());
 
   // node-oidc-provider answers everything else (discovery, /auth, /token, …),
   // mounted at / as koa-mount would, through the current instance.

@@ -21,6 +21,8 @@ import type { KyselyPlugin } from 'kysely';
 import { systemClock, type Clock } from './clock.ts';
 import type { SessionsEndedHook } from './accounts/end-sessions.ts';
 import { backchannelSessionsEnded } from './oidc/backchannel-logout.ts';
+import type { HttpTransport } from './mfa/factor-http.ts';
+import type { Factor } from '../factors/types.ts';
 
 export interface Opened {
   services: Services;
@@ -41,6 +43,13 @@ export interface OpenServicesOptions {
   plugins?: KyselyPlugin[];
   /** The clock Twofold's own rules read (tests move it); default: the system's. */
   clock?: Clock;
+  /** Where factors' HTTP calls go (tests: a stand-in for a push relay or a vendor's API); default: the network, through fetch. */
+  httpTransport?: HttpTransport;
+  /**
+   * Factors registered after the built-in ones (a test's own factor, the push example) until FACTORS
+   * configuration names them; their settings come from FACTOR_SETTINGS like any other.
+   */
+  extraFactors?: Factor<any>[];
 }
 
 export { StartupError };
@@ -69,7 +78,7 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       const off = new Set([...(config.emailDelivery === 'off' ? ['email-code'] : []), ...(config.SMS_WEBHOOK_URL ? [] : ['sms-code'])]);
       const settings = Object.fromEntries(Object.entries(config.FACTOR_SETTINGS).filter(([id]) => !off.has(id)));
       registry = new FactorRegistry(
-        FACTORS.filter((f) => !off.has(f.id)),
+        [...FACTORS.filter((f) => !off.has(f.id)), ...(options.extraFactors ?? [])],
         settings,
       );
     } catch (err) {
@@ -81,6 +90,7 @@ export async function openServices(config: Config, options: OpenServicesOptions 
       db: h.db,
       dbKind: h.kind,
       clock: options.clock ?? systemClock,
+      httpTransport: options.httpTransport,
       sessionsEnded: [] as SessionsEndedHook[],
       sealer: new Sealer(masterKey.key),
       codeHasher: new KeyedHasher(masterKey.key),

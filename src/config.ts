@@ -202,7 +202,7 @@ export const configSchema = z
       .meta({
         format: 'a JSON object keyed by factor id (an object in a config file)',
         description:
-          'Per-factor settings, e.g. `{"totp":{"digits":8},"backup-codes":{"count":12}}`. `totp`: `algorithm` (`SHA1`, `SHA256`, `SHA512`; default `SHA1`), `digits` (6 or 8; 6), `period` (15–120 s; 30), `window` (steps accepted either side of now, 0–3; 1). `backup-codes`: `count` (5–20; 10), `warnAt` (warn when this many or fewer are left, 0–10; 2). `webauthn`: `userVerification` and `residentKey` (`required`, `preferred`, `discouraged`; both `preferred`), `attachment` (`any`, `platform`, `cross-platform`; `any`), `algorithms` (COSE ids among -8, -7, -35, -36, -257; `[-8,-7,-257]`), `timeout` (30–600 s; 300). `passkey`: `attachment`, `algorithms`, `timeout` (user verification and a discoverable credential are always required). See [Security keys and passkeys](factors.md#security-keys-and-passkeys-webauthn). `email-code` and `sms-code`: `length` (digits, 6–10; 6), `ttl` (60–3600 s; 600), `attempts` (wrong tries per code, 1–10; 5), `cooldown` (seconds between sends, 0–3600; 60); `sms-code` also `voice` (offer "Call me instead"; `false`). Settings of a factor that is off are ignored.',
+          'Per-factor settings, e.g. `{"totp":{"digits":8},"backup-codes":{"count":12}}`. `totp`: `algorithm` (`SHA1`, `SHA256`, `SHA512`; default `SHA1`), `digits` (6 or 8; 6), `period` (15–120 s; 30), `window` (steps accepted either side of now, 0–3; 1). `backup-codes`: `count` (5–20; 10), `warnAt` (warn when this many or fewer are left, 0–10; 2), `offerAgain` (offer a new set at sign-in to an account with a second factor and no unused code; `true`). `webauthn`: `userVerification` and `residentKey` (`required`, `preferred`, `discouraged`; both `preferred`), `attachment` (`any`, `platform`, `cross-platform`; `any`), `algorithms` (COSE ids among -8, -7, -35, -36, -257; `[-8,-7,-257]`), `timeout` (30–600 s; 300). `passkey`: `attachment`, `algorithms`, `timeout` (user verification and a discoverable credential are always required). See [Security keys and passkeys](factors.md#security-keys-and-passkeys-webauthn). `email-code` and `sms-code`: `length` (digits, 6–10; 6), `ttl` (60–3600 s; 600), `attempts` (wrong tries per code, 1–10; 5), `cooldown` (seconds between sends, 0–3600; 60); `sms-code` also `voice` (offer "Call me instead"; `false`). Settings of a factor that is off are ignored.',
       }),
     RESOURCE_SERVERS: z
       .union([z.record(z.string(), z.unknown()), z.string()])
@@ -427,6 +427,12 @@ export const configSchema = z
     ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600)
       .default(300)
       .meta({ description: "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old." }),
+    ACCOUNT_FRESH_PROOF: seconds(30, 3600)
+      .default(300)
+      .meta({
+        description:
+          'The account center (`/account`) makes a sensitive change (adding or removing a sign-in method, new backup codes, signing out everywhere, a new password) only within this many seconds of a proof of the password and, when the account has one, a second factor; an older one is asked again through the sign-in pages (`max_age`). See [The account center](account-center.md).',
+      }),
     GRANT_TTL: seconds(300, 365 * 86400)
       .default(14 * 86400)
       .meta({
@@ -453,6 +459,10 @@ export const configSchema = z
     DEVICE_FLOW: bool.default(true).meta({
       description:
         'The device authorization grant (RFC 8628) for apps registered with `--device-flow` (CLIs, TVs); see [connecting-apps](connecting-apps.md#devices-and-clis). `false`: discovery does not advertise `device_authorization_endpoint` or the device grant, and `/device/auth` and `/device` answer 404.',
+    }),
+    SIGN_UP: bool.default(false).meta({
+      description:
+        'Self-service sign-up: the sign-in page offers "Create an account" (an email address, which becomes the username, and a password) for apps that allow it (`twofold client update <app> --sign-up allow|deny`, default allow). A new account cannot sign in until its email address is confirmed through an emailed link; needs email delivery. `false`: no link, and `/signup` answers 404. See [Sign-up](account-center.md#sign-up).',
     }),
     DEVICE_CODE_TTL: seconds(60, 3600).default(600).meta({ description: "How long a device's user code can be entered and its device code polled." }),
     BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20)

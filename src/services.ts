@@ -13,6 +13,7 @@ import type { Catalogue } from './i18n/catalogue.ts';
 import type { Clock } from './clock.ts';
 import type { SessionsEndedHook } from './accounts/end-sessions.ts';
 import type { Metrics } from './metrics/registry.ts';
+import type { HttpTransport } from './mfa/factor-http.ts';
 
 export interface Services {
   config: Config;
@@ -45,4 +46,6 @@ export interface Services {
   backchannel?: { kick(): void };
   /** This server's metrics registry and counters (METRICS not `off`; never in a CLI run). */
   metrics?: Metrics;
+  /** What factors' HTTP calls go through (src/mfa/factor-http.ts): fetch, unless a test gives a stand-in. */
+  httpTransport?: HttpTransport;
 }

@@ -13,8 +13,10 @@ export const backupCodeSettings = z
     count: z.number().int().min(5).max(20).default(10),
     /** Warn when this many or fewer codes are left. */
     warnAt: z.number().int().min(0).max(10).default(2),
+    /** Offer a new set at sign-in to an account with a second factor and no unused code (interactions/recovery-offer.ts). */
+    offerAgain: z.boolean().default(true),
   })
-  .default({ count: 10, warnAt: 2 });
+  .default({ count: 10, warnAt: 2, offerAgain: true });
 export type BackupCodeSettings = z.infer<typeof backupCodeSettings>;
 
 // Crockford's base32: no I, L, O, U, so codes read aloud and typed by hand survive.
@@ -44,7 +46,7 @@ export default defineFactor<BackupCodeSettings>({
   recoveryOnly: true,
   multiple: false,
   // Saved right after the first factor is set up, so a lost device is not a lockout.
-  offerAfterFirstEnrolment: true,
+  offerAfterFirstEnrollment: true,
   enrollPage: { title: { key: 'backup-codes.enroll.title' }, intro: false },
   settings: backupCodeSettings,
   viewsDir: path.join(path.dirname(fileURLToPath(import.meta.url)), 'views'),

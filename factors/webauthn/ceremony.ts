@@ -367,7 +367,9 @@ export async function assertionOptions(services: FactorServices, role: Role, cre
     userVerification: role.userVerification,
     allowCredentials: known?.map((d) => ({ id: d.credentialId, transports: d.transports })) ?? [],
   });
-  return { partial, data: { options: JSON.stringify(options), ...extra }, submit: { label: submit } };
+  // Shown again (a reload) until the challenge times out, then a new one is made.
+  const expiresAt = new Date(services.clock.now().getTime() + role.timeout * 1000);
+  return { partial, data: { options: JSON.stringify(options), ...extra }, submit: { label: submit }, expiresAt };
 }
 
 /** Which credential an assertion claims, before any account is known. */

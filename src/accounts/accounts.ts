@@ -17,7 +17,12 @@ export const usernameSchema = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._@+-]*$/, 'letters, digits and . _ @ + - (starting with a letter or digit)');
 
 export const emailSchema = z.email('a valid email address').max(254);
-export const passwordSchema = z.string().min(8, 'at least 8 characters').max(1024, 'at most 1024 characters');
+/**
+ * The bounds any stored password keeps. What a person's new password must be (length for its context, the
+ * blocklist, their own username…) is password-rules.ts, applied where a password is set (src/admin/add-account.ts,
+ * password-change.ts); createAccount alone checks only these bounds.
+ */
+export const passwordSchema = z.string().min(8, 'at least 8 characters').max(256, 'at most 256 characters');
 export const displayNameSchema = z.string().trim().min(1).max(200);
 
 export const newAccountSchema = z.object({

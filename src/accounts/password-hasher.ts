@@ -3,10 +3,21 @@
  * the event loop), at most `concurrency` at a time; at most `queueLimit` wait.
  * Beyond that the caller gets OverloadedError, which the HTTP edge turns into
  * 503 with Retry-After, so a burst cannot make every sign-in time out.
+ *
+ * Passwords are hashed and compared in Unicode NFKC (password-rules.ts), so
+ * the same password typed on two keyboards matches. A hash made before
+ * Twofold normalised holds the password as it was typed: when the normalised
+ * form does not match and differs from what was typed, the typed form is
+ * tried too, and a match is rehashed in the normalised form. Only a password
+ * with characters NFKC changes (full-width letters, ligatures, composed
+ * accents typed decomposed) can need the second try, and the dummy
+ * verification of an unknown account makes the same two, so the work still
+ * does not tell which accounts exist.
  */
 import crypto from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import { Semaphore, OverloadedError } from '../security/semaphore.ts';
+import { normalizePassword } from './password-rules.ts';
 
 export interface Argon2Params {
   memoryCost: number;
@@ -51,16 +62,28 @@ export class PasswordHasher {
     return { ...this.#work };
   }
 
+  /** Hashes the password's normalised form. */
   async hash(password: string): Promise<string> {
+    const normalized = normalizePassword(password);
     return this.#gate.run(() => {
       this.#work.hashes++;
-      return hash(password, { ...this.params, algorithm: ARGON2ID });
+      return hash(normalized, { ...this.params, algorithm: ARGON2ID });
     });
   }
 
-  /** Verifies; says whether the stored hash used weaker or other parameters and should be replaced. */
+  /**
+   * Verifies; says whether the stored hash should be replaced: made with weaker or other parameters, or of the
+   * password as typed before Twofold normalised it.
+   */
   async verify(stored: string, password: string): Promise<VerifyResult> {
-    const ok = await this.#gate.run(async () => {
+    const normalized = normalizePassword(password);
+    if (await this.#verifyOne(stored, normalized)) return { ok: true, needsRehash: this.needsRehash(stored) };
+    if (normalized !== password && (await this.#verifyOne(stored, password))) return { ok: true, needsRehash: true };
+    return { ok: false };
+  }
+
+  async #verifyOne(stored: string, password: string): Promise<boolean> {
+    return this.#gate.run(async () => {
       this.#work.verifications++;
       try {
         return await verify(stored, password);
@@ -68,7 +91,6 @@ export class PasswordHasher {
         return false; // a malformed stored hash never verifies
       }
     });
-    return ok ? { ok: true, needsRehash: this.needsRehash(stored) } : { ok: false };
   }
 
   /**

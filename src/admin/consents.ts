@@ -57,7 +57,7 @@ interface GrantPayload {
 
 const words = (s: string | undefined) => (s ?? '').split(' ').filter(Boolean);
 
-function grantStore(services: ConsentServices, db: Kysely<Database> = services.db) {
+export function grantStore(services: ConsentServices, db: Kysely<Database> = services.db) {
   const Adapter = createAdapter(db, services.sealer, services.codeHasher);
   return new Adapter('Grant');
 }
@@ -83,6 +83,20 @@ export async function listConsents(services: ConsentServices, input: ListConsent
   return views;
 }
 
+/**
+ * Deletes every grant the provider holds for the account and app, and every token and code issued under them
+ * (refresh tokens included; never a Session). Run inside the caller's transaction. Returns how many rows went.
+ */
+export async function deleteAppGrants(db: Kysely<Database>, accountId: string, clientId: string): Promise<number> {
+  const result = await db
+    .deleteFrom('oidc_payloads')
+    .where('kind', 'in', GRANT_KINDS)
+    .where((eb) => eb(eb.fn('jsonb_extract_path_text', [eb.ref('payload'), eb.val('accountId')]), '=', accountId))
+    .where((eb) => eb(eb.fn('jsonb_extract_path_text', [eb.ref('payload'), eb.val('clientId')]), '=', clientId))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 export type RevokeConsentResult = { ok: true; grantId: string } | { ok: false; reason: 'not_remembered' };
 
 /**
@@ -99,12 +113,7 @@ export async function revokeConsent(services: ConsentServices, input: RevokeCons
     const grants = grantStore(services, trx);
     await grants.destroy(row.grant_id);
     await grants.revokeByGrantId(row.grant_id);
-    await trx
-      .deleteFrom('oidc_payloads')
-      .where('kind', 'in', GRANT_KINDS)
-      .where((eb) => eb(eb.fn('jsonb_extract_path_text', [eb.ref('payload'), eb.val('accountId')]), '=', accountId))
-      .where((eb) => eb(eb.fn('jsonb_extract_path_text', [eb.ref('payload'), eb.val('clientId')]), '=', clientId))
-      .execute();
+    await deleteAppGrants(trx, accountId, clientId);
     await recordAudit(trx, 'consent.revoked', { accountId, clientId, actor }, { grant: row.grant_id });
     return { ok: true, grantId: row.grant_id } as const;
   });

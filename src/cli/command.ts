@@ -51,6 +51,7 @@ const FIELD_NAMES: Record<string, string> = {
   clientCredentialsScopes: '--scope',
   pkce: '--pkce',
   idTokenClaims: '--id-token-claims',
+  signUp: '--sign-up',
   backchannelLogoutUri: '--backchannel-logout-uri',
   backchannelLogoutSessionRequired: '--backchannel-logout-session-required',
 };

@@ -18,6 +18,8 @@ export interface AccountsTable {
   password_changed_at: NullableTimestamp;
   /** The second factor used last, preselected at the next sign-in. */
   last_factor_id: string | null;
+  /** Signed up, email address not yet confirmed: cannot sign in. Migration 0017. */
+  sign_up_pending: Generated<boolean>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -172,6 +174,50 @@ export interface ChallengeCodesTable {
   used_at: NullableTimestamp;
 }
 
+/** Password reset links, as keyed hashes of their tokens. Migration 0015. */
+export interface PasswordResetsTable {
+  id: string;
+  account_id: string;
+  token_hash: string;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  voided_at: NullableTimestamp;
+}
+
+/** Answers arriving outside the browser (a phone's approval), for the waiting page. Migration 0016. */
+export interface FactorAnswersTable {
+  /** A keyed hash of the id the device was given. */
+  id: string;
+  factor_id: string;
+  account_id: string;
+  credential_id: string;
+  data: JSONColumnType<Record<string, unknown>, Record<string, unknown> | string | undefined, Record<string, unknown> | string>;
+  answer: JSONColumnType<Record<string, unknown> | null, Record<string, unknown> | string | null | undefined, Record<string, unknown> | string | null>;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  answered_at: NullableTimestamp;
+  taken_at: NullableTimestamp;
+}
+
+/** Nonces of accepted factor callbacks, as keyed hashes, until their time window has passed. Migration 0016. */
+export interface FactorNoncesTable {
+  factor_id: string;
+  nonce_hash: string;
+  expires_at: Timestamp;
+}
+
+/** Email confirmation links of sign-up, as keyed hashes of their tokens. Migration 0017. */
+export interface EmailVerificationsTable {
+  id: string;
+  account_id: string;
+  token_hash: string;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  voided_at: NullableTimestamp;
+}
+
 export interface InteractionStateTable {
   /** A keyed hash of the interaction's uid (InteractionState.of). */
   uid: string;
@@ -188,6 +234,9 @@ export interface SessionEvidenceTable {
   expires_at: Timestamp;
   /** When the session was last used, by the services' clock (coarse: see src/mfa/session-evidence.ts). Migration 0009. */
   last_active_at: NullableTimestamp;
+  /** The client address and User-Agent of the browser when the session last proved something. Migration 0014. */
+  ip: ColumnType<string | null, string | null | undefined, string | null>;
+  user_agent: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface PolicyDocumentsTable {
@@ -230,7 +279,11 @@ export interface Database {
   credentials: CredentialsTable;
   one_time_codes: OneTimeCodesTable;
   challenge_codes: ChallengeCodesTable;
+  password_resets: PasswordResetsTable;
+  email_verifications: EmailVerificationsTable;
   interaction_state: InteractionStateTable;
+  factor_answers: FactorAnswersTable;
+  factor_nonces: FactorNoncesTable;
   session_evidence: SessionEvidenceTable;
   accounts: AccountsTable;
   groups: GroupsTable;

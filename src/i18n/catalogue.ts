@@ -12,6 +12,11 @@
  * A message may mark words with <b>, <strong>, <em> or <code>. As HTML the
  * literal text and every parameter are escaped and those tags become markup;
  * as text (emails, JSON, a page's title) the tags keep only their content.
+ *
+ * A sentence that changes when a value is missing (an app without a name)
+ * selects on it with a `none` branch: `{app, select, none {the app} other
+ * {{app}}}`. `none` is taken when the parameter is not given or empty, and
+ * never by a value, so an app called "none" is still named.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,7 +34,8 @@ export const BUILT_IN_LANGUAGES = ['en', 'de'] as const;
 /** The pseudo-language (Windows' and Android's name for it): English with every letter marked, to find text no key produced. */
 export const PSEUDO_LANGUAGE = 'en-XA';
 
-export type Params = Record<string, string | number | undefined>;
+/** A message's parameters: text, a number (plural), or a flag a `select` tests (`{optional, select, true {…} other {…}}`). */
+export type Params = Record<string, string | number | boolean | undefined>;
 
 /** A text a factor or a step names by key, rendered in the person's language where it is shown. */
 export interface MessageRef {
@@ -49,7 +55,15 @@ interface Compiled {
   html: IntlMessageFormat;
   /** Parameter names the message uses, to check that a translation asks for the same ones. */
   params: Set<string>;
+  /** Parameters a `select` with a `none` branch tests: absent or empty, they take that branch. */
+  absent: Set<string>;
 }
+
+/**
+ * What a `none` branch is keyed by once compiled: no text a parameter carries can equal it (a NUL
+ * never reaches the pages: the input guard refuses it and PostgreSQL cannot store it).
+ */
+const NONE = '\u0000none';
 
 type Layer = Map<string, Map<string, Compiled>>; // language → key → message
 
@@ -165,7 +179,7 @@ export class Catalogue {
   /** The message as plain text. */
   text(language: string, key: string, params: Params = {}): string {
     const found = this.#find(language, key);
-    return found ? String(found.text.format(withTags(params, (chunks) => chunks.join('')))) : key;
+    return found ? String(found.text.format(withTags(this.#values(key, found, params), (chunks) => chunks.join('')))) : key;
   }
 
   /** The message as HTML: its text and parameters escaped, its tags as markup. */
@@ -173,7 +187,16 @@ export class Catalogue {
     const found = this.#find(language, key);
     if (!found) return escapeHtml(key);
     const escaped = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === 'string' ? escapeHtml(v) : v]));
-    return String(found.html.format(withTags(escaped, (chunks, tag) => `<${tag}>${chunks.join('')}</${tag}>`)));
+    return String(found.html.format(withTags(this.#values(key, found, escaped), (chunks, tag) => `<${tag}>${chunks.join('')}</${tag}>`)));
+  }
+
+  /**
+   * The parameters a message uses that `params` does not give (a `none` branch's excepted). Rendering
+   * gives those as empty; a check at start (a theme's template tried once) reports them instead.
+   */
+  missingParams(language: string, key: string, params: Params = {}): string[] {
+    const found = this.#lookup(language, key, true);
+    return found ? [...found.params].filter((name) => !Object.hasOwn(params, name) && !found.absent.has(name)) : [];
   }
 
   /** Picks the language: the first of `asked` (OIDC ui_locales, in order) we have, then Accept-Language's, then the default. */
@@ -187,12 +210,30 @@ export class Catalogue {
     return (fromHeader && matchLanguage(have, fromHeader)) || this.#defaultLanguage;
   }
 
+  /**
+   * The parameters as the message takes them: those a `none` branch tests marked when absent or
+   * empty, and one the caller left out given as empty (logged), so a page is never a 500 for it.
+   */
+  #values(key: string, message: Compiled, params: Params): Params {
+    const out = { ...params };
+    for (const name of message.params) {
+      if (Object.hasOwn(out, name)) continue;
+      out[name] = undefined;
+      if (!message.absent.has(name)) this.#warnOnce(`${key}:${name}`, `message ${key} was not given {${name}}`);
+    }
+    for (const name of message.absent) if (out[name] == null || out[name] === '') out[name] = NONE; // null: a view's value may be a database NULL
+    return out;
+  }
+
+  #warnOnce(what: string, warning: string): void {
+    if (this.#warned.has(what)) return;
+    this.#warned.add(what);
+    process.emitWarning(warning, 'TwofoldCatalogue');
+  }
+
   #find(language: string, key: string): Compiled | undefined {
     const found = this.#lookup(language, key, true);
-    if (!found && !this.#warned.has(key)) {
-      this.#warned.add(key);
-      process.emitWarning(`message ${key} is in no catalogue`, 'TwofoldCatalogue');
-    }
+    if (!found) this.#warnOnce(key, `message ${key} is in no catalogue`);
     return found;
   }
 
@@ -267,8 +308,10 @@ function compileAll(language: string, messages: Record<string, string>, origin: 
   return out;
 }
 
-function compileElements(language: string, ast: MessageFormatElement[]): Compiled {
+function compileElements(language: string, source: MessageFormatElement[]): Compiled {
   const params = new Set<string>();
+  const absent = new Set<string>();
+  const ast = keyNoneBranches(source);
   visit(ast, (el) => {
     if (el.type === TYPE.tag && !TAGS.has(el.value)) throw new CatalogueError(`<${el.value}> is not one of the tags a message may use (${[...TAGS].join(', ')})`);
     if (el.type !== TYPE.literal && el.type !== TYPE.pound && el.type !== TYPE.tag) {
@@ -276,9 +319,20 @@ function compileElements(language: string, ast: MessageFormatElement[]): Compile
       if (TAGS.has(el.value)) throw new CatalogueError(`{${el.value}} has the name of a tag (<${el.value}>); name the parameter otherwise`);
       params.add(el.value);
     }
+    if (el.type === TYPE.select && Object.hasOwn(el.options, NONE)) absent.add(el.value);
   });
   const locale = language === PSEUDO_LANGUAGE ? 'en' : language;
-  return { text: new IntlMessageFormat(ast, locale), html: new IntlMessageFormat(mapLiterals(ast, escapeHtml), locale), params };
+  return { text: new IntlMessageFormat(ast, locale), html: new IntlMessageFormat(mapLiterals(ast, escapeHtml), locale), params, absent };
+}
+
+/** A copy of the message whose selects key their `none` branch by NONE (see values()). */
+function keyNoneBranches(ast: MessageFormatElement[]): MessageFormatElement[] {
+  return ast.map((el) => {
+    if (el.type === TYPE.tag) return { ...el, children: keyNoneBranches(el.children) };
+    if (el.type !== TYPE.plural && el.type !== TYPE.select) return el;
+    const options = Object.entries(el.options).map(([k, o]) => [el.type === TYPE.select && k === 'none' ? NONE : k, { ...o, value: keyNoneBranches(o.value) }]);
+    return { ...el, options: Object.fromEntries(options) } as MessageFormatElement;
+  });
 }
 
 function visit(ast: MessageFormatElement[], fn: (el: MessageFormatElement) => void): void {

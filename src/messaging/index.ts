@@ -11,10 +11,11 @@ import { logger as defaultLogger, type Logger } from '../logger.ts';
 import { Catalogue } from '../i18n/catalogue.ts';
 import { DeliveryError } from './delivery-error.ts';
 import { MessageTemplates, type CodeMessageData } from './templates.ts';
-import { smtpMailer, type Mailer } from './smtp-mailer.ts';
+import { smtpMailer, type Mail, type Mailer } from './smtp-mailer.ts';
 import { SmsWebhook } from './sms-webhook.ts';
 
 export { DeliveryError } from './delivery-error.ts';
+export type { Mail } from './smtp-mailer.ts';
 export { SIGNATURE_HEADER, sign as signWebhook, verifySignature as verifyWebhookSignature, type WebhookMessage } from './sms-webhook.ts';
 
 export type Channel = 'email' | 'sms' | 'voice';
@@ -37,6 +38,12 @@ export interface Messaging {
   readonly email: Config['emailDelivery'];
   /** Resolves once the mail server or the gateway took the message; throws DeliveryError otherwise. */
   sendCode(message: CodeMessage): Promise<void>;
+  /**
+   * Sends an email that carries no code (a security notice, a reset link): over SMTP, or into the log in
+   * development (its text included, so a reset link can be followed). Throws DeliveryError when email is off
+   * or the mail server refused it.
+   */
+  sendEmail(mail: Mail): Promise<void>;
   close(): void;
 }
 
@@ -106,6 +113,14 @@ export function createMessaging(config: Config, options: MessagingOptions = {}):
         issuer: config.ISSUER,
         language: lang,
       });
+    },
+    async sendEmail(message) {
+      if (config.emailDelivery === 'off') throw new DeliveryError('no email delivery is configured', 'email', 'unreachable');
+      if (config.emailDelivery === 'log') {
+        log.warn({ to: message.to, subject: message.subject, text: message.text }, `${DEV_CODE_MARKER} email "${message.subject}" for ${message.to}`);
+        return;
+      }
+      await mail().send(message);
     },
     close() {
       mailer?.close();

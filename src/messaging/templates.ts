@@ -51,12 +51,16 @@ export class MessageTemplates {
    * first compile costs a tenth of a second of start-up).
    */
   constructor(overrideDir?: string, catalogue = new Catalogue()) {
+    // While an override is tried, a message it does not give every parameter stops the start (later it would render them empty).
+    let trying = false;
     // {{t "key" name=value}}: the message in the data's `lang`; escaped in the HTML part only.
     const withT = (html: boolean) => {
       const hbs = Handlebars.create();
       hbs.registerHelper('t', (key: unknown, options: Handlebars.HelperOptions) => {
         const lang = (options.data?.root as { lang?: string } | undefined)?.lang ?? catalogue.defaultLanguage;
         const params = options.hash as Params;
+        const missing = trying ? catalogue.missingParams(lang, String(key), params) : [];
+        if (missing.length) throw new Error(`${String(key)} is not given {${missing.join('}, {')}}`);
         return html ? new Handlebars.SafeString(catalogue.html(lang, String(key), params)) : catalogue.text(lang, String(key), params);
       });
       return hbs;
@@ -71,7 +75,14 @@ export class MessageTemplates {
         // Only the HTML part is escaped; a subject or a text message is not markup.
         const html = file.endsWith('.html.hbs');
         const template = (html ? htmlHbs : textHbs).compile(text, { strict: false, noEscape: !html });
-        if (overridden) template(SAMPLE);
+        if (overridden) {
+          trying = true;
+          try {
+            template(SAMPLE);
+          } finally {
+            trying = false;
+          }
+        }
         this.#templates.set(file, template);
       } catch (err) {
         throw new Error(`message template ${source}: ${(err as Error).message.split('\n')[0]}`);

@@ -48,7 +48,7 @@ export function auditCounter(metrics: Metrics, factorIds: ReadonlySet<string>) {
       case 'factor.delivery_failed':
         return metrics.deliveryFailures.inc({ channel: bounded(details.channel, CHANNELS), kind: bounded(details.kind, DELIVERY_KINDS) });
       case 'factor.enrolled':
-        return metrics.enrolments.inc({ factor: factor(details) });
+        return metrics.enrollments.inc({ factor: factor(details) });
       case 'factor.removed':
         return metrics.removals.inc({ factor: factor(details) });
       case 'factor.reset':

@@ -22,7 +22,7 @@ export interface Metrics {
   lockouts: Counter<'kind'>;
   codesSent: Counter<'channel'>;
   deliveryFailures: Counter<'channel' | 'kind'>;
-  enrolments: Counter<'factor'>;
+  enrollments: Counter<'factor'>;
   removals: Counter<'factor'>;
   httpDuration: Histogram<'route' | 'method' | 'status'>;
 }
@@ -58,7 +58,7 @@ export function createMetrics(sources: GaugeSources): Metrics {
       labelNames: ['channel', 'kind'],
       registers,
     }),
-    enrolments: new Counter({ name: 'twofold_factor_enrolments_total', help: 'Second factors enrolled, by factor.', labelNames: ['factor'], registers }),
+    enrollments: new Counter({ name: 'twofold_factor_enrollments_total', help: 'Second factors enrolled, by factor.', labelNames: ['factor'], registers }),
     removals: new Counter({
       name: 'twofold_factor_removals_total',
       help: 'Second-factor credentials removed, by factor (`all` for those removed by a reset of an account).',

@@ -27,8 +27,14 @@ import { PASSWORD_EVIDENCE } from '../policy/levels.ts';
 import { policyInput } from './requirement.ts';
 import { epochSeconds } from '../clock.ts';
 
+/**
+ * Why a removal is refused: `last_sign_in`, the account has no password and this is its last passkey; `policy`, the
+ * policy requires `level` and what would be left cannot reach it.
+ */
+export type RemovalRefusal = { code: 'last_sign_in' } | { code: 'policy'; level: number; rule: string };
+
 /** `recovery`: the backup codes (credential ids) that go with the removal, since nothing would be left for them to back up. */
-export type RemovalVerdict = ({ ok: true } | { ok: false; reason: string }) & { recovery: string[] };
+export type RemovalVerdict = ({ ok: true } | ({ ok: false; reason: string } & RemovalRefusal)) & { recovery: string[] };
 
 /** Met now or one proof away with what the account has: the account can sign in. */
 const canMeet = (d: Decision) => d.type === 'satisfied' || d.type === 'step_up' || (d.type === 'enroll' && d.optional);
@@ -65,7 +71,7 @@ function orphanedRecovery(services: Services, left: Credential[]): string[] {
   return left.some((c) => !isRecovery(c)) ? [] : left.filter(isRecovery).map((c) => c.id);
 }
 
-async function judge(services: Services, accountId: string, remaining: Credential[]): Promise<{ ok: true } | { ok: false; reason: string }> {
+async function judge(services: Services, accountId: string, remaining: Credential[]): Promise<{ ok: true } | ({ ok: false; reason: string } & RemovalRefusal)> {
   const engine = services.factors;
 
   const account = await services.db.selectFrom('accounts').select('password_hash').where('id', '=', accountId).executeTakeFirst();
@@ -73,7 +79,7 @@ async function judge(services: Services, accountId: string, remaining: Credentia
     // A credential a first factor accepts (a passkey, or a key it shares credentials with).
     const firstFactorIds = new Set(engine.registry.firstFactors().flatMap((r) => engine.credentialFactors(r.factor.id)));
     const canStillSignIn = remaining.some((c) => firstFactorIds.has(c.factorId));
-    if (!canStillSignIn) return { ok: false, reason: 'the account has no password, and this is its last passkey: it could not sign in' };
+    if (!canStillSignIn) return { ok: false, code: 'last_sign_in', reason: 'the account has no password, and this is its last passkey: it could not sign in' };
   }
 
   const input = await policyInput(services, { accountId, request: { acrValues: [] }, evidence: [] });
@@ -84,7 +90,7 @@ async function judge(services: Services, accountId: string, remaining: Credentia
   const after = ask(enrolledAfter);
   if (canMeet(before) && !canMeet(after)) {
     const target = after.type === 'satisfied' ? after.level : after.target;
-    return { ok: false, reason: `the policy requires level ${target} (${before.rule}) and the account's other factors cannot reach it` };
+    return { ok: false, code: 'policy', level: target, rule: before.rule, reason: `the policy requires level ${target} (${before.rule}) and the account's other factors cannot reach it` };
   }
   return { ok: true };
 }

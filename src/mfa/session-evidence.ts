@@ -38,8 +38,17 @@ export async function loadSessionEvidence(db: Kysely<Database>, sessionUid: stri
   return (await loadSession(db, sessionUid, accountId))?.evidence;
 }
 
-/** Records what the session proved; saving is activity, so the stamp moves to `now` (epoch seconds, the services' clock). */
-export async function saveSessionEvidence(db: Kysely<Database>, sessionUid: string, accountId: string, evidence: Evidence[], ttlSeconds: number, now: number): Promise<void> {
+/** Where a browser proved something from: shown in the person's list of sessions (the account center). */
+export interface SeenFrom {
+  ip?: string;
+  userAgent?: string;
+}
+
+/**
+ * Records what the session proved; saving is activity, so the stamp moves to `now` (epoch seconds, the services'
+ * clock). `seen`: the browser that proved it, kept as the session's address and browser.
+ */
+export async function saveSessionEvidence(db: Kysely<Database>, sessionUid: string, accountId: string, evidence: Evidence[], ttlSeconds: number, now: number, seen: SeenFrom = {}): Promise<void> {
   const values = {
     session_uid: sessionUid,
     account_id: accountId,
@@ -47,12 +56,23 @@ export async function saveSessionEvidence(db: Kysely<Database>, sessionUid: stri
     updated_at: new Date(),
     expires_at: new Date(Date.now() + ttlSeconds * 1000),
     last_active_at: new Date(now * 1000),
+    ip: seen.ip?.slice(0, 100) ?? null,
+    user_agent: seen.userAgent?.slice(0, 512) || null,
   };
   await db
     .insertInto('session_evidence')
     .values(values)
     .onConflict((oc) =>
-      oc.column('session_uid').doUpdateSet({ account_id: values.account_id, evidence: values.evidence, updated_at: values.updated_at, expires_at: values.expires_at, last_active_at: values.last_active_at }),
+      oc.column('session_uid').doUpdateSet((eb) => ({
+        account_id: values.account_id,
+        evidence: values.evidence,
+        updated_at: values.updated_at,
+        expires_at: values.expires_at,
+        last_active_at: values.last_active_at,
+        // A save without a browser (an idle level lapsing) keeps the one recorded.
+        ip: eb.fn.coalesce(eb.ref('excluded.ip'), eb.ref('session_evidence.ip')),
+        user_agent: eb.fn.coalesce(eb.ref('excluded.user_agent'), eb.ref('session_evidence.user_agent')),
+      })),
     )
     .execute();
 }

@@ -6,6 +6,11 @@
  * refused, or that succeeds, gives its points back, so the counts are of
  * failed guesses that were actually checked.
  *
+ * A check that carries no guess (a waiting factor's poll: the engine gives
+ * the factor no input) is counted only once it is definitive: an answer still
+ * pending touches no counter, a failure (a denied approval) counts one. See
+ * FactorEngine.check.
+ *
  * Everything is counted per account *and factor*: wrong authenticator codes
  * never lock the backup codes, a passkey or an emailed code, nor the reverse.
  * A browser that has completed a sign-in to the account (a known browser, see
@@ -46,8 +51,15 @@ export const FIRST_FACTOR_PER_CREDENTIAL = { ...MFA_PER_ACCOUNT_BURST, name: 'ff
 /** Before a factor is proved: per known browser of the credential's account (the known browser's numbers). */
 export const FIRST_FACTOR_KNOWN_BROWSER = { ...MFA_PER_ACCOUNT_BURST, name: 'ff:known:5m' } as const satisfies LimitRule;
 
+/**
+ * Challenges of a waiting factor begun, per account and factor: each one reaches a person outside the
+ * browser (a push to their phone), so someone holding the password cannot flood them with requests to
+ * approve. Not a guess: counted apart from the guesses' counters.
+ */
+export const WAITING_CHALLENGES = { name: 'wait:begin:15m', points: 10, windowSeconds: 15 * 60 } as const satisfies LimitRule;
+
 /** The rule names whose subjects start with an account id: what clearing an account's lock deletes. */
-export const ACCOUNT_SCOPED_MFA_RULES = [MFA_PER_ACCOUNT_BURST.name, MFA_KNOWN_BROWSER_BURST.name, MFA_PER_ACCOUNT_DAY.name, MFA_UNKNOWN_BROWSERS_DAY.name, FIRST_FACTOR_KNOWN_BROWSER.name] as const;
+export const ACCOUNT_SCOPED_MFA_RULES = [MFA_PER_ACCOUNT_BURST.name, MFA_KNOWN_BROWSER_BURST.name, MFA_PER_ACCOUNT_DAY.name, MFA_UNKNOWN_BROWSERS_DAY.name, FIRST_FACTOR_KNOWN_BROWSER.name, WAITING_CHALLENGES.name] as const;
 
 type Burst = { points: number; windowSeconds: number; delaySeconds?: number; maxDelaySeconds?: number };
 type Numbers = { points: number; windowSeconds: number };

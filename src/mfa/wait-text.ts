@@ -9,9 +9,3 @@ export function waitParams(seconds: number): { wait: number; unit: 'seconds' | '
   const s = Math.max(1, Math.ceil(seconds));
   return s <= 90 ? { wait: s, unit: 'seconds' } : { wait: Math.ceil(s / 60), unit: 'minutes' };
 }
-
-/** The wait in English words. */
-export function waitText(seconds: number): string {
-  const { wait, unit } = waitParams(seconds);
-  return `${wait} ${wait === 1 ? unit.slice(0, -1) : unit}`;
-}

@@ -55,12 +55,13 @@ export function storedUserCode(hasher: KeyedHasher, userCode: string): string {
   return HASHED + hasher.hash(userCode, 'oidc_payloads.user_code');
 }
 
-export function createAdapter(db: Kysely<Database>, sealer: Sealer, hasher: KeyedHasher): AdapterConstructor {
+/** `issuer`: what a client's path redirect URIs are resolved against (src/oidc/clients.ts resolveAgainstIssuer). */
+export function createAdapter(db: Kysely<Database>, sealer: Sealer, hasher: KeyedHasher, issuer?: string): AdapterConstructor {
   class ClientAdapter implements Adapter {
     async find(id: string): Promise<AdapterPayload | undefined> {
       // The protocol knows clients by client_id only (findClientRow also matches names, for the CLI).
       const row = await findClientById(db, id);
-      return row ? (clientToProviderMetadata(row, sealer) as AdapterPayload) : undefined;
+      return row ? (clientToProviderMetadata(row, sealer, issuer) as AdapterPayload) : undefined;
     }
     async upsert(): Promise<void> {
       throw new Error('clients are managed with `twofold client`, not by the provider');
@@ -201,6 +202,11 @@ export async function purgeExpired(db: Kysely<Database>, graceSeconds = 60, batc
   }
   await db.deleteFrom('rate_limits').where('expires_at', '<', cutoff).execute();
   await db.deleteFrom('challenge_codes').where('expires_at', '<', cutoff).execute();
+  // A day late, so that an expired reset link is still told apart from a forged one.
+  await db.deleteFrom('password_resets').where('expires_at', '<', new Date(cutoff.getTime() - 86400_000)).execute();
+  await db.deleteFrom('factor_answers').where('expires_at', '<', cutoff).execute();
+  await db.deleteFrom('factor_nonces').where('expires_at', '<', cutoff).execute();
+  await db.deleteFrom('email_verifications').where('expires_at', '<', new Date(cutoff.getTime() - 86400_000)).execute();
   return total;
 }
 

@@ -27,7 +27,10 @@ export const ID_TOKEN_CLAIMS = ['minimal', 'full'] as const;
  * The per-app settings the provider reads from client metadata (extraClientMetadata), beside the standard ones.
  * `twofold_client_credentials_scope`: the API scopes a machine client may be granted (space-separated).
  */
-export const TWOFOLD_METADATA = ['twofold_pkce', 'twofold_id_token_claims', 'twofold_client_credentials_scope'] as const;
+export const TWOFOLD_METADATA = ['twofold_pkce', 'twofold_id_token_claims', 'twofold_client_credentials_scope', 'twofold_sign_up'] as const;
+
+/** `twofold_sign_up`: whether people may create an account from this app's sign-in (when SIGN_UP is on); absent: allow. */
+export const SIGN_UP_MODES = ['allow', 'deny'] as const;
 
 /** What the provider accepts for those settings: a stored value it does not know is refused, not guessed at. */
 export function invalidTwofoldMetadata(key: string, value: unknown): string | undefined {
@@ -35,6 +38,7 @@ export function invalidTwofoldMetadata(key: string, value: unknown): string | un
   if (key === 'twofold_pkce' && !(PKCE_MODES as readonly unknown[]).includes(value)) return `twofold_pkce must be one of ${PKCE_MODES.join(', ')}`;
   if (key === 'twofold_id_token_claims' && !(ID_TOKEN_CLAIMS as readonly unknown[]).includes(value)) return `twofold_id_token_claims must be one of ${ID_TOKEN_CLAIMS.join(', ')}`;
   if (key === 'twofold_client_credentials_scope' && typeof value !== 'string') return 'twofold_client_credentials_scope must be a string';
+  if (key === 'twofold_sign_up' && !(SIGN_UP_MODES as readonly unknown[]).includes(value)) return `twofold_sign_up must be one of ${SIGN_UP_MODES.join(', ')}`;
   return undefined;
 }
 
@@ -293,6 +297,7 @@ export const clientChangesSchema = z.object({
   deviceFlow: z.boolean().optional(),
   pkce: z.enum(PKCE_MODES).optional(),
   idTokenClaims: z.enum(ID_TOKEN_CLAIMS).optional(),
+  signUp: z.enum(SIGN_UP_MODES).optional(),
   /** Set the back-channel logout URI, or (null) stop back-channel logout for the app. */
   backchannelLogoutUri: backchannelLogoutUri.nullable().optional(),
   backchannelLogoutSessionRequired: z.boolean().optional(),
@@ -307,6 +312,8 @@ export interface ClientSettings {
   clientCredentialsScopes?: string[];
   /** The client may use the device authorization grant (RFC 8628). */
   deviceFlow: boolean;
+  /** Whether its sign-in offers sign-up (when SIGN_UP is on). */
+  signUp: (typeof SIGN_UP_MODES)[number];
   resourceServer?: ResourceServer;
   backchannelLogout?: { uri: string; sessionRequired: boolean };
 }
@@ -316,6 +323,7 @@ export async function clientSettings(db: Kysely<Database>, row: ClientRow): Prom
   const resourceServer = await resourceServerOfClient(db, row.client_id);
   return {
     deviceFlow: (m.grant_types ?? []).includes(DEVICE_CODE_GRANT),
+    signUp: m.twofold_sign_up === 'deny' ? 'deny' : 'allow',
     ...(m.twofold_pkce ? { pkce: m.twofold_pkce as ClientSettings['pkce'] } : {}),
     ...(m.twofold_id_token_claims ? { idTokenClaims: m.twofold_id_token_claims as ClientSettings['idTokenClaims'] } : {}),
     ...((m.grant_types ?? []).includes('client_credentials') ? { clientCredentialsScopes: String(m.twofold_client_credentials_scope ?? '').split(' ').filter(Boolean) } : {}),
@@ -367,6 +375,7 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   };
   if (changes.pkce) set('twofold_pkce', changes.pkce, 'pkce');
   if (changes.idTokenClaims) set('twofold_id_token_claims', changes.idTokenClaims, 'id_token_claims');
+  if (changes.signUp) set('twofold_sign_up', changes.signUp, 'sign_up');
   const stored = (row.metadata.grant_types ?? []).filter((g) => g !== 'client_credentials' && g !== DEVICE_CODE_GRANT);
   // A machine client or an API turned into a device client gets refresh tokens, as `client add --device-flow` gives.
   const signInGrants = deviceFlow && !current.deviceFlow && !signIn && !stored.length ? ['refresh_token'] : stored;
@@ -439,10 +448,28 @@ export async function rotateClientSecret(db: Kysely<Database>, sealer: Sealer, c
   return secret;
 }
 
-/** The metadata node-oidc-provider validates and uses, secret included. */
-export function clientToProviderMetadata(row: ClientRow, sealer: Sealer): Record<string, unknown> {
+/**
+ * A registered redirect URI that is a path (`/account/callback`) is one of the issuer's own: the built-in account
+ * center's client (migration 0014) is registered that way, so it follows ISSUER without a stored host.
+ * `twofold client add` accepts absolute URIs only.
+ */
+export function resolveAgainstIssuer(metadata: ClientMetadata, issuer: string): ClientMetadata {
+  const resolve = (uris: string[] | undefined) => uris?.map((uri) => (uri.startsWith('/') && !uri.startsWith('//') ? new URL(uri, `${issuer}/`).href : uri));
+  const postLogout = resolve(metadata.post_logout_redirect_uris);
+  // A path initiate_login_uri is for the "sign-in expired" page's link only; the provider requires an https URL there.
+  const { initiate_login_uri: start, ...rest } = metadata;
   return {
-    ...row.metadata,
+    ...rest,
+    ...(typeof start === 'string' && !start.startsWith('/') ? { initiate_login_uri: start } : {}),
+    redirect_uris: resolve(metadata.redirect_uris) ?? [],
+    ...(postLogout ? { post_logout_redirect_uris: postLogout } : {}),
+  };
+}
+
+/** The metadata node-oidc-provider validates and uses, secret included; with `issuer`, path redirect URIs resolved against it. */
+export function clientToProviderMetadata(row: ClientRow, sealer: Sealer, issuer?: string): Record<string, unknown> {
+  return {
+    ...(issuer ? resolveAgainstIssuer(row.metadata, issuer) : row.metadata),
     client_id: row.client_id,
     ...(row.secret_sealed ? { client_secret: sealer.openString(row.secret_sealed, secretContext(row.client_id)) } : {}),
     twofold_first_party: row.first_party,

@@ -22,6 +22,7 @@ import { PASSWORD_EVIDENCE } from '../policy/levels.ts';
 import { clientPolicyOf, globalPolicy } from '../policy/store.ts';
 import { isTrustedDevice, markDeviceUsed, readDeviceCookie } from '../mfa/trusted-devices.ts';
 import { addFactorRequest } from '../mfa/add-factor.ts';
+import { clientAddress } from '../http/client-address.ts';
 
 const { Prompt, Check } = library;
 
@@ -45,7 +46,7 @@ async function sessionEvidence(ctx: KoaContextWithOIDC, services: Services, now:
   if (fresh && ctx.oidc.result?.login?.accountId === accountId) {
     // The interaction just finished: its evidence becomes the session's.
     const kept = fresh.filter((e) => !e.remembered);
-    await saveSessionEvidence(db, session.uid, accountId, kept, config.SESSION_TTL, now);
+    await saveSessionEvidence(db, session.uid, accountId, kept, config.SESSION_TTL, now, { ip: clientAddress(ctx), userAgent: ctx.get('user-agent') });
     return kept;
   }
   const stored = await loadSession(db, session.uid, accountId);

@@ -33,7 +33,7 @@ export function buildProvider(services: Services, keys: KeyMaterial): Provider {
   const { config, db, sealer } = services;
 
   const configuration: Configuration = {
-    adapter: createAdapter(db, sealer, services.codeHasher),
+    adapter: createAdapter(db, sealer, services.codeHasher, config.ISSUER),
     findAccount: (ctx, sub) => findAccount(db, sub, ctx.oidc?.client),
     jwks: { keys: keys.jwks as never },
     cookies: {

@@ -169,6 +169,8 @@ function providerEnv(port: number, statsPort: number, dataDir: string, secretKey
     LOG_LEVEL: 'info',
     WORKERS: String(workers),
     BENCH_STATS_PORT: String(statsPort),
+    // The seeded accounts stand for ones that saved their backup codes: no offer of a new set between TOTP and the app.
+    FACTOR_SETTINGS: JSON.stringify({ 'backup-codes': { offerAgain: false } }),
   };
   // Not NODE_ENV=production: that demands an https issuer, and the benchmark speaks plain HTTP on loopback.
   env.NODE_ENV = 'development';

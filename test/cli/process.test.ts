@@ -123,7 +123,7 @@ describe('twofold on PGlite', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
 
-    const added = await ok(['user', 'add', 'bob', '--password-stdin'], env, 'bob password 1\n');
+    const added = await ok(['user', 'add', 'bob', '--password-stdin'], env, 'bob password one two\n');
     expect(added.stdout).toMatch(/^created user bob /);
     // The provider holds the folder and advertises its socket.
     const lock = JSON.parse(fs.readFileSync(lockFile, 'utf8')) as { pid: number; socket?: string };
@@ -156,7 +156,8 @@ describe('twofold on PGlite', () => {
     const users = JSON.parse((await ok(['user', 'list', '--json'], env)).stdout) as Array<{ username: string }>;
     expect(users.map((u) => u.username)).toEqual(['alice', 'bob']);
     const clients = JSON.parse((await ok(['client', 'list', '--json'], env)).stdout) as Array<{ client_id: string }>;
-    expect(clients.map((c) => c.client_id)).toEqual([client.client_id]);
+    // The account center's own client (migration 0014) is listed beside the one added here.
+    expect(clients.map((c) => c.client_id).sort()).toEqual([client.client_id, 'twofold-account'].sort());
     const keys = JSON.parse((await ok(['keys', 'list', '--json'], env)).stdout) as Array<{ status: string }>;
     expect(keys.map((k) => k.status).sort()).toEqual(['active', 'active', 'next', 'next']);
   }, 180_000);
@@ -311,7 +312,7 @@ describePostgres('twofold on PostgreSQL', () => {
     expectOneLineError(await twofold(['user', 'list'], env), 1, /needs migrations .*twofold migrate/);
     expect((await ok(['migrate'], env)).stdout).toMatch(/^applied 0001_initial/);
     expect((await ok(['migrate'], env)).stdout).toBe('the database is up to date\n');
-    await ok(['user', 'add', 'carol', '--password-stdin'], env, 'carol password\n');
+    await ok(['user', 'add', 'carol', '--password-stdin'], env, 'a passphrase for c\n');
     const users = JSON.parse((await ok(['user', 'list', '--json'], env)).stdout) as Array<{ username: string; has_password: boolean }>;
     expect(users).toEqual([expect.objectContaining({ username: 'carol', has_password: true })]);
     // PostgreSQL needs no data folder.

@@ -172,6 +172,7 @@ for (const kind of DIALECTS) {
         email_verified: false,
         name: 'Alice Liddell',
         disabled: false,
+        sign_up_pending: false,
         has_password: true,
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       });
@@ -206,7 +207,7 @@ for (const kind of DIALECTS) {
       expectOneLineError(await run(['user', 'add', 'carol', '--email', 'ALICE@example.test']), 1, /already exists/);
       expectOneLineError(await run(['user', 'add', 'bad name']), 1, /username: /);
       expectOneLineError(await run(['user', 'add', 'carol', '--email', 'not-an-email']), 1, /--email: a valid email address/);
-      expectOneLineError(await run(['user', 'add', 'carol', '--password-stdin'], 'short\n'), 1, /password: at least 8 characters/);
+      expectOneLineError(await run(['user', 'add', 'carol', '--password-stdin'], 'short\n'), 1, /password refused: Use at least 15 characters/);
       expectOneLineError(await run(['user', 'add', 'carol', '--password-stdin']), 1, /no password on standard input/);
       expect((await ok(['user', 'list', '--json'])).json<unknown[]>()).toHaveLength(2);
     });
@@ -318,7 +319,7 @@ for (const kind of DIALECTS) {
       expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--id-token-alg', 'HS256']), 1, /^twofold: --id-token-alg: .*RS256.*ES256/);
       // OIDC Registration: initiate_login_uri is https.
       expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--initiate-login-uri', 'http://ok.test/login']), 1, /^twofold: --initiate-login-uri: /);
-      expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['api', 'spa', 'spa2', 'web']);
+      expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['Account center', 'api', 'spa', 'spa2', 'web']);
     });
 
     test('client list and show (text and --json)', async () => {
@@ -334,6 +335,7 @@ for (const kind of DIALECTS) {
         post_logout_redirect_uris: ['http://app.example.test/bye'],
         grant_types: ['authorization_code', 'refresh_token'],
         device_flow: false,
+        sign_up: 'allow',
         pkce: 'required',
         id_token_claims: 'full',
         backchannel_logout_uri: null,
@@ -420,7 +422,7 @@ for (const kind of DIALECTS) {
       const spa2 = (await ok(['client', 'show', 'spa2', '--json'])).json();
       expect((await ok(['client', 'remove', 'spa2'])).stdout).toBe('removed spa2\n');
       expectOneLineError(await run(['client', 'remove', 'spa2']), 1, /no client named spa2/);
-      expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['api', 'spa', 'web']);
+      expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['Account center', 'api', 'spa', 'web']);
       expect((await audit('client.removed'))[0]).toMatchObject({ client_id: spa2.client_id, details: { name: 'spa2' }, actor: 'admin:cli' });
     });
 

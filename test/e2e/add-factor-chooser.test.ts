@@ -90,7 +90,7 @@ for (const kind of DIALECTS) {
       const auth = await app.authorizationUrl({ twofold_enroll: 'any', ...extra });
       const login = await agent.follow(auth.url);
       const challenge = await agent.submit(formAction(login.body), { login: account.username, password: PASSWORD });
-      expect(title(challenge.body)).toBe('Two-step verification · Twofold');
+      expect(title(challenge.body)).toBe(extra.ui_locales === 'de' ? 'Bestätigung in zwei Schritten · Twofold' : 'Two-step verification · Twofold');
       return { auth, page: await agent.submit(formAction(challenge.body), { code: totpCode(secret) }) };
     }
 
@@ -170,7 +170,7 @@ for (const kind of DIALECTS) {
       expect(choices[3]!.text).toContain('Bereits eingerichtet. Eine neue Einrichtung ersetzt die bisherige.');
       // The enrolment page of a method held once says it replaces it, as for a named request.
       const enrol = await agent.follow(`/interaction/${uidOf(page)}?factor=email-code`);
-      expect(enrol.body).toContain('This replaces your current Email code');
+      expect(enrol.body).toContain('Dabei wird Ihre bisherige Einrichtung von „');
       expect(enrol.body).toContain('Andere Methode wählen');
     });
 

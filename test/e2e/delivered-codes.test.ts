@@ -145,9 +145,11 @@ for (const kind of DIALECTS) {
       expect(second.next.body).toContain('Two-step verification');
       expect(textOf(second.next.body)).toContain(`We will email a code to ${email[0]}•••@example.test`);
       expect(second.next.body).toContain('Email me a code');
+      // Between the two codes, the account's address heard of the two methods added (security notices).
+      expect(sink.to(email).slice(1).map((m) => m.subject)).toEqual(['A sign-in method was added to your Example ID account', 'A sign-in method was added to your Example ID account']);
       const challenge = await press(again, second.next, 'send');
-      expect(sink.to(email)).toHaveLength(2);
-      expect(sink.to(email)[1]!.subject).toBe('Your sign-in code for Example ID');
+      expect(sink.to(email)).toHaveLength(4);
+      expect(sink.to(email)[3]!.subject).toBe('Your sign-in code for Example ID');
       const signedIn = await again.submit(formAction(challenge.body), { code: sink.latestCode(email) });
       const claims = (await rp.redeem(signedIn.location!, second.auth)).claims()!;
       expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));

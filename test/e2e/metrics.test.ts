@@ -97,8 +97,8 @@ for (const kind of DIALECTS) {
       expect(sample(text, 'twofold_sign_ins_total{method="password",result="success"}')).toBe(2);
       expect(sample(text, 'twofold_factor_verifications_total{factor="totp",result="wrong"}')).toBe(1);
       expect(sample(text, 'twofold_factor_verifications_total{factor="totp",result="success"}')).toBe(1);
-      expect(sample(text, 'twofold_factor_enrolments_total{factor="totp"}')).toBe(1);
-      expect(sample(text, 'twofold_factor_enrolments_total{factor="backup-codes"}')).toBe(1);
+      expect(sample(text, 'twofold_factor_enrollments_total{factor="totp"}')).toBe(1);
+      expect(sample(text, 'twofold_factor_enrollments_total{factor="backup-codes"}')).toBe(1);
       expect(sample(text, 'twofold_factor_removals_total{factor="totp"}')).toBe(1);
       expect((await listAudit(services.db, { type: 'factor.removed' }))[0]!.details).toMatchObject({ factor: 'totp', credential: bobTotp.id });
       // The counters agree with the audit trail they are fed from.

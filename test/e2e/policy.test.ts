@@ -270,7 +270,7 @@ for (const kind of DIALECTS) {
       const { account, username, secret } = await user(services, true);
       const first = new UserAgent(server.issuer);
       const r = await password(first, strict, username);
-      expect(r.next.body).toContain("Don't ask again on this device for 30 days");
+      expect(r.next.body).toContain("Don&#39;t ask again on this device for 30 days");
       const done = await first.submit(formAction(r.next.body), { code: totpCode(secret!), trust: 'yes' });
       expect(done.location).toMatch(/code=/);
       const device = first.cookies.get('twofold.device');
@@ -341,7 +341,7 @@ for (const kind of DIALECTS) {
       const r = await password(agent, noDevices, username);
       expect(r.next.body).toContain('Two-step verification');
       expect(r.next.body).not.toContain('name="trust"');
-      expect(r.next.body).not.toContain("Don't ask again");
+      expect(r.next.body).not.toContain("Don&#39;t ask again");
       const done = await agent.submit(formAction(r.next.body), { code: totpCode(secret!), trust: 'yes' });
       expect(done.location).toMatch(/code=/);
       expect(agent.cookies.get('twofold.device')).toBeUndefined();
@@ -355,7 +355,7 @@ for (const kind of DIALECTS) {
       await enrolBackupCodes(services, account.id, Array.from({ length: 10 }, (_, i) => alphabet.slice(i, i + 16)));
       const agent = new UserAgent(server.issuer);
       const r = await password(agent, strict, username);
-      expect(r.next.body).toContain("Don't ask again"); // the authenticator app's page offers it
+      expect(r.next.body).toContain("Don&#39;t ask again"); // the authenticator app's page offers it
       const uid = formAction(r.next.body).match(/\/interaction\/([^/?]+)/)![1];
       const page = await agent.follow(`${server.issuer}/interaction/${uid}?factor=backup-codes`);
       expect(page.body).toContain('Enter one of your backup codes');

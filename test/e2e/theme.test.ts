@@ -2,8 +2,10 @@
  * THEME_DIR over HTTP: a themed provider's sign-in pages use the theme's
  * layout, login view and factor view, link and serve theme.css and the logo
  * under the same CSP, still escape user input and still sign in; a provider
- * without a theme in the same process is untouched; a bad theme stops the
- * start with one line naming the file (startServer, and `npm start` itself).
+ * without a theme in the same process is untouched; the theme's messages add a
+ * language (its keys in it, English for the rest); a bad theme or a message
+ * with an unknown key stops the start with one line naming the file
+ * (startServer, and `npm start` itself).
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import crypto from 'node:crypto';
@@ -181,6 +183,44 @@ for (const kind of DIALECTS) {
   });
 }
 
+describe("a theme's messages add a language", () => {
+  let database: TestDatabase;
+  let server: TestServer;
+  let rp: RelyingParty;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('pglite');
+    const theme = themeDir({
+      'messages/fr.json': JSON.stringify({ 'login.title': 'Se connecter', 'login.username': "Nom d'utilisateur ou adresse e-mail", 'common.cancel': '{app, select, none {Annuler} other {Annuler et revenir à {app}}}' }),
+    });
+    server = await startTestServer(database, { THEME_DIR: theme });
+    const { db, sealer } = server.opened.services;
+    const app = await createClient(db, sealer, { name: 'Boutique', redirectUris: [REDIRECT], firstParty: true });
+    rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT);
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await database?.close();
+  });
+
+  test('ui_locales=fr: French for the keys the theme gives, English for the rest; discovery lists fr', async () => {
+    const page = await new UserAgent(server.issuer).follow((await rp.authorizationUrl({ ui_locales: 'fr' })).url);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<html lang="fr">');
+    expect(page.body).toContain('<title>Se connecter · Twofold</title>');
+    expect(page.body).toContain('<label for="login">Nom d&#39;utilisateur ou adresse e-mail</label>');
+    expect(page.body).toContain('Annuler et revenir à Boutique');
+    expect(page.body).toContain('<label for="password">Password</label>');
+    expect(page.body).toContain('to continue to <strong>Boutique</strong>');
+    // Without ui_locales the default language, untouched by the theme.
+    const english = await new UserAgent(server.issuer).follow((await rp.authorizationUrl()).url);
+    expect(english.body).toContain('<title>Sign in · Twofold</title>');
+    const metadata = (await (await fetch(new URL('/.well-known/openid-configuration', server.issuer))).json()) as { ui_locales_supported: string[] };
+    expect(metadata.ui_locales_supported).toEqual(['en', 'de', 'fr']);
+  });
+});
+
 describe('a bad theme stops the start with one line naming the file', () => {
   let database: TestDatabase;
   beforeAll(async () => {
@@ -194,6 +234,7 @@ describe('a bad theme stops the start with one line naming the file', () => {
     ['a missing folder', () => path.join(os.tmpdir(), `twofold-no-theme-${crypto.randomBytes(4).toString('hex')}`), (dir: string) => `THEME_DIR: ${dir} does not exist`],
     ['an unknown file name', () => themeDir({ 'signin.hbs': '<p></p>' }), (dir: string) => `THEME_DIR: ${path.join(dir, 'signin.hbs')} matches no page or theme file`],
     ['a template that does not compile', () => themeDir({ 'login.hbs': '{{#if error}}<p>{{error}}</p>' }), (dir: string) => `THEME_DIR: ${path.join(dir, 'login.hbs')}: Parse error on line 1:`],
+    ['a message with a key Twofold does not have', () => themeDir({ 'messages/fr.json': JSON.stringify({ 'login.title': 'Se connecter', 'login.titel': 'Connexion' }) }), (dir: string) => `${path.join(dir, 'messages/fr.json')}: login.titel is not a message key`],
   ])('%s', async (_name, make, message) => {
     const dir = make();
     const start = startTestServer(database, { THEME_DIR: dir });

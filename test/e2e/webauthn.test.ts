@@ -193,7 +193,7 @@ for (const kind of DIALECTS) {
       const login = await agent.follow((await rp.authorizationUrl()).url);
       const refused = await agent.submit(webauthnAction(login.body), formInput(key.assert(optionsInPage(login.body))));
       expect(refused.status).toBe(403);
-      expect(refused.body).toContain('Passkeys cannot be used to sign in here. Use your password.');
+      expect(refused.body).toContain('Signing in with Passkey is not allowed here. Use your password.');
       expect(refused.location).toBeUndefined();
       expect((await listAudit(services.db, { accountId: account.id })).map((e) => e.type)).toContain('login.factor_not_allowed');
       // The password and the key still work for this member.

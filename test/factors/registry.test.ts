@@ -58,14 +58,14 @@ describe('FactorRegistry', () => {
     const registry = new FactorRegistry();
     expect(registry.ids()).toEqual(FACTORS.map((f) => f.id));
     expect(registry.get('totp')!.settings).toEqual({ algorithm: 'SHA1', digits: 6, period: 30, window: 1 });
-    expect(registry.get('backup-codes')!.settings).toEqual({ count: 10, warnAt: 2 });
+    expect(registry.get('backup-codes')!.settings).toEqual({ count: 10, warnAt: 2, offerAgain: true });
     expect(registry.get('nope')).toBeUndefined();
   });
 
   test("parses an operator's settings, filling the defaults", () => {
     const registry = new FactorRegistry(FACTORS, { totp: { digits: 8, algorithm: 'SHA256' }, 'backup-codes': { count: 12 } });
     expect(registry.get('totp')!.settings).toEqual({ algorithm: 'SHA256', digits: 8, period: 30, window: 1 });
-    expect(registry.get('backup-codes')!.settings).toEqual({ count: 12, warnAt: 2 });
+    expect(registry.get('backup-codes')!.settings).toEqual({ count: 12, warnAt: 2, offerAgain: true });
   });
 
   test('refuses an id registered twice', () => {
@@ -105,10 +105,10 @@ describe('FactorRegistry', () => {
   });
 
   test('offers at most one factor after a first enrolment, never a first factor; an enrolment page says its title', () => {
-    expect(new FactorRegistry().offeredAfterFirstEnrolment()?.factor.id).toBe('backup-codes');
-    expect(new FactorRegistry([totp]).offeredAfterFirstEnrolment()).toBeUndefined();
-    expect(refusal([backupCodes, variant({ offerAfterFirstEnrolment: true })])).toBe('factor variant: only one factor may be offered after a first enrolment (backup-codes is)');
-    expect(refusal([variant({ offerAfterFirstEnrolment: true, firstFactor: true, beginFirstFactor: async () => ({ partial: 'variant/login', data: {} }), identify: () => ({ ok: true, lookupKey: 'k' }), viewsDir: path.join(HERE, '../../factors/passkey/views') })])).toBe(
+    expect(new FactorRegistry().offeredAfterFirstEnrollment()?.factor.id).toBe('backup-codes');
+    expect(new FactorRegistry([totp]).offeredAfterFirstEnrollment()).toBeUndefined();
+    expect(refusal([backupCodes, variant({ offerAfterFirstEnrollment: true })])).toBe('factor variant: only one factor may be offered after a first enrolment (backup-codes is)');
+    expect(refusal([variant({ offerAfterFirstEnrollment: true, firstFactor: true, beginFirstFactor: async () => ({ partial: 'variant/login', data: {} }), identify: () => ({ ok: true, lookupKey: 'k' }), viewsDir: path.join(HERE, '../../factors/passkey/views') })])).toBe(
       'factor variant: a first factor is not offered after a first enrolment',
     );
     expect(refusal([variant({ enrollPage: { title: 'Keep these', intro: false } as never })])).toMatch(/^factor variant: enrollPage needs a title \(a message key\)/);

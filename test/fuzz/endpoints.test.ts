@@ -100,6 +100,8 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
     { path: fc.constant('/session/end/confirm'), methods: ['POST'], params: confirm },
     { path: fc.constant('/device/auth'), methods: ['POST'], params: deviceRequest, basic: true },
     { path: fc.constantFrom('/device', '/device/confirm'), methods: ['GET', 'POST'], params: verification },
+    // A factor's server-to-server callback (none of the built-in factors has one: 404 as JSON, whatever comes).
+    { path: fc.constantFrom('/factor/totp/callback', '/factor/push/callback', '/factor/%00/callback'), methods: ['POST', 'GET'], params: nothing },
     { path: fc.constantFrom('/.well-known/openid-configuration', '/jwks', '/healthz', '/readyz', '/assets/twofold.css'), methods: ['GET', 'POST', 'OPTIONS'], params: nothing },
     {
       path: fc.tuple(fc.constantFrom('/', '/interaction/', '/auth/', '/token/', '/assets/', '/session/end/', '/device/'), hostileText).map(([p, s]) => p + encodeURIComponent(Buffer.from(s.slice(0, 200)).toString()).replace(/%25/g, '%')),
@@ -137,7 +139,7 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
       )
       .chain((h) => fc.subarray(Object.keys(h), { maxLength: withBasic ? 2 : 1 }).map((keep) => Object.fromEntries(Object.entries(h).filter(([k]) => keep.includes(k) || (k === 'authorization' && withBasic)))));
   // /auth and /token carry the most parameters into storage: they get more of the inputs.
-  const weights = [4, 1, 3, 2, 1, 1, 1, 1, 1, 1, 1];
+  const weights = [4, 1, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1];
   return fc
     .oneof(
       ...routes.map((r, i) => ({

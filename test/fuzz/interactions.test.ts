@@ -118,14 +118,16 @@ for (const kind of DIALECTS) {
       const factorId = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FACTORS) }, { weight: 1, arbitrary: hostileText.map((s) => encodeURIComponent(Buffer.from(s.slice(0, 40)).toString())) });
       const route = (name: fc.Arbitrary<string>, form: fc.Arbitrary<FuzzRequest['body']>) => fc.record({ route: name, form });
       const factorRoute = (prefix: string) => route(factorId.map((f) => `${prefix}/${f}`), factorForm);
+      // A waiting factor's status and "start again", a factor's browser return: the engine's routes around every factor.
+      const factorOwnRoute = route(fc.tuple(factorId, fc.constantFrom('status', 'restart', 'return')).map(([f, r]) => `factor/${f}/${r}`), factorForm);
       // Mostly what the step shows (so the input gets to the code behind it), now and then any other route.
       const routesAt: Record<Stage, fc.Arbitrary<{ route: string; form: FuzzRequest['body'] }>> = {
         login: fc.oneof({ weight: 6, arbitrary: route(fc.constant('login'), login) }, { weight: 2, arbitrary: factorRoute('first-factor') }),
-        'second-factor': fc.oneof({ weight: 6, arbitrary: factorRoute('factor') }, { weight: 1, arbitrary: route(fc.constantFrom('skip', 'continue'), other) }),
+        'second-factor': fc.oneof({ weight: 6, arbitrary: factorRoute('factor') }, { weight: 2, arbitrary: factorOwnRoute }, { weight: 1, arbitrary: route(fc.constantFrom('skip', 'continue'), other) }),
         enrol: fc.oneof({ weight: 6, arbitrary: factorRoute('enroll') }, { weight: 1, arbitrary: route(fc.constantFrom('skip', 'continue'), other) }),
         consent: route(fc.constantFrom('consent', 'consent', 'abort'), other),
       };
-      const anyRoute = fc.oneof(route(fc.constant('login'), login), factorRoute('first-factor'), factorRoute('factor'), factorRoute('enroll'), route(fc.constantFrom('skip', 'continue', 'consent', 'abort', ''), other));
+      const anyRoute = fc.oneof(route(fc.constant('login'), login), factorRoute('first-factor'), factorRoute('factor'), factorOwnRoute, factorRoute('enroll'), route(fc.constantFrom('skip', 'continue', 'consent', 'abort', ''), other));
       return fc
         .constantFrom(...STAGES)
         .chain((stage) =>

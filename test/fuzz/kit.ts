@@ -202,7 +202,7 @@ export async function send(origin: string, r: FuzzRequest): Promise<Response> {
 export const ALL_TABLES = [
   'accounts', 'groups', 'account_groups', 'clients', 'resource_servers', 'oidc_payloads', 'signing_keys', 'provider_secrets', 'credentials',
   'one_time_codes', 'challenge_codes', 'interaction_state', 'session_evidence', 'policy_documents', 'trusted_devices', 'audit_events', 'rate_limits',
-  'consents',
+  'consents', 'factor_answers', 'factor_nonces',
 ] as const;
 
 /**

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.ts';
-import { TEST_SECRET_KEY } from './server.ts';
+import { factorSettings, TEST_SECRET_KEY } from './server.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const READY_TIMEOUT = 60_000;
@@ -56,6 +56,7 @@ export async function startProviderProcess(databaseUrl: string | undefined, env:
     SECRET_KEY: TEST_SECRET_KEY,
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
+    FACTOR_SETTINGS: factorSettings(env.FACTOR_SETTINGS),
   };
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

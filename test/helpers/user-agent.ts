@@ -12,7 +12,8 @@ export interface Hop {
 
 export class UserAgent {
   readonly cookies = new Map<string, string>();
-  constructor(readonly origin: string) {}
+  /** `headers`: sent with every request (a browser's Accept-Language). */
+  constructor(readonly origin: string, readonly headers: Record<string, string> = {}) {}
 
   #cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -32,7 +33,7 @@ export class UserAgent {
 
   async request(url: string, init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<Hop> {
     const absolute = new URL(url, this.origin).toString();
-    const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
+    const headers: Record<string, string> = { accept: 'text/html', ...this.headers, ...init.headers };
     if (this.cookies.size && absolute.startsWith(this.origin)) headers.cookie = this.#cookieHeader();
     let body: string | undefined;
     if (init.form) {

@@ -18,6 +18,10 @@ import {
 } from '../../src/accounts/accounts.ts';
 import { changePassword } from '../../src/accounts/password-change.ts';
 import { PasswordHasher } from '../../src/accounts/password-hasher.ts';
+import { FactorRegistry } from '../../factors/registry.ts';
+import { Catalogue } from '../../src/i18n/catalogue.ts';
+import { createMessaging } from '../../src/messaging/index.ts';
+import { testConfig } from '../helpers/server.ts';
 import { GroupConflictError, addMember, createGroup, findGroup, groupsOf, listGroups, membersOf, removeGroup, removeMember } from '../../src/accounts/groups.ts';
 
 const gate = { concurrency: 4, queueLimit: 64 };
@@ -199,11 +203,12 @@ for (const kind of DIALECTS) {
 
     test('changePassword replaces the hash and the old password stops working; a bad password or an unknown account is a value, nothing changed', async () => {
       const ivy = await createAccount(database.db, hasher, { username: 'ivy', password: 'first password' });
-      const services = { db: database.db, hasher, sessionsEnded: [] };
+      const config = testConfig(3000);
+      const services = { db: database.db, hasher, sessionsEnded: [], config, factors: { registry: new FactorRegistry() }, messaging: createMessaging(config), catalogue: new Catalogue() };
       expect(await changePassword(services, { accountId: ivy.id, password: 'second password', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: true });
       expect(await authenticatePassword(database.db, hasher, 'ivy', 'first password')).toEqual(FAILURE);
       expect(await authenticatePassword(database.db, hasher, 'ivy', 'second password')).toMatchObject({ ok: true });
-      expect(await changePassword(services, { accountId: ivy.id, password: 'short', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: false, reason: 'invalid_input' });
+      expect(await changePassword(services, { accountId: ivy.id, password: 'short', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: false, reason: 'refused', refusal: 'too_short' });
       expect(await changePassword(services, { accountId: 'nobody', password: 'third password', via: 'admin', actor: 'admin:test' })).toEqual({ ok: false, reason: 'unknown_account' });
       // Only a person changing their own password keeps a session.
       expect(await changePassword(services, { accountId: ivy.id, password: 'third password', via: 'admin', actor: 'admin:test', keepSessionUid: 'x' })).toMatchObject({ ok: false, reason: 'invalid_input' });

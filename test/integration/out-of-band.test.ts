@@ -41,6 +41,7 @@ function recorder() {
       if (fail) throw new DeliveryError('broken on purpose', message.channel, fail);
       sent.push(message);
     },
+    sendEmail: () => Promise.reject(new Error('this recorder carries codes only')),
     close() {},
   };
   return {
@@ -298,7 +299,7 @@ for (const kind of DIALECTS) {
 
     test('a channel this deployment cannot deliver over is unavailable', async () => {
       const { account } = await setup();
-      const none: Messaging = { channels: [], email: 'off', sendCode: () => Promise.reject(new Error('unreachable')), close() {} };
+      const none: Messaging = { channels: [], email: 'off', sendCode: () => Promise.reject(new Error('unreachable')), sendEmail: () => Promise.reject(new Error('unreachable')), close() {} };
       const codes = new OutOfBandService(opened.services.db, opened.services.codeHasher, none).for('sms-code', account.id);
       expect(await codes.send({ scope: 's', channel: 'sms', to: '+15555550100', purpose: 'sign-in', rules: RULES })).toMatchObject({ ok: false, reason: 'unavailable' });
     });

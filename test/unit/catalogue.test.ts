@@ -66,6 +66,23 @@ describe('rendering a message', () => {
     expect(catalogue.text('de', 'layout.continueTo', { app: 'A & B' })).toBe('weiter zu A & B');
   });
 
+  test('a select with a `none` branch takes it for a parameter not given or empty, never for a value', () => {
+    expect(catalogue.text('en', 'common.cancel', { app: undefined })).toBe('Cancel and return to the app');
+    expect(catalogue.text('en', 'common.cancel', { app: '' })).toBe('Cancel and return to the app');
+    expect(catalogue.html('de', 'common.cancel', { app: 'none' })).toBe('Abbrechen und zurück zu none');
+    expect(catalogue.html('en', 'common.cancel', { app: 'A & B' })).toBe('Cancel and return to A &#38; B');
+    expect(new Catalogue({ pseudo: true }).text(PSEUDO_LANGUAGE, 'common.cancel', {})).toBe('⟦Çáñçéĺ áñð ŕéţúŕñ ţó ţĥé áþþ⟧');
+    const themed = new Catalogue();
+    themed.addOverrides('en', { 'common.cancel': '{app, select, none {Back} other {Back to {app}}}' }, 'en.json');
+    expect(themed.text('en', 'common.cancel', {})).toBe('Back');
+    expect(themed.text('en', 'common.cancel', { app: 'Shop' })).toBe('Back to Shop');
+  });
+
+  test('a parameter the caller leaves out renders as nothing, not as an error', () => {
+    expect(catalogue.html('en', 'layout.continueTo', {})).toBe('to continue to <strong></strong>');
+    expect(catalogue.text('de', 'failure.locked', { unit: 'minutes' })).toMatch(/^Zu viele Versuche\./);
+  });
+
   test('a key no catalogue has renders as the key, not as an error', () => {
     expect(catalogue.text('en', 'nowhere.to.be.found')).toBe('nowhere.to.be.found');
   });

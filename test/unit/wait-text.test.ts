@@ -1,5 +1,8 @@
 import { expect, test } from '@jest/globals';
-import { waitText } from '../../src/mfa/wait-text.ts';
+import { Catalogue } from '../../src/i18n/catalogue.ts';
+import { waitParams } from '../../src/mfa/wait-text.ts';
+
+const catalogue = new Catalogue();
 
 test.each([
   [0, '1 second'],
@@ -13,5 +16,10 @@ test.each([
   [120, '2 minutes'],
   [900, '15 minutes'],
 ])('%s s → %s', (seconds, text) => {
-  expect(waitText(seconds)).toBe(text);
+  expect(catalogue.text('en', 'failure.locked', waitParams(seconds))).toBe(`Too many attempts. Try again in ${text}.`);
+});
+
+test('in German too', () => {
+  expect(catalogue.text('de', 'failure.locked', waitParams(1))).toContain('1 Sekunde');
+  expect(catalogue.text('de', 'failure.locked', waitParams(900))).toContain('15 Minuten');
 });

@@ -43,8 +43,8 @@ class Harness {
 
   constructor(rp: Partial<RelyingParty> = {}) {
     const relyingParty: RelyingParty = { id: 'localhost', name: 'Twofold', origins: [ORIGIN], attestation: 'none', aaguids: [], attestationRoots: [], ...rp };
-    // No out-of-band codes (issue 5's service) here: WebAuthn never sends anything.
-    const services: Omit<FactorServices, 'outOfBand'> = {
+    // No out-of-band codes, questions to a device or HTTP calls here: WebAuthn never sends anything.
+    const services: Omit<FactorServices, 'outOfBand' | 'answers' | 'http'> = {
       advanceCounter: async (id, value) => {
         const c = this.credentials.find((x) => x.id === id)!;
         if (c.counter !== null && c.counter >= value) return false;

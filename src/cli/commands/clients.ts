@@ -43,6 +43,8 @@ async function view(services: Services, row: ClientRow) {
     grant_types: row.metadata.grant_types ?? [],
     // RFC 8628: a CLI or TV may get tokens a person approves at the verification page (works only while DEVICE_FLOW is on).
     device_flow: settings.deviceFlow,
+    // Whether its sign-in page offers "Create an account" (only while SIGN_UP is on).
+    sign_up: settings.signUp,
     // For apps that sign users in: whether PKCE is required (its own setting, else PKCE_REQUIRED), and what the ID token holds.
     ...(signIn
       ? {
@@ -80,6 +82,7 @@ interface UsageOptions {
   deviceFlow?: boolean;
   pkce?: string;
   idTokenClaims?: string;
+  signUp?: string;
   backchannelLogoutUri?: string | false;
   backchannelLogoutSessionRequired?: boolean;
 }
@@ -94,6 +97,7 @@ function usageChanges(o: UsageOptions): ClientChanges {
     ...(o.deviceFlow !== undefined ? { deviceFlow: o.deviceFlow } : {}),
     ...(o.pkce !== undefined ? { pkce: o.pkce as never } : {}),
     ...(o.idTokenClaims !== undefined ? { idTokenClaims: o.idTokenClaims as never } : {}),
+    ...(o.signUp !== undefined ? { signUp: o.signUp as never } : {}),
     ...(o.backchannelLogoutUri !== undefined ? { backchannelLogoutUri: o.backchannelLogoutUri === false ? null : o.backchannelLogoutUri } : {}),
     ...(o.backchannelLogoutSessionRequired !== undefined ? { backchannelLogoutSessionRequired: o.backchannelLogoutSessionRequired } : {}),
   };
@@ -235,6 +239,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--no-device-flow', 'stop that')
     .option('--pkce <mode>', `${PKCE_MODES.join(' or ')} (optional only for a confidential app)`)
     .option('--id-token-claims <mode>', ID_TOKEN_CLAIMS.join(' or '))
+    .option('--sign-up <mode>', 'allow or deny: whether its sign-in page offers "Create an account" (only while SIGN_UP is on; default allow)')
     .option('--backchannel-logout-uri <uri>', 'where the app is told of ended sessions (OIDC Back-Channel Logout; https, or http on localhost)')
     .option('--no-backchannel-logout-uri', 'stop telling the app of ended sessions')
     .option('--backchannel-logout-session-required', 'logout tokens (and ID tokens) carry the session id, sid')

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import {
   AccountConflictError,
-  createAccount,
   listAccounts,
   removeAccount,
   setDisabled,
@@ -15,6 +14,12 @@ import { CliError, printFields, printJson, printTable, secretFromStdin } from '.
 import type { CommandContext } from '../command.ts';
 import { requireAccount } from './lookup.ts';
 import { unlockAccount } from '../../admin/unlock-account.ts';
+import { addAccount } from '../../admin/add-account.ts';
+import { Catalogue, type MessageRef } from '../../i18n/catalogue.ts';
+
+/** The command speaks English; a refusal's words are the same the pages show. */
+let english: Catalogue | undefined;
+const say = (message: MessageRef) => (english ??= new Catalogue()).text('en', message.key, message.params);
 
 function publicView(a: Account) {
   return {
@@ -24,6 +29,8 @@ function publicView(a: Account) {
     email_verified: a.email_verified,
     name: a.display_name,
     disabled: a.disabled,
+    // Signed up, address not yet confirmed: cannot sign in (src/accounts/sign-up.ts).
+    sign_up_pending: a.sign_up_pending,
     has_password: a.password_hash !== null,
     created_at: a.created_at,
   };
@@ -42,11 +49,11 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
     .option('--password-stdin', 'read the password from standard input')
     .option('--json', 'print JSON')
     .action(async (username: string, opts: { email?: string; emailVerified?: boolean; name?: string; passwordStdin?: boolean; json?: boolean }) => {
-      const { db, hasher } = ctx.services;
       const password = opts.passwordStdin ? secretFromStdin(io, 'password') : undefined;
       try {
-        const account = await createAccount(db, hasher, { username, email: opts.email, emailVerified: opts.emailVerified ?? false, displayName: opts.name, password });
-        await recordAudit(db, 'account.created', { accountId: account.id, actor });
+        const added = await addAccount(ctx.services, { username, email: opts.email, emailVerified: opts.emailVerified ?? false, displayName: opts.name, password }, actor);
+        if (!added.ok) throw new CliError(`password refused: ${say(added.message)}`);
+        const { account } = added;
         if (opts.json) printJson(io, publicView(account));
         else io.out(`created user ${account.username} (id ${account.id})${password ? '' : '; set a password with `twofold user set-password`'}\n`);
       } catch (err) {
@@ -85,7 +92,10 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
     .action(async (username: string) => {
       const account = await requireAccount(ctx.services.db, username);
       const result = await changePassword(ctx.services, { accountId: account.id, password: secretFromStdin(io, 'password'), via: 'admin', actor });
-      if (!result.ok) throw new CliError(result.reason === 'unknown_account' ? `no user ${username}` : result.message);
+      if (!result.ok) {
+        if (result.reason === 'refused') throw new CliError(`password refused: ${say(result.message)}`);
+        throw new CliError(result.reason === 'invalid_input' ? result.message : `no user ${username}`);
+      }
       io.out(`password set for ${account.username}; sessions ended: ${result.sessionsEnded.length}, grants, tokens and codes revoked: ${result.revoked}\n`);
     });
 

@@ -22,6 +22,19 @@
  * it) is driven through `step.act`, as the page's buttons do; one that needs
  * configuration (an SMTP server, an SMS gateway) names it in `env`.
  *
+ * A factor that waits (its answer arrives outside the page, `waits: true`) is
+ * also held to what waiting promises: checks before the answer are pending and
+ * cost no guess however often they come, a definitive failure costs one, a
+ * guess answered pending keeps its count, the wait ends at the challenge's
+ * expiry, and a challenge is begun once per step (shown again, not begun
+ * again). A factor with a callback route proves its callback refuses forged,
+ * malformed and replayed calls; the driver makes the calls its server would
+ * (`callbackFor`) and the kit sends them through the engine, as the route does.
+ * (A browser return route is proven end to end, with a factor proved at
+ * another site: test/e2e/factor-return.test.ts.)
+ * A factor whose `http` calls reach a service names the stand-in for that
+ * service (`transport`), which gets what the service would.
+ *
  * Every text is a message key: the kit checks that the factor's English
  * messages hold its label and description, that every key its views, buttons,
  * failures and notices name exists with the parameters it needs, and renders
@@ -40,13 +53,15 @@ import { DIALECTS, createTestDatabase, type TestDatabase } from '../../helpers/d
 import type { DatabaseKind } from '../../../src/db/database.ts';
 import { testConfig } from '../../helpers/server.ts';
 import { openServices, type Opened } from '../../../src/bootstrap.ts';
-import { FactorEngine, type EnrollOutcome, type VerifyOutcome } from '../../../src/mfa/engine.ts';
+import { FactorEngine, type CallbackOutcome, type EnrollOutcome, type VerifyOutcome } from '../../../src/mfa/engine.ts';
+import type { HttpTransport } from '../../../src/mfa/factor-http.ts';
+import { ManualClock } from '../../helpers/clock.ts';
 import { InteractionState } from '../../../src/mfa/step-state.ts';
 import { createAccount, setDisabled } from '../../../src/accounts/accounts.ts';
 import { listAudit } from '../../../src/security/audit.ts';
 import { Views } from '../../../interactions/render.ts';
 import { FACTORS, FactorRegistry } from '../../../factors/registry.ts';
-import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type MessageRef, type StepView } from '../../../factors/types.ts';
+import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type FactorRequest, type MessageRef, type StepView } from '../../../factors/types.ts';
 import { Catalogue } from '../../../src/i18n/catalogue.ts';
 import type { Account } from '../../../src/db/schema.ts';
 import type { AuditContext } from '../../../src/security/audit.ts';
@@ -57,6 +72,10 @@ type MaybePromise<T> = T | Promise<T>;
 /** Presses a button of the current step that does not finish it (`action=<name>`), as the user would; returns the step as shown next. */
 export interface DriverStep {
   act(action: string, input?: Input): Promise<StepView>;
+  /** Delivers a server's call to the factor's callback route (through the engine, as the route does). */
+  callback(request: FactorRequest): Promise<CallbackOutcome | undefined>;
+  /** The time as the engine sees it (the kit moves it past a challenge's expiry): what a device signs its calls with. */
+  now(): Date;
 }
 
 /** How a user answers one factor; the only factor-specific part of the kit. */
@@ -80,6 +99,16 @@ export interface FactorDriver {
   invalidChallengeInput(credential: Credential, challenge: StepView, step: DriverStep): MaybePromise<Input>;
   /** First factors: a valid input for this credential answering `login` (what beginFirstFactor showed). */
   firstFactorInput?(credential: Credential, login: StepView): MaybePromise<Input>;
+  /**
+   * Factors with a callback route: the call its server makes answering `challenge` for this credential,
+   * `approve` proving it, `deny` refusing it (a person who says no). Made, not sent: the kit sends it.
+   */
+  callbackFor?(credential: Credential, challenge: StepView, answer: 'approve' | 'deny', step: DriverStep): MaybePromise<FactorRequest>;
+  /**
+   * What the factor's `http` calls reach (a stand-in for its push relay or vendor API); the same function
+   * for every test of a file. Without one, they go to the network.
+   */
+  transport?: HttpTransport;
 }
 
 const KINDS: FactorKind[] = ['know', 'have', 'are'];
@@ -90,16 +119,18 @@ const USER_FAILURES = ['wrong', 'expired', 'already_used', 'locked', 'invalid_in
  * call in the file (a file may check a factor under several settings). Opened
  * on first use, closed after the file's last test.
  */
-const shared = new Map<string, Promise<{ database: TestDatabase; opened: Opened }>>();
+const shared = new Map<string, Promise<{ database: TestDatabase; opened: Opened; clock: ManualClock }>>();
 
-function sharedServices(kind: DatabaseKind, env: Record<string, string> = {}): Promise<{ database: TestDatabase; opened: Opened }> {
-  const key = `${kind} ${JSON.stringify(env)}`;
+function sharedServices(kind: DatabaseKind, env: Record<string, string> = {}, transport?: HttpTransport): Promise<{ database: TestDatabase; opened: Opened; clock: ManualClock }> {
+  const key = `${kind} ${JSON.stringify(env)} ${transport ? 'transport' : ''}`;
   let entry = shared.get(key);
   if (!entry) {
     entry = (async () => {
       const database = await createTestDatabase(kind);
-      const opened = await openServices(testConfig(39_999, env), { handle: database, migrate: true });
-      return { database, opened };
+      // A clock the tests of a waiting factor move past a challenge's expiry.
+      const clock = new ManualClock();
+      const opened = await openServices(testConfig(39_999, env), { handle: database, migrate: true, clock, httpTransport: transport });
+      return { database, opened, clock };
     })();
     shared.set(key, entry);
   }
@@ -166,8 +197,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
     test('says how the interaction pages present it through descriptor fields (they name no factor)', () => {
       // Offered after a first enrolment (backup codes): a fallback saved once, never a first factor.
-      expect(['boolean', 'undefined']).toContain(typeof factor.offerAfterFirstEnrolment);
-      if (factor.offerAfterFirstEnrolment) expect(factor.firstFactor).toBe(false);
+      expect(['boolean', 'undefined']).toContain(typeof factor.offerAfterFirstEnrollment);
+      if (factor.offerAfterFirstEnrollment) expect(factor.firstFactor).toBe(false);
       if (factor.enrollPage !== undefined) {
         expectMessage(factor.enrollPage.title);
         expect(typeof factor.enrollPage.intro).toBe('boolean');
@@ -193,6 +224,19 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       }
     });
 
+    test('declares the routes it handles, and a waiting factor with a way to be answered', () => {
+      expect(['boolean', 'undefined']).toContain(typeof factor.waits);
+      expect(typeof factor.handleReturn === 'function').toBe(factor.routes?.return !== undefined);
+      expect(typeof factor.handleCallback === 'function').toBe(factor.routes?.callback !== undefined);
+      for (const header of [...(factor.routes?.return?.headers ?? []), ...(factor.routes?.callback?.headers ?? [])]) {
+        expect(header).toMatch(/^[a-z0-9][a-z0-9-]*$/);
+        expect(header).not.toBe('cookie');
+      }
+      // Its answer has to arrive somewhere: a callback, a return, or a driver that says how (the kit then tests it).
+      if (factor.waits) expect(factor.routes?.callback || factor.routes?.return).toBeTruthy();
+      if (factor.routes?.callback) expect(typeof probe.callbackFor).toBe('function');
+    });
+
     test('contributes only amr values registered in RFC 8176 (and never claims mfa by itself)', () => {
       expect(factor.amr.length).toBeGreaterThan(0);
       for (const amr of factor.amr) expect(AMR_VALUES).toContain(amr);
@@ -215,9 +259,10 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       let opened: Opened;
       let engine: FactorEngine;
       let views: Views;
+      let clock: ManualClock;
 
       beforeAll(async () => {
-        ({ opened } = await sharedServices(kind, probe.env));
+        ({ opened, clock } = await sharedServices(kind, probe.env, probe.transport));
         // The engine over just this factor: a third-party factor need not be in FACTORS.
         engine = new FactorEngine(opened.services, new FactorRegistry([factor], operatorSettings));
         views = new Views(undefined, undefined, catalogue);
@@ -282,22 +327,35 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
           async act(action, input = {}) {
             const outcome = await engine.act(factor.id, step, s.account, state, action, input, s.audit);
             if (!outcome.ok) throw new Error(`action ${action} failed: ${JSON.stringify(outcome)}`);
-            return step === 'enroll' ? engine.beginEnrollment(factor.id, s.account, state) : engine.beginChallenge(factor.id, s.account, state);
+            return step === 'enroll' ? engine.beginEnrollment(factor.id, s.account, state) : showChallenge(s.account, state);
           },
+          callback: (request) => engine.handleCallback(factor.id, request, { ip: '203.0.113.9', userAgent: 'contract-kit' }),
+          now: () => clock.now(),
         };
       }
 
       /** Begins a challenge in `state` (as the sign-in page does) and answers it for `credential`. */
       async function challengeInput(s: Scenario, credential: Credential, state = s.state): Promise<Input> {
-        const view = await engine.beginChallenge(factor.id, s.account, state);
+        const view = await showChallenge(s.account, state);
         return s.driver.validChallengeInput(credential, view, stepFor(s, 'challenge', state));
+      }
+
+      /**
+       * The step's challenge as the page shows it: begun once, then shown again from the interaction's
+       * state. A waiting challenge that ended (denied, expired) is started again, as the person would.
+       */
+      async function showChallenge(account: Account, state: InteractionState): Promise<StepView> {
+        const step = await engine.challenge(factor.id, account, state);
+        if (!step.over) return step.view;
+        await engine.restartChallenge(factor.id, state);
+        return (await engine.challenge(factor.id, account, state)).view;
       }
 
       async function credentials(s: Scenario): Promise<Credential[]> {
         return engine.store.list(s.account.id, factor.id);
       }
 
-      async function enrol(s: Scenario): Promise<{ credential: Credential; outcome: EnrollOutcome & { ok: true }; input: Input }> {
+      async function enroll(s: Scenario): Promise<{ credential: Credential; outcome: EnrollOutcome & { ok: true }; input: Input }> {
         const view = await engine.beginEnrollment(factor.id, s.account, s.state);
         const input = await s.driver.enrollmentInput(view, stepFor(s, 'enroll'));
         const outcome = await engine.finishEnrollment(factor.id, s.account, s.state, input, s.audit);
@@ -323,6 +381,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       /** A failure the person can cause, its message (if any) one the catalogue has. */
       function expectUserFailure(outcome: { ok: boolean; reason?: string; message?: MessageRef }, reasons = USER_FAILURES) {
+        // A waiting factor ignores what the browser sends: an answer not given yet is no proof either.
+        if (factor.waits && outcome.reason === 'pending') reasons = [...reasons, 'pending'];
         expect(outcome.ok).toBe(false);
         expect(reasons).toContain(outcome.reason);
         if (outcome.message !== undefined) expectMessage(outcome.message);
@@ -358,7 +418,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const wrong = await s.driver.wrongEnrollmentInput(view, stepFor(s, 'enroll'));
         if (wrong === null) {
           // Nothing to prove, so nothing may be claimed: such an enrolment is no evidence.
-          const { outcome } = await enrol(s);
+          const { outcome } = await enroll(s);
           expect(outcome.evidence).toBeUndefined();
           return;
         }
@@ -391,14 +451,14 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('challenge: beginChallenge returns a partial named <id>/… that renders', async () => {
         const s = await scenario();
-        await enrol(s);
-        const view = await engine.beginChallenge(factor.id, s.account, s.state);
+        await enroll(s);
+        const view = await showChallenge(s.account, s.state);
         expectRenders(view, 'second-factor');
       });
 
       test("verify: a valid input succeeds with evidence of the factor's kinds and amr", async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const input = await challengeInput(s, credential);
         const before = Math.floor(Date.now() / 1000);
         const outcome = await verify(s, input);
@@ -418,11 +478,13 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test("verify: a wrong or malformed input is refused as a value ('wrong' or 'invalid_input')", async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
-        const view = await engine.beginChallenge(factor.id, s.account, s.state);
+        const { credential } = await enroll(s);
+        const view = await showChallenge(s.account, s.state);
         const wrong = await s.driver.invalidChallengeInput(credential, view, stepFor(s, 'challenge'));
-        for (const input of [wrong, {}, { code: '' }, { code: 'x'.repeat(4096), response: 'x'.repeat(4096) }]) {
-          expectUserFailure(await verify(s, input), ['wrong', 'invalid_input']);
+        expectUserFailure(await verify(s, wrong), ['wrong', 'invalid_input']);
+        for (const input of [{}, { code: '' }, { code: 'x'.repeat(4096), response: 'x'.repeat(4096) }] as Input[]) {
+          // A waiting factor's answer comes from elsewhere; once it is spent, what the form says proves nothing either.
+          expectUserFailure(await verify(s, input), factor.waits ? USER_FAILURES : ['wrong', 'invalid_input']);
         }
         expect(await auditTypes(s)).toContain('factor.failed');
         // The failures did not spend the credential: a valid input still works.
@@ -431,19 +493,19 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('the proof that completed enrolment does not also pass a challenge', async () => {
         const s = await scenario();
-        const { credential, input } = await enrol(s);
+        const { credential, input } = await enroll(s);
         expectUserFailure(await verify(s, input));
         expect(credential.factorId).toBe(factor.id);
       });
 
       test('a valid input replayed is refused', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const input = await challengeInput(s, credential);
         expect((await verify(s, input)).ok).toBe(true);
         expectUserFailure(await verify(s, input));
         // Nor after a new challenge in the same interaction.
-        await engine.beginChallenge(factor.id, s.account, s.state);
+        await showChallenge(s.account, s.state);
         expectUserFailure(await verify(s, input));
         // Nor in another interaction.
         expectUserFailure(await verify(s, input, newState()));
@@ -451,10 +513,10 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('one valid input used three times at once (twice in its interaction, once in another): exactly one succeeds', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const other = newState();
         // The other interaction has a challenge of its own, so only the replay protection stops it there.
-        await engine.beginChallenge(factor.id, s.account, other);
+        await showChallenge(s.account, other);
         const input = await challengeInput(s, credential);
         const outcomes = await Promise.all([verify(s, input), verify(s, input), verify(s, input, other)]);
         expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
@@ -462,14 +524,14 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('verify without a credential is not_enrolled, and one account cannot use another account’s credential', async () => {
         const owner = await scenario();
-        const { credential } = await enrol(owner);
+        const { credential } = await enroll(owner);
         const other = await scenario();
         expect(await verify(other, await challengeInput(owner, credential, other.state))).toEqual({ ok: false, reason: 'not_enrolled' });
       });
 
       test('a credential can be renamed by its owner only', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const other = await scenario();
         expect(await engine.store.rename(other.account.id, credential.id, 'Stolen')).toBe(false);
         expect(await engine.store.rename(s.account.id, credential.id, 'Work phone')).toBe(true);
@@ -480,7 +542,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('a credential can be removed by its owner only; afterwards verify is not_enrolled', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const input = await challengeInput(s, credential);
         const other = await scenario();
         expect(await engine.remove(other.account.id, credential.id, other.audit)).toBe(false);
@@ -491,6 +553,125 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         expect(await verify(s, input)).toEqual({ ok: false, reason: 'not_enrolled' });
         expect(await auditTypes(s)).toContain('factor.removed');
       });
+
+      test('begun once: showing the step again shows the same challenge and begins nothing new', async () => {
+        const s = await scenario();
+        await enroll(s);
+        const calls = async () => (await listAudit(opened.services.db, { accountId: s.account.id })).filter((e) => e.type === 'factor.http').length;
+        const first = await engine.challenge(factor.id, s.account, s.state);
+        const reached = await calls();
+        const again = await engine.challenge(factor.id, s.account, s.state);
+        expect(again).toEqual(first);
+        // Nothing went out twice (no second push, no second call to a vendor).
+        expect(await calls()).toBe(reached);
+        // Another interaction begins its own (a waiting factor's is a new question).
+        if (factor.waits) expect((await engine.challenge(factor.id, s.account, newState())).view).not.toEqual(first.view);
+      });
+
+      if (factor.waits) {
+        /** The account's throttle counters, as the database holds them. */
+        async function counters(s: Scenario): Promise<Array<{ key: string; points: number }>> {
+          const rows = await opened.services.db.selectFrom('rate_limits').select(['key', 'points']).where('key', 'like', `%${s.account.id}%`).orderBy('key').execute();
+          return rows.filter((r) => !r.key.startsWith('wait:'));
+        }
+        const failures = async (s: Scenario) => (await counters(s)).find((c) => c.key.startsWith(`mfa:acct:5m:${s.account.id}:`))?.points ?? 0;
+        const check = (s: Scenario, state = s.state) => engine.check(factor.id, s.account, state, s.audit);
+
+        test('waits: before the answer a check is pending and costs no guess, however often; the answer then proves once', async () => {
+          const s = await scenario();
+          const { credential } = await enroll(s);
+          const step = await engine.challenge(factor.id, s.account, s.state);
+          expect(step.waits).toBe(true);
+          expect(step.expiresAt).toBeGreaterThan(clock.now().getTime());
+          expectRenders(step.view, 'second-factor');
+          const before = await counters(s);
+          for (let i = 0; i < 25; i++) expect(await check(s)).toMatchObject({ ok: false, reason: 'pending' });
+          expect(await counters(s)).toEqual(before);
+          await s.driver.validChallengeInput(credential, step.view, stepFor(s, 'challenge'));
+          const proved = await check(s);
+          expect(proved).toMatchObject({ ok: true, evidence: { factor: factor.id, credentialId: credential.id } });
+          if (proved.ok) expectWithin(proved.evidence.amr, factor.amr);
+          expect(await counters(s)).toEqual(before);
+          expectUserFailure(await check(s));
+          expect(await auditTypes(s)).toContain('factor.used');
+        });
+
+        test('waits: a definitive failure found by a check counts one failed guess, and the step offers to start again', async () => {
+          const s = await scenario();
+          const { credential } = await enroll(s);
+          const step = await engine.challenge(factor.id, s.account, s.state);
+          await s.driver.invalidChallengeInput(credential, step.view, stepFor(s, 'challenge'));
+          expectUserFailure(await check(s), ['wrong']);
+          expect(await failures(s)).toBe(1);
+          // The page says what happened and waits for the person: nothing is begun again by itself.
+          const over = await engine.challenge(factor.id, s.account, s.state);
+          expect(over.over).toMatchObject({ ok: false, reason: 'wrong' });
+          expect(await engine.challenge(factor.id, s.account, s.state)).toEqual(over);
+          await engine.restartChallenge(factor.id, s.state);
+          const fresh = await engine.challenge(factor.id, s.account, s.state);
+          expect(fresh.over).toBeUndefined();
+          expect(fresh.view).not.toEqual(step.view);
+        });
+
+        test('waits: a guess answered pending keeps its count (pending buys no free guesses)', async () => {
+          const s = await scenario();
+          await enroll(s);
+          await engine.challenge(factor.id, s.account, s.state);
+          for (let i = 1; i <= 3; i++) {
+            expect(await verify(s, { code: String(100000 + i) })).toMatchObject({ ok: false, reason: 'pending' });
+            expect(await failures(s)).toBe(i);
+          }
+        });
+
+        test("waits: the wait ends at the challenge's expiry: the check says expired, at no cost", async () => {
+          const s = await scenario();
+          await enroll(s);
+          const step = await engine.challenge(factor.id, s.account, s.state);
+          const before = await counters(s);
+          clock.advance(Math.ceil((step.expiresAt! - clock.now().getTime()) / 1000) + 1);
+          expectUserFailure(await check(s), ['expired']);
+          expect(await counters(s)).toEqual(before);
+          expect((await engine.challenge(factor.id, s.account, s.state)).over).toMatchObject({ reason: 'expired' });
+        });
+
+        test('waits: after "start again", an answer to the replaced challenge proves nothing', async () => {
+          const s = await scenario();
+          const { credential } = await enroll(s);
+          const old = await engine.challenge(factor.id, s.account, s.state);
+          await engine.restartChallenge(factor.id, s.state);
+          await engine.challenge(factor.id, s.account, s.state);
+          await s.driver.validChallengeInput(credential, old.view, stepFor(s, 'challenge'));
+          expect(await check(s)).toMatchObject({ ok: false, reason: 'pending' });
+        });
+      }
+
+      if (factor.routes?.callback) {
+        test('callback: a forged, malformed or replayed call is refused as a value; the genuine one is recorded once', async () => {
+          const s = await scenario();
+          const { credential } = await enroll(s);
+          const step = stepFor(s, 'challenge');
+          const view = await showChallenge(s.account, s.state);
+          const genuine = await s.driver.callbackFor!(credential, view, 'approve', step);
+          const flip = (text: string) => text.slice(0, -2) + (text.at(-2) === 'A' ? 'B' : 'A') + text.slice(-1);
+          const forged: FactorRequest[] = [
+            { ...genuine, body: flip(genuine.body) },
+            { ...genuine, headers: Object.fromEntries(Object.entries(genuine.headers).map(([k, v]) => [k, flip(v)])) },
+            { ...genuine, headers: {} },
+            { method: 'POST', query: {}, form: {}, body: '', headers: {} },
+            { method: 'POST', query: {}, form: {}, body: 'not json', headers: genuine.headers },
+            { method: 'POST', query: {}, form: {}, body: 'x'.repeat(16_000), headers: genuine.headers },
+          ];
+          for (const request of forged) expectUserFailure((await step.callback(request))!, USER_FAILURES);
+          expect(await auditTypes(s)).not.toContain('factor.callback');
+          if (factor.waits) expect(await engine.check(factor.id, s.account, s.state, s.audit)).toMatchObject({ ok: false, reason: 'pending' });
+          expect(await step.callback(genuine)).toMatchObject({ ok: true });
+          // The same call again, and the same call made anew (a new nonce) for an answered challenge.
+          expectUserFailure((await step.callback(genuine))!, ['already_used', 'expired']);
+          expectUserFailure((await step.callback(await s.driver.callbackFor!(credential, view, 'deny', step)))!, ['already_used', 'expired']);
+          expect((await verify(s, {})).ok).toBe(true);
+          expect(await auditTypes(s)).toContain('factor.callback');
+        });
+      }
 
       if (factor.act) {
         test('actions: an unknown action is refused as a value, and no action stores a credential', async () => {
@@ -514,7 +695,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('first factor: the login view renders, and the input alone identifies the account', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const state = newState();
         const login = await engine.beginFirstFactor(factor.id, state);
         expectRenders(login, 'login');
@@ -528,7 +709,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('first factor: a replayed or malformed input is refused, in its interaction and in another', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const { state, input } = await firstFactorInput(s, credential);
         expect((await engine.verifyFirstFactor(factor.id, state, input, s.audit)).ok).toBe(true);
         expectUserFailure(await engine.verifyFirstFactor(factor.id, state, input, s.audit));
@@ -542,7 +723,7 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
 
       test('first factor: a removed credential or a disabled account signs nobody in', async () => {
         const s = await scenario();
-        const { credential } = await enrol(s);
+        const { credential } = await enroll(s);
         const before = await firstFactorInput(s, credential);
         await setDisabled(opened.services.db, s.account.id, true);
         expect(await engine.verifyFirstFactor(factor.id, before.state, before.input, s.audit)).toMatchObject({ ok: false, reason: 'wrong' });
