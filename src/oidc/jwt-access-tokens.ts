@@ -15,7 +15,7 @@
  * like any unknown token.
  */
 import crypto from 'node:crypto';
-import type { Context, Middleware } from 'koa';
+import type { Middleware } from 'koa';
 import type { AccessToken, ClientCredentials, JWTStructured } from 'oidc-provider';
 import type { KeyedHasher } from '../security/keyed-hash.ts';
 import type { JWK } from './keys.ts';
