@@ -97,9 +97,13 @@ export function defineDeliveredCodeFactor<S extends CodeSettings>(o: DeliveredCo
 
   const callButton = (settings: S) => (voiceOn(settings) && o.words.call ? [{ name: 'call', label: o.words.call }] : []);
 
-  function codeInput(ctx: FactorContext<S>, input: Record<string, string>): { ok: true; code: string } | { ok: false; reason: 'invalid_input'; message: MessageRef } {
+  function codeInput(
+    ctx: FactorContext<S>,
+    input: Record<string, string>,
+  ): { ok: true; code: string } | { ok: false; reason: 'invalid_input'; message: MessageRef } {
     const code = cleanCode(input.code);
-    if (!new RegExp(`^\\d{${ctx.settings.length}}$`).test(code)) return { ok: false, reason: 'invalid_input', message: { key: 'codes.format', params: { digits: ctx.settings.length } } };
+    if (!new RegExp(`^\\d{${ctx.settings.length}}$`).test(code))
+      return { ok: false, reason: 'invalid_input', message: { key: 'codes.format', params: { digits: ctx.settings.length } } };
     return { ok: true, code };
   }
 

@@ -71,7 +71,8 @@ function fileOf(entry: string, cwd: string): { ok: true; url: string } | { ok: f
   }
   if (!stat.isDirectory()) return { ok: true, url: pathToFileURL(file).href };
   const inside = folderEntry(file);
-  if (!inside || !fs.existsSync(inside)) return { ok: false, problem: `${file} is a folder without a package.json naming its module (exports or main) or an index.js` };
+  if (!inside || !fs.existsSync(inside))
+    return { ok: false, problem: `${file} is a folder without a package.json naming its module (exports or main) or an index.js` };
   return { ok: true, url: pathToFileURL(inside).href };
 }
 
@@ -132,7 +133,8 @@ export async function loadFactors(entries: readonly string[], options: { cwd?: s
       } catch (err) {
         throw new FactorLoadError(entry, loadProblem(entry, err));
       }
-      if (!('default' in module) || module.default === undefined) throw new FactorLoadError(entry, 'its module has no default export (export default defineFactor({ … }))');
+      if (!('default' in module) || module.default === undefined)
+        throw new FactorLoadError(entry, 'its module has no default export (export default defineFactor({ … }))');
       factor = module.default;
       // A CommonJS module compiled from `export default` holds the factor one level down.
       if (factor && typeof factor === 'object' && !('id' in factor) && 'default' in factor) factor = (factor as { default: unknown }).default;

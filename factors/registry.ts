@@ -21,14 +21,7 @@ import webauthn from './webauthn/index.ts';
 import passkey from './passkey/index.ts';
 
 /** The factors built into Twofold, in the order pages list them (BUILT_IN_FACTOR_IDS, with their modules). */
-export const BUILT_IN_FACTORS: Factor<any>[] = [
-  totp,
-  webauthn,
-  passkey,
-  backupCodes,
-  emailCode,
-  smsCode,
-];
+export const BUILT_IN_FACTORS: Factor<any>[] = [totp, webauthn, passkey, backupCodes, emailCode, smsCode];
 
 /** Where a factor author reads what changed between contract versions. */
 export const CONTRACT_CHANGELOG = 'docs/factor-contract-changelog.md#version-2';
@@ -64,24 +57,32 @@ const HEADER = /^[a-z0-9][a-z0-9-]{0,63}$/;
 function checkRoutes(factor: Factor<any>): void {
   if (factor.waits !== undefined && typeof factor.waits !== 'boolean') throw new FactorRegistryError(`factor ${factor.id}: waits is true or false`);
   const routes = factor.routes ?? {};
-  for (const [route, handler] of [['return', 'handleReturn'], ['callback', 'handleCallback']] as const) {
+  for (const [route, handler] of [
+    ['return', 'handleReturn'],
+    ['callback', 'handleCallback'],
+  ] as const) {
     const declared = routes[route];
     const handles = typeof factor[handler] === 'function';
     if (declared && !handles) throw new FactorRegistryError(`factor ${factor.id}: routes.${route} needs ${handler}`);
     if (!declared && handles) throw new FactorRegistryError(`factor ${factor.id}: ${handler} needs routes.${route} (with the headers it reads)`);
     for (const header of declared?.headers ?? []) {
       if (typeof header !== 'string' || !HEADER.test(header) || header === 'cookie' || header === 'set-cookie') {
-        throw new FactorRegistryError(`factor ${factor.id}: routes.${route} header ${JSON.stringify(header)} must be a lower-case header name other than cookie`);
+        throw new FactorRegistryError(
+          `factor ${factor.id}: routes.${route} header ${JSON.stringify(header)} must be a lower-case header name other than cookie`,
+        );
       }
     }
   }
-  for (const route of Object.keys(routes)) if (route !== 'return' && route !== 'callback') throw new FactorRegistryError(`factor ${factor.id}: unknown route ${JSON.stringify(route)} (return, callback)`);
+  for (const route of Object.keys(routes))
+    if (route !== 'return' && route !== 'callback')
+      throw new FactorRegistryError(`factor ${factor.id}: unknown route ${JSON.stringify(route)} (return, callback)`);
 }
 
 /** A factor's English messages (required: the fallback of every language), each key its own. */
 function englishMessages(factor: Factor<any>): Record<string, string> {
   const file = path.join(factor.messagesDir ?? '', 'en.json');
-  if (typeof factor.messagesDir !== 'string' || !fs.existsSync(file)) throw new FactorRegistryError(`factor ${factor.id}: no English messages (messagesDir with an en.json)`, factor.id);
+  if (typeof factor.messagesDir !== 'string' || !fs.existsSync(file))
+    throw new FactorRegistryError(`factor ${factor.id}: no English messages (messagesDir with an en.json)`, factor.id);
   let messages: Record<string, Record<string, string>>;
   try {
     messages = Catalogue.readFolder(factor.messagesDir);
@@ -119,19 +120,26 @@ export class FactorRegistry {
   constructor(factors: Factor<any>[] = BUILT_IN_FACTORS, settings: Record<string, unknown> = {}, environment?: FactorEnvironment) {
     // A typo in the settings of a factor must not silently fall back to defaults.
     for (const id of Object.keys(settings)) {
-      if (!factors.some((f) => f.id === id)) throw new FactorRegistryError(`settings given for unknown factor ${JSON.stringify(id)} (known: ${factors.map((f) => f.id).join(', ')})`, undefined, true);
+      if (!factors.some((f) => f.id === id))
+        throw new FactorRegistryError(
+          `settings given for unknown factor ${JSON.stringify(id)} (known: ${factors.map((f) => f.id).join(', ')})`,
+          undefined,
+          true,
+        );
     }
     for (const factor of factors) {
       const refuse = (message: string) => new FactorRegistryError(message, factor.id);
       if (factor.apiVersion !== FACTOR_API_VERSION) throw refuse(versionRefusal(factor));
-      if (typeof factor.id !== 'string' || !/^[a-z][a-z0-9-]{1,31}$/.test(factor.id)) throw refuse(`factor id ${JSON.stringify(factor.id)} must be lower-case letters, digits and dashes`);
+      if (typeof factor.id !== 'string' || !/^[a-z][a-z0-9-]{1,31}$/.test(factor.id))
+        throw refuse(`factor id ${JSON.stringify(factor.id)} must be lower-case letters, digits and dashes`);
       const missing = (['beginEnrollment', 'finishEnrollment', 'beginChallenge', 'verify'] as const).filter((m) => typeof factor[m] !== 'function');
       if (missing.length) throw refuse(`factor ${factor.id}: does not implement ${missing.join(', ')}`);
       if (!Array.isArray(factor.kinds) || !Array.isArray(factor.amr)) throw refuse(`factor ${factor.id}: declares its kinds and its amr values as lists`);
       if (typeof factor.settings?.safeParse !== 'function') throw refuse(`factor ${factor.id}: settings must be a zod schema (with defaults)`);
       if (typeof factor.viewsDir !== 'string') throw refuse(`factor ${factor.id}: viewsDir must name its views folder`);
       if (factor.id === 'password' || this.#known.has(factor.id)) throw refuse(`factor id ${factor.id} is registered twice`);
-      for (const amr of factor.amr) if (!(AMR_VALUES as readonly string[]).includes(amr)) throw refuse(`factor ${factor.id}: amr value ${amr} is not registered in RFC 8176`);
+      for (const amr of factor.amr)
+        if (!(AMR_VALUES as readonly string[]).includes(amr)) throw refuse(`factor ${factor.id}: amr value ${amr} is not registered in RFC 8176`);
       if (!factor.kinds.length) throw refuse(`factor ${factor.id}: declares no kind`);
       for (const view of ['challenge.hbs', 'enroll.hbs', ...(factor.firstFactor ? ['login.hbs'] : [])]) {
         if (!fs.existsSync(path.join(factor.viewsDir, view))) throw refuse(`factor ${factor.id}: missing view ${view} in ${factor.viewsDir}`);
@@ -159,10 +167,12 @@ export class FactorRegistry {
         throw refuse(`factor ${factor.id}: enrollPage's title ${factor.enrollPage.title.key} is not one of its English messages`);
       }
       for (const [name, file] of Object.entries(factor.assets ?? {})) {
-        if (!/^[a-z0-9][a-z0-9.-]*\.(js|css)$/.test(name)) throw refuse(`factor ${factor.id}: asset name ${JSON.stringify(name)} must be a lower-case .js or .css file name`);
+        if (!/^[a-z0-9][a-z0-9.-]*\.(js|css)$/.test(name))
+          throw refuse(`factor ${factor.id}: asset name ${JSON.stringify(name)} must be a lower-case .js or .css file name`);
         if (!fs.existsSync(file)) throw refuse(`factor ${factor.id}: asset ${name} not found at ${file}`);
         const owner = [...this.#known.values()].find((r) => r.factor.assets && Object.hasOwn(r.factor.assets, name));
-        if (owner && owner.factor.assets![name] !== file) throw refuse(`factor ${factor.id}: asset ${name} is also served by ${owner.factor.id} from another file`);
+        if (owner && owner.factor.assets![name] !== file)
+          throw refuse(`factor ${factor.id}: asset ${name} is also served by ${owner.factor.id} from another file`);
       }
       if (factor.enabled !== undefined && typeof factor.enabled !== 'function') throw refuse(`factor ${factor.id}: enabled must be a function`);
       const parsed = parseSettings(factor.settings, settings[factor.id] ?? undefined);

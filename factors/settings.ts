@@ -91,6 +91,6 @@ export function parseSettings<S>(schema: z.ZodType<S>, value: unknown): { ok: tr
   const where = issue.path.map(String).join('.') || '(root)';
   if (!isSecretPath(secretPaths(schema), issue.path)) return { ok: false, problem: `${where}: ${issue.message}` };
   const generic = z.locales.en().localeError(issue as never) as string | { message: string } | undefined;
-  const words = typeof generic === 'string' ? generic : generic?.message ?? 'invalid';
+  const words = typeof generic === 'string' ? generic : (generic?.message ?? 'invalid');
   return { ok: false, problem: `${where}: ${words} (a secret: its value is not shown)` };
 }

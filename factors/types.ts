@@ -23,7 +23,27 @@ export const FACTOR_API_VERSION = 2 as const;
 
 /** RFC 8176 Authentication Method Reference values (IANA registry). */
 export const AMR_VALUES = [
-  'face', 'fpt', 'geo', 'hwk', 'iris', 'kba', 'mca', 'mfa', 'otp', 'pin', 'pop', 'pwd', 'rba', 'retina', 'sc', 'sms', 'swk', 'tel', 'user', 'vbm', 'wia',
+  'face',
+  'fpt',
+  'geo',
+  'hwk',
+  'iris',
+  'kba',
+  'mca',
+  'mfa',
+  'otp',
+  'pin',
+  'pop',
+  'pwd',
+  'rba',
+  'retina',
+  'sc',
+  'sms',
+  'swk',
+  'tel',
+  'user',
+  'vbm',
+  'wia',
 ] as const;
 export type AmrValue = (typeof AMR_VALUES)[number];
 
@@ -227,7 +247,13 @@ export interface HttpRequest {
 
 /** The answer, whatever its status; `unavailable` when there was none (refused, timed out, too large). */
 export type HttpResult =
-  | { ok: true; status: number; headers: Record<string, string>; text: string; /** The body parsed, when the answer says it is JSON and it parses. */ json?: unknown }
+  | {
+      ok: true;
+      status: number;
+      headers: Record<string, string>;
+      text: string;
+      /** The body parsed, when the answer says it is JSON and it parses. */ json?: unknown;
+    }
   | (Failure & { reason: 'unavailable' });
 
 export interface FactorHttp {
@@ -314,7 +340,13 @@ export interface OutOfBandCodes {
    * Fails as `locked` (cooldown, send throttle, tries used up) or `unavailable` (delivery failed: nothing
    * stored, the previous code still works).
    */
-  send(request: { scope: string; channel: CodeChannel; to: string; purpose: 'sign-in' | 'enroll'; rules: CodeRules }): Promise<{ ok: true; status: CodeStatus } | (Failure & { retryAfterSeconds?: number })>;
+  send(request: {
+    scope: string;
+    channel: CodeChannel;
+    to: string;
+    purpose: 'sign-in' | 'enroll';
+    rules: CodeRules;
+  }): Promise<{ ok: true; status: CodeStatus } | (Failure & { retryAfterSeconds?: number })>;
   /** Spends one try on the scope's live code: accepted at most once, by one conditional UPDATE. */
   check(scope: string, code: string): Promise<{ ok: true; channel: CodeChannel } | Failure>;
   /** The scope's live code, if any. */

@@ -16,7 +16,14 @@ import type { SignIn } from './sign-in.ts';
  * undefined when this request answered with the list, or with a refusal of a
  * method that is not on it.
  */
-export async function factorToAdd(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, offered: string[]): Promise<{ factor: string; choosable: boolean } | undefined> {
+export async function factorToAdd(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  signIn: SignIn,
+  clientName: string | undefined,
+  offered: string[],
+): Promise<{ factor: string; choosable: boolean } | undefined> {
   const engine = deps.services.factors;
   const asked = ctx.query.factor === undefined ? undefined : String(ctx.query.factor);
   const enrolled = (await engine.enrolled(signIn.account.id)).map((r) => r.factor.id);

@@ -30,9 +30,7 @@ export async function submitConsent(ctx: Context, deps: InteractionDeps, details
   const provider = deps.provider();
   const { prompt, params, session, grantId } = details;
   const missing = (prompt.details ?? {}) as ConsentDetails;
-  const grant = grantId
-    ? await provider.Grant.find(grantId)
-    : new provider.Grant({ accountId: session!.accountId, clientId: String(params.client_id) });
+  const grant = grantId ? await provider.Grant.find(grantId) : new provider.Grant({ accountId: session!.accountId, clientId: String(params.client_id) });
   if (!grant) throw new Error('grant disappeared during consent');
   if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
   if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);

@@ -33,11 +33,16 @@ export async function loadInteraction(ctx: Context, deps: InteractionDeps): Prom
     if (err instanceof InteractionGone || name === 'SessionNotFound' || name === 'InvalidRequest') {
       const back = await wayBack(deps.services, ctx.params.uid);
       const { t } = speakerFor(ctx);
-      page(ctx, 'error', {
-        title: t('error.expiredTitle'),
-        message: t('error.expired', { app: back?.clientName }),
-        ...(back ? { back: back.href, backLabel: t('error.startAgainAt', { app: back.clientName }) } : {}),
-      }, 400);
+      page(
+        ctx,
+        'error',
+        {
+          title: t('error.expiredTitle'),
+          message: t('error.expired', { app: back?.clientName }),
+          ...(back ? { back: back.href, backLabel: t('error.startAgainAt', { app: back.clientName }) } : {}),
+        },
+        400,
+      );
       return undefined;
     }
     throw err;

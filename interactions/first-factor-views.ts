@@ -18,7 +18,12 @@ export interface FirstFactorView {
  * with no first factor the policy counts.
  */
 export async function allowed(deps: InteractionDeps, details: InteractionDetails, factorId: string, accountId = ''): Promise<boolean> {
-  const input = await policyInput(deps.services, { accountId, clientId: String(details.params.client_id), request: requestFacts(details.params), evidence: [] });
+  const input = await policyInput(deps.services, {
+    accountId,
+    clientId: String(details.params.client_id),
+    request: requestFacts(details.params),
+    evidence: [],
+  });
   const lists = [input.factors, input.client?.factors, ...(input.groups ?? []).map((g) => g.factors)];
   return lists.every((list) => !list || list.includes(factorId));
 }

@@ -28,21 +28,28 @@ export async function submitFirstFactor(ctx: Context, deps: InteractionDeps, det
   const registered = engine.registry.get(factorId);
   const speaker = speakerFor(ctx);
   const { t } = speaker;
-  if (!registered?.factor.firstFactor) return page(ctx, 'error', { title: t('error.title'), message: t('login.methodUnavailable'), uid: details.uid, clientName }, 404);
+  if (!registered?.factor.firstFactor)
+    return page(ctx, 'error', { title: t('error.title'), message: t('login.methodUnavailable'), uid: details.uid, clientName }, 404);
   if (details.prompt.name !== 'login' || (await currentSignIn(deps, details))) return ctx.redirect(`/interaction/${details.uid}`);
   const audit = { ip: clientAddress(ctx), userAgent: ctx.get('user-agent'), clientId: String(details.params.client_id), actor: 'user' };
   const input = strings(await readForm(ctx));
   const outcome = await engine.verifyFirstFactor(factorId, interactionState(deps, details), input, audit, readKnownBrowser(ctx, deps));
   if (!outcome.ok) {
     if (outcome.reason === 'locked') ctx.set('Retry-After', String(outcome.retryAfterSeconds ?? 60));
-    const message = outcome.reason === 'wrong' && !outcome.message ? t('login.factorFailed', { factor: factorLabel(speaker, factorId) }) : failureMessage(ctx, outcome);
+    const message =
+      outcome.reason === 'wrong' && !outcome.message ? t('login.factorFailed', { factor: factorLabel(speaker, factorId) }) : failureMessage(ctx, outcome);
     return showLogin(ctx, deps, details, clientName, { error: message }, outcome.reason === 'locked' ? 429 : 401);
   }
   if (!(await allowed(deps, details, factorId, outcome.account.id))) {
     await recordAudit(deps.services.db, 'login.factor_not_allowed', { ...audit, accountId: outcome.account.id }, { factor: factorId });
     return showLogin(ctx, deps, details, clientName, { error: t('login.factorNotAllowed', { factor: factorLabel(speaker, factorId) }) }, 403);
   }
-  await recordAudit(deps.services.db, 'login.first_factor_verified', { ...audit, accountId: outcome.account.id }, { factor: factorId, credential: outcome.evidence.credentialId });
+  await recordAudit(
+    deps.services.db,
+    'login.first_factor_verified',
+    { ...audit, accountId: outcome.account.id },
+    { factor: factorId, credential: outcome.evidence.credentialId },
+  );
   const signIn = await startSignIn(deps, details, outcome.account, outcome.evidence);
   if (outcome.notice) signIn.data.notice = outcome.notice;
   await advance(ctx, deps, details, signIn, clientName);

@@ -22,12 +22,24 @@ const loginForm = z.object({
   password: z.string().min(1).max(1024),
 });
 
-export async function showLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
+export async function showLogin(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  clientName: string | undefined,
+  extra: Record<string, unknown> = {},
+  status = 200,
+): Promise<void> {
   // First factors (passkeys) offered beside the password, each with a fresh challenge for this interaction.
   const speaker = speakerFor(ctx);
   const firstFactors = await firstFactorViews(deps, details, speaker);
   const signUp = await appAllowsSignUp(deps.services, details.params.client_id);
-  page(ctx, 'login', { title: speaker.t('login.title'), uid: details.uid, clientName, login: details.params.login_hint, firstFactors, signUp, ...extra }, status);
+  page(
+    ctx,
+    'login',
+    { title: speaker.t('login.title'), uid: details.uid, clientName, login: details.params.login_hint, firstFactors, signUp, ...extra },
+    status,
+  );
 }
 
 export async function submitLogin(ctx: Context, deps: InteractionDeps, details: InteractionDetails, clientName: string | undefined): Promise<void> {

@@ -101,12 +101,39 @@ function showForgot(ctx: Context, data: { uid?: string; login?: string; error?: 
 
 async function showReset(ctx: Context, services: Services, account: Account, token: string, error?: string, status = 200): Promise<void> {
   const onlyFactor = await passwordIsOnlyFactor(services.db, services.factors.registry, account.id);
-  page(ctx, 'password-reset', { title: speakerFor(ctx).t('password.reset.title'), username: account.username, token, min: minimumLength({ onlyFactor }), secondFactor: !onlyFactor, error }, status);
+  page(
+    ctx,
+    'password-reset',
+    {
+      title: speakerFor(ctx).t('password.reset.title'),
+      username: account.username,
+      token,
+      min: minimumLength({ onlyFactor }),
+      secondFactor: !onlyFactor,
+      error,
+    },
+    status,
+  );
 }
 
 /** Why a link cannot be used, with the way to a new one. Gone (410) when it was real once; 400 when it never was. */
 function showBrokenLink(ctx: Context, reason: 'unknown' | 'expired' | 'used'): void {
   const { t, lang } = speakerFor(ctx);
-  const message = reason === 'expired' ? t('password.reset.expired', { minutes: RESET_TTL_SECONDS / 60 }) : reason === 'used' ? t('password.reset.used') : t('password.reset.unknown');
-  page(ctx, 'error', { title: t('password.reset.invalidTitle'), message, back: `${FORGOT_PATH}?ui_locales=${encodeURIComponent(lang)}`, backLabel: t('password.forgot.askAgain') }, reason === 'unknown' ? 400 : 410);
+  const message =
+    reason === 'expired'
+      ? t('password.reset.expired', { minutes: RESET_TTL_SECONDS / 60 })
+      : reason === 'used'
+        ? t('password.reset.used')
+        : t('password.reset.unknown');
+  page(
+    ctx,
+    'error',
+    {
+      title: t('password.reset.invalidTitle'),
+      message,
+      back: `${FORGOT_PATH}?ui_locales=${encodeURIComponent(lang)}`,
+      backLabel: t('password.forgot.askAgain'),
+    },
+    reason === 'unknown' ? 400 : 410,
+  );
 }

@@ -95,11 +95,19 @@ export class Views {
 
 /** The built-in pages' names (the layout included): what a theme's top-level templates may replace. */
 export function pageNames(): string[] {
-  return fs.readdirSync(VIEWS_DIR).filter((f) => f.endsWith('.hbs')).map((f) => f.slice(0, -4));
+  return fs
+    .readdirSync(VIEWS_DIR)
+    .filter((f) => f.endsWith('.hbs'))
+    .map((f) => f.slice(0, -4));
 }
 
 /** A provider's views, themed when `dir` (THEME_DIR) is set, checked now; throws ThemeError naming the file at fault. */
-export function providerViews(catalogue: Catalogue, dir: string | undefined, factorViews: Record<string, string>, brand?: PageBrand): { views: Views; theme?: Theme } {
+export function providerViews(
+  catalogue: Catalogue,
+  dir: string | undefined,
+  factorViews: Record<string, string>,
+  brand?: PageBrand,
+): { views: Views; theme?: Theme } {
   const theme = dir ? loadTheme(dir, pageNames(), factorViews) : undefined;
   for (const [language, { file, messages }] of theme?.messages ?? []) catalogue.addOverrides(language, messages, file);
   const views = new Views([VIEWS_DIR], theme, catalogue, brand);

@@ -53,7 +53,15 @@ function strings(form: Record<string, unknown>): Record<string, string> {
 }
 
 /** Renders whatever the sign-in needs next, or finishes it. */
-export async function advance(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, error?: string, status = 200): Promise<void> {
+export async function advance(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  signIn: SignIn,
+  clientName: string | undefined,
+  error?: string,
+  status = 200,
+): Promise<void> {
   const engine = deps.services.factors;
   if (signIn.data.notice) {
     const { key, params } = signIn.data.notice;
@@ -90,7 +98,17 @@ function stepData(speaker: Speaker, details: InteractionDetails, clientName: str
   const { t } = speaker;
   const submit = view.submit && { ...view.submit, label: t(view.submit.label.key, view.submit.label.params) };
   const actions = view.actions?.map((a) => ({ ...a, label: t(a.label.key, a.label.params) }));
-  return { uid: details.uid, clientName, factorId, factorLabel: factorLabel(speaker, factorId), partial: view.partial, view: view.data, submit, actions, error };
+  return {
+    uid: details.uid,
+    clientName,
+    factorId,
+    factorLabel: factorLabel(speaker, factorId),
+    partial: view.partial,
+    view: view.data,
+    submit,
+    actions,
+    error,
+  };
 }
 
 /** Factor ids with their labels, for "use … instead" links. */
@@ -98,7 +116,16 @@ function labelled(speaker: Speaker, ids: string[]): Array<{ id: string; label: s
   return ids.map((id) => ({ id, label: factorLabel(speaker, id) }));
 }
 
-async function showChallenge(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Step, { type: 'step_up' }>, error: string | undefined, status: number): Promise<void> {
+async function showChallenge(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  signIn: SignIn,
+  clientName: string | undefined,
+  decision: Extract<Step, { type: 'step_up' }>,
+  error: string | undefined,
+  status: number,
+): Promise<void> {
   const engine = deps.services.factors;
   const usable = decision.factors;
   const primary = usable.filter((id) => !engine.registry.get(id)?.factor.recoveryOnly);
@@ -110,10 +137,15 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
     usable[0]!;
   const registered = engine.registry.get(factorId)!;
   // Begun once per step: a reload shows the same challenge (no second push, no new WebAuthn challenge).
-  const step = await engine.challenge(factorId, signIn.account, signIn.state, auditContext(ctx, details), { returnUrl: `${deps.services.config.ISSUER}/interaction/${details.uid}/factor/${factorId}/return` });
+  const step = await engine.challenge(factorId, signIn.account, signIn.state, auditContext(ctx, details), {
+    returnUrl: `${deps.services.config.ISSUER}/interaction/${details.uid}/factor/${factorId}/return`,
+  });
   const adding = decision.adding === true;
   // A device stands in only for the factor that proved the sign-in that trusted it, never for a recovery code, so the box is not offered there.
-  const trustDays = decision.trustedDeviceAllowed && !registered.factor.recoveryOnly ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days : undefined;
+  const trustDays =
+    decision.trustedDeviceAllowed && !registered.factor.recoveryOnly
+      ? (await globalPolicy(deps.services.db, deps.services.config.MFA)).policy.trustedDevices.days
+      : undefined;
   const speaker = speakerFor(ctx);
   if (step.over?.reason === 'locked') ctx.set('Retry-After', String(step.over.retryAfterSeconds ?? 60));
   page(
@@ -127,8 +159,14 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
       // A factor whose answer comes from outside the page: the page waits (polling, or "Check again"); once over, "Start again".
       ...(step.waits ? { wait: { over: step.over !== undefined, expiresAt: step.expiresAt } } : {}),
       trustDays,
-      others: labelled(speaker, primary.filter((id) => id !== factorId)),
-      recovery: labelled(speaker, usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly)),
+      others: labelled(
+        speaker,
+        primary.filter((id) => id !== factorId),
+      ),
+      recovery: labelled(
+        speaker,
+        usable.filter((id) => id !== factorId && engine.registry.get(id)!.factor.recoveryOnly),
+      ),
       // No backup codes to fall back on: the way out is an administrator (the page says so).
       noRecovery: !usable.some((id) => engine.registry.get(id)!.factor.recoveryOnly),
     },
@@ -136,7 +174,17 @@ async function showChallenge(ctx: Context, deps: InteractionDeps, details: Inter
   );
 }
 
-async function showEnroll(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, asked: string, decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean; reoffer?: boolean }, error: string | undefined, status: number): Promise<void> {
+async function showEnroll(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  signIn: SignIn,
+  clientName: string | undefined,
+  asked: string,
+  decision: { optional: boolean; factors: string[]; reminder?: { deadline: number }; adding?: true; choosable?: boolean; reoffer?: boolean },
+  error: string | undefined,
+  status: number,
+): Promise<void> {
   const engine = deps.services.factors;
   const factorId = decision.factors.includes(asked) ? asked : decision.factors[0]!;
   const registered = engine.registry.get(factorId)!;
@@ -150,16 +198,27 @@ async function showEnroll(ctx: Context, deps: InteractionDeps, details: Interact
     ctx,
     'enroll',
     {
-      title: ownTitle ? speaker.t(ownTitle.key, ownTitle.params) : adding ? speaker.t('enroll.addTitle', { factor: factorLabel(speaker, factorId) }) : speaker.t('enroll.title'),
+      title: ownTitle
+        ? speaker.t(ownTitle.key, ownTitle.params)
+        : adding
+          ? speaker.t('enroll.addTitle', { factor: factorLabel(speaker, factorId) })
+          : speaker.t('enroll.title'),
       adding,
       replaces,
       intro: registered.factor.enrollPage?.intro ?? true,
       ...stepData(speaker, details, clientName, factorId, view, error),
       optional: decision.optional,
       // The deadline's day (UTC), as the person's language writes a date.
-      reminder: decision.reminder ? new Intl.DateTimeFormat(speaker.lang, { dateStyle: 'long', timeZone: 'UTC' }).format(decision.reminder.deadline * 1000) : undefined,
+      reminder: decision.reminder
+        ? new Intl.DateTimeFormat(speaker.lang, { dateStyle: 'long', timeZone: 'UTC' }).format(decision.reminder.deadline * 1000)
+        : undefined,
       // Chosen from the list: the way to another method is back to the list.
-      others: decision.choosable ? [] : labelled(speaker, decision.factors.filter((id) => id !== factorId)),
+      others: decision.choosable
+        ? []
+        : labelled(
+            speaker,
+            decision.factors.filter((id) => id !== factorId),
+          ),
       choosable: decision.choosable,
       reoffer: decision.reoffer,
     },
@@ -180,7 +239,17 @@ export async function submitFactor(ctx: Context, deps: InteractionDeps, details:
 }
 
 /** What a proof, a check or a return came to, as a page: the sign-in moves on, waits, or the step is shown with what went wrong. */
-async function answered(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, decision: Extract<Step, { type: 'step_up' }>, factorId: string, outcome: VerifyOutcome, trust: boolean): Promise<void> {
+async function answered(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  signIn: SignIn,
+  clientName: string | undefined,
+  decision: Extract<Step, { type: 'step_up' }>,
+  factorId: string,
+  outcome: VerifyOutcome,
+  trust: boolean,
+): Promise<void> {
   ctx.query = { ...ctx.query, factor: factorId };
   if (!outcome.ok && outcome.reason === 'pending') return ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
   if (!outcome.ok) {
@@ -192,7 +261,16 @@ async function answered(ctx: Context, deps: InteractionDeps, details: Interactio
 }
 
 /** A proof joins the sign-in's evidence; "don't ask again on this device" is honoured where the policy allows it. */
-async function proved(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, decision: Extract<Step, { type: 'step_up' }>, factorId: string, outcome: Extract<VerifyOutcome, { ok: true }>, trust: boolean): Promise<void> {
+async function proved(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  signIn: SignIn,
+  decision: Extract<Step, { type: 'step_up' }>,
+  factorId: string,
+  outcome: Extract<VerifyOutcome, { ok: true }>,
+  trust: boolean,
+): Promise<void> {
   addEvidence(signIn, outcome.evidence);
   if (outcome.notice) signIn.data.notice = outcome.notice;
   if (trust && decision.trustedDeviceAllowed && !deps.services.factors.registry.get(factorId)?.factor.recoveryOnly) {
@@ -205,7 +283,12 @@ async function proved(ctx: Context, deps: InteractionDeps, details: InteractionD
 }
 
 /** The step of `factorId` when the sign-in is at it: the sign-in and the decision, or undefined. */
-async function atStep(ctx: Context, deps: InteractionDeps, details: InteractionDetails, factorId: string): Promise<{ signIn: SignIn; decision: Extract<Step, { type: 'step_up' }> } | undefined> {
+async function atStep(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  factorId: string,
+): Promise<{ signIn: SignIn; decision: Extract<Step, { type: 'step_up' }> } | undefined> {
   const signIn = await currentSignIn(deps, details);
   if (!signIn) return undefined;
   const decision = await decisionFor(ctx, deps, details, signIn);
@@ -232,7 +315,8 @@ export async function checkFactor(ctx: Context, deps: InteractionDeps, details: 
   const trust = json ? ctx.query.trust === 'yes' : strings(await readForm(ctx)).trust === 'yes';
   const outcome = await deps.services.factors.check(factorId, signIn.account, signIn.state, auditContext(ctx, details), readKnownBrowser(ctx, deps));
   if (!json) return answered(ctx, deps, details, signIn, clientName, decision, factorId, outcome, trust);
-  if (!outcome.ok && outcome.reason === 'pending') return answerJson(ctx, { status: 'pending', ...(outcome.expiresAt ? { expiresAt: new Date(outcome.expiresAt).toISOString() } : {}) });
+  if (!outcome.ok && outcome.reason === 'pending')
+    return answerJson(ctx, { status: 'pending', ...(outcome.expiresAt ? { expiresAt: new Date(outcome.expiresAt).toISOString() } : {}) });
   if (!outcome.ok) return answerJson(ctx, { status: outcome.reason === 'expired' ? 'expired' : 'failed', next: stepPage });
   // Saved with the proof; the page the script goes to finishes the sign-in or shows the next step.
   await proved(ctx, deps, details, signIn, decision, factorId, outcome, trust);
@@ -249,7 +333,8 @@ function answerJson(ctx: Context, body: Record<string, unknown>): void {
 /** "Start again": the waiting challenge ends and a new one is begun when the page is shown. */
 export async function restartFactor(ctx: Context, deps: InteractionDeps, details: InteractionDetails): Promise<void> {
   const factorId = String(ctx.params.factor);
-  if (deps.services.factors.registry.get(factorId) && (await atStep(ctx, deps, details, factorId))) await deps.services.factors.restartChallenge(factorId, interactionState(deps, details));
+  if (deps.services.factors.registry.get(factorId) && (await atStep(ctx, deps, details, factorId)))
+    await deps.services.factors.restartChallenge(factorId, interactionState(deps, details));
   ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
 }
 
@@ -264,7 +349,14 @@ export async function returnToFactor(ctx: Context, deps: InteractionDeps, detail
   if (!at) return ctx.redirect(`/interaction/${details.uid}`);
   const request = await factorRequest(ctx, registered!.factor.routes!.return!.headers ?? []);
   if (!request.ok) return advance(ctx, deps, details, at.signIn, clientName, failureMessage(ctx, { ok: false, reason: 'invalid_input' }), 400);
-  const outcome = await deps.services.factors.handleReturn(factorId, at.signIn.account, at.signIn.state, request.request, auditContext(ctx, details), readKnownBrowser(ctx, deps));
+  const outcome = await deps.services.factors.handleReturn(
+    factorId,
+    at.signIn.account,
+    at.signIn.state,
+    request.request,
+    auditContext(ctx, details),
+    readKnownBrowser(ctx, deps),
+  );
   return answered(ctx, deps, details, at.signIn, clientName, at.decision, factorId, outcome, false);
 }
 
@@ -308,7 +400,15 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   }
   const input = strings(await readForm(ctx));
   if (input.action) return submitAction(ctx, deps, details, signIn, clientName, factorId, 'enroll', input);
-  const outcome = await engine.finishEnrollment(factorId, signIn.account, signIn.state, input, auditContext(ctx, details), readKnownBrowser(ctx, deps), speakerFor(ctx).lang);
+  const outcome = await engine.finishEnrollment(
+    factorId,
+    signIn.account,
+    signIn.state,
+    input,
+    auditContext(ctx, details),
+    readKnownBrowser(ctx, deps),
+    speakerFor(ctx).lang,
+  );
   if (!outcome.ok) {
     ctx.query = { ...ctx.query, factor: factorId };
     return advance(ctx, deps, details, signIn, clientName, failureMessage(ctx, outcome), outcome.reason === 'locked' ? 429 : 400);
@@ -319,8 +419,7 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
   if (offered) {
     delete signIn.data.offerFollowUp;
     delete signIn.data.recoveryOffer;
-  }
-  else {
+  } else {
     // After a first enrolment, the factor the registry offers next (backup codes), unless the account has it.
     const next = engine.registry.offeredAfterFirstEnrollment();
     if (next && next.factor.id !== factorId && !(await engine.store.list(signIn.account.id, next.factor.id)).length) signIn.data.offerFollowUp = next.factor.id;
@@ -333,8 +432,26 @@ export async function submitEnroll(ctx: Context, deps: InteractionDeps, details:
  * another, call instead): the factor acts, and the same step is shown again,
  * with what went wrong if it failed (a code not sent leaves nothing behind).
  */
-async function submitAction(ctx: Context, deps: InteractionDeps, details: InteractionDetails, signIn: SignIn, clientName: string | undefined, factorId: string, step: 'enroll' | 'challenge', input: Record<string, string>): Promise<void> {
-  const outcome = await deps.services.factors.act(factorId, step, signIn.account, signIn.state, input.action!, input, auditContext(ctx, details), speakerFor(ctx).lang);
+async function submitAction(
+  ctx: Context,
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  signIn: SignIn,
+  clientName: string | undefined,
+  factorId: string,
+  step: 'enroll' | 'challenge',
+  input: Record<string, string>,
+): Promise<void> {
+  const outcome = await deps.services.factors.act(
+    factorId,
+    step,
+    signIn.account,
+    signIn.state,
+    input.action!,
+    input,
+    auditContext(ctx, details),
+    speakerFor(ctx).lang,
+  );
   if (outcome.ok) return ctx.redirect(`/interaction/${details.uid}?factor=${encodeURIComponent(factorId)}`);
   if (outcome.retryAfterSeconds) ctx.set('Retry-After', String(outcome.retryAfterSeconds));
   ctx.query = { ...ctx.query, factor: factorId };

@@ -64,9 +64,9 @@ export async function currentSignIn(deps: InteractionDeps, details: InteractionD
   if (details.prompt.name === 'mfa' && details.session?.accountId) {
     const account = await findAccountById(deps.services.db, details.session.accountId);
     if (!account || account.disabled) return undefined;
-    const evidence =
-      (details.session.uid ? await loadSessionEvidence(deps.services.db, details.session.uid, account.id) : undefined) ??
-      [PASSWORD_EVIDENCE(epochSeconds(deps.services.clock))];
+    const evidence = (details.session.uid ? await loadSessionEvidence(deps.services.db, details.session.uid, account.id) : undefined) ?? [
+      PASSWORD_EVIDENCE(epochSeconds(deps.services.clock)),
+    ];
     return { state, account, data: { accountId: account.id, evidence, passwordSetAt: passwordStamp(account) }, stepUp: true };
   }
   return undefined;
@@ -82,7 +82,12 @@ export async function saveSignIn(signIn: SignIn, deps: InteractionDeps): Promise
 }
 
 /** `first`: the proof that identified the account (the password, or a first factor such as a passkey). */
-export async function startSignIn(deps: InteractionDeps, details: InteractionDetails, account: Account, first: Evidence = PASSWORD_EVIDENCE(epochSeconds(deps.services.clock))): Promise<SignIn> {
+export async function startSignIn(
+  deps: InteractionDeps,
+  details: InteractionDetails,
+  account: Account,
+  first: Evidence = PASSWORD_EVIDENCE(epochSeconds(deps.services.clock)),
+): Promise<SignIn> {
   const state = interactionState(deps, details);
   const signIn: SignIn = { state, account, data: { accountId: account.id, evidence: [first], passwordSetAt: passwordStamp(account) }, stepUp: false };
   await saveSignIn(signIn, deps);
@@ -114,14 +119,31 @@ export async function decisionFor(ctx: Context, deps: InteractionDeps, details: 
   const decision = decide(input);
   const requested = addFactorRequest(details.params);
   // The policy comes first: what it still demands (a proof, a required enrolment) is done before anything is added.
-  if (!requested || signIn.data.added || decision.type === 'step_up' || decision.type === 'unmet' || (decision.type === 'enroll' && !decision.optional)) return decision;
-  const plan = planAddFactor({ requested, enrolled: input.enrolled, allowed: allowedFactors(input), available: input.available, evidence: signIn.data.evidence, now, maxAge: deps.services.config.ADD_FACTOR_MAX_AUTH_AGE });
+  if (!requested || signIn.data.added || decision.type === 'step_up' || decision.type === 'unmet' || (decision.type === 'enroll' && !decision.optional))
+    return decision;
+  const plan = planAddFactor({
+    requested,
+    enrolled: input.enrolled,
+    allowed: allowedFactors(input),
+    available: input.available,
+    evidence: signIn.data.evidence,
+    now,
+    maxAge: deps.services.config.ADD_FACTOR_MAX_AUTH_AGE,
+  });
   const common = { level: decision.level, target: decision.level, trace: decision.trace };
   switch (plan.type) {
     case 'refused':
       return plan;
     case 'prove':
-      return { ...common, type: 'step_up', factors: plan.factors, optional: false, trustedDeviceAllowed: false, rule: 'adding a sign-in method: first prove one the account has', adding: true };
+      return {
+        ...common,
+        type: 'step_up',
+        factors: plan.factors,
+        optional: false,
+        trustedDeviceAllowed: false,
+        rule: 'adding a sign-in method: first prove one the account has',
+        adding: true,
+      };
     case 'enroll':
       return { ...common, type: 'enroll', factors: plan.factors, optional: false, rule: 'adding a sign-in method', adding: true };
   }

@@ -59,7 +59,8 @@ export function signUpRoutes(services: Services, provider: () => Provider): Rout
     if (!ctx.path.startsWith(SIGN_UP_PATH) || (ctx.path !== SIGN_UP_PATH && !ctx.path.startsWith(`${SIGN_UP_PATH}/`))) return next();
     const { t } = speakerFor(ctx);
     if (!services.config.SIGN_UP) return page(ctx, 'error', { title: t('signup.title'), message: t('signup.notFound') }, 404);
-    if (ctx.method === 'POST' && !sameOrigin(ctx, services.config.ISSUER)) return page(ctx, 'error', { title: t('signup.title'), message: t('signup.crossSite') }, 403);
+    if (ctx.method === 'POST' && !sameOrigin(ctx, services.config.ISSUER))
+      return page(ctx, 'error', { title: t('signup.title'), message: t('signup.crossSite') }, 403);
     await next();
   });
 
@@ -83,7 +84,8 @@ export function signUpRoutes(services: Services, provider: () => Provider): Rout
     const clientId = await signUpApp(services, provider, uid);
     if (!clientId) return notHere(ctx);
     const parsed = signUpForm.safeParse(body);
-    if (!parsed.success || !parsed.data.email || !parsed.data.password || !parsed.data.confirm) return showForm(ctx, { uid: uid!, email: parsed.data?.email, error: t('signup.incomplete') }, 400);
+    if (!parsed.success || !parsed.data.email || !parsed.data.password || !parsed.data.confirm)
+      return showForm(ctx, { uid: uid!, email: parsed.data?.email, error: t('signup.incomplete') }, 400);
     const { email, password, confirm } = parsed.data;
     if (password !== confirm) return showForm(ctx, { uid: uid!, email, error: t('password.rule.mismatch') }, 400);
     const outcome = await requestSignUp(services, { email, password }, context(ctx, clientId));
@@ -104,7 +106,12 @@ export function signUpRoutes(services: Services, provider: () => Provider): Rout
     const outcome = await resendVerification(services, login, context(ctx));
     if (!outcome.ok) {
       ctx.set('Retry-After', String(outcome.retryAfterSeconds));
-      return page(ctx, 'signup-pending', { title: t('signup.pendingTitle'), uid, email: login, error: t('signup.throttled', { minutes: minutesOf(outcome.retryAfterSeconds) }) }, 429);
+      return page(
+        ctx,
+        'signup-pending',
+        { title: t('signup.pendingTitle'), uid, email: login, error: t('signup.throttled', { minutes: minutesOf(outcome.retryAfterSeconds) }) },
+        429,
+      );
     }
     page(ctx, 'signup-pending', { title: t('signup.pendingTitle'), uid, email: login, resent: true });
   });
@@ -125,7 +132,12 @@ export function signUpRoutes(services: Services, provider: () => Provider): Rout
     if (!outcome.ok && outcome.reason === 'password') {
       const link = await inspectVerifyLink(services, token);
       if (!link.ok) return showBrokenLink(ctx, link.reason);
-      return page(ctx, 'signup-verify', { title: t('signup.verifyTitle'), token, email: link.account.email ?? link.account.username, error: t('signup.wrongPassword') }, 400);
+      return page(
+        ctx,
+        'signup-verify',
+        { title: t('signup.verifyTitle'), token, email: link.account.email ?? link.account.username, error: t('signup.wrongPassword') },
+        400,
+      );
     }
     if (!outcome.ok) return showBrokenLink(ctx, outcome.reason);
     page(ctx, 'signup-verify', { title: speakerFor(ctx).t('signup.verifiedTitle'), done: true });

@@ -54,7 +54,10 @@ export function loadTheme(dir: string, pages: readonly string[], factorViews: Re
   if (!fs.existsSync(root)) throw new ThemeError(`${root} does not exist`);
   if (!isDirectory(root)) throw new ThemeError(`${root} is not a folder`);
   const theme: Theme = { views: new Map(), partials: new Map(), assets: {}, links: {}, messages: new Map() };
-  const expected = `expected layout.hbs, one of ${pages.filter((p) => p !== 'layout').map((p) => `${p}.hbs`).join(', ')}, factors/<factor id>/<view>.hbs, ${STYLESHEET}, ${Object.keys(LOGOS).join(' or ')}`;
+  const expected = `expected layout.hbs, one of ${pages
+    .filter((p) => p !== 'layout')
+    .map((p) => `${p}.hbs`)
+    .join(', ')}, factors/<factor id>/<view>.hbs, ${STYLESHEET}, ${Object.keys(LOGOS).join(' or ')}`;
 
   for (const name of visible(root)) {
     const full = path.join(root, name);
@@ -87,7 +90,10 @@ function readFactorViews(dir: string, factorViews: Record<string, string>, theme
     const viewsDir = Object.hasOwn(factorViews, id) ? factorViews[id] : undefined;
     if (!viewsDir) throw new ThemeError(`${full} matches no factor (known: ${Object.keys(factorViews).join(', ')})`);
     if (!isDirectory(full)) throw new ThemeError(`${full} should be a folder of that factor's views`);
-    const known = fs.readdirSync(viewsDir).filter((f) => f.endsWith('.hbs')).sort();
+    const known = fs
+      .readdirSync(viewsDir)
+      .filter((f) => f.endsWith('.hbs'))
+      .sort();
     for (const file of visible(full)) {
       if (!THEME_EXTENSIONS.has(path.extname(file))) continue;
       const template = path.join(full, file);
@@ -152,7 +158,10 @@ function outputsRaw(node: unknown, name: string): boolean {
 
 /** Entries of a folder without hidden ones (editor files; Kubernetes' `..data` links in a mounted ConfigMap). */
 function visible(dir: string): string[] {
-  return fs.readdirSync(dir).filter((name) => !name.startsWith('.')).sort();
+  return fs
+    .readdirSync(dir)
+    .filter((name) => !name.startsWith('.'))
+    .sort();
 }
 
 function isDirectory(p: string): boolean {

@@ -35,7 +35,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     on conflict (client_id) do nothing`.execute(db);
 
   await sql`create index oidc_payloads_session_account on oidc_payloads (jsonb_extract_path_text(payload, 'accountId')) where kind = 'Session'`.execute(db);
-  await sql`create index oidc_payloads_account_center_sid on oidc_payloads (jsonb_extract_path_text(payload, 'authorizations', ${sql.lit(CLIENT_ID)}, 'sid')) where kind = 'Session'`.execute(db);
+  await sql`create index oidc_payloads_account_center_sid on oidc_payloads (jsonb_extract_path_text(payload, 'authorizations', ${sql.lit(CLIENT_ID)}, 'sid')) where kind = 'Session'`.execute(
+    db,
+  );
   await db.schema.alterTable('session_evidence').addColumn('ip', 'text').addColumn('user_agent', 'text').execute();
 }
 

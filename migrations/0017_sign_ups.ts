@@ -7,7 +7,10 @@ import { sql, type Kysely } from 'kysely';
  * of their tokens, spent once by a conditional UPDATE, like password_resets.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('accounts').addColumn('sign_up_pending', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
+  await db.schema
+    .alterTable('accounts')
+    .addColumn('sign_up_pending', 'boolean', (c) => c.notNull().defaultTo(false))
+    .execute();
   await db.schema
     .createTable('email_verifications')
     .addColumn('id', 'text', (c) => c.primaryKey())

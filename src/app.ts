@@ -59,7 +59,8 @@ export function buildApp(services: Services, holder: ProviderHolder): AppHandle 
 
   const health = healthRoutes(services.db, () => shuttingDown);
   app.use(health.routes());
-  if (metrics && services.config.METRICS === 'token' && services.config.metricsToken) app.use(metricsRoute(fromRegistry(metrics.registry), services.config.metricsToken));
+  if (metrics && services.config.METRICS === 'token' && services.config.metricsToken)
+    app.use(metricsRoute(fromRegistry(metrics.registry), services.config.metricsToken));
   // Factors' browser files (WebAuthn's client library from node_modules) first: the asset folder answers 404 for names it lacks.
   app.use(extraAsset(services.factors.registry.assets()).routes());
   const assets = assetRoutes([ASSETS_DIR], pages.assets);
@@ -112,7 +113,12 @@ function loadPages(services: Services): { views: Views; assets: Record<string, s
     const { catalogue } = services;
     pages = providerViews(catalogue, config.THEME_DIR, factorViews, brand.page);
     if (!catalogue.offers(config.DEFAULT_LANGUAGE)) {
-      throw new CatalogueError(`DEFAULT_LANGUAGE ${config.DEFAULT_LANGUAGE} is not a language Twofold has (${catalogue.languages().filter((l) => catalogue.offers(l) && l !== config.DEFAULT_LANGUAGE).join(', ')}); add messages/${config.DEFAULT_LANGUAGE}.json to THEME_DIR`);
+      throw new CatalogueError(
+        `DEFAULT_LANGUAGE ${config.DEFAULT_LANGUAGE} is not a language Twofold has (${catalogue
+          .languages()
+          .filter((l) => catalogue.offers(l) && l !== config.DEFAULT_LANGUAGE)
+          .join(', ')}); add messages/${config.DEFAULT_LANGUAGE}.json to THEME_DIR`,
+      );
     }
   } catch (err) {
     if (err instanceof ThemeError) throw new StartupError(`THEME_DIR: ${err.message}`);

@@ -134,11 +134,7 @@ async function loadRegistry(config: Config, extra: Factor<any>[]): Promise<Facto
   // A built-in factor left out of FACTORS keeps its settings for when it is listed again; any other id is a typo.
   const settings = Object.fromEntries(Object.entries(config.FACTOR_SETTINGS).filter(([id]) => listed.has(id) || !builtIn.has(id)));
   try {
-    return new FactorRegistry(
-      [...loaded.map((l) => l.factor), ...extra],
-      settings,
-      { channels: deliveryChannels(config) },
-    );
+    return new FactorRegistry([...loaded.map((l) => l.factor), ...extra], settings, { channels: deliveryChannels(config) });
   } catch (err) {
     if (!(err instanceof FactorRegistryError)) throw err;
     if (err.settings) throw new StartupError(`FACTOR_SETTINGS: ${err.message}`);

@@ -44,7 +44,8 @@ const integerIn = (min: number, max: number, message: string) =>
     return z.NEVER;
   });
 
-const int = (min: number, max: number) => integerIn(min, max, `expected an integer from ${min} to ${max}`).meta({ format: 'integer', minimum: min, maximum: max });
+const int = (min: number, max: number) =>
+  integerIn(min, max, `expected an integer from ${min} to ${max}`).meta({ format: 'integer', minimum: min, maximum: max });
 
 /** An absolute http:// or https:// URL. */
 const httpUrl = (what = 'an http:// or https:// URL') => z.url({ protocol: /^https?$/, error: `expected ${what}` });
@@ -57,7 +58,8 @@ const list = (item: z.ZodType<string, string>) =>
     .pipe(z.array(item));
 
 /** Seconds, as an integer. */
-const seconds = (min: number, max: number) => integerIn(min, max, `expected whole seconds from ${min} to ${max}`).meta({ format: 'seconds', minimum: min, maximum: max });
+const seconds = (min: number, max: number) =>
+  integerIn(min, max, `expected whole seconds from ${min} to ${max}`).meta({ format: 'seconds', minimum: min, maximum: max });
 
 /** A product name: one line; no colon, since authenticator apps split their label (`issuer:account`) at the first one. */
 const brandName = z
@@ -72,7 +74,10 @@ const hexColor = z.unknown().transform((v, ctx): Hex => {
   const hex = typeof v === 'string' ? parseHex(v) : undefined;
   if (hex) return hex;
   // YAML reads an unquoted `#1f6feb` as a comment, leaving the key empty.
-  ctx.addIssue({ code: 'custom', message: v === null ? 'expected a colour as #rrggbb or #rgb (quote it in YAML: "#1f6feb")' : 'expected a colour as #rrggbb or #rgb' });
+  ctx.addIssue({
+    code: 'custom',
+    message: v === null ? 'expected a colour as #rrggbb or #rgb (quote it in YAML: "#1f6feb")' : 'expected a colour as #rrggbb or #rgb',
+  });
   return z.NEVER;
 });
 
@@ -115,7 +120,12 @@ function readAcrTable(value: Record<string, unknown> | string): Record<string, 1
 
 const resourceServersSchema = z.record(
   z.url(),
-  z.object({ scope: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/), accessTokenTTL: z.number().int().min(60).max(86400).optional() }).strict(),
+  z
+    .object({
+      scope: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/),
+      accessTokenTTL: z.number().int().min(60).max(86400).optional(),
+    })
+    .strict(),
 );
 
 /*
@@ -133,7 +143,10 @@ export const configSchema = z
     PORT: int(1, 65535).default(3000).meta({ description: 'TCP port to listen on.' }),
     HOST: z.string().default('').meta({ format: 'a host name or address', description: 'Interface to bind; empty means every interface, IPv4 and IPv6.' }),
     ISSUER: httpUrl('an http:// or https:// URL such as https://id.example.com')
-      .refine((u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'), 'expected a URL without a trailing slash, query or fragment, such as https://id.example.com')
+      .refine(
+        (u) => !u.endsWith('/') && !u.includes('?') && !u.includes('#'),
+        'expected a URL without a trailing slash, query or fragment, such as https://id.example.com',
+      )
       .optional()
       .meta({
         format: '`http://` or `https://` URL, no trailing slash, query or fragment',
@@ -144,16 +157,17 @@ export const configSchema = z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL')
       .optional()
-      .meta({ format: '`postgres://` or `postgresql://` URL', secret: true, description: 'The PostgreSQL database. Unset: embedded PGlite in `DATA_DIR/pgdata`.' }),
-    DATABASE_POOL_SIZE: int(1, 200).default(10).meta({ description: 'Maximum connections in the PostgreSQL pool.' }),
-    DATA_DIR: z
-      .string()
-      .min(1)
-      .default('./data')
       .meta({
-        format: 'a folder',
-        description: "Folder for PGlite's files, the generated development secret key (`secret.key`), the data-folder lock and the admin socket (`twofold.sock`).",
+        format: '`postgres://` or `postgresql://` URL',
+        secret: true,
+        description: 'The PostgreSQL database. Unset: embedded PGlite in `DATA_DIR/pgdata`.',
       }),
+    DATABASE_POOL_SIZE: int(1, 200).default(10).meta({ description: 'Maximum connections in the PostgreSQL pool.' }),
+    DATA_DIR: z.string().min(1).default('./data').meta({
+      format: 'a folder',
+      description:
+        "Folder for PGlite's files, the generated development secret key (`secret.key`), the data-folder lock and the admin socket (`twofold.sock`).",
+    }),
     SECRET_KEY: z
       .string()
       .refine((v) => decodeKey(v) !== undefined, '32 bytes as 64 hex characters or base64')
@@ -165,27 +179,23 @@ export const configSchema = z
         description:
           'Encrypts secrets at rest and keys the hashes tokens, codes and session ids are stored under. In development it is generated once into `DATA_DIR/secret.key`; required in production (or `SECRET_KEY_FILE`). Changing it makes the stored keys and secrets unreadable and ends every session and token.',
       }),
-    SECRET_KEY_FILE: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({
-        format: 'a file',
-        description:
-          'A file holding `SECRET_KEY` instead (same format, surrounding whitespace ignored), so the key stays out of the environment and out of `DATA_DIR`: a Kubernetes or Docker secret, a systemd credential (see [SECRET_KEY_FILE](running.md#keeping-the-key-out-of-the-environment-secret_key_file)). Set this or `SECRET_KEY`, not both. Refused when others can read it or others than its owner can write it (`chmod 600`, `400` or `640`; a Kubernetes secret: `defaultMode: 0400`), and in production when it lies inside `DATA_DIR` (a backup of the folder would carry the key with what it protects).',
-      }),
+    SECRET_KEY_FILE: z.string().min(1).optional().meta({
+      format: 'a file',
+      description:
+        'A file holding `SECRET_KEY` instead (same format, surrounding whitespace ignored), so the key stays out of the environment and out of `DATA_DIR`: a Kubernetes or Docker secret, a systemd credential (see [SECRET_KEY_FILE](running.md#keeping-the-key-out-of-the-environment-secret_key_file)). Set this or `SECRET_KEY`, not both. Refused when others can read it or others than its owner can write it (`chmod 600`, `400` or `640`; a Kubernetes secret: `defaultMode: 0400`), and in production when it lies inside `DATA_DIR` (a backup of the folder would carry the key with what it protects).',
+    }),
     TRUST_PROXY: bool.default(false).meta({
       description:
         'Trust `X-Forwarded-Proto` and `X-Forwarded-For` from a TLS-terminating proxy (for HSTS and the client address). Off: forwarded headers are ignored. `X-Forwarded-Host` is never read: every public URL comes from `ISSUER`. See [Operations](running.md#behind-a-tls-proxy).',
     }),
-    PKCE_REQUIRED: z.enum(['all', 'public']).default('all').meta({ description: '`all` (OAuth 2.1): every client must use PKCE (S256). `public`: only clients without a secret.' }),
-    MFA: z
-      .enum(['off', 'optional', 'required'])
-      .default('optional')
-      .meta({
-        description:
-          'The second factor: the global mode until a global policy document is stored (`twofold policy set`), which then wins. `off`: a second factor only when the app asks for it. `optional`: for accounts that enrolled one. `required`: for everyone; accounts without one enrol at sign-in.',
-      }),
+    PKCE_REQUIRED: z
+      .enum(['all', 'public'])
+      .default('all')
+      .meta({ description: '`all` (OAuth 2.1): every client must use PKCE (S256). `public`: only clients without a secret.' }),
+    MFA: z.enum(['off', 'optional', 'required']).default('optional').meta({
+      description:
+        'The second factor: the global mode until a global policy document is stored (`twofold policy set`), which then wins. `off`: a second factor only when the app asks for it. `optional`: for accounts that enrolled one. `required`: for everyone; accounts without one enrol at sign-in.',
+    }),
     FACTORS: list(z.string())
       .refine((entries) => new Set(entries).size === entries.length, { message: 'each factor is listed once' })
       .default([...BUILT_IN_FACTOR_IDS])
@@ -193,7 +203,7 @@ export const configSchema = z
         format: 'a comma-separated list (a list in a config file)',
         defaultText: `every built-in factor: \`${BUILT_IN_FACTOR_IDS.join(',')}\``,
         description:
-          'The second factors that run, in the order the pages list them. Each is a built-in factor\'s id (see [The built-in factors](factors.md)) or a module whose default export is a factor: a path beginning with `./`, `../` or `/` (relative to the working directory, like every path here), or the name of an npm package installed in Twofold\'s folder (see [Naming a factor in FACTORS](writing-a-factor.md#naming-a-factor-in-factors)). They load at start; one that cannot be loaded stops the start, naming the entry. A factor left out is neither offered nor accepted (its users\' credentials stay stored, unused). A listed factor that cannot work here (codes with no channel to send them) is off: the start-up log says which factors are on, and why the others are off. See [Choosing the factors](factors.md#choosing-the-factors).',
+          "The second factors that run, in the order the pages list them. Each is a built-in factor's id (see [The built-in factors](factors.md)) or a module whose default export is a factor: a path beginning with `./`, `../` or `/` (relative to the working directory, like every path here), or the name of an npm package installed in Twofold's folder (see [Naming a factor in FACTORS](writing-a-factor.md#naming-a-factor-in-factors)). They load at start; one that cannot be loaded stops the start, naming the entry. A factor left out is neither offered nor accepted (its users' credentials stay stored, unused). A listed factor that cannot work here (codes with no channel to send them) is off: the start-up log says which factors are on, and why the others are off. See [Choosing the factors](factors.md#choosing-the-factors).",
       }),
     FACTOR_SETTINGS: z
       .unknown()
@@ -260,15 +270,20 @@ export const configSchema = z
     WEBAUTHN_RP_ID: z
       .string()
       .toLowerCase()
-      .regex(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a host name such as example.com (no scheme, port or path)')
+      .regex(
+        /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/,
+        'a host name such as example.com (no scheme, port or path)',
+      )
       .optional()
       .meta({
         format: 'a host name (no scheme, port or path), not an IP address',
         defaultText: "the issuer's host",
         description:
-          'The WebAuthn relying party ID: the issuer\'s host or a registrable suffix of it (`example.com` for `https://id.example.com`, so keys also work on other hosts of the domain). Every registered key is bound to it: changing it makes them all unusable.',
+          "The WebAuthn relying party ID: the issuer's host or a registrable suffix of it (`example.com` for `https://id.example.com`, so keys also work on other hosts of the domain). Every registered key is bound to it: changing it makes them all unusable.",
       }),
-    WEBAUTHN_ORIGINS: list(httpUrl('http:// or https:// origins').refine((u) => URL.canParse(u) && new URL(u).origin === u, 'an origin (scheme://host[:port], nothing after)'))
+    WEBAUTHN_ORIGINS: list(
+      httpUrl('http:// or https:// origins').refine((u) => URL.canParse(u) && new URL(u).origin === u, 'an origin (scheme://host[:port], nothing after)'),
+    )
       .optional()
       .meta({
         format: 'origins (`scheme://host[:port]`), comma-separated (a list in a config file)',
@@ -276,28 +291,25 @@ export const configSchema = z
         description:
           "Origins a WebAuthn answer may come from, each on the RP ID's host or below it, `https` (or `http://localhost`), and including the issuer's origin (the sign-in pages are served there).",
       }),
-    WEBAUTHN_ATTESTATION: z
-      .enum(['none', 'required'])
-      .default('none')
-      .meta({
-        description:
-          '`none`: any authenticator may register (no attestation asked). `required`: only authenticators whose attestation certificate chain leads to `WEBAUTHN_ATTESTATION_ROOTS`; no attestation and self attestation are refused.',
-      }),
-    WEBAUTHN_AAGUIDS: list(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8'))
+    WEBAUTHN_ATTESTATION: z.enum(['none', 'required']).default('none').meta({
+      description:
+        '`none`: any authenticator may register (no attestation asked). `required`: only authenticators whose attestation certificate chain leads to `WEBAUTHN_ATTESTATION_ROOTS`; no attestation and self attestation are refused.',
+    }),
+    WEBAUTHN_AAGUIDS: list(
+      z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8'),
+    )
       .default([])
       .meta({
         format: 'AAGUIDs such as `cb69481e-8ff7-4039-93ec-0a2729a154a8`, comma-separated (a list in a config file)',
         defaultText: '(any)',
-        description: 'Authenticator models (AAGUIDs) allowed to register; empty allows any. Needs `WEBAUTHN_ATTESTATION=required`: without a verified attestation an AAGUID is whatever the authenticator claims.',
+        description:
+          'Authenticator models (AAGUIDs) allowed to register; empty allows any. Needs `WEBAUTHN_ATTESTATION=required`: without a verified attestation an AAGUID is whatever the authenticator claims.',
       }),
-    WEBAUTHN_ATTESTATION_ROOTS: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({
-        format: 'a PEM file',
-        description: "Trust anchors (the authenticator vendors' attestation roots, e.g. from the FIDO Metadata Service). Required with `WEBAUTHN_ATTESTATION=required`.",
-      }),
+    WEBAUTHN_ATTESTATION_ROOTS: z.string().min(1).optional().meta({
+      format: 'a PEM file',
+      description:
+        "Trust anchors (the authenticator vendors' attestation roots, e.g. from the FIDO Metadata Service). Required with `WEBAUTHN_ATTESTATION=required`.",
+    }),
     SMTP_URL: z
       .string()
       .regex(/^smtps?:\/\/[^\s]+$/, 'an smtp:// or smtps:// URL')
@@ -319,46 +331,33 @@ export const configSchema = z
         defaultText: '`"<BRAND_NAME>" <no-reply@<issuer host>>`',
         description: 'The From of emailed codes, e.g. `Example ID <no-reply@example.com>`.',
       }),
-    EMAIL_CODES: z
-      .enum(['auto', 'on', 'off'])
-      .default('auto')
-      .meta({
-        description:
-          'Whether codes are emailed. `auto`: when `SMTP_URL` is set. `on`: yes; without `SMTP_URL` the codes are written to the log (development only: production refuses to start). `off`: no, and the factors that email codes are off.',
-      }),
-    SMS_WEBHOOK_URL: httpUrl()
-      .optional()
-      .meta({
-        format: '`http://` or `https://` URL (`https://` in production)',
-        description: 'Your SMS/voice gateway (see [The SMS webhook](factors.md#the-sms-webhook)). Setting it (with the secret) gives the factors that text or call a channel; without it they are off.',
-      }),
-    SMS_WEBHOOK_SECRET: z
-      .string()
-      .min(32, 'at least 32 characters (e.g. `openssl rand -hex 32`)')
-      .optional()
-      .meta({
-        format: 'at least 32 characters (`openssl rand -hex 32`)',
-        secret: true,
-        description: 'Key of the `Twofold-Signature` HMAC-SHA256 on every webhook request. Required with `SMS_WEBHOOK_URL`.',
-      }),
-    SMS_WEBHOOK_TIMEOUT: seconds(1, 60).default(10).meta({ description: 'Seconds to wait for the gateway before telling the user the message could not be sent.' }),
-    MESSAGE_TEMPLATES_DIR: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({
-        format: 'a folder',
-        description: 'A folder of templates (`code-email.*.hbs`, `code-sms.hbs`, `code-voice.hbs`) that replace the built-in messages by file name (see [Message templates](factors.md#message-templates)).',
-      }),
-    THEME_DIR: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({
-        format: 'a folder',
-        description:
-          'A folder whose `layout.hbs`, page views (`login.hbs`, …), `factors/<id>/<view>.hbs`, `theme.css` and `logo.svg`/`logo.png` restyle the sign-in pages, and whose `messages/<language>.json` replace texts or add a language; checked at start (see [Themes](running.md#themes)). Its logo wins over `BRAND_LOGO`, and `theme.css` over the `BRAND_COLOR` variables.',
-      }),
+    EMAIL_CODES: z.enum(['auto', 'on', 'off']).default('auto').meta({
+      description:
+        'Whether codes are emailed. `auto`: when `SMTP_URL` is set. `on`: yes; without `SMTP_URL` the codes are written to the log (development only: production refuses to start). `off`: no, and the factors that email codes are off.',
+    }),
+    SMS_WEBHOOK_URL: httpUrl().optional().meta({
+      format: '`http://` or `https://` URL (`https://` in production)',
+      description:
+        'Your SMS/voice gateway (see [The SMS webhook](factors.md#the-sms-webhook)). Setting it (with the secret) gives the factors that text or call a channel; without it they are off.',
+    }),
+    SMS_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters (e.g. `openssl rand -hex 32`)').optional().meta({
+      format: 'at least 32 characters (`openssl rand -hex 32`)',
+      secret: true,
+      description: 'Key of the `Twofold-Signature` HMAC-SHA256 on every webhook request. Required with `SMS_WEBHOOK_URL`.',
+    }),
+    SMS_WEBHOOK_TIMEOUT: seconds(1, 60)
+      .default(10)
+      .meta({ description: 'Seconds to wait for the gateway before telling the user the message could not be sent.' }),
+    MESSAGE_TEMPLATES_DIR: z.string().min(1).optional().meta({
+      format: 'a folder',
+      description:
+        'A folder of templates (`code-email.*.hbs`, `code-sms.hbs`, `code-voice.hbs`) that replace the built-in messages by file name (see [Message templates](factors.md#message-templates)).',
+    }),
+    THEME_DIR: z.string().min(1).optional().meta({
+      format: 'a folder',
+      description:
+        'A folder whose `layout.hbs`, page views (`login.hbs`, …), `factors/<id>/<view>.hbs`, `theme.css` and `logo.svg`/`logo.png` restyle the sign-in pages, and whose `messages/<language>.json` replace texts or add a language; checked at start (see [Themes](running.md#themes)). Its logo wins over `BRAND_LOGO`, and `theme.css` over the `BRAND_COLOR` variables.',
+    }),
     BRAND_NAME: brandName.optional().meta({
       format: '1–64 characters, no colon',
       defaultText: '`Twofold`',
@@ -369,27 +368,23 @@ export const configSchema = z
       format: '1–64 characters, no colon',
       description: 'The older name of `BRAND_NAME`, still read. Setting both to different names is refused.',
     }),
-    BRAND_LOGO: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({
-        format: 'an `.svg` or `.png` file (at most 1 MiB)',
-        description:
-          "The logo in every page's header, served from this origin (`/assets/brand-logo.svg` or `.png`, the link carrying a hash of the file). Read at start; a missing or unreadable file, or one that is not the image its name says, stops the start. A theme's own `logo.svg`/`logo.png` wins over it.",
-      }),
+    BRAND_LOGO: z.string().min(1).optional().meta({
+      format: 'an `.svg` or `.png` file (at most 1 MiB)',
+      description:
+        "The logo in every page's header, served from this origin (`/assets/brand-logo.svg` or `.png`, the link carrying a hash of the file). Read at start; a missing or unreadable file, or one that is not the image its name says, stops the start. A theme's own `logo.svg`/`logo.png` wins over it.",
+    }),
     BRAND_COLOR: hexColor.optional().meta({
       format: '`#rrggbb` or `#rgb` (quoted in YAML)',
       defaultText: '`#3b5bdb`',
       description:
-        'The primary colour (links, buttons, the name in the header) in the light scheme. Must read at WCAG AA (4.5:1) on the pages\' white card, or the start stops with the measured ratio and the nearest shade that passes. The text on buttons of this colour is black or white, whichever reads better.',
+        "The primary colour (links, buttons, the name in the header) in the light scheme. Must read at WCAG AA (4.5:1) on the pages' white card, or the start stops with the measured ratio and the nearest shade that passes. The text on buttons of this colour is black or white, whichever reads better.",
     }),
     BRAND_COLOR_DARK: hexColor.optional().meta({
       format: '`#rrggbb` or `#rgb` (quoted in YAML)',
       defaultText: '`#8ea2ff`; with `BRAND_COLOR`, that colour lightened where needed',
       description:
         'The primary colour in the dark scheme, checked the same way on the dark card (`#1d2026`). Unset: `BRAND_COLOR` where it reads at 4.5:1 there, else its nearest lighter shade that does. Needs `BRAND_COLOR`.',
-      }),
+    }),
     DEFAULT_LANGUAGE: z
       .string()
       .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'a language tag such as en or de')
@@ -397,7 +392,7 @@ export const configSchema = z
       .meta({
         format: 'a language tag',
         description:
-          'The pages\' language when neither the app\'s `ui_locales` nor the browser\'s `Accept-Language` names one Twofold has: `en`, `de`, or a language the theme adds (`messages/<language>.json` in THEME_DIR).',
+          "The pages' language when neither the app's `ui_locales` nor the browser's `Accept-Language` names one Twofold has: `en`, `de`, or a language the theme adds (`messages/<language>.json` in THEME_DIR).",
       }),
     PSEUDO_LANGUAGE: bool.default(false).meta({
       description:
@@ -419,34 +414,37 @@ export const configSchema = z
     HASH_CONCURRENCY: int(1, 256)
       .default(Math.max(1, os.availableParallelism()))
       .meta({ defaultText: 'the number of CPU cores', description: "Password hashes computed at once, on libuv's thread pool, off the event loop." }),
-    HASH_QUEUE_LIMIT: int(0, 100000).default(64).meta({ description: 'Hashes allowed to wait for a slot; beyond that the provider answers 503 with `Retry-After`.' }),
-    WORKERS: int(1, 64)
-      .default(1)
-      .meta({
-        description:
-          'Provider processes sharing the port (node:cluster). More than 1 needs `DATABASE_URL`; the default `HASH_CONCURRENCY` is then shared among them. On a 2-core machine it does not pay (see [Benchmarks](benchmarks.md)).',
-      }),
-    SHUTDOWN_TIMEOUT: seconds(1, 600)
-      .default(10)
-      .meta({
-        description:
-          'Hard deadline for a graceful stop, from the first SIGTERM/SIGINT: requests in flight get 80 % of it (new connections are refused at once), then open connections are cut and the database closed; when the time is up the process exits (status 1) whatever is still running. A second signal exits at once. See [Shutdown](running.md#shutdown).',
-      }),
+    HASH_QUEUE_LIMIT: int(0, 100000)
+      .default(64)
+      .meta({ description: 'Hashes allowed to wait for a slot; beyond that the provider answers 503 with `Retry-After`.' }),
+    WORKERS: int(1, 64).default(1).meta({
+      description:
+        'Provider processes sharing the port (node:cluster). More than 1 needs `DATABASE_URL`; the default `HASH_CONCURRENCY` is then shared among them. On a 2-core machine it does not pay (see [Benchmarks](benchmarks.md)).',
+    }),
+    SHUTDOWN_TIMEOUT: seconds(1, 600).default(10).meta({
+      description:
+        'Hard deadline for a graceful stop, from the first SIGTERM/SIGINT: requests in flight get 80 % of it (new connections are refused at once), then open connections are cut and the database closed; when the time is up the process exits (status 1) whatever is still running. A second signal exits at once. See [Shutdown](running.md#shutdown).',
+    }),
     ACCESS_TOKEN_TTL: seconds(60, 86400).default(3600).meta({ description: 'Access token lifetime.' }),
     ID_TOKEN_TTL: seconds(60, 86400).default(3600).meta({ description: 'ID token lifetime.' }),
     AUTHORIZATION_CODE_TTL: seconds(10, 600).default(60).meta({ description: 'Authorization code lifetime.' }),
-    REFRESH_TOKEN_TTL: seconds(300, 365 * 86400).default(14 * 86400).meta({ description: 'Refresh token lifetime.' }),
-    SESSION_TTL: seconds(300, 365 * 86400).default(14 * 86400).meta({ description: 'Provider session lifetime.' }),
+    REFRESH_TOKEN_TTL: seconds(300, 365 * 86400)
+      .default(14 * 86400)
+      .meta({ description: 'Refresh token lifetime.' }),
+    SESSION_TTL: seconds(300, 365 * 86400)
+      .default(14 * 86400)
+      .meta({ description: 'Provider session lifetime.' }),
     INTERACTION_TTL: seconds(60, 86400).default(3600).meta({ description: "How long a sign-in may take, from the app's request to the answer." }),
     ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600)
       .default(300)
-      .meta({ description: "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old." }),
-    ACCOUNT_FRESH_PROOF: seconds(30, 3600)
-      .default(300)
       .meta({
         description:
-          'The account center (`/account`) makes a sensitive change (adding or removing a sign-in method, new backup codes, signing out everywhere, a new password) only within this many seconds of a proof of the password and, when the account has one, a second factor; an older one is asked again through the sign-in pages (`max_age`). See [The account center](account-center.md).',
+          "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old.",
       }),
+    ACCOUNT_FRESH_PROOF: seconds(30, 3600).default(300).meta({
+      description:
+        'The account center (`/account`) makes a sensitive change (adding or removing a sign-in method, new backup codes, signing out everywhere, a new password) only within this many seconds of a proof of the password and, when the account has one, a second factor; an older one is asked again through the sign-in pages (`max_age`). See [The account center](account-center.md).',
+    }),
     GRANT_TTL: seconds(300, 365 * 86400)
       .default(14 * 86400)
       .meta({
@@ -484,41 +482,40 @@ export const configSchema = z
       .meta({ description: 'Attempts to deliver one logout notice before it is given up, logged and audited (`backchannel_logout.failed`).' }),
     BACKCHANNEL_LOGOUT_BACKOFF: seconds(1, 3600)
       .default(30)
-      .meta({ description: 'Seconds before the first retry of a failed logout notice; each further retry waits four times longer (30 s, 2 min, 8 min, 32 min with the defaults).' }),
+      .meta({
+        description:
+          'Seconds before the first retry of a failed logout notice; each further retry waits four times longer (30 s, 2 min, 8 min, 32 min with the defaults).',
+      }),
     PURGE_INTERVAL: seconds(0, 86400).default(600).meta({ description: 'How often expired provider rows (codes, sessions, tokens) are deleted; 0 disables.' }),
     CLI_BUSY_WAIT: seconds(1, 600)
       .default(30)
-      .meta({ description: 'How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run, before it gives up.' }),
-    METRICS: z
-      .enum(['off', 'token', 'listener'])
-      .default('off')
       .meta({
         description:
-          'Prometheus metrics at `/metrics` (see [Metrics](running.md#metrics)). `off`: not served. `token`: on the main listener, for `Authorization: Bearer <METRICS_TOKEN>` only (401 otherwise). `listener`: on a listener of its own (`METRICS_HOST`:`METRICS_PORT`), which also asks for the token when one is set. With `WORKERS` > 1 only `listener` is accepted: the cluster primary serves every worker\'s metrics summed.',
+          'How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run, before it gives up.',
       }),
-    METRICS_TOKEN: z
-      .string()
-      .min(16, 'expected at least 16 characters (e.g. `openssl rand -hex 32`)')
-      .optional()
-      .meta({
-        format: 'at least 16 characters (`openssl rand -hex 32`)',
-        secret: true,
-        description: 'The bearer token a scrape must send; compared in constant time. Required with `METRICS=token`.',
-      }),
+    METRICS: z.enum(['off', 'token', 'listener']).default('off').meta({
+      description:
+        "Prometheus metrics at `/metrics` (see [Metrics](running.md#metrics)). `off`: not served. `token`: on the main listener, for `Authorization: Bearer <METRICS_TOKEN>` only (401 otherwise). `listener`: on a listener of its own (`METRICS_HOST`:`METRICS_PORT`), which also asks for the token when one is set. With `WORKERS` > 1 only `listener` is accepted: the cluster primary serves every worker's metrics summed.",
+    }),
+    METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters (e.g. `openssl rand -hex 32`)').optional().meta({
+      format: 'at least 16 characters (`openssl rand -hex 32`)',
+      secret: true,
+      description: 'The bearer token a scrape must send; compared in constant time. Required with `METRICS=token`.',
+    }),
     METRICS_TOKEN_FILE: z
       .string()
       .min(1)
       .optional()
-      .meta({ format: 'a file', description: 'A file holding `METRICS_TOKEN` (surrounding whitespace ignored), to keep it out of the environment; exactly one of the two.' }),
-    METRICS_PORT: int(0, 65535).default(9464).meta({ description: 'Port of the metrics listener (`METRICS=listener`); 0 picks a free one.' }),
-    METRICS_HOST: z
-      .string()
-      .default('127.0.0.1')
       .meta({
-        format: 'an interface address',
-        description:
-          'Interface of the metrics listener: loopback by default, so only the host (or a sidecar) can scrape; set `0.0.0.0` or empty for every interface only on a network you trust, or with a token.',
+        format: 'a file',
+        description: 'A file holding `METRICS_TOKEN` (surrounding whitespace ignored), to keep it out of the environment; exactly one of the two.',
       }),
+    METRICS_PORT: int(0, 65535).default(9464).meta({ description: 'Port of the metrics listener (`METRICS=listener`); 0 picks a free one.' }),
+    METRICS_HOST: z.string().default('127.0.0.1').meta({
+      format: 'an interface address',
+      description:
+        'Interface of the metrics listener: loopback by default, so only the host (or a sidecar) can scrape; set `0.0.0.0` or empty for every interface only on a network you trust, or with a token.',
+    }),
   })
   .strict();
 
@@ -593,11 +590,15 @@ function resolveWebAuthn(raw: RawConfig, issuer: string): WebAuthnConfig {
   const rpId = raw.WEBAUTHN_RP_ID ?? issuerUrl.hostname;
   // Browsers refuse IP addresses as RP IDs. An issuer on an IP address still starts (WebAuthn just cannot work there); an explicit one is a mistake.
   if (raw.WEBAUTHN_RP_ID && /^\d+\.\d+\.\d+\.\d+$/.test(rpId)) {
-    throw new ConfigError(`Invalid configuration: WEBAUTHN_RP_ID: WebAuthn needs a host name, not an IP address (got ${JSON.stringify(rpId)}); use localhost or a domain for ISSUER`);
+    throw new ConfigError(
+      `Invalid configuration: WEBAUTHN_RP_ID: WebAuthn needs a host name, not an IP address (got ${JSON.stringify(rpId)}); use localhost or a domain for ISSUER`,
+    );
   }
   const under = (host: string) => host === rpId || host.endsWith(`.${rpId}`);
   if (!under(issuerUrl.hostname)) {
-    throw new ConfigError(`Invalid configuration: WEBAUTHN_RP_ID: must be the issuer's host or a registrable suffix of it (${issuerUrl.hostname}) (got ${JSON.stringify(rpId)})`);
+    throw new ConfigError(
+      `Invalid configuration: WEBAUTHN_RP_ID: must be the issuer's host or a registrable suffix of it (${issuerUrl.hostname}) (got ${JSON.stringify(rpId)})`,
+    );
   }
   const origins = raw.WEBAUTHN_ORIGINS ?? [issuerUrl.origin];
   for (const origin of origins) {
@@ -616,7 +617,9 @@ function resolveWebAuthn(raw: RawConfig, issuer: string): WebAuthnConfig {
     try {
       pem = fs.readFileSync(raw.WEBAUTHN_ATTESTATION_ROOTS, 'utf8');
     } catch (err) {
-      throw new ConfigError(`Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: cannot read ${raw.WEBAUTHN_ATTESTATION_ROOTS} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new ConfigError(
+        `Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: cannot read ${raw.WEBAUTHN_ATTESTATION_ROOTS} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     attestationRoots = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
     for (const cert of attestationRoots) {
@@ -626,13 +629,18 @@ function resolveWebAuthn(raw: RawConfig, issuer: string): WebAuthnConfig {
         throw new ConfigError(`Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: ${raw.WEBAUTHN_ATTESTATION_ROOTS} holds a certificate that does not parse`);
       }
     }
-    if (!attestationRoots.length) throw new ConfigError(`Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: no PEM certificate in ${raw.WEBAUTHN_ATTESTATION_ROOTS}`);
+    if (!attestationRoots.length)
+      throw new ConfigError(`Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: no PEM certificate in ${raw.WEBAUTHN_ATTESTATION_ROOTS}`);
   }
   if (raw.WEBAUTHN_ATTESTATION === 'required' && !attestationRoots.length) {
-    throw new ConfigError('Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: required with WEBAUTHN_ATTESTATION=required (without trust anchors any self-made attestation would pass)');
+    throw new ConfigError(
+      'Invalid configuration: WEBAUTHN_ATTESTATION_ROOTS: required with WEBAUTHN_ATTESTATION=required (without trust anchors any self-made attestation would pass)',
+    );
   }
   if (raw.WEBAUTHN_AAGUIDS.length && raw.WEBAUTHN_ATTESTATION !== 'required') {
-    throw new ConfigError('Invalid configuration: WEBAUTHN_AAGUIDS: needs WEBAUTHN_ATTESTATION=required (without a verified attestation an AAGUID is whatever the authenticator claims)');
+    throw new ConfigError(
+      'Invalid configuration: WEBAUTHN_AAGUIDS: needs WEBAUTHN_ATTESTATION=required (without a verified attestation an AAGUID is whatever the authenticator claims)',
+    );
   }
   return { rpId, origins, attestation: raw.WEBAUTHN_ATTESTATION, aaguids: raw.WEBAUTHN_AAGUIDS.map((a) => a.toLowerCase()), attestationRoots };
 }
@@ -659,7 +667,9 @@ export function decodeKey(value: string): Buffer | undefined {
  */
 function resolveEmailDelivery(raw: RawConfig, production: boolean): Config['emailDelivery'] {
   if (raw.SMS_WEBHOOK_URL && !raw.SMS_WEBHOOK_SECRET) {
-    throw new ConfigError('Invalid configuration: SMS_WEBHOOK_SECRET: required with SMS_WEBHOOK_URL (the gateway verifies each request with it; e.g. `openssl rand -hex 32`)');
+    throw new ConfigError(
+      'Invalid configuration: SMS_WEBHOOK_SECRET: required with SMS_WEBHOOK_URL (the gateway verifies each request with it; e.g. `openssl rand -hex 32`)',
+    );
   }
   if (raw.SMS_WEBHOOK_SECRET && !raw.SMS_WEBHOOK_URL) {
     throw new ConfigError('Invalid configuration: SMS_WEBHOOK_URL: SMS_WEBHOOK_SECRET is set but no gateway URL');
@@ -688,7 +698,9 @@ function checkKeyRetirement(raw: RawConfig): void {
   const lifetimes: Array<[string, number]> = [
     ['ID_TOKEN_TTL', raw.ID_TOKEN_TTL],
     ['ACCESS_TOKEN_TTL', raw.ACCESS_TOKEN_TTL],
-    ...Object.entries(raw.RESOURCE_SERVERS).flatMap(([api, server]): Array<[string, number]> => (server.accessTokenTTL ? [[`RESOURCE_SERVERS ${api} accessTokenTTL`, server.accessTokenTTL]] : [])),
+    ...Object.entries(raw.RESOURCE_SERVERS).flatMap(([api, server]): Array<[string, number]> =>
+      server.accessTokenTTL ? [[`RESOURCE_SERVERS ${api} accessTokenTTL`, server.accessTokenTTL]] : [],
+    ),
   ];
   const [longestKey, longest] = lifetimes.reduce((a, b) => (b[1] > a[1] ? b : a));
   if (raw.KEY_RETIREMENT_TTL < longest) {
@@ -766,7 +778,8 @@ function resolveMetricsToken(raw: RawConfig): string | undefined {
   }
   if (raw.METRICS === 'token' && !token) throw fail('METRICS', '`token` needs METRICS_TOKEN or METRICS_TOKEN_FILE');
   // Behind a shared port a scrape reaches one worker at random; only the primary can add them up.
-  if (raw.METRICS === 'token' && raw.WORKERS > 1) throw fail('METRICS', 'with WORKERS > 1 use `listener` (the cluster primary serves every worker\'s metrics summed)');
+  if (raw.METRICS === 'token' && raw.WORKERS > 1)
+    throw fail('METRICS', "with WORKERS > 1 use `listener` (the cluster primary serves every worker's metrics summed)");
   return token;
 }
 
@@ -831,7 +844,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = path.resolve(raw.DATA_DIR);
   const secretKey = raw.SECRET_KEY_FILE ? readSecretKeyFile(raw, dataDir, production) : raw.SECRET_KEY;
   if (production && !secretKey) {
-    throw new ConfigError('Invalid configuration: SECRET_KEY: required in production, or SECRET_KEY_FILE (32 bytes as 64 hex characters or base64; e.g. `openssl rand -hex 32`)');
+    throw new ConfigError(
+      'Invalid configuration: SECRET_KEY: required in production, or SECRET_KEY_FILE (32 bytes as 64 hex characters or base64; e.g. `openssl rand -hex 32`)',
+    );
   }
   if (production && !issuer.startsWith('https://')) {
     throw new ConfigError(`Invalid configuration: ISSUER: must be https:// in production (got ${JSON.stringify(issuer)})`);

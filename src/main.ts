@@ -83,7 +83,8 @@ async function runProvider(config: Config): Promise<void> {
     stopping = true;
     const deadline = (signalledAt ?? Date.now()) + config.SHUTDOWN_TIMEOUT * 1000;
     logger.info({ signal, timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutting down');
-    running.close()
+    running
+      .close()
       .then(
         () => 0,
         (err) => {
@@ -145,7 +146,10 @@ async function runPrimary(config: Config): Promise<void> {
     // Each worker keeps its own SHUTDOWN_TIMEOUT; a second longer, and the primary stops waiting.
     const killTimer = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), config.SHUTDOWN_TIMEOUT * 1000 + 1000);
     killTimer.unref();
-    Promise.all([...workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))), metrics?.close()]).then(() => {
+    Promise.all([
+      ...workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once('exit', () => resolve()), w.process.kill('SIGTERM'))))),
+      metrics?.close(),
+    ]).then(() => {
       clearTimeout(killTimer);
       process.exit(exitCode);
     });

@@ -45,7 +45,12 @@ interface Asked {
 
 const PAIRING_TTL = 15 * 60;
 const message = (key: string, params?: MessageRef['params']): MessageRef => ({ key: `push.${key}`, ...(params ? { params } : {}) });
-const failure = (reason: Failure['reason'], key: string, credentialId?: string): Failure => ({ ok: false, reason, message: message(key), ...(credentialId ? { credentialId } : {}) });
+const failure = (reason: Failure['reason'], key: string, credentialId?: string): Failure => ({
+  ok: false,
+  reason,
+  message: message(key),
+  ...(credentialId ? { credentialId } : {}),
+});
 
 /** The callback's JSON body. */
 const answerSchema = z.object({
@@ -106,7 +111,12 @@ const push: Factor<PushSettings> = {
     // The pairing is used once, whoever races.
     if ((await services.state.take('pairing')) === undefined) return { ok: false, reason: 'already_used' };
     const label = (input.label ?? '').trim().slice(0, 64) || message('credential');
-    return { ok: true, proves: true, amr: ['swk'], credential: { label, secret: pairing.key, lookupKey: `push:${pairing.device}`, data: { device: pairing.device } } };
+    return {
+      ok: true,
+      proves: true,
+      amr: ['swk'],
+      credential: { label, secret: pairing.key, lookupKey: `push:${pairing.device}`, data: { device: pairing.device } },
+    };
   },
 
   async beginChallenge(ctx, credentials: Credential[]): Promise<StepView> {

@@ -60,5 +60,13 @@ export function signedAnswer(key: string, answer: Answer, now = new Date()): { b
   const body = JSON.stringify(answer);
   const timestamp = String(Math.floor(now.getTime() / 1000));
   const nonce = crypto.randomBytes(18).toString('base64url');
-  return { body, headers: { 'content-type': 'application/json', [HEADERS.timestamp]: timestamp, [HEADERS.nonce]: nonce, [HEADERS.signature]: sign(key, timestamp, nonce, body) } };
+  return {
+    body,
+    headers: {
+      'content-type': 'application/json',
+      [HEADERS.timestamp]: timestamp,
+      [HEADERS.nonce]: nonce,
+      [HEADERS.signature]: sign(key, timestamp, nonce, body),
+    },
+  };
 }

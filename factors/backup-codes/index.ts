@@ -59,14 +59,23 @@ export default defineFactor<BackupCodeSettings>({
       pending = { codes: Array.from({ length: settings.count }, () => newCode((n) => services.randomBytes(n))) };
       await services.state.set('pending', pending, ENROLL_TTL);
     }
-    return { partial: 'backup-codes/enroll', data: { codes: pending.codes, download: pending.codes.join('\n') + '\n' }, submit: { label: { key: 'backup-codes.enroll.submit' } } };
+    return {
+      partial: 'backup-codes/enroll',
+      data: { codes: pending.codes, download: pending.codes.join('\n') + '\n' },
+      submit: { label: { key: 'backup-codes.enroll.submit' } },
+    };
   },
 
   async finishEnrollment(ctx, input) {
     if (input.saved !== 'yes') return { ok: false, reason: 'invalid_input', message: { key: 'backup-codes.failure.notSaved' } };
     const pending = await ctx.services.state.take<{ codes: string[] }>('pending');
     if (!pending) return { ok: false, reason: 'expired', message: { key: 'backup-codes.failure.setupExpired' } };
-    return { ok: true, proves: false, credential: { label: { key: 'backup-codes.label' }, oneTimeCodes: pending.codes }, reveal: { count: pending.codes.length } };
+    return {
+      ok: true,
+      proves: false,
+      credential: { label: { key: 'backup-codes.label' }, oneTimeCodes: pending.codes },
+      reveal: { count: pending.codes.length },
+    };
   },
 
   async beginChallenge(ctx, credentials) {

@@ -16,7 +16,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defineFactor, FACTOR_API_VERSION, type Credential } from '../types.ts';
-import { algorithmsSetting, assertionOptions, attachmentSetting, finishRegistration, identify, registrationOptions, timeoutSetting, verifyAssertion, warmUp, type Role } from '../webauthn/ceremony.ts';
+import {
+  algorithmsSetting,
+  assertionOptions,
+  attachmentSetting,
+  finishRegistration,
+  identify,
+  registrationOptions,
+  timeoutSetting,
+  verifyAssertion,
+  warmUp,
+  type Role,
+} from '../webauthn/ceremony.ts';
 import { WEBAUTHN_ASSETS } from '../webauthn/assets.ts';
 
 export const passkeySettings = z
@@ -61,7 +72,14 @@ export default defineFactor<PasskeySettings>({
   },
 
   beginChallenge(ctx, credentials) {
-    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'passkey/challenge', { key: 'passkey.challenge.submit' }, { names: names(credentials) });
+    return assertionOptions(
+      ctx.services,
+      role(ctx.settings),
+      credentials,
+      'passkey/challenge',
+      { key: 'passkey.challenge.submit' },
+      { names: names(credentials) },
+    );
   },
 
   verify(ctx, credentials, input) {

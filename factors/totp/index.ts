@@ -101,7 +101,8 @@ export default defineFactor<TotpSettings>({
     const pending = await services.state.get<{ secret: string }>('pending');
     if (!pending) return { ok: false, reason: 'expired', message: { key: 'totp.failure.setupExpired' } };
     const code = cleanCode(input.code);
-    if (!new RegExp(`^\\d{${settings.digits}}$`).test(code)) return { ok: false, reason: 'invalid_input', message: { key: 'totp.failure.enrollFormat', params: { digits: settings.digits } } };
+    if (!new RegExp(`^\\d{${settings.digits}}$`).test(code))
+      return { ok: false, reason: 'invalid_input', message: { key: 'totp.failure.enrollFormat', params: { digits: settings.digits } } };
     const data: TotpData = { algorithm: settings.algorithm, digits: settings.digits, period: settings.period };
     const step = matchStep(pending.secret, data, code, services.clock.now().getTime(), settings.window);
     if (step === null) return { ok: false, reason: 'wrong', message: { key: 'totp.failure.enrollWrong' } };
@@ -129,7 +130,9 @@ export default defineFactor<TotpSettings>({
       if (await services.advanceCounter(credential.id, step)) return { ok: true, credentialId: credential.id, amr: ['otp'], counter: step };
       replayed = true;
     }
-    return replayed ? { ok: false, reason: 'already_used', message: { key: 'totp.failure.replayed' } } : { ok: false, reason: 'wrong', message: { key: 'totp.failure.wrong' } };
+    return replayed
+      ? { ok: false, reason: 'already_used', message: { key: 'totp.failure.replayed' } }
+      : { ok: false, reason: 'wrong', message: { key: 'totp.failure.wrong' } };
   },
 
   // An authenticator set up in another system keeps working: its key and parameters come over as they are.

@@ -94,7 +94,11 @@ interface PendingAssertion {
 const REGISTRATION = 'registration';
 const ASSERTION = 'assertion';
 
-const b64url = z.string().min(1).max(16_384).regex(/^[A-Za-z0-9_-]+={0,2}$/);
+const b64url = z
+  .string()
+  .min(1)
+  .max(16_384)
+  .regex(/^[A-Za-z0-9_-]+={0,2}$/);
 const clientExtensionResults = z.looseObject({ credProps: z.looseObject({ rk: z.boolean().optional() }).optional() }).default({});
 const attachmentField = z.enum(['platform', 'cross-platform']).optional().catch(undefined);
 
@@ -175,7 +179,13 @@ export function kindsFor(userVerified: boolean): FactorKind[] {
   return userVerified ? ['have', 'are'] : ['have'];
 }
 
-export async function registrationOptions<S>(ctx: FactorContext<S>, role: Role, existing: Credential[], partial: string, submit: MessageRef): Promise<StepView> {
+export async function registrationOptions<S>(
+  ctx: FactorContext<S>,
+  role: Role,
+  existing: Credential[],
+  partial: string,
+  submit: MessageRef,
+): Promise<StepView> {
   const { services, account } = ctx;
   const rp = services.relyingParty;
   const known = existing.map(dataOf).filter((d): d is WebAuthnData => d !== undefined);
@@ -266,7 +276,11 @@ export async function finishRegistration<S>(ctx: FactorContext<S>, role: Role, i
   if (role.residentKey === 'required' && discoverable !== true) return { ok: false, reason: 'wrong', message: { key: 'webauthn.failure.noPasskey' } };
   const attachment = response.authenticatorAttachment ?? null;
   if (role.attachment !== 'any' && attachment !== role.attachment) {
-    return { ok: false, reason: 'wrong', message: role.attachment === 'platform' ? { key: 'webauthn.failure.platformOnly' } : { key: 'webauthn.failure.crossPlatformOnly' } };
+    return {
+      ok: false,
+      reason: 'wrong',
+      message: role.attachment === 'platform' ? { key: 'webauthn.failure.platformOnly' } : { key: 'webauthn.failure.crossPlatformOnly' },
+    };
   }
   if (rp.attestation === 'required') {
     const attestation = helpers.decodeAttestationObject(fromBase64Url(response.response.attestationObject));
@@ -355,7 +369,14 @@ function decodeAlgorithm(helpers: Helpers, coseKey: Uint8Array): number {
 }
 
 /** Options for navigator.credentials.get(): for known credentials (second step) or for any discoverable one (first factor). */
-export async function assertionOptions(services: FactorServices, role: Role, credentials: Credential[] | null, partial: string, submit: MessageRef, extra: Record<string, unknown> = {}): Promise<StepView> {
+export async function assertionOptions(
+  services: FactorServices,
+  role: Role,
+  credentials: Credential[] | null,
+  partial: string,
+  submit: MessageRef,
+  extra: Record<string, unknown> = {},
+): Promise<StepView> {
   const known = credentials?.map(dataOf).filter((d): d is WebAuthnData => d !== undefined) ?? null;
   const pending: PendingAssertion = { challenge: newChallenge(services), allow: known?.map((d) => d.credentialId) ?? null, firstFactor: credentials === null };
   await services.state.set(ASSERTION, pending, role.timeout);

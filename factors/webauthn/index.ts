@@ -12,7 +12,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defineFactor, FACTOR_API_VERSION, type Credential } from '../types.ts';
-import { algorithmsSetting, assertionOptions, attachmentSetting, finishRegistration, registrationOptions, timeoutSetting, verifyAssertion, warmUp, type Role } from './ceremony.ts';
+import {
+  algorithmsSetting,
+  assertionOptions,
+  attachmentSetting,
+  finishRegistration,
+  registrationOptions,
+  timeoutSetting,
+  verifyAssertion,
+  warmUp,
+  type Role,
+} from './ceremony.ts';
 import { WEBAUTHN_ASSETS } from './assets.ts';
 
 const requirement = z.enum(['required', 'preferred', 'discouraged']);
@@ -62,7 +72,14 @@ export default defineFactor<WebAuthnSettings>({
   },
 
   beginChallenge(ctx, credentials) {
-    return assertionOptions(ctx.services, role(ctx.settings), credentials, 'webauthn/challenge', { key: 'webauthn.challenge.submit' }, { names: names(credentials) });
+    return assertionOptions(
+      ctx.services,
+      role(ctx.settings),
+      credentials,
+      'webauthn/challenge',
+      { key: 'webauthn.challenge.submit' },
+      { names: names(credentials) },
+    );
   },
 
   verify(ctx, credentials, input) {

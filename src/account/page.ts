@@ -82,5 +82,13 @@ export function noticeFrom(ctx: Context, known: readonly string[]): string | und
 /** A date and time in the person's language, in UTC (the server does not know their time zone), e.g. "6 Dec 2026, 09:15 UTC". */
 export function formatDate(lang: string, date: Date): string {
   const language = lang === 'en-XA' ? 'en' : lang;
-  return new Intl.DateTimeFormat(language, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC', timeZoneName: 'short' }).format(date);
+  return new Intl.DateTimeFormat(language, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    timeZone: 'UTC',
+    timeZoneName: 'short',
+  }).format(date);
 }

@@ -99,7 +99,11 @@ export class ProviderLink {
   }
 
   /** Where to send the browser, and what to keep until it comes back. */
-  async authorizationRequest(ctx: Context, pending: Omit<PendingSignIn, 'state' | 'nonce' | 'verifier'>, params: AuthorizationParams): Promise<{ url: string; pending: PendingSignIn }> {
+  async authorizationRequest(
+    ctx: Context,
+    pending: Omit<PendingSignIn, 'state' | 'nonce' | 'verifier'>,
+    params: AuthorizationParams,
+  ): Promise<{ url: string; pending: PendingSignIn }> {
     const as = await this.metadata(ctx);
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
@@ -134,7 +138,11 @@ export class ProviderLink {
     try {
       const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, this.redirectUri, pending.verifier, this.#options(ctx));
       // auth_time is judged by the caller against the services' clock (fresh-proof.ts), the clock the provider stamped it with.
-      const result = await oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce: pending.nonce, requireIdToken: true, maxAge: oauth.skipAuthTimeCheck });
+      const result = await oauth.processAuthorizationCodeResponse(as, client, response, {
+        expectedNonce: pending.nonce,
+        requireIdToken: true,
+        maxAge: oauth.skipAuthTimeCheck,
+      });
       const claims = oauth.getValidatedIdTokenClaims(result);
       if (!claims) return { ok: false, error: 'invalid_response', description: 'no ID token' };
       return { ok: true, claims };

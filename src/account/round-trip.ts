@@ -24,9 +24,18 @@ export interface AccountDeps {
 const SID_CLAIMS = JSON.stringify({ id_token: { sid: null } });
 
 /** Sends the browser to the authorization endpoint (303), keeping what the callback needs. */
-export async function startRoundTrip(ctx: Context, deps: AccountDeps, what: { purpose: PendingSignIn['purpose']; returnTo: string; sub?: string }, params: AuthorizationParams = {}): Promise<void> {
+export async function startRoundTrip(
+  ctx: Context,
+  deps: AccountDeps,
+  what: { purpose: PendingSignIn['purpose']; returnTo: string; sub?: string },
+  params: AuthorizationParams = {},
+): Promise<void> {
   const returnTo = isAccountPath(what.returnTo) ? what.returnTo : ACCOUNT_BASE;
-  const { url, pending } = await deps.link.authorizationRequest(ctx, { ...what, returnTo, startedAt: epochSeconds(deps.services.clock) }, { claims: SID_CLAIMS, ...params });
+  const { url, pending } = await deps.link.authorizationRequest(
+    ctx,
+    { ...what, returnTo, startedAt: epochSeconds(deps.services.clock) },
+    { claims: SID_CLAIMS, ...params },
+  );
   savePendingSignIn(ctx, deps.services, pending);
   ctx.status = 303;
   ctx.redirect(url);

@@ -22,7 +22,15 @@ import { sessionRoutes } from './pages/sessions.ts';
 import { appRoutes } from './pages/apps.ts';
 import { passwordPageRoutes } from './pages/password.ts';
 
-const SECTIONS: Array<(router: Router, deps: AccountDeps) => void> = [overviewRoutes, methodRoutes, backupCodeRoutes, deviceRoutes, sessionRoutes, appRoutes, passwordPageRoutes];
+const SECTIONS: Array<(router: Router, deps: AccountDeps) => void> = [
+  overviewRoutes,
+  methodRoutes,
+  backupCodeRoutes,
+  deviceRoutes,
+  sessionRoutes,
+  appRoutes,
+  passwordPageRoutes,
+];
 
 export function accountRoutes(services: Services): Router {
   const deps: AccountDeps = { services, link: new ProviderLink(services.config.ISSUER, services.config.TRUST_PROXY) };

@@ -62,7 +62,15 @@ export interface CurrentAccount {
 }
 
 function cookieOptions(services: Pick<Services, 'config'>, maxAgeSeconds: number) {
-  return { httpOnly: true, sameSite: 'lax' as const, secure: services.config.secureCookies, path: ACCOUNT_BASE, maxAge: maxAgeSeconds * 1000, overwrite: true, signed: false };
+  return {
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    secure: services.config.secureCookies,
+    path: ACCOUNT_BASE,
+    maxAge: maxAgeSeconds * 1000,
+    overwrite: true,
+    signed: false,
+  };
 }
 
 function readSealed<T>(ctx: Context, services: Pick<Services, 'sealer'>, name: string, context: string, schema: z.ZodType<T>): T | undefined {
@@ -79,7 +87,11 @@ function readSealed<T>(ctx: Context, services: Pick<Services, 'sealer'>, name: s
 }
 
 /** Starts (or replaces) the session from a redeemed ID token's claims. */
-export function startAccountSession(ctx: Context, services: Pick<Services, 'sealer' | 'config' | 'clock'>, claims: { sub: string; sid?: unknown; acr?: unknown; amr?: unknown; auth_time?: unknown }): AccountSession | undefined {
+export function startAccountSession(
+  ctx: Context,
+  services: Pick<Services, 'sealer' | 'config' | 'clock'>,
+  claims: { sub: string; sid?: unknown; acr?: unknown; amr?: unknown; auth_time?: unknown },
+): AccountSession | undefined {
   if (typeof claims.sid !== 'string' || typeof claims.auth_time !== 'number') return undefined;
   const lifetime = services.config.SESSION_TTL;
   const session: AccountSession = {

@@ -63,7 +63,10 @@ export async function revokeAccountAccess(db: Kysely<Database>, accountId: strin
         // Sessions, grants and every token bound to a grant carry the account id at the top of their payload.
         eb(path(eb, 'accountId'), '=', accountId),
         // An interaction in flight for a session of the account, or finished for it and not yet resumed.
-        eb.and([eb('kind', '=', 'Interaction'), eb.or([eb(path(eb, 'session', 'accountId'), '=', accountId), eb(path(eb, 'result', 'login', 'accountId'), '=', accountId)])]),
+        eb.and([
+          eb('kind', '=', 'Interaction'),
+          eb.or([eb(path(eb, 'session', 'accountId'), '=', accountId), eb(path(eb, 'result', 'login', 'accountId'), '=', accountId)]),
+        ]),
       ]),
     )
     .where((eb) =>
@@ -117,7 +120,12 @@ export async function endExpiredSessions(db: Kysely<Database>, graceSeconds = 60
 }
 
 /** Tells every hook; a hook that fails is logged, never undoes the ending. */
-export async function notifySessionsEnded(services: { sessionsEnded: SessionsEndedHook[] }, accountId: string, ended: EndedSession[], reason?: string): Promise<void> {
+export async function notifySessionsEnded(
+  services: { sessionsEnded: SessionsEndedHook[] },
+  accountId: string,
+  ended: EndedSession[],
+  reason?: string,
+): Promise<void> {
   if (!ended.length) return;
   for (const hook of services.sessionsEnded) {
     try {

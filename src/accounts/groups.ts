@@ -51,7 +51,11 @@ export async function removeGroup(db: Kysely<Database>, groupId: string): Promis
 }
 
 export async function addMember(db: Kysely<Database>, groupId: string, accountId: string): Promise<void> {
-  await db.insertInto('account_groups').values({ group_id: groupId, account_id: accountId }).onConflict((oc) => oc.doNothing()).execute();
+  await db
+    .insertInto('account_groups')
+    .values({ group_id: groupId, account_id: accountId })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
   forget(GROUP_POLICY_MEMO);
 }
 

@@ -37,11 +37,19 @@ export async function passwordContext(services: PasswordServices, account: Pick<
 }
 
 /** Checks a new password for an existing account. */
-export async function checkAccountPassword(services: PasswordServices, account: Pick<Account, 'id' | 'username' | 'email'>, password: string): Promise<PasswordVerdict> {
+export async function checkAccountPassword(
+  services: PasswordServices,
+  account: Pick<Account, 'id' | 'username' | 'email'>,
+  password: string,
+): Promise<PasswordVerdict> {
   return checkNewPassword(password, await passwordContext(services, account));
 }
 
 /** Checks the password of an account being created: it has no other factor yet. */
-export function newAccountPassword(services: Pick<Services, 'config'>, account: { username: string; email?: string | null }, password: string): PasswordVerdict {
+export function newAccountPassword(
+  services: Pick<Services, 'config'>,
+  account: { username: string; email?: string | null },
+  password: string,
+): PasswordVerdict {
   return checkNewPassword(password, { username: account.username, email: account.email, productName: services.config.brand.name, onlyFactor: true });
 }

@@ -49,8 +49,14 @@ export const passwordChangeSchema = z
     endOtherSessions: z.boolean().default(true),
   })
   .strict()
-  .refine((v) => v.keepSessionUid === undefined || v.via === 'self', { message: 'only a person changing their own password keeps a session', path: ['keepSessionUid'] })
-  .refine((v) => v.endOtherSessions || v.via === 'self', { message: 'only a person changing their own password keeps their other sessions', path: ['endOtherSessions'] });
+  .refine((v) => v.keepSessionUid === undefined || v.via === 'self', {
+    message: 'only a person changing their own password keeps a session',
+    path: ['keepSessionUid'],
+  })
+  .refine((v) => v.endOtherSessions || v.via === 'self', {
+    message: 'only a person changing their own password keeps their other sessions',
+    path: ['endOtherSessions'],
+  });
 export type PasswordChangeInput = z.input<typeof passwordChangeSchema>;
 
 export type PasswordChangeResult =
@@ -75,11 +81,19 @@ export interface PasswordChangeOptions {
   guard?: (trx: Transaction<Database>) => Promise<boolean>;
 }
 
-const NOTICE: Record<PasswordChangeInput['via'], SecurityEvent['type']> = { self: 'password_changed', admin: 'password_set_by_admin', reset_link: 'password_reset' };
+const NOTICE: Record<PasswordChangeInput['via'], SecurityEvent['type']> = {
+  self: 'password_changed',
+  admin: 'password_set_by_admin',
+  reset_link: 'password_reset',
+};
 
 class GuardRefused extends Error {}
 
-export async function changePassword(services: PasswordChangeServices, input: PasswordChangeInput, options: PasswordChangeOptions = {}): Promise<PasswordChangeResult> {
+export async function changePassword(
+  services: PasswordChangeServices,
+  input: PasswordChangeInput,
+  options: PasswordChangeOptions = {},
+): Promise<PasswordChangeResult> {
   const parsed = passwordChangeSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -117,22 +131,49 @@ export async function changePassword(services: PasswordChangeServices, input: Pa
   if (!outcome) return { ok: false, reason: 'unknown_account' };
   await notifySessionsEnded(services, accountId, outcome.access.sessions, 'password');
   await sendSecurityNotice(services, account, { type: NOTICE[via] } as SecurityEvent, { language: options.language, audit: who });
-  return { ok: true, sessionsEnded: outcome.access.sessions, revoked: outcome.access.revoked, keptSession: keepSessionUid !== undefined, devicesRevoked: outcome.devicesRevoked };
+  return {
+    ok: true,
+    sessionsEnded: outcome.access.sessions,
+    revoked: outcome.access.revoked,
+    keptSession: keepSessionUid !== undefined,
+    devicesRevoked: outcome.devicesRevoked,
+  };
 }
 
 /** The new hash and everything it ends, in the caller's transaction; undefined when the account is gone. */
-async function setPassword(trx: Kysely<Database>, accountId: string, hashed: string, options: { keepSessionUid?: string; endSessions: boolean; revokeDevices: boolean }) {
+async function setPassword(
+  trx: Kysely<Database>,
+  accountId: string,
+  hashed: string,
+  options: { keepSessionUid?: string; endSessions: boolean; revokeDevices: boolean },
+) {
   const { keepSessionUid, revokeDevices } = options;
   const now = new Date();
-  const updated = await trx.updateTable('accounts').set({ password_hash: hashed, password_changed_at: now, updated_at: now }).where('id', '=', accountId).executeTakeFirst();
+  const updated = await trx
+    .updateTable('accounts')
+    .set({ password_hash: hashed, password_changed_at: now, updated_at: now })
+    .where('id', '=', accountId)
+    .executeTakeFirst();
   if (Number(updated.numUpdatedRows) === 0) return undefined;
   const access: RevokedAccess = options.endSessions ? await revokeAccountAccess(trx, accountId, { keepSessionUid }) : { sessions: [], revoked: 0 };
   // Every change voids them through their binding; a reset revokes them outright too, so no list shows them as
   // anything but ended, whatever becomes of the binding.
   const devices = revokeDevices
-    ? await trx.updateTable('trusted_devices').set({ revoked_at: now }).where('account_id', '=', accountId).where('revoked_at', 'is', null).where('expires_at', '>', now).executeTakeFirst()
+    ? await trx
+        .updateTable('trusted_devices')
+        .set({ revoked_at: now })
+        .where('account_id', '=', accountId)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst()
     : { numUpdatedRows: 0n };
   // A link sent before the change must not undo it.
-  await trx.updateTable('password_resets').set({ voided_at: now }).where('account_id', '=', accountId).where('used_at', 'is', null).where('voided_at', 'is', null).execute();
+  await trx
+    .updateTable('password_resets')
+    .set({ voided_at: now })
+    .where('account_id', '=', accountId)
+    .where('used_at', 'is', null)
+    .where('voided_at', 'is', null)
+    .execute();
   return { access, devicesRevoked: Number(devices.numUpdatedRows) };
 }

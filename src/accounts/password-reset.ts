@@ -71,7 +71,12 @@ export async function requestPasswordReset(services: ResetServices, login: strin
   const account = await findAccountByLogin(db, login);
   const why = !account ? 'no_account' : account.disabled ? 'disabled' : !account.email ? 'no_address' : undefined;
   if (why) {
-    await recordAudit(db, 'password.reset_requested', { ...audit, accountId: account?.id }, { sent: false, why, ...(account ? {} : { login: login.trim().toLowerCase().slice(0, 254) }) });
+    await recordAudit(
+      db,
+      'password.reset_requested',
+      { ...audit, accountId: account?.id },
+      { sent: false, why, ...(account ? {} : { login: login.trim().toLowerCase().slice(0, 254) }) },
+    );
     return done;
   }
   const perAccount = await consume(db, RESET_PER_ACCOUNT, account!.id);
@@ -84,10 +89,22 @@ export async function requestPasswordReset(services: ResetServices, login: strin
   const id = crypto.randomBytes(12).toString('base64url');
   await db.transaction().execute(async (trx) => {
     // Only the newest link works.
-    await trx.updateTable('password_resets').set({ voided_at: now }).where('account_id', '=', account!.id).where('used_at', 'is', null).where('voided_at', 'is', null).execute();
+    await trx
+      .updateTable('password_resets')
+      .set({ voided_at: now })
+      .where('account_id', '=', account!.id)
+      .where('used_at', 'is', null)
+      .where('voided_at', 'is', null)
+      .execute();
     await trx
       .insertInto('password_resets')
-      .values({ id, account_id: account!.id, token_hash: hashToken(services, token), created_at: now, expires_at: new Date(now.getTime() + RESET_TTL_SECONDS * 1000) })
+      .values({
+        id,
+        account_id: account!.id,
+        token_hash: hashToken(services, token),
+        created_at: now,
+        expires_at: new Date(now.getTime() + RESET_TTL_SECONDS * 1000),
+      })
       .execute();
   });
   await recordAudit(db, 'password.reset_requested', { ...audit, accountId: account!.id }, { sent: true, link: id });
@@ -103,9 +120,7 @@ export async function requestPasswordReset(services: ResetServices, login: strin
   return { ...done, delivery };
 }
 
-export type LinkState =
-  | { ok: true; account: Account; resetId: string }
-  | { ok: false; reason: 'unknown' | 'expired' | 'used' };
+export type LinkState = { ok: true; account: Account; resetId: string } | { ok: false; reason: 'unknown' | 'expired' | 'used' };
 
 /** What a link is worth, without spending it (the page shows the form, or why it cannot). */
 export async function inspectResetLink(services: Pick<ResetServices, 'db' | 'codeHasher' | 'clock'>, token: string): Promise<LinkState> {

@@ -77,7 +77,10 @@ export function checkNewPassword(raw: string, context: PasswordContext): Passwor
   const length = passwordLength(password);
   const min = minimumLength(context);
   if (length < min) {
-    return refuse('too_short', context.onlyFactor ? { key: 'password.rule.tooShortOnlyFactor', params: { min } } : { key: 'password.rule.tooShort', params: { min } });
+    return refuse(
+      'too_short',
+      context.onlyFactor ? { key: 'password.rule.tooShortOnlyFactor', params: { min } } : { key: 'password.rule.tooShort', params: { min } },
+    );
   }
   if (length > MAX_LENGTH) return refuse('too_long', { key: 'password.rule.tooLong', params: { max: MAX_LENGTH } });
 

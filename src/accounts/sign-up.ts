@@ -64,12 +64,10 @@ const emailKey = (services: Pick<Services, 'codeHasher'>, email: string) => serv
 
 /** After the answer: how long the mail server takes must not tell whether the address is taken. */
 function later(send: () => Promise<unknown>, what: string): Promise<void> {
-  return new Promise<void>((resolve) => setImmediate(resolve))
-    .then(send)
-    .then(
-      () => undefined,
-      (err: unknown) => logger.error({ err }, what),
-    );
+  return new Promise<void>((resolve) => setImmediate(resolve)).then(send).then(
+    () => undefined,
+    (err: unknown) => logger.error({ err }, what),
+  );
 }
 
 async function findByAddress(services: Pick<Services, 'db'>, email: string): Promise<Account | undefined> {
@@ -86,20 +84,39 @@ async function sendLink(services: SignUpServices, account: Account, context: Sig
   const now = services.clock.now();
   const id = crypto.randomBytes(12).toString('base64url');
   await services.db.transaction().execute(async (trx) => {
-    await trx.updateTable('email_verifications').set({ voided_at: now }).where('account_id', '=', account.id).where('used_at', 'is', null).where('voided_at', 'is', null).execute();
+    await trx
+      .updateTable('email_verifications')
+      .set({ voided_at: now })
+      .where('account_id', '=', account.id)
+      .where('used_at', 'is', null)
+      .where('voided_at', 'is', null)
+      .execute();
     await trx
       .insertInto('email_verifications')
-      .values({ id, account_id: account.id, token_hash: hashToken(services, token), created_at: now, expires_at: new Date(now.getTime() + VERIFY_TTL_SECONDS * 1000) })
+      .values({
+        id,
+        account_id: account.id,
+        token_hash: hashToken(services, token),
+        created_at: now,
+        expires_at: new Date(now.getTime() + VERIFY_TTL_SECONDS * 1000),
+      })
       .execute();
   });
   await recordAudit(services.db, 'signup.link_sent', { ...audit, accountId: account.id }, { link: id });
   const link = `${services.config.ISSUER}${VERIFY_PATH}?token=${token}${context.language ? `&ui_locales=${encodeURIComponent(context.language)}` : ''}`;
-  const delivery = later(() => sendSecurityNotice(services, account, { type: 'verify_email', link, hours: VERIFY_TTL_SECONDS / 3600 }, { language: context.language, audit }), 'the confirmation link could not be sent');
+  const delivery = later(
+    () => sendSecurityNotice(services, account, { type: 'verify_email', link, hours: VERIFY_TTL_SECONDS / 3600 }, { language: context.language, audit }),
+    'the confirmation link could not be sent',
+  );
   return { delivery };
 }
 
 /** Counts one request from the client address; a refusal is told (it reveals nothing). */
-async function perClient(services: SignUpServices, context: SignUpContext, audit: AuditContext): Promise<{ ok: false; reason: 'throttled'; retryAfterSeconds: number } | undefined> {
+async function perClient(
+  services: SignUpServices,
+  context: SignUpContext,
+  audit: AuditContext,
+): Promise<{ ok: false; reason: 'throttled'; retryAfterSeconds: number } | undefined> {
   const verdict = await consume(services.db, SIGN_UP_PER_CLIENT, context.ip);
   if (verdict.allowed) return undefined;
   await recordAudit(services.db, 'signup.throttled', audit, { scope: 'address' });
@@ -128,10 +145,21 @@ export async function requestSignUp(services: SignUpServices, input: { email: st
     await recordAudit(services.db, 'signup.existing', { ...audit, accountId: existing.id });
     // A pending account of the same address: the person may have lost the first email, or someone squats it.
     if (existing.sign_up_pending) {
-      await services.db.updateTable('accounts').set({ password_hash: passwordHash, password_changed_at: services.clock.now() }).where('id', '=', existing.id).where('sign_up_pending', '=', true).execute();
+      await services.db
+        .updateTable('accounts')
+        .set({ password_hash: passwordHash, password_changed_at: services.clock.now() })
+        .where('id', '=', existing.id)
+        .where('sign_up_pending', '=', true)
+        .execute();
       return { ...done, ...(await sendLink(services, existing, context, audit)) };
     }
-    return { ...done, delivery: later(() => sendSecurityNotice(services, existing, { type: 'sign_up_existing' }, { language: context.language, audit }), 'the sign-up notice could not be sent') };
+    return {
+      ...done,
+      delivery: later(
+        () => sendSecurityNotice(services, existing, { type: 'sign_up_existing' }, { language: context.language, audit }),
+        'the sign-up notice could not be sent',
+      ),
+    };
   }
   const now = services.clock.now();
   let account: Account;
@@ -156,7 +184,11 @@ export async function requestSignUp(services: SignUpServices, input: { email: st
 }
 
 /** "Send the link again" for a pending account named by its address; the same answer whatever the address is. */
-export async function resendVerification(services: SignUpServices, login: string, context: SignUpContext): Promise<Exclude<SignUpOutcome, { reason: 'invalid_email' | 'refused' }>> {
+export async function resendVerification(
+  services: SignUpServices,
+  login: string,
+  context: SignUpContext,
+): Promise<Exclude<SignUpOutcome, { reason: 'invalid_email' | 'refused' }>> {
   const audit: AuditContext = { ip: context.ip, userAgent: context.userAgent, actor: 'user', clientId: context.clientId };
   const throttled = await perClient(services, context, audit);
   if (throttled) return throttled;

@@ -71,7 +71,10 @@ export function resolveBrand(settings: BrandSettings): Brand {
 /** ISSUER_NAME is the setting's older name: either may be set, not two different names. */
 function brandName({ BRAND_NAME, ISSUER_NAME }: BrandSettings): string {
   if (BRAND_NAME !== undefined && ISSUER_NAME !== undefined && BRAND_NAME !== ISSUER_NAME) {
-    throw new BrandError('ISSUER_NAME', `the older name of BRAND_NAME; set only BRAND_NAME (got ISSUER_NAME ${JSON.stringify(ISSUER_NAME)} and BRAND_NAME ${JSON.stringify(BRAND_NAME)})`);
+    throw new BrandError(
+      'ISSUER_NAME',
+      `the older name of BRAND_NAME; set only BRAND_NAME (got ISSUER_NAME ${JSON.stringify(ISSUER_NAME)} and BRAND_NAME ${JSON.stringify(BRAND_NAME)})`,
+    );
   }
   return BRAND_NAME ?? ISSUER_NAME ?? DEFAULT_BRAND_NAME;
 }
@@ -85,7 +88,7 @@ function brandName({ BRAND_NAME, ISSUER_NAME }: BrandSettings): string {
  */
 function brandColors({ BRAND_COLOR, BRAND_COLOR_DARK }: BrandSettings): Brand['colors'] {
   if (!BRAND_COLOR) {
-    if (BRAND_COLOR_DARK) throw new BrandError('BRAND_COLOR_DARK', 'needs BRAND_COLOR (the light scheme\'s colour) as well');
+    if (BRAND_COLOR_DARK) throw new BrandError('BRAND_COLOR_DARK', "needs BRAND_COLOR (the light scheme's colour) as well");
     return undefined;
   }
   const light = checkedAccent('BRAND_COLOR', BRAND_COLOR, 'light');

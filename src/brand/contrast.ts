@@ -52,7 +52,7 @@ export function contrast(a: Hex, b: Hex): number {
  */
 export function formatRatio(ratio: number, threshold = AA_TEXT): string {
   const two = ratio.toFixed(2);
-  return (Number(two) >= threshold) === (ratio >= threshold) ? `${two}:1` : `${(Math.floor(ratio * 1000) / 1000).toFixed(3)}:1`;
+  return Number(two) >= threshold === ratio >= threshold ? `${two}:1` : `${(Math.floor(ratio * 1000) / 1000).toFixed(3)}:1`;
 }
 
 /**

@@ -58,6 +58,9 @@ const FIELD_NAMES: Record<string, string> = {
 
 export function describeZodError(err: ZodError): string {
   const issue = err.issues[0]!;
-  const field = issue.path.filter((p) => typeof p === 'string').map((p) => FIELD_NAMES[p as string] ?? (p as string)).join('.');
+  const field = issue.path
+    .filter((p) => typeof p === 'string')
+    .map((p) => FIELD_NAMES[p as string] ?? (p as string))
+    .join('.');
   return `${field ? field + ': ' : ''}${issue.message}`;
 }

@@ -34,7 +34,11 @@ export function printTable(io: CliIO, rows: Array<Record<string, unknown>>, colu
   const cell = (v: unknown) => (v instanceof Date ? v.toISOString() : v === null || v === undefined ? '' : Array.isArray(v) ? v.join(',') : String(v));
   const headers = columns.map(columnHeader);
   const widths = columns.map((c, i) => Math.max(headers[i]!.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd() + '\n';
   io.out(line(headers));
   for (const row of rows) io.out(line(columns.map((c) => cell(row[c]))));
 }

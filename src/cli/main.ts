@@ -44,7 +44,8 @@ async function checkSecretKey(services: Services): Promise<void> {
   try {
     await loadKeyMaterial(services.db, services.sealer);
   } catch (err) {
-    if (err instanceof SealError) throw new CliError('SECRET_KEY does not match the key that encrypted the stored data; use the provider\'s SECRET_KEY (or its DATA_DIR)');
+    if (err instanceof SealError)
+      throw new CliError("SECRET_KEY does not match the key that encrypted the stored data; use the provider's SECRET_KEY (or its DATA_DIR)");
     throw err;
   }
 }
@@ -123,7 +124,8 @@ export async function main(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = p
         if (err instanceof DataDirBusyError && Date.now() < deadline) continue;
         if (err instanceof StartupError || err instanceof DataDirBusyError) throw new CliError(startupMessage(err, config));
         const code = (err as NodeJS.ErrnoException).code;
-        if (!config.DATABASE_URL && code && /^E[A-Z]+$/.test(code)) throw new CliError(`cannot open the data folder ${config.dataDir}: ${(err as Error).message}`);
+        if (!config.DATABASE_URL && code && /^E[A-Z]+$/.test(code))
+          throw new CliError(`cannot open the data folder ${config.dataDir}: ${(err as Error).message}`);
         throw err;
       }
     }

@@ -87,9 +87,18 @@ export function buildProgram(io: CliIO, actor: string, open: ServicesOpener): Co
   });
   registerMigrate(program, ctx);
   registerUsers(program, ctx);
-  registerFactors(program.commands.find((c) => c.name() === 'user')!, ctx);
-  registerDevices(program.commands.find((c) => c.name() === 'user')!, ctx);
-  registerConsents(program.commands.find((c) => c.name() === 'user')!, ctx);
+  registerFactors(
+    program.commands.find((c) => c.name() === 'user')!,
+    ctx,
+  );
+  registerDevices(
+    program.commands.find((c) => c.name() === 'user')!,
+    ctx,
+  );
+  registerConsents(
+    program.commands.find((c) => c.name() === 'user')!,
+    ctx,
+  );
   registerFactorList(program, ctx);
   registerPolicy(program, ctx);
   registerGroups(program, ctx);

@@ -67,7 +67,11 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     // records it.
     pool.on('error', () => {});
     pool.on('connect', (client) => client.on('error', () => {}));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool, health) }), plugins: options.plugins ?? [], log: databaseObserver() });
+    const db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: preparingPool(pool, health) }),
+      plugins: options.plugins ?? [],
+      log: databaseObserver(),
+    });
     healthByDb.set(db, health);
     const poolStats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
     return { db, kind: 'postgres', health, poolStats, close: () => db.destroy() };

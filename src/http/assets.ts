@@ -4,7 +4,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Router from '@koa/router';
 
-const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png' };
+const TYPES: Record<string, string> = {
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
 
 /** A file's version for its link (`/assets/name?version`): a changed file is fetched again despite the cache. */
 export function assetVersion(body: Buffer): string {

@@ -47,7 +47,12 @@ export function respondWithError(ctx: Context, status: number, error: string, de
   if (wantsHtml(ctx)) {
     const { lang, t } = speakerFor(ctx);
     ctx.type = 'html';
-    ctx.body = views().render('error', { lang, title: t(page.title.key, page.title.params), message: t(page.message.key, page.message.params), detail: page.detail });
+    ctx.body = views().render('error', {
+      lang,
+      title: t(page.title.key, page.title.params),
+      message: t(page.message.key, page.message.params),
+      detail: page.detail,
+    });
   } else {
     ctx.body = { error, error_description: description };
   }
@@ -68,7 +73,10 @@ export function errorBoundary(): Middleware {
       }
       if (err instanceof OverloadedError) {
         ctx.set('Retry-After', String(err.retryAfterSeconds));
-        respondWithError(ctx, 503, 'temporarily_unavailable', 'The server is busy. Please try again in a moment.', { title: { key: 'error.busyTitle' }, message: { key: 'error.busy' } });
+        respondWithError(ctx, 503, 'temporarily_unavailable', 'The server is busy. Please try again in a moment.', {
+          title: { key: 'error.busyTitle' },
+          message: { key: 'error.busy' },
+        });
         return;
       }
       if (err instanceof HttpError) {
@@ -79,11 +87,18 @@ export function errorBoundary(): Middleware {
       if (status && status >= 400 && status < 500) {
         // Body parser and similar client errors (too large, malformed); their own words, where safe to show, are the detail.
         const exposed = (err as { expose?: boolean }).expose ? (err as Error).message : undefined;
-        respondWithError(ctx, status, 'invalid_request', exposed ?? 'The request could not be processed.', { title: SOMETHING_WRONG, message: { key: 'error.badRequest' }, detail: exposed });
+        respondWithError(ctx, status, 'invalid_request', exposed ?? 'The request could not be processed.', {
+          title: SOMETHING_WRONG,
+          message: { key: 'error.badRequest' },
+          detail: exposed,
+        });
         return;
       }
       ctx.state.log?.error({ err }, 'unhandled error');
-      respondWithError(ctx, 500, 'server_error', 'Something went wrong on our side. Please try again.', { title: SOMETHING_WRONG, message: { key: 'error.server' } });
+      respondWithError(ctx, 500, 'server_error', 'Something went wrong on our side. Please try again.', {
+        title: SOMETHING_WRONG,
+        message: { key: 'error.server' },
+      });
     }
   };
 }

@@ -47,11 +47,7 @@ export async function factorRequest(ctx: Context, declared: readonly string[]): 
     }
     if (raw.length > FACTOR_BODY_LIMIT) return { ok: false };
     body = raw.toString('utf8');
-    const parsed = ctx.is('application/x-www-form-urlencoded')
-      ? fields(new URLSearchParams(body).entries())
-      : ctx.is('json', '+json')
-        ? jsonFields(body)
-        : {};
+    const parsed = ctx.is('application/x-www-form-urlencoded') ? fields(new URLSearchParams(body).entries()) : ctx.is('json', '+json') ? jsonFields(body) : {};
     if (!parsed) return { ok: false };
     form = parsed;
   }

@@ -86,7 +86,10 @@ export class Catalogue {
     for (const language of BUILT_IN_LANGUAGES) {
       const dir = path.join(MESSAGES_DIR, language);
       const messages: Record<string, string> = {};
-      for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+      for (const file of fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort()) {
         for (const [key, value] of Object.entries(readJson(path.join(dir, file)))) {
           if (Object.hasOwn(messages, key)) throw new CatalogueError(`${path.join(dir, file)}: ${key} is defined twice`);
           messages[key] = value;
@@ -265,7 +268,13 @@ export class Catalogue {
 
 /** The languages a provider offers (discovery's ui_locales_supported), read from the same places the catalogue reads. */
 export function offeredLanguages(themeDir: string | undefined, pseudo: boolean): string[] {
-  const themed = themeDir && fs.existsSync(path.join(themeDir, 'messages')) ? fs.readdirSync(path.join(themeDir, 'messages')).filter((f) => f.endsWith('.json') && !f.startsWith('.')).map((f) => f.slice(0, -5)) : [];
+  const themed =
+    themeDir && fs.existsSync(path.join(themeDir, 'messages'))
+      ? fs
+          .readdirSync(path.join(themeDir, 'messages'))
+          .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
+          .map((f) => f.slice(0, -5))
+      : [];
   return [...new Set([...BUILT_IN_LANGUAGES, ...themed, ...(pseudo ? [PSEUDO_LANGUAGE] : [])])];
 }
 
@@ -313,7 +322,8 @@ function compileElements(language: string, source: MessageFormatElement[]): Comp
   const absent = new Set<string>();
   const ast = keyNoneBranches(source);
   visit(ast, (el) => {
-    if (el.type === TYPE.tag && !TAGS.has(el.value)) throw new CatalogueError(`<${el.value}> is not one of the tags a message may use (${[...TAGS].join(', ')})`);
+    if (el.type === TYPE.tag && !TAGS.has(el.value))
+      throw new CatalogueError(`<${el.value}> is not one of the tags a message may use (${[...TAGS].join(', ')})`);
     if (el.type !== TYPE.literal && el.type !== TYPE.pound && el.type !== TYPE.tag) {
       // Tags and parameters share one namespace when formatted: a {code} would become the <code> tag's function.
       if (TAGS.has(el.value)) throw new CatalogueError(`{${el.value}} has the name of a tag (<${el.value}>); name the parameter otherwise`);

@@ -6,7 +6,10 @@ export function mapLiterals(ast: MessageFormatElement[], fn: (text: string) => s
     if (el.type === TYPE.literal) return { ...el, value: fn(el.value) };
     if (el.type === TYPE.tag) return { ...el, children: mapLiterals(el.children, fn) };
     if (el.type === TYPE.plural || el.type === TYPE.select) {
-      return { ...el, options: Object.fromEntries(Object.entries(el.options).map(([k, o]) => [k, { ...o, value: mapLiterals(o.value, fn) }])) } as MessageFormatElement;
+      return {
+        ...el,
+        options: Object.fromEntries(Object.entries(el.options).map(([k, o]) => [k, { ...o, value: mapLiterals(o.value, fn) }])),
+      } as MessageFormatElement;
     }
     return el;
   });

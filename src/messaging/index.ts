@@ -101,7 +101,10 @@ export function createMessaging(config: Config, options: MessagingOptions = {}):
       if (message.channel === 'email') {
         const rendered = templates.email(data);
         if (config.emailDelivery === 'log') {
-          log.warn({ devCode: message.code, to: message.to, purpose: message.purpose, subject: rendered.subject }, `${DEV_CODE_MARKER} code ${message.code} for ${message.to}`);
+          log.warn(
+            { devCode: message.code, to: message.to, purpose: message.purpose, subject: rendered.subject },
+            `${DEV_CODE_MARKER} code ${message.code} for ${message.to}`,
+          );
           return;
         }
         await mail().send({ to: message.to, ...rendered });

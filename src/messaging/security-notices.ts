@@ -77,7 +77,12 @@ export interface RenderedNotice {
 }
 
 /** The notice's subject and its text and HTML parts. Exported for tests and the page gallery. */
-export function renderNotice(services: Pick<NoticeServices, 'config' | 'catalogue'>, account: NoticeAccount, event: SecurityEvent, options: NoticeOptions = {}): RenderedNotice {
+export function renderNotice(
+  services: Pick<NoticeServices, 'config' | 'catalogue'>,
+  account: NoticeAccount,
+  event: SecurityEvent,
+  options: NoticeOptions = {},
+): RenderedNotice {
   const { catalogue } = services;
   const lang = options.language && catalogue.offers(options.language) ? options.language : catalogue.defaultLanguage;
   const product = services.config.brand.name;
@@ -88,7 +93,10 @@ export function renderNotice(services: Pick<NoticeServices, 'config' | 'catalogu
   if (event.type === 'verify_email') params.hours = event.hours;
   const when = new Intl.DateTimeFormat(lang, { dateStyle: 'long', timeStyle: 'long', timeZone: 'UTC' }).format(options.at ?? new Date());
 
-  const paragraphs: Paragraph[] = [{ key: 'notify.greeting', params: { name: account.display_name ?? account.username } }, { key: `${prefix}.body`, params }];
+  const paragraphs: Paragraph[] = [
+    { key: 'notify.greeting', params: { name: account.display_name ?? account.username } },
+    { key: `${prefix}.body`, params },
+  ];
   if (event.type === 'reset_link') {
     paragraphs.push({ link: event.link, label: catalogue.text(lang, 'notify.resetLink.button') });
     paragraphs.push({ key: 'notify.resetLink.secondFactor' }, { key: 'notify.resetLink.ignore' });
@@ -137,7 +145,12 @@ function methodName(catalogue: Catalogue, lang: string, factorId: string, label:
 }
 
 /** Sends the notice to the account's email address; never throws for a delivery that fails. */
-export async function sendSecurityNotice(services: NoticeServices, account: NoticeAccount, event: SecurityEvent, options: NoticeOptions = {}): Promise<NoticeOutcome> {
+export async function sendSecurityNotice(
+  services: NoticeServices,
+  account: NoticeAccount,
+  event: SecurityEvent,
+  options: NoticeOptions = {},
+): Promise<NoticeOutcome> {
   const audit: AuditContext = { actor: 'system', ...options.audit, accountId: account.id };
   if (!account.email || services.config.emailDelivery === 'off') {
     await recordAudit(services.db, 'notice.skipped', audit, { notice: event.type, why: account.email ? 'email_off' : 'no_address' });

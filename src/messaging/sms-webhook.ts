@@ -43,7 +43,13 @@ export function sign(secret: string, body: string, timestamp = Math.floor(Date.n
 }
 
 /** What a receiver does, in Node (docs/factors.md shows the same): true when the header signs this body and is fresh. */
-export function verifySignature(secret: string, header: string | undefined, body: string, toleranceSeconds = 300, now = Math.floor(Date.now() / 1000)): boolean {
+export function verifySignature(
+  secret: string,
+  header: string | undefined,
+  body: string,
+  toleranceSeconds = 300,
+  now = Math.floor(Date.now() / 1000),
+): boolean {
   const parts = new Map((header ?? '').split(',').map((p) => p.trim().split('=', 2) as [string, string]));
   const t = Number(parts.get('t'));
   const given = parts.get('v1') ?? '';

@@ -43,7 +43,12 @@ export function smtpMailer(options: SmtpOptions): Mailer {
         // A timeout before the server greeted us (or while connecting, or upgrading to TLS) sent nothing; one later
         // may come after the server took the message, so it stays a `timeout` (nodemailer names each in timeoutType).
         const beforeAnyCommand = ['CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'UPGRADE_TIMEOUT'].includes((err as { timeoutType?: string }).timeoutType ?? '');
-        const kind = code === 'ETIMEDOUT' && !beforeAnyCommand ? 'timeout' : ['ETIMEDOUT', 'ECONNECTION', 'ECONNREFUSED', 'EDNS', 'ESOCKET', 'ETLS'].includes(code) ? 'unreachable' : 'rejected';
+        const kind =
+          code === 'ETIMEDOUT' && !beforeAnyCommand
+            ? 'timeout'
+            : ['ETIMEDOUT', 'ECONNECTION', 'ECONNREFUSED', 'EDNS', 'ESOCKET', 'ETLS'].includes(code)
+              ? 'unreachable'
+              : 'rejected';
         throw new DeliveryError(`SMTP: ${(err as Error).message}`, 'email', kind, { cause: err });
       }
     },

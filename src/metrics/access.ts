@@ -12,7 +12,10 @@ import type { Registry } from 'prom-client';
 /** Compared as digests, so neither the length nor the content of the token leaks through timing. */
 function tokenMatches(header: string | undefined, token: string): boolean {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  const given = crypto.createHash('sha256').update(match?.[1] ?? '').digest();
+  const given = crypto
+    .createHash('sha256')
+    .update(match?.[1] ?? '')
+    .digest();
   const wanted = crypto.createHash('sha256').update(token).digest();
   return crypto.timingSafeEqual(given, wanted) && match !== null;
 }
@@ -23,7 +26,9 @@ function refusal(header: string | undefined): { status: 401; challenge: string; 
   return {
     status: 401,
     challenge: sent ? 'Bearer realm="metrics", error="invalid_token"' : 'Bearer realm="metrics"',
-    body: sent ? { error: 'invalid_token', error_description: 'the metrics token is not valid' } : { error: 'unauthorized', error_description: 'a bearer token is required' },
+    body: sent
+      ? { error: 'invalid_token', error_description: 'the metrics token is not valid' }
+      : { error: 'unauthorized', error_description: 'a bearer token is required' },
   };
 }
 
@@ -71,7 +76,9 @@ export async function startMetricsListener(source: MetricsSource, options: { hos
     if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, { allow: 'GET, HEAD' }).end();
     if (options.token !== undefined && !tokenMatches(req.headers.authorization, options.token)) {
       const r = refusal(req.headers.authorization);
-      return void res.writeHead(r.status, { 'www-authenticate': r.challenge, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(r.body));
+      return void res
+        .writeHead(r.status, { 'www-authenticate': r.challenge, 'content-type': 'application/json', 'cache-control': 'no-store' })
+        .end(JSON.stringify(r.body));
     }
     source.metrics().then(
       (text) => res.writeHead(200, { 'content-type': source.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text),

@@ -7,7 +7,16 @@
 import type { Metrics } from './registry.ts';
 
 /** Failure reasons the built-in factors and the engine give; anything else counts as `other`. */
-const FACTOR_RESULTS = new Set(['wrong', 'expired', 'already_used', 'invalid_input', 'suspected_clone', 'not_enrolled', 'account_disabled', 'unknown_credential']);
+const FACTOR_RESULTS = new Set([
+  'wrong',
+  'expired',
+  'already_used',
+  'invalid_input',
+  'suspected_clone',
+  'not_enrolled',
+  'account_disabled',
+  'unknown_credential',
+]);
 const CHANNELS = new Set(['email', 'sms', 'voice']);
 const DELIVERY_KINDS = new Set(['timeout', 'rejected', 'unreachable']);
 

@@ -37,7 +37,11 @@ export async function startMetrics(services: Services, handle: DatabaseHandle): 
     return { metrics, close: async () => stopObserving() };
   }
   if (config.METRICS === 'listener') {
-    const listener = await startMetricsListener(fromRegistry(metrics.registry), { host: config.METRICS_HOST, port: config.METRICS_PORT, token: config.metricsToken });
+    const listener = await startMetricsListener(fromRegistry(metrics.registry), {
+      host: config.METRICS_HOST,
+      port: config.METRICS_PORT,
+      token: config.metricsToken,
+    });
     return {
       metrics,
       port: listener.port,

@@ -39,10 +39,7 @@ export function answersRequest(requested: string, enrolled: string): boolean {
   return requested === ANY || requested === enrolled;
 }
 
-export type AddFactorPlan =
-  | { type: 'prove'; factors: string[] }
-  | { type: 'enroll'; factors: string[] }
-  | { type: 'refused'; description: string };
+export type AddFactorPlan = { type: 'prove'; factors: string[] } | { type: 'enroll'; factors: string[] } | { type: 'refused'; description: string };
 
 export interface AddFactorFacts {
   requested: string;
@@ -74,7 +71,11 @@ export function planAddFactor(facts: AddFactorFacts): AddFactorPlan {
       : facts.available.filter((f) => f.id === facts.requested);
   const offered = candidates.filter((f) => isAllowed(f.id)).map((f) => f.id);
   if (!offered.length) {
-    return { type: 'refused', description: facts.requested === ANY ? 'no sign-in method may be added for this application' : `the policy does not allow ${facts.requested} for this application` };
+    return {
+      type: 'refused',
+      description:
+        facts.requested === ANY ? 'no sign-in method may be added for this application' : `the policy does not allow ${facts.requested} for this application`,
+    };
   }
   // Recovery codes back up another method; they are never an account's only factor.
   if (!hasOther && candidates.every((f) => f.recoveryOnly)) {

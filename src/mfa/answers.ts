@@ -42,14 +42,22 @@ export class AnswerService {
   for(factorId: string, accountId: string): Answers {
     return {
       open: async ({ credentialId, ttlSeconds, data = {} }) => {
-        if (!Number.isInteger(ttlSeconds) || ttlSeconds < MIN_TTL || ttlSeconds > MAX_TTL) throw new Error(`answers.open: ttlSeconds must be a whole number from ${MIN_TTL} to ${MAX_TTL}`);
+        if (!Number.isInteger(ttlSeconds) || ttlSeconds < MIN_TTL || ttlSeconds > MAX_TTL)
+          throw new Error(`answers.open: ttlSeconds must be a whole number from ${MIN_TTL} to ${MAX_TTL}`);
         const credential = (await this.store.list(accountId, factorId)).find((c) => c.id === credentialId);
         if (!credential) throw new Error(`answers.open: ${credentialId} is not a ${factorId} credential of the account`);
         const id = crypto.randomBytes(18).toString('base64url');
         const expiresAt = new Date(this.clock.now().getTime() + ttlSeconds * 1000);
         await this.db
           .insertInto('factor_answers')
-          .values({ id: this.#key(factorId, id), factor_id: factorId, account_id: accountId, credential_id: credentialId, data: JSON.stringify(data), expires_at: expiresAt })
+          .values({
+            id: this.#key(factorId, id),
+            factor_id: factorId,
+            account_id: accountId,
+            credential_id: credentialId,
+            data: JSON.stringify(data),
+            expires_at: expiresAt,
+          })
           .execute();
         return { id, expiresAt };
       },
@@ -122,7 +130,8 @@ export class AnswerService {
 
   /** Replay protection for one factor's callbacks: see CallbackServices.acceptOnce. */
   async acceptOnce(factorId: string, nonce: string, sentAt: Date, windowSeconds = DEFAULT_WINDOW): Promise<{ ok: true } | Failure> {
-    if (!Number.isInteger(windowSeconds) || windowSeconds < 1 || windowSeconds > MAX_WINDOW) throw new Error(`acceptOnce: windowSeconds must be a whole number from 1 to ${MAX_WINDOW}`);
+    if (!Number.isInteger(windowSeconds) || windowSeconds < 1 || windowSeconds > MAX_WINDOW)
+      throw new Error(`acceptOnce: windowSeconds must be a whole number from 1 to ${MAX_WINDOW}`);
     if (typeof nonce !== 'string' || nonce.length < 16 || nonce.length > 128) return { ok: false, reason: 'invalid_input' };
     const sent = sentAt instanceof Date ? sentAt.getTime() : NaN;
     const now = this.clock.now().getTime();

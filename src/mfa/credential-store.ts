@@ -56,7 +56,9 @@ export class CredentialStore {
   /** The account's credentials, of one factor or of several (a factor and those it shares credentials with). */
   async list(accountId: string, factorId?: string | string[]): Promise<Credential[]> {
     // All of the account's (a handful), filtered here, so that every caller in a request shares one read.
-    const all = await memoized(`${CREDENTIALS_MEMO}${accountId}`, async () => (await this.rowsQuery(accountId).orderBy('created_at').execute()).map((r) => this.#open(r)));
+    const all = await memoized(`${CREDENTIALS_MEMO}${accountId}`, async () =>
+      (await this.rowsQuery(accountId).orderBy('created_at').execute()).map((r) => this.#open(r)),
+    );
     if (factorId === undefined) return all;
     const ids = typeof factorId === 'string' ? [factorId] : factorId;
     return all.filter((c) => ids.includes(c.factorId));
@@ -74,7 +76,10 @@ export class CredentialStore {
 
   /** The account's rows (in `created_at` order), read by another statement, answer this request's later `list`. */
   hold(accountId: string, rows: CredentialRow[]): void {
-    remember(`${CREDENTIALS_MEMO}${accountId}`, rows.map((r) => this.#open(r)));
+    remember(
+      `${CREDENTIALS_MEMO}${accountId}`,
+      rows.map((r) => this.#open(r)),
+    );
   }
 
   /** After any write of credentials: later reads in this request see it. */
@@ -120,7 +125,14 @@ export class CredentialStore {
       .orderBy('credentials.created_at')
       .execute();
     const withCodes = new Set(
-      (await this.db.selectFrom('one_time_codes').select('credential_id').distinct().where('credential_id', 'in', rows.length ? rows.map((r) => r.id) : ['']).execute()).map((r) => r.credential_id),
+      (
+        await this.db
+          .selectFrom('one_time_codes')
+          .select('credential_id')
+          .distinct()
+          .where('credential_id', 'in', rows.length ? rows.map((r) => r.id) : [''])
+          .execute()
+      ).map((r) => r.credential_id),
     );
     return rows.map((r) => ({
       id: r.id,
@@ -178,7 +190,12 @@ export class CredentialStore {
 
   /** Removes one credential; answers its factor id (for the audit trail and the metrics), or undefined when there was none. */
   async remove(accountId: string, credentialId: string): Promise<string | undefined> {
-    const r = await this.db.deleteFrom('credentials').where('id', '=', credentialId).where('account_id', '=', accountId).returning('factor_id').executeTakeFirst();
+    const r = await this.db
+      .deleteFrom('credentials')
+      .where('id', '=', credentialId)
+      .where('account_id', '=', accountId)
+      .returning('factor_id')
+      .executeTakeFirst();
     this.#changed();
     return r?.factor_id;
   }

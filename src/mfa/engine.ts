@@ -19,7 +19,24 @@ import type { Messaging } from '../messaging/index.ts';
 import type { Clock } from '../clock.ts';
 import type { Catalogue } from '../i18n/catalogue.ts';
 import { FactorRegistry, type RegisteredFactor } from '../../factors/registry.ts';
-import type { AmrValue, CallbackContext, CallbackResult, Credential, Evidence, FactorAccount, FactorContext, FactorKind, FactorRequest, FactorServices, Failure, FirstFactorContext, MessageRef, Pending, StepView, VerifyResult } from '../../factors/types.ts';
+import type {
+  AmrValue,
+  CallbackContext,
+  CallbackResult,
+  Credential,
+  Evidence,
+  FactorAccount,
+  FactorContext,
+  FactorKind,
+  FactorRequest,
+  FactorServices,
+  Failure,
+  FirstFactorContext,
+  MessageRef,
+  Pending,
+  StepView,
+  VerifyResult,
+} from '../../factors/types.ts';
 import { CredentialStore } from './credential-store.ts';
 import { OutOfBandService } from './out-of-band.ts';
 import { AnswerService } from './answers.ts';
@@ -36,7 +53,6 @@ import { epochSeconds } from '../clock.ts';
 import { knownDevice, type KnownBrowser } from '../security/device-cookie.ts';
 import { noticeMethodChange } from '../messaging/security-notices.ts';
 
-
 export type VerifyOutcome = { ok: true; evidence: Evidence; notice?: MessageRef } | (Failure & { retryAfterSeconds?: number }) | Pending;
 export type EnrollOutcome = { ok: true; credentialId: string; evidence?: Evidence; reveal?: Record<string, unknown> } | Failure;
 export type FirstFactorOutcome = { ok: true; account: Account; evidence: Evidence; notice?: MessageRef } | (Failure & { retryAfterSeconds?: number });
@@ -45,7 +61,8 @@ export type FirstFactorOutcome = { ok: true; account: Account; evidence: Evidenc
 function narrowed<T extends string>(factorId: string, what: string, declared: readonly T[], shown: readonly T[] | undefined): T[] {
   if (!shown) return [...declared];
   const extra = shown.filter((v) => !declared.includes(v));
-  if (extra.length || !shown.length) throw new Error(`factor ${factorId} reported ${what} ${JSON.stringify(shown)} outside its declared ${JSON.stringify(declared)}`);
+  if (extra.length || !shown.length)
+    throw new Error(`factor ${factorId} reported ${what} ${JSON.stringify(shown)} outside its declared ${JSON.stringify(declared)}`);
   return [...new Set(shown)];
 }
 
@@ -123,7 +140,12 @@ export class FactorEngine {
   ) {
     this.store = new CredentialStore(services.db, services.sealer, services.codeHasher);
     // Send limits from the global policy's `throttle`, read at each send (memoized within a request).
-    this.outOfBand = new OutOfBandService(services.db, services.codeHasher, services.messaging, async () => (await globalPolicy(services.db, services.config.MFA)).policy.throttle);
+    this.outOfBand = new OutOfBandService(
+      services.db,
+      services.codeHasher,
+      services.messaging,
+      async () => (await globalPolicy(services.db, services.config.MFA)).policy.throttle,
+    );
     this.answers = new AnswerService(services.db, services.codeHasher, this.store, services.clock);
     this.#transport = services.httpTransport ?? fetchTransport;
   }
@@ -149,11 +171,22 @@ export class FactorEngine {
   }
 
   /** `language`: the person's, which a code's message is written in. */
-  #context<S>(registered: RegisteredFactor<S>, account: FactorAccount, state: InteractionState, audit?: AuditContext, used?: Set<string>, language?: string): FactorContext<S> {
+  #context<S>(
+    registered: RegisteredFactor<S>,
+    account: FactorAccount,
+    state: InteractionState,
+    audit?: AuditContext,
+    used?: Set<string>,
+    language?: string,
+  ): FactorContext<S> {
     const base = this.#firstFactorContext(registered, state, used, { ...audit, accountId: account.id });
     const id = registered.factor.id;
     // Codes and questions belong to this factor and account; the client address feeds the send throttles.
-    return { account, ...base, services: { ...base.services, outOfBand: this.outOfBand.for(id, account.id, audit, language), answers: this.answers.for(id, account.id) } };
+    return {
+      account,
+      ...base,
+      services: { ...base.services, outOfBand: this.outOfBand.for(id, account.id, audit, language), answers: this.answers.for(id, account.id) },
+    };
   }
 
   /** `used` collects the credentials whose last use a service already recorded (a counter advanced, a code consumed). */
@@ -201,7 +234,13 @@ export class FactorEngine {
    * challenge reaches a person (a push), so beginning one is throttled per account and factor, and
    * one that ended is not begun again until they ask.
    */
-  async challenge(factorId: string, account: Account, state: InteractionState, audit: AuditContext = {}, where: { returnUrl?: string } = {}): Promise<ChallengeStep> {
+  async challenge(
+    factorId: string,
+    account: Account,
+    state: InteractionState,
+    audit: AuditContext = {},
+    where: { returnUrl?: string } = {},
+  ): Promise<ChallengeStep> {
     const r = this.#require(factorId);
     const waits = r.factor.waits === true;
     const now = this.services.clock.now().getTime();
@@ -223,7 +262,8 @@ export class FactorEngine {
     const ctx = this.#context(r, factorAccount(account), state, audit);
     if (r.factor.routes?.return && where.returnUrl) ctx.services.returnUrl = where.returnUrl;
     const { expiresAt, ...view } = await r.factor.beginChallenge(ctx, credentials);
-    if (expiresAt !== undefined && !(expiresAt instanceof Date && Number.isFinite(expiresAt.getTime()))) throw new Error(`factor ${factorId}: its challenge view's expiresAt is not a Date`);
+    if (expiresAt !== undefined && !(expiresAt instanceof Date && Number.isFinite(expiresAt.getTime())))
+      throw new Error(`factor ${factorId}: its challenge view's expiresAt is not a Date`);
     if (waits && !expiresAt) throw new Error(`factor ${factorId} waits, so its challenge view says when it ends (expiresAt)`);
     const record: Begun = { view, ...(expiresAt ? { expiresAt: expiresAt.getTime() } : {}) };
     await state.set(begunKey(factorId), record, this.services.config.INTERACTION_TTL);
@@ -261,7 +301,14 @@ export class FactorEngine {
    * the request carried a valid one; a browser known to this account is
    * throttled on its own counters (src/mfa/throttle.ts).
    */
-  async verify(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser): Promise<VerifyOutcome> {
+  async verify(
+    factorId: string,
+    account: Account,
+    state: InteractionState,
+    input: Record<string, string>,
+    audit: AuditContext,
+    browser?: KnownBrowser,
+  ): Promise<VerifyOutcome> {
     const r = this.#require(factorId);
     const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
     if (!credentials.length) return { ok: false, reason: 'not_enrolled' };
@@ -272,7 +319,15 @@ export class FactorEngine {
   }
 
   /** Throttle (`take` counts the guess), verify, audit, evidence: the same for a second factor and for a first factor that identified its account. */
-  async #verifyWith(r: RegisteredFactor, account: Account, credentials: Credential[], state: InteractionState, input: Record<string, string>, audit: AuditContext, take: () => Promise<ThrottleVerdict>): Promise<VerifyOutcome> {
+  async #verifyWith(
+    r: RegisteredFactor,
+    account: Account,
+    credentials: Credential[],
+    state: InteractionState,
+    input: Record<string, string>,
+    audit: AuditContext,
+    take: () => Promise<ThrottleVerdict>,
+  ): Promise<VerifyOutcome> {
     const factorId = r.factor.id;
     const { db } = this.services;
     const verdict = await take();
@@ -293,14 +348,27 @@ export class FactorEngine {
   }
 
   /** A definitive result: on success the guess is given back and the evidence made; a failure is audited (its count stays). */
-  async #conclude(r: RegisteredFactor, account: Account, credentials: Credential[], result: Exclude<VerifyResult, Pending>, audit: AuditContext, used: Set<string>, verdict?: ThrottleVerdict): Promise<VerifyOutcome> {
+  async #conclude(
+    r: RegisteredFactor,
+    account: Account,
+    credentials: Credential[],
+    result: Exclude<VerifyResult, Pending>,
+    audit: AuditContext,
+    used: Set<string>,
+    verdict?: ThrottleVerdict,
+  ): Promise<VerifyOutcome> {
     const factorId = r.factor.id;
     const { db } = this.services;
     const who = { ...audit, accountId: account.id };
     if (!result.ok) {
-      await recordAudit(db, 'factor.failed', who, { factor: factorId, reason: result.reason, ...(result.credentialId ? { credential: result.credentialId } : {}) });
+      await recordAudit(db, 'factor.failed', who, {
+        factor: factorId,
+        reason: result.reason,
+        ...(result.credentialId ? { credential: result.credentialId } : {}),
+      });
       // A proof that went backwards (a signature counter regressed) may be a cloned authenticator: say so on its own.
-      if (result.reason === 'suspected_clone') await recordAudit(db, 'factor.suspected_clone', who, { factor: factorId, ...(result.credentialId ? { credential: result.credentialId } : {}) });
+      if (result.reason === 'suspected_clone')
+        await recordAudit(db, 'factor.suspected_clone', who, { factor: factorId, ...(result.credentialId ? { credential: result.credentialId } : {}) });
       const { credentialId: _, ...failure } = result;
       return failure;
     }
@@ -329,8 +397,15 @@ export class FactorEngine {
     };
   }
 
-  #guess(account: Account, factorId: string, audit: AuditContext, browser: KnownBrowser | undefined, limits: Awaited<ReturnType<typeof globalPolicy>>['policy']['throttle']): () => Promise<ThrottleVerdict> {
-    return () => takeAttempt(this.services.db, { accountId: account.id, factorId, ip: audit.ip ?? 'unknown', knownDevice: knownDevice(browser, account) }, limits);
+  #guess(
+    account: Account,
+    factorId: string,
+    audit: AuditContext,
+    browser: KnownBrowser | undefined,
+    limits: Awaited<ReturnType<typeof globalPolicy>>['policy']['throttle'],
+  ): () => Promise<ThrottleVerdict> {
+    return () =>
+      takeAttempt(this.services.db, { accountId: account.id, factorId, ip: audit.ip ?? 'unknown', knownDevice: knownDevice(browser, account) }, limits);
   }
 
   /**
@@ -339,7 +414,13 @@ export class FactorEngine {
    * then, a success given back as for any proof, a failure (a denied approval) kept. Past the
    * challenge's end, pending is `expired`.
    */
-  async check(factorId: string, account: Account, state: InteractionState, audit: AuditContext, browser?: KnownBrowser): Promise<VerifyOutcome & { expiresAt?: number }> {
+  async check(
+    factorId: string,
+    account: Account,
+    state: InteractionState,
+    audit: AuditContext,
+    browser?: KnownBrowser,
+  ): Promise<VerifyOutcome & { expiresAt?: number }> {
     const r = this.#require(factorId);
     if (!r.factor.waits) return { ok: false, reason: 'invalid_input' };
     const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
@@ -353,7 +434,18 @@ export class FactorEngine {
   }
 
   /** What a check without a guess answered, counted only when definitive (see check). */
-  async #checked(r: RegisteredFactor, account: Account, credentials: Credential[], state: InteractionState, begun: Begun, result: VerifyResult, audit: AuditContext, browser: KnownBrowser | undefined, used: Set<string>, verdict?: ThrottleVerdict): Promise<VerifyOutcome & { expiresAt?: number }> {
+  async #checked(
+    r: RegisteredFactor,
+    account: Account,
+    credentials: Credential[],
+    state: InteractionState,
+    begun: Begun,
+    result: VerifyResult,
+    audit: AuditContext,
+    browser: KnownBrowser | undefined,
+    used: Set<string>,
+    verdict?: ThrottleVerdict,
+  ): Promise<VerifyOutcome & { expiresAt?: number }> {
     const { db } = this.services;
     if (!result.ok && result.reason === 'pending') {
       this.#pendingAllowed(r);
@@ -393,7 +485,14 @@ export class FactorEngine {
    * counted as a guess before the factor sees it, and given back only when the check that follows
    * succeeds: a return answered `pending` keeps its count.
    */
-  async handleReturn(factorId: string, account: Account, state: InteractionState, request: FactorRequest, audit: AuditContext, browser?: KnownBrowser): Promise<VerifyOutcome & { expiresAt?: number }> {
+  async handleReturn(
+    factorId: string,
+    account: Account,
+    state: InteractionState,
+    request: FactorRequest,
+    audit: AuditContext,
+    browser?: KnownBrowser,
+  ): Promise<VerifyOutcome & { expiresAt?: number }> {
     const r = this.#require(factorId);
     if (!r.factor.handleReturn) return { ok: false, reason: 'invalid_input' };
     const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
@@ -449,7 +548,12 @@ export class FactorEngine {
     };
     const result = await r.factor.handleCallback(ctx, request);
     if (!result || typeof result.ok !== 'boolean') throw new Error(`factor ${factorId}: handleCallback returned no result`);
-    await recordAudit(db, result.ok ? 'factor.callback' : 'factor.callback_refused', { ...who, accountId }, { factor: factorId, ...(result.ok ? {} : { reason: result.reason }) });
+    await recordAudit(
+      db,
+      result.ok ? 'factor.callback' : 'factor.callback_refused',
+      { ...who, accountId },
+      { factor: factorId, ...(result.ok ? {} : { reason: result.reason }) },
+    );
     return result;
   }
 
@@ -470,7 +574,13 @@ export class FactorEngine {
    * lock their account. An unknown credential or a disabled account is
    * 'wrong', throttled per client address.
    */
-  async verifyFirstFactor(factorId: string, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser): Promise<FirstFactorOutcome> {
+  async verifyFirstFactor(
+    factorId: string,
+    state: InteractionState,
+    input: Record<string, string>,
+    audit: AuditContext,
+    browser?: KnownBrowser,
+  ): Promise<FirstFactorOutcome> {
     const r = this.#require(factorId);
     if (!r.factor.firstFactor || !r.factor.identify) throw new Error(`factor ${factorId} is not a first factor`);
     const { db } = this.services;
@@ -482,12 +592,22 @@ export class FactorEngine {
       const ip = audit.ip ?? 'unknown';
       const limits = (await globalPolicy(db, this.services.config.MFA)).policy.throttle;
       const verdict = await consume(db, { ...MFA_PER_ADDRESS, ...limits?.perAddress }, ip);
-      await recordAudit(db, 'factor.failed', { ...audit, ...(account ? { accountId: account.id } : {}) }, { factor: factorId, reason: found ? 'account_disabled' : 'unknown_credential' });
+      await recordAudit(
+        db,
+        'factor.failed',
+        { ...audit, ...(account ? { accountId: account.id } : {}) },
+        { factor: factorId, reason: found ? 'account_disabled' : 'unknown_credential' },
+      );
       if (!verdict.allowed) return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds };
       return { ok: false, reason: 'wrong' };
     }
     const limits = (await globalPolicy(db, this.services.config.MFA)).policy.throttle;
-    const take = () => takeFirstFactorAttempt(db, { credentialId: found.credential.id, accountId: account.id, ip: audit.ip ?? 'unknown', knownDevice: knownDevice(browser, account) }, limits);
+    const take = () =>
+      takeFirstFactorAttempt(
+        db,
+        { credentialId: found.credential.id, accountId: account.id, ip: audit.ip ?? 'unknown', knownDevice: knownDevice(browser, account) },
+        limits,
+      );
     const outcome = await this.#verifyWith(r, account, [found.credential], state, input, audit, take);
     if (!outcome.ok && outcome.reason === 'pending') throw new Error(`factor ${factorId}: a first factor does not answer pending`);
     return outcome.ok ? { ok: true, account, evidence: outcome.evidence, notice: outcome.notice } : outcome;
@@ -500,7 +620,15 @@ export class FactorEngine {
   }
 
   /** `language`: the person's, in which a credential named by default (no name typed) gets its name, and the notice email is written. */
-  async finishEnrollment(factorId: string, account: Account, state: InteractionState, input: Record<string, string>, audit: AuditContext, browser?: KnownBrowser, language?: string): Promise<EnrollOutcome> {
+  async finishEnrollment(
+    factorId: string,
+    account: Account,
+    state: InteractionState,
+    input: Record<string, string>,
+    audit: AuditContext,
+    browser?: KnownBrowser,
+    language?: string,
+  ): Promise<EnrollOutcome> {
     const r = this.#require(factorId);
     const { db } = this.services;
     // Enrolment codes are guesses too, counted as the factor's.
@@ -529,10 +657,18 @@ export class FactorEngine {
       throw err;
     }
     await recordAudit(db, 'factor.enrolled', { ...audit, accountId: account.id }, { factor: factorId, credential: credentialId, label });
-    await noticeMethodChange(this.services, account.id, replacing ? { type: 'backup_codes_regenerated' } : { type: 'method_added', factorId, label }, { language, audit });
+    await noticeMethodChange(this.services, account.id, replacing ? { type: 'backup_codes_regenerated' } : { type: 'method_added', factorId, label }, {
+      language,
+      audit,
+    });
     if (result.provedEmail && account.email && !account.email_verified && result.provedEmail.toLowerCase() === account.email.toLowerCase()) {
       // Only while the account still has that address (an admin may have changed it meanwhile).
-      const marked = await db.updateTable('accounts').set({ email_verified: true }).where('id', '=', account.id).where('email', '=', account.email).executeTakeFirst();
+      const marked = await db
+        .updateTable('accounts')
+        .set({ email_verified: true })
+        .where('id', '=', account.id)
+        .where('email', '=', account.email)
+        .executeTakeFirst();
       if (marked.numUpdatedRows > 0n) await recordAudit(db, 'account.email_verified', { ...audit, accountId: account.id }, { factor: factorId });
     }
     const evidence: Evidence | undefined = result.proves
@@ -559,19 +695,31 @@ export class FactorEngine {
     return n;
   }
 
-
   /**
    * A step's non-final submission (send a code, send another, call instead):
    * the factor's `act`, with the request's client address for the send
    * throttles and the person's language for the message a code goes out in.
    * Sending is throttled by the out-of-band service, not as a guess.
    */
-  async act(factorId: string, step: 'enroll' | 'challenge', account: Account, state: InteractionState, action: string, input: Record<string, string>, audit: AuditContext, language?: string): Promise<ActOutcome> {
+  async act(
+    factorId: string,
+    step: 'enroll' | 'challenge',
+    account: Account,
+    state: InteractionState,
+    action: string,
+    input: Record<string, string>,
+    audit: AuditContext,
+    language?: string,
+  ): Promise<ActOutcome> {
     const r = this.#require(factorId);
     if (!r.factor.act || !/^[a-z][a-z-]{0,31}$/.test(action)) return { ok: false, reason: 'invalid_input' };
     const credentials = await this.store.list(account.id, factorId);
     if (step === 'challenge' && !credentials.length) return { ok: false, reason: 'not_enrolled' };
-    const outcome = await r.factor.act(this.#context(r, factorAccount(account), state, { ...audit, accountId: account.id }, undefined, language), { step, action, credentials }, input);
+    const outcome = await r.factor.act(
+      this.#context(r, factorAccount(account), state, { ...audit, accountId: account.id }, undefined, language),
+      { step, action, credentials },
+      input,
+    );
     // What the action did (a code sent, a new request) is shown by a challenge begun afresh.
     if (outcome.ok && step === 'challenge') await state.take(begunKey(factorId));
     return outcome;

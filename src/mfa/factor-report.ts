@@ -25,7 +25,12 @@ export async function reportFactors(db: Kysely<Database>, registry: FactorRegist
     const missing = policy.factors.filter((id) => !registry.get(id));
     if (!missing.length) continue;
     const left = policy.factors.filter((id) => registry.get(id));
-    const consequence = left.length ? `only ${left.join(', ')} count there` : 'no factor it allows is on, so its sign-ins that need a second factor cannot be met';
-    log.warn({ policy: policy.source, notOn: missing }, `the ${policy.source} policy allows ${missing.join(', ')}, not on here (FACTORS, or the factor is off); ${consequence}`);
+    const consequence = left.length
+      ? `only ${left.join(', ')} count there`
+      : 'no factor it allows is on, so its sign-ins that need a second factor cannot be met';
+    log.warn(
+      { policy: policy.source, notOn: missing },
+      `the ${policy.source} policy allows ${missing.join(', ')}, not on here (FACTORS, or the factor is off); ${consequence}`,
+    );
   }
 }

@@ -13,11 +13,30 @@ import { factorAccount } from './engine.ts';
 export type ImportOutcome = { ok: true; credentialId: string; label: string } | { ok: false; problem: string };
 
 /** `label`: the administrator's name for it; without one, the factor's default (in DEFAULT_LANGUAGE). */
-export async function importCredential(services: Services, factorId: string, account: Account, input: Record<string, string>, label: string | undefined, audit: AuditContext): Promise<ImportOutcome> {
+export async function importCredential(
+  services: Services,
+  factorId: string,
+  account: Account,
+  input: Record<string, string>,
+  label: string | undefined,
+  audit: AuditContext,
+): Promise<ImportOutcome> {
   const { registry, store } = services.factors;
   const registered = registry.getKnown(factorId);
-  const importable = () => registry.known().filter((f) => f.importCredential).map((f) => f.id).join(', ') || 'none';
-  if (!registered) return { ok: false, problem: `no factor ${factorId} (FACTORS loads: ${registry.known().map((f) => f.id).join(', ')})` };
+  const importable = () =>
+    registry
+      .known()
+      .filter((f) => f.importCredential)
+      .map((f) => f.id)
+      .join(', ') || 'none';
+  if (!registered)
+    return {
+      ok: false,
+      problem: `no factor ${factorId} (FACTORS loads: ${registry
+        .known()
+        .map((f) => f.id)
+        .join(', ')})`,
+    };
   const importer = registered.factor.importCredential;
   if (!importer) return { ok: false, problem: `factor ${factorId} cannot import a credential (factors that can: ${importable()})` };
   const names = Object.keys(importer.fields);

@@ -52,7 +52,6 @@ export interface SendLimits {
 }
 const DEFAULT_SEND_LIMITS: SendLimits = { sendPerAccount: SEND_PER_ACCOUNT, sendPerAddress: SEND_PER_ADDRESS, sendPerDestination: SEND_PER_DESTINATION };
 
-
 /**
  * What the person is told when the mail server or the gateway refused the message, or could not be reached: it was
  * not sent (`codes.notSent.*`); and when it did not answer in time (`codes.noAnswer.*`). It may have taken the
@@ -82,10 +81,18 @@ interface CodeRow {
 
 function checkRules(rules: CodeRules): void {
   const ok =
-    Number.isInteger(rules.length) && rules.length >= 4 && rules.length <= 10 &&
-    Number.isInteger(rules.ttlSeconds) && rules.ttlSeconds >= 30 && rules.ttlSeconds <= 86400 &&
-    Number.isInteger(rules.maxAttempts) && rules.maxAttempts >= 1 && rules.maxAttempts <= 20 &&
-    Number.isInteger(rules.cooldownSeconds) && rules.cooldownSeconds >= 0 && rules.cooldownSeconds <= 3600;
+    Number.isInteger(rules.length) &&
+    rules.length >= 4 &&
+    rules.length <= 10 &&
+    Number.isInteger(rules.ttlSeconds) &&
+    rules.ttlSeconds >= 30 &&
+    rules.ttlSeconds <= 86400 &&
+    Number.isInteger(rules.maxAttempts) &&
+    rules.maxAttempts >= 1 &&
+    rules.maxAttempts <= 20 &&
+    Number.isInteger(rules.cooldownSeconds) &&
+    rules.cooldownSeconds >= 0 &&
+    rules.cooldownSeconds <= 3600;
   if (!ok) throw new Error(`code rules out of range: ${JSON.stringify(rules)}`);
 }
 
@@ -158,7 +165,12 @@ export class OutOfBandService {
         if (rules.cooldownSeconds > 0) {
           const verdict = await consume(db, cooldown, cooldownKey(scope));
           if (!verdict.allowed) {
-            return { ok: false, reason: 'locked', retryAfterSeconds: verdict.retryAfterSeconds, message: { key: 'codes.cooldown', params: waitParams(verdict.retryAfterSeconds) } };
+            return {
+              ok: false,
+              reason: 'locked',
+              retryAfterSeconds: verdict.retryAfterSeconds,
+              message: { key: 'codes.cooldown', params: waitParams(verdict.retryAfterSeconds) },
+            };
           }
         }
         const release = () => (rules.cooldownSeconds > 0 ? reset(db, cooldown, cooldownKey(scope)) : Promise.resolve());
@@ -174,7 +186,13 @@ export class OutOfBandService {
         const blocked = verdicts.filter((v) => !v.allowed);
         if (blocked.length) {
           // Nothing is sent, so nothing is counted: one full counter does not use up the others.
-          await Promise.all([release(), giveBack(db, counters.map((c, i) => ({ ...c, result: verdicts[i]! })))]);
+          await Promise.all([
+            release(),
+            giveBack(
+              db,
+              counters.map((c, i) => ({ ...c, result: verdicts[i]! })),
+            ),
+          ]);
           const wait = Math.max(...blocked.map((v) => v.retryAfterSeconds));
           await recordAudit(db, 'factor.send_throttled', who, { factor: factorId, channel });
           return { ok: false, reason: 'locked', retryAfterSeconds: wait, message: { key: 'codes.sendThrottled', params: waitParams(wait) } };
@@ -260,9 +278,7 @@ export class OutOfBandService {
           return { ok: false, reason: 'locked', message: { key: 'codes.locked', params: waitParams(wait) } };
         }
         const any = await inScope(scope).select('id').executeTakeFirst();
-        return any
-          ? { ok: false, reason: 'expired', message: { key: 'codes.expired' } }
-          : { ok: false, reason: 'expired', message: { key: 'codes.noneSent' } };
+        return any ? { ok: false, reason: 'expired', message: { key: 'codes.expired' } } : { ok: false, reason: 'expired', message: { key: 'codes.noneSent' } };
       },
 
       async status(scope, rules) {

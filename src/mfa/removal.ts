@@ -56,12 +56,23 @@ export async function checkRemoval(services: Services, accountId: string, creden
  * up is left (see above). Returns whether the credential existed, and the ids
  * of the backup codes removed with it.
  */
-export async function removeCredential(services: Services, accountId: string, credentialId: string, audit: AuditContext): Promise<{ removed: boolean; recovery: string[] }> {
+export async function removeCredential(
+  services: Services,
+  accountId: string,
+  credentialId: string,
+  audit: AuditContext,
+): Promise<{ removed: boolean; recovery: string[] }> {
   const engine = services.factors;
   if (!(await engine.remove(accountId, credentialId, audit))) return { removed: false, recovery: [] };
   const recovery: string[] = [];
   for (const id of orphanedRecovery(services, await engine.store.list(accountId))) if (await engine.remove(accountId, id, audit)) recovery.push(id);
-  if (recovery.length) await recordAudit(services.db, 'factor.recovery_removed', { ...audit, accountId }, { credentials: recovery, with: credentialId, reason: 'backup codes are never an account’s only factor' });
+  if (recovery.length)
+    await recordAudit(
+      services.db,
+      'factor.recovery_removed',
+      { ...audit, accountId },
+      { credentials: recovery, with: credentialId, reason: 'backup codes are never an account’s only factor' },
+    );
   return { removed: true, recovery };
 }
 
@@ -90,7 +101,13 @@ async function judge(services: Services, accountId: string, remaining: Credentia
   const after = ask(enrolledAfter);
   if (canMeet(before) && !canMeet(after)) {
     const target = after.type === 'satisfied' ? after.level : after.target;
-    return { ok: false, code: 'policy', level: target, rule: before.rule, reason: `the policy requires level ${target} (${before.rule}) and the account's other factors cannot reach it` };
+    return {
+      ok: false,
+      code: 'policy',
+      level: target,
+      rule: before.rule,
+      reason: `the policy requires level ${target} (${before.rule}) and the account's other factors cannot reach it`,
+    };
   }
   return { ok: true };
 }

@@ -77,12 +77,25 @@ async function readAccountAtOnce(services: Services, accountId: string): Promise
   const { rows } = await sql<{ credentials: Json<CredentialRow>[]; policies: Json<PolicyRow>[] }>`
     select
       (select coalesce(json_agg(c order by c.created_at), '[]') from (${store.rowsQuery(accountId)}) c) as credentials,
-      (select coalesce(json_agg(p order by p."group" nulls first, p.version desc), '[]') from (${policyRowsQuery(services.db, accountId)}) p) as policies`.execute(services.db);
+      (select coalesce(json_agg(p order by p."group" nulls first, p.version desc), '[]') from (${policyRowsQuery(services.db, accountId)}) p) as policies`.execute(
+    services.db,
+  );
   const { credentials, policies } = rows[0]!;
   const date = (v: string | null) => (v === null ? null : new Date(v));
   // A bigint counter comes as a JSON number; the row type (as pg returns it) is a string.
-  store.hold(accountId, credentials.map((c) => ({ ...c, counter: c.counter === null ? null : String(c.counter), created_at: new Date(c.created_at), last_used_at: date(c.last_used_at) })));
-  holdPolicies(accountId, policies.map((p) => ({ ...p, added_at: date(p.added_at), created_at: new Date(p.created_at) })));
+  store.hold(
+    accountId,
+    credentials.map((c) => ({
+      ...c,
+      counter: c.counter === null ? null : String(c.counter),
+      created_at: new Date(c.created_at),
+      last_used_at: date(c.last_used_at),
+    })),
+  );
+  holdPolicies(
+    accountId,
+    policies.map((p) => ({ ...p, added_at: date(p.added_at), created_at: new Date(p.created_at) })),
+  );
 }
 
 export async function policyInput(services: Services, facts: SignInFacts): Promise<PolicyInput> {

@@ -48,7 +48,15 @@ export interface SeenFrom {
  * Records what the session proved; saving is activity, so the stamp moves to `now` (epoch seconds, the services'
  * clock). `seen`: the browser that proved it, kept as the session's address and browser.
  */
-export async function saveSessionEvidence(db: Kysely<Database>, sessionUid: string, accountId: string, evidence: Evidence[], ttlSeconds: number, now: number, seen: SeenFrom = {}): Promise<void> {
+export async function saveSessionEvidence(
+  db: Kysely<Database>,
+  sessionUid: string,
+  accountId: string,
+  evidence: Evidence[],
+  ttlSeconds: number,
+  now: number,
+  seen: SeenFrom = {},
+): Promise<void> {
   const values = {
     session_uid: sessionUid,
     account_id: accountId,
@@ -80,5 +88,9 @@ export async function saveSessionEvidence(db: Kysely<Database>, sessionUid: stri
 /** The session was used at `now`: moves the stamp when it is more than ACTIVITY_STAMP_SECONDS behind (see above). */
 export async function touchSession(db: Kysely<Database>, sessionUid: string, stored: StoredSession, now: number): Promise<void> {
   if (stored.lastActiveAt !== undefined && now - stored.lastActiveAt < ACTIVITY_STAMP_SECONDS) return;
-  await db.updateTable('session_evidence').set({ last_active_at: new Date(now * 1000) }).where('session_uid', '=', sessionUid).execute();
+  await db
+    .updateTable('session_evidence')
+    .set({ last_active_at: new Date(now * 1000) })
+    .where('session_uid', '=', sessionUid)
+    .execute();
 }

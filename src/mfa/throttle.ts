@@ -37,7 +37,14 @@ import type { Database } from '../db/schema.ts';
 import { attempt, dailyCeiling, refund, withNumbers, type Counted, type LimitRule, type Verdict } from '../security/rate-limit.ts';
 
 /** Unknown browsers' brake, per account and factor: 5 free failures, then waits that double (30 s, 1 min, 2 min, … 15 min); the streak clears after 5 quiet minutes. */
-export const MFA_PER_ACCOUNT_BURST = { name: 'mfa:acct:5m', kind: 'backoff', points: 5, windowSeconds: 5 * 60, delaySeconds: 30, maxDelaySeconds: 15 * 60 } as const satisfies LimitRule;
+export const MFA_PER_ACCOUNT_BURST = {
+  name: 'mfa:acct:5m',
+  kind: 'backoff',
+  points: 5,
+  windowSeconds: 5 * 60,
+  delaySeconds: 30,
+  maxDelaySeconds: 15 * 60,
+} as const satisfies LimitRule;
 /** The same brake for each known browser, per account and factor. */
 export const MFA_KNOWN_BROWSER_BURST = { ...MFA_PER_ACCOUNT_BURST, name: 'mfa:known:5m' } as const satisfies LimitRule;
 /** The daily ceiling, per account and factor, over every browser: at most 100 in any 24 hours. */
@@ -59,7 +66,14 @@ export const FIRST_FACTOR_KNOWN_BROWSER = { ...MFA_PER_ACCOUNT_BURST, name: 'ff:
 export const WAITING_CHALLENGES = { name: 'wait:begin:15m', points: 10, windowSeconds: 15 * 60 } as const satisfies LimitRule;
 
 /** The rule names whose subjects start with an account id: what clearing an account's lock deletes. */
-export const ACCOUNT_SCOPED_MFA_RULES = [MFA_PER_ACCOUNT_BURST.name, MFA_KNOWN_BROWSER_BURST.name, MFA_PER_ACCOUNT_DAY.name, MFA_UNKNOWN_BROWSERS_DAY.name, FIRST_FACTOR_KNOWN_BROWSER.name, WAITING_CHALLENGES.name] as const;
+export const ACCOUNT_SCOPED_MFA_RULES = [
+  MFA_PER_ACCOUNT_BURST.name,
+  MFA_KNOWN_BROWSER_BURST.name,
+  MFA_PER_ACCOUNT_DAY.name,
+  MFA_UNKNOWN_BROWSERS_DAY.name,
+  FIRST_FACTOR_KNOWN_BROWSER.name,
+  WAITING_CHALLENGES.name,
+] as const;
 
 type Burst = { points: number; windowSeconds: number; delaySeconds?: number; maxDelaySeconds?: number };
 type Numbers = { points: number; windowSeconds: number };
@@ -126,7 +140,12 @@ export async function takeAttempt(db: Kysely<Database>, guess: Guess, limits?: T
 }
 
 /** Counts one guess made before any factor is proved, never on the account's own counters. */
-export async function takeFirstFactorAttempt(db: Kysely<Database>, guess: { credentialId: string; accountId: string; ip: string; knownDevice?: string }, limits?: ThrottleLimits, options: { at?: Date } = {}): Promise<ThrottleVerdict> {
+export async function takeFirstFactorAttempt(
+  db: Kysely<Database>,
+  guess: { credentialId: string; accountId: string; ip: string; knownDevice?: string },
+  limits?: ThrottleLimits,
+  options: { at?: Date } = {},
+): Promise<ThrottleVerdict> {
   return attempt(db, firstFactorCounters(guess, limits), options.at);
 }
 

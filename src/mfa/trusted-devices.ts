@@ -26,7 +26,11 @@ const sha256 = (v: string) => crypto.createHash('sha256').update(v).digest('base
 async function bindingFor(db: Kysely<Database>, accountId: string): Promise<string> {
   const [creds, account] = await Promise.all([
     db.selectFrom('credentials').select('id').where('account_id', '=', accountId).orderBy('id').execute(),
-    db.selectFrom('accounts').select(['password_changed_at', sql<boolean>`password_hash is not null`.as('has_password')]).where('id', '=', accountId).executeTakeFirst(),
+    db
+      .selectFrom('accounts')
+      .select(['password_changed_at', sql<boolean>`password_hash is not null`.as('has_password')])
+      .where('id', '=', accountId)
+      .executeTakeFirst(),
   ]);
   return sha256(JSON.stringify(['v2', creds.map((c) => c.id), account?.password_changed_at?.toISOString() ?? null, account?.has_password ?? false]));
 }
@@ -39,13 +43,27 @@ export function deviceLabel(userAgent: string): string {
 }
 
 /** Records a trusted device after a second factor was proved; `factorId` is the factor just proved, the one the device will stand in for. */
-export async function trustDevice(db: Kysely<Database>, accountId: string, userAgent: string, days: number, factorId: string): Promise<{ id: string; cookie: string; expires: Date }> {
+export async function trustDevice(
+  db: Kysely<Database>,
+  accountId: string,
+  userAgent: string,
+  days: number,
+  factorId: string,
+): Promise<{ id: string; cookie: string; expires: Date }> {
   const id = crypto.randomBytes(12).toString('base64url');
   const token = crypto.randomBytes(32).toString('base64url');
   const expires = new Date(Date.now() + days * 86400 * 1000);
   await db
     .insertInto('trusted_devices')
-    .values({ id, account_id: accountId, token_hash: sha256(token), label: deviceLabel(userAgent), binding: await bindingFor(db, accountId), expires_at: expires, factor_id: factorId })
+    .values({
+      id,
+      account_id: accountId,
+      token_hash: sha256(token),
+      label: deviceLabel(userAgent),
+      binding: await bindingFor(db, accountId),
+      expires_at: expires,
+      factor_id: factorId,
+    })
     .execute();
   return { id, cookie: `${id}.${token}`, expires };
 }
@@ -107,17 +125,34 @@ export async function listDevices(db: Kysely<Database>, accountId: string) {
   ]);
   const now = Date.now();
   return rows.map(({ binding: bound, ...r }) => {
-    const state: DeviceState = r.revoked_at ? 'revoked' : r.expires_at.getTime() <= now ? 'expired' : bound !== binding ? 'void (factors or password changed)' : 'live';
+    const state: DeviceState = r.revoked_at
+      ? 'revoked'
+      : r.expires_at.getTime() <= now
+        ? 'expired'
+        : bound !== binding
+          ? 'void (factors or password changed)'
+          : 'live';
     return { ...r, state };
   });
 }
 
 export async function revokeDevice(db: Kysely<Database>, accountId: string, id: string): Promise<boolean> {
-  const r = await db.updateTable('trusted_devices').set({ revoked_at: new Date() }).where('id', '=', id).where('account_id', '=', accountId).where('revoked_at', 'is', null).executeTakeFirst();
+  const r = await db
+    .updateTable('trusted_devices')
+    .set({ revoked_at: new Date() })
+    .where('id', '=', id)
+    .where('account_id', '=', accountId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
 }
 
 export async function revokeAllDevices(db: Kysely<Database>, accountId: string): Promise<number> {
-  const r = await db.updateTable('trusted_devices').set({ revoked_at: new Date() }).where('account_id', '=', accountId).where('revoked_at', 'is', null).executeTakeFirst();
+  const r = await db
+    .updateTable('trusted_devices')
+    .set({ revoked_at: new Date() })
+    .where('account_id', '=', accountId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
   return Number(r.numUpdatedRows);
 }

@@ -203,10 +203,16 @@ export async function purgeExpired(db: Kysely<Database>, graceSeconds = 60, batc
   await db.deleteFrom('rate_limits').where('expires_at', '<', cutoff).execute();
   await db.deleteFrom('challenge_codes').where('expires_at', '<', cutoff).execute();
   // A day late, so that an expired reset link is still told apart from a forged one.
-  await db.deleteFrom('password_resets').where('expires_at', '<', new Date(cutoff.getTime() - 86400_000)).execute();
+  await db
+    .deleteFrom('password_resets')
+    .where('expires_at', '<', new Date(cutoff.getTime() - 86400_000))
+    .execute();
   await db.deleteFrom('factor_answers').where('expires_at', '<', cutoff).execute();
   await db.deleteFrom('factor_nonces').where('expires_at', '<', cutoff).execute();
-  await db.deleteFrom('email_verifications').where('expires_at', '<', new Date(cutoff.getTime() - 86400_000)).execute();
+  await db
+    .deleteFrom('email_verifications')
+    .where('expires_at', '<', new Date(cutoff.getTime() - 86400_000))
+    .execute();
   return total;
 }
 

@@ -190,7 +190,12 @@ export class BackchannelDelivery {
       if (row.attempts >= config.BACKCHANNEL_LOGOUT_ATTEMPTS) {
         await db.deleteFrom('backchannel_logouts').where('id', '=', row.id).execute();
         log.error({ uri, error }, 'back-channel logout given up');
-        await recordAudit(db, 'backchannel_logout.failed', { clientId: row.client_id, accountId: row.account_id, actor: 'system' }, { uri, attempts: row.attempts, error, reason: row.reason });
+        await recordAudit(
+          db,
+          'backchannel_logout.failed',
+          { clientId: row.client_id, accountId: row.account_id, actor: 'system' },
+          { uri, attempts: row.attempts, error, reason: row.reason },
+        );
         return 'failed';
       }
       const wait = config.BACKCHANNEL_LOGOUT_BACKOFF * 4 ** (row.attempts - 1);

@@ -10,7 +10,15 @@ import type { Config } from '../config.ts';
 import type { ClientMetadata, ClientRow, Database } from '../db/schema.ts';
 import type { Sealer } from '../security/sealer.ts';
 import { forget, memoized } from '../db/request-memo.ts';
-import { indicatorHolder, removeResourceServer, resourceIndicator, resourceServerOfClient, saveResourceServer, scopeList, type ResourceServer } from './resource-servers.ts';
+import {
+  indicatorHolder,
+  removeResourceServer,
+  resourceIndicator,
+  resourceServerOfClient,
+  saveResourceServer,
+  scopeList,
+  type ResourceServer,
+} from './resource-servers.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -36,7 +44,8 @@ export const SIGN_UP_MODES = ['allow', 'deny'] as const;
 export function invalidTwofoldMetadata(key: string, value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (key === 'twofold_pkce' && !(PKCE_MODES as readonly unknown[]).includes(value)) return `twofold_pkce must be one of ${PKCE_MODES.join(', ')}`;
-  if (key === 'twofold_id_token_claims' && !(ID_TOKEN_CLAIMS as readonly unknown[]).includes(value)) return `twofold_id_token_claims must be one of ${ID_TOKEN_CLAIMS.join(', ')}`;
+  if (key === 'twofold_id_token_claims' && !(ID_TOKEN_CLAIMS as readonly unknown[]).includes(value))
+    return `twofold_id_token_claims must be one of ${ID_TOKEN_CLAIMS.join(', ')}`;
   if (key === 'twofold_client_credentials_scope' && typeof value !== 'string') return 'twofold_client_credentials_scope must be a string';
   if (key === 'twofold_sign_up' && !(SIGN_UP_MODES as readonly unknown[]).includes(value)) return `twofold_sign_up must be one of ${SIGN_UP_MODES.join(', ')}`;
   return undefined;
@@ -53,16 +62,14 @@ export function pkceRequired(client: { clientAuthMethod?: string; twofold_pkce?:
   return mode === 'all';
 }
 
-const redirectUri = z
-  .string()
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return !url.hash && url.protocol !== 'javascript:' && url.protocol !== 'data:';
-    } catch {
-      return false;
-    }
-  }, 'an absolute URI without a fragment');
+const redirectUri = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return !url.hash && url.protocol !== 'javascript:' && url.protocol !== 'data:';
+  } catch {
+    return false;
+  }
+}, 'an absolute URI without a fragment');
 
 /** Hosts an app on this machine answers on: the only ones a back-channel logout URI may reach over plain http. */
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -105,7 +112,10 @@ interface ClientShape {
 function checkShape(c: ClientShape, ctx: z.RefinementCtx): void {
   const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
   if (!c.signIn && !c.deviceFlow && !c.clientCredentials && !c.resourceServer) {
-    issue('redirectUris', 'at least one --redirect-uri (or --resource-server for an API, --client-credentials for a machine client, --device-flow for a CLI or TV)');
+    issue(
+      'redirectUris',
+      'at least one --redirect-uri (or --resource-server for an API, --client-credentials for a machine client, --device-flow for a CLI or TV)',
+    );
   }
   if (c.public && c.pkce === 'optional') issue('pkce', 'a public client always uses PKCE: without a secret, PKCE is what protects its authorization codes');
   if (c.public && c.clientCredentials) issue('clientCredentials', 'a public client has no credentials to get tokens with');
@@ -203,7 +213,10 @@ export function generateClientSecret(): string {
 
 /** An indicator another client already answers to: a value, with the holder's name, rather than a constraint error. */
 export class IndicatorTaken extends Error {
-  constructor(readonly indicator: string, readonly holder: string) {
+  constructor(
+    readonly indicator: string,
+    readonly holder: string,
+  ) {
     super(`--resource-server: ${indicator} is already registered to ${holder} (one client per API)`);
   }
 }
@@ -222,7 +235,12 @@ async function guardIndicator<T>(db: Kysely<Database>, indicator: string | undef
  * Grant and response types: code (and refresh) for an app that signs users in, the device grant (and refresh, as
  * for code) for a CLI or TV, client_credentials for a machine client.
  */
-function flows(signIn: boolean, signInGrants: string[], deviceFlow: boolean, clientCredentials: boolean): Pick<ClientMetadata, 'grant_types' | 'response_types'> {
+function flows(
+  signIn: boolean,
+  signInGrants: string[],
+  deviceFlow: boolean,
+  clientCredentials: boolean,
+): Pick<ClientMetadata, 'grant_types' | 'response_types'> {
   const device = deviceFlow ? [DEVICE_CODE_GRANT, ...(signIn ? [] : signInGrants.filter((g) => g === 'refresh_token'))] : [];
   return {
     grant_types: [...new Set([...(signIn ? signInGrants : []), ...device, ...(clientCredentials ? ['client_credentials'] : [])])],
@@ -266,7 +284,9 @@ export async function createClient(db: Kysely<Database>, sealer: Sealer, input: 
       ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: c.backchannelLogoutSessionRequired ?? false }
       : {}),
   };
-  const resourceServer = c.resourceIndicator ? { indicator: c.resourceIndicator, scopes: c.resourceScopes ?? [], introspectAny: c.introspectAny ?? false } : undefined;
+  const resourceServer = c.resourceIndicator
+    ? { indicator: c.resourceIndicator, scopes: c.resourceScopes ?? [], introspectAny: c.introspectAny ?? false }
+    : undefined;
   await guardIndicator(db, c.resourceIndicator, () =>
     db.transaction().execute(async (trx) => {
       await trx
@@ -326,9 +346,17 @@ export async function clientSettings(db: Kysely<Database>, row: ClientRow): Prom
     signUp: m.twofold_sign_up === 'deny' ? 'deny' : 'allow',
     ...(m.twofold_pkce ? { pkce: m.twofold_pkce as ClientSettings['pkce'] } : {}),
     ...(m.twofold_id_token_claims ? { idTokenClaims: m.twofold_id_token_claims as ClientSettings['idTokenClaims'] } : {}),
-    ...((m.grant_types ?? []).includes('client_credentials') ? { clientCredentialsScopes: String(m.twofold_client_credentials_scope ?? '').split(' ').filter(Boolean) } : {}),
+    ...((m.grant_types ?? []).includes('client_credentials')
+      ? {
+          clientCredentialsScopes: String(m.twofold_client_credentials_scope ?? '')
+            .split(' ')
+            .filter(Boolean),
+        }
+      : {}),
     ...(resourceServer ? { resourceServer } : {}),
-    ...(typeof m.backchannel_logout_uri === 'string' ? { backchannelLogout: { uri: m.backchannel_logout_uri, sessionRequired: m.backchannel_logout_session_required === true } } : {}),
+    ...(typeof m.backchannel_logout_uri === 'string'
+      ? { backchannelLogout: { uri: m.backchannel_logout_uri, sessionRequired: m.backchannel_logout_session_required === true } }
+      : {}),
   };
 }
 
@@ -384,7 +412,8 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
   const scope = clientCredentials ? (changes.clientCredentialsScopes ?? current.clientCredentialsScopes ?? []).join(' ') : undefined;
   set('twofold_client_credentials_scope', scope, 'client_credentials_scope');
   set('backchannel_logout_uri', backchannelUri, 'backchannel_logout_uri', backchannelUri ?? null);
-  const sessionRequired = backchannelUri === undefined ? undefined : (changes.backchannelLogoutSessionRequired ?? current.backchannelLogout?.sessionRequired ?? false);
+  const sessionRequired =
+    backchannelUri === undefined ? undefined : (changes.backchannelLogoutSessionRequired ?? current.backchannelLogout?.sessionRequired ?? false);
   set('backchannel_logout_session_required', sessionRequired, 'backchannel_logout_session_required', sessionRequired ?? null);
 
   const server = indicator
@@ -394,14 +423,22 @@ export async function updateClientSettings(db: Kysely<Database>, row: ClientRow,
         introspectAny: changes.introspectAny ?? (indicator === current.resourceServer?.indicator ? current.resourceServer.introspectAny : false),
       }
     : undefined;
-  const was = current.resourceServer && { indicator: current.resourceServer.indicator, scopes: current.resourceServer.scopes, introspectAny: current.resourceServer.introspectAny };
+  const was = current.resourceServer && {
+    indicator: current.resourceServer.indicator,
+    scopes: current.resourceServer.scopes,
+    introspectAny: current.resourceServer.introspectAny,
+  };
   const serverChanged = JSON.stringify(server) !== JSON.stringify(was);
   if (serverChanged) changed.resource_server = server ? { indicator: server.indicator, scopes: server.scopes, introspect_any: server.introspectAny } : null;
   if (!Object.keys(changed).length) return changed;
 
   await guardIndicator(db, server?.indicator, () =>
     db.transaction().execute(async (trx) => {
-      await trx.updateTable('clients').set({ metadata: JSON.stringify(metadata), updated_at: new Date() }).where('client_id', '=', row.client_id).execute();
+      await trx
+        .updateTable('clients')
+        .set({ metadata: JSON.stringify(metadata), updated_at: new Date() })
+        .where('client_id', '=', row.client_id)
+        .execute();
       if (serverChanged) await (server ? saveResourceServer(trx, row.client_id, server) : removeResourceServer(trx, row.client_id));
     }),
   ).finally(() => forget(CLIENT_MEMO));
@@ -427,12 +464,18 @@ export async function listClients(db: Kysely<Database>): Promise<ClientRow[]> {
 }
 
 export async function removeClient(db: Kysely<Database>, clientId: string): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    // Tokens and grants issued to the client go with it.
-    await trx.deleteFrom('oidc_payloads').where(({ eb, ref }) => eb(eb.fn('jsonb_extract_path_text', [ref('payload'), eb.val('clientId')]), '=', clientId)).execute();
-    const result = await trx.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
-  }).finally(() => forget(CLIENT_MEMO));
+  return db
+    .transaction()
+    .execute(async (trx) => {
+      // Tokens and grants issued to the client go with it.
+      await trx
+        .deleteFrom('oidc_payloads')
+        .where(({ eb, ref }) => eb(eb.fn('jsonb_extract_path_text', [ref('payload'), eb.val('clientId')]), '=', clientId))
+        .execute();
+      const result = await trx.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    })
+    .finally(() => forget(CLIENT_MEMO));
 }
 
 export async function rotateClientSecret(db: Kysely<Database>, sealer: Sealer, clientId: string): Promise<string> {

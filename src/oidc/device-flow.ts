@@ -13,7 +13,13 @@ import type Provider from 'oidc-provider';
 import type { Services } from '../services.ts';
 import { attempt, refund, type LimitRule } from '../security/rate-limit.ts';
 import { clientAddress } from '../http/client-address.ts';
-import { renderDeviceSuccess, renderUserCodeConfirm, renderUserCodeFormExpired, renderUserCodeInput, renderUserCodeThrottled } from '../../interactions/device-pages.ts';
+import {
+  renderDeviceSuccess,
+  renderUserCodeConfirm,
+  renderUserCodeFormExpired,
+  renderUserCodeInput,
+  renderUserCodeThrottled,
+} from '../../interactions/device-pages.ts';
 import { DEVICE_CODE_GRANT } from './clients.ts';
 
 /**
@@ -22,7 +28,14 @@ import { DEVICE_CODE_GRANT } from './clients.ts';
  * and no code or account is ever locked by someone else's guesses. With 20^8 possible codes alive for minutes, a
  * guesser gets a few codes an hour.
  */
-export const USER_CODE_GUESSES = { name: 'device:user_code', kind: 'backoff', points: 10, windowSeconds: 15 * 60, delaySeconds: 30, maxDelaySeconds: 15 * 60 } as const satisfies LimitRule;
+export const USER_CODE_GUESSES = {
+  name: 'device:user_code',
+  kind: 'backoff',
+  points: 10,
+  windowSeconds: 15 * 60,
+  delaySeconds: 30,
+  maxDelaySeconds: 15 * 60,
+} as const satisfies LimitRule;
 
 /** features.deviceFlow: base-20 codes without vowels (no words), shown as XXXX-XXXX; pages in Twofold's layout. */
 export function deviceFlowFeature(services: Services): NonNullable<NonNullable<Configuration['features']>['deviceFlow']> {

@@ -93,7 +93,10 @@ export function mfaPrompt(services: Services) {
           if (decision.remembered && device) await markDeviceUsed(services.db, device.id);
           return Check.NO_NEED_TO_PROMPT;
         case 'unmet':
-          throw new errors.CustomOIDCProviderError('unmet_authentication_requirements', 'the requested authentication level cannot be reached for this account');
+          throw new errors.CustomOIDCProviderError(
+            'unmet_authentication_requirements',
+            'the requested authentication level cannot be reached for this account',
+          );
         default:
           return Check.REQUEST_PROMPT;
       }

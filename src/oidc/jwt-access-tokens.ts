@@ -74,7 +74,14 @@ function ourJti(token: string, keys: Map<string, VerifyingKey>, issuer: string):
   if (parts.length !== 3) return undefined;
   const header = json(parts[0]!);
   const signer = typeof header?.kid === 'string' ? keys.get(header.kid) : undefined;
-  if (!signer || header!.alg !== signer.alg || String(header!.typ).toLowerCase().replace(/^application\//, '') !== 'at+jwt') return undefined;
+  if (
+    !signer ||
+    header!.alg !== signer.alg ||
+    String(header!.typ)
+      .toLowerCase()
+      .replace(/^application\//, '') !== 'at+jwt'
+  )
+    return undefined;
   const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
   const signature = Buffer.from(parts[2]!, 'base64url');
   const key = signer.alg.startsWith('ES') ? { key: signer.key, dsaEncoding: 'ieee-p1363' as const } : signer.key;

@@ -49,9 +49,7 @@ const cookieContext = (id: string) => `provider_secret:${id}`;
 function generateJwk(alg: SigningAlg): { kid: string; jwk: JWK } {
   const kid = crypto.randomBytes(12).toString('base64url');
   const { privateKey } =
-    alg === 'RS256'
-      ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
-      : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    alg === 'RS256' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid, alg, use: 'sig' };
   return { kid, jwk };
 }
@@ -88,7 +86,10 @@ export async function ensureKeys(db: Kysely<Database>, sealer: Sealer): Promise<
     if (!cookie) {
       const id = `cookie:${crypto.randomBytes(9).toString('base64url')}`;
       const value = crypto.randomBytes(32).toString('base64url');
-      await trx.insertInto('provider_secrets').values({ id, purpose: 'cookie', value_sealed: sealer.seal(value, cookieContext(id)) }).execute();
+      await trx
+        .insertInto('provider_secrets')
+        .values({ id, purpose: 'cookie', value_sealed: sealer.seal(value, cookieContext(id)) })
+        .execute();
       created = true;
     }
     return { created };
@@ -105,12 +106,7 @@ export async function loadKeyMaterial(db: Kysely<Database>, sealer: Sealer, now 
     .orderBy('created_at', 'desc')
     .execute();
   const jwks = rows.map((row) => JSON.parse(sealer.openString(row.jwk_sealed, sealContext(row.kid))) as JWK);
-  const secrets = await db
-    .selectFrom('provider_secrets')
-    .selectAll()
-    .where('purpose', '=', 'cookie')
-    .orderBy('created_at', 'desc')
-    .execute();
+  const secrets = await db.selectFrom('provider_secrets').selectAll().where('purpose', '=', 'cookie').orderBy('created_at', 'desc').execute();
   const cookieKeys = secrets.map((s) => sealer.openString(s.value_sealed, cookieContext(s.id)));
   const fingerprint = [...rows.map((r) => `${r.kid}:${r.status}`), ...secrets.map((s) => s.id)].join(',');
   return { jwks, cookieKeys, fingerprint };
@@ -206,7 +202,15 @@ export async function activateDueKeys(db: Kysely<Database>, retirementTtlSeconds
       .where('status', '=', 'active')
       .where('alg', 'in', algs)
       .execute();
-    await trx.updateTable('signing_keys').set({ status: 'active', activates_at: now }).where('kid', 'in', next.map((k) => k.kid)).execute();
+    await trx
+      .updateTable('signing_keys')
+      .set({ status: 'active', activates_at: now })
+      .where(
+        'kid',
+        'in',
+        next.map((k) => k.kid),
+      )
+      .execute();
     return next.map((k) => k.kid);
   });
 }

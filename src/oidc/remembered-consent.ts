@@ -32,7 +32,12 @@ export async function rememberConsent(db: Kysely<Database>, key: ConsentKey & { 
       oc.columns(['account_id', 'client_id']).doUpdateSet((eb) => ({
         grant_id: eb.ref('excluded.grant_id'),
         // Remembered since: the first consent kept in this grant, not the last scope added to it.
-        created_at: eb.case().when('consents.grant_id', '=', eb.ref('excluded.grant_id')).then(eb.ref('consents.created_at')).else(eb.ref('excluded.created_at')).end(),
+        created_at: eb
+          .case()
+          .when('consents.grant_id', '=', eb.ref('excluded.grant_id'))
+          .then(eb.ref('consents.created_at'))
+          .else(eb.ref('excluded.created_at'))
+          .end(),
         updated_at: eb.ref('excluded.updated_at'),
       })),
     )
@@ -41,7 +46,12 @@ export async function rememberConsent(db: Kysely<Database>, key: ConsentKey & { 
 
 /** The grant remembered for the account and app, if any (the caller checks that it still exists). */
 export async function rememberedGrantId(db: Kysely<Database>, key: ConsentKey): Promise<string | undefined> {
-  const row = await db.selectFrom('consents').select('grant_id').where('account_id', '=', key.accountId).where('client_id', '=', key.clientId).executeTakeFirst();
+  const row = await db
+    .selectFrom('consents')
+    .select('grant_id')
+    .where('account_id', '=', key.accountId)
+    .where('client_id', '=', key.clientId)
+    .executeTakeFirst();
   return row?.grant_id;
 }
 

@@ -51,7 +51,9 @@ function fromRow(row: ResourceServerRow): ResourceServer {
 
 /** The API known by this indicator: the registered one, else the RESOURCE_SERVERS entry. Read once per request. */
 export async function findResourceServer(db: Kysely<Database>, config: Config, indicator: string): Promise<ResourceServer | undefined> {
-  const row = await memoized(`${MEMO}indicator:${indicator}`, () => db.selectFrom('resource_servers').selectAll().where('indicator', '=', indicator).executeTakeFirst());
+  const row = await memoized(`${MEMO}indicator:${indicator}`, () =>
+    db.selectFrom('resource_servers').selectAll().where('indicator', '=', indicator).executeTakeFirst(),
+  );
   if (row) return fromRow(row);
   const configured = Object.hasOwn(config.RESOURCE_SERVERS, indicator) ? config.RESOURCE_SERVERS[indicator] : undefined;
   if (!configured) return undefined;
@@ -60,7 +62,9 @@ export async function findResourceServer(db: Kysely<Database>, config: Config, i
 
 /** The API a client is registered as, if any. */
 export async function resourceServerOfClient(db: Kysely<Database>, clientId: string): Promise<ResourceServer | undefined> {
-  const row = await memoized(`${MEMO}client:${clientId}`, () => db.selectFrom('resource_servers').selectAll().where('client_id', '=', clientId).executeTakeFirst());
+  const row = await memoized(`${MEMO}client:${clientId}`, () =>
+    db.selectFrom('resource_servers').selectAll().where('client_id', '=', clientId).executeTakeFirst(),
+  );
   return row ? fromRow(row) : undefined;
 }
 
@@ -68,8 +72,18 @@ export async function resourceServerOfClient(db: Kysely<Database>, clientId: str
  * Registers (or changes) the API a client answers to; one indicator per client, one client per indicator (an
  * indicator another client holds fails on the primary key, code 23505). Run it inside the client's transaction.
  */
-export async function saveResourceServer(db: Kysely<Database>, clientId: string, server: Pick<ResourceServer, 'indicator' | 'scopes' | 'introspectAny'>): Promise<void> {
-  const values = { indicator: server.indicator, client_id: clientId, scopes: server.scopes.join(' '), introspect_any: server.introspectAny, updated_at: new Date() };
+export async function saveResourceServer(
+  db: Kysely<Database>,
+  clientId: string,
+  server: Pick<ResourceServer, 'indicator' | 'scopes' | 'introspectAny'>,
+): Promise<void> {
+  const values = {
+    indicator: server.indicator,
+    client_id: clientId,
+    scopes: server.scopes.join(' '),
+    introspect_any: server.introspectAny,
+    updated_at: new Date(),
+  };
   const updated = await db
     .updateTable('resource_servers')
     .set({ scopes: values.scopes, introspect_any: values.introspect_any, updated_at: values.updated_at })
@@ -90,6 +104,11 @@ export async function removeResourceServer(db: Kysely<Database>, clientId: strin
 
 /** Which client holds an indicator (to refuse a second registration with a clear message). */
 export async function indicatorHolder(db: Kysely<Database>, indicator: string): Promise<string | undefined> {
-  const row = await db.selectFrom('resource_servers').innerJoin('clients', 'clients.client_id', 'resource_servers.client_id').select('clients.name').where('indicator', '=', indicator).executeTakeFirst();
+  const row = await db
+    .selectFrom('resource_servers')
+    .innerJoin('clients', 'clients.client_id', 'resource_servers.client_id')
+    .select('clients.name')
+    .where('indicator', '=', indicator)
+    .executeTakeFirst();
   return row?.name;
 }

@@ -151,7 +151,10 @@ export function allowedFactors(input: Pick<PolicyInput, 'factors' | 'groups' | '
     if (!list) continue;
     const next: string[] = sofar ? sofar.filter((id) => list.includes(id)) : [...list];
     const narrowed = !sofar || next.length < sofar.length;
-    trace?.push({ source, rule: narrowed ? `allowed factors narrowed to: ${next.join(', ') || '(none)'}` : `allowed factors: ${list.join(', ')} (narrows nothing further)` });
+    trace?.push({
+      source,
+      rule: narrowed ? `allowed factors narrowed to: ${next.join(', ') || '(none)'}` : `allowed factors: ${list.join(', ')} (narrows nothing further)`,
+    });
     sofar = next;
   }
   return sofar;
@@ -173,7 +176,8 @@ export function decide(input: PolicyInput): Decision {
   const recoveryCounts = primary.length > 0;
   const enrolledAll = recoveryCounts ? enrolledAllowed : [];
   const recoveryIds = new Set([...input.enrolled, ...input.available].filter((f) => f.recoveryOnly).map((f) => f.id));
-  if (!recoveryCounts && input.enrolled.some((f) => f.recoveryOnly)) trace.push({ source: 'account', rule: 'backup codes alone are not a second factor (no allowed factor they back up)' });
+  if (!recoveryCounts && input.enrolled.some((f) => f.recoveryOnly))
+    trace.push({ source: 'account', rule: 'backup codes alone are not a second factor (no allowed factor they back up)' });
 
   // A remembered device is never carried as evidence: it is re-checked (cookie, revocation, binding) every time.
   const synced = (e: Evidence) => e.amr.includes('swk');
@@ -221,7 +225,12 @@ export function decide(input: PolicyInput): Decision {
       continue;
     }
     // A deadline only gives grace to members without a second factor: say which of the two made it count now.
-    const why = g.enrollmentDeadline === undefined ? '' : now >= g.enrollmentDeadline ? ' (enrolment deadline passed)' : ' (second factor enrolled; the enrolment deadline does not apply)';
+    const why =
+      g.enrollmentDeadline === undefined
+        ? ''
+        : now >= g.enrollmentDeadline
+          ? ' (enrolment deadline passed)'
+          : ' (second factor enrolled; the enrolment deadline does not apply)';
     raise(g.level, `group ${g.name}`, `level ${g.level}${why}`);
   }
 
@@ -301,7 +310,11 @@ export function decide(input: PolicyInput): Decision {
   const deviceAllowed = input.trustedDevices === true && input.client?.trustedDevices !== 'deny' && target === 2;
   const device = input.trustedDevice;
   const deviceFactorOk = device !== undefined && (device.factor === null ? primary.length > 0 : primary.some((f) => f.id === device.factor));
-  if (device && deviceAllowed && !deviceFactorOk) trace.push({ source: 'device', rule: `a trusted device was presented, but ${device.factor ?? 'no factor'} it was created with is not one this app accepts` });
+  if (device && deviceAllowed && !deviceFactorOk)
+    trace.push({
+      source: 'device',
+      rule: `a trusted device was presented, but ${device.factor ?? 'no factor'} it was created with is not one this app accepts`,
+    });
   if (device && deviceAllowed && achieved >= 1 && deviceFactorOk) {
     const remembered: Evidence = { factor: 'trusted-device', kinds: ['have'], amr: [], phishingResistant: false, at: now, remembered: true };
     trace.push({ source: 'device', rule: 'a trusted device stands in for the second factor (level 2 at most)' });
@@ -311,9 +324,19 @@ export function decide(input: PolicyInput): Decision {
   // answers with the level reached, truthfully; a reminder does not interrupt single sign-on (it waits for a sign-in).
   const optional = hard <= achieved;
   if (optional && input.skipped) return satisfied(achieved, evidence, `${rule}; the user skipped the optional step`);
-  if (optional && wish === 'reminder' && input.at === 'session') return satisfied(achieved, evidence, `${rule}; the reminder is shown at the next sign-in, not on single sign-on`);
+  if (optional && wish === 'reminder' && input.at === 'session')
+    return satisfied(achieved, evidence, `${rule}; the reminder is shown at the next sign-in, not on single sign-on`);
   if (withEnrolled >= target) {
-    return { type: 'step_up', level: achieved, target, factors: factorsReaching(evidence, enrolledAll, target), optional, rule, trace, trustedDeviceAllowed: deviceAllowed };
+    return {
+      type: 'step_up',
+      level: achieved,
+      target,
+      factors: factorsReaching(evidence, enrolledAll, target),
+      optional,
+      rule,
+      trace,
+      trustedDeviceAllowed: deviceAllowed,
+    };
   }
   const canEnroll = factorsReaching(evidence, enrollable, target);
   // An account holding only recovery codes proves one before it may enrol (adding a factor to an account that
@@ -322,7 +345,17 @@ export function decide(input: PolicyInput): Decision {
   const recoveryProved = input.evidence.some((e) => !e.remembered && recoveryHeld.some((f) => f.id === e.factor));
   if (canEnroll.length && recoveryHeld.length && !recoveryProved) {
     if (hard > achieved) {
-      return { type: 'step_up', level: achieved, target, factors: recoveryHeld.map((f) => f.id), optional: false, rule: `${rule}; the account has only backup codes: prove one, then set up a second factor`, trace, trustedDeviceAllowed: false, enrollAfter: true };
+      return {
+        type: 'step_up',
+        level: achieved,
+        target,
+        factors: recoveryHeld.map((f) => f.id),
+        optional: false,
+        rule: `${rule}; the account has only backup codes: prove one, then set up a second factor`,
+        trace,
+        trustedDeviceAllowed: false,
+        enrollAfter: true,
+      };
     }
     return satisfied(achieved, evidence, `${rule}; best achievable (backup codes alone cannot enrol a factor without a proof)`);
   }

@@ -9,10 +9,23 @@
 import { z } from 'zod';
 
 const level = z.union([z.literal(1), z.literal(2), z.literal(3)]);
-const seconds = z.number().int().min(1).max(400 * 86400);
+const seconds = z
+  .number()
+  .int()
+  .min(1)
+  .max(400 * 86400);
 const factorList = z.array(z.string().regex(/^[a-z][a-z0-9-]{1,31}$/, 'a factor id')).min(1);
 
-const limitRule = z.object({ points: z.number().int().min(1).max(1000), windowSeconds: z.number().int().min(1).max(7 * 86400) }).strict();
+const limitRule = z
+  .object({
+    points: z.number().int().min(1).max(1000),
+    windowSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86400),
+  })
+  .strict();
 const rule = (points: number, windowSeconds: number) => limitRule.default({ points, windowSeconds });
 /** The burst brake: `points` free failures, then waits from `delaySeconds` doubling to `maxDelaySeconds`; the streak clears after `windowSeconds` of quiet. */
 const burstRule = limitRule
@@ -92,10 +105,13 @@ const throttleSchema = z
         message: 'must be less than perAccountDay.points, so known browsers keep a share',
         path: ['unknownBrowsersDay', 'points'],
       })
-      .refine((t) => !t.passwordUnknownBrowsersDay || t.passwordPerAccountDay.points < 2 || t.passwordUnknownBrowsersDay.points < t.passwordPerAccountDay.points, {
-        message: 'must be less than passwordPerAccountDay.points, so known browsers keep a share',
-        path: ['passwordUnknownBrowsersDay', 'points'],
-      })
+      .refine(
+        (t) => !t.passwordUnknownBrowsersDay || t.passwordPerAccountDay.points < 2 || t.passwordUnknownBrowsersDay.points < t.passwordPerAccountDay.points,
+        {
+          message: 'must be less than passwordPerAccountDay.points, so known browsers keep a share',
+          path: ['passwordUnknownBrowsersDay', 'points'],
+        },
+      )
       .transform(({ passwordPerLogin: _superseded, ...rest }) => rest),
   )
   .prefault({});
@@ -116,8 +132,14 @@ export const globalPolicySchema = z
      * is asked again, not the password (the session lasts SESSION_TTL). Level 3 is held to the shorter of both
      * levels' limits. An omitted entry keeps its default; longer limits are the operator's choice, up to 400 days.
      */
-    levelMaxAge: z.object({ '2': seconds.default(24 * 3600), '3': seconds.default(12 * 3600) }).strict().prefault({}),
-    levelIdle: z.object({ '2': seconds.default(3600), '3': seconds.default(15 * 60) }).strict().prefault({}),
+    levelMaxAge: z
+      .object({ '2': seconds.default(24 * 3600), '3': seconds.default(12 * 3600) })
+      .strict()
+      .prefault({}),
+    levelIdle: z
+      .object({ '2': seconds.default(3600), '3': seconds.default(15 * 60) })
+      .strict()
+      .prefault({}),
     /** Throttling and lockout: see `throttleSchema` and docs/security.md ("Lockouts"). */
     throttle: throttleSchema,
     /** "Don't ask again on this device". Off by default. */
@@ -135,12 +157,7 @@ export const groupPolicySchema = z
     level: level.optional(),
     factors: factorList.optional(),
     /** Until when members without a second factor may skip enrolment (reminded at each sign-in). */
-    enrollmentDeadline: z
-      .union([
-        z.object({ date: z.iso.date() }).strict(),
-        z.object({ days: z.number().int().min(0).max(3650) }).strict(),
-      ])
-      .optional(),
+    enrollmentDeadline: z.union([z.object({ date: z.iso.date() }).strict(), z.object({ days: z.number().int().min(0).max(3650) }).strict()]).optional(),
   })
   .strict();
 export type GroupPolicy = z.infer<typeof groupPolicySchema>;

@@ -41,7 +41,10 @@ export function limitsByLevel(limits: LevelLimits | undefined): { 3: number | un
  * phishing-resistant proofs (what made it level 3) and may leave a level 2 that
  * has lapsed too, which then drops every stale proof but the first factor.
  */
-export function fallBack(evidence: Evidence[], stillCounts: (level: 2 | 3) => ((e: Evidence) => boolean) | undefined): { evidence: Evidence[]; lapsed: Array<2 | 3> } {
+export function fallBack(
+  evidence: Evidence[],
+  stillCounts: (level: 2 | 3) => ((e: Evidence) => boolean) | undefined,
+): { evidence: Evidence[]; lapsed: Array<2 | 3> } {
   let kept = evidence;
   const lapsed: Array<2 | 3> = [];
   for (const level of [3, 2] as const) {
@@ -72,7 +75,12 @@ export function applyLevelAges(evidence: Evidence[], maxAge: LevelLimits | undef
  * holds that level. Its last activity is the later of the recorded stamp and
  * its newest proof (a proof is activity); with neither, nothing lapses.
  */
-export function applyIdle(evidence: Evidence[], idle: LevelLimits | undefined, lastActiveAt: number | undefined, now: number): { evidence: Evidence[]; lapsed: Array<2 | 3> } {
+export function applyIdle(
+  evidence: Evidence[],
+  idle: LevelLimits | undefined,
+  lastActiveAt: number | undefined,
+  now: number,
+): { evidence: Evidence[]; lapsed: Array<2 | 3> } {
   const performed = evidence.filter((e) => !e.remembered).map((e) => e.at);
   const active = Math.max(lastActiveAt ?? -Infinity, ...performed);
   if (!Number.isFinite(active)) return { evidence, lapsed: [] };

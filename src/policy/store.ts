@@ -5,7 +5,16 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { clientPolicySchema, globalPolicySchema, groupPolicySchema, parsePolicy, PolicyDocumentError, type ClientPolicy, type GlobalPolicy, type GroupPolicy } from './documents.ts';
+import {
+  clientPolicySchema,
+  globalPolicySchema,
+  groupPolicySchema,
+  parsePolicy,
+  PolicyDocumentError,
+  type ClientPolicy,
+  type GlobalPolicy,
+  type GroupPolicy,
+} from './documents.ts';
 import type { MfaMode } from './decide.ts';
 import { forget, memoized, remember, remembered } from '../db/request-memo.ts';
 import { logger } from '../logger.ts';
@@ -78,7 +87,10 @@ function parseStoredGlobal(row: PolicyVersion): GlobalPolicy {
     const policy = parsePolicy(globalPolicySchema, rest, 'global policy');
     if (!warnedVersions.has(row.version)) {
       warnedVersions.add(row.version);
-      logger.warn({ version: row.version, problem: err.message }, 'the stored global policy has throttle settings this release refuses; using the built-in limits until an admin saves a corrected policy (twofold policy set)');
+      logger.warn(
+        { version: row.version, problem: err.message },
+        'the stored global policy has throttle settings this release refuses; using the built-in limits until an admin saves a corrected policy (twofold policy set)',
+      );
     }
     return policy;
   }
@@ -101,10 +113,21 @@ const GLOBAL_MEMO = `${POLICY_MEMO}${GLOBAL}`;
  * and every version of the policies of the account's groups, newest first.
  */
 export function policyRowsQuery(db: Kysely<Database>, accountId: string) {
-  const latestGlobal = db.selectFrom('policy_documents').select((eb) => eb.fn.max('version').as('version')).where('scope', '=', GLOBAL);
+  const latestGlobal = db
+    .selectFrom('policy_documents')
+    .select((eb) => eb.fn.max('version').as('version'))
+    .where('scope', '=', GLOBAL);
   return db
     .selectFrom('policy_documents')
-    .select([sql<string | null>`null::text`.as('group'), sql<Date | null>`null::timestamptz`.as('added_at'), 'scope', 'version', 'document', 'actor', 'created_at'])
+    .select([
+      sql<string | null>`null::text`.as('group'),
+      sql<Date | null>`null::timestamptz`.as('added_at'),
+      'scope',
+      'version',
+      'document',
+      'actor',
+      'created_at',
+    ])
     .where('scope', '=', GLOBAL)
     .where('version', '=', latestGlobal)
     .unionAll(
@@ -112,7 +135,15 @@ export function policyRowsQuery(db: Kysely<Database>, accountId: string) {
         .selectFrom('account_groups')
         .innerJoin('groups', 'groups.id', 'account_groups.group_id')
         .innerJoin('policy_documents', (j) => j.on('policy_documents.scope', '=', sql<string>`'group:' || groups.id`))
-        .select(['groups.name as group', 'account_groups.added_at', 'policy_documents.scope', 'policy_documents.version', 'policy_documents.document', 'policy_documents.actor', 'policy_documents.created_at'])
+        .select([
+          'groups.name as group',
+          'account_groups.added_at',
+          'policy_documents.scope',
+          'policy_documents.version',
+          'policy_documents.document',
+          'policy_documents.actor',
+          'policy_documents.created_at',
+        ])
         .where('account_groups.account_id', '=', accountId),
     )
     .orderBy(sql`"group" nulls first`)
@@ -136,7 +167,11 @@ export function holdPolicies(accountId: string, rows: PolicyRow[]): void {
  * every policy decision about an account needs. The global policy read here
  * also answers a later `globalPolicy` in the same request.
  */
-export async function policiesFor(db: Kysely<Database>, configuredMfa: MfaMode, accountId: string): Promise<{ global: { policy: GlobalPolicy; version: number | null }; groups: AccountGroupPolicy[] }> {
+export async function policiesFor(
+  db: Kysely<Database>,
+  configuredMfa: MfaMode,
+  accountId: string,
+): Promise<{ global: { policy: GlobalPolicy; version: number | null }; groups: AccountGroupPolicy[] }> {
   const rows = await memoized(`${GROUP_POLICY_MEMO}${accountId}`, () => policyRowsQuery(db, accountId).execute());
   const row = rows.find((r) => r.group === null);
   const global = row && { scope: row.scope, version: row.version, document: row.document, actor: row.actor, created_at: row.created_at };
@@ -191,7 +226,12 @@ export async function policyFactorLists(db: Kysely<Database>): Promise<Array<{ s
     .orderBy('policy_documents.scope')
     .orderBy('policy_documents.version', 'desc')
     .execute();
-  const clients = await db.selectFrom('clients').select(['name', 'policy']).where(sql<boolean>`policy -> 'factors' is not null`).orderBy('name').execute();
+  const clients = await db
+    .selectFrom('clients')
+    .select(['name', 'policy'])
+    .where(sql<boolean>`policy -> 'factors' is not null`)
+    .orderBy('name')
+    .execute();
   const listed = (document: unknown) => {
     const factors = (document as { factors?: unknown } | null)?.factors;
     return Array.isArray(factors) ? factors.filter((f): f is string => typeof f === 'string') : undefined;

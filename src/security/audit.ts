@@ -64,7 +64,12 @@ export interface AuditQuery {
 }
 
 export async function listAudit(db: Kysely<Database>, query: AuditQuery = {}): Promise<AuditEvent[]> {
-  let q = db.selectFrom('audit_events').selectAll().orderBy('at', 'desc').orderBy('id', 'desc').limit(query.limit ?? 100);
+  let q = db
+    .selectFrom('audit_events')
+    .selectAll()
+    .orderBy('at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(query.limit ?? 100);
   if (query.accountId) q = q.where('account_id', '=', query.accountId);
   if (query.type) q = q.where('type', '=', query.type);
   return q.execute();

@@ -23,7 +23,14 @@ import type { Database } from '../db/schema.ts';
 import { attempt, clearCounters, dailyCeiling, refund, reset, withNumbers, type Counted, type LimitRule, type Verdict } from './rate-limit.ts';
 
 /** Unknown browsers together, per account: 20 free failures, then waits that double from 30 s to 15 minutes; 15 quiet minutes clear the streak. */
-export const PASSWORD_UNKNOWN_BROWSERS = { name: 'pwd:acct', kind: 'backoff', points: 20, windowSeconds: 15 * 60, delaySeconds: 30, maxDelaySeconds: 15 * 60 } as const satisfies LimitRule;
+export const PASSWORD_UNKNOWN_BROWSERS = {
+  name: 'pwd:acct',
+  kind: 'backoff',
+  points: 20,
+  windowSeconds: 15 * 60,
+  delaySeconds: 30,
+  maxDelaySeconds: 15 * 60,
+} as const satisfies LimitRule;
 /** Each known browser, per account: the same numbers, on its own. */
 export const PASSWORD_KNOWN_BROWSER = { ...PASSWORD_UNKNOWN_BROWSERS, name: 'pwd:known' } as const satisfies LimitRule;
 /** Every browser, per account: at most 100 failures in any 24 hours. */
@@ -34,7 +41,12 @@ export const PASSWORD_UNKNOWN_BROWSERS_DAY = { name: 'pwd:unknown:24h', kind: 'r
 export const PASSWORD_PER_ADDRESS: LimitRule = { name: 'pwd:ip', points: 100, windowSeconds: 15 * 60 };
 
 /** The rule names whose subjects are an account id: what clearing an account's lock deletes. */
-export const ACCOUNT_SCOPED_PASSWORD_RULES = [PASSWORD_UNKNOWN_BROWSERS.name, PASSWORD_KNOWN_BROWSER.name, PASSWORD_PER_ACCOUNT_DAY.name, PASSWORD_UNKNOWN_BROWSERS_DAY.name] as const;
+export const ACCOUNT_SCOPED_PASSWORD_RULES = [
+  PASSWORD_UNKNOWN_BROWSERS.name,
+  PASSWORD_KNOWN_BROWSER.name,
+  PASSWORD_PER_ACCOUNT_DAY.name,
+  PASSWORD_UNKNOWN_BROWSERS_DAY.name,
+] as const;
 
 type Numbers = { points: number; windowSeconds: number };
 type Burst = Numbers & { delaySeconds?: number; maxDelaySeconds?: number };
@@ -50,7 +62,13 @@ export interface PasswordLimits {
 
 function backoff(base: Extract<LimitRule, { kind: 'backoff' }>, b: Burst | undefined): Extract<LimitRule, { kind: 'backoff' }> {
   const delaySeconds = b?.delaySeconds ?? base.delaySeconds;
-  return { ...base, points: b?.points ?? base.points, windowSeconds: b?.windowSeconds ?? base.windowSeconds, delaySeconds, maxDelaySeconds: Math.max(b?.maxDelaySeconds ?? base.maxDelaySeconds, delaySeconds) };
+  return {
+    ...base,
+    points: b?.points ?? base.points,
+    windowSeconds: b?.windowSeconds ?? base.windowSeconds,
+    delaySeconds,
+    maxDelaySeconds: Math.max(b?.maxDelaySeconds ?? base.maxDelaySeconds, delaySeconds),
+  };
 }
 
 /**
@@ -66,7 +84,10 @@ export interface PasswordGuess {
 
 /** The counters of one password guess, with the policy's numbers. The first is the streak a success clears. */
 export function passwordCounters(guess: PasswordGuess, limits?: PasswordLimits): Counted[] {
-  const { day, share } = dailyCeiling(limits?.passwordPerAccountDay, limits?.passwordUnknownBrowsersDay, { day: PASSWORD_PER_ACCOUNT_DAY, share: PASSWORD_UNKNOWN_BROWSERS_DAY });
+  const { day, share } = dailyCeiling(limits?.passwordPerAccountDay, limits?.passwordUnknownBrowsersDay, {
+    day: PASSWORD_PER_ACCOUNT_DAY,
+    share: PASSWORD_UNKNOWN_BROWSERS_DAY,
+  });
   if (guess.knownDevice) {
     return [
       { rule: backoff(PASSWORD_KNOWN_BROWSER, limits?.passwordKnownBrowser), subject: `${guess.subject}:${guess.knownDevice}` },
@@ -99,5 +120,8 @@ export async function passwordSucceeded(db: Kysely<Database>, guess: PasswordGue
 
 /** Deletes every password counter of an account (its known browsers' included). */
 export async function clearPasswordCounters(db: Kysely<Database>, accountId: string): Promise<number> {
-  return clearCounters(db, ACCOUNT_SCOPED_PASSWORD_RULES.map((name) => [name, accountId] as const));
+  return clearCounters(
+    db,
+    ACCOUNT_SCOPED_PASSWORD_RULES.map((name) => [name, accountId] as const),
+  );
 }

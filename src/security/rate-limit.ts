@@ -99,7 +99,11 @@ function inserted(rule: LimitRule, key: string, weight: number, t: RawBuilder<un
 }
 
 /** A counter's new (points, expires_at), and whether the attempt may change it, from its row `r` at time `t`. */
-function updated(rule: LimitRule, weight: number, t: RawBuilder<unknown>): { points: RawBuilder<unknown>; expires: RawBuilder<unknown>; go: RawBuilder<unknown> } {
+function updated(
+  rule: LimitRule,
+  weight: number,
+  t: RawBuilder<unknown>,
+): { points: RawBuilder<unknown>; expires: RawBuilder<unknown>; go: RawBuilder<unknown> } {
   const W = secs(rule.windowSeconds);
   const reset = sql`r.expires_at <= ${t}`;
   if (rule.kind === 'backoff') {
@@ -132,7 +136,10 @@ function updated(rule: LimitRule, weight: number, t: RawBuilder<unknown>): { poi
 
 /** `case r.key when … then … end` over the counters. */
 function byKey(keyed: Array<{ key: string }>, pick: (i: number) => RawBuilder<unknown>): RawBuilder<unknown> {
-  return sql`(case r.key ${sql.join(keyed.map((c, i) => sql`when ${c.key} then ${pick(i)}`), sql` `)} end)`;
+  return sql`(case r.key ${sql.join(
+    keyed.map((c, i) => sql`when ${c.key} then ${pick(i)}`),
+    sql` `,
+  )} end)`;
 }
 
 /**
@@ -141,7 +148,12 @@ function byKey(keyed: Array<{ key: string }>, pick: (i: number) => RawBuilder<un
  * order, so two requests sharing counters lock them in the same order and
  * cannot deadlock. `at` stands in for the database's clock (tests).
  */
-export async function consumeAll<const T extends readonly Counted[]>(db: Kysely<Database>, counters: T, weight = 1, at?: Date): Promise<{ -readonly [K in keyof T]: ConsumeResult }> {
+export async function consumeAll<const T extends readonly Counted[]>(
+  db: Kysely<Database>,
+  counters: T,
+  weight = 1,
+  at?: Date,
+): Promise<{ -readonly [K in keyof T]: ConsumeResult }> {
   const keyed = [...counters].map((c) => ({ ...c, key: keyOf(c) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   if (new Set(keyed.map((c) => c.key)).size !== keyed.length) throw new Error('consumeAll: one counter given twice');
   if (weight !== 1 && keyed.some((c) => kindOf(c.rule) !== 'fixed')) throw new Error('consumeAll: a weight is for fixed windows only');
@@ -160,7 +172,12 @@ export async function consumeAll<const T extends readonly Counted[]>(db: Kysely<
   const refused = keyed.filter((c) => !rows.has(c.key)).map((c) => c.key);
   if (refused.length) {
     // Backoffs that refused left their rows alone: read them for the wait.
-    const left = await sql<{ key: string; points: number; expires_at: Date; now: Date }>`select key, points, expires_at, ${t} as now from rate_limits where key in (${sql.join(refused)})`.execute(db);
+    const left = await sql<{
+      key: string;
+      points: number;
+      expires_at: Date;
+      now: Date;
+    }>`select key, points, expires_at, ${t} as now from rate_limits where key in (${sql.join(refused)})`.execute(db);
     for (const r of left.rows) rows.set(r.key, { ...r, counted: false });
   }
   return counters.map((c) => {
@@ -171,7 +188,13 @@ export async function consumeAll<const T extends readonly Counted[]>(db: Kysely<
     // A backoff's wait ends a quiet window before its streak clears.
     const freeAt = c.rule.kind === 'backoff' ? end - c.rule.windowSeconds * 1000 : end;
     const allowed = c.rule.kind === 'backoff' ? row.counted : row.points <= c.rule.points;
-    return { allowed, count: row.points, counted: row.counted, windowEnd: new Date(row.expires_at), retryAfterSeconds: Math.max(1, Math.ceil((freeAt - now) / 1000)) };
+    return {
+      allowed,
+      count: row.points,
+      counted: row.counted,
+      windowEnd: new Date(row.expires_at),
+      retryAfterSeconds: Math.max(1, Math.ceil((freeAt - now) / 1000)),
+    };
   }) as { -readonly [K in keyof T]: ConsumeResult };
 }
 
@@ -219,7 +242,11 @@ const DAY = 24 * 3600;
  * set) over a window at least as long, so whatever unknown browsers do, the
  * known ones keep the rest.
  */
-export function dailyCeiling(day: RuleNumbers | undefined, share: RuleNumbers | undefined, defaults: { day: LimitRule; share: LimitRule }): { day: LimitRule; share: LimitRule } {
+export function dailyCeiling(
+  day: RuleNumbers | undefined,
+  share: RuleNumbers | undefined,
+  defaults: { day: LimitRule; share: LimitRule },
+): { day: LimitRule; share: LimitRule } {
   const points = Math.min(NIST_DAILY_MAX, day?.points ?? defaults.day.points);
   const windowSeconds = Math.max(DAY, day?.windowSeconds ?? DAY);
   const sharePoints = points < 2 ? points : Math.min(share?.points ?? Math.floor(points / 2), points - 1);

@@ -51,7 +51,11 @@ export async function listApps(services: Services, input: z.input<typeof listApp
     apps.set(c.client_id, { clientId: c.client_id, name: c.client_name, consent: true, scopes: c.scopes, since: c.granted_at, refreshTokens: 0 });
   }
   const unnamed = tokens.filter((t) => !apps.has(t.client_id)).map((t) => t.client_id);
-  const names = new Map(unnamed.length ? (await services.db.selectFrom('clients').select(['client_id', 'name']).where('client_id', 'in', unnamed).execute()).map((r) => [r.client_id, r.name]) : []);
+  const names = new Map(
+    unnamed.length
+      ? (await services.db.selectFrom('clients').select(['client_id', 'name']).where('client_id', 'in', unnamed).execute()).map((r) => [r.client_id, r.name])
+      : [],
+  );
   for (const t of tokens) {
     const app = apps.get(t.client_id);
     if (app) {
@@ -60,7 +64,14 @@ export async function listApps(services: Services, input: z.input<typeof listApp
     }
     const name = names.get(t.client_id);
     if (!name) continue; // the app was removed meanwhile
-    apps.set(t.client_id, { clientId: t.client_id, name, consent: false, scopes: (t.scope ?? '').split(' ').filter(Boolean), since: t.first ? new Date(Number(t.first) * 1000) : null, refreshTokens: Number(t.n) });
+    apps.set(t.client_id, {
+      clientId: t.client_id,
+      name,
+      consent: false,
+      scopes: (t.scope ?? '').split(' ').filter(Boolean),
+      since: t.first ? new Date(Number(t.first) * 1000) : null,
+      refreshTokens: Number(t.n),
+    });
   }
   apps.delete(ACCOUNT_CLIENT_ID);
   return [...apps.values()].sort((a, b) => a.name.localeCompare(b.name));
@@ -69,11 +80,19 @@ export async function listApps(services: Services, input: z.input<typeof listApp
 export const revokeAppInput = z.object({ accountId: idSchema, clientId: idSchema, acting: actingSchema }).strict();
 
 /** Revokes everything the app holds for the account, in one transaction, audited; an app that holds nothing is `not_found`. */
-export async function revokeApp(services: Services, input: z.input<typeof revokeAppInput>): Promise<{ ok: true; consent: boolean; revoked: number } | { ok: false; reason: 'not_found' }> {
+export async function revokeApp(
+  services: Services,
+  input: z.input<typeof revokeAppInput>,
+): Promise<{ ok: true; consent: boolean; revoked: number } | { ok: false; reason: 'not_found' }> {
   const { accountId, clientId, acting } = revokeAppInput.parse(input);
   if (clientId === ACCOUNT_CLIENT_ID) return { ok: false, reason: 'not_found' };
   return services.db.transaction().execute(async (trx) => {
-    const consent = await trx.deleteFrom('consents').where('account_id', '=', accountId).where('client_id', '=', clientId).returning('grant_id').executeTakeFirst();
+    const consent = await trx
+      .deleteFrom('consents')
+      .where('account_id', '=', accountId)
+      .where('client_id', '=', clientId)
+      .returning('grant_id')
+      .executeTakeFirst();
     if (consent) {
       const grants = grantStore(services, trx);
       await grants.destroy(consent.grant_id);

@@ -27,7 +27,10 @@ export async function listTrustedDevices(services: Services, input: z.input<type
 
 export const revokeDeviceInput = z.object({ accountId: idSchema, deviceId: idSchema, acting: actingSchema }).strict();
 
-export async function revokeTrustedDevice(services: Services, input: z.input<typeof revokeDeviceInput>): Promise<{ ok: true } | { ok: false; reason: 'not_found' }> {
+export async function revokeTrustedDevice(
+  services: Services,
+  input: z.input<typeof revokeDeviceInput>,
+): Promise<{ ok: true } | { ok: false; reason: 'not_found' }> {
   const { accountId, deviceId, acting } = revokeDeviceInput.parse(input);
   if (!(await revokeDevice(services.db, accountId, deviceId))) return { ok: false, reason: 'not_found' };
   await recordAudit(services.db, 'device.revoked', auditOf(accountId, acting), { device: deviceId });

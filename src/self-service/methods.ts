@@ -112,7 +112,9 @@ export async function removeMethod(services: Services, input: RemoveMethodInput)
   return { ok: true, method: check.method, recovery };
 }
 
-export const removalRefusedInput = z.object({ accountId: idSchema, credentialId: idSchema, refusal: z.enum(['last_sign_in', 'policy']), acting: actingSchema }).strict();
+export const removalRefusedInput = z
+  .object({ accountId: idSchema, credentialId: idSchema, refusal: z.enum(['last_sign_in', 'policy']), acting: actingSchema })
+  .strict();
 
 /** Records that a removal was asked for and refused (a refusal is shown before any proof is asked for, so it is recorded on its own). */
 export async function recordRemovalRefused(services: Services, input: z.input<typeof removalRefusedInput>): Promise<void> {

@@ -46,14 +46,23 @@ export async function listSessions(services: Services, input: z.input<typeof lis
   const rows = await services.db
     .selectFrom('oidc_payloads')
     .leftJoin('session_evidence', 'session_evidence.session_uid', 'oidc_payloads.uid')
-    .select(['oidc_payloads.uid', 'oidc_payloads.payload', 'session_evidence.ip', 'session_evidence.user_agent', 'session_evidence.last_active_at', 'session_evidence.updated_at'])
+    .select([
+      'oidc_payloads.uid',
+      'oidc_payloads.payload',
+      'session_evidence.ip',
+      'session_evidence.user_agent',
+      'session_evidence.last_active_at',
+      'session_evidence.updated_at',
+    ])
     .where('oidc_payloads.kind', '=', 'Session')
     .where(accountOf, '=', accountId)
     .where((eb) => eb.or([eb('oidc_payloads.expires_at', 'is', null), eb('oidc_payloads.expires_at', '>', new Date())]))
     .execute();
   const clientIds = [...new Set(rows.flatMap((r) => Object.keys((r.payload as SessionPayload).authorizations ?? {})))];
   const names = new Map(
-    clientIds.length ? (await services.db.selectFrom('clients').select(['client_id', 'name']).where('client_id', 'in', clientIds).execute()).map((c) => [c.client_id, c.name]) : [],
+    clientIds.length
+      ? (await services.db.selectFrom('clients').select(['client_id', 'name']).where('client_id', 'in', clientIds).execute()).map((c) => [c.client_id, c.name])
+      : [],
   );
   const seconds = (n: number | undefined) => (typeof n === 'number' ? new Date(n * 1000) : null);
   return rows
@@ -80,7 +89,13 @@ export const endSessionInput = z.object({ accountId: idSchema, sessionUid: idSch
 export async function endSession(services: Services, input: z.input<typeof endSessionInput>): Promise<{ ok: true } | { ok: false; reason: 'not_found' }> {
   const { accountId, sessionUid, acting } = endSessionInput.parse(input);
   const ended = await services.db.transaction().execute(async (trx): Promise<EndedSession | undefined> => {
-    const row = await trx.deleteFrom('oidc_payloads').where('kind', '=', 'Session').where('uid', '=', sessionUid).where(accountOf, '=', accountId).returning('payload').executeTakeFirst();
+    const row = await trx
+      .deleteFrom('oidc_payloads')
+      .where('kind', '=', 'Session')
+      .where('uid', '=', sessionUid)
+      .where(accountOf, '=', accountId)
+      .returning('payload')
+      .executeTakeFirst();
     if (!row) return undefined;
     const authorizations = Object.entries((row.payload as SessionPayload).authorizations ?? {});
     const grants = grantStore(services, trx);
@@ -92,7 +107,11 @@ export async function endSession(services: Services, input: z.input<typeof endSe
       await forgetGrant(trx, a.grantId);
     }
     await trx.deleteFrom('session_evidence').where('session_uid', '=', sessionUid).execute();
-    await trx.deleteFrom('oidc_payloads').where('kind', '=', 'Interaction').where(sql<string>`jsonb_extract_path_text(payload, 'session', 'uid')`, '=', sessionUid).execute();
+    await trx
+      .deleteFrom('oidc_payloads')
+      .where('kind', '=', 'Interaction')
+      .where(sql<string>`jsonb_extract_path_text(payload, 'session', 'uid')`, '=', sessionUid)
+      .execute();
     await recordAudit(trx, 'session.ended', auditOf(accountId, acting), { session: sessionUid, apps: authorizations.map(([clientId]) => clientId) });
     return { uid: sessionUid, accountId, clients: authorizations.map(([clientId, a]) => ({ clientId, sid: a.sid, grantId: a.grantId })) };
   });

@@ -84,17 +84,30 @@ export function adapterFor(db: Queryable, table: string, tally: StatementTally) 
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       tally.add(this.model, 'find', false);
-      return found((await db.query<Row>(`select payload, consumed_at is not null as consumed from ${table} where model = $1 and id = $2 and ${live}`, [this.model, id])).rows);
+      return found(
+        (await db.query<Row>(`select payload, consumed_at is not null as consumed from ${table} where model = $1 and id = $2 and ${live}`, [this.model, id]))
+          .rows,
+      );
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       tally.add(this.model, 'findByUid', false);
-      return found((await db.query<Row>(`select payload, consumed_at is not null as consumed from ${table} where model = $1 and uid = $2 and ${live}`, [this.model, uid])).rows);
+      return found(
+        (await db.query<Row>(`select payload, consumed_at is not null as consumed from ${table} where model = $1 and uid = $2 and ${live}`, [this.model, uid]))
+          .rows,
+      );
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
       tally.add(this.model, 'findByUserCode', false);
-      return found((await db.query<Row>(`select payload, consumed_at is not null as consumed from ${table} where model = $1 and user_code = $2 and ${live}`, [this.model, userCode])).rows);
+      return found(
+        (
+          await db.query<Row>(`select payload, consumed_at is not null as consumed from ${table} where model = $1 and user_code = $2 and ${live}`, [
+            this.model,
+            userCode,
+          ])
+        ).rows,
+      );
     }
 
     async consume(id: string): Promise<void> {

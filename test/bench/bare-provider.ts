@@ -30,7 +30,8 @@ const clientId = 'bench-bare';
 const clientSecret = crypto.randomBytes(32).toString('base64url');
 
 function jwk(alg: 'RS256' | 'ES256') {
-  const { privateKey } = alg === 'RS256' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey } =
+    alg === 'RS256' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomBytes(8).toString('hex'), alg, use: 'sig' };
 }
 
@@ -45,7 +46,10 @@ if (store === 'postgres') {
 } else if (store === 'pglite') {
   const { PGlite } = await import('@electric-sql/pglite');
   // As Twofold opens its own (src/db/database.ts): a data folder, 16 MB of shared buffers.
-  db = (await PGlite.create({ dataDir: process.env.BARE_PGLITE_DIR, startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'] })) as unknown as Queryable & { close: () => Promise<void> };
+  db = (await PGlite.create({
+    dataDir: process.env.BARE_PGLITE_DIR,
+    startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'],
+  })) as unknown as Queryable & { close: () => Promise<void> };
 } else if (store !== 'memory') {
   throw new Error(`BARE_STORE: memory, postgres or pglite (got ${store})`);
 }

@@ -32,7 +32,26 @@ if (skip) process.stderr.write('Benchmark test skipped: BENCH_SKIP=1 is set\n');
     try {
       if (code !== 0) throw new Error(`npm run bench -- --quick exited ${code}:\n${output.slice(-4000)}`);
       const report = JSON.parse(fs.readFileSync(out, 'utf8')) as Record<string, any>;
-      for (const key of ['run', 'signin_vs_ceiling', 'refresh_vs_bare', 'durable_signin_ceiling', 'signin_vs_durable_ceiling', 'durable_bare_refresh', 'refresh_vs_durable_bare', 'signin', 'ceilings', 'refresh', 'totp_step', 'memory', 'ready_ms', 'statements', 'overload', 'targets', 'meets', 'errors_total']) {
+      for (const key of [
+        'run',
+        'signin_vs_ceiling',
+        'refresh_vs_bare',
+        'durable_signin_ceiling',
+        'signin_vs_durable_ceiling',
+        'durable_bare_refresh',
+        'refresh_vs_durable_bare',
+        'signin',
+        'ceilings',
+        'refresh',
+        'totp_step',
+        'memory',
+        'ready_ms',
+        'statements',
+        'overload',
+        'targets',
+        'meets',
+        'errors_total',
+      ]) {
         expect(report).toHaveProperty(key);
       }
       expect(report.errors_total).toBe(0);
@@ -44,7 +63,8 @@ if (skip) process.stderr.write('Benchmark test skipped: BENCH_SKIP=1 is set\n');
       expect(report.statements.per_signin).toBeGreaterThan(0);
       expect(report.statements.per_refresh).toBeGreaterThan(0);
       // The durable floor: the bare library on its own PGlite, its statements counted beside Twofold's.
-      for (const key of ['durable_signin_ceiling', 'signin_vs_durable_ceiling', 'durable_bare_refresh', 'refresh_vs_durable_bare']) expect(typeof report[key]).toBe('number');
+      for (const key of ['durable_signin_ceiling', 'signin_vs_durable_ceiling', 'durable_bare_refresh', 'refresh_vs_durable_bare'])
+        expect(typeof report[key]).toBe('number');
       expect(report.ceilings.durable_store).toBe('pglite');
       expect(report.statements.durable_bare.per_signin).toBeGreaterThan(0);
       expect(report.statements.durable_bare.per_refresh).toBeGreaterThan(0);

@@ -101,7 +101,12 @@ interface Form {
   fields: Map<string, string>;
 }
 
-const decode = (s: string) => s.replace(/&amp;/g, '&').replace(/&#x3D;/g, '=').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+const decode = (s: string) =>
+  s
+    .replace(/&amp;/g, '&')
+    .replace(/&#x3D;/g, '=')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'");
 
 /** The first POST form of a page, with its named inputs (hidden ones keep their values). */
 function firstForm(html: string): Form | undefined {
@@ -198,7 +203,8 @@ interface Session {
 }
 
 function stepName(url: URL, method: string): string {
-  if (method === 'POST') return url.pathname.includes('/factor/') ? 'totp' : url.pathname.endsWith('/login') || url.pathname.split('/').length === 3 ? 'password' : 'post';
+  if (method === 'POST')
+    return url.pathname.includes('/factor/') ? 'totp' : url.pathname.endsWith('/login') || url.pathname.split('/').length === 3 ? 'password' : 'post';
   if (url.pathname === '/auth') return 'authorize';
   if (url.pathname.startsWith('/auth/')) return 'resume';
   return 'interaction';
@@ -243,17 +249,41 @@ async function signIn(s: Session, rec: Recorder, deadline: number): Promise<oidc
       form = undefined;
       continue;
     }
-    if (res.status !== 200) throw new Error(`${method} ${url.pathname} answered ${res.status}: ${res.body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 200)}`);
+    if (res.status !== 200)
+      throw new Error(
+        `${method} ${url.pathname} answered ${res.status}: ${res.body
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .slice(0, 200)}`,
+      );
     const page = firstForm(res.body);
-    if (!page) throw new Error(`${method} ${url.pathname}: a page without a form: ${res.body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 200)}`);
+    if (!page)
+      throw new Error(
+        `${method} ${url.pathname}: a page without a form: ${res.body
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .slice(0, 200)}`,
+      );
     const fields = Object.fromEntries(page.fields);
     if ('password' in fields) {
-      if (method === 'POST') throw new Error(`the password was refused: ${res.body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 200)}`);
+      if (method === 'POST')
+        throw new Error(
+          `the password was refused: ${res.body
+            .replace(/<[^>]+>/g, ' ')
+            .replace(/\s+/g, ' ')
+            .slice(0, 200)}`,
+        );
       fields.login = account.username;
       fields.password = s.target.password;
     } else if ('code' in fields) {
       if (!account.totp) throw new Error('asked for a code, but the account has no TOTP secret');
-      if (sawTotp) throw new Error(`the TOTP code was refused: ${res.body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 200)}`);
+      if (sawTotp)
+        throw new Error(
+          `the TOTP code was refused: ${res.body
+            .replace(/<[^>]+>/g, ' ')
+            .replace(/\s+/g, ' ')
+            .slice(0, 200)}`,
+        );
       sawTotp = true;
       fields.code = TOTP.generate({ secret: account.totp, timestamp: step * TOTP_PERIOD_MS + 1000 });
     } else {
@@ -264,14 +294,21 @@ async function signIn(s: Session, rec: Recorder, deadline: number): Promise<oidc
     form = fields;
   }
   if (!callback) throw new Error(`no redirect back to the app after ${MAX_HOPS} hops`);
-  if (callback.searchParams.get('error')) throw new Error(`the app got ${callback.searchParams.get('error')}: ${callback.searchParams.get('error_description')}`);
+  if (callback.searchParams.get('error'))
+    throw new Error(`the app got ${callback.searchParams.get('error')}: ${callback.searchParams.get('error_description')}`);
   if (s.target.mfa && !sawTotp) throw new Error('signed in without being asked for the second factor');
   const t0 = performance.now();
-  const tokens = await oidc.authorizationCodeGrant(s.config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+  const tokens = await oidc.authorizationCodeGrant(s.config, callback, {
+    pkceCodeVerifier: verifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: true,
+  });
   rec.step('token', t0);
   const claims = tokens.claims();
   if (!claims?.sub) throw new Error('no ID token claims');
-  if (s.target.mfa && !(Array.isArray(claims.amr) && claims.amr.includes('otp'))) throw new Error(`ID token amr is ${JSON.stringify(claims.amr)}, expected otp`);
+  if (s.target.mfa && !(Array.isArray(claims.amr) && claims.amr.includes('otp')))
+    throw new Error(`ID token amr is ${JSON.stringify(claims.amr)}, expected otp`);
   if (!tokens.refresh_token) throw new Error('no refresh token');
   return tokens;
 }

@@ -28,7 +28,10 @@ interface Profile {
   endTime: number;
 }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { per: { type: 'string' }, top: { type: 'string', default: '25' }, from: { type: 'string' }, to: { type: 'string' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { per: { type: 'string' }, top: { type: 'string', default: '25' }, from: { type: 'string' }, to: { type: 'string' } },
+});
 const file = positionals[0];
 if (!file) {
   process.stderr.write('usage: profile-summary.ts FILE.cpuprofile [--per N] [--top 25]\n');
@@ -104,7 +107,9 @@ const print = (title: string, map: Map<string, number>, n = top) => {
 };
 
 const wall = (profile.endTime - profile.startTime) / 1000;
-process.stdout.write(`${file}\nsampled ${(totalUs / 1000).toFixed(0)} ms over ${wall.toFixed(0)} ms of wall time (idle included as "(idle)")${per ? `, ${per} operations` : ''}\n`);
+process.stdout.write(
+  `${file}\nsampled ${(totalUs / 1000).toFixed(0)} ms over ${wall.toFixed(0)} ms of wall time (idle included as "(idle)")${per ? `, ${per} operations` : ''}\n`,
+);
 print('self time by package / file', byCategory);
 print('inclusive time by package / file', inclusiveCat);
 print('self time by function', bySelf);

@@ -73,11 +73,7 @@ export interface PhaseResult {
   raw?: { ops: number[]; steps: Record<string, number[]> };
 }
 
-export type ToDriver =
-  | { type: 'target'; target: Target }
-  | { type: 'run'; id: number; phase: PhaseSpec }
-  | { type: 'go'; id: number }
-  | { type: 'exit' };
+export type ToDriver = { type: 'target'; target: Target } | { type: 'run'; id: number; phase: PhaseSpec } | { type: 'go'; id: number } | { type: 'exit' };
 
 export type FromDriver =
   | { type: 'ready' }

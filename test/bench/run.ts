@@ -48,7 +48,16 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const HERE = path.join(ROOT, 'test/bench');
 const PASSWORD = 'bench: correct horse battery staple';
 const REDIRECT_URI = 'http://127.0.0.1/bench/callback';
-const TARGETS = { signin_vs_ceiling: 0.8, refresh_vs_bare: 0.6, signin_vs_durable_ceiling: 0.75, refresh_vs_durable_bare: 0.85, totp_p99_ms: 25, rss_idle_mb: 150, rss_load_mb: 300, ready_ms_pglite: 1500 };
+const TARGETS = {
+  signin_vs_ceiling: 0.8,
+  refresh_vs_bare: 0.6,
+  signin_vs_durable_ceiling: 0.75,
+  refresh_vs_durable_bare: 0.85,
+  totp_p99_ms: 25,
+  rss_idle_mb: 150,
+  rss_load_mb: 300,
+  ready_ms_pglite: 1500,
+};
 
 const { values: args } = parseArgs({
   options: {
@@ -67,7 +76,12 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*|^ \* ?/gm, '') + '\n');
+  process.stdout.write(
+    fs
+      .readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('*/')[0]!
+      .replace(/^\/\*\*|^ \* ?/gm, '') + '\n',
+  );
   process.exit(0);
 }
 
@@ -131,7 +145,6 @@ const loadAvg = () => os.loadavg().map((v) => Math.round(v * 100) / 100);
 const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 // --- the provider ----------------------------------------------------------------------------------
 
 interface Provider {
@@ -184,7 +197,15 @@ function providerEnv(port: number, statsPort: number, dataDir: string, secretKey
 const COUNTER_BUNDLE = '.build/bench-count-statements.mjs';
 async function buildCounter(): Promise<void> {
   const { build } = await import('esbuild');
-  await build({ entryPoints: [path.join(HERE, 'count-statements.ts')], outfile: path.join(ROOT, COUNTER_BUNDLE), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
+  await build({
+    entryPoints: [path.join(HERE, 'count-statements.ts')],
+    outfile: path.join(ROOT, COUNTER_BUNDLE),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'warning',
+  });
 }
 
 async function startProvider(env: Record<string, string>, logFile: string, cpuProfDir?: string): Promise<Provider> {
@@ -248,7 +269,12 @@ class Driver {
   onMark?: (id: number, mark: 'start' | 'end') => void;
 
   constructor() {
-    this.child = fork(path.join(HERE, 'driver.ts'), [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_OPTIONS: '' } });
+    this.child = fork(path.join(HERE, 'driver.ts'), [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
     children.add(this.child);
     this.child.on('message', (msg: FromDriver) => {
       if (msg.type === 'mark') return this.onMark?.(msg.id, msg.mark);
@@ -355,7 +381,9 @@ async function measure(driver: Driver, serverPid: number | undefined, spec: Phas
   }
   if (watched) out.rss_max_mb = round(watched.max / 1048576);
   const err = result.errors ? ` ERRORS ${result.errors}: ${result.error_samples[0]}` : '';
-  log(`  ${result.per_s}/s, p50 ${result.latency.p50_ms} ms, p99 ${result.latency.p99_ms} ms, ${result.measured} in ${result.window_s} s${result.shed ? `, 503 × ${result.shed}` : ''}${err}`);
+  log(
+    `  ${result.per_s}/s, p50 ${result.latency.p50_ms} ms, p99 ${result.latency.p99_ms} ms, ${result.measured} in ${result.window_s} s${result.shed ? `, 503 × ${result.shed}` : ''}${err}`,
+  );
   return out;
 }
 
@@ -363,7 +391,6 @@ function phase(name: string, operation: PhaseSpec['operation'], concurrency: num
   const durationMs = Math.round(seconds * 1000);
   return { name, operation, concurrency, durationMs, warmupMs: Math.min(3000, Math.round(durationMs * 0.15)), maxOps: 1_000_000, ...extra };
 }
-
 
 // --- the ceilings' processes, and merging rounds -----------------------------------------------------
 
@@ -377,10 +404,16 @@ interface Argon2Run {
 }
 
 /** The bare library: in memory, or durable (`store`: the run's PostgreSQL database in a table of its own, or PGlite in its folder). */
-async function startBare(store?: { table: string; pgliteDir: string }): Promise<{ child: ChildProcess; issuer: string; clientId: string; clientSecret: string }> {
+async function startBare(store?: {
+  table: string;
+  pgliteDir: string;
+}): Promise<{ child: ChildProcess; issuer: string; clientId: string; clientSecret: string }> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '', PORT: String(port), BENCH_REDIRECT_URI: REDIRECT_URI, BARE_STORE: 'memory' };
-  if (store) Object.assign(env, databaseUrl ? { BARE_STORE: 'postgres', BARE_DATABASE_URL: databaseUrl } : { BARE_STORE: 'pglite', BARE_PGLITE_DIR: store.pgliteDir }, { BARE_TABLE: store.table });
+  if (store)
+    Object.assign(env, databaseUrl ? { BARE_STORE: 'postgres', BARE_DATABASE_URL: databaseUrl } : { BARE_STORE: 'pglite', BARE_PGLITE_DIR: store.pgliteDir }, {
+      BARE_TABLE: store.table,
+    });
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'bare-provider.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
   const info = await new Promise<{ issuer: string; clientId: string; clientSecret: string }>((resolve, reject) => {
@@ -396,18 +429,33 @@ async function startBare(store?: { table: string; pgliteDir: string }): Promise<
     });
     child.once('exit', (code) => reject(new Error(`the bare provider exited (${code})`)));
   });
-  log(`bare node-oidc-provider${store ? `, durable on ${databaseUrl ? `PostgreSQL (table ${store.table})` : 'PGlite'}` : ''}, at ${info.issuer} (pid ${child.pid})`);
+  log(
+    `bare node-oidc-provider${store ? `, durable on ${databaseUrl ? `PostgreSQL (table ${store.table})` : 'PGlite'}` : ''}, at ${info.issuer} (pid ${child.pid})`,
+  );
   return { child, ...info };
 }
 
 async function argon2Ceiling(config: ReturnType<typeof loadConfig>, concurrency: number, seconds: number): Promise<Argon2Run> {
   log(`argon2id ceiling: m=${config.ARGON2_MEMORY_KIB} t=${config.ARGON2_ITERATIONS} p=${config.ARGON2_PARALLELISM}, ${concurrency} at once, ${seconds} s`);
   const loadAtStart = loadAvg();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'argon2-ceiling.ts'), String(config.ARGON2_MEMORY_KIB), String(config.ARGON2_ITERATIONS), String(config.ARGON2_PARALLELISM), String(concurrency), String(seconds)], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(HERE, 'argon2-ceiling.ts'),
+      String(config.ARGON2_MEMORY_KIB),
+      String(config.ARGON2_ITERATIONS),
+      String(config.ARGON2_PARALLELISM),
+      String(concurrency),
+      String(seconds),
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   children.add(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -422,7 +470,16 @@ async function argon2Ceiling(config: ReturnType<typeof loadConfig>, concurrency:
 function mergeArgon2(runs: Argon2Run[]) {
   const count = runs.reduce((n, r) => n + r.count, 0);
   const seconds = runs.reduce((n, r) => n + r.duration_s, 0);
-  return { per_s: round(count / seconds), count, concurrency: runs[0]!.concurrency, duration_s: round(seconds, 2), cpu_s_per_hash: round(runs.reduce((n, r) => n + r.cpu_s_per_hash * r.count, 0) / count, 5), rounds: runs.map((r) => r.per_s), database, cores };
+  return {
+    per_s: round(count / seconds),
+    count,
+    concurrency: runs[0]!.concurrency,
+    duration_s: round(seconds, 2),
+    cpu_s_per_hash: round(runs.reduce((n, r) => n + r.cpu_s_per_hash * r.count, 0) / count, 5),
+    rounds: runs.map((r) => r.per_s),
+    database,
+    cores,
+  };
 }
 
 /** The smallest concurrency within 5% of the best throughput. */
@@ -431,7 +488,14 @@ function saturating(runs: Measured[]): number {
   return runs.find((r) => r.per_s >= 0.95 * best)!.concurrency;
 }
 
-const brief = (m: Measured) => ({ concurrency: m.concurrency, per_s: m.per_s, p50_ms: m.latency.p50_ms, p99_ms: m.latency.p99_ms, cpu_s_per_op: m.cpu_s_per_op, load_avg_1m: m.load_avg[0] });
+const brief = (m: Measured) => ({
+  concurrency: m.concurrency,
+  per_s: m.per_s,
+  p50_ms: m.latency.p50_ms,
+  p99_ms: m.latency.p99_ms,
+  cpu_s_per_op: m.cpu_s_per_op,
+  load_avg_1m: m.load_avg[0],
+});
 
 /** One figure from several rounds: operations over total window, percentiles over all latencies. */
 function merge(runs: Measured[], name: string): Measured {
@@ -439,13 +503,18 @@ function merge(runs: Measured[], name: string): Measured {
   const window = runs.reduce((n, r) => n + r.window_s, 0);
   const ops = runs.flatMap((r) => r.raw?.ops ?? []);
   const stepNames = [...new Set(runs.flatMap((r) => Object.keys(r.raw?.steps ?? {})))];
-  const weighted = (key: 'cpu_s_per_op' | 'db_cpu_s_per_op') => (runs.every((r) => r[key] !== undefined) && measured ? round(runs.reduce((n, r) => n + r[key]! * r.measured, 0) / measured, 4) : undefined);
-  const sum = (key: 'started' | 'completed' | 'errors' | 'shed' | 'shed_with_retry_after' | 'accepted_completed' | 'starved') => runs.reduce((n, r) => n + r[key], 0);
+  const weighted = (key: 'cpu_s_per_op' | 'db_cpu_s_per_op') =>
+    runs.every((r) => r[key] !== undefined) && measured ? round(runs.reduce((n, r) => n + r[key]! * r.measured, 0) / measured, 4) : undefined;
+  const sum = (key: 'started' | 'completed' | 'errors' | 'shed' | 'shed_with_retry_after' | 'accepted_completed' | 'starved') =>
+    runs.reduce((n, r) => n + r[key], 0);
   return {
     ...runs[0]!,
     name,
     window_s: round(window, 2),
-    duration_s: round(runs.reduce((n, r) => n + r.duration_s, 0), 2),
+    duration_s: round(
+      runs.reduce((n, r) => n + r.duration_s, 0),
+      2,
+    ),
     started: sum('started'),
     completed: sum('completed'),
     measured,
@@ -458,7 +527,10 @@ function merge(runs: Measured[], name: string): Measured {
     shed_with_retry_after: sum('shed_with_retry_after'),
     accepted_completed: sum('accepted_completed'),
     starved: sum('starved'),
-    driver_cpu_s: round(runs.reduce((n, r) => n + r.driver_cpu_s, 0), 2),
+    driver_cpu_s: round(
+      runs.reduce((n, r) => n + r.driver_cpu_s, 0),
+      2,
+    ),
     cpu_s_per_op: weighted('cpu_s_per_op'),
     db_cpu_s_per_op: weighted('db_cpu_s_per_op'),
     rss_max_mb: Math.max(...runs.map((r) => r.rss_max_mb ?? 0)),
@@ -500,7 +572,20 @@ async function main(): Promise<number> {
   const report: Record<string, unknown> = {};
   const durations = quick
     ? { signin: 5, totp: 2.5, refresh: 3, overload: 4, sweep: 0, refreshSweep: 0, bareSignin: 3, bareRefresh: 2.5, argon2: 2, count: 6, warm: 6, rounds: 1 }
-    : { signin: 30, totp: 15, refresh: 18, overload: 20, sweep: 6, refreshSweep: 5, bareSignin: 18, bareRefresh: 12, argon2: 9, count: 30, warm: 30, rounds: 3 };
+    : {
+        signin: 30,
+        totp: 15,
+        refresh: 18,
+        overload: 20,
+        sweep: 6,
+        refreshSweep: 5,
+        bareSignin: 18,
+        bareRefresh: 12,
+        argon2: 9,
+        count: 30,
+        warm: 30,
+        rounds: 3,
+      };
 
   // 1. Build as `npm start` does (not timed), then start, time to /readyz, idle memory.
   const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, encoding: 'utf8' });
@@ -512,7 +597,16 @@ async function main(): Promise<number> {
   const idle = sampleTree(provider.child.pid!);
   const driver = new Driver();
   await driver.ready();
-  const twofold: Target = { kind: 'twofold', issuer: provider.issuer, clientId: seeded.clientId, clientSecret: seeded.clientSecret, redirectUri: REDIRECT_URI, mfa: true, password: PASSWORD, accounts: seeded.accounts };
+  const twofold: Target = {
+    kind: 'twofold',
+    issuer: provider.issuer,
+    clientId: seeded.clientId,
+    clientSecret: seeded.clientSecret,
+    redirectUri: REDIRECT_URI,
+    mfa: true,
+    password: PASSWORD,
+    accounts: seeded.accounts,
+  };
   await driver.target(twofold);
   const pid = provider.child.pid!;
   const record = (m: Measured) => {
@@ -524,7 +618,9 @@ async function main(): Promise<number> {
   record(await measure(driver, undefined, phase('warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'warm-up'));
   record(await measure(driver, undefined, phase('warm-up refresh', 'refresh', 2, 3, { warmupMs: 0 }), 'warm-up refresh'));
   await statements(provider, true);
-  const countSignins = record(await measure(driver, undefined, phase('count sign-ins', 'signin', 1, 120, { maxOps: durations.count, warmupMs: 0 }), 'statements per sign-in'));
+  const countSignins = record(
+    await measure(driver, undefined, phase('count sign-ins', 'signin', 1, 120, { maxOps: durations.count, warmupMs: 0 }), 'statements per sign-in'),
+  );
   const signinCounts = await statements(provider);
   // The refresh phase starts its chain with a sign-in: counting starts after it, when the driver says so.
   const refreshSpec = phase('count refreshes', 'refresh', 1, 120, { maxOps: durations.count, warmupMs: 0, waitForGo: true });
@@ -563,7 +659,16 @@ async function main(): Promise<number> {
   const bare = await startBare();
   const bareDriver = new Driver();
   await bareDriver.ready();
-  await bareDriver.target({ kind: 'bare', issuer: bare.issuer, clientId: bare.clientId, clientSecret: bare.clientSecret, redirectUri: REDIRECT_URI, mfa: false, password: PASSWORD, accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })) });
+  await bareDriver.target({
+    kind: 'bare',
+    issuer: bare.issuer,
+    clientId: bare.clientId,
+    clientSecret: bare.clientSecret,
+    redirectUri: REDIRECT_URI,
+    mfa: false,
+    password: PASSWORD,
+    accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })),
+  });
   record(await measure(bareDriver, undefined, phase('bare warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'bare warm-up'));
   const barePid = bare.child.pid!;
 
@@ -572,11 +677,29 @@ async function main(): Promise<number> {
   const durable = await startBare({ table: bareTable, pgliteDir: path.join(tmpDir!, 'bare-pgdata') });
   const durableDriver = new Driver();
   await durableDriver.ready();
-  await durableDriver.target({ kind: 'bare', issuer: durable.issuer, clientId: durable.clientId, clientSecret: durable.clientSecret, redirectUri: REDIRECT_URI, mfa: false, password: PASSWORD, accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })) });
-  record(await measure(durableDriver, undefined, phase('durable bare warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'durable bare warm-up'));
+  await durableDriver.target({
+    kind: 'bare',
+    issuer: durable.issuer,
+    clientId: durable.clientId,
+    clientSecret: durable.clientSecret,
+    redirectUri: REDIRECT_URI,
+    mfa: false,
+    password: PASSWORD,
+    accounts: seeded.accounts.map(({ username, ip }) => ({ username, ip })),
+  });
+  record(
+    await measure(durableDriver, undefined, phase('durable bare warm-up', 'signin', 2, 60, { maxOps: durations.warm, warmupMs: 0 }), 'durable bare warm-up'),
+  );
   record(await measure(durableDriver, undefined, phase('durable bare warm-up refresh', 'refresh', 2, 3, { warmupMs: 0 }), 'durable bare warm-up refresh'));
   await bareStatements(durable.issuer, true);
-  const durableCountSignins = record(await measure(durableDriver, undefined, phase('durable bare count sign-ins', 'signin', 1, 120, { maxOps: durations.count, warmupMs: 0 }), 'durable bare statements per sign-in'));
+  const durableCountSignins = record(
+    await measure(
+      durableDriver,
+      undefined,
+      phase('durable bare count sign-ins', 'signin', 1, 120, { maxOps: durations.count, warmupMs: 0 }),
+      'durable bare statements per sign-in',
+    ),
+  );
   const durableSigninCounts = await bareStatements(durable.issuer);
   durableDriver.onMark = (id, mark) => {
     if (mark === 'start') void bareStatements(durable.issuer, true).then(() => durableDriver.go(id));
@@ -615,8 +738,14 @@ async function main(): Promise<number> {
   if (!quick && !fixedConcurrency && !args['only-signin']) {
     for (const c of [1, 2, 4, 8, 16]) {
       sweep.push(record(await measure(driver, pid, phase(`sign-in sweep c=${c}`, 'signin', c, durations.sweep), `sweep c=${c}`)));
-      if (c > 1) bareSweep.push(record(await measure(bareDriver, barePid, phase(`bare sign-in sweep c=${c}`, 'signin', c, durations.sweep), `bare sweep c=${c}`)));
-      if (c > 1) durableSweep.push(record(await measure(durableDriver, durablePid, phase(`durable bare sign-in sweep c=${c}`, 'signin', c, durations.sweep), `durable bare sweep c=${c}`)));
+      if (c > 1)
+        bareSweep.push(record(await measure(bareDriver, barePid, phase(`bare sign-in sweep c=${c}`, 'signin', c, durations.sweep), `bare sweep c=${c}`)));
+      if (c > 1)
+        durableSweep.push(
+          record(
+            await measure(durableDriver, durablePid, phase(`durable bare sign-in sweep c=${c}`, 'signin', c, durations.sweep), `durable bare sweep c=${c}`),
+          ),
+        );
     }
     concurrency = saturating(sweep);
     bareConcurrency = saturating(bareSweep);
@@ -633,7 +762,9 @@ async function main(): Promise<number> {
     await stopChild(bare.child);
     await stopChild(durable.child);
     const code = await stopChild(provider.child);
-    log(`provider stopped (exit ${code}); profile in ${args['cpu-prof'] ?? '(none)'}; ${signin.measured} sign-ins measured of ${signin.completed + countSignins.completed + durations.warm} in the profile`);
+    log(
+      `provider stopped (exit ${code}); profile in ${args['cpu-prof'] ?? '(none)'}; ${signin.measured} sign-ins measured of ${signin.completed + countSignins.completed + durations.warm} in the profile`,
+    );
     if (args.json) fs.writeFileSync(args.json, `${JSON.stringify({ signin: strip(signin), statements: report.statements }, null, 2)}\n`);
     return errors.length ? 1 : 0;
   }
@@ -645,8 +776,26 @@ async function main(): Promise<number> {
   for (let r = 1; r <= durations.rounds; r++) {
     const tag = durations.rounds > 1 ? ` (round ${r}/${durations.rounds})` : '';
     signinRounds.push(record(await measure(driver, pid, phase(`sign-in${tag}`, 'signin', concurrency, durations.signin / durations.rounds), `sign-in${tag}`)));
-    bareRounds.push(record(await measure(bareDriver, barePid, phase(`bare sign-in${tag}`, 'signin', bareConcurrency, durations.bareSignin / durations.rounds), `bare sign-in${tag}`)));
-    durableRounds.push(record(await measure(durableDriver, durablePid, phase(`durable bare sign-in${tag}`, 'signin', durableConcurrency, durations.bareSignin / durations.rounds), `durable bare sign-in${tag}`)));
+    bareRounds.push(
+      record(
+        await measure(
+          bareDriver,
+          barePid,
+          phase(`bare sign-in${tag}`, 'signin', bareConcurrency, durations.bareSignin / durations.rounds),
+          `bare sign-in${tag}`,
+        ),
+      ),
+    );
+    durableRounds.push(
+      record(
+        await measure(
+          durableDriver,
+          durablePid,
+          phase(`durable bare sign-in${tag}`, 'signin', durableConcurrency, durations.bareSignin / durations.rounds),
+          `durable bare sign-in${tag}`,
+        ),
+      ),
+    );
     argon2Runs.push(await argon2Ceiling(config, hashC, durations.argon2 / durations.rounds));
   }
   const signin = merge(signinRounds, 'sign-in');
@@ -663,7 +812,15 @@ async function main(): Promise<number> {
   // 4. The second-factor step alone, below saturation.
   const totpC = Math.max(1, Math.min(2, Math.floor(concurrency / 2)));
   const totp = record(await measure(driver, pid, phase('totp step', 'signin', totpC, durations.totp), 'TOTP step'));
-  report.totp_step = { concurrency: totpC, duration_s: durations.totp, database, cores, load_avg: totp.load_avg, ...totp.steps.totp, sign_in_p99_ms: totp.latency.p99_ms };
+  report.totp_step = {
+    concurrency: totpC,
+    duration_s: durations.totp,
+    database,
+    cores,
+    load_avg: totp.load_avg,
+    ...totp.steps.totp,
+    sign_in_p99_ms: totp.latency.p99_ms,
+  };
 
   // 5. Refresh grants with rotation, Twofold and bare in alternation.
   let refreshC = refreshConcurrency ?? 8;
@@ -675,8 +832,19 @@ async function main(): Promise<number> {
   if (!quick && !refreshConcurrency) {
     for (const c of [4, 8, 16]) {
       refreshSweep.push(record(await measure(driver, pid, phase(`refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `refresh sweep c=${c}`)));
-      bareRefreshSweep.push(record(await measure(bareDriver, barePid, phase(`bare refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `bare refresh sweep c=${c}`)));
-      durableRefreshSweep.push(record(await measure(durableDriver, durablePid, phase(`durable bare refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `durable bare refresh sweep c=${c}`)));
+      bareRefreshSweep.push(
+        record(await measure(bareDriver, barePid, phase(`bare refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep), `bare refresh sweep c=${c}`)),
+      );
+      durableRefreshSweep.push(
+        record(
+          await measure(
+            durableDriver,
+            durablePid,
+            phase(`durable bare refresh sweep c=${c}`, 'refresh', c, durations.refreshSweep),
+            `durable bare refresh sweep c=${c}`,
+          ),
+        ),
+      );
     }
     refreshC = saturating(refreshSweep);
     bareRefreshC = saturating(bareRefreshSweep);
@@ -689,8 +857,26 @@ async function main(): Promise<number> {
   for (let r = 1; r <= durations.rounds; r++) {
     const tag = durations.rounds > 1 ? ` (round ${r}/${durations.rounds})` : '';
     refreshRounds.push(record(await measure(driver, pid, phase(`refresh${tag}`, 'refresh', refreshC, durations.refresh / durations.rounds), `refresh${tag}`)));
-    bareRefreshRounds.push(record(await measure(bareDriver, barePid, phase(`bare refresh${tag}`, 'refresh', bareRefreshC, durations.bareRefresh / durations.rounds), `bare refresh${tag}`)));
-    durableRefreshRounds.push(record(await measure(durableDriver, durablePid, phase(`durable bare refresh${tag}`, 'refresh', durableRefreshC, durations.bareRefresh / durations.rounds), `durable bare refresh${tag}`)));
+    bareRefreshRounds.push(
+      record(
+        await measure(
+          bareDriver,
+          barePid,
+          phase(`bare refresh${tag}`, 'refresh', bareRefreshC, durations.bareRefresh / durations.rounds),
+          `bare refresh${tag}`,
+        ),
+      ),
+    );
+    durableRefreshRounds.push(
+      record(
+        await measure(
+          durableDriver,
+          durablePid,
+          phase(`durable bare refresh${tag}`, 'refresh', durableRefreshC, durations.bareRefresh / durations.rounds),
+          `durable bare refresh${tag}`,
+        ),
+      ),
+    );
   }
   const refresh = merge(refreshRounds, 'refresh');
   const bareRefresh = merge(bareRefreshRounds, 'bare refresh');
@@ -727,7 +913,9 @@ async function main(): Promise<number> {
   const overload = await measure(driver, pid, phase('overload', 'signin', overloadC, durations.overload, { allowOverload: true }), `overload c=${overloadC}`);
   probing = false;
   await probe;
-  const afterOverload = await fetch(`${provider.issuer}/readyz`).then((r) => r.status).catch(() => 0);
+  const afterOverload = await fetch(`${provider.issuer}/readyz`)
+    .then((r) => r.status)
+    .catch(() => 0);
   record(overload);
   report.overload = {
     concurrency: overloadC,
@@ -772,7 +960,12 @@ async function main(): Promise<number> {
   report.ready_ms_runs = readyRuns;
   report.memory = {
     rss_idle_mb: round(idle.rssBytes / 1048576),
-    rss_load_mb: Math.max(...signinRounds.map((s) => s.rss_max_mb ?? 0), ...refreshRounds.map((s) => s.rss_max_mb ?? 0), totp.rss_max_mb ?? 0, ...sweep.map((s) => s.rss_max_mb ?? 0)),
+    rss_load_mb: Math.max(
+      ...signinRounds.map((s) => s.rss_max_mb ?? 0),
+      ...refreshRounds.map((s) => s.rss_max_mb ?? 0),
+      totp.rss_max_mb ?? 0,
+      ...sweep.map((s) => s.rss_max_mb ?? 0),
+    ),
     rss_overload_mb: overload.rss_max_mb,
     processes: idle.pids,
   };
@@ -842,7 +1035,31 @@ async function main(): Promise<number> {
   };
 
   const ordered = Object.fromEntries(
-    ['run', 'signin_vs_ceiling', 'refresh_vs_bare', 'durable_signin_ceiling', 'signin_vs_durable_ceiling', 'durable_bare_refresh', 'refresh_vs_durable_bare', 'rounds', 'signin', 'signin_sweep', 'ceilings', 'refresh', 'refresh_sweep', 'totp_step', 'memory', 'ready_ms', 'ready_ms_runs', 'statements', 'overload', 'targets', 'meets', 'errors_total', 'error_details']
+    [
+      'run',
+      'signin_vs_ceiling',
+      'refresh_vs_bare',
+      'durable_signin_ceiling',
+      'signin_vs_durable_ceiling',
+      'durable_bare_refresh',
+      'refresh_vs_durable_bare',
+      'rounds',
+      'signin',
+      'signin_sweep',
+      'ceilings',
+      'refresh',
+      'refresh_sweep',
+      'totp_step',
+      'memory',
+      'ready_ms',
+      'ready_ms_runs',
+      'statements',
+      'overload',
+      'targets',
+      'meets',
+      'errors_total',
+      'error_details',
+    ]
       .filter((k) => k in report)
       .map((k) => [k, report[k]]),
   );
@@ -862,27 +1079,148 @@ function table(r: Record<string, any>): string {
   const ok = (k: string) => (r.meets?.[k] === undefined ? '' : r.meets[k] ? 'yes' : 'NO');
   const rows: string[][] = [
     ['figure', 'Twofold', 'ceiling', 'ratio', 'target', 'met', 'C', 'window'],
-    ['sign-in, pwd+TOTP (/s)', `${s.per_s}`, `${c.combined_signin_per_s}`, `${r.signin_vs_ceiling}`, `≥ ${TARGETS.signin_vs_ceiling}`, ok('signin_vs_ceiling'), `${s.concurrency}`, `${s.window_s} s`],
-    ['  latency p50/p95/p99 (ms)', `${s.latency.p50_ms}/${s.latency.p95_ms}/${s.latency.p99_ms}`, `${c.bare_signin.latency.p50_ms}/${c.bare_signin.latency.p95_ms}/${c.bare_signin.latency.p99_ms} bare`, '', '', '', '', ''],
-    ['  server CPU s per sign-in', `${s.cpu_s_per_op ?? '-'}${s.db_cpu_s_per_op !== undefined ? ` (+${s.db_cpu_s_per_op} PG)` : ''}`, `${c.bare_signin.cpu_s_per_op ?? '-'} bare`, '', '', '', '', ''],
+    [
+      'sign-in, pwd+TOTP (/s)',
+      `${s.per_s}`,
+      `${c.combined_signin_per_s}`,
+      `${r.signin_vs_ceiling}`,
+      `≥ ${TARGETS.signin_vs_ceiling}`,
+      ok('signin_vs_ceiling'),
+      `${s.concurrency}`,
+      `${s.window_s} s`,
+    ],
+    [
+      '  latency p50/p95/p99 (ms)',
+      `${s.latency.p50_ms}/${s.latency.p95_ms}/${s.latency.p99_ms}`,
+      `${c.bare_signin.latency.p50_ms}/${c.bare_signin.latency.p95_ms}/${c.bare_signin.latency.p99_ms} bare`,
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
+    [
+      '  server CPU s per sign-in',
+      `${s.cpu_s_per_op ?? '-'}${s.db_cpu_s_per_op !== undefined ? ` (+${s.db_cpu_s_per_op} PG)` : ''}`,
+      `${c.bare_signin.cpu_s_per_op ?? '-'} bare`,
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
     ['  bare provider sign-in (/s)', '', `${c.bare_signin.per_s}`, '', '', '', `${c.bare_signin.concurrency}`, `${c.bare_signin.window_s} s`],
     ['  argon2id verify (/s)', '', `${c.argon2.per_s}`, '', '', '', `${c.argon2.concurrency}`, `${c.argon2.duration_s} s`],
-    ['sign-in vs durable ceiling (/s)', `${s.per_s}`, `${r.durable_signin_ceiling}`, `${r.signin_vs_durable_ceiling}`, `≥ ${TARGETS.signin_vs_durable_ceiling}`, ok('signin_vs_durable_ceiling'), '', ''],
-    [`  durable bare sign-in (/s, ${c.durable_store})`, '', `${c.durable_bare_signin.per_s}`, '', '', '', `${c.durable_bare_signin.concurrency}`, `${c.durable_bare_signin.window_s} s`],
-    ['  server CPU s per durable bare sign-in', '', `${c.durable_bare_signin.cpu_s_per_op ?? '-'}${c.durable_bare_signin.db_cpu_s_per_op !== undefined ? ` (+${c.durable_bare_signin.db_cpu_s_per_op} PG)` : ''}`, '', '', '', '', ''],
-    ['refresh, rotating (/s)', `${r.refresh.per_s}`, `${c.bare_refresh.per_s}`, `${r.refresh_vs_bare}`, `≥ ${TARGETS.refresh_vs_bare}`, ok('refresh_vs_bare'), `${r.refresh.concurrency}`, `${r.refresh.window_s} s`],
-    ['  latency p50/p99 (ms)', `${r.refresh.latency.p50_ms}/${r.refresh.latency.p99_ms}`, `${c.bare_refresh.latency.p50_ms}/${c.bare_refresh.latency.p99_ms} bare`, '', '', '', '', ''],
-    ['refresh vs durable bare (/s)', `${r.refresh.per_s}`, `${r.durable_bare_refresh}`, `${r.refresh_vs_durable_bare}`, `≥ ${TARGETS.refresh_vs_durable_bare}`, ok('refresh_vs_durable_bare'), `${c.durable_bare_refresh.concurrency}`, `${c.durable_bare_refresh.window_s} s`],
-    ['TOTP step p50/p99 (ms)', `${r.totp_step.p50_ms}/${r.totp_step.p99_ms}`, '', '', `p99 ≤ ${TARGETS.totp_p99_ms}`, ok('totp_p99_ms'), `${r.totp_step.concurrency}`, `${r.totp_step.duration_s} s`],
+    [
+      'sign-in vs durable ceiling (/s)',
+      `${s.per_s}`,
+      `${r.durable_signin_ceiling}`,
+      `${r.signin_vs_durable_ceiling}`,
+      `≥ ${TARGETS.signin_vs_durable_ceiling}`,
+      ok('signin_vs_durable_ceiling'),
+      '',
+      '',
+    ],
+    [
+      `  durable bare sign-in (/s, ${c.durable_store})`,
+      '',
+      `${c.durable_bare_signin.per_s}`,
+      '',
+      '',
+      '',
+      `${c.durable_bare_signin.concurrency}`,
+      `${c.durable_bare_signin.window_s} s`,
+    ],
+    [
+      '  server CPU s per durable bare sign-in',
+      '',
+      `${c.durable_bare_signin.cpu_s_per_op ?? '-'}${c.durable_bare_signin.db_cpu_s_per_op !== undefined ? ` (+${c.durable_bare_signin.db_cpu_s_per_op} PG)` : ''}`,
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
+    [
+      'refresh, rotating (/s)',
+      `${r.refresh.per_s}`,
+      `${c.bare_refresh.per_s}`,
+      `${r.refresh_vs_bare}`,
+      `≥ ${TARGETS.refresh_vs_bare}`,
+      ok('refresh_vs_bare'),
+      `${r.refresh.concurrency}`,
+      `${r.refresh.window_s} s`,
+    ],
+    [
+      '  latency p50/p99 (ms)',
+      `${r.refresh.latency.p50_ms}/${r.refresh.latency.p99_ms}`,
+      `${c.bare_refresh.latency.p50_ms}/${c.bare_refresh.latency.p99_ms} bare`,
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
+    [
+      'refresh vs durable bare (/s)',
+      `${r.refresh.per_s}`,
+      `${r.durable_bare_refresh}`,
+      `${r.refresh_vs_durable_bare}`,
+      `≥ ${TARGETS.refresh_vs_durable_bare}`,
+      ok('refresh_vs_durable_bare'),
+      `${c.durable_bare_refresh.concurrency}`,
+      `${c.durable_bare_refresh.window_s} s`,
+    ],
+    [
+      'TOTP step p50/p99 (ms)',
+      `${r.totp_step.p50_ms}/${r.totp_step.p99_ms}`,
+      '',
+      '',
+      `p99 ≤ ${TARGETS.totp_p99_ms}`,
+      ok('totp_p99_ms'),
+      `${r.totp_step.concurrency}`,
+      `${r.totp_step.duration_s} s`,
+    ],
     ['RSS idle (MB)', `${r.memory.rss_idle_mb}`, '', '', `≤ ${TARGETS.rss_idle_mb}`, ok('rss_idle_mb'), '', ''],
     ['RSS under load / overload (MB)', `${r.memory.rss_load_mb} / ${r.memory.rss_overload_mb}`, '', '', `≤ ${TARGETS.rss_load_mb}`, ok('rss_load_mb'), '', ''],
     ['start to /readyz (ms)', `${r.ready_ms}`, '', '', run.database === 'pglite' ? `≤ ${TARGETS.ready_ms_pglite}` : '', ok('ready_ms_pglite'), '', ''],
-    ['statements per sign-in (r/w)', `${r.statements.per_signin} (${r.statements.reads_per_signin}/${r.statements.writes_per_signin})`, `${d.per_signin} (${d.reads_per_signin}/${d.writes_per_signin}) durable bare`, '', '', '', '1', `${r.statements.sample_signins} ops`],
-    ['statements per refresh (r/w)', `${r.statements.per_refresh} (${r.statements.reads_per_refresh}/${r.statements.writes_per_refresh})`, `${d.per_refresh} (${d.reads_per_refresh}/${d.writes_per_refresh}) durable bare`, '', '', '', '1', `${r.statements.sample_refreshes} ops`],
-    ['overload: done / 503+RA / errors', `${r.overload.accepted_completed} / ${r.overload.shed_with_retry_after} / ${r.overload.errors}`, '', '', '0 errors', r.overload.errors === 0 && r.overload.readyz_failures === 0 ? 'yes' : 'NO', `${r.overload.concurrency}`, `${r.overload.duration_s} s`],
+    [
+      'statements per sign-in (r/w)',
+      `${r.statements.per_signin} (${r.statements.reads_per_signin}/${r.statements.writes_per_signin})`,
+      `${d.per_signin} (${d.reads_per_signin}/${d.writes_per_signin}) durable bare`,
+      '',
+      '',
+      '',
+      '1',
+      `${r.statements.sample_signins} ops`,
+    ],
+    [
+      'statements per refresh (r/w)',
+      `${r.statements.per_refresh} (${r.statements.reads_per_refresh}/${r.statements.writes_per_refresh})`,
+      `${d.per_refresh} (${d.reads_per_refresh}/${d.writes_per_refresh}) durable bare`,
+      '',
+      '',
+      '',
+      '1',
+      `${r.statements.sample_refreshes} ops`,
+    ],
+    [
+      'overload: done / 503+RA / errors',
+      `${r.overload.accepted_completed} / ${r.overload.shed_with_retry_after} / ${r.overload.errors}`,
+      '',
+      '',
+      '0 errors',
+      r.overload.errors === 0 && r.overload.readyz_failures === 0 ? 'yes' : 'NO',
+      `${r.overload.concurrency}`,
+      `${r.overload.duration_s} s`,
+    ],
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const head = `\nTwofold benchmark: ${run.command}\n${run.database}${run.database_url ? ` ${run.database_url}` : ''}, ${run.cores} cores (${run.cpu_model}), node ${run.node}, workers ${run.workers}, argon2id m=${run.argon2.memory_kib} t=${run.argon2.iterations} p=${run.argon2.parallelism}, hash concurrency ${run.hash_concurrency}\nload average ${run.load_avg_start.join(' ')} at start, ${run.load_avg_end.join(' ')} at end; ${run.started_at}\n\n`;
   return `${head}${rows.map(line).join('\n')}\n\nerrors: ${r.errors_total}\n`;
 }

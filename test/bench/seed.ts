@@ -34,7 +34,9 @@ export async function seed(config: Config, options: { accounts: number; prefix: 
     if (config.DATABASE_URL) {
       const keys = await db.selectFrom('signing_keys').select('kid').limit(1).execute();
       if (keys.length && !process.env.SECRET_KEY) {
-        throw new Error('DATABASE_URL holds signing keys sealed with another SECRET_KEY: point it at a fresh database (createdb), or set SECRET_KEY to the one it was made with');
+        throw new Error(
+          'DATABASE_URL holds signing keys sealed with another SECRET_KEY: point it at a fresh database (createdb), or set SECRET_KEY to the one it was made with',
+        );
       }
     }
     const passwordHash = await services.hasher.hash(options.password);
@@ -49,7 +51,11 @@ export async function seed(config: Config, options: { accounts: number; prefix: 
       // As enrolling TOTP through the pages leaves it (FactorEngine.finishEnrollment).
       last_factor_id: 'totp',
     }));
-    for (let i = 0; i < rows.length; i += 500) await db.insertInto('accounts').values(rows.slice(i, i + 500)).execute();
+    for (let i = 0; i < rows.length; i += 500)
+      await db
+        .insertInto('accounts')
+        .values(rows.slice(i, i + 500))
+        .execute();
 
     const accounts: BenchAccount[] = new Array(rows.length);
     let next = 0;

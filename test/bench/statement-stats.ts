@@ -69,7 +69,11 @@ export async function serveStatementStats(source: StatsSource, port = 0): Promis
         (err: Error) => reply(500, { error: err.message }),
       );
     if (req.method === 'GET' && path === '/statements') return void done(source.read(), 200);
-    if (req.method === 'POST' && path === '/statements/reset') return void done(source.reset().then(() => undefined), 204);
+    if (req.method === 'POST' && path === '/statements/reset')
+      return void done(
+        source.reset().then(() => undefined),
+        204,
+      );
     reply(404, { error: 'not found' });
   });
   server.keepAliveTimeout = 1000;

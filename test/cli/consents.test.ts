@@ -41,7 +41,11 @@ for (const kind of DIALECTS) {
     }
 
     async function app(name: string, options: { firstParty?: boolean } = {}) {
-      const client = await createClient(server.opened.services.db, server.opened.services.sealer, { name, redirectUris: [REDIRECT], firstParty: options.firstParty });
+      const client = await createClient(server.opened.services.db, server.opened.services.sealer, {
+        name,
+        redirectUris: [REDIRECT],
+        firstParty: options.firstParty,
+      });
       return { client, rp: await relyingParty(server.issuer, client.clientId, client.clientSecret, REDIRECT) };
     }
 
@@ -80,19 +84,36 @@ for (const kind of DIALECTS) {
       expect(new Date(json[0]!.expires_at as string).getTime() - Date.now()).toBeGreaterThan(13 * 86400_000);
 
       // By name or by client id alike.
-      expect(await cli('user', 'revoke-consent', username, 'Photos')).toEqual({ code: 0, out: `revoked ${username}'s consent to Photos; its tokens no longer work\n`, err: '' });
+      expect(await cli('user', 'revoke-consent', username, 'Photos')).toEqual({
+        code: 0,
+        out: `revoked ${username}'s consent to Photos; its tokens no longer work\n`,
+        err: '',
+      });
       expect((await cli('user', 'revoke-consent', username, notes.client.clientId)).code).toBe(0);
       expect((await cli('user', 'consents', username)).out).toBe('(none)\n');
       const events = await listAudit(server.opened.services.db, { accountId: account.id, type: 'consent.revoked' });
-      expect(events.map((e) => [e.client_id, e.actor]).sort()).toEqual([[notes.client.clientId, 'admin:test'], [photos.client.clientId, 'admin:test']].sort());
+      expect(events.map((e) => [e.client_id, e.actor]).sort()).toEqual(
+        [
+          [notes.client.clientId, 'admin:test'],
+          [photos.client.clientId, 'admin:test'],
+        ].sort(),
+      );
     });
 
     test('nothing to revoke, an unknown user or app: a clear error, exit 1, nothing audited', async () => {
       const { username, account } = await person();
       const { client } = await app('Unused');
       await app('Own', { firstParty: true });
-      expect(await cli('user', 'revoke-consent', username, 'Unused')).toEqual({ code: 1, out: '', err: `twofold: ${username} has no remembered consent to Unused\n` });
-      expect(await cli('user', 'revoke-consent', username, 'Own')).toEqual({ code: 1, out: '', err: `twofold: ${username} has no remembered consent to Own\n` });
+      expect(await cli('user', 'revoke-consent', username, 'Unused')).toEqual({
+        code: 1,
+        out: '',
+        err: `twofold: ${username} has no remembered consent to Unused\n`,
+      });
+      expect(await cli('user', 'revoke-consent', username, 'Own')).toEqual({
+        code: 1,
+        out: '',
+        err: `twofold: ${username} has no remembered consent to Own\n`,
+      });
       expect(await cli('user', 'revoke-consent', username, 'no-such-app')).toEqual({ code: 1, out: '', err: 'twofold: no client named no-such-app\n' });
       expect(await cli('user', 'revoke-consent', 'no-such-user', client.clientId)).toEqual({ code: 1, out: '', err: 'twofold: no user named no-such-user\n' });
       expect(await cli('user', 'consents', 'no-such-user')).toEqual({ code: 1, out: '', err: 'twofold: no user named no-such-user\n' });
@@ -107,7 +128,9 @@ for (const kind of DIALECTS) {
       const gone = await app('Gone');
       const kept = await app('Kept');
       for (const who of [leaving, staying]) for (const target of [gone, kept]) await allow(who.username, target, 'openid');
-      const rows = async () => (await db.selectFrom('consents').select(['account_id', 'client_id']).where('account_id', 'in', [leaving.account.id, staying.account.id]).execute()).length;
+      const rows = async () =>
+        (await db.selectFrom('consents').select(['account_id', 'client_id']).where('account_id', 'in', [leaving.account.id, staying.account.id]).execute())
+          .length;
       expect(await rows()).toBe(4);
 
       expect((await cli('user', 'remove', leaving.username)).code).toBe(0);

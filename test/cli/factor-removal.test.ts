@@ -44,7 +44,10 @@ for (const kind of DIALECTS) {
 
     async function user(options: { password?: boolean } = {}) {
       const username = `removal${++users}`;
-      const account = await createAccount(required.services.db, required.services.hasher, { username, ...(options.password === false ? {} : { password: 'a long password' }) });
+      const account = await createAccount(required.services.db, required.services.hasher, {
+        username,
+        ...(options.password === false ? {} : { password: 'a long password' }),
+      });
       return { account, username };
     }
 
@@ -92,7 +95,14 @@ for (const kind of DIALECTS) {
       await enrolTotp(optional.services, account.id);
       const key = await seedWebAuthnCredential(optional.services, account.id, newSeedKey());
       const [totp] = (await optional.services.factors.store.list(account.id, 'totp')).map((c) => c.id);
-      expect(await checkRemoval(optional.services, account.id, [key])).toEqual({ ok: false, code: 'policy', level: 3, rule: expect.stringContaining('level 3'), reason: expect.stringContaining('level 3'), recovery: [] });
+      expect(await checkRemoval(optional.services, account.id, [key])).toEqual({
+        ok: false,
+        code: 'policy',
+        level: 3,
+        rule: expect.stringContaining('level 3'),
+        reason: expect.stringContaining('level 3'),
+        recovery: [],
+      });
       expect(await checkRemoval(optional.services, account.id, [totp!])).toEqual({ ok: true, recovery: [] });
       // A second key makes either key removable.
       const spare = await seedWebAuthnCredential(optional.services, account.id, newSeedKey());
@@ -135,7 +145,12 @@ for (const kind of DIALECTS) {
     test('an account without a password keeps its last passkey', async () => {
       const { account } = await user({ password: false });
       const passkey = await seedWebAuthnCredential(optional.services, account.id, newSeedKey(), { factorId: 'passkey' });
-      expect(await checkRemoval(optional.services, account.id, [passkey])).toEqual({ ok: false, code: 'last_sign_in', reason: expect.stringContaining('no password'), recovery: [] });
+      expect(await checkRemoval(optional.services, account.id, [passkey])).toEqual({
+        ok: false,
+        code: 'last_sign_in',
+        reason: expect.stringContaining('no password'),
+        recovery: [],
+      });
       const second = await seedWebAuthnCredential(optional.services, account.id, newSeedKey(), { factorId: 'webauthn' });
       // A key registered as a second factor also signs in as a passkey (the passkey factor accepts it).
       expect(await checkRemoval(optional.services, account.id, [passkey])).toEqual({ ok: true, recovery: [] });

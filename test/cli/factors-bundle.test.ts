@@ -31,7 +31,16 @@ function twofold(args: string[], env: Record<string, string>): Promise<{ code: n
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['src/twofold.js', ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ARGON2_MEMORY_KIB: '8192', ARGON2_ITERATIONS: '1', DATA_DIR: dataDir, SECRET_KEY: TEST_SECRET_KEY, ...env },
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        LOG_LEVEL: 'warn',
+        ARGON2_MEMORY_KIB: '8192',
+        ARGON2_ITERATIONS: '1',
+        DATA_DIR: dataDir,
+        SECRET_KEY: TEST_SECRET_KEY,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -42,7 +51,14 @@ function twofold(args: string[], env: Record<string, string>): Promise<{ code: n
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr: stderr.split('\n').filter((l) => !l.startsWith('oidc-provider WARNING')).join('\n') });
+      resolve({
+        code,
+        stdout,
+        stderr: stderr
+          .split('\n')
+          .filter((l) => !l.startsWith('oidc-provider WARNING'))
+          .join('\n'),
+      });
     });
   });
 }
@@ -78,7 +94,10 @@ describe('factors from outside the tree, loaded by the bundle', () => {
     const typed = path.join(work, 'typed');
     fs.mkdirSync(typed);
     fs.writeFileSync(path.join(typed, 'package.json'), JSON.stringify({ name: 'typed-factor', type: 'module', main: 'factor.ts' }));
-    fs.writeFileSync(path.join(typed, 'factor.ts'), `import pin from ${JSON.stringify(pathToFileURL(path.join(PIN, 'index.js')).href)};\nconst factor: Record<string, unknown> = { ...pin };\nexport default factor;\n`);
+    fs.writeFileSync(
+      path.join(typed, 'factor.ts'),
+      `import pin from ${JSON.stringify(pathToFileURL(path.join(PIN, 'index.js')).href)};\nconst factor: Record<string, unknown> = { ...pin };\nexport default factor;\n`,
+    );
     const fromTypeScript = await listed({ FACTORS: typed, FACTOR_SETTINGS: JSON.stringify({ pin: { length: 8, pepper: PEPPER } }) });
     expect(fromTypeScript).toEqual([{ id: 'pin', on: true, settings: { length: 8, pepper: '[redacted]' } }]);
   });
@@ -90,14 +109,19 @@ describe('factors from outside the tree, loaded by the bundle', () => {
     const start = await refusedStart({ FACTORS: 'totp,twofold-factor-nowhere' }, { bundled: true });
     expect(start).toEqual({
       code: 2,
-      stderr: 'twofold: FACTORS entry twofold-factor-nowhere: not a built-in factor (totp, webauthn, passkey, backup-codes, email-code, sms-code), and no package of that name is installed beside Twofold (npm install twofold-factor-nowhere in its folder; a path begins with ./ or /)\n',
+      stderr:
+        'twofold: FACTORS entry twofold-factor-nowhere: not a built-in factor (totp, webauthn, passkey, backup-codes, email-code, sms-code), and no package of that name is installed beside Twofold (npm install twofold-factor-nowhere in its folder; a path begins with ./ or /)\n',
     });
   });
 
   describe('npm start with a package named in FACTORS', () => {
     let provider: ProviderProcess;
     beforeAll(async () => {
-      provider = await startProviderProcess(undefined, { FACTORS: `${PACKAGE},totp,sms-code`, FACTOR_SETTINGS: SETTINGS, LOG_LEVEL: 'info' }, { bundled: true });
+      provider = await startProviderProcess(
+        undefined,
+        { FACTORS: `${PACKAGE},totp,sms-code`, FACTOR_SETTINGS: SETTINGS, LOG_LEVEL: 'info' },
+        { bundled: true },
+      );
     });
     afterAll(async () => {
       await provider?.close();
@@ -109,8 +133,12 @@ describe('factors from outside the tree, loaded by the bundle', () => {
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as { msg: string; factors?: unknown; reason?: string });
-      expect(lines.find((l) => l.msg.startsWith('factors on:'))).toEqual(expect.objectContaining({ msg: 'factors on: pin, totp', factors: { pin: { length: 6, pepper: '[redacted]' }, totp: expect.any(Object) } }));
-      expect(lines.find((l) => l.msg.startsWith('factor sms-code is off'))).toEqual(expect.objectContaining({ reason: 'no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET' }));
+      expect(lines.find((l) => l.msg.startsWith('factors on:'))).toEqual(
+        expect.objectContaining({ msg: 'factors on: pin, totp', factors: { pin: { length: 6, pepper: '[redacted]' }, totp: expect.any(Object) } }),
+      );
+      expect(lines.find((l) => l.msg.startsWith('factor sms-code is off'))).toEqual(
+        expect.objectContaining({ reason: 'no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET' }),
+      );
       expect(provider.log()).not.toContain(PEPPER);
       // The running provider's own view, over its admin socket.
       const r = await twofold(['factors', '--json'], { DATA_DIR: provider.dataDir, FACTORS: 'totp' });

@@ -30,7 +30,17 @@ for (const kind of DIALECTS) {
     });
 
     test('import, list, rename, remove and reset, each audited', async () => {
-      const imported = await run('user', 'factor', 'import', 'carol', 'totp', 'secret=JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP', '--label', 'Old phone', '--json');
+      const imported = await run(
+        'user',
+        'factor',
+        'import',
+        'carol',
+        'totp',
+        'secret=JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP',
+        '--label',
+        'Old phone',
+        '--json',
+      );
       expect(imported.code).toBe(0);
       const { id } = JSON.parse(imported.out) as { id: string };
       const listed = JSON.parse((await run('user', 'factors', 'carol', '--json')).out) as Array<{ id: string; factorId: string; label: string }>;
@@ -78,18 +88,25 @@ for (const kind of DIALECTS) {
       expect(bad.err).toBe('twofold: secret: a base32 key of at least 80 bits (16 characters)\n');
     });
 
-    test("import takes what the factor says it takes: its parameters, its default name, the secret from standard input", async () => {
+    test('import takes what the factor says it takes: its parameters, its default name, the secret from standard input', async () => {
       const erin = await createAccount(opened.services.db, opened.services.hasher, { username: 'erin', password: 'erin password' });
       const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ';
       let out = '';
-      const code = await runCli(['user', 'factor', 'import', 'erin', 'totp', 'algorithm=sha256', 'digits=8', 'period=60', '--secret-stdin', '--json'], { out: (t) => (out += t), err: () => {}, stdin: `${secret}\n` }, opened.services, 'admin:test');
+      const code = await runCli(
+        ['user', 'factor', 'import', 'erin', 'totp', 'algorithm=sha256', 'digits=8', 'period=60', '--secret-stdin', '--json'],
+        { out: (t) => (out += t), err: () => {}, stdin: `${secret}\n` },
+        opened.services,
+        'admin:test',
+      );
       expect(code).toBe(0);
       const { id, label } = JSON.parse(out) as { id: string; label: string };
       // No name given: the factor's own, in the default language.
       expect(label).toBe('Authenticator app');
       const [stored] = await opened.services.factors.store.list(erin.id, 'totp');
       expect(stored).toEqual(expect.objectContaining({ id, secret, data: { algorithm: 'SHA256', digits: 8, period: 60 }, counter: null }));
-      const audit = (await listAudit(opened.services.db, { limit: 50 })).find((e) => e.type === 'factor.imported' && (e.details as { credential?: string }).credential === id);
+      const audit = (await listAudit(opened.services.db, { limit: 50 })).find(
+        (e) => e.type === 'factor.imported' && (e.details as { credential?: string }).credential === id,
+      );
       expect(audit).toEqual(expect.objectContaining({ actor: 'admin:test', account_id: erin.id }));
       expect(JSON.stringify(audit)).not.toContain(secret);
     });
@@ -101,7 +118,9 @@ for (const kind of DIALECTS) {
         return r.err;
       };
       expect(await refused('totp', 'digits=7', 'secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP')).toBe('twofold: digits: 6 or 8\n');
-      expect(await refused('totp', 'colour=blue', 'secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP')).toBe('twofold: factor totp takes no colour (it takes secret, algorithm, digits, period)\n');
+      expect(await refused('totp', 'colour=blue', 'secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP')).toBe(
+        'twofold: factor totp takes no colour (it takes secret, algorithm, digits, period)\n',
+      );
       expect(await refused('totp', 'digits=6')).toBe('twofold: factor totp needs secret\n');
       expect(await refused('totp', 'JBSWY3DPEHPK3PXP')).toBe('twofold: "JBSWY3DPEHPK3PXP": give each field as name=value\n');
       expect(await refused('webauthn', 'key=x')).toBe('twofold: factor webauthn cannot import a credential (factors that can: totp)\n');
@@ -110,13 +129,28 @@ for (const kind of DIALECTS) {
     });
 
     test('`twofold factors` lists what runs: on or off and why, the settings (secrets redacted), what import takes', async () => {
-      const listed = JSON.parse((await run('factors', '--json')).out) as Array<{ id: string; on: boolean; reason?: string; settings: unknown; import?: Record<string, unknown> }>;
+      const listed = JSON.parse((await run('factors', '--json')).out) as Array<{
+        id: string;
+        on: boolean;
+        reason?: string;
+        settings: unknown;
+        import?: Record<string, unknown>;
+      }>;
       expect(listed.map((f) => f.id)).toEqual(['totp', 'webauthn', 'passkey', 'backup-codes', 'email-code', 'sms-code']);
-      expect(listed[0]).toEqual({ id: 'totp', on: true, settings: { algorithm: 'SHA1', digits: 6, period: 30, window: 1 }, import: expect.objectContaining({ secret: expect.objectContaining({ required: true, secret: true }) }) });
-      expect(listed.find((f) => f.id === 'sms-code')).toEqual(expect.objectContaining({ on: false, reason: 'no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET' }));
+      expect(listed[0]).toEqual({
+        id: 'totp',
+        on: true,
+        settings: { algorithm: 'SHA1', digits: 6, period: 30, window: 1 },
+        import: expect.objectContaining({ secret: expect.objectContaining({ required: true, secret: true }) }),
+      });
+      expect(listed.find((f) => f.id === 'sms-code')).toEqual(
+        expect.objectContaining({ on: false, reason: 'no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET' }),
+      );
       const text = (await run('factors')).out;
       expect(text).toContain('sms-code  off: no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET\n');
-      expect(text).toContain('totp  on\n  settings  {"algorithm":"SHA1","digits":6,"period":30,"window":1}\n  import    secret (required) (secret: --secret-stdin): ');
+      expect(text).toContain(
+        'totp  on\n  settings  {"algorithm":"SHA1","digits":6,"period":30,"window":1}\n  import    secret (required) (secret: --secret-stdin): ',
+      );
     });
   });
 }
@@ -129,7 +163,10 @@ describe('twofold factors with a factor from outside the tree', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase('pglite');
-    opened = await openServices(testConfig(3998, { FACTORS: './test/fixtures/factor-pin,totp', FACTOR_SETTINGS: JSON.stringify({ pin: { pepper } }) }), { handle: database, migrate: true });
+    opened = await openServices(testConfig(3998, { FACTORS: './test/fixtures/factor-pin,totp', FACTOR_SETTINGS: JSON.stringify({ pin: { pepper } }) }), {
+      handle: database,
+      migrate: true,
+    });
   });
   afterAll(async () => {
     await opened?.close();

@@ -45,7 +45,7 @@ for (const kind of DIALECTS) {
       expect(result.stderr).toMatch(words);
     };
 
-    test('user add: 15 characters for a password-only account, then the blocklist and the account\'s own words', async () => {
+    test("user add: 15 characters for a password-only account, then the blocklist and the account's own words", async () => {
       const add = (password: string) => run(['user', 'add', 'maximilian', '--email', 'max.power@example.test', '--password-stdin'], `${password}\n`);
       refused(await add('fourteen chars'), /Use at least 15 characters: this password is the only way to sign in/);
       refused(await add('passwordpassword'), /too common/);

@@ -56,7 +56,12 @@ for (const kind of DIALECTS) {
     });
 
     test('a bad document is refused with the path of the bad field, and nothing is stored', async () => {
-      const bad = await run('policy', 'set', '--file', file('bad.yaml', 'mfa: required\nthrottle:\n  perAccountDay:\n    points: 500\n    windowSeconds: 86400\n'));
+      const bad = await run(
+        'policy',
+        'set',
+        '--file',
+        file('bad.yaml', 'mfa: required\nthrottle:\n  perAccountDay:\n    points: 500\n    windowSeconds: 86400\n'),
+      );
       expect(bad.code).toBe(1);
       expect(bad.err).toContain('throttle.perAccountDay');
       const unknownField = await run('policy', 'set', '--file', file('bad2.yaml', 'mfa: sometimes\n'));
@@ -76,7 +81,9 @@ for (const kind of DIALECTS) {
       expect(explained.out).toContain('enrol first (required)');
       expect(explained.out).toContain('[group finance]');
       expect(explained.out).toContain('[client payroll] MFA required');
-      expect(explained.out).toContain('[client payroll] maximum authentication age 3600s (a request cannot loosen it): the authentication is 0s old, recent enough');
+      expect(explained.out).toContain(
+        '[client payroll] maximum authentication age 3600s (a request cannot loosen it): the authentication is 0s old, recent enough',
+      );
       const json = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'payroll', '--acr-values', 'urn:twofold:acr:2', '--json')).out);
       expect(json.decision).toMatchObject({ type: 'step_up', target: 2, factors: ['totp'] });
     });
@@ -87,13 +94,25 @@ for (const kind of DIALECTS) {
       const now = Math.floor(Date.now() / 1000);
       const totp = (await opened.services.factors.store.list(dave.id, 'totp'))[0]!;
       // A session that proved the password two hours ago and TOTP 100 minutes ago.
-      await saveSessionEvidence(opened.services.db, 'explain-session', dave.id, [PASSWORD_EVIDENCE(now - 7200), { factor: 'totp', credentialId: totp.id, kinds: ['have'], amr: ['otp'], phishingResistant: false, at: now - 6000 }], 3600, now);
+      await saveSessionEvidence(
+        opened.services.db,
+        'explain-session',
+        dave.id,
+        [PASSWORD_EVIDENCE(now - 7200), { factor: 'totp', credentialId: totp.id, kinds: ['have'], amr: ['otp'], phishingResistant: false, at: now - 6000 }],
+        3600,
+        now,
+      );
       const session = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--json')).out);
       expect(session.decision).toMatchObject({ type: 'satisfied', level: 2 });
       const recent = JSON.parse((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--max-age', '7000', '--json')).out);
       expect(recent.decision).toMatchObject({ type: 'satisfied', level: 2 });
-      expect(recent.decision.trace[0]).toEqual({ source: 'request', rule: expect.stringMatching(/^max_age 7000: the authentication is 600\ds old, recent enough/) });
-      expect((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session')).out).toMatch(/^dave signing in to reports with their latest session:\n/);
+      expect(recent.decision.trace[0]).toEqual({
+        source: 'request',
+        rule: expect.stringMatching(/^max_age 7000: the authentication is 600\ds old, recent enough/),
+      });
+      expect((await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session')).out).toMatch(
+        /^dave signing in to reports with their latest session:\n/,
+      );
       const old = await run('policy', 'explain', '--user', 'dave', '--client', 'reports', '--session', '--max-age', '60');
       expect(old.out).toMatch(/^dave signing in to reports with a password \(their latest session is too old\):\n/);
       expect(old.out).toContain('decision: step up from level 1 to 2 with one of: totp');
@@ -111,11 +130,28 @@ for (const kind of DIALECTS) {
     });
 
     test("explain credits each rule to its document: the app's default_acr_values, the app's allowed factors", async () => {
-      await run('client', 'add', 'ledger', '--redirect-uri', 'https://ledger.example.test/cb', '--default-acr-values', 'https://refeds.org/profile/mfa', '--factors', 'totp,webauthn', '--json');
+      await run(
+        'client',
+        'add',
+        'ledger',
+        '--redirect-uri',
+        'https://ledger.example.test/cb',
+        '--default-acr-values',
+        'https://refeds.org/profile/mfa',
+        '--factors',
+        'totp,webauthn',
+        '--json',
+      );
       await createAccount(opened.services.db, opened.services.hasher, { username: 'gina', password: 'gina password' });
       const json = JSON.parse((await run('policy', 'explain', '--user', 'gina', '--client', 'ledger', '--json')).out);
       // Only the app's default asks for level 2 (MFA is optional and gina has no factor): an enrolment she may skip.
-      expect(json.decision).toMatchObject({ type: 'enroll', target: 2, optional: true, factors: ['totp', 'webauthn'], rule: 'client ledger (default_acr_values): acr_values (level 2)' });
+      expect(json.decision).toMatchObject({
+        type: 'enroll',
+        target: 2,
+        optional: true,
+        factors: ['totp', 'webauthn'],
+        rule: 'client ledger (default_acr_values): acr_values (level 2)',
+      });
       expect(json.decision.trace).toEqual(
         expect.arrayContaining([
           { source: 'client ledger', rule: 'allowed factors narrowed to: totp, webauthn' },
@@ -131,7 +167,12 @@ for (const kind of DIALECTS) {
       await run('client', 'add', 'versioned', '--redirect-uri', 'https://versioned.example.test/cb', '--mfa', 'optional', '--json');
       await run('client', 'update', 'versioned', '--mfa', 'required', '--default-acr-values', 'https://refeds.org/profile/mfa');
       await run('client', 'update', 'versioned', '--clear-policy');
-      const history = JSON.parse((await run('policy', 'history', '--client', 'versioned', '--json')).out) as Array<{ version: number; actor: string; document: Record<string, unknown>; created_at: string }>;
+      const history = JSON.parse((await run('policy', 'history', '--client', 'versioned', '--json')).out) as Array<{
+        version: number;
+        actor: string;
+        document: Record<string, unknown>;
+        created_at: string;
+      }>;
       expect(history.map((h) => [h.version, h.document])).toEqual([
         [3, {}],
         [2, { mfa: 'required', default_acr_values: ['https://refeds.org/profile/mfa'] }],
@@ -150,9 +191,23 @@ for (const kind of DIALECTS) {
       expect(bad.err).toContain('--min-acr');
       const badFactor = await run('client', 'update', 'payroll', '--factors', 'totp,telepathy');
       expect(badFactor.err).toContain('telepathy');
-      const ok = await run('client', 'update', 'payroll', '--factors', 'totp', '--trusted-devices', 'deny', '--default-acr-values', 'https://refeds.org/profile/mfa', '--json');
+      const ok = await run(
+        'client',
+        'update',
+        'payroll',
+        '--factors',
+        'totp',
+        '--trusted-devices',
+        'deny',
+        '--default-acr-values',
+        'https://refeds.org/profile/mfa',
+        '--json',
+      );
       expect(ok.code).toBe(0);
-      expect(JSON.parse(ok.out)).toMatchObject({ policy: { mfa: 'required', maxAuthAge: 3600, factors: ['totp'], trustedDevices: 'deny' }, default_acr_values: ['https://refeds.org/profile/mfa'] });
+      expect(JSON.parse(ok.out)).toMatchObject({
+        policy: { mfa: 'required', maxAuthAge: 3600, factors: ['totp'], trustedDevices: 'deny' },
+        default_acr_values: ['https://refeds.org/profile/mfa'],
+      });
       const cleared = JSON.parse((await run('client', 'update', 'payroll', '--clear-policy', '--json')).out);
       expect(cleared.policy).toEqual({});
       expect(cleared.default_acr_values).toBeUndefined();
@@ -172,10 +227,16 @@ for (const kind of DIALECTS) {
       expect([await versions(), await events('client.policy_changed'), await events('client.updated')]).toEqual([1, 1, 1]);
 
       // Again: nothing to change, nothing stored or audited.
-      expect(await run('client', 'update', 'party', '--first-party')).toEqual({ code: 0, out: 'nothing changed: party is already first-party (no consent page)\n', err: '' });
+      expect(await run('client', 'update', 'party', '--first-party')).toEqual({
+        code: 0,
+        out: 'nothing changed: party is already first-party (no consent page)\n',
+        err: '',
+      });
       const none = await run('client', 'update', 'party');
       expect(none).toMatchObject({ code: 2, out: '' });
-      expect(none.err).toMatch(/^twofold: nothing changed: give policy flags, --clear-policy, --first-party, --third-party, or settings such as --pkce or --resource-server \(see `twofold client update --help`\)\n$/);
+      expect(none.err).toMatch(
+        /^twofold: nothing changed: give policy flags, --clear-policy, --first-party, --third-party, or settings such as --pkce or --resource-server \(see `twofold client update --help`\)\n$/,
+      );
       expect([await versions(), await events('client.policy_changed'), await events('client.updated')]).toEqual([1, 1, 1]);
 
       // A policy flag with a party flag: one version, both said.
@@ -186,7 +247,16 @@ for (const kind of DIALECTS) {
     });
 
     test('client show after --clear-policy prints absent fields as -, never undefined', async () => {
-      await run('client', 'add', 'cleared', '--redirect-uri', 'https://cleared.example.test/cb', '--default-acr-values', 'https://refeds.org/profile/mfa', '--json');
+      await run(
+        'client',
+        'add',
+        'cleared',
+        '--redirect-uri',
+        'https://cleared.example.test/cb',
+        '--default-acr-values',
+        'https://refeds.org/profile/mfa',
+        '--json',
+      );
       expect((await run('client', 'show', 'cleared')).out).toMatch(/^default_acr_values\s+https:\/\/refeds\.org\/profile\/mfa$/m);
       await run('client', 'update', 'cleared', '--clear-policy');
       const shown = (await run('client', 'show', 'cleared')).out;
@@ -215,7 +285,7 @@ for (const kind of DIALECTS) {
     });
 
     test('user devices lists and revokes', async () => {
-      const dave = (await opened.services.db.selectFrom('accounts').selectAll().where('username', '=', 'dave').executeTakeFirstOrThrow());
+      const dave = await opened.services.db.selectFrom('accounts').selectAll().where('username', '=', 'dave').executeTakeFirstOrThrow();
       const device = await trustDevice(opened.services.db, dave.id, 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0', 30, 'totp');
       const list = JSON.parse((await run('user', 'devices', 'dave', '--json')).out) as Array<{ id: string; label: string; revoked_at: string | null }>;
       expect(list).toEqual([expect.objectContaining({ id: device.id, label: 'Chrome on Linux', factor_id: 'totp', revoked_at: null, state: 'live' })]);
@@ -227,12 +297,21 @@ for (const kind of DIALECTS) {
     test('user devices shows the real state: a device voided by a new factor or a password change is not live, nor an expired one', async () => {
       const frank = await createAccount(opened.services.db, opened.services.hasher, { username: 'frank', password: 'frank password' });
       await enrolTotp(opened.services, frank.id);
-      const state = async () => Object.fromEntries((JSON.parse((await run('user', 'devices', 'frank', '--json')).out) as Array<{ id: string; state: string }>).map((d) => [d.id, d.state]));
+      const state = async () =>
+        Object.fromEntries(
+          (JSON.parse((await run('user', 'devices', 'frank', '--json')).out) as Array<{ id: string; state: string }>).map((d) => [d.id, d.state]),
+        );
       const expired = await trustDevice(opened.services.db, frank.id, 'Firefox/140.0 (Windows)', 30, 'totp');
-      await opened.services.db.updateTable('trusted_devices').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', expired.id).execute();
+      await opened.services.db
+        .updateTable('trusted_devices')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('id', '=', expired.id)
+        .execute();
       const voided = await trustDevice(opened.services.db, frank.id, 'Chrome/156.0 (Linux)', 30, 'totp');
       expect(await state()).toEqual({ [expired.id]: 'expired', [voided.id]: 'live' });
-      expect(await changePassword(opened.services, { accountId: frank.id, password: 'a brand new password', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: true });
+      expect(await changePassword(opened.services, { accountId: frank.id, password: 'a brand new password', via: 'admin', actor: 'admin:test' })).toMatchObject(
+        { ok: true },
+      );
       expect(await state()).toEqual({ [expired.id]: 'expired', [voided.id]: 'void (factors or password changed)' });
       const table = await run('user', 'devices', 'frank');
       expect(table.out).toContain('void (factors or password changed)');

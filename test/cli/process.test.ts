@@ -109,7 +109,11 @@ describe('twofold on PGlite', () => {
 
   test('with the provider running, commands are forwarded over its socket; after it stops the CLI sees the data', async () => {
     const port = await freePort();
-    provider = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: baseEnv({ ...env, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+    provider = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env: baseEnv({ ...env, PORT: String(port) }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let providerLog = '';
     provider.stdout!.setEncoding('utf8').on('data', (t: string) => (providerLog += t));
     provider.stderr!.setEncoding('utf8').on('data', (t: string) => (providerLog += t));
@@ -117,7 +121,10 @@ describe('twofold on PGlite', () => {
     const issuer = `http://localhost:${port}`;
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ready) break;
       if (provider.exitCode !== null || Date.now() > deadline) throw new Error(`the provider did not become ready: ${providerLog}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -129,7 +136,10 @@ describe('twofold on PGlite', () => {
     const lock = JSON.parse(fs.readFileSync(lockFile, 'utf8')) as { pid: number; socket?: string };
     expect(lock).toEqual({ pid: provider.pid, nonce: expect.any(String), socket: path.join(dataDir, 'twofold.sock') });
 
-    const client = JSON.parse((await ok(['client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb', '--json'], env)).stdout) as { client_id: string; client_secret: string };
+    const client = JSON.parse((await ok(['client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb', '--json'], env)).stdout) as {
+      client_id: string;
+      client_secret: string;
+    };
     expect(client).toMatchObject({ client_id: expect.any(String), client_secret: expect.any(String), redirect_uris: ['http://app.example.test/cb'] });
     // The running provider knows the new client at once.
     const introspection = await fetch(`${issuer}/token/introspection`, {
@@ -229,18 +239,26 @@ describe('npm start with a bad configuration', () => {
   test.each([
     ['PORT=abc', { PORT: 'abc' }, 'twofold: Invalid configuration: PORT: expected an integer from 1 to 65535 (got "abc")\n'],
     ['TRUST_PROXY=maybe', { TRUST_PROXY: 'maybe' }, 'twofold: Invalid configuration: TRUST_PROXY: expected true, false, 1, 0, yes or no (got "maybe")\n'],
-    ['LOG_LEVEL=loud', { LOG_LEVEL: 'loud' }, 'twofold: Invalid configuration: LOG_LEVEL: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent" (got "loud")\n'],
+    [
+      'LOG_LEVEL=loud',
+      { LOG_LEVEL: 'loud' },
+      'twofold: Invalid configuration: LOG_LEVEL: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent" (got "loud")\n',
+    ],
     [
       'KEY_RETIREMENT_TTL below ID_TOKEN_TTL',
       { KEY_RETIREMENT_TTL: '600' },
       'twofold: Invalid configuration: KEY_RETIREMENT_TTL: must be at least the longest lifetime of a token the signing keys sign (ID_TOKEN_TTL=3600), or tokens signed just before a rotation could not be verified (got 600)\n',
     ],
-  ])('%s: exit 2 and one line saying what is allowed, nothing created', async (_name, bad, line) => {
-    const dataDir = path.join(os.tmpdir(), `tf-never-${crypto.randomBytes(4).toString('hex')}`);
-    const r = await startProvider({ ...bad, DATA_DIR: dataDir, SECRET_KEY });
-    expect(r).toEqual({ code: 2, stdout: '', stderr: line });
-    expect(fs.existsSync(dataDir)).toBe(false);
-  }, 120_000);
+  ])(
+    '%s: exit 2 and one line saying what is allowed, nothing created',
+    async (_name, bad, line) => {
+      const dataDir = path.join(os.tmpdir(), `tf-never-${crypto.randomBytes(4).toString('hex')}`);
+      const r = await startProvider({ ...bad, DATA_DIR: dataDir, SECRET_KEY });
+      expect(r).toEqual({ code: 2, stdout: '', stderr: line });
+      expect(fs.existsSync(dataDir)).toBe(false);
+    },
+    120_000,
+  );
 });
 
 describe('npm start logging', () => {
@@ -250,7 +268,11 @@ describe('npm start logging', () => {
     const configFile = path.join(dir, 'twofold.yaml');
     fs.writeFileSync(configFile, `LOG_LEVEL: debug\nPORT: ${port}\nDATA_DIR: ${JSON.stringify(path.join(dir, 'data'))}\nSECRET_KEY: ${SECRET_KEY}\n`);
     // No LOG_LEVEL in the environment: only the file says debug (the default is info).
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: baseEnv({ LOG_LEVEL: undefined, TWOFOLD_CONFIG: configFile }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env: baseEnv({ LOG_LEVEL: undefined, TWOFOLD_CONFIG: configFile }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.add(child);
     let out = '';
     let err = '';
@@ -259,7 +281,12 @@ describe('npm start logging', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       const deadline = Date.now() + 60_000;
-      while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
+      while (
+        !(await fetch(`http://127.0.0.1:${port}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      ) {
         if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the provider did not become ready: ${out}${err}`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
@@ -273,7 +300,10 @@ describe('npm start logging', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     // Standard output is the log: every line JSON (stderr holds only oidc-provider's runtime notice, if any).
-    const lines = out.trim().split('\n').map((line) => JSON.parse(line) as { level: number; msg: string; reqId?: string; path?: string; status?: number });
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { level: number; msg: string; reqId?: string; path?: string; status?: number });
     expect(lines.some((l) => l.level === 20)).toBe(true);
     expect(lines.find((l) => l.msg === 'Twofold is ready')).toBeTruthy();
     expect(lines.find((l) => l.msg === 'request' && l.reqId === 'trace-me-42')).toMatchObject({ path: '/.well-known/openid-configuration', status: 200 });

@@ -63,7 +63,11 @@ describe('twofold without a database', () => {
     expectOneLineError(await run('user', 'add'), 2, /missing required argument 'username'/);
     expectOneLineError(await run('user', 'list', '--jsn'), 2, /unknown option '--jsn'; did you mean --json\?/);
     expectOneLineError(await run('user', 'list', 'extra'), 2, /too many arguments/);
-    expectOneLineError(await run('client', 'add', 'web'), 2, /one of --redirect-uri <uri> \(an app\), --resource-server <indicator> \(an API\), --client-credentials \(a machine client\) or --device-flow \(a CLI or TV\) is required/);
+    expectOneLineError(
+      await run('client', 'add', 'web'),
+      2,
+      /one of --redirect-uri <uri> \(an app\), --resource-server <indicator> \(an API\), --client-credentials \(a machine client\) or --device-flow \(a CLI or TV\) is required/,
+    );
     expectOneLineError(await run('user', 'set-password', 'alice'), 2, /--password-stdin/);
     expectOneLineError(await run('audit', 'list', '--user'), 2, /argument missing/);
   });
@@ -121,7 +125,13 @@ for (const kind of DIALECTS) {
       const fresh = kind === 'postgres' ? await createTestDatabase(kind, { migrate: false }) : undefined;
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-advice-'));
       try {
-        const env = { SECRET_KEY: crypto.randomBytes(32).toString('hex'), DATA_DIR: dataDir, LOG_LEVEL: 'warn', MIGRATE_ON_START: 'false', ...(fresh ? { DATABASE_URL: fresh.url } : {}) };
+        const env = {
+          SECRET_KEY: crypto.randomBytes(32).toString('hex'),
+          DATA_DIR: dataDir,
+          LOG_LEVEL: 'warn',
+          MIGRATE_ON_START: 'false',
+          ...(fresh ? { DATABASE_URL: fresh.url } : {}),
+        };
         let stdout = '';
         let stderr = '';
         const code = await main(['user', 'list'], { out: (t) => (stdout += t), err: (t) => (stderr += t) }, env);
@@ -163,7 +173,10 @@ for (const kind of DIALECTS) {
     });
 
     test('user add, list, show (text and --json)', async () => {
-      const added = await ok(['user', 'add', 'alice', '--email', 'alice@example.test', '--name', 'Alice Liddell', '--password-stdin', '--json'], 'correct horse battery\n');
+      const added = await ok(
+        ['user', 'add', 'alice', '--email', 'alice@example.test', '--name', 'Alice Liddell', '--password-stdin', '--json'],
+        'correct horse battery\n',
+      );
       const alice = added.json();
       expect(alice).toEqual({
         id: expect.any(String),
@@ -199,7 +212,13 @@ for (const kind of DIALECTS) {
     });
 
     test('user errors: unknown user, duplicate, bad username, short or missing password', async () => {
-      for (const argv of [['user', 'show', 'nobody'], ['user', 'disable', 'nobody'], ['user', 'enable', 'nobody'], ['user', 'remove', 'nobody'], ['audit', 'list', '--user', 'nobody']]) {
+      for (const argv of [
+        ['user', 'show', 'nobody'],
+        ['user', 'disable', 'nobody'],
+        ['user', 'enable', 'nobody'],
+        ['user', 'remove', 'nobody'],
+        ['audit', 'list', '--user', 'nobody'],
+      ]) {
         expectOneLineError(await run(argv), 1, /^twofold: no user named nobody\n$/);
       }
       expectOneLineError(await run(['user', 'set-password', 'nobody', '--password-stdin'], 'long enough password'), 1, /no user named nobody/);
@@ -213,7 +232,9 @@ for (const kind of DIALECTS) {
     });
 
     test('user set-password, disable, enable, remove', async () => {
-      expect((await ok(['user', 'set-password', 'bob', '--password-stdin'], 'bob new password\n')).stdout).toBe('password set for bob; sessions ended: 0, grants, tokens and codes revoked: 0\n');
+      expect((await ok(['user', 'set-password', 'bob', '--password-stdin'], 'bob new password\n')).stdout).toBe(
+        'password set for bob; sessions ended: 0, grants, tokens and codes revoked: 0\n',
+      );
       expect((await authenticatePassword(services.db, services.hasher, 'bob', 'bob new password')).ok).toBe(true);
       expect((await ok(['user', 'show', 'bob', '--json'])).json().has_password).toBe(true);
 
@@ -272,7 +293,18 @@ for (const kind of DIALECTS) {
     });
 
     test('client add: confidential prints id and secret; public prints no secret', async () => {
-      const text = await ok(['client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb', '--redirect-uri', 'http://app.example.test/cb2', '--first-party', '--post-logout-redirect-uri', 'http://app.example.test/bye']);
+      const text = await ok([
+        'client',
+        'add',
+        'web',
+        '--redirect-uri',
+        'http://app.example.test/cb',
+        '--redirect-uri',
+        'http://app.example.test/cb2',
+        '--first-party',
+        '--post-logout-redirect-uri',
+        'http://app.example.test/bye',
+      ]);
       const id = /^client_id:\s+(\S+)$/m.exec(text.stdout)?.[1];
       const secret = /^client_secret:\s+(\S+)$/m.exec(text.stdout)?.[1];
       expect(id).toBeTruthy();
@@ -293,13 +325,28 @@ for (const kind of DIALECTS) {
       expect(spaText.stdout).toMatch(/^client_id:\s+\S+\n$/);
 
       const confidential = (await ok(['client', 'add', 'api', '--redirect-uri', 'https://api.example.test/cb', '--json'])).json();
-      expect(confidential).toMatchObject({ client_id: expect.any(String), client_secret: expect.any(String), token_endpoint_auth_method: 'client_secret_basic' });
+      expect(confidential).toMatchObject({
+        client_id: expect.any(String),
+        client_secret: expect.any(String),
+        token_endpoint_auth_method: 'client_secret_basic',
+      });
       expect(confidential.id_token_signed_response_alg).toBeUndefined(); // the provider's default, RS256
       const es = (await ok(['client', 'add', 'es', '--redirect-uri', 'https://es.example.test/cb', '--id-token-alg', 'ES256', '--json'])).json();
       expect(es).toMatchObject({ id_token_signed_response_alg: 'ES256' });
       await ok(['client', 'remove', 'es']);
       // Where the app starts a sign-in: the "sign-in expired" page links there.
-      const start = (await ok(['client', 'add', 'start', '--redirect-uri', 'https://start.example.test/cb', '--initiate-login-uri', 'https://start.example.test/login', '--json'])).json();
+      const start = (
+        await ok([
+          'client',
+          'add',
+          'start',
+          '--redirect-uri',
+          'https://start.example.test/cb',
+          '--initiate-login-uri',
+          'https://start.example.test/login',
+          '--json',
+        ])
+      ).json();
       expect(start).toMatchObject({ initiate_login_uri: 'https://start.example.test/login' });
       await ok(['client', 'remove', 'start']);
 
@@ -309,17 +356,59 @@ for (const kind of DIALECTS) {
     });
 
     test('client add errors: bad redirect URI, duplicate name, bad options', async () => {
-      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'not a uri']), 1, /^twofold: --redirect-uri: an absolute URI without a fragment \(got "not a uri"\)\n$/);
-      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--redirect-uri', 'http://x.test/#frag']), 1, /--redirect-uri: .*"http:\/\/x\.test\/#frag"/);
-      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--post-logout-redirect-uri', 'nope']), 1, /--post-logout-redirect-uri: .*"nope"/);
-      expectOneLineError(await run(['client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb']), 1, /^twofold: a client named web already exists\n$/);
-      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--public', '--auth-method', 'client_secret_basic']), 1, /--auth-method: /);
-      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--auth-method', 'private_key_jwt']), 1, /--jwks-file: private_key_jwt needs/);
-      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--jwks-file', '/nonexistent/jwks.json', '--auth-method', 'private_key_jwt']), 1, /--jwks-file: cannot read/);
-      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--id-token-alg', 'HS256']), 1, /^twofold: --id-token-alg: .*RS256.*ES256/);
+      expectOneLineError(
+        await run(['client', 'add', 'bad', '--redirect-uri', 'not a uri']),
+        1,
+        /^twofold: --redirect-uri: an absolute URI without a fragment \(got "not a uri"\)\n$/,
+      );
+      expectOneLineError(
+        await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--redirect-uri', 'http://x.test/#frag']),
+        1,
+        /--redirect-uri: .*"http:\/\/x\.test\/#frag"/,
+      );
+      expectOneLineError(
+        await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--post-logout-redirect-uri', 'nope']),
+        1,
+        /--post-logout-redirect-uri: .*"nope"/,
+      );
+      expectOneLineError(
+        await run(['client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb']),
+        1,
+        /^twofold: a client named web already exists\n$/,
+      );
+      expectOneLineError(
+        await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--public', '--auth-method', 'client_secret_basic']),
+        1,
+        /--auth-method: /,
+      );
+      expectOneLineError(
+        await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--auth-method', 'private_key_jwt']),
+        1,
+        /--jwks-file: private_key_jwt needs/,
+      );
+      expectOneLineError(
+        await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--jwks-file', '/nonexistent/jwks.json', '--auth-method', 'private_key_jwt']),
+        1,
+        /--jwks-file: cannot read/,
+      );
+      expectOneLineError(
+        await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--id-token-alg', 'HS256']),
+        1,
+        /^twofold: --id-token-alg: .*RS256.*ES256/,
+      );
       // OIDC Registration: initiate_login_uri is https.
-      expectOneLineError(await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--initiate-login-uri', 'http://ok.test/login']), 1, /^twofold: --initiate-login-uri: /);
-      expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual(['Account center', 'api', 'spa', 'spa2', 'web']);
+      expectOneLineError(
+        await run(['client', 'add', 'bad', '--redirect-uri', 'http://ok.test/cb', '--initiate-login-uri', 'http://ok.test/login']),
+        1,
+        /^twofold: --initiate-login-uri: /,
+      );
+      expect((await ok(['client', 'list', '--json'])).json<Array<{ name: string }>>().map((c) => c.name)).toEqual([
+        'Account center',
+        'api',
+        'spa',
+        'spa2',
+        'web',
+      ]);
     });
 
     test('client list and show (text and --json)', async () => {
@@ -363,19 +452,41 @@ for (const kind of DIALECTS) {
         1,
         /^twofold: --backchannel-logout-uri: an absolute https:\/\/ URI without a fragment \(http:\/\/ only on localhost, 127\.0\.0\.1 or \[::1\]\) \(got "http:\/\/app\.example\.test\/bc"\)\n$/,
       );
-      expectOneLineError(await run(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-session-required']), 1, /--backchannel-logout-session-required: only with --backchannel-logout-uri/);
-      await ok(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-uri', 'https://app.example.test/bc', '--backchannel-logout-session-required']);
-      expect((await ok(['client', 'show', 'bc', '--json'])).json()).toMatchObject({ backchannel_logout_uri: 'https://app.example.test/bc', backchannel_logout_session_required: true });
+      expectOneLineError(
+        await run(['client', 'add', 'bc', '--redirect-uri', 'http://app.example.test/cb', '--backchannel-logout-session-required']),
+        1,
+        /--backchannel-logout-session-required: only with --backchannel-logout-uri/,
+      );
+      await ok([
+        'client',
+        'add',
+        'bc',
+        '--redirect-uri',
+        'http://app.example.test/cb',
+        '--backchannel-logout-uri',
+        'https://app.example.test/bc',
+        '--backchannel-logout-session-required',
+      ]);
+      expect((await ok(['client', 'show', 'bc', '--json'])).json()).toMatchObject({
+        backchannel_logout_uri: 'https://app.example.test/bc',
+        backchannel_logout_session_required: true,
+      });
       expect((await audit('client.created')).find((e) => e.details.name === 'bc')).toMatchObject({
         details: { backchannel_logout_uri: 'https://app.example.test/bc', backchannel_logout_session_required: true },
       });
       expect((await ok(['client', 'show', 'bc'])).stdout).toMatch(/\nbackchannel_logout_uri\s+https:\/\/app\.example\.test\/bc\n/);
 
-      expect((await ok(['client', 'update', 'bc', '--backchannel-logout-uri', 'http://localhost:9000/bc', '--no-backchannel-logout-session-required'])).stdout).toBe(
-        'updated bc: backchannel_logout_uri http://localhost:9000/bc, backchannel_logout_session_required false\n',
+      expect(
+        (await ok(['client', 'update', 'bc', '--backchannel-logout-uri', 'http://localhost:9000/bc', '--no-backchannel-logout-session-required'])).stdout,
+      ).toBe('updated bc: backchannel_logout_uri http://localhost:9000/bc, backchannel_logout_session_required false\n');
+      expectOneLineError(
+        await run(['client', 'update', 'bc', '--backchannel-logout-uri', 'https://x.test/#f']),
+        1,
+        /--backchannel-logout-uri: an absolute https/,
       );
-      expectOneLineError(await run(['client', 'update', 'bc', '--backchannel-logout-uri', 'https://x.test/#f']), 1, /--backchannel-logout-uri: an absolute https/);
-      expect((await ok(['client', 'update', 'bc', '--no-backchannel-logout-uri'])).stdout).toBe('updated bc: backchannel_logout_uri null, backchannel_logout_session_required null\n');
+      expect((await ok(['client', 'update', 'bc', '--no-backchannel-logout-uri'])).stdout).toBe(
+        'updated bc: backchannel_logout_uri null, backchannel_logout_session_required null\n',
+      );
       expect((await ok(['client', 'show', 'bc', '--json'])).json()).toMatchObject({ backchannel_logout_uri: null, backchannel_logout_session_required: false });
       expect((await audit('client.updated')).filter((e) => e.details.backchannel_logout_uri !== undefined)).toHaveLength(2);
       await ok(['client', 'remove', 'bc']);
@@ -428,14 +539,32 @@ for (const kind of DIALECTS) {
 
     test('keys list and rotate: the next pair is published first; --now switches at once', async () => {
       const before = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, unknown>>>();
-      expect(before.map((k) => [k.alg, k.status]).sort()).toEqual([['ES256', 'active'], ['RS256', 'active']]);
-      expect(before[0]).toEqual({ kid: expect.any(String), alg: expect.any(String), status: 'active', created_at: expect.any(String), activates_at: expect.any(String), retired_at: null, expires_at: null });
+      expect(before.map((k) => [k.alg, k.status]).sort()).toEqual([
+        ['ES256', 'active'],
+        ['RS256', 'active'],
+      ]);
+      expect(before[0]).toEqual({
+        kid: expect.any(String),
+        alg: expect.any(String),
+        status: 'active',
+        created_at: expect.any(String),
+        activates_at: expect.any(String),
+        retired_at: null,
+        expires_at: null,
+      });
 
       const text = await ok(['keys', 'rotate']);
-      expect(text.stdout).toMatch(/^next signing keys: \S+, \S+ \(published now\)\nthey sign from \S+ \(KEY_PUBLISH_DELAY 3600s\); the keys they replace stay published for 172800s after that\n$/);
+      expect(text.stdout).toMatch(
+        /^next signing keys: \S+, \S+ \(published now\)\nthey sign from \S+ \(KEY_PUBLISH_DELAY 3600s\); the keys they replace stay published for 172800s after that\n$/,
+      );
       const after = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, any>>>();
       expect(after.map((k) => k.status)).toEqual(['active', 'active', 'next', 'next']);
-      expect(after.filter((k) => k.status === 'active').map((k) => k.kid).sort()).toEqual(before.map((k) => k.kid).sort());
+      expect(
+        after
+          .filter((k) => k.status === 'active')
+          .map((k) => k.kid)
+          .sort(),
+      ).toEqual(before.map((k) => k.kid).sort());
       const next = after.filter((k) => k.status === 'next');
       expect(next.every((k) => Date.parse(k.activates_at) > Date.now() + 3500_000)).toBe(true);
       expect((await ok(['keys', 'list'])).stdout).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED_AT\s+ACTIVATES_AT\s+RETIRED_AT\s+EXPIRES_AT\n/);
@@ -456,7 +585,12 @@ for (const kind of DIALECTS) {
       });
       const now = (await ok(['keys', 'list', '--json'])).json<Array<Record<string, any>>>();
       expect(now.map((k) => k.status)).toEqual(['active', 'active', 'retired', 'retired']);
-      expect(now.filter((k) => k.status === 'active').map((k) => k.kid).sort()).toEqual([...json.created].sort());
+      expect(
+        now
+          .filter((k) => k.status === 'active')
+          .map((k) => k.kid)
+          .sort(),
+      ).toEqual([...json.created].sort());
       expect(now.filter((k) => k.status === 'retired').every((k) => k.expires_at && Date.parse(k.expires_at) > Date.now())).toBe(true);
       const events = await audit('keys.rotated');
       expect(events).toHaveLength(2);

@@ -59,11 +59,21 @@ for (const kind of DIALECTS) {
 
     async function newUser(): Promise<Account> {
       const n = ++users;
-      return createAccount(services.db, services.hasher, { username: `person${n}`, email: `person${n}@example.test`, emailVerified: true, displayName: `Person ${n}`, password: PASSWORD });
+      return createAccount(services.db, services.hasher, {
+        username: `person${n}`,
+        email: `person${n}@example.test`,
+        emailVerified: true,
+        displayName: `Person ${n}`,
+        password: PASSWORD,
+      });
     }
 
     /** Signs in to /account with the password (and a TOTP code when asked); returns the agent and the overview page. */
-    async function signIn(account: Account, totp?: { secret: string; step: number }, agent = new UserAgent(server.issuer)): Promise<{ agent: UserAgent; page: Hop }> {
+    async function signIn(
+      account: Account,
+      totp?: { secret: string; step: number },
+      agent = new UserAgent(server.issuer),
+    ): Promise<{ agent: UserAgent; page: Hop }> {
       const login = await agent.follow('/account');
       expect(login.body).toContain('name="password"');
       let page = await agent.submit(formAction(login.body), { login: account.username, password: PASSWORD });
@@ -249,17 +259,46 @@ for (const kind of DIALECTS) {
       expect(done.url).toBe(`${server.issuer}/account/methods?notice=renamed`);
       expect(done.body).toContain('The sign-in method was renamed.');
       expect(done.body).toContain('Work phone');
-      expect((await audits(account, 'factor.renamed'))[0]).toMatchObject({ actor: 'user', ip: expect.stringMatching(/127\.0\.0\.1|::1/), client_id: 'twofold-account', details: { label: 'Work phone' } });
+      expect((await audits(account, 'factor.renamed'))[0]).toMatchObject({
+        actor: 'user',
+        ip: expect.stringMatching(/127\.0\.0\.1|::1/),
+        client_id: 'twofold-account',
+        details: { label: 'Work phone' },
+      });
     });
 
     test('methods: a key says whether it is synced or device-bound, and its authenticator when the AAGUID is known', async () => {
       const account = await newUser();
       // Signed in with the password before the keys exist: listing them needs no proof.
       const { agent } = await signIn(account);
-      const key = (aaguid: string, backupEligible: boolean) => ({ aaguid, backupEligible, backedUp: backupEligible, credentialId: aaguid, publicKey: 'x', algorithm: -7, transports: ['usb'], fmt: 'none' });
-      await services.factors.store.insert(account.id, 'webauthn', { label: 'Keyring key', lookupKey: `a-${account.id}`, data: key('2fc0579f-8113-47ea-b116-bb5a8db9202a', false), counter: 0 });
-      await services.factors.store.insert(account.id, 'passkey', { label: 'Phone passkey', lookupKey: `b-${account.id}`, data: key('FBFC3007-154E-4ECC-8C0B-6E020557D7BD', true), counter: 0 });
-      await services.factors.store.insert(account.id, 'webauthn', { label: 'Unknown key', lookupKey: `c-${account.id}`, data: key('00000000-0000-0000-0000-000000000000', false), counter: 0 });
+      const key = (aaguid: string, backupEligible: boolean) => ({
+        aaguid,
+        backupEligible,
+        backedUp: backupEligible,
+        credentialId: aaguid,
+        publicKey: 'x',
+        algorithm: -7,
+        transports: ['usb'],
+        fmt: 'none',
+      });
+      await services.factors.store.insert(account.id, 'webauthn', {
+        label: 'Keyring key',
+        lookupKey: `a-${account.id}`,
+        data: key('2fc0579f-8113-47ea-b116-bb5a8db9202a', false),
+        counter: 0,
+      });
+      await services.factors.store.insert(account.id, 'passkey', {
+        label: 'Phone passkey',
+        lookupKey: `b-${account.id}`,
+        data: key('FBFC3007-154E-4ECC-8C0B-6E020557D7BD', true),
+        counter: 0,
+      });
+      await services.factors.store.insert(account.id, 'webauthn', {
+        label: 'Unknown key',
+        lookupKey: `c-${account.id}`,
+        data: key('00000000-0000-0000-0000-000000000000', false),
+        counter: 0,
+      });
       const page = await agent.request('/account/methods');
       const item = (label: string) => page.body.slice(page.body.indexOf(label), page.body.indexOf('</li>', page.body.indexOf(label)));
       expect(item('Keyring key')).toContain('Device-bound: stays on this one key or device');
@@ -272,7 +311,11 @@ for (const kind of DIALECTS) {
     test('remove: refused with the policy’s reason when the method is needed (409), nothing changed', async () => {
       const account = await newUser();
       const secret = await enrolTotp(services, account.id);
-      const group = await services.db.insertInto('groups').values({ id: `g-${account.id}`, name: `strict-${account.id}` }).returning('id').executeTakeFirstOrThrow();
+      const group = await services.db
+        .insertInto('groups')
+        .values({ id: `g-${account.id}`, name: `strict-${account.id}` })
+        .returning('id')
+        .executeTakeFirstOrThrow();
       await services.db.insertInto('account_groups').values({ account_id: account.id, group_id: group.id }).execute();
       await savePolicy(services.db, `group:${group.id}`, { level: 2 }, 'test');
       const { agent, page } = await signIn(account, { secret, step: 0 });
@@ -294,7 +337,11 @@ for (const kind of DIALECTS) {
       // Signed in some other way (a passkey, in real life): what the refusal needs is the account's state.
       await enrolTotp(services, account.id);
       const { checkMethodRemoval } = await import('../../src/self-service/index.ts');
-      await expect(checkMethodRemoval(services, { accountId: account.id, credentialId: passkey })).resolves.toMatchObject({ ok: false, reason: 'refused', refusal: { code: 'last_sign_in' } });
+      await expect(checkMethodRemoval(services, { accountId: account.id, credentialId: passkey })).resolves.toMatchObject({
+        ok: false,
+        reason: 'refused',
+        refusal: { code: 'last_sign_in' },
+      });
     });
 
     test('remove: a session without a fresh second factor is sent for one (max_age, essential acr), then confirms', async () => {
@@ -402,7 +449,9 @@ for (const kind of DIALECTS) {
       expect(list.body.match(/action="\/account\/sessions\/[^/"]+\/end"/g)).toHaveLength(2);
       expect(list.body).toContain('This browser');
       expect(list.body).toContain('Third Party');
-      const other = (await services.db.selectFrom('session_evidence').select('session_uid').where('account_id', '=', account.id).execute()).map((r) => r.session_uid);
+      const other = (await services.db.selectFrom('session_evidence').select('session_uid').where('account_id', '=', account.id).execute()).map(
+        (r) => r.session_uid,
+      );
       const mine = /action="\/account\/sessions\/([^/"]+)\/end"/.exec(list.body)![1]!;
       const theirs = other.find((uid) => uid !== mine)!;
       const done = await here.agent.submit(`/account/sessions/${theirs}/end`, { _csrf: csrfOf(list.body) });
@@ -451,7 +500,12 @@ for (const kind of DIALECTS) {
       const fields = Object.fromEntries([...form[2]!.matchAll(/name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
       const signedOut = await agent.submit(form[1]!, { ...fields, logout: 'yes' });
       expect(signedOut.url).toMatch(new RegExp(`^${server.issuer}/account/signed-out(\\?|$)`));
-      const sessions = await services.db.selectFrom('oidc_payloads').select('uid').where('kind', '=', 'Session').where(sql<string>`jsonb_extract_path_text(payload, 'accountId')`, '=', account.id).execute();
+      const sessions = await services.db
+        .selectFrom('oidc_payloads')
+        .select('uid')
+        .where('kind', '=', 'Session')
+        .where(sql<string>`jsonb_extract_path_text(payload, 'accountId')`, '=', account.id)
+        .execute();
       expect(sessions).toEqual([]);
       // Signing in again asks for the password: no session was left at the provider.
       const again = await agent.follow('/account');

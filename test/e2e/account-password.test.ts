@@ -23,7 +23,11 @@ import type { Services } from '../../src/services.ts';
 const PASSWORD = 'correct horse battery staple';
 const NEW_PASSWORD = 'violet kettle on the moor';
 
-const textOf = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c))).replace(/\s+/g, ' ');
+const textOf = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c)))
+    .replace(/\s+/g, ' ');
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
 
 let sink: MailSink;
@@ -67,10 +71,14 @@ for (const kind of DIALECTS) {
     }
 
     const sessionsOf = async (accountId: string) =>
-      (await services.db.selectFrom('oidc_payloads').select('payload').where('kind', '=', 'Session').execute()).filter((r) => (r.payload as { accountId?: string }).accountId === accountId).length;
+      (await services.db.selectFrom('oidc_payloads').select('payload').where('kind', '=', 'Session').execute()).filter(
+        (r) => (r.payload as { accountId?: string }).accountId === accountId,
+      ).length;
 
     function change(agent: UserAgent, page: Hop, fields: Record<string, string>) {
-      return agent.request('/account/password', { form: { _csrf: csrfOf(page.body), current: PASSWORD, password: NEW_PASSWORD, confirm: NEW_PASSWORD, signOutOthers: 'yes', ...fields } });
+      return agent.request('/account/password', {
+        form: { _csrf: csrfOf(page.body), current: PASSWORD, password: NEW_PASSWORD, confirm: NEW_PASSWORD, signOutOthers: 'yes', ...fields },
+      });
     }
 
     test('with a second factor, fresh from proving it: current + new twice; other sessions end, this one stays; audited and emailed', async () => {
@@ -119,7 +127,9 @@ for (const kind of DIALECTS) {
 
       const [set] = await listAudit(services.db, { accountId: account.id, type: 'account.password_set' });
       expect(set).toMatchObject({ actor: 'user', client_id: 'twofold-account', details: { via: 'self', sessionsEnded: 1 } });
-      const refused = (await listAudit(services.db, { accountId: account.id, type: 'account.password_change_refused' })).map((e) => (e.details as { why: string }).why);
+      const refused = (await listAudit(services.db, { accountId: account.id, type: 'account.password_change_refused' })).map(
+        (e) => (e.details as { why: string }).why,
+      );
       expect(refused.sort()).toEqual(['common', 'contains_product', 'wrong_current']);
       const mail = await waitForMail(sink, account.email!, 1);
       expect(mail.subject).toBe('Your Example ID password was changed');
@@ -153,7 +163,9 @@ for (const kind of DIALECTS) {
       expect(back.url).toBe(`${server.issuer}/account/password`);
       expect(back.body).toContain('autocomplete="current-password"');
       // Keeping the other sessions is a choice.
-      const done = await agent.request('/account/password', { form: { _csrf: csrfOf(back.body), current: PASSWORD, password: 'mauve ox', confirm: 'mauve ox' } });
+      const done = await agent.request('/account/password', {
+        form: { _csrf: csrfOf(back.body), current: PASSWORD, password: 'mauve ox', confirm: 'mauve ox' },
+      });
       expect(done.status).toBe(303);
       expect(textOf((await agent.follow(done.location!)).body)).toContain('Your other sessions stay signed in.');
       expect((await authenticatePassword(services.db, services.hasher, account.username, 'mauve ox')).ok).toBe(true);

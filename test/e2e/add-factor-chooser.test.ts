@@ -34,7 +34,10 @@ const uidOf = (hop: Hop) => /\/interaction\/([^/"?]+)/.exec(hop.body)![1]!;
 function choicesOf(html: string): Array<{ id: string; text: string }> {
   return [...html.matchAll(/<div class="choice">([\s\S]*?)<\/div>/g)].map((m) => ({
     id: /<input type="radio" name="factor" value="([^"]+)"/.exec(m[1]!)![1]!,
-    text: m[1]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim(),
+    text: m[1]!
+      .replace(/<[^>]+>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim(),
   }));
 }
 
@@ -66,7 +69,12 @@ for (const kind of DIALECTS) {
       await savePolicy(services.db, GLOBAL, { mfa: 'optional' }, 'test');
       const app = async (name: string, factors?: string[]) => {
         const client = await createClient(services.db, services.sealer, { name, redirectUris: [REDIRECT], firstParty: true });
-        if (factors) await services.db.updateTable('clients').set({ policy: JSON.stringify({ factors }) }).where('client_id', '=', client.clientId).execute();
+        if (factors)
+          await services.db
+            .updateTable('clients')
+            .set({ policy: JSON.stringify({ factors }) })
+            .where('client_id', '=', client.clientId)
+            .execute();
         return relyingParty(server.issuer, client.clientId, client.clientSecret, REDIRECT);
       };
       notes = await app('Notes');

@@ -51,7 +51,11 @@ for (const kind of DIALECTS) {
       const app = await createClient(services.db, services.sealer, { name: 'Notes', redirectUris: [REDIRECT], firstParty: true });
       rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT);
       const strict = await createClient(services.db, services.sealer, { name: 'Ledger', redirectUris: [REDIRECT], firstParty: true });
-      await services.db.updateTable('clients').set({ policy: JSON.stringify({ factors: ['totp'] }) }).where('client_id', '=', strict.clientId).execute();
+      await services.db
+        .updateTable('clients')
+        .set({ policy: JSON.stringify({ factors: ['totp'] }) })
+        .where('client_id', '=', strict.clientId)
+        .execute();
       totpOnly = await relyingParty(server.issuer, strict.clientId, strict.clientSecret, REDIRECT);
     });
 

@@ -34,7 +34,9 @@ interface Registered {
 
 /** A party that authenticates with client_secret_basic: introspection, revocation, client_credentials. */
 async function party(issuer: string, client: Registered): Promise<oidc.Configuration> {
-  return oidc.discovery(new URL(issuer), client.client_id, client.client_secret!, oidc.ClientSecretBasic(client.client_secret!), { execute: [oidc.allowInsecureRequests] });
+  return oidc.discovery(new URL(issuer), client.client_id, client.client_secret!, oidc.ClientSecretBasic(client.client_secret!), {
+    execute: [oidc.allowInsecureRequests],
+  });
 }
 
 for (const kind of DIALECTS) {
@@ -96,7 +98,15 @@ for (const kind of DIALECTS) {
       const { tokens, sub } = await signIn({ resource: ORDERS, scope: 'openid orders:read' });
       expect(tokens.access_token.split('.')).toHaveLength(3);
       const answer = await oidc.tokenIntrospection(orders, tokens.access_token);
-      expect(answer).toMatchObject({ active: true, sub, scope: 'orders:read', client_id: appClient.client_id, aud: ORDERS, acr: 'urn:twofold:acr:2', token_type: 'Bearer' });
+      expect(answer).toMatchObject({
+        active: true,
+        sub,
+        scope: 'orders:read',
+        client_id: appClient.client_id,
+        aud: ORDERS,
+        acr: 'urn:twofold:acr:2',
+        token_type: 'Bearer',
+      });
       expect(answer.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
       expect(typeof answer.auth_time).toBe('number');
       expect(answer.auth_time).toBe(decodeJwt(tokens.access_token).auth_time);
@@ -142,7 +152,9 @@ for (const kind of DIALECTS) {
       // Without offline_access the token ends with the session: RP-initiated logout ends both.
       const { agent, tokens } = await signIn({ resource: ORDERS, scope: 'openid orders:read' });
       expect((await oidc.tokenIntrospection(orders, tokens.access_token)).active).toBe(true);
-      const confirm = await agent.follow(oidc.buildEndSessionUrl(app.config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'http://app.example.test/bye' }).toString());
+      const confirm = await agent.follow(
+        oidc.buildEndSessionUrl(app.config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'http://app.example.test/bye' }).toString(),
+      );
       const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1]!;
       await agent.submit(formAction(confirm.body), { xsrf, logout: 'yes' });
       expect(await oidc.tokenIntrospection(orders, tokens.access_token)).toEqual({ active: false });
@@ -152,15 +164,24 @@ for (const kind of DIALECTS) {
       const { tokens } = await signIn({ resource: ORDERS, scope: 'openid orders:read' });
       const { privateKey } = await crypto.webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
       const header = JSON.parse(Buffer.from(tokens.access_token.split('.')[0]!, 'base64url').toString()) as { kid: string };
-      const forged = await new SignJWT({ ...decodeJwt(tokens.access_token), scope: 'orders:write' }).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: header.kid }).sign(privateKey);
+      const forged = await new SignJWT({ ...decodeJwt(tokens.access_token), scope: 'orders:write' })
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: header.kid })
+        .sign(privateKey);
       expect(await oidc.tokenIntrospection(orders, forged)).toEqual({ active: false });
       expect(await oidc.tokenIntrospection(orders, tokens.id_token!)).toEqual({ active: false });
-      const anonymous = await fetch(new URL('/token/introspection', server.issuer), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: tokens.access_token }) });
+      const anonymous = await fetch(new URL('/token/introspection', server.issuer), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: tokens.access_token }),
+      });
       expect(anonymous.status).toBe(400);
       expect(await anonymous.json()).toMatchObject({ error: 'invalid_request' });
       const wrongSecret = await fetch(new URL('/token/introspection', server.issuer), {
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${ordersClient.client_id}:nope`).toString('base64')}` },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${ordersClient.client_id}:nope`).toString('base64')}`,
+        },
         body: new URLSearchParams({ token: tokens.access_token }),
       });
       expect(wrongSecret.status).toBe(401);
@@ -182,8 +203,13 @@ for (const kind of DIALECTS) {
 
       // The resource is required; an unknown one is refused; an app without the grant is refused.
       await expect(oidc.clientCredentialsGrant(machine, { scope: 'orders:read' })).rejects.toMatchObject({ error: 'invalid_target' });
-      await expect(oidc.clientCredentialsGrant(machine, { resource: 'https://unknown.example.test', scope: 'orders:read' })).rejects.toMatchObject({ error: 'invalid_target' });
-      await expect(oidc.clientCredentialsGrant(app.config, { resource: ORDERS, scope: 'orders:read' })).rejects.toMatchObject({ error: 'invalid_request', error_description: 'requested grant type is not allowed for this client' });
+      await expect(oidc.clientCredentialsGrant(machine, { resource: 'https://unknown.example.test', scope: 'orders:read' })).rejects.toMatchObject({
+        error: 'invalid_target',
+      });
+      await expect(oidc.clientCredentialsGrant(app.config, { resource: ORDERS, scope: 'orders:read' })).rejects.toMatchObject({
+        error: 'invalid_request',
+        error_description: 'requested grant type is not allowed for this client',
+      });
       // A scope the admin did not allow this machine is not granted.
       const none = await oidc.clientCredentialsGrant(machine, { resource: ORDERS, scope: 'orders:write' });
       expect(none.scope).toBeUndefined();
@@ -199,9 +225,17 @@ for (const kind of DIALECTS) {
 
     test('the CLI: show, a taken indicator, public or misplaced flags refused, update audited and in force at once, remove', async () => {
       const shown = JSON.parse((await run('client', 'show', 'orders-api', '--json')).out) as Record<string, unknown>;
-      expect(shown).toMatchObject({ type: 'confidential', redirect_uris: [], grant_types: [], resource_server: { indicator: ORDERS, scopes: ['orders:read', 'orders:write'], introspect_any: false } });
+      expect(shown).toMatchObject({
+        type: 'confidential',
+        redirect_uris: [],
+        grant_types: [],
+        resource_server: { indicator: ORDERS, scopes: ['orders:read', 'orders:write'], introspect_any: false },
+      });
       expect(shown).not.toHaveProperty('pkce');
-      expect(JSON.parse((await run('client', 'show', 'batch', '--json')).out)).toMatchObject({ grant_types: ['client_credentials'], client_credentials_scopes: ['orders:read', 'billing:read'] });
+      expect(JSON.parse((await run('client', 'show', 'batch', '--json')).out)).toMatchObject({
+        grant_types: ['client_credentials'],
+        client_credentials_scopes: ['orders:read', 'billing:read'],
+      });
       expect((await run('client', 'show', 'orders-api')).out).toMatch(/resource_server\s+.*orders\.example\.test/);
 
       const taken = await run('client', 'add', 'copycat', '--resource-server', ORDERS);
@@ -210,10 +244,16 @@ for (const kind of DIALECTS) {
       expect((await run('client', 'show', 'copycat')).code).toBe(1);
       const pub = await run('client', 'add', 'spa-api', '--public', '--redirect-uri', REDIRECT, '--resource-server', 'https://spa.example.test');
       expect(pub.err).toMatch(/^twofold: --resource-server: .*cannot be a public client\n$/);
-      expect((await run('client', 'add', 'x', '--redirect-uri', REDIRECT, '--resource-scopes', 'a')).err).toMatch(/^twofold: --resource-scopes: only for an API/);
+      expect((await run('client', 'add', 'x', '--redirect-uri', REDIRECT, '--resource-scopes', 'a')).err).toMatch(
+        /^twofold: --resource-scopes: only for an API/,
+      );
       expect((await run('client', 'add', 'x', '--redirect-uri', REDIRECT, '--scope', 'a')).err).toMatch(/^twofold: --scope: only for a machine client/);
-      expect((await run('client', 'add', 'x', '--resource-server', 'not a uri')).err).toMatch(/^twofold: --resource-server: an absolute URI without a fragment/);
-      expect((await run('client', 'add', 'x', '--resource-server', 'https://x.example.test', '--resource-scopes', 'openid')).err).toMatch(/^twofold: --resource-scopes.*openid is an OpenID scope/);
+      expect((await run('client', 'add', 'x', '--resource-server', 'not a uri')).err).toMatch(
+        /^twofold: --resource-server: an absolute URI without a fragment/,
+      );
+      expect((await run('client', 'add', 'x', '--resource-server', 'https://x.example.test', '--resource-scopes', 'openid')).err).toMatch(
+        /^twofold: --resource-scopes.*openid is an OpenID scope/,
+      );
 
       // Granted later, in force on the next request, audited.
       const { tokens } = await signIn();
@@ -223,7 +263,10 @@ for (const kind of DIALECTS) {
       expect(updated.out).toMatch(/^updated orders-api: resource_server .*"introspect_any":true/);
       expect((await oidc.tokenIntrospection(orders, tokens.access_token)).active).toBe(true);
       const events = await listAudit(services.db, { type: 'client.updated' });
-      expect(events.find((e) => e.client_id === ordersClient.client_id)).toMatchObject({ actor: 'admin:test', details: { resource_server: { indicator: ORDERS, introspect_any: true } } });
+      expect(events.find((e) => e.client_id === ordersClient.client_id)).toMatchObject({
+        actor: 'admin:test',
+        details: { resource_server: { indicator: ORDERS, introspect_any: true } },
+      });
       expect((await run('client', 'update', 'orders-api', '--no-introspect-any')).code).toBe(0);
       expect(await oidc.tokenIntrospection(orders, tokens.access_token)).toEqual({ active: false });
 
@@ -235,7 +278,10 @@ for (const kind of DIALECTS) {
       // Turned into a machine client instead, it introspects nothing; an app that becomes the API (keeping its sign-in) does.
       expect((await run('client', 'update', 'orders-api', '--no-resource-server', '--client-credentials')).code).toBe(0);
       expect(await oidc.tokenIntrospection(orders, web.access_token)).toEqual({ active: false });
-      expect(JSON.parse((await run('client', 'show', 'orders-api', '--json')).out)).toMatchObject({ grant_types: ['client_credentials'], client_credentials_scopes: [] });
+      expect(JSON.parse((await run('client', 'show', 'orders-api', '--json')).out)).toMatchObject({
+        grant_types: ['client_credentials'],
+        client_credentials_scopes: [],
+      });
       expect(JSON.parse((await run('client', 'show', 'orders-api', '--json')).out)).not.toHaveProperty('resource_server');
       expect((await run('client', 'update', 'unrelated', '--resource-server', ORDERS, '--resource-scopes', 'orders:read')).code).toBe(0);
       expect((await oidc.tokenIntrospection(unrelated, web.access_token)).active).toBe(true);
@@ -250,14 +296,35 @@ for (const kind of DIALECTS) {
 
     test('discovery lists exactly what is enabled', () => {
       const meta = app.config.serverMetadata();
-      expect([...meta.grant_types_supported!].sort()).toEqual(['authorization_code', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code']);
+      expect([...meta.grant_types_supported!].sort()).toEqual([
+        'authorization_code',
+        'client_credentials',
+        'refresh_token',
+        'urn:ietf:params:oauth:grant-type:device_code',
+      ]);
       expect([...meta.scopes_supported!].sort()).toEqual(['email', 'offline_access', 'openid', 'profile']);
-      expect([...meta.claims_supported!].sort()).toEqual(['acr', 'amr', 'auth_time', 'email', 'email_verified', 'iss', 'name', 'preferred_username', 'sid', 'sub', 'updated_at']);
+      expect([...meta.claims_supported!].sort()).toEqual([
+        'acr',
+        'amr',
+        'auth_time',
+        'email',
+        'email_verified',
+        'iss',
+        'name',
+        'preferred_username',
+        'sid',
+        'sub',
+        'updated_at',
+      ]);
       expect(meta.code_challenge_methods_supported).toEqual(['S256']);
       expect(meta.response_types_supported).toEqual(['code']);
       expect(meta.introspection_endpoint).toBe(`${server.issuer}/token/introspection`);
       expect(meta.revocation_endpoint).toBe(`${server.issuer}/token/revocation`);
-      for (const key of ['token_endpoint_auth_methods_supported', 'introspection_endpoint_auth_methods_supported', 'revocation_endpoint_auth_methods_supported'] as const) {
+      for (const key of [
+        'token_endpoint_auth_methods_supported',
+        'introspection_endpoint_auth_methods_supported',
+        'revocation_endpoint_auth_methods_supported',
+      ] as const) {
         expect([...(meta[key] as string[])].sort()).toEqual(['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt']);
       }
       expect(meta.claims_parameter_supported).toBe(true);

@@ -44,7 +44,13 @@ for (const kind of DIALECTS) {
       database = await createTestDatabase(kind);
       server = await startTestServer(database, { MFA: 'optional' });
       services = server.opened.services;
-      await createAccount(services.db, services.hasher, { username: 'alice', email: 'alice@example.test', emailVerified: true, displayName: 'Alice Liddell', password: 'a long password' });
+      await createAccount(services.db, services.hasher, {
+        username: 'alice',
+        email: 'alice@example.test',
+        emailVerified: true,
+        displayName: 'Alice Liddell',
+        password: 'a long password',
+      });
     });
 
     afterAll(async () => {
@@ -55,7 +61,15 @@ for (const kind of DIALECTS) {
     /** An authorization request by hand (as passport-openidconnect makes it): no PKCE unless given. */
     async function authorize(clientId: string, extra: Record<string, string> = {}) {
       const url = new URL('/auth', server.issuer);
-      url.search = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid profile email', state: 'st', nonce: 'nn', ...extra }).toString();
+      url.search = new URLSearchParams({
+        client_id: clientId,
+        redirect_uri: REDIRECT,
+        response_type: 'code',
+        scope: 'openid profile email',
+        state: 'st',
+        nonce: 'nn',
+        ...extra,
+      }).toString();
       const agent = new UserAgent(server.issuer);
       const page = await agent.follow(url.toString());
       if (!page.body.includes('name="password"')) return page;
@@ -67,7 +81,10 @@ for (const kind of DIALECTS) {
       const code = new URL(location).searchParams.get('code')!;
       const res = await fetch(new URL('/token', server.issuer), {
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}` },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`,
+        },
         body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, ...(verifier ? { code_verifier: verifier } : {}) }),
       });
       return { status: res.status, body: (await res.json()) as Record<string, string> };
@@ -125,15 +142,25 @@ for (const kind of DIALECTS) {
       expect(errorOf(await authorize(spa.client_id))).toMatchObject({ error: 'invalid_request', description: expect.stringMatching(/PKCE/) });
       // Even a stored setting cannot relax it for a public client (the provider checks the client's type first).
       const row = await services.db.selectFrom('clients').selectAll().where('client_id', '=', spa.client_id).executeTakeFirstOrThrow();
-      await services.db.updateTable('clients').set({ metadata: JSON.stringify({ ...row.metadata, twofold_pkce: 'optional' }) }).where('client_id', '=', spa.client_id).execute();
+      await services.db
+        .updateTable('clients')
+        .set({ metadata: JSON.stringify({ ...row.metadata, twofold_pkce: 'optional' }) })
+        .where('client_id', '=', spa.client_id)
+        .execute();
       expect(errorOf(await authorize(spa.client_id))).toMatchObject({ error: 'invalid_request', description: expect.stringMatching(/PKCE/) });
     });
 
     test('S256 only: plain, or a challenge without its method, is refused', async () => {
       const app = await add('pkce-methods', '--redirect-uri', REDIRECT, '--first-party', '--pkce', 'optional');
       const verifier = oidc.randomPKCECodeVerifier();
-      expect(errorOf(await authorize(app.client_id, { code_challenge: verifier, code_challenge_method: 'plain' }))).toMatchObject({ error: 'invalid_request', description: expect.stringMatching(/code_challenge_method/) });
-      expect(errorOf(await authorize(app.client_id, { code_challenge: verifier }))).toMatchObject({ error: 'invalid_request', description: expect.stringMatching(/code_challenge_method/) });
+      expect(errorOf(await authorize(app.client_id, { code_challenge: verifier, code_challenge_method: 'plain' }))).toMatchObject({
+        error: 'invalid_request',
+        description: expect.stringMatching(/code_challenge_method/),
+      });
+      expect(errorOf(await authorize(app.client_id, { code_challenge: verifier }))).toMatchObject({
+        error: 'invalid_request',
+        description: expect.stringMatching(/code_challenge_method/),
+      });
     });
 
     async function idTokenClaims(party: RelyingParty, extra: Record<string, string> = {}) {
@@ -149,7 +176,14 @@ for (const kind of DIALECTS) {
       const app = await add('authjs-app', '--redirect-uri', REDIRECT, '--first-party');
       const party = await relyingParty(server.issuer, app.client_id, app.client_secret, REDIRECT);
       const { claims, tokens } = await idTokenClaims(party);
-      expect(claims).toMatchObject({ name: 'Alice Liddell', preferred_username: 'alice', email: 'alice@example.test', email_verified: true, amr: ['pwd'], acr: 'urn:twofold:acr:1' });
+      expect(claims).toMatchObject({
+        name: 'Alice Liddell',
+        preferred_username: 'alice',
+        email: 'alice@example.test',
+        email_verified: true,
+        amr: ['pwd'],
+        acr: 'urn:twofold:acr:1',
+      });
       expect(JSON.parse((await run('client', 'show', 'authjs-app', '--json')).out)).toMatchObject({ id_token_claims: 'full' });
       expect(typeof claims.updated_at).toBe('number');
       const info = await oidc.fetchUserInfo(party.config, tokens.access_token, claims.sub);

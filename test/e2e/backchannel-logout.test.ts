@@ -162,8 +162,7 @@ for (const kind of DIALECTS) {
       return payload;
     }
 
-    const queued = (app: string) =>
-      database.db.selectFrom('backchannel_logouts').selectAll().where('client_id', '=', apps[app]!.clientId).execute();
+    const queued = (app: string) => database.db.selectFrom('backchannel_logouts').selectAll().where('client_id', '=', apps[app]!.clientId).execute();
 
     test('discovery advertises back-channel logout; the apps are registered with their URIs', async () => {
       const meta = (await (await fetch(new URL('/.well-known/openid-configuration', server.issuer))).json()) as Record<string, unknown>;
@@ -298,7 +297,11 @@ for (const kind of DIALECTS) {
     test('a session that expired is purged and its apps are told', async () => {
       await signInTo(new UserAgent(server.issuer), ['other']);
       const count = receiver.at('/other').length;
-      await database.db.updateTable('oidc_payloads').set({ expires_at: new Date(Date.now() - 3_600_000) }).where('kind', '=', 'Session').execute();
+      await database.db
+        .updateTable('oidc_payloads')
+        .set({ expires_at: new Date(Date.now() - 3_600_000) })
+        .where('kind', '=', 'Session')
+        .execute();
       await purgeSessionsThenRest(server.opened.services);
       await until('expiry notice', () => receiver.at('/other').length === count + 1);
       await verifyLogoutToken(receiver.at('/other').at(-1)!.token, 'other');

@@ -68,7 +68,10 @@ describe('a branded provider', () => {
       startTestServer(database, { MFA: 'required', BRAND_NAME: 'Example ID', BRAND_LOGO: logoFile, BRAND_COLOR: '#1f6feb' }),
       startTestServer(plainDatabase, { MFA: 'required' }),
     ]);
-    for (const [server, set] of [[branded, (rp: RelyingParty) => (brandedRp = rp)], [plain, (rp: RelyingParty) => (plainRp = rp)]] as const) {
+    for (const [server, set] of [
+      [branded, (rp: RelyingParty) => (brandedRp = rp)],
+      [plain, (rp: RelyingParty) => (plainRp = rp)],
+    ] as const) {
       const { db, hasher, sealer } = server.opened.services;
       for (const username of ['alice', 'bob', 'carol']) await createAccount(db, hasher, { username, password: PASSWORD });
       const app = await createClient(db, sealer, { name: 'Web Shop', redirectUris: [REDIRECT], firstParty: true });
@@ -126,7 +129,7 @@ describe('a branded provider', () => {
     expect(expired.body).toContain(css);
   });
 
-  test("authenticator apps get the brand name as the issuer: the QR code holds otpauth://totp/Example%20ID:alice?issuer=Example%20ID…", async () => {
+  test('authenticator apps get the brand name as the issuer: the QR code holds otpauth://totp/Example%20ID:alice?issuer=Example%20ID…', async () => {
     const { agent, page } = await enrolmentPage(branded, brandedRp, 'alice');
     expect(page.body).toContain('<title>Set up two-step verification · Example ID</title>');
     const { qr, key } = totpEnrolment(page);
@@ -192,7 +195,9 @@ describe('a branded provider', () => {
           for (const colorScheme of ['light', 'dark'] as const) {
             await audited.emulateMedia({ colorScheme });
             const found = await audited.evaluate(async () => {
-              const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[] }> }> }> } }).axe;
+              const axe = (
+                window as unknown as { axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[] }> }> }> } }
+              ).axe;
               const result = await axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
               return result.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${JSON.stringify(n.target)}`));
             });
@@ -278,6 +283,8 @@ describe('a brand that cannot be shown stops the start with one line', () => {
   test('npm start: exit 2, one line on stderr', async () => {
     const { code, stderr } = await refusedStart({ BRAND_COLOR: '#ffd400' });
     expect(code).toBe(2);
-    expect(stderr).toMatch(/^twofold: Invalid configuration: BRAND_COLOR: #ffd400 has a contrast of 1\.\d\d:1 on the light scheme's card \(#ffffff\), .*; the nearest darker shade that passes is #[0-9a-f]{6}\n$/);
+    expect(stderr).toMatch(
+      /^twofold: Invalid configuration: BRAND_COLOR: #ffd400 has a contrast of 1\.\d\d:1 on the light scheme's card \(#ffffff\), .*; the nearest darker shade that passes is #[0-9a-f]{6}\n$/,
+    );
   }, 60_000);
 });

@@ -68,7 +68,12 @@ for (const [index, kind] of DIALECTS.entries()) {
 
     async function newUser(): Promise<Account> {
       const n = ++users;
-      return createAccount(services.db, services.hasher, { username: `carol${n}`, email: `carol${n}@example.test`, displayName: `Carol ${n}`, password: PASSWORD });
+      return createAccount(services.db, services.hasher, {
+        username: `carol${n}`,
+        email: `carol${n}@example.test`,
+        displayName: `Carol ${n}`,
+        password: PASSWORD,
+      });
     }
 
     /** axe on the page as it is, light and dark, narrow and wide; once per page title. */
@@ -83,13 +88,15 @@ for (const [index, kind] of DIALECTS.entries()) {
         for (const colorScheme of ['light', 'dark'] as const) {
           await page.emulateMedia({ colorScheme });
           const found = await page.evaluate(async () => {
-            const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[] }> }> }> } }).axe;
+            const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[] }> }> }> } })
+              .axe;
             const result = await axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
             return result.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${JSON.stringify(n.target)}`));
           });
           violations.push(...found.map((f) => `${title} ${colorScheme} ${width}px: ${f}`));
         }
-        if (!(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth))) violations.push(`${title} ${width}px: wider than the screen`);
+        if (!(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)))
+          violations.push(`${title} ${width}px: wider than the screen`);
       }
       await page.setViewportSize({ width: 1280, height: 900 });
       await page.emulateMedia({ colorScheme: 'light' });
@@ -103,7 +110,14 @@ for (const [index, kind] of DIALECTS.entries()) {
         const cdp = await context.newCDPSession(page);
         await cdp.send('WebAuthn.enable', { enableUI: false });
         await cdp.send('WebAuthn.addVirtualAuthenticator', {
-          options: { protocol: 'ctap2', transport: 'usb', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+          options: {
+            protocol: 'ctap2',
+            transport: 'usb',
+            hasResidentKey: true,
+            hasUserVerification: true,
+            isUserVerified: true,
+            automaticPresenceSimulation: true,
+          },
         });
       }
       return { context, page };
@@ -182,7 +196,11 @@ for (const [index, kind] of DIALECTS.entries()) {
         await page.getByText('Office key').first().waitFor();
 
         // Refused while a group requires level 3: the key is the only phishing-resistant method.
-        const group = await services.db.insertInto('groups').values({ id: `g-${account.id}`, name: `keys-${account.id}` }).returning('id').executeTakeFirstOrThrow();
+        const group = await services.db
+          .insertInto('groups')
+          .values({ id: `g-${account.id}`, name: `keys-${account.id}` })
+          .returning('id')
+          .executeTakeFirstOrThrow();
         await services.db.insertInto('account_groups').values({ account_id: account.id, group_id: group.id }).execute();
         await savePolicy(services.db, `group:${group.id}`, { level: 3 }, 'test');
         await page.getByRole('link', { name: 'Remove Office key' }).click();
@@ -233,11 +251,24 @@ for (const [index, kind] of DIALECTS.entries()) {
         // The other session, signed out.
         await page.getByRole('link', { name: 'Sessions', exact: true }).click();
         await page.getByText('This browser').first().waitFor();
-        expect(await page.locator('li.item').getByRole('button', { name: /^Sign out / }).count()).toBe(2);
+        expect(
+          await page
+            .locator('li.item')
+            .getByRole('button', { name: /^Sign out / })
+            .count(),
+        ).toBe(2);
         await check(page);
-        await page.locator('li.item', { hasNot: page.getByText('This browser') }).getByRole('button', { name: /^Sign out / }).click();
+        await page
+          .locator('li.item', { hasNot: page.getByText('This browser') })
+          .getByRole('button', { name: /^Sign out / })
+          .click();
         await page.getByText('That session was signed out.').first().waitFor();
-        expect(await page.locator('li.item').getByRole('button', { name: /^Sign out / }).count()).toBe(1);
+        expect(
+          await page
+            .locator('li.item')
+            .getByRole('button', { name: /^Sign out / })
+            .count(),
+        ).toBe(1);
         expect((await other.request('/account')).status).toBe(303);
 
         // The app, revoked.
@@ -267,11 +298,12 @@ for (const [index, kind] of DIALECTS.entries()) {
       try {
         await signIn(page, account);
         await page.goto(`${server.issuer}/account/methods`);
-        const focused = () => page.evaluate(() => {
-          const el = document.activeElement;
-          if (el instanceof HTMLInputElement) return `input ${el.type} ${el.name} ${el.value}`;
-          return el && el !== document.body ? `${el.tagName.toLowerCase()} ${el.textContent?.trim() ?? ''}` : 'body';
-        });
+        const focused = () =>
+          page.evaluate(() => {
+            const el = document.activeElement;
+            if (el instanceof HTMLInputElement) return `input ${el.type} ${el.name} ${el.value}`;
+            return el && el !== document.body ? `${el.tagName.toLowerCase()} ${el.textContent?.trim() ?? ''}` : 'body';
+          });
         const tabTo = async (target: string) => {
           for (let i = 0; i < 30 && (await focused()) !== target; i++) await page.keyboard.press('Tab');
           await expect(focused()).resolves.toBe(target);

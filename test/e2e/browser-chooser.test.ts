@@ -81,7 +81,8 @@ describeBrowser('the list of methods to add in Chromium', () => {
         for (const colorScheme of ['light', 'dark'] as const) {
           await page.emulateMedia({ colorScheme });
           const found = await page.evaluate(async () => {
-            const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[] }> }> }> } }).axe;
+            const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[] }> }> }> } })
+              .axe;
             const result = await axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
             return result.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${JSON.stringify(n.target)}`));
           });
@@ -92,7 +93,12 @@ describeBrowser('the list of methods to add in Chromium', () => {
       expect(violations).toEqual([]);
       // The radio group is named by its legend, each radio by its label (no email or SMS delivery on this server).
       const radios = page.getByRole('group', { name: 'Methods you can add' }).getByRole('radio');
-      await expect(radios.evaluateAll((els) => els.map((el) => (el as HTMLInputElement).value))).resolves.toEqual(['totp', 'webauthn', 'passkey', 'backup-codes']);
+      await expect(radios.evaluateAll((els) => els.map((el) => (el as HTMLInputElement).value))).resolves.toEqual([
+        'totp',
+        'webauthn',
+        'passkey',
+        'backup-codes',
+      ]);
     } finally {
       await context.close();
     }
@@ -102,11 +108,12 @@ describeBrowser('the list of methods to add in Chromium', () => {
     const context = await browser.newContext({ javaScriptEnabled: false });
     try {
       const page = await reachList(context, 1);
-      const focused = () => page.evaluate(() => {
-        const el = document.activeElement;
-        if (el instanceof HTMLInputElement) return `input ${el.type} ${el.value}`;
-        return el && el !== document.body ? `${el.tagName.toLowerCase()} ${el.textContent?.trim() ?? ''}` : 'body';
-      });
+      const focused = () =>
+        page.evaluate(() => {
+          const el = document.activeElement;
+          if (el instanceof HTMLInputElement) return `input ${el.type} ${el.value}`;
+          return el && el !== document.body ? `${el.tagName.toLowerCase()} ${el.textContent?.trim() ?? ''}` : 'body';
+        });
       // The radio group is the page's first stop; arrow keys move through it and select.
       await page.keyboard.press('Tab');
       await expect(focused()).resolves.toBe('input radio totp');

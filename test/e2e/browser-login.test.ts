@@ -49,7 +49,13 @@ describeBrowser('signing in with Chromium', () => {
     server = await startTestServer(database);
     expect(server.issuer).toMatch(/^http:\/\/localhost:\d+$/);
     const { db, hasher, sealer } = server.opened.services;
-    alice = await createAccount(db, hasher, { username: 'alice', email: 'alice@example.test', emailVerified: true, displayName: 'Alice Liddell', password: PASSWORD });
+    alice = await createAccount(db, hasher, {
+      username: 'alice',
+      email: 'alice@example.test',
+      emailVerified: true,
+      displayName: 'Alice Liddell',
+      password: PASSWORD,
+    });
     appOrigin = `http://localhost:${await freePort()}`;
     redirectUri = `${appOrigin}/callback`;
     const app = await createClient(db, sealer, { name: 'Browser Test App', redirectUris: [redirectUri], firstParty: true });

@@ -38,7 +38,12 @@ describeBrowser('the sign-in pages in Chromium', () => {
     appOrigin = `http://localhost:${await freePort()}`;
     const app = await createClient(db, sealer, { name: 'Pages Test App', redirectUris: [`${appOrigin}/callback`], firstParty: true });
     rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, `${appOrigin}/callback`);
-    const other = await createClient(db, sealer, { name: 'Starter App', redirectUris: [`${appOrigin}/other`], initiateLoginUri: START_AGAIN, firstParty: true });
+    const other = await createClient(db, sealer, {
+      name: 'Starter App',
+      redirectUris: [`${appOrigin}/other`],
+      initiateLoginUri: START_AGAIN,
+      firstParty: true,
+    });
     starter = await relyingParty(server.issuer, other.clientId, other.clientSecret, `${appOrigin}/other`);
     browser = await launchBrowser();
   });

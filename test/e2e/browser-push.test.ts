@@ -33,7 +33,11 @@ describeBrowser('the waiting page in Chromium (push example)', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase('pglite');
-    server = await startTestServer(database, { MFA: 'required', FACTORS: PUSH_FACTORS, FACTOR_SETTINGS: JSON.stringify({ push: { notifyUrl: RELAY_URL, notifyToken: RELAY_TOKEN } }) }, { httpTransport: phone.transport });
+    server = await startTestServer(
+      database,
+      { MFA: 'required', FACTORS: PUSH_FACTORS, FACTOR_SETTINGS: JSON.stringify({ push: { notifyUrl: RELAY_URL, notifyToken: RELAY_TOKEN } }) },
+      { httpTransport: phone.transport },
+    );
     const { db, hasher, sealer, factors } = server.opened.services;
     const account = await createAccount(db, hasher, { username: 'dana', password: PASSWORD });
     await factors.store.insert(account.id, 'push', { label: 'Dana’s phone', secret: key, lookupKey: 'push:dana', data: { device: 'dana' } });

@@ -81,7 +81,11 @@ for (const kind of DIALECTS) {
         for (const colorScheme of SCHEMES) {
           await page.emulateMedia({ colorScheme });
           const found = await page.evaluate(async () => {
-            const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[]; failureSummary?: string }> }> }> } }).axe;
+            const axe = (
+              window as unknown as {
+                axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[]; failureSummary?: string }> }> }> };
+              }
+            ).axe;
             const result = await axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
             return result.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${JSON.stringify(n.target)} ${n.failureSummary ?? ''}`));
           });

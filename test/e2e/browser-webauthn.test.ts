@@ -175,7 +175,10 @@ describeBrowser('WebAuthn with Chromium', () => {
     await tab.page.getByRole('button', { name: kind === 'key' ? 'Register this key' : 'Create passkey' }).click();
     // The click starts the ceremony in page script, which submits the form only when the authenticator answers, so
     // the navigation may not have begun yet: wait for the next page's content, then check which page it is.
-    await tab.page.getByLabel('I have saved these codes').waitFor({ timeout: 20_000 }).catch(() => undefined);
+    await tab.page
+      .getByLabel('I have saved these codes')
+      .waitFor({ timeout: 20_000 })
+      .catch(() => undefined);
     await expect(tab.page.title()).resolves.toBe('Save your backup codes · Twofold');
     await tab.page.getByLabel('I have saved these codes').check();
     await tab.page.getByRole('button', { name: 'Continue' }).click();
@@ -213,7 +216,12 @@ describeBrowser('WebAuthn with Chromium', () => {
   async function answerElsewhere(tab: Tab, origin: string, options: Record<string, unknown>): Promise<string> {
     await tab.page.route(
       (url) => url.origin === origin,
-      (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Elsewhere</title><link rel="icon" href="data:,"><p>Another site.</p>' }),
+      (route) =>
+        route.fulfill({
+          status: 200,
+          contentType: 'text/html',
+          body: '<!doctype html><title>Elsewhere</title><link rel="icon" href="data:,"><p>Another site.</p>',
+        }),
     );
     await tab.page.goto(`${origin}/`);
     await tab.page.addScriptTag({ content: fs.readFileSync(WEBAUTHN_ASSETS['simplewebauthn-browser.js']!, 'utf8') });
@@ -321,7 +329,12 @@ describeBrowser('WebAuthn with Chromium', () => {
         const original = navigator.credentials.get.bind(navigator.credentials);
         const report = (window as unknown as { reportWebAuthnRequest(r: unknown): void }).reportWebAuthnRequest;
         navigator.credentials.get = (options?: CredentialRequestOptions) => {
-          report({ page: document.title, mediation: options?.mediation ?? 'optional', userVerification: options?.publicKey?.userVerification, allowCredentials: options?.publicKey?.allowCredentials?.length ?? 0 });
+          report({
+            page: document.title,
+            mediation: options?.mediation ?? 'optional',
+            userVerification: options?.publicKey?.userVerification,
+            allowCredentials: options?.publicKey?.allowCredentials?.length ?? 0,
+          });
           return original(options);
         };
       });
@@ -370,7 +383,9 @@ describeBrowser('WebAuthn with Chromium', () => {
       expect(sorted(claims.amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
       expect(claims.acr).toBe('urn:twofold:acr:3');
       // The key is remembered as the factor used last, so it is offered first next time.
-      await expect(services.db.selectFrom('accounts').select('last_factor_id').where('id', '=', dave.id).executeTakeFirst()).resolves.toEqual({ last_factor_id: 'webauthn' });
+      await expect(services.db.selectFrom('accounts').select('last_factor_id').where('id', '=', dave.id).executeTakeFirst()).resolves.toEqual({
+        last_factor_id: 'webauthn',
+      });
       expect(unexpected(tab.errors)).toEqual([]);
     } finally {
       await tab.context.close();
@@ -396,7 +411,7 @@ describeBrowser('WebAuthn with Chromium', () => {
       expect(claims.sub).toBe(frank.id);
       expect(claims.amr).toEqual(expect.arrayContaining(['otp', 'pwd']));
       expect((await services.factors.store.list(frank.id, 'webauthn')).map((k) => k.label)).toEqual(['Laptop key']);
-      expect((await services.factors.store.list(frank.id, 'totp'))).toHaveLength(1);
+      expect(await services.factors.store.list(frank.id, 'totp')).toHaveLength(1);
 
       await signOut(tab, tokens.id_token!);
 

@@ -56,7 +56,11 @@ async function send(url: string | URL, init: RequestInit): Promise<Response> {
 
 /** How koa's cookies (keygrip, sha1) sign `name=value` with the first key: the browser sends this as `name.sig`. */
 function cookieSignature(keys: string[], name: string, value: string): string {
-  return crypto.createHmac('sha1', keys[0]!).update(`${name}=${value}`).digest('base64').replace(/\/|\+|=/g, (c) => ({ '/': '_', '+': '-', '=': '' })[c]!);
+  return crypto
+    .createHmac('sha1', keys[0]!)
+    .update(`${name}=${value}`)
+    .digest('base64')
+    .replace(/\/|\+|=/g, (c) => ({ '/': '_', '+': '-', '=': '' })[c]!);
 }
 
 for (const kind of DIALECTS) {
@@ -84,7 +88,12 @@ for (const kind of DIALECTS) {
       web = { id: app.clientId, secret: app.clientSecret!, rp: await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT) };
       spa = { id: pub.clientId, rp: await relyingParty(server.issuer, pub.clientId, null, REDIRECT) };
       const meta = web.rp.config.serverMetadata();
-      endpoints = { token: meta.token_endpoint!, userinfo: meta.userinfo_endpoint!, introspection: meta.introspection_endpoint!, authorization: meta.authorization_endpoint! };
+      endpoints = {
+        token: meta.token_endpoint!,
+        userinfo: meta.userinfo_endpoint!,
+        introspection: meta.introspection_endpoint!,
+        authorization: meta.authorization_endpoint!,
+      };
       // A database, a provider and a dump (PGlite: copied, then started as a copy of its own) take long on a busy machine.
     }, 180_000);
 
@@ -141,13 +150,25 @@ for (const kind of DIALECTS) {
       },
       /** Redeemed with the live code's own verifier and redirect URI: only the code itself can be wrong. */
       async code(value: string): Promise<Verdict> {
-        return grantVerdict('code', await tokenRequest({ grant_type: 'authorization_code', code: value, redirect_uri: REDIRECT, code_verifier: live.codeVerifier }, false));
+        return grantVerdict(
+          'code',
+          await tokenRequest({ grant_type: 'authorization_code', code: value, redirect_uri: REDIRECT, code_verifier: live.codeVerifier }, false),
+        );
       },
       /** A silent authorization (prompt=none) with the candidate as the session cookie: a code means a session was found. */
       async session(value: string): Promise<Verdict> {
         const verifier = oidc.randomPKCECodeVerifier();
         const url = new URL(endpoints.authorization);
-        const params = { client_id: web.id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', prompt: 'none', state: 'dump', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' };
+        const params = {
+          client_id: web.id,
+          redirect_uri: REDIRECT,
+          response_type: 'code',
+          scope: 'openid',
+          prompt: 'none',
+          state: 'dump',
+          code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+          code_challenge_method: 'S256',
+        };
         for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
         const keys = server.holder.cookieKeys;
         const cookie = `${SESSION_COOKIE}=${value}; ${SESSION_COOKIE}.sig=${cookieSignature(keys, SESSION_COOKIE, value)}`;
@@ -165,7 +186,10 @@ for (const kind of DIALECTS) {
       async interaction(value: string): Promise<Verdict> {
         const keys = server.holder.cookieKeys;
         const cookie = `${INTERACTION_COOKIE}=${value}; ${INTERACTION_COOKIE}.sig=${cookieSignature(keys, INTERACTION_COOKIE, value)}`;
-        const res = await send(new URL(`/interaction/${encodeURIComponent(value)}`, server.issuer), { headers: { cookie, accept: 'text/html' }, redirect: 'manual' });
+        const res = await send(new URL(`/interaction/${encodeURIComponent(value)}`, server.issuer), {
+          headers: { cookie, accept: 'text/html' },
+          redirect: 'manual',
+        });
         const body = await res.text();
         if (res.status === 200) return 'accepted';
         if (res.status === 400 && /Sign-in expired/.test(body)) return 'refused';
@@ -259,7 +283,14 @@ for (const kind of DIALECTS) {
 
       expect({ dump: dump.description, tried: candidates.length, accepted }).toEqual({ dump: dump.description, tried: candidates.length, accepted: [] });
       // Nor is any live value anywhere in it, as a try could miss one kept where no endpoint looks (the state of a sign-in in progress).
-      const liveValues = { webRefresh: live.webRefresh, webAccess: live.webAccess, spaRefresh: live.spaRefresh, code: live.code, session: live.sessionCookie, interaction: live.interaction };
+      const liveValues = {
+        webRefresh: live.webRefresh,
+        webAccess: live.webAccess,
+        spaRefresh: live.spaRefresh,
+        code: live.code,
+        session: live.sessionCookie,
+        interaction: live.interaction,
+      };
       const inDump = Object.entries(liveValues).filter(([, value]) => dumpContains(dump, value));
       expect(inDump).toEqual([]);
 

@@ -37,7 +37,11 @@ afterAll(async () => {
 });
 
 const uidOf = (page: Hop) => /\/interaction\/([^/?"]+)/.exec(page.body)![1]!;
-const textOf = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#x27;/g, "'").replace(/\s+/g, ' ');
+const textOf = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#x27;/g, "'")
+    .replace(/\s+/g, ' ');
 
 for (const kind of DIALECTS) {
   describe(`emailed and texted codes on ${kind}`, () => {
@@ -66,7 +70,11 @@ for (const kind of DIALECTS) {
       rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT);
       rpStrict = await relyingParty(strict.issuer, app.clientId, app.clientSecret, REDIRECT);
       const narrow = await createClient(services.db, services.sealer, { name: 'Ledger', redirectUris: [REDIRECT], firstParty: true });
-      await services.db.updateTable('clients').set({ policy: JSON.stringify({ factors: ['totp', 'webauthn'] }) }).where('client_id', '=', narrow.clientId).execute();
+      await services.db
+        .updateTable('clients')
+        .set({ policy: JSON.stringify({ factors: ['totp', 'webauthn'] }) })
+        .where('client_id', '=', narrow.clientId)
+        .execute();
       rpTotpOrKey = await relyingParty(server.issuer, narrow.clientId, narrow.clientSecret, REDIRECT);
     });
 
@@ -136,7 +144,9 @@ for (const kind of DIALECTS) {
       expect(first.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
       expect(first.acr).toBe(MFA_ACR);
       // The code proved the account's own address: email_verified is now true, and audited.
-      await expect(services.db.selectFrom('accounts').select('email_verified').where('id', '=', account.id).executeTakeFirst()).resolves.toEqual({ email_verified: true });
+      await expect(services.db.selectFrom('accounts').select('email_verified').where('id', '=', account.id).executeTakeFirst()).resolves.toEqual({
+        email_verified: true,
+      });
       expect((await listAudit(services.db, { accountId: account.id })).map((e) => e.type)).toContain('account.email_verified');
 
       // The next sign-in asks for a code by email (the factor used last), sent when the user presses the button.
@@ -146,7 +156,12 @@ for (const kind of DIALECTS) {
       expect(textOf(second.next.body)).toContain(`We will email a code to ${email[0]}•••@example.test`);
       expect(second.next.body).toContain('Email me a code');
       // Between the two codes, the account's address heard of the two methods added (security notices).
-      expect(sink.to(email).slice(1).map((m) => m.subject)).toEqual(['A sign-in method was added to your Example ID account', 'A sign-in method was added to your Example ID account']);
+      expect(
+        sink
+          .to(email)
+          .slice(1)
+          .map((m) => m.subject),
+      ).toEqual(['A sign-in method was added to your Example ID account', 'A sign-in method was added to your Example ID account']);
       const challenge = await press(again, second.next, 'send');
       expect(sink.to(email)).toHaveLength(4);
       expect(sink.to(email)[3]!.subject).toBe('Your sign-in code for Example ID');
@@ -184,7 +199,10 @@ for (const kind of DIALECTS) {
       expect(bySms.body).toContain('Code per SMS senden');
       await press(german, bySms, 'send');
       const texted = gateway.requests.filter((r) => r.body.to === phone).at(-1)!.body;
-      expect(texted).toMatchObject({ language: 'de', message: expect.stringMatching(/^\d{6} ist Ihr Anmeldecode für Example ID\. Er ist 10 Minuten lang gültig\. Geben Sie ihn nicht weiter\.\n\n@/) });
+      expect(texted).toMatchObject({
+        language: 'de',
+        message: expect.stringMatching(/^\d{6} ist Ihr Anmeldecode für Example ID\. Er ist 10 Minuten lang gültig\. Geben Sie ihn nicht weiter\.\n\n@/),
+      });
 
       const { username: other, email: otherEmail, phone: otherPhone } = await newUser({ email: true, phone: true });
       const english = new UserAgent(server.issuer);
@@ -195,11 +213,17 @@ for (const kind of DIALECTS) {
       expect(englishMail!.decoded).toContain('Use this code to finish signing in to Example ID:');
       expect(englishMail!.decoded).not.toMatch(/gültig|Anmeld/);
       await press(english, await english.follow(`/interaction/${uidOf(en.next)}?factor=sms-code`), 'send');
-      expect(gateway.requests.filter((r) => r.body.to === otherPhone).at(-1)!.body).toMatchObject({ language: 'en', message: expect.stringMatching(/^\d{6} is your Example ID sign-in code\./) });
+      expect(gateway.requests.filter((r) => r.body.to === otherPhone).at(-1)!.body).toMatchObject({
+        language: 'en',
+        message: expect.stringMatching(/^\d{6} is your Example ID sign-in code\./),
+      });
     });
 
     test('a code lives for the configured ttl: the stored expiry and the page agree (10 minutes by default, 5 when set)', async () => {
-      for (const [provider, relying, minutes] of [[server, rp, 10], [strict, rpStrict, 5]] as const) {
+      for (const [provider, relying, minutes] of [
+        [server, rp, 10],
+        [strict, rpStrict, 5],
+      ] as const) {
         const { account, username } = await newUser({ email: true });
         const agent = new UserAgent(provider.issuer);
         const { next } = await password(agent, relying, username);
@@ -287,7 +311,11 @@ for (const kind of DIALECTS) {
       const { auth, next } = await password(agent, rpStrict, username);
       const page = await press(agent, next, 'send');
       const code = sink.latestCode(email);
-      await services.db.updateTable('challenge_codes').set({ expires_at: new Date(Date.now() - 1000) }).where('account_id', '=', account.id).execute();
+      await services.db
+        .updateTable('challenge_codes')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('account_id', '=', account.id)
+        .execute();
       const expired = await agent.submit(formAction(page.body), { code });
       expect(expired.status).toBe(401);
       expect(expired.body).toContain('That code has expired. Ask for a new one.');
@@ -321,7 +349,11 @@ for (const kind of DIALECTS) {
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
 
       // Once the spent code's lifetime is over, a new code starts afresh.
-      await services.db.updateTable('challenge_codes').set({ expires_at: new Date(Date.now() - 1000) }).where('account_id', '=', account.id).execute();
+      await services.db
+        .updateTable('challenge_codes')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('account_id', '=', account.id)
+        .execute();
       page = await press(agent, refused, 'resend');
       const done = await agent.submit(formAction(page.body), { code: sink.latestCode(email) });
       expect(done.location).toMatch(/callback\?code=/);
@@ -385,7 +417,9 @@ for (const kind of DIALECTS) {
       const codes = await agent.submit(formAction(sent.body), { code: sink.latestCode(other) });
       expect(codes.body).toContain('Save your backup codes');
       expect((await services.factors.store.list(account.id, 'email-code')).map((c) => c.secret)).toEqual([other]);
-      await expect(services.db.selectFrom('accounts').select('email_verified').where('id', '=', account.id).executeTakeFirst()).resolves.toEqual({ email_verified: false });
+      await expect(services.db.selectFrom('accounts').select('email_verified').where('id', '=', account.id).executeTakeFirst()).resolves.toEqual({
+        email_verified: false,
+      });
     });
 
     test('enrolling an address that belongs to another account looks exactly like any other address', async () => {
@@ -397,7 +431,12 @@ for (const kind of DIALECTS) {
         const { next } = await password(agent, rp, user.username, { acr_values: MFA_ACR });
         const choose = await agent.follow(`/interaction/${uidOf(next)}?factor=email-code`);
         const sent = await press(agent, choose, 'send', { email: address });
-        return { status: sent.status, text: textOf(sent.body).replace(address, 'ADDRESS').replace(/\/interaction\/[^/"?]+/g, '') };
+        return {
+          status: sent.status,
+          text: textOf(sent.body)
+            .replace(address, 'ADDRESS')
+            .replace(/\/interaction\/[^/"?]+/g, ''),
+        };
       };
       const taken = await show(a, owner.email);
       const fresh = await show(b, 'nobody-has-this@example.test');
@@ -420,7 +459,13 @@ for (const kind of DIALECTS) {
       const request = gateway.requests.at(-1)!;
       expect(request.signatureValid).toBe(true);
       expect(request.headers['content-type']).toBe('application/json');
-      expect(request.body).toMatchObject({ channel: 'sms', to: '+447700900123', purpose: 'enroll', issuer: server.issuer, code: expect.stringMatching(/^\d{6}$/) });
+      expect(request.body).toMatchObject({
+        channel: 'sms',
+        to: '+447700900123',
+        purpose: 'enroll',
+        issuer: server.issuer,
+        code: expect.stringMatching(/^\d{6}$/),
+      });
       expect(request.body.id).toEqual(expect.any(String));
       expect(Date.parse(String(request.body.expiresAt))).toBeGreaterThan(Date.now());
       const code = String(request.body.code);
@@ -464,7 +509,9 @@ for (const kind of DIALECTS) {
         // A gateway that answered 500 did not take it; one that did not answer may have (finding 11): the page says so.
         if (failure === 'fail') expect(failed.body).toContain('We could not send the text message just now. Nothing was sent');
         else {
-          expect(failed.body).toContain('The text message service did not answer in time, so the text may or may not arrive. If it does, its code will not work');
+          expect(failed.body).toContain(
+            'The text message service did not answer in time, so the text may or may not arrive. If it does, its code will not work',
+          );
           expect(failed.body).not.toContain('Nothing was sent');
         }
         if (failure === 'hang') expect(Date.now() - started).toBeLessThan(5000);

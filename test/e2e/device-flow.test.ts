@@ -30,7 +30,9 @@ const xsrfOf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)![1]!;
 
 async function device(issuer: string, clientId: string, secret: string | null): Promise<oidc.Configuration> {
   const auth = secret ? oidc.ClientSecretBasic(secret) : oidc.None();
-  return oidc.discovery(new URL(issuer), clientId, secret ? { client_secret: secret } : {}, auth, { execute: [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks] });
+  return oidc.discovery(new URL(issuer), clientId, secret ? { client_secret: secret } : {}, auth, {
+    execute: [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks],
+  });
 }
 
 /** Polls once the person is done: the test's device does not wait the 5 s interval a real one would. */
@@ -87,13 +89,21 @@ for (const kind of DIALECTS) {
       const shown = JSON.parse((await run('client', 'show', 'cli', '--json')).out);
       expect(shown).toMatchObject({ type: 'public', device_flow: true, redirect_uris: [] });
       expect(shown.grant_types).toEqual([DEVICE_CODE_GRANT, 'refresh_token']);
-      const created = await services.db.selectFrom('audit_events').select('details').where('type', '=', 'client.created').where('client_id', '=', shown.client_id).executeTakeFirstOrThrow();
+      const created = await services.db
+        .selectFrom('audit_events')
+        .select('details')
+        .where('type', '=', 'client.created')
+        .where('client_id', '=', shown.client_id)
+        .executeTakeFirstOrThrow();
       expect(created.details).toMatchObject({ device_flow: true });
 
       expect((await run('client', 'add', 'web', '--redirect-uri', 'http://app.example.test/cb')).code).toBe(0);
       const on = await run('client', 'update', 'web', '--device-flow');
       expect(on.code).toBe(0);
-      expect(JSON.parse((await run('client', 'show', 'web', '--json')).out)).toMatchObject({ device_flow: true, grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT] });
+      expect(JSON.parse((await run('client', 'show', 'web', '--json')).out)).toMatchObject({
+        device_flow: true,
+        grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
+      });
       const off = await run('client', 'update', 'web', '--no-device-flow', '--json');
       expect(JSON.parse(off.out)).toMatchObject({ device_flow: false, grant_types: ['authorization_code', 'refresh_token'] });
       const audited = await services.db.selectFrom('audit_events').select('details').where('type', '=', 'client.updated').orderBy('id').execute();

@@ -28,10 +28,18 @@ let userCount = 0;
 const vendor: HttpTransport = async ({ method, url, body }) => {
   const ok = method === 'POST' && url.toString() === 'https://verify.example.test/token';
   const code = ok ? (JSON.parse(body ?? '{}') as { code?: string }).code : undefined;
-  return { status: ok ? 200 : 404, headers: { 'content-type': 'application/json' }, body: [Buffer.from(JSON.stringify({ result: code === GOOD ? 'allow' : 'deny' }))] };
+  return {
+    status: ok ? 200 : 404,
+    headers: { 'content-type': 'application/json' },
+    body: [Buffer.from(JSON.stringify({ result: code === GOOD ? 'allow' : 'deny' }))],
+  };
 };
 
-const textOf = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#x27;|&#39;/g, "'").replace(/\s+/g, ' ');
+const textOf = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#x27;|&#39;/g, "'")
+    .replace(/\s+/g, ' ');
 
 for (const kind of DIALECTS) {
   describe(`a factor's browser return on ${kind}`, () => {
@@ -69,13 +77,19 @@ for (const kind of DIALECTS) {
 
     /** Where the challenge page sends the browser: the vendor's URL, with the state and the return URL. */
     function vendorLink(page: Hop): { state: string; back: string } {
-      const href = /href="(https:\/\/verify\.example\.test\/authorize\?[^"]+)"/.exec(page.body)![1]!.replace(/&#x3D;/g, '=').replace(/&amp;/g, '&');
+      const href = /href="(https:\/\/verify\.example\.test\/authorize\?[^"]+)"/
+        .exec(page.body)![1]!
+        .replace(/&#x3D;/g, '=')
+        .replace(/&amp;/g, '&');
       const url = new URL(href);
       return { state: url.searchParams.get('state')!, back: url.searchParams.get('redirect_uri')! };
     }
 
     const failures = async (account: Account) =>
-      Number((await services.db.selectFrom('rate_limits').select('points').where('key', '=', `mfa:acct:5m:${account.id}:relay-back`).executeTakeFirst())?.points ?? 0);
+      Number(
+        (await services.db.selectFrom('rate_limits').select('points').where('key', '=', `mfa:acct:5m:${account.id}:relay-back`).executeTakeFirst())?.points ??
+          0,
+      );
 
     test('the browser comes back with a code: the factor checks it through the engine, and the sign-in finishes', async () => {
       const { account, username } = await newUser();
@@ -87,7 +101,9 @@ for (const kind of DIALECTS) {
       // A reload shows the same challenge (the same state).
       expect(vendorLink(await agent.follow(`/interaction/${uid}`)).state).toBe(state);
 
-      const returned = await agent.request(`${back}?state=${state}&code=${GOOD}`, { headers: { 'user-agent': 'Browser/1.0', 'x-vendor-trace': 'trace-7', 'x-other': 'not declared' } });
+      const returned = await agent.request(`${back}?state=${state}&code=${GOOD}`, {
+        headers: { 'user-agent': 'Browser/1.0', 'x-vendor-trace': 'trace-7', 'x-other': 'not declared' },
+      });
       const hop = await agent.follow(returned.location!);
       expect(hop.location).toMatch(/callback\?code=/);
       const claims = (await rp.redeem(hop.location!, auth)).claims()!;
@@ -96,7 +112,13 @@ for (const kind of DIALECTS) {
 
       // What the factor was handed: the query and the headers it declared; no cookie, nothing else.
       const seen = returns.at(-1)!;
-      expect(seen).toEqual({ method: 'GET', query: { state, code: GOOD }, form: {}, body: '', headers: { 'user-agent': 'Browser/1.0', 'x-vendor-trace': 'trace-7' } });
+      expect(seen).toEqual({
+        method: 'GET',
+        query: { state, code: GOOD },
+        form: {},
+        body: '',
+        headers: { 'user-agent': 'Browser/1.0', 'x-vendor-trace': 'trace-7' },
+      });
       // The sign-in is over: the same return again finds no interaction.
       expect((await agent.request(`${back}?state=${state}&code=${GOOD}`)).status).toBe(400);
     });
@@ -121,7 +143,9 @@ for (const kind of DIALECTS) {
       expect(malformed.status).toBe(400);
       // The audit says what happened and where the vendor was called, never the code.
       const audit = await services.db.selectFrom('audit_events').select(['type', 'details']).where('account_id', '=', account.id).execute();
-      expect(audit.filter((e) => e.type === 'factor.http').map((e) => e.details)).toEqual(expect.arrayContaining([expect.objectContaining({ host: 'verify.example.test', path: '/token', status: 200 })]));
+      expect(audit.filter((e) => e.type === 'factor.http').map((e) => e.details)).toEqual(
+        expect.arrayContaining([expect.objectContaining({ host: 'verify.example.test', path: '/token', status: 200 })]),
+      );
       expect(JSON.stringify(audit)).not.toContain('bad-code-9999');
 
       // Then the genuine return goes through.

@@ -97,7 +97,10 @@ for (const kind of DIALECTS) {
       expect(sorted((await rpPasskey.redeem(done.location!, auth)).claims()!.amr)).toEqual(['hwk', 'mfa', 'pwd', 'user']);
       // … is no second factor where only TOTP runs.
       const elsewhere = new UserAgent(totpOnly.issuer);
-      const next = await elsewhere.submit(formAction((await elsewhere.follow((await rpTotp.authorizationUrl()).url)).body), { login: account.username, password: PASSWORD });
+      const next = await elsewhere.submit(formAction((await elsewhere.follow((await rpTotp.authorizationUrl()).url)).body), {
+        login: account.username,
+        password: PASSWORD,
+      });
       expect(next.body).toContain('Set up two-step verification');
       expect(next.body).toContain('<code class="key">');
       expect((await services.factors.store.list(account.id)).map((c) => c.factorId)).toEqual(['passkey']);

@@ -52,7 +52,12 @@ for (const kind of DIALECTS) {
     });
 
     const post = (path: string, body: string, headers: Record<string, string> = {}) =>
-      fetch(new URL(path, server.issuer), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic, ...headers }, body, redirect: 'manual' });
+      fetch(new URL(path, server.issuer), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic, ...headers },
+        body,
+        redirect: 'manual',
+      });
     const get = (path: string, headers: Record<string, string> = {}) => fetch(new URL(path, server.issuer), { headers, redirect: 'manual' });
 
     async function expectInvalidRequest(res: Response, mentions?: string) {
@@ -69,12 +74,18 @@ for (const kind of DIALECTS) {
       await expectInvalidRequest(await auth(`client_id=${clientId}&state=a%00b`), '"state"');
       await expectInvalidRequest(await post('/token', 'grant_type=authorization_code&code=abc%00&redirect_uri=x'), '"code"');
       await expectInvalidRequest(await post('/token', 'grant_type=refresh_token&refresh_token=abc%00'), '"refresh_token"');
-      await expectInvalidRequest(await post('/token', 'grant_type=refresh_token&refresh_token=x&client_id=a%00&client_secret=s', { authorization: '' }), '"client_id"');
+      await expectInvalidRequest(
+        await post('/token', 'grant_type=refresh_token&refresh_token=x&client_id=a%00&client_secret=s', { authorization: '' }),
+        '"client_id"',
+      );
       await expectInvalidRequest(await post('/token/introspection', 'token=abc%00'), '"token"');
       await expectInvalidRequest(await post('/token/revocation', 'token=abc%00'), '"token"');
       await expectInvalidRequest(await post('/request', `client_id=${clientId}&response_type=code&scope=openid&nonce=%00`), '"nonce"');
       // Basic credentials are decoded and looked up like a parameter.
-      await expectInvalidRequest(await post('/token/introspection', 'token=abc', { authorization: `Basic ${Buffer.from('web%00:secret').toString('base64')}` }), 'Authorization');
+      await expectInvalidRequest(
+        await post('/token/introspection', 'token=abc', { authorization: `Basic ${Buffer.from('web%00:secret').toString('base64')}` }),
+        'Authorization',
+      );
       // The same requests without the NUL reach the provider and get its own answers.
       expect((await post('/token', 'grant_type=refresh_token&refresh_token=abc')).status).toBe(400);
       expect(await (await post('/token/introspection', 'token=abc')).json()).toEqual({ active: false });
@@ -84,20 +95,36 @@ for (const kind of DIALECTS) {
       await expectInvalidRequest(await get(`/auth?client_id=${clientId}&state=%ED%A0%80`), '"state"');
       await expectInvalidRequest(await get(`/auth?client_id=${clientId}&state=%FF`), '"state"');
       await expectInvalidRequest(await post('/token/introspection', 'token=%C3'), '"token"');
-      await expectInvalidRequest(await post('/token', JSON.stringify({ grant_type: 'refresh_token', refresh_token: 'a\u0000' }), { 'content-type': 'application/json' }), '"refresh_token"');
+      await expectInvalidRequest(
+        await post('/token', JSON.stringify({ grant_type: 'refresh_token', refresh_token: 'a\u0000' }), { 'content-type': 'application/json' }),
+        '"refresh_token"',
+      );
       // JSON.stringify writes a lone surrogate as the escape PostgreSQL's jsonb refuses.
-      await expectInvalidRequest(await post('/token', JSON.stringify({ grant_type: 'refresh_token', refresh_token: 'a\ud800' }), { 'content-type': 'application/json' }), '"refresh_token"');
-      await expectInvalidRequest(await post('/token', `grant_type=refresh_token&refresh_token=${Buffer.from('a\0', 'utf16le').toString('latin1')}`, { 'content-type': 'application/x-www-form-urlencoded; charset=utf-16le' }));
+      await expectInvalidRequest(
+        await post('/token', JSON.stringify({ grant_type: 'refresh_token', refresh_token: 'a\ud800' }), { 'content-type': 'application/json' }),
+        '"refresh_token"',
+      );
+      await expectInvalidRequest(
+        await post('/token', `grant_type=refresh_token&refresh_token=${Buffer.from('a\0', 'utf16le').toString('latin1')}`, {
+          'content-type': 'application/x-www-form-urlencoded; charset=utf-16le',
+        }),
+      );
       await expectInvalidRequest(await get('/interaction/abc%00', { accept: 'application/json' }), 'path');
     });
 
-    test('finding 3 at the sign-in form: login=name%00 is a page in the person\'s language; the form still works after', async () => {
-      for (const [language, header] of [['en', 'en-GB,en;q=0.9'], ['de', 'de-DE,de;q=0.9,en;q=0.5']] as const) {
+    test("finding 3 at the sign-in form: login=name%00 is a page in the person's language; the form still works after", async () => {
+      for (const [language, header] of [
+        ['en', 'en-GB,en;q=0.9'],
+        ['de', 'de-DE,de;q=0.9,en;q=0.5'],
+      ] as const) {
         const agent = new UserAgent(server.issuer);
         const auth = await rp.authorizationUrl();
         const page = await agent.follow(auth.url);
         expect(page.status).toBe(200);
-        const refused = await agent.request(formAction(page.body), { form: { login: 'alice\0', password: 'correct horse battery' }, headers: { 'accept-language': header } });
+        const refused = await agent.request(formAction(page.body), {
+          form: { login: 'alice\0', password: 'correct horse battery' },
+          headers: { 'accept-language': header },
+        });
         expect(refused.status).toBe(400);
         expect(refused.headers.get('content-type')).toMatch(/^text\/html/);
         expect(refused.body).toContain(`<html lang="${language}">`);
@@ -160,7 +187,18 @@ for (const kind of DIALECTS) {
       expect(await appError(agent, malformed, { prompt: 'none' })).toMatchObject({ error: 'invalid_request' });
       expect(await appError(agent, { userinfo: { acr: { essential: true, values: [2] } } }, { prompt: 'none' })).toMatchObject({ error: 'invalid_request' });
       // Pushed (PAR) the same way: the library's own invalid_request, as JSON.
-      const pushed = await post('/request', new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', claims: JSON.stringify(malformed) }).toString());
+      const pushed = await post(
+        '/request',
+        new URLSearchParams({
+          client_id: clientId,
+          response_type: 'code',
+          scope: 'openid',
+          redirect_uri: REDIRECT,
+          code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+          code_challenge_method: 'S256',
+          claims: JSON.stringify(malformed),
+        }).toString(),
+      );
       await expectInvalidRequest(pushed, 'claims.id_token.acr.values');
     });
 
@@ -174,7 +212,9 @@ for (const kind of DIALECTS) {
 
     test('finding 5: an essential acr in userinfo is honoured next to one in id_token (the higher level is asked)', async () => {
       const agent = new UserAgent(server.issuer);
-      const auth = await rp.authorizationUrl({ claims: JSON.stringify({ id_token: { acr: { essential: true, values: [A1] } }, userinfo: { acr: { essential: true, values: [A2] } } }) });
+      const auth = await rp.authorizationUrl({
+        claims: JSON.stringify({ id_token: { acr: { essential: true, values: [A1] } }, userinfo: { acr: { essential: true, values: [A2] } } }),
+      });
       const page = await agent.follow(auth.url);
       const next = await agent.submit(formAction(page.body), { login: 'alice', password: 'correct horse battery' });
       // The password alone met the ID token's level 1, not userinfo's level 2: the second factor is asked.

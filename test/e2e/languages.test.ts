@@ -37,7 +37,20 @@ const heading = (page: Hop) => /<h1>([^<]*)<\/h1>/.exec(page.body)?.[1];
 const pseudoText = (key: string) => new Catalogue({ pseudo: true }).text(PSEUDO_LANGUAGE, key);
 
 /** Names a page shows as they are: the brand, the apps', the account's, the authenticator apps the TOTP enrolment suggests. */
-const NAMES = ['Twofold', APP, THIRD_PARTY_APP, DEVICE, 'anna', 'Google Authenticator', 'Microsoft Authenticator', 'Authy', '1Password', 'Bitwarden', 'FreeOTP', 'Aegis'];
+const NAMES = [
+  'Twofold',
+  APP,
+  THIRD_PARTY_APP,
+  DEVICE,
+  'anna',
+  'Google Authenticator',
+  'Microsoft Authenticator',
+  'Authy',
+  '1Password',
+  'Bitwarden',
+  'FreeOTP',
+  'Aegis',
+];
 
 /**
  * The words of a page a person reads that contain an unmarked letter: its text (title, headings,
@@ -69,7 +82,10 @@ describe("the pages in the person's language", () => {
   beforeAll(async () => {
     database = await createTestDatabase('pglite');
     // Everyone needs a second step: the second-factor and enrolment pages are reached from the password.
-    [server, pseudo] = await Promise.all([startTestServer(database, { MFA: 'required' }), startTestServer(database, { MFA: 'required', PSEUDO_LANGUAGE: 'true' })]);
+    [server, pseudo] = await Promise.all([
+      startTestServer(database, { MFA: 'required' }),
+      startTestServer(database, { MFA: 'required', PSEUDO_LANGUAGE: 'true' }),
+    ]);
     const { db, hasher, sealer } = server.opened.services;
     await savePolicy(db, GLOBAL, { mfa: 'required', trustedDevices: { enabled: true, days: 30 } }, 'test');
     const anna = await createAccount(db, hasher, { username: 'anna', password: PASSWORD });
@@ -83,7 +99,9 @@ describe("the pages in the person's language", () => {
     const third = await createClient(db, sealer, { name: THIRD_PARTY_APP, redirectUris: [THIRD_PARTY_REDIRECT] });
     pseudoThirdParty = await relyingParty(pseudo.issuer, third.clientId, third.clientSecret, THIRD_PARTY_REDIRECT);
     const device = await createClient(db, sealer, { name: DEVICE, deviceFlow: true, firstParty: true });
-    tv = await oidc.discovery(new URL(pseudo.issuer), device.clientId, { client_secret: device.clientSecret! }, oidc.ClientSecretBasic(device.clientSecret!), { execute: [oidc.allowInsecureRequests] });
+    tv = await oidc.discovery(new URL(pseudo.issuer), device.clientId, { client_secret: device.clientSecret! }, oidc.ClientSecretBasic(device.clientSecret!), {
+      execute: [oidc.allowInsecureRequests],
+    });
   });
 
   afterAll(async () => {
@@ -161,7 +179,8 @@ describe("the pages in the person's language", () => {
   });
 
   test('discovery lists the languages: English and German, and the pseudo-language where it is switched on', async () => {
-    const metadata = async (issuer: string) => (await (await fetch(new URL('/.well-known/openid-configuration', issuer))).json()) as { ui_locales_supported?: string[] };
+    const metadata = async (issuer: string) =>
+      (await (await fetch(new URL('/.well-known/openid-configuration', issuer))).json()) as { ui_locales_supported?: string[] };
     expect((await metadata(server.issuer)).ui_locales_supported).toEqual(['en', 'de']);
     expect((await metadata(pseudo.issuer)).ui_locales_supported).toEqual(['en', 'de', PSEUDO_LANGUAGE]);
   });
@@ -206,7 +225,9 @@ describe("the pages in the person's language", () => {
     expect(plainWords(expired.body)).toEqual([]);
 
     // The library's own words (the error's code and description) are shown as they are, beneath the page's.
-    const unknownApp = await agent.request(`/auth?${new URLSearchParams({ client_id: 'nope', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT })}`);
+    const unknownApp = await agent.request(
+      `/auth?${new URLSearchParams({ client_id: 'nope', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT })}`,
+    );
     expect(unknownApp.status).toBe(400);
     expect(plainWords(unknownApp.body, [/<p class="muted">[\s\S]*?<\/p>/g])).toEqual([]);
   });

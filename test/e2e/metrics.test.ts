@@ -22,7 +22,8 @@ const REDIRECT = 'http://app.example.test/callback';
 const TOKEN = 'metrics-token-0123456789abcdef';
 
 /** One sample of the text format: name, optional labels, value, optional timestamp. */
-const SAMPLE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? (-?\d+(\.\d+)?([eE][+-]?\d+)?|NaN|[+-]Inf)( -?\d+)?$/;
+const SAMPLE =
+  /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? (-?\d+(\.\d+)?([eE][+-]?\d+)?|NaN|[+-]Inf)( -?\d+)?$/;
 const COMMENT = /^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped))$/;
 
 /** The value of the sample named exactly so (labels in prom-client's order), or undefined. */
@@ -203,9 +204,22 @@ describe('metrics access', () => {
     });
     try {
       const { services } = server.opened;
-      const account = await createAccount(services.db, services.hasher, { username: 'carol-metrics', email: 'carol@example.test', password: 'a long password' });
+      const account = await createAccount(services.db, services.hasher, {
+        username: 'carol-metrics',
+        email: 'carol@example.test',
+        password: 'a long password',
+      });
       await services.factors.store.insert(account.id, 'email-code', { label: 'Email', secret: 'carol@example.test', data: { channel: 'email' } });
-      const send = (i: number) => services.factors.act('email-code', 'challenge', account, new InteractionState(services.db, services.sealer, `metrics-send-${i}`), 'send', {}, { ip: '203.0.113.7' });
+      const send = (i: number) =>
+        services.factors.act(
+          'email-code',
+          'challenge',
+          account,
+          new InteractionState(services.db, services.sealer, `metrics-send-${i}`),
+          'send',
+          {},
+          { ip: '203.0.113.7' },
+        );
       expect((await send(1)).ok).toBe(true);
       sink.refuseWith = 451;
       expect((await send(2)).ok).toBe(false);
@@ -228,14 +242,18 @@ describe('metrics access', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-metrics-')), 'token');
     fs.writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
     expect(testConfig(3000, { METRICS: 'token', METRICS_TOKEN_FILE: file }).metricsToken).toBe(TOKEN);
-    expect(() => testConfig(3000, { METRICS: 'token', METRICS_TOKEN_FILE: file, METRICS_TOKEN: TOKEN })).toThrow('set either METRICS_TOKEN or METRICS_TOKEN_FILE, not both');
+    expect(() => testConfig(3000, { METRICS: 'token', METRICS_TOKEN_FILE: file, METRICS_TOKEN: TOKEN })).toThrow(
+      'set either METRICS_TOKEN or METRICS_TOKEN_FILE, not both',
+    );
     expect(() => testConfig(3000, { METRICS: 'token', METRICS_TOKEN_FILE: `${file}.missing` })).toThrow(/METRICS_TOKEN_FILE: cannot read .* \(ENOENT\)/);
   });
 
   test('configuration: a token mode without a token, a short token, or token mode with workers stop the start', () => {
     expect(() => testConfig(3000, { METRICS: 'token' })).toThrow('METRICS: `token` needs METRICS_TOKEN or METRICS_TOKEN_FILE');
     expect(() => testConfig(3000, { METRICS: 'token', METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN: expected at least 16 characters.*\(got "…"\)/);
-    expect(() => testConfig(3000, { METRICS: 'token', METRICS_TOKEN: TOKEN, WORKERS: '2', DATABASE_URL: 'postgres://x/y' })).toThrow('with WORKERS > 1 use `listener`');
+    expect(() => testConfig(3000, { METRICS: 'token', METRICS_TOKEN: TOKEN, WORKERS: '2', DATABASE_URL: 'postgres://x/y' })).toThrow(
+      'with WORKERS > 1 use `listener`',
+    );
     expect(() => testConfig(3000, { METRICS: 'public' })).toThrow(/METRICS: /);
   });
 });

@@ -81,7 +81,8 @@ for (const kind of DIALECTS) {
       expect(next.body).not.toContain('Skip for now');
       expect(next.body).toMatch(/<img src="data:image\/png;base64,/);
       // The authenticator apps that work are named on the page.
-      for (const app of ['Google Authenticator', 'Microsoft Authenticator', 'Authy', '1Password', 'Bitwarden', 'FreeOTP', 'Aegis']) expect(next.body).toContain(app);
+      for (const app of ['Google Authenticator', 'Microsoft Authenticator', 'Authy', '1Password', 'Bitwarden', 'FreeOTP', 'Aegis'])
+        expect(next.body).toContain(app);
       const key = /<code class="key">([^<]+)<\/code>/.exec(next.body)![1]!.replace(/\s/g, '');
       const wrong = await agent.submit(formAction(next.body), { code: '000000', label: 'Phone' });
       expect(wrong.body).toContain('did not match');
@@ -97,10 +98,16 @@ for (const kind of DIALECTS) {
       expect(claims.acr).toBe('urn:twofold:acr:2');
 
       // The secret is sealed at rest: the raw row holds neither the key nor its bytes in any common encoding.
-      const row = await services.db.selectFrom('credentials').selectAll().where('account_id', '=', claims.sub).where('factor_id', '=', 'totp').executeTakeFirstOrThrow();
+      const row = await services.db
+        .selectFrom('credentials')
+        .selectAll()
+        .where('account_id', '=', claims.sub)
+        .where('factor_id', '=', 'totp')
+        .executeTakeFirstOrThrow();
       const bytes = Buffer.from(Secret.fromBase32(key).buffer);
       const raw = JSON.stringify(row);
-      for (const form of [key, key.toLowerCase(), bytes.toString('hex'), bytes.toString('base64'), bytes.toString('base64url')]) expect(raw).not.toContain(form);
+      for (const form of [key, key.toLowerCase(), bytes.toString('hex'), bytes.toString('base64'), bytes.toString('base64url')])
+        expect(raw).not.toContain(form);
       expect(row.secret_sealed).toEqual(expect.any(String));
       // Opened with the key from configuration, it is the key the page showed.
       expect((await services.factors.store.list(claims.sub, 'totp'))[0]!.secret).toBe(key);
@@ -143,7 +150,17 @@ for (const kind of DIALECTS) {
       const { account, username } = await newUser();
       const secret = newTotpSecret();
       const run = cliRunner(() => services);
-      const imported = await run('user', 'factor', 'import', username, 'totp', `secret=${secret.toLowerCase().replace(/(.{4})/g, '$1 ')}`, '--label', 'Old phone', '--json');
+      const imported = await run(
+        'user',
+        'factor',
+        'import',
+        username,
+        'totp',
+        `secret=${secret.toLowerCase().replace(/(.{4})/g, '$1 ')}`,
+        '--label',
+        'Old phone',
+        '--json',
+      );
       expect(imported.code).toBe(0);
       const agent = new UserAgent(optional.issuer);
       const { auth, next } = await password(agent, rpOptional, username);
@@ -326,7 +343,9 @@ for (const kind of DIALECTS) {
       const { account } = await newUser({ totp: true });
       const { InteractionState } = await import('../../src/mfa/step-state.ts');
       const outcomes = await Promise.all(
-        Array.from({ length: 200 }, (_, i) => services.factors.verify('totp', account, new InteractionState(services.db, services.sealer, `w-${i}`), { code: '000000' }, { ip: '192.0.2.1' })),
+        Array.from({ length: 200 }, (_, i) =>
+          services.factors.verify('totp', account, new InteractionState(services.db, services.sealer, `w-${i}`), { code: '000000' }, { ip: '192.0.2.1' }),
+        ),
       );
       const failedChecks = (await listAudit(services.db, { accountId: account.id, type: 'factor.failed', limit: 1000 })).length;
       expect(failedChecks).toBeLessThanOrEqual(5);
@@ -429,7 +448,14 @@ for (const kind of DIALECTS) {
       await savePolicy(
         services.db,
         GLOBAL,
-        { mfa: 'optional', throttle: { perAccountBurst: { points: 100, windowSeconds: 300 }, perAccountDay: { points: 100, windowSeconds: 86400 }, perAddress: { points: 1000, windowSeconds: 900 } } },
+        {
+          mfa: 'optional',
+          throttle: {
+            perAccountBurst: { points: 100, windowSeconds: 300 },
+            perAccountDay: { points: 100, windowSeconds: 86400 },
+            perAddress: { points: 1000, windowSeconds: 900 },
+          },
+        },
         'test',
       );
       const app = await createClient(services.db, services.sealer, { name: 'web', redirectUris: [REDIRECT], firstParty: true });
@@ -497,7 +523,12 @@ for (const kind of DIALECTS) {
         expect(loser.body).toContain('That is not right');
       }
       expect(await services.factors.store.remainingOneTimeCodes(credentialId)).toBe(4);
-      const used = await services.db.selectFrom('one_time_codes').select('used_at').where('credential_id', '=', credentialId).where('used_at', 'is not', null).execute();
+      const used = await services.db
+        .selectFrom('one_time_codes')
+        .select('used_at')
+        .where('credential_id', '=', credentialId)
+        .where('used_at', 'is not', null)
+        .execute();
       expect(used).toHaveLength(1);
     }, 120_000);
 
@@ -519,7 +550,11 @@ for (const kind of DIALECTS) {
       expect(16 * Math.log2(32)).toBeGreaterThanOrEqual(64);
       const download = /<a download="([^"]+)" href="data:text\/plain;charset=utf-8,([^"]+)">Download<\/a>/.exec(page.body);
       expect(download![1]).toBe('twofold-backup-codes.txt');
-      expect(decodeURIComponent(download![2]!.replace(/&#x3D;/g, '=')).trim().split('\n')).toEqual(codes);
+      expect(
+        decodeURIComponent(download![2]!.replace(/&#x3D;/g, '='))
+          .trim()
+          .split('\n'),
+      ).toEqual(codes);
       expect(page.body).toMatch(/<button type="button" class="link" data-print>Print<\/button>/);
       const done = await agent.submit(formAction(page.body), { saved: 'yes' });
       expect((await rp.redeem(done.location!, auth)).claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
@@ -531,7 +566,11 @@ for (const kind of DIALECTS) {
       const seen = Array.from({ length: 16 }, () => new Set<string>());
       let total = 0;
       for (let i = 0; total < 1000; i++) {
-        const view = await services.factors.beginEnrollment('backup-codes', account, new InteractionState(services.db, services.sealer, `entropy-${kind}-${i}`));
+        const view = await services.factors.beginEnrollment(
+          'backup-codes',
+          account,
+          new InteractionState(services.db, services.sealer, `entropy-${kind}-${i}`),
+        );
         for (const code of view.data.codes as string[]) {
           total++;
           [...code.replace(/-/g, '')].forEach((c, p) => seen[p]!.add(c));

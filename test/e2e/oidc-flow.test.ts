@@ -78,10 +78,21 @@ for (const kind of DIALECTS) {
       database = await createTestDatabase(kind);
       server = await startTestServer(database);
       const { db, hasher, sealer } = server.opened.services;
-      await createAccount(db, hasher, { username: 'alice', email: 'alice@example.test', emailVerified: true, displayName: 'Alice Liddell', password: 'correct horse battery' });
+      await createAccount(db, hasher, {
+        username: 'alice',
+        email: 'alice@example.test',
+        emailVerified: true,
+        displayName: 'Alice Liddell',
+        password: 'correct horse battery',
+      });
       const bob = await createAccount(db, hasher, { username: 'bob', password: 'bob password 1' });
       await setDisabled(db, bob.id, true);
-      const app = await createClient(db, sealer, { name: 'web', redirectUris: [REDIRECT], postLogoutRedirectUris: ['http://app.example.test/bye'], firstParty: true });
+      const app = await createClient(db, sealer, {
+        name: 'web',
+        redirectUris: [REDIRECT],
+        postLogoutRedirectUris: ['http://app.example.test/bye'],
+        firstParty: true,
+      });
       rp = await relyingParty(server.issuer, app.clientId, app.clientSecret, REDIRECT);
       const spa = await createClient(db, sealer, { name: 'spa', redirectUris: [REDIRECT], public: true, firstParty: true });
       publicClientId = spa.clientId;
@@ -106,7 +117,15 @@ for (const kind of DIALECTS) {
     test('discovery names every endpoint and no development defaults', async () => {
       const meta = rp.config.serverMetadata();
       expect(meta.issuer).toBe(server.issuer);
-      for (const key of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'introspection_endpoint', 'revocation_endpoint', 'end_session_endpoint'] as const) {
+      for (const key of [
+        'authorization_endpoint',
+        'token_endpoint',
+        'userinfo_endpoint',
+        'jwks_uri',
+        'introspection_endpoint',
+        'revocation_endpoint',
+        'end_session_endpoint',
+      ] as const) {
         expect(meta[key]).toMatch(/^http:\/\/localhost:/);
       }
       expect(meta.code_challenge_methods_supported).toEqual(['S256']);
@@ -151,7 +170,13 @@ for (const kind of DIALECTS) {
       const rowId = (code: string) => storedPayloadId(codeHasher, 'AuthorizationCode', code);
       // Expired in storage (the row's expires_at), and expired by the provider's own clock check (the payload's exp).
       for (const expire of [
-        (code: string) => db.updateTable('oidc_payloads').set({ expires_at: new Date(Date.now() - 60_000) }).where('kind', '=', 'AuthorizationCode').where('id', '=', rowId(code)).execute(),
+        (code: string) =>
+          db
+            .updateTable('oidc_payloads')
+            .set({ expires_at: new Date(Date.now() - 60_000) })
+            .where('kind', '=', 'AuthorizationCode')
+            .where('id', '=', rowId(code))
+            .execute(),
         (code: string) =>
           db
             .updateTable('oidc_payloads')
@@ -191,7 +216,9 @@ for (const kind of DIALECTS) {
       // What `twofold client add … --id-token-alg ES256` registers.
       const created = await createClient(db, sealer, { name: 'es256 app', redirectUris: [REDIRECT], firstParty: true, idTokenAlg: 'ES256' });
       expect(created.metadata.id_token_signed_response_alg).toBe('ES256');
-      const party = await relyingParty(server.issuer, created.clientId, created.clientSecret, REDIRECT, { metadata: { id_token_signed_response_alg: 'ES256' } });
+      const party = await relyingParty(server.issuer, created.clientId, created.clientSecret, REDIRECT, {
+        metadata: { id_token_signed_response_alg: 'ES256' },
+      });
       editTokenResponses(party, (t) => t);
       let agent = new UserAgent(server.issuer);
       let { auth, result } = await signIn(agent, party);
@@ -218,7 +245,9 @@ for (const kind of DIALECTS) {
       expect(tokens.access_token).toBeTruthy();
       expect((await oidc.refreshTokenGrant(party.config, tokens.refresh_token!)).access_token).toBeTruthy();
 
-      const wrong = await relyingParty(server.issuer, created.clientId, created.clientSecret, REDIRECT, { auth: oidc.ClientSecretPost(`${created.clientSecret}x`) });
+      const wrong = await relyingParty(server.issuer, created.clientId, created.clientSecret, REDIRECT, {
+        auth: oidc.ClientSecretPost(`${created.clientSecret}x`),
+      });
       const again = await signIn(new UserAgent(server.issuer), wrong);
       await expect(wrong.redeem(again.result.location!, again.auth)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
     });
@@ -226,9 +255,17 @@ for (const kind of DIALECTS) {
     test('private_key_jwt: an assertion signed with the registered key is accepted; a replayed one, or one signed with another key, is invalid_client', async () => {
       const { db, sealer } = server.opened.services;
       const registered = await clientKey('app-key-1');
-      const created = await createClient(db, sealer, { name: 'jwt app', redirectUris: [REDIRECT], firstParty: true, authMethod: 'private_key_jwt', jwks: { keys: [registered.publicJwk] } });
+      const created = await createClient(db, sealer, {
+        name: 'jwt app',
+        redirectUris: [REDIRECT],
+        firstParty: true,
+        authMethod: 'private_key_jwt',
+        jwks: { keys: [registered.publicJwk] },
+      });
       expect(created.clientSecret).toBeNull();
-      const party = await relyingParty(server.issuer, created.clientId, null, REDIRECT, { auth: oidc.PrivateKeyJwt({ key: registered.privateKey, kid: 'app-key-1' }) });
+      const party = await relyingParty(server.issuer, created.clientId, null, REDIRECT, {
+        auth: oidc.PrivateKeyJwt({ key: registered.privateKey, kid: 'app-key-1' }),
+      });
       const agent = new UserAgent(server.issuer);
       const { auth, result } = await signIn(agent, party);
       const tokens = await party.redeem(result.location!, auth);
@@ -269,7 +306,9 @@ for (const kind of DIALECTS) {
 
       // Same kid, different key: the signature does not verify.
       const impostor = await clientKey('app-key-1');
-      const forged = await relyingParty(server.issuer, created.clientId, null, REDIRECT, { auth: oidc.PrivateKeyJwt({ key: impostor.privateKey, kid: 'app-key-1' }) });
+      const forged = await relyingParty(server.issuer, created.clientId, null, REDIRECT, {
+        auth: oidc.PrivateKeyJwt({ key: impostor.privateKey, kid: 'app-key-1' }),
+      });
       const again = await signIn(new UserAgent(server.issuer), forged);
       await expect(forged.redeem(again.result.location!, again.auth)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
     });
@@ -325,7 +364,11 @@ for (const kind of DIALECTS) {
 
     test('wrong password, unknown user and disabled user get the same answer', async () => {
       const answers = [];
-      for (const [login, password] of [['alice', 'wrong password'], ['nobody', 'whatever pass'], ['bob', 'bob password 1']]) {
+      for (const [login, password] of [
+        ['alice', 'wrong password'],
+        ['nobody', 'whatever pass'],
+        ['bob', 'bob password 1'],
+      ]) {
         const agent = new UserAgent(server.issuer);
         const { result } = await signIn(agent, rp, login, password);
         expect(result.status).toBe(401);
@@ -386,12 +429,24 @@ for (const kind of DIALECTS) {
     });
 
     test('bad requests to the API get JSON errors, never a 500', async () => {
-      const token = await fetch(new URL('/token', server.issuer), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=authorization_code&code=nope' });
+      const token = await fetch(new URL('/token', server.issuer), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=authorization_code&code=nope',
+      });
       expect(token.status).toBe(400);
       expect(await token.json()).toMatchObject({ error: 'invalid_request' });
-      const garbage = await fetch(new URL('/interaction/nope/login', server.issuer), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.issuer }, body: '%%%' });
+      const garbage = await fetch(new URL('/interaction/nope/login', server.issuer), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.issuer },
+        body: '%%%',
+      });
       expect(garbage.status).toBeLessThan(500);
-      const cross = await fetch(new URL('/interaction/nope/login', server.issuer), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://evil.example.test' }, body: 'login=a' });
+      const cross = await fetch(new URL('/interaction/nope/login', server.issuer), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://evil.example.test' },
+        body: 'login=a',
+      });
       expect(cross.status).toBe(403);
     });
   });

@@ -89,7 +89,7 @@ function untranslated(text: string, allowed: string[]): string[] {
     const escaped = a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     rest = rest.replace(new RegExp(`(?<![A-Za-z0-9])${escaped}(?![A-Za-z0-9])`, 'g'), ' ');
   }
-  for (let before = ''; before !== rest; ) {
+  for (let before = ''; before !== rest;) {
     before = rest;
     rest = rest.replace(/⟦[^⟦⟧]*⟧/g, ' ');
   }
@@ -175,7 +175,14 @@ describeBrowser('every page a person meets, in Chromium, in English, German and 
       const cdp = await context.newCDPSession(page);
       await cdp.send('WebAuthn.enable', { enableUI: false });
       await cdp.send('WebAuthn.addVirtualAuthenticator', {
-        options: { protocol: 'ctap2', transport: 'usb', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+        options: {
+          protocol: 'ctap2',
+          transport: 'usb',
+          hasResidentKey: true,
+          hasUserVerification: true,
+          isUserVerified: true,
+          automaticPresenceSimulation: true,
+        },
       });
     }
     return { context, page };
@@ -463,12 +470,18 @@ describeBrowser('every page a person meets, in Chromium, in English, German and 
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         if (overflow > 0) problems.push(`${name} ${width}px: the page is ${overflow}px wider than the screen`);
         // One box per code: a code that wraps at its hyphen has two.
-        const broken = await page.locator('ol.codes code').evaluateAll((els) => els.filter((el) => el.getClientRects().length !== 1).map((el) => el.textContent));
+        const broken = await page
+          .locator('ol.codes code')
+          .evaluateAll((els) => els.filter((el) => el.getClientRects().length !== 1).map((el) => el.textContent));
         problems.push(...broken.map((code) => `${name} ${width}px: the backup code ${code} breaks over two lines`));
         for (const colorScheme of SCHEMES) {
           await page.emulateMedia({ colorScheme });
           const found = await page.evaluate(async () => {
-            const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[]; failureSummary?: string }> }> }> } }).axe;
+            const axe = (
+              window as unknown as {
+                axe: { run(o: unknown): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown[]; failureSummary?: string }> }> }> };
+              }
+            ).axe;
             const result = await axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } });
             return result.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${JSON.stringify(n.target)} ${n.failureSummary ?? ''}`));
           });
@@ -517,16 +530,24 @@ describeBrowser('every page a person meets, in Chromium, in English, German and 
   }
 
   for (const lang of ['en', 'de'] as const) {
-    test(`${lang}: every page passes axe (WCAG 2 AA) light and dark at 390 and 1280 px, fits the screen, speaks ${lang}; backup codes unbroken`, async () => {
-      const problems: string[] = [];
-      await tour(lang, audit(lang, problems));
-      expect(problems).toEqual([]);
-    }, TOUR_TIMEOUT);
+    test(
+      `${lang}: every page passes axe (WCAG 2 AA) light and dark at 390 and 1280 px, fits the screen, speaks ${lang}; backup codes unbroken`,
+      async () => {
+        const problems: string[] = [];
+        await tour(lang, audit(lang, problems));
+        expect(problems).toEqual([]);
+      },
+      TOUR_TIMEOUT,
+    );
   }
 
-  test('en-XA: every text on every page comes from the message catalogue', async () => {
-    const problems: string[] = [];
-    await tour(PSEUDO_LANGUAGE, catalogueOnly(problems));
-    expect(problems).toEqual([]);
-  }, TOUR_TIMEOUT);
+  test(
+    'en-XA: every text on every page comes from the message catalogue',
+    async () => {
+      const problems: string[] = [];
+      await tour(PSEUDO_LANGUAGE, catalogueOnly(problems));
+      expect(problems).toEqual([]);
+    },
+    TOUR_TIMEOUT,
+  );
 });

@@ -73,7 +73,11 @@ for (const kind of DIALECTS) {
     }
 
     const userinfo = async (accessToken: string) => (await fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status;
-    const refresh = (refreshToken: string) => oidc.refreshTokenGrant(rp.config, refreshToken).then(() => 'refreshed', (err: { error?: string }) => err.error);
+    const refresh = (refreshToken: string) =>
+      oidc.refreshTokenGrant(rp.config, refreshToken).then(
+        () => 'refreshed',
+        (err: { error?: string }) => err.error,
+      );
     const sessionUids = async (accountId: string) =>
       (await services.db.selectFrom('oidc_payloads').select('payload').where('kind', '=', 'Session').execute())
         .map((r) => r.payload as { uid: string; accountId?: string })
@@ -92,7 +96,12 @@ for (const kind of DIALECTS) {
       services.sessionsEnded.push((ended) => void heard.push(ended));
 
       let out = '';
-      const code = await runCli(['user', 'set-password', account.username, '--password-stdin'], { out: (t) => (out += t), err: (t) => (out += t), stdin: 'the new password\n' }, services, 'admin:test');
+      const code = await runCli(
+        ['user', 'set-password', account.username, '--password-stdin'],
+        { out: (t) => (out += t), err: (t) => (out += t), stdin: 'the new password\n' },
+        services,
+        'admin:test',
+      );
       services.sessionsEnded.pop();
       expect(code).toBe(0);
       expect(out).toMatch(new RegExp(`^password set for ${account.username}; sessions ended: 2, grants, tokens and codes revoked: \\d+\\n$`));
@@ -128,7 +137,13 @@ for (const kind of DIALECTS) {
       const elsewhere = await signedIn(account.username);
       expect(await sessionUids(account.id)).toHaveLength(2);
 
-      const result = await changePassword(services, { accountId: account.id, password: 'my own new password', via: 'self', actor: 'user', keepSessionUid: hereUid });
+      const result = await changePassword(services, {
+        accountId: account.id,
+        password: 'my own new password',
+        via: 'self',
+        actor: 'user',
+        keepSessionUid: hereUid,
+      });
       expect(result).toMatchObject({ ok: true, keptSession: true });
       expect(result.ok && result.sessionsEnded.map((s) => s.uid)).toEqual([expect.any(String)]);
       expect(result.ok && result.sessionsEnded.some((s) => s.uid === hereUid)).toBe(false);
@@ -150,7 +165,9 @@ for (const kind of DIALECTS) {
       const page = await agent.follow(auth.url);
       const second = await agent.submit(formAction(page.body), { login: account.username, password: PASSWORD });
       expect(second.body).toContain('Two-step verification');
-      expect(await changePassword(services, { accountId: account.id, password: 'reset by the admin', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: true });
+      expect(await changePassword(services, { accountId: account.id, password: 'reset by the admin', via: 'admin', actor: 'admin:test' })).toMatchObject({
+        ok: true,
+      });
 
       const after = await agent.submit(formAction(second.body), { code: totpCode(secret) });
       expect(after.location ?? '').not.toMatch(/code=/);

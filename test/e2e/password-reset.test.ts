@@ -29,7 +29,11 @@ const PASSWORD = 'the first long password';
 const NEW_PASSWORD = 'a brand new passphrase';
 let users = 0;
 
-const textOf = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c))).replace(/\s+/g, ' ');
+const textOf = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c)))
+    .replace(/\s+/g, ' ');
 
 let sink: MailSink;
 beforeAll(async () => {
@@ -79,7 +83,9 @@ for (const kind of DIALECTS) {
       const page = await agent.follow(auth.url);
       let next = await agent.submit(formAction(page.body), { login: username, password });
       if (totp && next.body.includes('name="code"')) next = await agent.submit(formAction(next.body), { code: totp(), ...(trust ? { trust: 'yes' } : {}) });
-      return next.location?.startsWith(REDIRECT) && new URL(next.location).searchParams.has('code') ? { done: true as const, page: next } : { done: false as const, page: next };
+      return next.location?.startsWith(REDIRECT) && new URL(next.location).searchParams.has('code')
+        ? { done: true as const, page: next }
+        : { done: false as const, page: next };
     }
 
     /** Asks for a link from the sign-in page, as a person would; the answer page. */
@@ -130,7 +136,9 @@ for (const kind of DIALECTS) {
       expect(textOf(short.body)).toContain('Use at least 15 characters: this password is the only way to sign in');
       const own = await agent.submit(formAction(form.body), { token, password: `${username} is me`, confirm: `${username} is me` });
       expect(textOf(own.body)).toContain('must not contain your username');
-      expect((await services.db.selectFrom('password_resets').select('used_at').where('account_id', '=', account.id).executeTakeFirstOrThrow()).used_at).toBeNull();
+      expect(
+        (await services.db.selectFrom('password_resets').select('used_at').where('account_id', '=', account.id).executeTakeFirstOrThrow()).used_at,
+      ).toBeNull();
       expect((await signIn(new UserAgent(server.issuer), username, PASSWORD)).done).toBe(true);
 
       const done = await agent.submit(formAction(form.body), { token, password: NEW_PASSWORD, confirm: NEW_PASSWORD });
@@ -214,13 +222,17 @@ for (const kind of DIALECTS) {
         const expired = await agent.follow(second);
         expect(expired.status).toBe(410);
         expect(textOf(expired.body)).toContain('This link has expired: a link to reset your password works for 15 minutes.');
-        const posted = await agent.request('/password/reset', { form: { token: new URL(second).searchParams.get('token')!, password: NEW_PASSWORD, confirm: NEW_PASSWORD } });
+        const posted = await agent.request('/password/reset', {
+          form: { token: new URL(second).searchParams.get('token')!, password: NEW_PASSWORD, confirm: NEW_PASSWORD },
+        });
         expect(posted.status).toBe(410);
       } finally {
         clock.advance(-16 * 60);
       }
       expect((await signIn(new UserAgent(server.issuer), username, PASSWORD)).done).toBe(true);
-      expect((await services.db.selectFrom('password_resets').select('used_at').where('account_id', '=', account.id).execute()).every((r) => r.used_at === null)).toBe(true);
+      expect(
+        (await services.db.selectFrom('password_resets').select('used_at').where('account_id', '=', account.id).execute()).every((r) => r.used_at === null),
+      ).toBe(true);
     });
 
     test('a cross-site post is refused', async () => {
@@ -256,7 +268,14 @@ for (const kind of DIALECTS) {
       const devices = await services.db.selectFrom('trusted_devices').select('revoked_at').where('account_id', '=', account.id).execute();
       expect(devices.length).toBeGreaterThan(0);
       expect(devices.every((d) => d.revoked_at !== null)).toBe(true);
-      expect(await services.db.selectFrom('oidc_payloads').select('id').where('kind', '=', 'Session').where((eb) => eb.fn('jsonb_extract_path_text', [eb.ref('payload'), eb.val('accountId')]), '=', account.id).execute()).toEqual([]);
+      expect(
+        await services.db
+          .selectFrom('oidc_payloads')
+          .select('id')
+          .where('kind', '=', 'Session')
+          .where((eb) => eb.fn('jsonb_extract_path_text', [eb.ref('payload'), eb.val('accountId')]), '=', account.id)
+          .execute(),
+      ).toEqual([]);
 
       // Same browser, new password: the code is asked for.
       const next = await signIn(browser, username, 'mauve ox');

@@ -147,7 +147,11 @@ for (const kind of DIALECTS) {
       const { username } = await user(services);
       const c = await createClient(services.db, services.sealer, { name: `aged${n}`, redirectUris: [REDIRECT], firstParty: true });
       const row = (await findClientRow(services.db, c.clientId))!;
-      await services.db.updateTable('clients').set({ metadata: JSON.stringify({ ...row.metadata, default_max_age: 1, require_auth_time: true }) }).where('client_id', '=', c.clientId).execute();
+      await services.db
+        .updateTable('clients')
+        .set({ metadata: JSON.stringify({ ...row.metadata, default_max_age: 1, require_auth_time: true }) })
+        .where('client_id', '=', c.clientId)
+        .execute();
       const rp = await relyingParty(server.issuer, c.clientId, c.clientSecret, REDIRECT);
       const agent = new UserAgent(server.issuer);
       const first = await password(agent, rp, username);
@@ -159,7 +163,11 @@ for (const kind of DIALECTS) {
       // The metadata is validated, not trusted: a malformed value keeps the app from signing anyone in.
       const bad = await createClient(services.db, services.sealer, { name: `badmeta${n}`, redirectUris: [REDIRECT], firstParty: true });
       const badRow = (await findClientRow(services.db, bad.clientId))!;
-      await services.db.updateTable('clients').set({ metadata: JSON.stringify({ ...badRow.metadata, require_auth_time: 'yes' }) }).where('client_id', '=', bad.clientId).execute();
+      await services.db
+        .updateTable('clients')
+        .set({ metadata: JSON.stringify({ ...badRow.metadata, require_auth_time: 'yes' }) })
+        .where('client_id', '=', bad.clientId)
+        .execute();
       const badRp = await relyingParty(server.issuer, bad.clientId, bad.clientSecret, REDIRECT);
       const refused = await new UserAgent(server.issuer).follow((await badRp.authorizationUrl()).url);
       expect(refused.body).not.toContain('name="password"');
@@ -214,7 +222,9 @@ for (const kind of DIALECTS) {
       const { username } = await user(services, true);
       expect(appError((await password(new UserAgent(server.issuer), keysOnly, username)).next)).toBe('unmet_authentication_requirements');
       // A request cannot lower it.
-      expect(appError((await password(new UserAgent(server.issuer), keysOnly, username, { acr_values: REFEDS_SFA })).next)).toBe('unmet_authentication_requirements');
+      expect(appError((await password(new UserAgent(server.issuer), keysOnly, username, { acr_values: REFEDS_SFA })).next)).toBe(
+        'unmet_authentication_requirements',
+      );
 
       // A group that requires level 3, signing in to an app that asks for nothing.
       const admins = await createGroup(services.db, `level3-${n}`);
@@ -270,7 +280,7 @@ for (const kind of DIALECTS) {
       const { account, username, secret } = await user(services, true);
       const first = new UserAgent(server.issuer);
       const r = await password(first, strict, username);
-      expect(r.next.body).toContain("Don&#39;t ask again on this device for 30 days");
+      expect(r.next.body).toContain('Don&#39;t ask again on this device for 30 days');
       const done = await first.submit(formAction(r.next.body), { code: totpCode(secret!), trust: 'yes' });
       expect(done.location).toMatch(/code=/);
       const device = first.cookies.get('twofold.device');
@@ -341,7 +351,7 @@ for (const kind of DIALECTS) {
       const r = await password(agent, noDevices, username);
       expect(r.next.body).toContain('Two-step verification');
       expect(r.next.body).not.toContain('name="trust"');
-      expect(r.next.body).not.toContain("Don&#39;t ask again");
+      expect(r.next.body).not.toContain('Don&#39;t ask again');
       const done = await agent.submit(formAction(r.next.body), { code: totpCode(secret!), trust: 'yes' });
       expect(done.location).toMatch(/code=/);
       expect(agent.cookies.get('twofold.device')).toBeUndefined();
@@ -352,10 +362,14 @@ for (const kind of DIALECTS) {
       const { account, username } = await user(services, true);
       // Enough codes that using one brings no "few codes left" notice first.
       const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-      await enrolBackupCodes(services, account.id, Array.from({ length: 10 }, (_, i) => alphabet.slice(i, i + 16)));
+      await enrolBackupCodes(
+        services,
+        account.id,
+        Array.from({ length: 10 }, (_, i) => alphabet.slice(i, i + 16)),
+      );
       const agent = new UserAgent(server.issuer);
       const r = await password(agent, strict, username);
-      expect(r.next.body).toContain("Don&#39;t ask again"); // the authenticator app's page offers it
+      expect(r.next.body).toContain('Don&#39;t ask again'); // the authenticator app's page offers it
       const uid = formAction(r.next.body).match(/\/interaction\/([^/?]+)/)![1];
       const page = await agent.follow(`${server.issuer}/interaction/${uid}?factor=backup-codes`);
       expect(page.body).toContain('Enter one of your backup codes');
@@ -374,12 +388,20 @@ for (const kind of DIALECTS) {
       expect(await skips(device(), strict, username)).toBe(true);
 
       // The argon2 parameters changed and the hash was upgraded at sign-in: nothing the user did, the device stands.
-      await services.db.updateTable('accounts').set({ password_hash: await services.hasher.hash('a long password') }).where('id', '=', account.id).execute();
+      await services.db
+        .updateTable('accounts')
+        .set({ password_hash: await services.hasher.hash('a long password') })
+        .where('id', '=', account.id)
+        .execute();
       expect(await skips(device(), strict, username)).toBe(true);
 
       // Expired.
       const [row] = await listDevices(services.db, account.id);
-      await services.db.updateTable('trusted_devices').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', row!.id).execute();
+      await services.db
+        .updateTable('trusted_devices')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('id', '=', row!.id)
+        .execute();
       expect(await skips(device(), strict, username)).toBe(false);
       expect((await listDevices(services.db, account.id))[0]!.state).toBe('expired');
 
@@ -393,9 +415,15 @@ for (const kind of DIALECTS) {
       // The password reset.
       const third = await trustedSignIn(username, secret!, 1);
       expect(await skips(third(), strict, username)).toBe(true);
-      expect(await changePassword(services, { accountId: account.id, password: 'a long password', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: true });
+      expect(await changePassword(services, { accountId: account.id, password: 'a long password', via: 'admin', actor: 'admin:test' })).toMatchObject({
+        ok: true,
+      });
       expect(await skips(third(), strict, username)).toBe(false);
-      expect((await listDevices(services.db, account.id)).map((d) => d.state)).toEqual(['void (factors or password changed)', 'void (factors or password changed)', 'expired']);
+      expect((await listDevices(services.db, account.id)).map((d) => d.state)).toEqual([
+        'void (factors or password changed)',
+        'void (factors or password changed)',
+        'expired',
+      ]);
     });
 
     test('last used moves only when the device stood in, not on a sign-in to an app that denies it; an app with no setting allows it', async () => {

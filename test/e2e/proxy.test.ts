@@ -29,12 +29,15 @@ interface Answer {
 /** One raw HTTP/1.1 request to the provider's port: any Host, any request target, any headers. */
 function raw(port: number, target: string, headers: Record<string, string>, init: { method?: string; body?: string } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: init.method ?? 'GET', path: target, headers: { connection: 'close', ...headers }, setHost: !('host' in headers) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method: init.method ?? 'GET', path: target, headers: { connection: 'close', ...headers }, setHost: !('host' in headers) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(init.body);
   });
@@ -92,10 +95,21 @@ const FORGERIES: Array<[string, Record<string, string>]> = [
   ['X-Forwarded-Proto: http', { host: 'id.example.test', 'x-forwarded-proto': 'http' }],
   ['a malformed X-Forwarded-Proto', { host: 'id.example.test', 'x-forwarded-proto': 'gopher, https' }],
   ['a malformed X-Forwarded-For', { host: 'id.example.test', 'x-forwarded-for': 'not an address, ;;' }],
-  ['every forged header at once', { host: 'evil.example', 'x-forwarded-host': 'evil2.example', 'x-forwarded-proto': 'http', 'x-forwarded-for': '203.0.113.66' }],
+  [
+    'every forged header at once',
+    { host: 'evil.example', 'x-forwarded-host': 'evil2.example', 'x-forwarded-proto': 'http', 'x-forwarded-for': '203.0.113.66' },
+  ],
 ];
 
-const ENDPOINTS = ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'introspection_endpoint', 'revocation_endpoint', 'end_session_endpoint'];
+const ENDPOINTS = [
+  'authorization_endpoint',
+  'token_endpoint',
+  'userinfo_endpoint',
+  'jwks_uri',
+  'introspection_endpoint',
+  'revocation_endpoint',
+  'end_session_endpoint',
+];
 
 for (const kind of DIALECTS) {
   describe.each([

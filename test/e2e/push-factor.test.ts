@@ -27,7 +27,12 @@ import type { Account } from '../../src/db/schema.ts';
 const REDIRECT = 'http://app.example.test/callback';
 let userCount = 0;
 
-const textOf = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#x27;|&#39;/g, "'").replace(/&quot;|&#34;/g, '"').replace(/\s+/g, ' ');
+const textOf = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#x27;|&#39;/g, "'")
+    .replace(/&quot;|&#34;/g, '"')
+    .replace(/\s+/g, ' ');
 const uidOf = (page: Hop) => /\/interaction\/([^/?"]+)/.exec(page.body)![1]!;
 
 for (const kind of DIALECTS) {
@@ -44,7 +49,11 @@ for (const kind of DIALECTS) {
     beforeAll(async () => {
       database = await createTestDatabase(kind);
       // Loaded the way an operator adds it: named in FACTORS, by its path, after the built-in ones.
-      const env = { MFA: 'required', FACTORS: PUSH_FACTORS, FACTOR_SETTINGS: JSON.stringify({ push: { notifyUrl: RELAY_URL, notifyToken: RELAY_TOKEN, ttl: 60 } }) };
+      const env = {
+        MFA: 'required',
+        FACTORS: PUSH_FACTORS,
+        FACTOR_SETTINGS: JSON.stringify({ push: { notifyUrl: RELAY_URL, notifyToken: RELAY_TOKEN, ttl: 60 } }),
+      };
       const options = { httpTransport: phone.transport, clock };
       server = await startTestServer(database, env, options);
       other = await startTestServer(database, env, options);
@@ -120,7 +129,12 @@ for (const kind of DIALECTS) {
       const enrolled = (await rp.redeem(done.location!, first.auth)).claims()!;
       expect(enrolled.amr).toEqual(expect.arrayContaining(['pwd', 'swk', 'mfa']));
       // The key is stored sealed: the row holds neither it nor its bytes.
-      const row = await services.db.selectFrom('credentials').selectAll().where('account_id', '=', account.id).where('factor_id', '=', 'push').executeTakeFirstOrThrow();
+      const row = await services.db
+        .selectFrom('credentials')
+        .selectAll()
+        .where('account_id', '=', account.id)
+        .where('factor_id', '=', 'push')
+        .executeTakeFirstOrThrow();
       expect(JSON.stringify(row)).not.toContain(key);
       expect(JSON.stringify(row)).not.toContain(Buffer.from(key, 'base64url').toString('hex'));
 

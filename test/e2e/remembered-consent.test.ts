@@ -57,7 +57,13 @@ for (const kind of DIALECTS) {
     async function person() {
       const username = `consent${++users}`;
       const { db, hasher } = server.opened.services;
-      const account = await createAccount(db, hasher, { username, email: `${username}@example.test`, emailVerified: true, displayName: `Person ${users}`, password: PASSWORD });
+      const account = await createAccount(db, hasher, {
+        username,
+        email: `${username}@example.test`,
+        emailVerified: true,
+        displayName: `Person ${users}`,
+        password: PASSWORD,
+      });
       return { username, account };
     }
 
@@ -66,7 +72,10 @@ for (const kind of DIALECTS) {
       const auth = await gallery.authorizationUrl({ scope });
       const page = await agent.follow(auth.url);
       // A browser with a session goes straight on; a fresh one gets the sign-in form.
-      const result = page.status === 200 && page.body.includes('name="password"') ? await agent.submit(formAction(page.body), { login: username, password: PASSWORD }) : page;
+      const result =
+        page.status === 200 && page.body.includes('name="password"')
+          ? await agent.submit(formAction(page.body), { login: username, password: PASSWORD })
+          : page;
       return { auth, result };
     }
 
@@ -90,7 +99,12 @@ for (const kind of DIALECTS) {
     }
 
     async function rememberedGrant(accountId: string) {
-      return server.opened.services.db.selectFrom('consents').selectAll().where('account_id', '=', accountId).where('client_id', '=', galleryId).executeTakeFirst();
+      return server.opened.services.db
+        .selectFrom('consents')
+        .selectAll()
+        .where('account_id', '=', accountId)
+        .where('client_id', '=', galleryId)
+        .executeTakeFirst();
     }
 
     /** The grants the account's refresh tokens were issued under. */
@@ -108,7 +122,10 @@ for (const kind of DIALECTS) {
     /** The stored Grant's row (kind, hashed id), as the adapter keeps it. */
     function grantRow(grantId: string) {
       const { db, codeHasher } = server.opened.services;
-      return db.selectFrom('oidc_payloads').where('kind', '=', 'Grant').where('id', '=', storedPayloadId(codeHasher, 'Grant', grantId));
+      return db
+        .selectFrom('oidc_payloads')
+        .where('kind', '=', 'Grant')
+        .where('id', '=', storedPayloadId(codeHasher, 'Grant', grantId));
     }
 
     test('asked once: a fresh browser with the same or fewer scopes goes straight back to the app', async () => {
@@ -177,7 +194,9 @@ for (const kind of DIALECTS) {
       await expect(oidc.refreshTokenGrant(gallery.config, rotated.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
       expect((await oidc.tokenIntrospection(gallery.config, rotated.access_token)).active).toBe(false);
       expect(await rememberedGrant(account.id)).toBeUndefined();
-      expect((await listAudit(server.opened.services.db, { accountId: account.id, type: 'consent.revoked' })).map((e) => [e.client_id, e.actor])).toEqual([[galleryId, 'admin:test']]);
+      expect((await listAudit(server.opened.services.db, { accountId: account.id, type: 'consent.revoked' })).map((e) => [e.client_id, e.actor])).toEqual([
+        [galleryId, 'admin:test'],
+      ]);
 
       // The same browser (its session still names the grant) and a fresh one are both asked again.
       expect(isConsentPage((await signIn(agent, username)).result)).toBe(true);
@@ -204,7 +223,7 @@ for (const kind of DIALECTS) {
       expect(isConsentPage((await signIn(one, username)).result)).toBe(true);
     });
 
-    test('signing out of one browser keeps the consent and the other browsers\' tokens', async () => {
+    test("signing out of one browser keeps the consent and the other browsers' tokens", async () => {
       const { username } = await person();
       const first = await consent(new UserAgent(server.issuer), username);
       const second = new UserAgent(server.issuer);
@@ -232,7 +251,7 @@ for (const kind of DIALECTS) {
       expect(await rememberedGrant(account.id)).toBeUndefined();
     });
 
-    test('each sign-in moves the remembered grant\'s expiry to GRANT_TTL from then; an expired one asks again', async () => {
+    test("each sign-in moves the remembered grant's expiry to GRANT_TTL from then; an expired one asks again", async () => {
       const { username, account } = await person();
       await consent(new UserAgent(server.issuer), username);
       const { grant_id: grantId } = (await rememberedGrant(account.id))!;

@@ -77,7 +77,15 @@ for (const kind of DIALECTS) {
       const seed = newSeedKey();
       await seedWebAuthnCredential(services, account.id, seed);
       const key = new SoftwareAuthenticator({ origin: server.issuer });
-      key.keys.push({ credentialId: seed.credentialId, privateKey: seed.privateKey, publicKey: seed.publicKey, userHandle: seed.userHandle.toString('base64url'), rpId: 'localhost', counter: 0, be: false });
+      key.keys.push({
+        credentialId: seed.credentialId,
+        privateKey: seed.privateKey,
+        publicKey: seed.publicKey,
+        userHandle: seed.userHandle.toString('base64url'),
+        rpId: 'localhost',
+        counter: 0,
+        be: false,
+      });
       const agent = new UserAgent(server.issuer);
       const auth = await rp.authorizationUrl(LEVEL3);
       const login = await agent.follow(auth.url);

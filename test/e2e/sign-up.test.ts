@@ -26,7 +26,12 @@ const REDIRECT = 'http://app.example.test/callback';
 const PASSWORD = 'a long enough passphrase';
 let people = 0;
 
-const textOf = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c))).replace(/&amp;/g, '&').replace(/\s+/g, ' ');
+const textOf = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c)))
+    .replace(/&amp;/g, '&')
+    .replace(/\s+/g, ' ');
 const verifyLink = (text: string) => {
   const link = /https?:\/\/\S+\/signup\/verify\?token=[A-Za-z0-9_-]+(?:&ui_locales=[\w-]+)?/.exec(text)?.[0];
   if (!link) throw new Error(`no confirmation link in:\n${text}`);
@@ -82,7 +87,11 @@ for (const kind of DIALECTS) {
 
     beforeAll(async () => {
       database = await createTestDatabase(kind);
-      server = await startTestServer(database, { SMTP_URL: sink.url, MAIL_FROM: 'Example ID <id@example.test>', BRAND_NAME: 'Example ID', SIGN_UP: 'true' }, { clock });
+      server = await startTestServer(
+        database,
+        { SMTP_URL: sink.url, MAIL_FROM: 'Example ID <id@example.test>', BRAND_NAME: 'Example ID', SIGN_UP: 'true' },
+        { clock },
+      );
       services = server.opened.services;
       await savePolicy(services.db, GLOBAL, { mfa: 'optional' }, 'test');
       const app = await createClient(services.db, services.sealer, { name: 'web', redirectUris: [REDIRECT], firstParty: true });
@@ -96,7 +105,10 @@ for (const kind of DIALECTS) {
       await database?.close();
     });
     beforeEach(async () => {
-      await services.db.deleteFrom('rate_limits').where((eb) => eb.or([eb('key', 'like', `${SIGN_UP_PER_CLIENT.name}:%`), eb('key', 'like', `${SIGN_UP_PER_EMAIL.name}:%`)])).execute();
+      await services.db
+        .deleteFrom('rate_limits')
+        .where((eb) => eb.or([eb('key', 'like', `${SIGN_UP_PER_CLIENT.name}:%`), eb('key', 'like', `${SIGN_UP_PER_EMAIL.name}:%`)]))
+        .execute();
     });
 
     const newEmail = () => `${kind}-signup-${++people}@example.test`;
@@ -150,12 +162,16 @@ for (const kind of DIALECTS) {
       const confirm = await agent.follow(link);
       expect(confirm.status).toBe(200);
       expect(textOf(confirm.body)).toContain(`Confirm ${email} as the email address`);
-      expect((await services.db.selectFrom('accounts').select('sign_up_pending').where('id', '=', account.id).executeTakeFirstOrThrow()).sign_up_pending).toBe(true);
+      expect((await services.db.selectFrom('accounts').select('sign_up_pending').where('id', '=', account.id).executeTakeFirstOrThrow()).sign_up_pending).toBe(
+        true,
+      );
       // The password chosen at sign-up confirms; a wrong one spends nothing.
       const wrong = await agent.submit(formAction(confirm.body), { token, password: 'not the password I chose' });
       expect(wrong.status).toBe(400);
       expect(textOf(wrong.body)).toContain('That is not the password chosen when this account was created.');
-      expect((await services.db.selectFrom('email_verifications').select('used_at').where('account_id', '=', account.id).executeTakeFirstOrThrow()).used_at).toBeNull();
+      expect(
+        (await services.db.selectFrom('email_verifications').select('used_at').where('account_id', '=', account.id).executeTakeFirstOrThrow()).used_at,
+      ).toBeNull();
       const done = await agent.submit(formAction(confirm.body), { token, password: PASSWORD });
       expect(done.status).toBe(200);
       expect(textOf(done.body)).toContain('Your email address is confirmed.');
@@ -249,7 +265,12 @@ for (const kind of DIALECTS) {
       const short = await signUp(agent, email, 'only 12 char');
       expect(textOf(short.body)).toContain('Use at least 15 characters');
       const form = await openForm(agent);
-      const mismatch = await agent.submit(formAction(form.body), { uid: /name="uid" value="([^"]+)"/.exec(form.body)![1]!, email, password: PASSWORD, confirm: `${PASSWORD}!` });
+      const mismatch = await agent.submit(formAction(form.body), {
+        uid: /name="uid" value="([^"]+)"/.exec(form.body)![1]!,
+        email,
+        password: PASSWORD,
+        confirm: `${PASSWORD}!`,
+      });
       expect(mismatch.status).toBe(400);
       const invalid = await signUp(agent, 'not an address');
       expect(invalid.status).toBe(400);
@@ -275,7 +296,9 @@ for (const kind of DIALECTS) {
       expect(expired.status).toBe(410);
       expect(textOf(expired.body)).toContain('This link has expired: it works for 24 hours.');
       expect((await agent.request('/signup/verify', { form: { token: new URL(link).searchParams.get('token')!, password: PASSWORD } })).status).toBe(410);
-      expect((await services.db.selectFrom('accounts').select('sign_up_pending').where('email', '=', email).executeTakeFirstOrThrow()).sign_up_pending).toBe(true);
+      expect((await services.db.selectFrom('accounts').select('sign_up_pending').where('email', '=', email).executeTakeFirstOrThrow()).sign_up_pending).toBe(
+        true,
+      );
     });
 
     test('German: the form and the email in the language of the page', async () => {
@@ -285,7 +308,12 @@ for (const kind of DIALECTS) {
       const form = await agent.follow(href);
       expect(textOf(form.body)).toContain('Ihre E-Mail-Adresse wird Ihr Benutzername.');
       const email = newEmail();
-      const sent = await agent.submit(formAction(form.body), { uid: /name="uid" value="([^"]+)"/.exec(form.body)![1]!, email, password: PASSWORD, confirm: PASSWORD });
+      const sent = await agent.submit(formAction(form.body), {
+        uid: /name="uid" value="([^"]+)"/.exec(form.body)![1]!,
+        email,
+        password: PASSWORD,
+        confirm: PASSWORD,
+      });
       expect(textOf(sent.body)).toContain('Sehen Sie in Ihr Postfach');
       expect((await waitForMail(sink, email, 1)).subject).toBe('Bestätigen Sie Ihre E-Mail-Adresse für Example ID');
     });
@@ -300,7 +328,8 @@ for (const kind of DIALECTS) {
       expect(sink.to(email)).toHaveLength(SIGN_UP_PER_EMAIL.points);
       expect((await listAudit(services.db, { type: 'signup.throttled' })).some((e) => (e.details as { scope?: string }).scope === 'email')).toBe(true);
 
-      for (let i = SIGN_UP_PER_EMAIL.points + 1; i < SIGN_UP_PER_CLIENT.points; i++) expect((await signUp(new UserAgent(server.issuer), newEmail())).status).toBe(200);
+      for (let i = SIGN_UP_PER_EMAIL.points + 1; i < SIGN_UP_PER_CLIENT.points; i++)
+        expect((await signUp(new UserAgent(server.issuer), newEmail())).status).toBe(200);
       const refused = await signUp(new UserAgent(server.issuer), newEmail());
       expect(refused.status).toBe(429);
       expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);

@@ -60,10 +60,20 @@ for (const kind of DIALECTS) {
     beforeAll(async () => {
       [database, plainDatabase] = await Promise.all([createTestDatabase(kind), createTestDatabase(kind)]);
       const messages = JSON.stringify({ 'email.code.subject': 'Your {issuer} code, from Example' });
-      const theme = themeDir({ 'layout.hbs': LAYOUT, 'login.hbs': LOGIN, 'factors/passkey/login.hbs': PASSKEY_LOGIN, 'theme.css': CSS, 'logo.svg': LOGO, 'messages/en.json': messages });
+      const theme = themeDir({
+        'layout.hbs': LAYOUT,
+        'login.hbs': LOGIN,
+        'factors/passkey/login.hbs': PASSKEY_LOGIN,
+        'theme.css': CSS,
+        'logo.svg': LOGO,
+        'messages/en.json': messages,
+      });
       // Both at once, in one process: each app renders with its own views.
       [themed, plain] = await Promise.all([startTestServer(database, { THEME_DIR: theme }), startTestServer(plainDatabase)]);
-      for (const [server, set] of [[themed, (rp: RelyingParty) => (themedRp = rp)], [plain, (rp: RelyingParty) => (plainRp = rp)]] as const) {
+      for (const [server, set] of [
+        [themed, (rp: RelyingParty) => (themedRp = rp)],
+        [plain, (rp: RelyingParty) => (plainRp = rp)],
+      ] as const) {
         const { db, hasher, sealer } = server.opened.services;
         await createAccount(db, hasher, { username: 'alice', password: 'correct horse battery' });
         const app = await createClient(db, sealer, { name: 'Web <Shop>', redirectUris: [REDIRECT], firstParty: true });
@@ -148,26 +158,30 @@ for (const kind of DIALECTS) {
     });
 
     // Once (the database plays no part): what only a browser can tell, that the CSP lets the theme's files apply.
-    (hasChromium && kind === DIALECTS[0] ? test : test.skip)('in Chromium, theme.css applies and the logo loads under the CSP, with no console error', async () => {
-      const browser = await launchBrowser();
-      try {
-        const page = await browser.newPage();
-        const errors: string[] = [];
-        page.on('console', (m) => void (m.type() === 'error' && errors.push(m.text())));
-        page.on('pageerror', (e) => errors.push(e.message));
-        await page.goto((await themedRp.authorizationUrl()).url);
-        await page.waitForSelector('form.example-login');
-        await page.waitForFunction(() => (document.querySelector('header img') as HTMLImageElement | null)?.complete === true);
-        const seen = await page.evaluate(() => ({
-          background: getComputedStyle(document.body).backgroundColor,
-          logoWidth: (document.querySelector('header img') as HTMLImageElement).naturalWidth,
-        }));
-        expect(seen).toEqual({ background: 'rgb(1, 2, 3)', logoWidth: 10 });
-        expect(errors).toEqual([]);
-      } finally {
-        await browser.close();
-      }
-    }, 60_000);
+    (hasChromium && kind === DIALECTS[0] ? test : test.skip)(
+      'in Chromium, theme.css applies and the logo loads under the CSP, with no console error',
+      async () => {
+        const browser = await launchBrowser();
+        try {
+          const page = await browser.newPage();
+          const errors: string[] = [];
+          page.on('console', (m) => void (m.type() === 'error' && errors.push(m.text())));
+          page.on('pageerror', (e) => errors.push(e.message));
+          await page.goto((await themedRp.authorizationUrl()).url);
+          await page.waitForSelector('form.example-login');
+          await page.waitForFunction(() => (document.querySelector('header img') as HTMLImageElement | null)?.complete === true);
+          const seen = await page.evaluate(() => ({
+            background: getComputedStyle(document.body).backgroundColor,
+            logoWidth: (document.querySelector('header img') as HTMLImageElement).naturalWidth,
+          }));
+          expect(seen).toEqual({ background: 'rgb(1, 2, 3)', logoWidth: 10 });
+          expect(errors).toEqual([]);
+        } finally {
+          await browser.close();
+        }
+      },
+      60_000,
+    );
 
     test("a built-in view the theme leaves out (the expired sign-in page, the provider's error page) is rendered in the theme's layout", async () => {
       const page = await new UserAgent(themed.issuer).request('/interaction/not-a-real-one');
@@ -175,7 +189,9 @@ for (const kind of DIALECTS) {
       expect(page.body).toContain('<body data-theme="example">');
       expect(page.body).toContain('This sign-in has expired');
       // And the pages node-oidc-provider renders through Twofold's views (an unknown app at /auth).
-      const unknownApp = await new UserAgent(themed.issuer).request(`/auth?client_id=nope&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}`);
+      const unknownApp = await new UserAgent(themed.issuer).request(
+        `/auth?client_id=nope&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}`,
+      );
       expect(unknownApp.status).toBe(400);
       expect(unknownApp.body).toContain('<body data-theme="example">');
       expect(unknownApp.body).toContain('The app is not registered with Twofold.');
@@ -191,7 +207,11 @@ describe("a theme's messages add a language", () => {
   beforeAll(async () => {
     database = await createTestDatabase('pglite');
     const theme = themeDir({
-      'messages/fr.json': JSON.stringify({ 'login.title': 'Se connecter', 'login.username': "Nom d'utilisateur ou adresse e-mail", 'common.cancel': '{app, select, none {Annuler} other {Annuler et revenir à {app}}}' }),
+      'messages/fr.json': JSON.stringify({
+        'login.title': 'Se connecter',
+        'login.username': "Nom d'utilisateur ou adresse e-mail",
+        'common.cancel': '{app, select, none {Annuler} other {Annuler et revenir à {app}}}',
+      }),
     });
     server = await startTestServer(database, { THEME_DIR: theme });
     const { db, sealer } = server.opened.services;
@@ -231,10 +251,26 @@ describe('a bad theme stops the start with one line naming the file', () => {
   });
 
   test.each([
-    ['a missing folder', () => path.join(os.tmpdir(), `twofold-no-theme-${crypto.randomBytes(4).toString('hex')}`), (dir: string) => `THEME_DIR: ${dir} does not exist`],
-    ['an unknown file name', () => themeDir({ 'signin.hbs': '<p></p>' }), (dir: string) => `THEME_DIR: ${path.join(dir, 'signin.hbs')} matches no page or theme file`],
-    ['a template that does not compile', () => themeDir({ 'login.hbs': '{{#if error}}<p>{{error}}</p>' }), (dir: string) => `THEME_DIR: ${path.join(dir, 'login.hbs')}: Parse error on line 1:`],
-    ['a message with a key Twofold does not have', () => themeDir({ 'messages/fr.json': JSON.stringify({ 'login.title': 'Se connecter', 'login.titel': 'Connexion' }) }), (dir: string) => `${path.join(dir, 'messages/fr.json')}: login.titel is not a message key`],
+    [
+      'a missing folder',
+      () => path.join(os.tmpdir(), `twofold-no-theme-${crypto.randomBytes(4).toString('hex')}`),
+      (dir: string) => `THEME_DIR: ${dir} does not exist`,
+    ],
+    [
+      'an unknown file name',
+      () => themeDir({ 'signin.hbs': '<p></p>' }),
+      (dir: string) => `THEME_DIR: ${path.join(dir, 'signin.hbs')} matches no page or theme file`,
+    ],
+    [
+      'a template that does not compile',
+      () => themeDir({ 'login.hbs': '{{#if error}}<p>{{error}}</p>' }),
+      (dir: string) => `THEME_DIR: ${path.join(dir, 'login.hbs')}: Parse error on line 1:`,
+    ],
+    [
+      'a message with a key Twofold does not have',
+      () => themeDir({ 'messages/fr.json': JSON.stringify({ 'login.title': 'Se connecter', 'login.titel': 'Connexion' }) }),
+      (dir: string) => `${path.join(dir, 'messages/fr.json')}: login.titel is not a message key`,
+    ],
   ])('%s', async (_name, make, message) => {
     const dir = make();
     const start = startTestServer(database, { THEME_DIR: dir });
@@ -246,6 +282,10 @@ describe('a bad theme stops the start with one line naming the file', () => {
     const dir = themeDir({ 'factors/totp/challenge.hbs': '<p>{{#each}}</p>' });
     const { code, stderr } = await refusedStart({ THEME_DIR: dir });
     expect(code).toBe(2);
-    expect(stderr).toMatch(new RegExp(`^twofold: THEME_DIR: ${path.join(dir, 'factors/totp/challenge.hbs').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: Parse error on line 1: Expecting .*\n$`));
+    expect(stderr).toMatch(
+      new RegExp(
+        `^twofold: THEME_DIR: ${path.join(dir, 'factors/totp/challenge.hbs').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: Parse error on line 1: Expecting .*\n$`,
+      ),
+    );
   }, 60_000);
 });

@@ -214,7 +214,11 @@ for (const kind of DIALECTS) {
       expect(locked.length).toBeGreaterThanOrEqual(195);
       expect(locked[0]).toMatchObject({ account_id: account.id, client_id: app.clientId, ip: agent.ip, user_agent: USER_AGENT, details: { factor: 'totp' } });
       // Refused guesses were never checked, so they do not count towards the daily ceiling.
-      const daily = await services.db.selectFrom('rate_limits').select('points').where('key', '=', `${MFA_PER_ACCOUNT_DAY.name}:${account.id}:totp`).executeTakeFirstOrThrow();
+      const daily = await services.db
+        .selectFrom('rate_limits')
+        .select('points')
+        .where('key', '=', `${MFA_PER_ACCOUNT_DAY.name}:${account.id}:totp`)
+        .executeTakeFirstOrThrow();
       expect(daily.points).toBeLessThanOrEqual(5);
     }, 60_000);
 
@@ -231,7 +235,10 @@ for (const kind of DIALECTS) {
           statuses.push(last.status);
         }
         // What differs between any two pages anyway: the interaction id and the passkey button's fresh challenge.
-        const body = last!.body.replaceAll(login, 'LOGIN').replaceAll(uidOf(last!.body), 'UID').replace(/(&quot;challenge&quot;:&quot;)[^&]+/g, '$1CHALLENGE');
+        const body = last!.body
+          .replaceAll(login, 'LOGIN')
+          .replaceAll(uidOf(last!.body), 'UID')
+          .replace(/(&quot;challenge&quot;:&quot;)[^&]+/g, '$1CHALLENGE');
         answers.push({ statuses, body, retryAfter: Number(last!.headers.get('retry-after')) });
       }
       expect(answers[0]!.statuses).toEqual([401, 401, 401, 429]);

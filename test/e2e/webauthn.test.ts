@@ -52,7 +52,11 @@ for (const kind of DIALECTS) {
       // An app whose policy counts only authenticator apps: a passkey may not sign anyone in to it.
       const strict = await createClient(services.db, services.sealer, { name: 'totp only', redirectUris: [REDIRECT], firstParty: true });
       noPasskeysClientId = strict.clientId;
-      await services.db.updateTable('clients').set({ policy: JSON.stringify({ factors: ['totp'] }) }).where('client_id', '=', strict.clientId).execute();
+      await services.db
+        .updateTable('clients')
+        .set({ policy: JSON.stringify({ factors: ['totp'] }) })
+        .where('client_id', '=', strict.clientId)
+        .execute();
       rpNoPasskeys = await relyingParty(server.issuer, strict.clientId, strict.clientSecret, REDIRECT);
     });
 
@@ -175,7 +179,9 @@ for (const kind of DIALECTS) {
       // An answer made for the general login page, posted to this interaction anyway.
       const elsewhere = await new UserAgent(server.issuer).follow((await rp.authorizationUrl()).url);
       const uid = /\/interaction\/([^/"?]+)/.exec(login.body)![1];
-      const refused = await agent.request(`${server.issuer}/interaction/${uid}/first-factor/passkey`, { form: formInput(key.assert(optionsInPage(elsewhere.body))) });
+      const refused = await agent.request(`${server.issuer}/interaction/${uid}/first-factor/passkey`, {
+        form: formInput(key.assert(optionsInPage(elsewhere.body))),
+      });
       expect([401, 403]).toContain(refused.status);
       expect(refused.body).toContain('role="alert"');
       expect(refused.location).toBeUndefined();
@@ -221,7 +227,9 @@ for (const kind of DIALECTS) {
       expect(crossed.status).toBe(401);
       const failures = (await listAudit(services.db, { type: 'factor.failed', limit: 100 })).map((e) => e.details);
       expect(failures).toEqual(expect.arrayContaining([expect.objectContaining({ factor: 'passkey', reason: 'unknown_credential' })]));
-      expect(await listAudit(services.db, { accountId: account.id, type: 'factor.failed' })).toEqual([expect.objectContaining({ details: expect.objectContaining({ factor: 'passkey', reason: 'wrong' }) })]);
+      expect(await listAudit(services.db, { accountId: account.id, type: 'factor.failed' })).toEqual([
+        expect.objectContaining({ details: expect.objectContaining({ factor: 'passkey', reason: 'wrong' }) }),
+      ]);
     });
 
     test('a correctly signed answer whose backup-eligible flag flipped is refused and audited as factor.suspected_clone', async () => {

@@ -45,8 +45,10 @@ async function loadRefusal(entries: string[], cwd = ROOT): Promise<string> {
 
 describe('loadFactors', () => {
   test('tells a path from a package name', () => {
-    for (const entry of ['./pin', '../pin', '/opt/pin.js', 'file:///opt/pin.js', '.', '..']) expect({ entry, path: isPathEntry(entry) }).toEqual({ entry, path: true });
-    for (const entry of ['twofold-factor-pin', '@acme/twofold-push', 'totp', 'factors/pin.js']) expect({ entry, path: isPathEntry(entry) }).toEqual({ entry, path: false });
+    for (const entry of ['./pin', '../pin', '/opt/pin.js', 'file:///opt/pin.js', '.', '..'])
+      expect({ entry, path: isPathEntry(entry) }).toEqual({ entry, path: true });
+    for (const entry of ['twofold-factor-pin', '@acme/twofold-push', 'totp', 'factors/pin.js'])
+      expect({ entry, path: isPathEntry(entry) }).toEqual({ entry, path: false });
   });
 
   test('a built-in id is the built-in factor; a path is a module outside the tree, file or folder, relative to the working directory', async () => {
@@ -75,7 +77,9 @@ describe('loadFactors', () => {
     write('by-index/index.js', pin());
     for (const dir of ['by-main', 'by-exports', 'by-index']) expect((await loadFactors([`./${dir}`], { cwd: BAD }))[0]!.factor.id).toBe('pin');
     write('empty/README.md', 'nothing to load');
-    expect(await loadRefusal(['./empty'], BAD)).toBe(`FACTORS entry ./empty: ${path.join(BAD, 'empty')} is a folder without a package.json naming its module (exports or main) or an index.js`);
+    expect(await loadRefusal(['./empty'], BAD)).toBe(
+      `FACTORS entry ./empty: ${path.join(BAD, 'empty')} is a folder without a package.json naming its module (exports or main) or an index.js`,
+    );
   });
 
   test('refuses, naming the entry: nothing there, no package of that name, a module that does not load', async () => {
@@ -93,14 +97,18 @@ describe('loadFactors', () => {
     write('named.mjs', 'export const factor = { id: "named" };\n');
     expect(await loadRefusal(['./named.mjs'], BAD)).toBe('FACTORS entry ./named.mjs: its module has no default export (export default defineFactor({ … }))');
     write('string.mjs', 'export default "totp";\n');
-    expect(await loadRefusal(['./string.mjs'], BAD)).toBe('FACTORS entry ./string.mjs: its default export is not a factor (an object with an id, see docs/writing-a-factor.md)');
+    expect(await loadRefusal(['./string.mjs'], BAD)).toBe(
+      'FACTORS entry ./string.mjs: its default export is not a factor (an object with an id, see docs/writing-a-factor.md)',
+    );
     // A package that is not a factor at all (here: one Twofold itself uses).
     expect(await loadRefusal(['yaml'])).toBe('FACTORS entry yaml: its default export is not a factor (an object with an id, see docs/writing-a-factor.md)');
   });
 
   test('refuses two entries that are the same factor', async () => {
     write('totp-again.mjs', `export { default } from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'factors/totp/index.ts')).href)};\n`);
-    expect(await loadRefusal(['totp', './totp-again.mjs'], BAD)).toBe('FACTORS entry ./totp-again.mjs: its factor id totp is also that of entry totp; each factor is listed once');
+    expect(await loadRefusal(['totp', './totp-again.mjs'], BAD)).toBe(
+      'FACTORS entry ./totp-again.mjs: its factor id totp is also that of entry totp; each factor is listed once',
+    );
   });
 });
 
@@ -165,8 +173,13 @@ describe('FACTORS at start', () => {
     expect(await startRefusal({ FACTORS: `totp,${path.join(BAD, 'old')}` })).toBe(
       `FACTORS entry ${path.join(BAD, 'old')}: factor pin: written for contract version 1; this Twofold speaks version 2, where every text a factor gives a person is now a message key of its own catalogue (messagesDir with an en.json holding <id>.label and <id>.description) (see docs/factor-contract-changelog.md#version-2)`,
     );
-    write('viewless/index.mjs', `import pin from ${JSON.stringify(pathToFileURL(path.join(PIN, 'index.js')).href)};\nexport default { ...pin, viewsDir: ${JSON.stringify(BAD)} };\n`);
-    expect(await startRefusal({ FACTORS: path.join(BAD, 'viewless') })).toBe(`FACTORS entry ${path.join(BAD, 'viewless')}: factor pin: missing view challenge.hbs in ${BAD}`);
+    write(
+      'viewless/index.mjs',
+      `import pin from ${JSON.stringify(pathToFileURL(path.join(PIN, 'index.js')).href)};\nexport default { ...pin, viewsDir: ${JSON.stringify(BAD)} };\n`,
+    );
+    expect(await startRefusal({ FACTORS: path.join(BAD, 'viewless') })).toBe(
+      `FACTORS entry ${path.join(BAD, 'viewless')}: factor pin: missing view challenge.hbs in ${BAD}`,
+    );
   });
 
   test('FACTOR_SETTINGS: a bad value or an unknown id stops the start, and a secret never shows; a built-in factor left out keeps its settings unused', async () => {
@@ -193,14 +206,34 @@ describe('FACTORS at start', () => {
       await savePolicy(db, groupScope(staff.id), { level: 2, factors: ['webauthn'] }, 'admin:test');
       await savePolicy(db, groupScope(staff.id), { level: 2, factors: ['webauthn', 'sms-code'] }, 'admin:test');
       const app = await createClient(db, opened.services.sealer, { name: 'payroll', redirectUris: ['http://payroll.example.test/cb'] });
-      await db.updateTable('clients').set({ policy: JSON.stringify({ factors: ['totp'] }) }).where('client_id', '=', app.clientId).execute();
+      await db
+        .updateTable('clients')
+        .set({ policy: JSON.stringify({ factors: ['totp'] }) })
+        .where('client_id', '=', app.clientId)
+        .execute();
       const lines: Array<[string, Record<string, unknown>, string]> = [];
       await reportFactors(db, opened.services.factors.registry, { info: (f, m) => lines.push(['info', f, m]), warn: (f, m) => lines.push(['warn', f, m]) });
       expect(lines).toEqual([
-        ['info', { factors: { totp: { algorithm: 'SHA1', digits: 6, period: 30, window: 1 }, pin: { length: 6, pepper: '[redacted]' } } }, 'factors on: totp, pin'],
-        ['info', { factor: 'sms-code', reason: 'no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET' }, 'factor sms-code is off: no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET'],
-        ['warn', { policy: 'global', notOn: ['webauthn'] }, 'the global policy allows webauthn, not on here (FACTORS, or the factor is off); only totp, pin count there'],
-        ['warn', { policy: 'group staff', notOn: ['webauthn', 'sms-code'] }, 'the group staff policy allows webauthn, sms-code, not on here (FACTORS, or the factor is off); no factor it allows is on, so its sign-ins that need a second factor cannot be met'],
+        [
+          'info',
+          { factors: { totp: { algorithm: 'SHA1', digits: 6, period: 30, window: 1 }, pin: { length: 6, pepper: '[redacted]' } } },
+          'factors on: totp, pin',
+        ],
+        [
+          'info',
+          { factor: 'sms-code', reason: 'no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET' },
+          'factor sms-code is off: no SMS gateway: set SMS_WEBHOOK_URL and SMS_WEBHOOK_SECRET',
+        ],
+        [
+          'warn',
+          { policy: 'global', notOn: ['webauthn'] },
+          'the global policy allows webauthn, not on here (FACTORS, or the factor is off); only totp, pin count there',
+        ],
+        [
+          'warn',
+          { policy: 'group staff', notOn: ['webauthn', 'sms-code'] },
+          'the group staff policy allows webauthn, sms-code, not on here (FACTORS, or the factor is off); no factor it allows is on, so its sign-ins that need a second factor cannot be met',
+        ],
       ]);
       expect(JSON.stringify(lines)).not.toContain(PEPPER);
     } finally {

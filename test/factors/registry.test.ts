@@ -24,7 +24,10 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 /** Messages of a factor named `variant` (its label and description, and an enrolment page title). */
 const VARIANT_MESSAGES = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-messages-'));
-fs.writeFileSync(path.join(VARIANT_MESSAGES, 'en.json'), JSON.stringify({ 'variant.label': 'Variant', 'variant.description': 'A copy of TOTP', 'variant.keep': 'Keep these' }));
+fs.writeFileSync(
+  path.join(VARIANT_MESSAGES, 'en.json'),
+  JSON.stringify({ 'variant.label': 'Variant', 'variant.description': 'A copy of TOTP', 'variant.keep': 'Keep these' }),
+);
 afterAll(() => fs.rmSync(VARIANT_MESSAGES, { recursive: true, force: true }));
 
 /** A copy of TOTP with some fields changed: a plugin with one mistake. */
@@ -85,11 +88,24 @@ describe('FactorRegistry', () => {
     expect(refusal([variant({ apiVersion: 1 as unknown as typeof FACTOR_API_VERSION })])).toBe(
       `factor variant: written for contract version 1; this Twofold speaks version ${FACTOR_API_VERSION}, where every text a factor gives a person is now a message key of its own catalogue (messagesDir with an en.json holding <id>.label and <id>.description) (see ${CONTRACT_CHANGELOG})`,
     );
-    expect(refusal([variant({ apiVersion: undefined as unknown as typeof FACTOR_API_VERSION })])).toBe(`factor variant: contract version undefined, expected ${FACTOR_API_VERSION} (see ${CONTRACT_CHANGELOG})`);
+    expect(refusal([variant({ apiVersion: undefined as unknown as typeof FACTOR_API_VERSION })])).toBe(
+      `factor variant: contract version undefined, expected ${FACTOR_API_VERSION} (see ${CONTRACT_CHANGELOG})`,
+    );
     // The changelog it points to exists.
     const [file, anchor] = CONTRACT_CHANGELOG.split('#');
-    const headings = fs.readFileSync(path.join(HERE, '../..', file!), 'utf8').split('\n').filter((l) => l.startsWith('#'));
-    expect(headings.map((h) => h.replace(/^#+\s*/, '').toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'))).toContain(anchor);
+    const headings = fs
+      .readFileSync(path.join(HERE, '../..', file!), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('#'));
+    expect(
+      headings.map((h) =>
+        h
+          .replace(/^#+\s*/, '')
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    ).toContain(anchor);
   });
 
   test('refuses what is not a factor at all, naming what it lacks', () => {
@@ -123,13 +139,29 @@ describe('FactorRegistry', () => {
   test('offers at most one factor after a first enrolment, never a first factor; an enrolment page says its title', () => {
     expect(new FactorRegistry().offeredAfterFirstEnrollment()?.factor.id).toBe('backup-codes');
     expect(new FactorRegistry([totp]).offeredAfterFirstEnrollment()).toBeUndefined();
-    expect(refusal([backupCodes, variant({ offerAfterFirstEnrollment: true })])).toBe('factor variant: only one factor may be offered after a first enrolment (backup-codes is)');
-    expect(refusal([variant({ offerAfterFirstEnrollment: true, firstFactor: true, beginFirstFactor: async () => ({ partial: 'variant/login', data: {} }), identify: () => ({ ok: true, lookupKey: 'k' }), viewsDir: path.join(HERE, '../../factors/passkey/views') })])).toBe(
-      'factor variant: a first factor is not offered after a first enrolment',
+    expect(refusal([backupCodes, variant({ offerAfterFirstEnrollment: true })])).toBe(
+      'factor variant: only one factor may be offered after a first enrolment (backup-codes is)',
     );
-    expect(refusal([variant({ enrollPage: { title: 'Keep these', intro: false } as never })])).toMatch(/^factor variant: enrollPage needs a title \(a message key\)/);
-    expect(refusal([variant({ enrollPage: { title: { key: 'variant.keep' } } as never })])).toMatch(/^factor variant: enrollPage needs a title \(a message key\) and says whether the introduction is shown/);
-    expect(refusal([variant({ enrollPage: { title: { key: 'variant.kept' }, intro: false } })])).toBe("factor variant: enrollPage's title variant.kept is not one of its English messages");
+    expect(
+      refusal([
+        variant({
+          offerAfterFirstEnrollment: true,
+          firstFactor: true,
+          beginFirstFactor: async () => ({ partial: 'variant/login', data: {} }),
+          identify: () => ({ ok: true, lookupKey: 'k' }),
+          viewsDir: path.join(HERE, '../../factors/passkey/views'),
+        }),
+      ]),
+    ).toBe('factor variant: a first factor is not offered after a first enrolment');
+    expect(refusal([variant({ enrollPage: { title: 'Keep these', intro: false } as never })])).toMatch(
+      /^factor variant: enrollPage needs a title \(a message key\)/,
+    );
+    expect(refusal([variant({ enrollPage: { title: { key: 'variant.keep' } } as never })])).toMatch(
+      /^factor variant: enrollPage needs a title \(a message key\) and says whether the introduction is shown/,
+    );
+    expect(refusal([variant({ enrollPage: { title: { key: 'variant.kept' }, intro: false } })])).toBe(
+      "factor variant: enrollPage's title variant.kept is not one of its English messages",
+    );
     expect(() => new FactorRegistry([variant({ enrollPage: { title: { key: 'variant.keep' }, intro: false } })])).not.toThrow();
   });
 
@@ -137,7 +169,9 @@ describe('FactorRegistry', () => {
     expect(refusal([variant({ messagesDir: path.join(tmp, 'absent') })])).toBe('factor variant: no English messages (messagesDir with an en.json)');
     expect(refusal([variant({ messagesDir: undefined as never })])).toBe('factor variant: no English messages (messagesDir with an en.json)');
     const noDescription = messagesFolder({ 'en.json': { 'variant.label': 'Variant' } });
-    expect(refusal([variant({ messagesDir: noDescription })])).toBe(`factor variant: its English messages (${path.join(noDescription, 'en.json')}) lack variant.description`);
+    expect(refusal([variant({ messagesDir: noDescription })])).toBe(
+      `factor variant: its English messages (${path.join(noDescription, 'en.json')}) lack variant.description`,
+    );
     const foreign = messagesFolder({ 'en.json': { 'variant.label': 'Variant', 'variant.description': 'd' }, 'de.json': { 'totp.label': 'Gestohlen' } });
     expect(refusal([variant({ messagesDir: foreign })])).toBe('factor variant: message totp.label (de.json) must begin with "variant."');
     expect(refusal([variant({ messagesDir: messagesFolder({ 'en.json': '{"variant.label": ' }) })])).toMatch(/^factor variant: .*en\.json: /);
@@ -146,7 +180,9 @@ describe('FactorRegistry', () => {
   test('nothing outside factors/ names a factor: the interaction code and pages, and the core (src/), get what differs from descriptors', () => {
     const root = path.join(HERE, '../..');
     const files = (dir: string): string[] =>
-      fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : /\.(ts|js|hbs|json)$/.test(e.name) ? [path.join(dir, e.name)] : []));
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : /\.(ts|js|hbs|json)$/.test(e.name) ? [path.join(dir, e.name)] : []));
     const checked = [...files(path.join(root, 'interactions')), ...files(path.join(root, 'src'))];
     expect(checked.length).toBeGreaterThan(100);
     for (const file of checked) {
@@ -176,13 +212,17 @@ describe('FactorRegistry', () => {
     expect(new FactorRegistry(BUILT_IN_FACTORS).ids()).toEqual([...BUILT_IN_FACTOR_IDS]);
   });
 
-  test("a factor that is off still has its settings checked, and decides from them", () => {
+  test('a factor that is off still has its settings checked, and decides from them', () => {
     expect(refusal(BUILT_IN_FACTORS, { 'sms-code': { voice: 'yes' } }, { channels: [] })).toMatch(/^factor sms-code settings: voice: /);
     const eightDigits = variant({ enabled: (s: { digits: number }) => s.digits === 8 || 'needs 8 digits' });
     expect(new FactorRegistry([eightDigits], {}, { channels: [] }).off().map((o) => o.reason)).toEqual(['needs 8 digits']);
     expect(new FactorRegistry([eightDigits], { variant: { digits: 8 } }, { channels: [] }).ids()).toEqual(['variant']);
-    expect(refusal([variant({ enabled: () => false as never })], {}, { channels: [] })).toBe('factor variant: enabled returned false; it returns true, or why the factor is off');
-    expect(refusal([variant({ enabled: () => ' ' })], {}, { channels: [] })).toBe('factor variant: enabled returned " "; it returns true, or why the factor is off');
+    expect(refusal([variant({ enabled: () => false as never })], {}, { channels: [] })).toBe(
+      'factor variant: enabled returned false; it returns true, or why the factor is off',
+    );
+    expect(refusal([variant({ enabled: () => ' ' })], {}, { channels: [] })).toBe(
+      'factor variant: enabled returned " "; it returns true, or why the factor is off',
+    );
   });
 
   test('never shows a secret setting: not in a refusal, nor in the settings it shows', () => {
@@ -209,9 +249,16 @@ describe('FactorRegistry', () => {
     expect(refusal([secretive], { variant: { region: 'mars' } })).toBe('factor variant settings: region: Invalid option: expected one of "eu"|"us"');
     expect(refusal([secretive], { variant: { apikey: key } })).not.toContain(key);
     const long = 'sk_live_0123456789abcdefghijklmnopqrstuv';
-    const registry = new FactorRegistry([secretive], { variant: { apiKey: long, hooks: [{ url: 'https://h.example', token: 't0k3n' }], nested: { pepper: 'salt' } } });
+    const registry = new FactorRegistry([secretive], {
+      variant: { apiKey: long, hooks: [{ url: 'https://h.example', token: 't0k3n' }], nested: { pepper: 'salt' } },
+    });
     expect(registry.get('variant')!.settings.apiKey).toBe(long);
-    expect(registry.shownSettings('variant')).toEqual({ apiKey: REDACTED, region: 'eu', hooks: [{ url: 'https://h.example', token: REDACTED }], nested: REDACTED });
+    expect(registry.shownSettings('variant')).toEqual({
+      apiKey: REDACTED,
+      region: 'eu',
+      hooks: [{ url: 'https://h.example', token: REDACTED }],
+      nested: REDACTED,
+    });
     // Unset, a secret is not shown as set.
     expect(new FactorRegistry([secretive]).shownSettings('variant')).toEqual({ region: 'eu', hooks: [], nested: REDACTED });
   });

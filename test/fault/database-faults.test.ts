@@ -36,11 +36,20 @@ const BROWSERS = 8;
  * endpoints `server_error` JSON, the pages for people a page. (What needs no database, discovery and the JWKS,
  * still answers.)
  */
-async function expectUnavailableAnswers(issuer: string, accounts: LoadAccounts, accessToken: string, signIn: { agent: UserAgent; page: string }): Promise<void> {
+async function expectUnavailableAnswers(
+  issuer: string,
+  accounts: LoadAccounts,
+  accessToken: string,
+  signIn: { agent: UserAgent; page: string },
+): Promise<void> {
   const basic = `Basic ${Buffer.from(`${encodeURIComponent(accounts.clientId)}:${encodeURIComponent(accounts.clientSecret)}`).toString('base64')}`;
   const form = { 'content-type': 'application/x-www-form-urlencoded', authorization: basic };
   const api = [
-    await fetch(new URL('/token', issuer), { method: 'POST', headers: form, body: `grant_type=authorization_code&code=abc&redirect_uri=${encodeURIComponent(LOAD_REDIRECT)}&code_verifier=${'v'.repeat(43)}` }),
+    await fetch(new URL('/token', issuer), {
+      method: 'POST',
+      headers: form,
+      body: `grant_type=authorization_code&code=abc&redirect_uri=${encodeURIComponent(LOAD_REDIRECT)}&code_verifier=${'v'.repeat(43)}`,
+    }),
     await fetch(new URL('/token/introspection', issuer), { method: 'POST', headers: form, body: `token=${accessToken}` }),
     await fetch(new URL('/me', issuer), { headers: { authorization: `Bearer ${accessToken}` } }),
   ];
@@ -53,14 +62,27 @@ async function expectUnavailableAnswers(issuer: string, accounts: LoadAccounts, 
     });
   }
   const auth = new URL('/auth', issuer);
-  auth.search = new URLSearchParams({ client_id: accounts.clientId, redirect_uri: LOAD_REDIRECT, response_type: 'code', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }).toString();
+  auth.search = new URLSearchParams({
+    client_id: accounts.clientId,
+    redirect_uri: LOAD_REDIRECT,
+    response_type: 'code',
+    scope: 'openid',
+    code_challenge: 'x'.repeat(43),
+    code_challenge_method: 'S256',
+  }).toString();
   const pages = [
     await signIn.agent.request(auth.toString()),
     // A sign-in begun before the outage: its page, with its cookies.
     await signIn.agent.request(signIn.page),
   ];
   for (const hop of pages) {
-    expect({ url: hop.url, status: hop.status, type: hop.headers.get('content-type'), retryAfter: hop.headers.get('retry-after'), unavailable: hop.body.includes('Temporarily unavailable') }).toEqual({
+    expect({
+      url: hop.url,
+      status: hop.status,
+      type: hop.headers.get('content-type'),
+      retryAfter: hop.headers.get('retry-after'),
+      unavailable: hop.body.includes('Temporarily unavailable'),
+    }).toEqual({
       url: hop.url,
       status: 503,
       type: expect.stringContaining('text/html'),
@@ -123,10 +145,14 @@ describe('database faults under sign-in load, on a PostgreSQL cluster of its own
       return sample!.end;
     };
     const progressAfter = (at: number, name: string) =>
-      waitFor(`sign-ins after ${name}`, () => {
-        if (exits.length) throw new Error(`the provider exited (${JSON.stringify(exits)}) after ${name}:\n${provider.log().slice(-3000)}`);
-        return load.completedSince(at) >= 3;
-      }, 30_000);
+      waitFor(
+        `sign-ins after ${name}`,
+        () => {
+          if (exits.length) throw new Error(`the provider exited (${JSON.stringify(exits)}) after ${name}:\n${provider.log().slice(-3000)}`);
+          return load.completedSince(at) >= 3;
+        },
+        30_000,
+      );
 
     try {
       await waitFor('sign-ins before any fault', () => load.completed() >= 5, 60_000);
@@ -146,7 +172,9 @@ describe('database faults under sign-in load, on a PostgreSQL cluster of its own
 
       // (c) Stopped for OUTAGE_MS: /readyz says so, requests get 503, then it all comes back.
       const pending = new UserAgent(provider.issuer);
-      const begun = await pending.follow((await (await relyingParty(provider.issuer, accounts.clientId, accounts.clientSecret, LOAD_REDIRECT)).authorizationUrl()).url);
+      const begun = await pending.follow(
+        (await (await relyingParty(provider.issuer, accounts.clientId, accounts.clientSecret, LOAD_REDIRECT)).authorizationUrl()).url,
+      );
       expect(begun.body).toContain('name="password"');
       const stoppedAt = Date.now();
       await cluster.stop('fast');
@@ -159,7 +187,10 @@ describe('database faults under sign-in load, on a PostgreSQL cluster of its own
       const readyC = await readyAfter(backC, 'stop');
       const recovered = firstAfter(ready, backC, isReady)!;
       // The recovery is reported: when the outage began and when it ended.
-      expect(recovered.value.body).toEqual({ status: 'ready', lastOutage: { began: expect.any(String), ended: expect.any(String), cause: expect.any(String) } });
+      expect(recovered.value.body).toEqual({
+        status: 'ready',
+        lastOutage: { began: expect.any(String), ended: expect.any(String), cause: expect.any(String) },
+      });
       const lastOutage = recovered.value.body.lastOutage as { began: string; ended: string };
       expect(Date.parse(lastOutage.began)).toBeLessThanOrEqual(Date.parse(lastOutage.ended));
       expect(Date.parse(lastOutage.ended) - Date.parse(lastOutage.began)).toBeGreaterThanOrEqual(OUTAGE_MS - 1000);
@@ -179,7 +210,8 @@ describe('database faults under sign-in load, on a PostgreSQL cluster of its own
     expect(report.failures).toEqual([]);
     expect(report.unavailable.length).toBeGreaterThan(0);
     for (const answer of report.unavailable) {
-      if (answer.json) expect(JSON.parse(answer.body)).toMatchObject({ error: 'server_error', error_description: expect.stringContaining('temporarily unavailable') });
+      if (answer.json)
+        expect(JSON.parse(answer.body)).toMatchObject({ error: 'server_error', error_description: expect.stringContaining('temporarily unavailable') });
       else expect(answer.body).toContain('Temporarily unavailable');
     }
     // Ready again within 2 s of the database, after each fault.

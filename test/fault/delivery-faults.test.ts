@@ -31,7 +31,11 @@ const SMS_TIMEOUT_SECONDS = 5;
  */
 const HANG_MS = 25_000;
 
-const textOf = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#x27;/g, "'").replace(/\s+/g, ' ');
+const textOf = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#x27;/g, "'")
+    .replace(/\s+/g, ' ');
 const uidOf = (page: Hop) => /\/interaction\/([^/?"]+)/.exec(page.body)![1]!;
 
 describe('delivery faults', () => {

@@ -40,7 +40,9 @@ async function holdRequest(port: number): Promise<{ socket: net.Socket; closed: 
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   socket.on('error', () => {});
   const started = new Promise<void>((resolve) => socket.once('data', () => resolve()));
-  socket.write(`POST /token HTTP/1.1\r\nHost: localhost:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n`);
+  socket.write(
+    `POST /token HTTP/1.1\r\nHost: localhost:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n`,
+  );
   // `100 Continue`: the request is in the app, reading its body.
   await started;
   socket.write('grant_type=');
@@ -85,7 +87,9 @@ describe('shutdown', () => {
     expect([0, 1]).toContain(ended!.code);
     // The held request's connection was cut, not left open.
     await held.closed;
-    console.log(`shutdown: SIGTERM with a full log pipe and a held request ended the process in ${ended!.ms} ms (SHUTDOWN_TIMEOUT=${timeoutSeconds}), status ${ended!.code}`);
+    console.log(
+      `shutdown: SIGTERM with a full log pipe and a held request ended the process in ${ended!.ms} ms (SHUTDOWN_TIMEOUT=${timeoutSeconds}), status ${ended!.code}`,
+    );
   }, 60_000);
 
   test('a second SIGTERM while draining ends the process at once', async () => {

@@ -18,7 +18,29 @@ const USERS = ['alice', 'bob', 'alice@example.test'];
 const CLIENTS = ['web', 'machine'];
 const GROUPS = ['staff'];
 
-const CLIENT_OPTIONS = ['--device-flow', '--backchannel-logout-uri', '--redirect-uri', '--public', '--auth-method', '--mfa', '--min-acr', '--factors', '--pkce', '--id-token-claims', '--client-credentials', '--scope', '--resource-server', '--resource-scopes', '--first-party', '--max-auth-age', '--trusted-devices', '--default-acr-values', '--jwks-uri', '--id-token-alg', '--post-logout-redirect-uri'];
+const CLIENT_OPTIONS = [
+  '--device-flow',
+  '--backchannel-logout-uri',
+  '--redirect-uri',
+  '--public',
+  '--auth-method',
+  '--mfa',
+  '--min-acr',
+  '--factors',
+  '--pkce',
+  '--id-token-claims',
+  '--client-credentials',
+  '--scope',
+  '--resource-server',
+  '--resource-scopes',
+  '--first-party',
+  '--max-auth-age',
+  '--trusted-devices',
+  '--default-acr-values',
+  '--jwks-uri',
+  '--id-token-alg',
+  '--post-logout-redirect-uri',
+];
 
 type Kind = 'user' | 'client' | 'group' | 'factor' | 'field' | 'text';
 
@@ -36,7 +58,11 @@ const COMMANDS: Array<[string[], Array<Kind>, string[]]> = [
   [['user', 'reset-factors'], ['user'], ['--force']],
   [['user', 'factor', 'rename'], ['user', 'text', 'text'], ['--json']],
   [['user', 'factor', 'remove'], ['user', 'text'], ['--json']],
-  [['user', 'factor', 'import'], ['user', 'factor', 'field', 'field'], ['--secret-stdin', '--label', '--json']],
+  [
+    ['user', 'factor', 'import'],
+    ['user', 'factor', 'field', 'field'],
+    ['--secret-stdin', '--label', '--json'],
+  ],
   [['factors'], [], ['--json']],
   [['user', 'devices'], ['user'], ['--revoke', '--revoke-all', '--json']],
   [['user', 'consents'], ['user'], ['--json']],
@@ -117,18 +143,21 @@ const OPTIONS: Record<string, fc.Arbitrary<string> | null> = {
   '--help': null,
 };
 
-const POLICIES = [
-  '{"mfa":"required"}',
-  'mfa: optional\nminLevel: 2\n',
-  '{"mfa":"sometimes"}',
-  '{"mfa":"off","factors":["totp",5]}',
-  '[]',
-  '',
-  'mfa: [',
-];
+const POLICIES = ['{"mfa":"required"}', 'mfa: optional\nminLevel: 2\n', '{"mfa":"sometimes"}', '{"mfa":"off","factors":["totp",5]}', '[]', '', 'mfa: ['];
 
 /** What `user factor import` is given: fields as name=value, known or not, with values good or bad. */
-const FIELDS = ['secret=JBSWY3DPEHPK3PXP', 'secret=not base32', 'digits=6', 'digits=99', 'period=0', 'algorithm=MD5', 'algorithm=sha256', 'colour=blue', 'secret', '=x'];
+const FIELDS = [
+  'secret=JBSWY3DPEHPK3PXP',
+  'secret=not base32',
+  'digits=6',
+  'digits=99',
+  'period=0',
+  'algorithm=MD5',
+  'algorithm=sha256',
+  'colour=blue',
+  'secret',
+  '=x',
+];
 
 function known(kind: Kind): fc.Arbitrary<string> {
   const pool = { user: USERS, client: CLIENTS, group: GROUPS, factor: ['totp', 'webauthn', 'nope'], field: FIELDS, text: ['1', 'x'] }[kind];
@@ -177,29 +206,34 @@ for (const kind of DIALECTS) {
       report(`twofold command (${kind})`, started);
     });
 
-    test('every command line ends with an exit code, a failure is one line, and a refused one changes no row', async () => {
-      const watch = new RowWatch(server.opened.services.db);
-      await watch.reset();
-      await fuzz(
-        invocation,
-        async ({ argv, stdin }) => {
-          let out = '';
-          let err = '';
-          const what = short(JSON.stringify({ argv, stdin }), 1500);
-          let code: number;
-          try {
-            code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t), stdin }, server.opened.services, 'admin:fuzz');
-          } catch (thrown) {
-            throw new Error(`twofold ${what} threw instead of answering: ${(thrown as Error).stack ?? String(thrown)}`);
-          }
-          if (process.env.FUZZ_DEBUG) histogram.set(`${code} ${argv.slice(0, 2).join(' ')}`, (histogram.get(`${code} ${argv.slice(0, 2).join(' ')}`) ?? 0) + 1);
-          expect({ what, code: [0, 1, 2].includes(code) ? 'ok' : code }).toEqual({ what, code: 'ok' });
-          if (code !== 0) expect({ what, err: /\n\s+at /.test(err) ? err : 'no stack' }).toEqual({ what, err: 'no stack' });
-          // A refusal (exit 1 or 2) changed nothing: audit events included, a refused command is not an event.
-          await watch.after({ status: code === 0 ? 200 : 400, text: err }, what, true);
-        },
-        runs,
-      );
-    }, timeoutFor(runs));
+    test(
+      'every command line ends with an exit code, a failure is one line, and a refused one changes no row',
+      async () => {
+        const watch = new RowWatch(server.opened.services.db);
+        await watch.reset();
+        await fuzz(
+          invocation,
+          async ({ argv, stdin }) => {
+            let out = '';
+            let err = '';
+            const what = short(JSON.stringify({ argv, stdin }), 1500);
+            let code: number;
+            try {
+              code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t), stdin }, server.opened.services, 'admin:fuzz');
+            } catch (thrown) {
+              throw new Error(`twofold ${what} threw instead of answering: ${(thrown as Error).stack ?? String(thrown)}`);
+            }
+            if (process.env.FUZZ_DEBUG)
+              histogram.set(`${code} ${argv.slice(0, 2).join(' ')}`, (histogram.get(`${code} ${argv.slice(0, 2).join(' ')}`) ?? 0) + 1);
+            expect({ what, code: [0, 1, 2].includes(code) ? 'ok' : code }).toEqual({ what, code: 'ok' });
+            if (code !== 0) expect({ what, err: /\n\s+at /.test(err) ? err : 'no stack' }).toEqual({ what, err: 'no stack' });
+            // A refusal (exit 1 or 2) changed nothing: audit events included, a refused command is not an event.
+            await watch.after({ status: code === 0 ? 200 : 400, text: err }, what, true);
+          },
+          runs,
+        );
+      },
+      timeoutFor(runs),
+    );
   });
 }

@@ -13,7 +13,22 @@ import { UserAgent, formAction } from '../helpers/user-agent.ts';
 import { relyingParty } from '../helpers/relying-party.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
-import { timeoutFor, FUZZ_RUNS, SECOND_DATABASE_SHARE, RowWatch, bodyKind, fuzz, headerText, hostileText, paramsOf, report, send, short, answerOf, type FuzzRequest } from './kit.ts';
+import {
+  timeoutFor,
+  FUZZ_RUNS,
+  SECOND_DATABASE_SHARE,
+  RowWatch,
+  bodyKind,
+  fuzz,
+  headerText,
+  hostileText,
+  paramsOf,
+  report,
+  send,
+  short,
+  answerOf,
+  type FuzzRequest,
+} from './kit.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const started = Date.now();
@@ -68,7 +83,9 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
     },
   };
   const tokenRequest = {
-    required: { grant_type: fc.constantFrom('authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code', 'password') },
+    required: {
+      grant_type: fc.constantFrom('authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code', 'password'),
+    },
     optional: {
       code: alnum,
       redirect_uri: fc.constant(REDIRECT),
@@ -83,14 +100,42 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
       resource: fc.constant('http://api.example.test'),
     },
   };
-  const tokenUse = { required: { token }, optional: { token_type_hint: fc.constantFrom('access_token', 'refresh_token', 'id_token'), client_id: client, client_secret: fc.constantFrom(...known.secrets) } };
-  const endSession = { required: {}, optional: { id_token_hint: fc.constantFrom(...known.idTokens), post_logout_redirect_uri: fc.constant('http://app.example.test/bye'), state: alnum, client_id: client, logout_hint: alnum, ui_locales: fc.constant('de') } };
+  const tokenUse = {
+    required: { token },
+    optional: {
+      token_type_hint: fc.constantFrom('access_token', 'refresh_token', 'id_token'),
+      client_id: client,
+      client_secret: fc.constantFrom(...known.secrets),
+    },
+  };
+  const endSession = {
+    required: {},
+    optional: {
+      id_token_hint: fc.constantFrom(...known.idTokens),
+      post_logout_redirect_uri: fc.constant('http://app.example.test/bye'),
+      state: alnum,
+      client_id: client,
+      logout_hint: alnum,
+      ui_locales: fc.constant('de'),
+    },
+  };
   const confirm = { required: { xsrf: alnum }, optional: { logout: fc.constant('yes') } };
   const nothing = { required: {}, optional: { x: alnum } };
   // RFC 8628: the device's request, and the person's verification page (user code, then confirmation).
-  const deviceRequest = { required: { client_id: client }, optional: { scope: fc.constantFrom('openid', 'openid offline_access'), acr_values: fc.constantFrom(...ACR), claims: fc.constantFrom(...CLAIMS) } };
-  const verification = { required: {}, optional: { user_code: fc.constantFrom('BCDF-GHJK', 'bcdfghjk', 'XXXX'), xsrf: alnum, confirm: fc.constantFrom('yes', 'no'), abort: fc.constant('yes') } };
-  const routes: Array<{ path: fc.Arbitrary<string>; methods: string[]; params: { required: Record<string, fc.Arbitrary<string>>; optional: Record<string, fc.Arbitrary<string>> }; basic?: true }> = [
+  const deviceRequest = {
+    required: { client_id: client },
+    optional: { scope: fc.constantFrom('openid', 'openid offline_access'), acr_values: fc.constantFrom(...ACR), claims: fc.constantFrom(...CLAIMS) },
+  };
+  const verification = {
+    required: {},
+    optional: { user_code: fc.constantFrom('BCDF-GHJK', 'bcdfghjk', 'XXXX'), xsrf: alnum, confirm: fc.constantFrom('yes', 'no'), abort: fc.constant('yes') },
+  };
+  const routes: Array<{
+    path: fc.Arbitrary<string>;
+    methods: string[];
+    params: { required: Record<string, fc.Arbitrary<string>>; optional: Record<string, fc.Arbitrary<string>> };
+    basic?: true;
+  }> = [
     { path: fc.constant('/auth'), methods: ['GET', 'GET', 'POST'], params: authorization },
     { path: fc.constant('/request'), methods: ['POST'], params: authorization, basic: true },
     { path: fc.constant('/token'), methods: ['POST'], params: tokenRequest, basic: true },
@@ -102,18 +147,28 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
     { path: fc.constantFrom('/device', '/device/confirm'), methods: ['GET', 'POST'], params: verification },
     // A factor's server-to-server callback (none of the built-in factors has one: 404 as JSON, whatever comes).
     { path: fc.constantFrom('/factor/totp/callback', '/factor/push/callback', '/factor/%00/callback'), methods: ['POST', 'GET'], params: nothing },
-    { path: fc.constantFrom('/.well-known/openid-configuration', '/jwks', '/healthz', '/readyz', '/assets/twofold.css'), methods: ['GET', 'POST', 'OPTIONS'], params: nothing },
     {
-      path: fc.tuple(fc.constantFrom('/', '/interaction/', '/auth/', '/token/', '/assets/', '/session/end/', '/device/'), hostileText).map(([p, s]) => p + encodeURIComponent(Buffer.from(s.slice(0, 200)).toString()).replace(/%25/g, '%')),
+      path: fc.constantFrom('/.well-known/openid-configuration', '/jwks', '/healthz', '/readyz', '/assets/twofold.css'),
+      methods: ['GET', 'POST', 'OPTIONS'],
+      params: nothing,
+    },
+    {
+      path: fc
+        .tuple(fc.constantFrom('/', '/interaction/', '/auth/', '/token/', '/assets/', '/session/end/', '/device/'), hostileText)
+        .map(([p, s]) => p + encodeURIComponent(Buffer.from(s.slice(0, 200)).toString()).replace(/%25/g, '%')),
       methods: ['GET', 'POST', 'PUT', 'DELETE'],
       params: nothing,
     },
   ];
-  const basic = fc.tuple(fc.oneof(client, hostileText), fc.oneof(fc.constantFrom(...known.secrets), hostileText), fc.boolean()).map(([id, secret, encodeIt]) => {
-    const pair = encodeIt ? `${encodeURIComponent(Buffer.from(id).toString())}:${encodeURIComponent(Buffer.from(secret).toString())}` : `${id}:${secret}`;
-    return `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
-  });
-  const validBasic = fc.tuple(fc.constantFrom(...known.clients.slice(0, known.secrets.length)), fc.nat()).map(([id]) => `Basic ${Buffer.from(`${id}:${known.secrets[known.clients.indexOf(id)]}`).toString('base64')}`);
+  const basic = fc
+    .tuple(fc.oneof(client, hostileText), fc.oneof(fc.constantFrom(...known.secrets), hostileText), fc.boolean())
+    .map(([id, secret, encodeIt]) => {
+      const pair = encodeIt ? `${encodeURIComponent(Buffer.from(id).toString())}:${encodeURIComponent(Buffer.from(secret).toString())}` : `${id}:${secret}`;
+      return `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
+    });
+  const validBasic = fc
+    .tuple(fc.constantFrom(...known.clients.slice(0, known.secrets.length)), fc.nat())
+    .map(([id]) => `Basic ${Buffer.from(`${id}:${known.secrets[known.clients.indexOf(id)]}`).toString('base64')}`);
   const anyAuthorization = fc.oneof(
     basic,
     token.map((t) => `Bearer ${t}`),
@@ -137,7 +192,11 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
         },
         { requiredKeys: [] },
       )
-      .chain((h) => fc.subarray(Object.keys(h), { maxLength: withBasic ? 2 : 1 }).map((keep) => Object.fromEntries(Object.entries(h).filter(([k]) => keep.includes(k) || (k === 'authorization' && withBasic)))));
+      .chain((h) =>
+        fc
+          .subarray(Object.keys(h), { maxLength: withBasic ? 2 : 1 })
+          .map((keep) => Object.fromEntries(Object.entries(h).filter(([k]) => keep.includes(k) || (k === 'authorization' && withBasic)))),
+      );
   // /auth and /token carry the most parameters into storage: they get more of the inputs.
   const weights = [4, 1, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1];
   return fc
@@ -157,21 +216,20 @@ function requestOf(known: Known): fc.Arbitrary<FuzzRequest> {
         }),
       })),
     )
-    .map(
-      (r): FuzzRequest => ({
-        method: r.method,
-        path: r.path,
-        query: r.method === 'GET' || r.inQuery ? r.params : r.extra,
-        queryRaw: r.queryRaw,
-        body: r.method === 'GET' || r.inQuery ? r.extra : r.params,
-        kind: r.kind,
-        bytes: r.bytes,
-        headers: r.headers,
-      }),
-    );
+    .map((r): FuzzRequest => ({
+      method: r.method,
+      path: r.path,
+      query: r.method === 'GET' || r.inQuery ? r.params : r.extra,
+      queryRaw: r.queryRaw,
+      body: r.method === 'GET' || r.inQuery ? r.extra : r.params,
+      kind: r.kind,
+      bytes: r.bytes,
+      headers: r.headers,
+    }));
 }
 
-const describeRequest = (r: FuzzRequest) => short(`${r.method} ${r.path} query=${JSON.stringify(r.query)} body(${r.kind})=${JSON.stringify(r.body)} headers=${JSON.stringify(r.headers)}`, 1500);
+const describeRequest = (r: FuzzRequest) =>
+  short(`${r.method} ${r.path} query=${JSON.stringify(r.query)} body(${r.kind})=${JSON.stringify(r.body)} headers=${JSON.stringify(r.headers)}`, 1500);
 
 for (const kind of DIALECTS) {
   // The cheapest inputs (one request each): three times the share of the others.
@@ -186,7 +244,12 @@ for (const kind of DIALECTS) {
       server = await startTestServer(database, { MFA: 'off' });
       const { db, hasher, sealer } = server.opened.services;
       await createAccount(db, hasher, { username: 'alice', email: 'alice@example.test', password: 'correct horse battery' });
-      const web = await createClient(db, sealer, { name: 'web', redirectUris: [REDIRECT], postLogoutRedirectUris: ['http://app.example.test/bye'], firstParty: true });
+      const web = await createClient(db, sealer, {
+        name: 'web',
+        redirectUris: [REDIRECT],
+        postLogoutRedirectUris: ['http://app.example.test/bye'],
+        firstParty: true,
+      });
       const spa = await createClient(db, sealer, { name: 'spa', redirectUris: [REDIRECT], public: true, firstParty: true });
       const machine = await createClient(db, sealer, { name: 'machine', redirectUris: [], clientCredentials: true });
       const tv = await createClient(db, sealer, { name: 'tv', redirectUris: [], public: true, deviceFlow: true });
@@ -213,22 +276,29 @@ for (const kind of DIALECTS) {
     test('the row watch sees a change (so a passing property means something)', async () => {
       const watch = new RowWatch(server.opened.services.db);
       await watch.reset();
-      await server.opened.services.db.insertInto('groups').values({ id: `watch-${Date.now()}`, name: `watch-${Date.now()}`, description: null }).execute();
+      await server.opened.services.db
+        .insertInto('groups')
+        .values({ id: `watch-${Date.now()}`, name: `watch-${Date.now()}`, description: null })
+        .execute();
       await expect(watch.after({ status: 400, text: '' }, 'a refused input that wrote a row')).rejects.toThrow();
     });
 
-    test('no input gets a 5xx, the server keeps answering, and a refused input changes no row', async () => {
-      const watch = new RowWatch(server.opened.services.db);
-      await watch.reset();
-      await fuzz(
-        requestOf(known),
-        async (r) => {
-          await watch.after(await answerOf(await send(server.issuer, r), describeRequest(r)), describeRequest(r));
-        },
-        runs,
-      );
-      const health = await fetch(`${server.issuer}/readyz`);
-      if (health.status !== 200) throw new Error(`the server no longer answers /readyz: ${health.status}`);
-    }, timeoutFor(runs));
+    test(
+      'no input gets a 5xx, the server keeps answering, and a refused input changes no row',
+      async () => {
+        const watch = new RowWatch(server.opened.services.db);
+        await watch.reset();
+        await fuzz(
+          requestOf(known),
+          async (r) => {
+            await watch.after(await answerOf(await send(server.issuer, r), describeRequest(r)), describeRequest(r));
+          },
+          runs,
+        );
+        const health = await fetch(`${server.issuer}/readyz`);
+        if (health.status !== 200) throw new Error(`the server no longer answers /readyz: ${health.status}`);
+      },
+      timeoutFor(runs),
+    );
   });
 }

@@ -14,7 +14,22 @@ import { cliRunner } from '../helpers/cli.ts';
 import { enrolBackupCodes, enrolTotp, totpCode } from '../helpers/factors.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/oidc/clients.ts';
-import { timeoutFor, FUZZ_RUNS, SECOND_DATABASE_SHARE, RowWatch, bodyKind, fuzz, hostileText, paramsOf, rarely, report, send, short, answerOf, type FuzzRequest } from './kit.ts';
+import {
+  timeoutFor,
+  FUZZ_RUNS,
+  SECOND_DATABASE_SHARE,
+  RowWatch,
+  bodyKind,
+  fuzz,
+  hostileText,
+  paramsOf,
+  rarely,
+  report,
+  send,
+  short,
+  answerOf,
+  type FuzzRequest,
+} from './kit.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const PASSWORD = 'a long password';
@@ -32,7 +47,10 @@ const credentialJson = fc
       id: b64,
       rawId: b64,
       type: fc.constantFrom('public-key', 'x'),
-      response: fc.record({ clientDataJSON: b64, authenticatorData: b64, signature: b64, userHandle: b64, attestationObject: b64, transports: fc.constant(['usb']) }, { requiredKeys: [] }),
+      response: fc.record(
+        { clientDataJSON: b64, authenticatorData: b64, signature: b64, userHandle: b64, attestationObject: b64, transports: fc.constant(['usb']) },
+        { requiredKeys: [] },
+      ),
       clientExtensionResults: fc.constant({}),
       authenticatorAttachment: fc.constantFrom('platform', 'cross-platform'),
     },
@@ -107,27 +125,62 @@ for (const kind of DIALECTS) {
     }
 
     function requestOf(): fc.Arbitrary<{ stage: Stage; route: string; request: Omit<FuzzRequest, 'path' | 'headers'>; origin: string | undefined }> {
-      const login = paramsOf({ login: fc.constantFrom('totp-user', 'plain', 'newbie', 'totp@example.test', 'nobody'), password: fc.constantFrom(PASSWORD, 'wrong password') });
+      const login = paramsOf({
+        login: fc.constantFrom('totp-user', 'plain', 'newbie', 'totp@example.test', 'nobody'),
+        password: fc.constantFrom(PASSWORD, 'wrong password'),
+      });
       const code = fc.oneof(
         fc.constant('').map(() => totpCode(secret)),
         fc.constantFrom(...backupCodes, '000000', '123456'),
         fc.stringMatching(/^[0-9]{6}$/),
       );
-      const factorForm = paramsOf({}, { code, response: credentialJson, label: fc.constantFrom('Phone', 'Key'), trust: fc.constant('yes'), action: fc.constantFrom('send', 'resend', 'other', 'skip'), phone: fc.constantFrom('+4915112345678', '12'), email: fc.constantFrom('a@example.test', 'x') });
+      const factorForm = paramsOf(
+        {},
+        {
+          code,
+          response: credentialJson,
+          label: fc.constantFrom('Phone', 'Key'),
+          trust: fc.constant('yes'),
+          action: fc.constantFrom('send', 'resend', 'other', 'skip'),
+          phone: fc.constantFrom('+4915112345678', '12'),
+          email: fc.constantFrom('a@example.test', 'x'),
+        },
+      );
       const other = paramsOf({}, { saved: fc.constant('yes'), action: fc.constantFrom('allow', 'deny'), prompt: fc.constant('consent'), x: hostileText });
-      const factorId = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FACTORS) }, { weight: 1, arbitrary: hostileText.map((s) => encodeURIComponent(Buffer.from(s.slice(0, 40)).toString())) });
+      const factorId = fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom(...FACTORS) },
+        { weight: 1, arbitrary: hostileText.map((s) => encodeURIComponent(Buffer.from(s.slice(0, 40)).toString())) },
+      );
       const route = (name: fc.Arbitrary<string>, form: fc.Arbitrary<FuzzRequest['body']>) => fc.record({ route: name, form });
-      const factorRoute = (prefix: string) => route(factorId.map((f) => `${prefix}/${f}`), factorForm);
+      const factorRoute = (prefix: string) =>
+        route(
+          factorId.map((f) => `${prefix}/${f}`),
+          factorForm,
+        );
       // A waiting factor's status and "start again", a factor's browser return: the engine's routes around every factor.
-      const factorOwnRoute = route(fc.tuple(factorId, fc.constantFrom('status', 'restart', 'return')).map(([f, r]) => `factor/${f}/${r}`), factorForm);
+      const factorOwnRoute = route(
+        fc.tuple(factorId, fc.constantFrom('status', 'restart', 'return')).map(([f, r]) => `factor/${f}/${r}`),
+        factorForm,
+      );
       // Mostly what the step shows (so the input gets to the code behind it), now and then any other route.
       const routesAt: Record<Stage, fc.Arbitrary<{ route: string; form: FuzzRequest['body'] }>> = {
         login: fc.oneof({ weight: 6, arbitrary: route(fc.constant('login'), login) }, { weight: 2, arbitrary: factorRoute('first-factor') }),
-        'second-factor': fc.oneof({ weight: 6, arbitrary: factorRoute('factor') }, { weight: 2, arbitrary: factorOwnRoute }, { weight: 1, arbitrary: route(fc.constantFrom('skip', 'continue'), other) }),
+        'second-factor': fc.oneof(
+          { weight: 6, arbitrary: factorRoute('factor') },
+          { weight: 2, arbitrary: factorOwnRoute },
+          { weight: 1, arbitrary: route(fc.constantFrom('skip', 'continue'), other) },
+        ),
         enrol: fc.oneof({ weight: 6, arbitrary: factorRoute('enroll') }, { weight: 1, arbitrary: route(fc.constantFrom('skip', 'continue'), other) }),
         consent: route(fc.constantFrom('consent', 'consent', 'abort'), other),
       };
-      const anyRoute = fc.oneof(route(fc.constant('login'), login), factorRoute('first-factor'), factorRoute('factor'), factorOwnRoute, factorRoute('enroll'), route(fc.constantFrom('skip', 'continue', 'consent', 'abort', ''), other));
+      const anyRoute = fc.oneof(
+        route(fc.constant('login'), login),
+        factorRoute('first-factor'),
+        factorRoute('factor'),
+        factorOwnRoute,
+        factorRoute('enroll'),
+        route(fc.constantFrom('skip', 'continue', 'consent', 'abort', ''), other),
+      );
       return fc
         .constantFrom(...STAGES)
         .chain((stage) =>
@@ -148,34 +201,38 @@ for (const kind of DIALECTS) {
         }));
     }
 
-    test('no input gets a 5xx, the server keeps answering, and a refused input changes no row', async () => {
-      const watch = new RowWatch(server.opened.services.db);
-      await watch.reset();
-      await fuzz(
-        requestOf(),
-        async ({ stage, route, request, origin }) => {
-          let current = live.get(stage);
-          if (!current || current.used >= PER_INTERACTION) {
-            current = await reach(stage);
-            live.set(stage, current);
-            await watch.reset();
-          }
-          current.used++;
-          const cookie = [...current.agent.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-          const headers: Record<string, string> = { cookie, accept: 'text/html', origin: origin ?? server.issuer };
-          const full: FuzzRequest = { ...request, path: `/interaction/${current.uid}${route ? `/${route}` : ''}`, headers };
-          const what = short(`${stage}: ${full.method} ${full.path} (${full.kind}) ${JSON.stringify(full.body)}`, 1500);
-          const res = await send(server.issuer, full);
-          const answer = await answerOf(res, what);
-          await watch.after(answer, what);
-          // Finished, aborted or gone: the next input at this step starts a fresh sign-in.
-          const location = res.headers.get('location') ?? '';
-          if (answer.status === 303 && !location.includes(`/interaction/${current.uid}`)) current.used = PER_INTERACTION;
-        },
-        runs,
-      );
-      const health = await fetch(`${server.issuer}/readyz`);
-      if (health.status !== 200) throw new Error(`the server no longer answers /readyz: ${health.status}`);
-    }, timeoutFor(runs));
+    test(
+      'no input gets a 5xx, the server keeps answering, and a refused input changes no row',
+      async () => {
+        const watch = new RowWatch(server.opened.services.db);
+        await watch.reset();
+        await fuzz(
+          requestOf(),
+          async ({ stage, route, request, origin }) => {
+            let current = live.get(stage);
+            if (!current || current.used >= PER_INTERACTION) {
+              current = await reach(stage);
+              live.set(stage, current);
+              await watch.reset();
+            }
+            current.used++;
+            const cookie = [...current.agent.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+            const headers: Record<string, string> = { cookie, accept: 'text/html', origin: origin ?? server.issuer };
+            const full: FuzzRequest = { ...request, path: `/interaction/${current.uid}${route ? `/${route}` : ''}`, headers };
+            const what = short(`${stage}: ${full.method} ${full.path} (${full.kind}) ${JSON.stringify(full.body)}`, 1500);
+            const res = await send(server.issuer, full);
+            const answer = await answerOf(res, what);
+            await watch.after(answer, what);
+            // Finished, aborted or gone: the next input at this step starts a fresh sign-in.
+            const location = res.headers.get('location') ?? '';
+            if (answer.status === 303 && !location.includes(`/interaction/${current.uid}`)) current.used = PER_INTERACTION;
+          },
+          runs,
+        );
+        const health = await fetch(`${server.issuer}/readyz`);
+        if (health.status !== 200) throw new Error(`the server no longer answers /readyz: ${health.status}`);
+      },
+      timeoutFor(runs),
+    );
   });
 }

@@ -48,8 +48,15 @@ export const short = (s: string, n = 300) => (s.length > n ? `${s.slice(0, n)}â€
 
 /** Prints how many inputs a file ran, when a size was asked for (the long run's report). */
 export function report(file: string, started: number): void {
-  if (process.env.FUZZ_DEBUG) process.stderr.write(`${[...histogram].sort().map(([k, n]) => `${k}: ${n}`).join('\n')}\n`);
-  if (process.env.FUZZ_RUNS) process.stderr.write(`fuzz ${file}: ${counted.inputs} inputs in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${FUZZ_SEED})\n`);
+  if (process.env.FUZZ_DEBUG)
+    process.stderr.write(
+      `${[...histogram]
+        .sort()
+        .map(([k, n]) => `${k}: ${n}`)
+        .join('\n')}\n`,
+    );
+  if (process.env.FUZZ_RUNS)
+    process.stderr.write(`fuzz ${file}: ${counted.inputs} inputs in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${FUZZ_SEED})\n`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -57,9 +64,62 @@ export function report(file: string, started: number): void {
 
 /** Pieces that have broken parsers somewhere: NUL, surrogates, percent sequences (bad UTF-8 among them), separators. */
 const PIECES = [
-  '\0', '%00', '\ud800', '\udfff', '\ud83d\ude00', '%ED%A0%80', '%ED%BF%BF', '%FF', '%C3', '%C3%28', '%E2%82', '%F4%90%80%80', '%', '%%', '%zz', '%2',
-  '+', '&', '=', '#', '?', '"', "'", '\\', '<script>', '{{x}}', '${x}', '[', ']', '{', '}', ':', ';', ',', '\n', '\r\n', '\t', ' ', '\u2028',
-  '\u00df', '\u200b', '\ufeff', '\uffff', '../', '%2e%2e%2f', 'null', 'undefined', '[]', '{}', 'true', '-1', '0', '1e999', 'NaN', '__proto__', 'constructor',
+  '\0',
+  '%00',
+  '\ud800',
+  '\udfff',
+  '\ud83d\ude00',
+  '%ED%A0%80',
+  '%ED%BF%BF',
+  '%FF',
+  '%C3',
+  '%C3%28',
+  '%E2%82',
+  '%F4%90%80%80',
+  '%',
+  '%%',
+  '%zz',
+  '%2',
+  '+',
+  '&',
+  '=',
+  '#',
+  '?',
+  '"',
+  "'",
+  '\\',
+  '<script>',
+  '{{x}}',
+  '${x}',
+  '[',
+  ']',
+  '{',
+  '}',
+  ':',
+  ';',
+  ',',
+  '\n',
+  '\r\n',
+  '\t',
+  ' ',
+  '\u2028',
+  '\u00df',
+  '\u200b',
+  '\ufeff',
+  '\uffff',
+  '../',
+  '%2e%2e%2f',
+  'null',
+  'undefined',
+  '[]',
+  '{}',
+  'true',
+  '-1',
+  '0',
+  '1e999',
+  'NaN',
+  '__proto__',
+  'constructor',
 ];
 
 /** The pieces PostgreSQL cannot store (or that decode to them), asked for often. */
@@ -139,10 +199,26 @@ export function urlEncoded(params: Params, raw: boolean): string {
 
 export type BodyKind = 'form' | 'form-raw' | 'json' | 'utf16' | 'text' | 'bytes' | 'none';
 
-export const bodyKind: fc.Arbitrary<BodyKind> = fc.constantFrom<BodyKind>('form', 'form', 'form', 'form', 'form', 'form-raw', 'form-raw', 'json', 'utf16', 'text', 'bytes', 'none');
+export const bodyKind: fc.Arbitrary<BodyKind> = fc.constantFrom<BodyKind>(
+  'form',
+  'form',
+  'form',
+  'form',
+  'form',
+  'form-raw',
+  'form-raw',
+  'json',
+  'utf16',
+  'text',
+  'bytes',
+  'none',
+);
 
 /** Headers a request may carry; values a server can receive (printable latin1). */
-const headerValue = (s: string) => Buffer.from(s.slice(0, 300), 'utf8').toString('latin1').replace(/[^\x20-\x7e\xa0-\xff]/g, '');
+const headerValue = (s: string) =>
+  Buffer.from(s.slice(0, 300), 'utf8')
+    .toString('latin1')
+    .replace(/[^\x20-\x7e\xa0-\xff]/g, '');
 
 export function headerText(): fc.Arbitrary<string> {
   return hostileText.map(headerValue);
@@ -192,7 +268,13 @@ export async function send(origin: string, r: FuzzRequest): Promise<Response> {
         break;
     }
   }
-  return fetch(`${origin}${r.path}${query}`, { method: r.method, headers, body: body as BodyInit | undefined, redirect: 'manual', signal: AbortSignal.timeout(PER_INPUT_TIMEOUT_MS) });
+  return fetch(`${origin}${r.path}${query}`, {
+    method: r.method,
+    headers,
+    body: body as BodyInit | undefined,
+    redirect: 'manual',
+    signal: AbortSignal.timeout(PER_INPUT_TIMEOUT_MS),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -200,9 +282,26 @@ export async function send(origin: string, r: FuzzRequest): Promise<Response> {
 
 /** Every table of the schema. */
 export const ALL_TABLES = [
-  'accounts', 'groups', 'account_groups', 'clients', 'resource_servers', 'oidc_payloads', 'signing_keys', 'provider_secrets', 'credentials',
-  'one_time_codes', 'challenge_codes', 'interaction_state', 'session_evidence', 'policy_documents', 'trusted_devices', 'audit_events', 'rate_limits',
-  'consents', 'factor_answers', 'factor_nonces',
+  'accounts',
+  'groups',
+  'account_groups',
+  'clients',
+  'resource_servers',
+  'oidc_payloads',
+  'signing_keys',
+  'provider_secrets',
+  'credentials',
+  'one_time_codes',
+  'challenge_codes',
+  'interaction_state',
+  'session_evidence',
+  'policy_documents',
+  'trusted_devices',
+  'audit_events',
+  'rate_limits',
+  'consents',
+  'factor_answers',
+  'factor_nonces',
 ] as const;
 
 /**
@@ -229,7 +328,9 @@ export async function installChangeCounters(db: Kysely<Database>, tables: readon
     await sql`drop trigger if exists fuzz_count_rows on ${sql.table(t)}`.execute(db);
     await sql`drop trigger if exists fuzz_count_updates on ${sql.table(t)}`.execute(db);
     await sql`create trigger fuzz_count_rows after insert or delete on ${sql.table(t)} for each row execute function fuzz_count()`.execute(db);
-    await sql`create trigger fuzz_count_updates after update on ${sql.table(t)} for each row when (old.* is distinct from new.*) execute function fuzz_count()`.execute(db);
+    await sql`create trigger fuzz_count_updates after update on ${sql.table(t)} for each row when (old.* is distinct from new.*) execute function fuzz_count()`.execute(
+      db,
+    );
   }
 }
 
@@ -240,7 +341,11 @@ export async function snapshot(db: Kysely<Database>): Promise<Record<string, str
 
 /** The guard's refusals (src/http/input-guard.ts): its JSON description, or its page in either language. */
 const GUARD = new RegExp(
-  [/contains a NUL character, a lone surrogate or malformed UTF-8/, /the request body (is too large|could not be read|is not valid)/, ...BUILT_IN_LANGUAGES.map((l) => escape(new Catalogue().text(l, 'input.refused.title')))]
+  [
+    /contains a NUL character, a lone surrogate or malformed UTF-8/,
+    /the request body (is too large|could not be read|is not valid)/,
+    ...BUILT_IN_LANGUAGES.map((l) => escape(new Catalogue().text(l, 'input.refused.title'))),
+  ]
     .map((r) => (typeof r === 'string' ? r : r.source))
     .join('|'),
 );
@@ -285,7 +390,11 @@ export const histogram = new Map<string, number>();
 export async function answerOf(res: Response, what: unknown): Promise<Answer> {
   const text = await res.text();
   if (process.env.FUZZ_DEBUG) {
-    const key = `${res.status} ${String(what).split(' ').slice(0, 3).join(' ').replace(/\/interaction\/[^/ ]+/, '')} ${GUARD.test(text) ? 'guard' : ''}`;
+    const key = `${res.status} ${String(what)
+      .split(' ')
+      .slice(0, 3)
+      .join(' ')
+      .replace(/\/interaction\/[^/ ]+/, '')} ${GUARD.test(text) ? 'guard' : ''}`;
     histogram.set(key, (histogram.get(key) ?? 0) + 1);
   }
   expect({ status: res.status >= 500 ? res.status : 'ok', what, text: res.status >= 500 ? text.slice(0, 300) : '' }).toEqual({ status: 'ok', what, text: '' });

@@ -19,8 +19,7 @@ export const hasChromium: boolean = (() => {
 })();
 
 export const CHROMIUM_MISSING_MESSAGE =
-  `Browser tests skipped: Chromium is not installed (${CHROMIUM_PATH} is missing). ` +
-  'Install it with `apt-get install -y chromium` to run them.';
+  `Browser tests skipped: Chromium is not installed (${CHROMIUM_PATH} is missing). ` + 'Install it with `apt-get install -y chromium` to run them.';
 
 let warned = false;
 

@@ -46,13 +46,19 @@ export async function dumpDatabase(database: TestDatabase): Promise<Dump> {
   const { PGlite } = await import('@electric-sql/pglite');
   const copy = await PGlite.create({ loadDataDir: new Blob([tar]) });
   try {
-    const tables = await copy.query<{ name: string }>(`select quote_ident(schemaname) || '.' || quote_ident(tablename) as name from pg_tables where schemaname not in ('pg_catalog', 'information_schema')`);
+    const tables = await copy.query<{ name: string }>(
+      `select quote_ident(schemaname) || '.' || quote_ident(tablename) as name from pg_tables where schemaname not in ('pg_catalog', 'information_schema')`,
+    );
     const rows: string[] = [];
     for (const { name } of tables.rows) {
       const result = await copy.query<{ row: string }>(`select row_to_json(t)::text as row from ${name} t`);
       for (const r of result.rows) rows.push(`${name}\t${r.row}`);
     }
-    return { logical: rows.join('\n'), raw: tar.toString('latin1'), description: `PGlite data folder (${tar.length} bytes, ${tables.rows.length} tables, ${rows.length} rows)` };
+    return {
+      logical: rows.join('\n'),
+      raw: tar.toString('latin1'),
+      description: `PGlite data folder (${tar.length} bytes, ${tables.rows.length} tables, ${rows.length} rows)`,
+    };
   } finally {
     await copy.close();
   }
@@ -73,7 +79,10 @@ const JOSE = /(?<![A-Za-z0-9_.-])[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){2}(?:(?:\
  */
 export function candidateTokens(dump: Dump): Set<string> {
   const found = new Set<string>();
-  for (const [text, raw] of [[dump.logical, false], [dump.raw ?? '', true]] as const) {
+  for (const [text, raw] of [
+    [dump.logical, false],
+    [dump.raw ?? '', true],
+  ] as const) {
     for (const [run] of text.matchAll(RUN)) {
       if (run.length <= MAX_TOKEN) found.add(run);
       if (raw && run.length > 16 && run.length <= MAX_TOKEN + 1) {

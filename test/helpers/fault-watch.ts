@@ -54,7 +54,12 @@ export function firstAfter<T>(probe: Probe<T>, since: number, ok: (value: T) => 
 }
 
 /** Waits until the probe has a sample after `since` satisfying `ok`, or `ms` passed. */
-export async function waitForSample<T>(probe: Probe<T>, since: number, ok: (value: T) => boolean, ms: number): Promise<{ start: number; end: number; value: T } | undefined> {
+export async function waitForSample<T>(
+  probe: Probe<T>,
+  since: number,
+  ok: (value: T) => boolean,
+  ms: number,
+): Promise<{ start: number; end: number; value: T } | undefined> {
   const deadline = Date.now() + ms;
   for (;;) {
     const found = firstAfter(probe, since, ok);

@@ -67,7 +67,15 @@ export function webauthnAction(html: string): string {
 export async function enrolPasskey(services: Services, accountId: string) {
   const seed = newSeedKey();
   await seedWebAuthnCredential(services, accountId, seed, { factorId: 'passkey', label: 'Phone' });
-  const key = { credentialId: seed.credentialId, privateKey: seed.privateKey, publicKey: seed.publicKey, userHandle: seed.userHandle.toString('base64url'), rpId: services.config.webauthn.rpId, counter: 0, be: false };
+  const key = {
+    credentialId: seed.credentialId,
+    privateKey: seed.privateKey,
+    publicKey: seed.publicKey,
+    userHandle: seed.userHandle.toString('base64url'),
+    rpId: services.config.webauthn.rpId,
+    counter: 0,
+    be: false,
+  };
   const owner = new SoftwareAuthenticator({ origin: services.config.ISSUER });
   owner.keys.push(key);
   const forger = new SoftwareAuthenticator({ origin: services.config.ISSUER, counterStep: 0 });

@@ -86,7 +86,18 @@ export async function startPgCluster(): Promise<PgCluster> {
   const port = await freePort();
   await run(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], owner);
   // Our own port, on 127.0.0.1 only, its socket in our folder (never Debian's /var/run/postgresql); small, and quick to stop.
-  const options = ['-c', `port=${port}`, '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'max_connections=60', '-c', 'shared_buffers=32MB'].join(' ');
+  const options = [
+    '-c',
+    `port=${port}`,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    `unix_socket_directories=${dir}`,
+    '-c',
+    'max_connections=60',
+    '-c',
+    'shared_buffers=32MB',
+  ].join(' ');
   const pgCtl = (...args: string[]) => run(path.join(bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-o', options, ...args], owner);
   await pgCtl('start', '-w', '-t', '60');
 
@@ -118,7 +129,11 @@ export async function startPgCluster(): Promise<PgCluster> {
     stop: async (mode = 'fast') => void (await pgCtl('stop', '-w', '-m', mode)),
     start: async () => void (await pgCtl('start', '-w', '-t', '60')),
     restart: async (mode = 'fast') => void (await pgCtl('restart', '-w', '-m', mode, '-t', '60')),
-    answers: () => query('select 1').then(() => true, () => false),
+    answers: () =>
+      query('select 1').then(
+        () => true,
+        () => false,
+      ),
     async destroy() {
       if (destroyed) return;
       destroyed = true;

@@ -44,7 +44,11 @@ export interface ProviderProcessOptions {
 const providerArgs = (bundled?: boolean) => (bundled ? ['src/launch.js', 'main'] : ['--import', 'tsx', 'src/main.ts']);
 
 /** Starts the provider on `databaseUrl` (PGlite when undefined) with the test suite's SECRET_KEY (so sealed rows open) and waits until /readyz answers. */
-export async function startProviderProcess(databaseUrl: string | undefined, env: Record<string, string> = {}, options: ProviderProcessOptions = {}): Promise<ProviderProcess> {
+export async function startProviderProcess(
+  databaseUrl: string | undefined,
+  env: Record<string, string> = {},
+  options: ProviderProcessOptions = {},
+): Promise<ProviderProcess> {
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-proc-'));
   // A clean environment: nothing of the test runner's (NODE_OPTIONS, TEST_DATABASE_URL…) leaks in.
@@ -67,7 +71,9 @@ export async function startProviderProcess(databaseUrl: string | undefined, env:
   let output = '';
   if (!options.stdoutUnread) child.stdout!.setEncoding('utf8').on('data', (t: string) => (output += t));
   child.stderr!.setEncoding('utf8').on('data', (t: string) => (output += t));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const close = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
@@ -81,7 +87,10 @@ export async function startProviderProcess(databaseUrl: string | undefined, env:
   };
   const deadline = Date.now() + READY_TIMEOUT;
   for (;;) {
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
     if (child.exitCode !== null || Date.now() > deadline) {
       await close();
@@ -99,14 +108,28 @@ export async function startProviderProcess(databaseUrl: string | undefined, env:
  */
 export async function refusedStart(env: Record<string, string>, options: { bundled?: boolean } = {}): Promise<{ code: number | null; stderr: string }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-refused-'));
-  const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', PORT: String(await freePort()), DATA_DIR: dataDir, SECRET_KEY: TEST_SECRET_KEY, ...env };
+  const childEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LOG_LEVEL: 'warn',
+    PORT: String(await freePort()),
+    DATA_DIR: dataDir,
+    SECRET_KEY: TEST_SECRET_KEY,
+    ...env,
+  };
   try {
     const child = spawn(process.execPath, providerArgs(options.bundled), { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
     child.stdout.resume();
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    return { code, stderr: stderr.split('\n').filter((line) => !line.startsWith('oidc-provider WARNING')).join('\n') };
+    return {
+      code,
+      stderr: stderr
+        .split('\n')
+        .filter((line) => !line.startsWith('oidc-provider WARNING'))
+        .join('\n'),
+    };
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

@@ -12,7 +12,10 @@ export interface RelyingParty {
   config: oidc.Configuration;
   redirectUri: string;
   authorizationUrl(extra?: Record<string, string>): Promise<{ url: string; verifier: string; state: string; nonce: string }>;
-  redeem(callbackUrl: string, checks: { verifier?: string; state: string; nonce: string }): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
+  redeem(
+    callbackUrl: string,
+    checks: { verifier?: string; state: string; nonce: string },
+  ): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
 }
 
 export interface RelyingPartyOptions {
@@ -26,7 +29,13 @@ export interface RelyingPartyOptions {
   scope?: string;
 }
 
-export async function relyingParty(issuer: string, clientId: string, clientSecret: string | null, redirectUri: string, options: RelyingPartyOptions = {}): Promise<RelyingParty> {
+export async function relyingParty(
+  issuer: string,
+  clientId: string,
+  clientSecret: string | null,
+  redirectUri: string,
+  options: RelyingPartyOptions = {},
+): Promise<RelyingParty> {
   const metadata = { ...(clientSecret ? { client_secret: clientSecret } : {}), ...options.metadata };
   const auth = options.auth ?? (clientSecret ? oidc.ClientSecretBasic(clientSecret) : oidc.None());
   const execute = [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks];
@@ -38,7 +47,9 @@ export async function relyingParty(issuer: string, clientId: string, clientSecre
       const verifier = oidc.randomPKCECodeVerifier();
       const state = oidc.randomState();
       const nonce = oidc.randomNonce();
-      const pkce: Record<string, string> = options.withoutPkce ? {} : { code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' };
+      const pkce: Record<string, string> = options.withoutPkce
+        ? {}
+        : { code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' };
       const url = oidc.buildAuthorizationUrl(config, {
         redirect_uri: redirectUri,
         scope: options.scope ?? 'openid profile email',

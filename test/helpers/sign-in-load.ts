@@ -54,7 +54,13 @@ export async function seedLoadAccounts(services: Services, counts: { totp: numbe
     const account = await createAccount(services.db, services.hasher, { username: `${counts.prefix}f${i}`, password: PASSWORD });
     fresh.push({ id: account.id, username: account.username });
   }
-  return { clientId: client.clientId, clientSecret: client.clientSecret!, totp, fresh, used: { lastStep: new Map(), backupCodes: new Set(), fresh: 0, busy: new Set() } };
+  return {
+    clientId: client.clientId,
+    clientSecret: client.clientSecret!,
+    totp,
+    fresh,
+    used: { lastStep: new Map(), backupCodes: new Set(), fresh: 0, busy: new Set() },
+  };
 }
 
 export interface Acknowledged {
@@ -98,7 +104,12 @@ export interface SignInLoad {
 class Unavailable extends Error {}
 class Failure extends Error {}
 
-const text = (body: string) => body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+const text = (body: string) =>
+  body
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 300);
 
 /**
  * The current TOTP step an account has not used yet (or the next one, inside the provider's ±1 window), or
@@ -162,7 +173,8 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
   };
   const expectForm = (hop: Hop, pathEnd: RegExp, what: string): string => {
     const action = /<form[^>]*action="([^"]+)"/.exec(hop.body)?.[1]?.replace(/&amp;/g, '&');
-    if (hop.status !== 200 || !action || !pathEnd.test(action)) throw new Failure(`expected ${what}, got ${hop.status} at ${new URL(hop.url).pathname}: ${text(hop.body)}`);
+    if (hop.status !== 200 || !action || !pathEnd.test(action))
+      throw new Failure(`expected ${what}, got ${hop.status} at ${new URL(hop.url).pathname}: ${text(hop.body)}`);
     return action;
   };
 
@@ -204,7 +216,14 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
     }
   }
 
-  async function signInAs(issuer: string, kind: Kind, account: { id: string; username: string }, totpAccount: LoadAccounts['totp'][number] | undefined, step: number | undefined, backup: string | undefined): Promise<boolean> {
+  async function signInAs(
+    issuer: string,
+    kind: Kind,
+    account: { id: string; username: string },
+    totpAccount: LoadAccounts['totp'][number] | undefined,
+    step: number | undefined,
+    backup: string | undefined,
+  ): Promise<boolean> {
     const rp = rps.get(issuer)!;
 
     const agent = new UserAgent(issuer);
@@ -237,7 +256,8 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
       } else {
         // The account is this sign-in's alone (busy), so the step free when it was picked, or a later one, is free
         // now; should the clock say otherwise, wait for the next period rather than send a spent step.
-        while ((step = freeStep(lastStep, account.id, true)) === undefined) await new Promise((r) => setTimeout(r, TOTP_PERIOD_MS - (Date.now() % TOTP_PERIOD_MS) + 50));
+        while ((step = freeStep(lastStep, account.id, true)) === undefined)
+          await new Promise((r) => setTimeout(r, TOTP_PERIOD_MS - (Date.now() % TOTP_PERIOD_MS) + 50));
         code = TOTP.generate({ secret: Secret.fromBase32(totpAccount!.secret), timestamp: step * TOTP_PERIOD_MS + 1000 });
       }
       const posted = await send(issuer, () => agent.request(action, { form: { code } }));
@@ -250,7 +270,8 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
         hop = await follow(issuer, agent, await send(issuer, () => agent.request(formAction(hop.body), { form: {} })));
       }
     }
-    if (!hop.location?.startsWith(LOAD_REDIRECT)) throw new Failure(`expected the way back to the app, got ${hop.status} at ${new URL(hop.url).pathname}: ${text(hop.body)}`);
+    if (!hop.location?.startsWith(LOAD_REDIRECT))
+      throw new Failure(`expected the way back to the app, got ${hop.status} at ${new URL(hop.url).pathname}: ${text(hop.body)}`);
     if (new URL(hop.location).searchParams.get('error')) throw new Failure(`the app got ${hop.location}`);
     let tokens;
     try {
@@ -264,11 +285,20 @@ export async function startSignInLoad(targets: LoadTarget[], accounts: LoadAccou
       const isTypeError = (e: unknown): e is TypeError => (e as Error | undefined)?.name === 'TypeError';
       const network = isTypeError(err) ? err : isTypeError((err as Error).cause) ? ((err as Error).cause as TypeError) : undefined;
       if (network && !response) throw new Failure(`no answer from ${issuer}: /token ${network.message} ${(network.cause as Error | undefined)?.message ?? ''}`);
-      if (response && status !== 503) throw new Failure(`/token answered ${status} ${response.headers.get('content-type')}: ${await response.text().catch(() => '(body already read)')}`);
+      if (response && status !== 503)
+        throw new Failure(`/token answered ${status} ${response.headers.get('content-type')}: ${await response.text().catch(() => '(body already read)')}`);
       if (status === 503) {
         // openid-client leaves a 5xx body unread: read it here, to check what the app was told.
-        const body = response ? await response.text().catch(() => '') : JSON.stringify({ error: (err as { error?: string }).error, error_description: (err as { error_description?: string }).error_description });
-        report.unavailable.push({ at: Date.now(), issuer, path: '/token', json: !response || (response.headers.get('content-type') ?? '').includes('json'), body });
+        const body = response
+          ? await response.text().catch(() => '')
+          : JSON.stringify({ error: (err as { error?: string }).error, error_description: (err as { error_description?: string }).error_description });
+        report.unavailable.push({
+          at: Date.now(),
+          issuer,
+          path: '/token',
+          json: !response || (response.headers.get('content-type') ?? '').includes('json'),
+          body,
+        });
         throw new Unavailable();
       }
       throw new Failure(`/token: ${status ?? ''} ${(err as Error).message} ${((err as Error).cause as Error | undefined)?.message ?? ''}`);
@@ -366,7 +396,10 @@ export async function checkTokens(report: LoadReport, accounts: LoadAccounts): P
   for (const t of report.acknowledged.tokens) {
     let rp = rps.get(t.issuer);
     if (!rp) rps.set(t.issuer, (rp = await relyingParty(t.issuer, accounts.clientId, accounts.clientSecret, LOAD_REDIRECT)));
-    for (const [kind, token] of [['access', t.accessToken], ['refresh', t.refreshToken]] as const) {
+    for (const [kind, token] of [
+      ['access', t.accessToken],
+      ['refresh', t.refreshToken],
+    ] as const) {
       if (!token) continue;
       const answer = await oidc.tokenIntrospection(rp.config, token);
       if (answer.active !== true) lost.push(`${kind} token issued by ${t.issuer}`);

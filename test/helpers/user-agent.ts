@@ -13,7 +13,10 @@ export interface Hop {
 export class UserAgent {
   readonly cookies = new Map<string, string>();
   /** `headers`: sent with every request (a browser's Accept-Language). */
-  constructor(readonly origin: string, readonly headers: Record<string, string> = {}) {}
+  constructor(
+    readonly origin: string,
+    readonly headers: Record<string, string> = {},
+  ) {}
 
   #cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -44,7 +47,13 @@ export class UserAgent {
     const res = await fetch(absolute, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
     if (absolute.startsWith(this.origin)) this.#store(res.headers);
     const location = res.headers.get('location') ?? undefined;
-    return { status: res.status, location: location ? new URL(location, absolute).toString() : undefined, body: await res.text(), url: absolute, headers: res.headers };
+    return {
+      status: res.status,
+      location: location ? new URL(location, absolute).toString() : undefined,
+      body: await res.text(),
+      url: absolute,
+      headers: res.headers,
+    };
   }
 
   /** Follows redirects while they stay on the provider; returns the last hop (a page, or a redirect away). */

@@ -7,7 +7,12 @@
  */
 import crypto from 'node:crypto';
 import type { Services } from '../../src/services.ts';
-import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+} from '@simplewebauthn/server';
 
 // ---- CBOR (RFC 8949), just what WebAuthn needs: ints, byte and text strings, arrays, maps.
 
@@ -49,7 +54,15 @@ const sha256 = (b: Buffer | string) => crypto.createHash('sha256').update(b).dig
 /** The COSE_Key (RFC 9053) of an EC P-256 public key: kty EC2, alg ES256, crv P-256, x, y. */
 export function coseKey(publicKey: crypto.KeyObject): Buffer {
   const jwk = publicKey.export({ format: 'jwk' });
-  return cborEncode(new Map<Cbor, Cbor>([[1, 2], [3, -7], [-1, 1], [-2, Buffer.from(jwk.x!, 'base64url')], [-3, Buffer.from(jwk.y!, 'base64url')]]));
+  return cborEncode(
+    new Map<Cbor, Cbor>([
+      [1, 2],
+      [3, -7],
+      [-1, 1],
+      [-2, Buffer.from(jwk.x!, 'base64url')],
+      [-3, Buffer.from(jwk.y!, 'base64url')],
+    ]),
+  );
 }
 
 export interface Flags {
@@ -151,12 +164,25 @@ export class SoftwareAuthenticator {
     let cose = coseKey(publicKey);
     if (o.alg !== undefined) {
       const jwk = publicKey.export({ format: 'jwk' });
-      cose = cborEncode(new Map<Cbor, Cbor>([[1, 2], [3, o.alg], [-1, 1], [-2, Buffer.from(jwk.x!, 'base64url')], [-3, Buffer.from(jwk.y!, 'base64url')]]));
+      cose = cborEncode(
+        new Map<Cbor, Cbor>([
+          [1, 2],
+          [3, o.alg],
+          [-1, 1],
+          [-2, Buffer.from(jwk.x!, 'base64url')],
+          [-3, Buffer.from(jwk.y!, 'base64url')],
+        ]),
+      );
     }
     const attested = Buffer.concat([aaguid, idLen, credentialId, cose]);
     const counter = 0;
     const data = authData(rpId, flagsByte({ ...o, uv, be, bs: o.bs ?? be }, true), counter, attested);
-    const cd = clientData(o.type ?? 'webauthn.create', o.challenge ?? options.challenge, o.origin ?? this.options.origin, o.crossOrigin ? { crossOrigin: true } : {});
+    const cd = clientData(
+      o.type ?? 'webauthn.create',
+      o.challenge ?? options.challenge,
+      o.origin ?? this.options.origin,
+      o.crossOrigin ? { crossOrigin: true } : {},
+    );
     let attStmt: Cbor = {};
     let fmt = 'none';
     if (this.options.attestation) {
@@ -167,7 +193,13 @@ export class SoftwareAuthenticator {
       const alg = o.attestationAlg ?? -7;
       attStmt = chain.length ? { alg, sig, x5c: chain } : { alg, sig };
     }
-    const attestationObject = cborEncode(new Map<Cbor, Cbor>([['fmt', fmt], ['attStmt', attStmt], ['authData', data]]));
+    const attestationObject = cborEncode(
+      new Map<Cbor, Cbor>([
+        ['fmt', fmt],
+        ['attStmt', attStmt],
+        ['authData', data],
+      ]),
+    );
     const userHandle = options.user.id;
     this.keys.push({ credentialId, privateKey, publicKey, userHandle, rpId, counter, be });
     const rk = o.rk === undefined ? (this.options.discoverable ?? true) : o.rk;
@@ -195,7 +227,12 @@ export class SoftwareAuthenticator {
     const counter = o.counter ?? key.counter;
     const uv = o.uv ?? (this.options.uv !== false && options.userVerification !== 'discouraged');
     const data = authData(rpId, flagsByte({ ...o, uv, be: o.be ?? key.be, bs: o.bs ?? key.be }, false), counter);
-    const cd = clientData(o.type ?? 'webauthn.get', o.challenge ?? options.challenge, o.origin ?? this.options.origin, o.crossOrigin ? { crossOrigin: true } : {});
+    const cd = clientData(
+      o.type ?? 'webauthn.get',
+      o.challenge ?? options.challenge,
+      o.origin ?? this.options.origin,
+      o.crossOrigin ? { crossOrigin: true } : {},
+    );
     const signature = crypto.sign('sha256', Buffer.concat([data, sha256(cd)]), o.signWith ?? key.privateKey);
     const userHandle = o.userHandle === undefined ? key.userHandle : o.userHandle;
     return {
@@ -218,7 +255,14 @@ export function optionsOf<T = PublicKeyCredentialCreationOptionsJSON & PublicKey
 export function optionsInPage(html: string, which: 'register' | 'authenticate' = 'authenticate') {
   const m = new RegExp(`data-webauthn="${which}"[^>]*data-options="([^"]*)"`).exec(html);
   if (!m) throw new Error(`no ${which} options on page:\n${html.slice(0, 800)}`);
-  const json = m[1]!.replace(/&quot;/g, '"').replace(/&#x3D;/g, '=').replace(/&#x27;/g, "'").replace(/&#x60;/g, '`').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const json = m[1]!
+    .replace(/&quot;/g, '"')
+    .replace(/&#x3D;/g, '=')
+    .replace(/&#x27;/g, "'")
+    .replace(/&#x60;/g, '`')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
   return JSON.parse(json);
 }
 

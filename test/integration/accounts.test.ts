@@ -22,7 +22,17 @@ import { FactorRegistry } from '../../factors/registry.ts';
 import { Catalogue } from '../../src/i18n/catalogue.ts';
 import { createMessaging } from '../../src/messaging/index.ts';
 import { testConfig } from '../helpers/server.ts';
-import { GroupConflictError, addMember, createGroup, findGroup, groupsOf, listGroups, membersOf, removeGroup, removeMember } from '../../src/accounts/groups.ts';
+import {
+  GroupConflictError,
+  addMember,
+  createGroup,
+  findGroup,
+  groupsOf,
+  listGroups,
+  membersOf,
+  removeGroup,
+  removeMember,
+} from '../../src/accounts/groups.ts';
 
 const gate = { concurrency: 4, queueLimit: 64 };
 const hasher = new PasswordHasher({ memoryCost: 8192, timeCost: 1, parallelism: 1, ...gate });
@@ -101,11 +111,14 @@ for (const kind of DIALECTS) {
       expect(await findAccountByLogin(database.db, '')).toBeUndefined();
       expect(await findAccountByLogin(database.db, 'nobody')).toBeUndefined();
 
-      expect(await authenticatePassword(database.db, hasher, 'alice@example.test', 'correct horse battery')).toMatchObject({ ok: true, account: { id: alice.id } });
+      expect(await authenticatePassword(database.db, hasher, 'alice@example.test', 'correct horse battery')).toMatchObject({
+        ok: true,
+        account: { id: alice.id },
+      });
       expect(await authenticatePassword(database.db, hasher, 'Alice', 'correct horse battery')).toMatchObject({ ok: true, account: { id: alice.id } });
     });
 
-    test('a username that looks like another account\'s email signs in as the username\'s owner', async () => {
+    test("a username that looks like another account's email signs in as the username's owner", async () => {
       const owner = await createAccount(database.db, hasher, { username: 'erin@example.test', password: 'erin username pw' });
       await createAccount(database.db, hasher, { username: 'frank', email: 'erin@example.test', password: 'frank email pw' });
       expect((await findAccountByLogin(database.db, 'ERIN@example.test'))?.id).toBe(owner.id);
@@ -169,8 +182,24 @@ for (const kind of DIALECTS) {
       await database.db
         .insertInto('oidc_payloads')
         .values([
-          { kind: 'Session', id: 'h1.gina-session', payload: JSON.stringify({ accountId: gina.id }), grant_id: null, user_code: null, uid: 'gina-uid', expires_at: null },
-          { kind: 'Session', id: 'h1.other-session', payload: JSON.stringify({ accountId: 'someone-else' }), grant_id: null, user_code: null, uid: 'other-uid', expires_at: null },
+          {
+            kind: 'Session',
+            id: 'h1.gina-session',
+            payload: JSON.stringify({ accountId: gina.id }),
+            grant_id: null,
+            user_code: null,
+            uid: 'gina-uid',
+            expires_at: null,
+          },
+          {
+            kind: 'Session',
+            id: 'h1.other-session',
+            payload: JSON.stringify({ accountId: 'someone-else' }),
+            grant_id: null,
+            user_code: null,
+            uid: 'other-uid',
+            expires_at: null,
+          },
         ])
         .execute();
       await setDisabled(database.db, gina.id, true);
@@ -204,14 +233,31 @@ for (const kind of DIALECTS) {
     test('changePassword replaces the hash and the old password stops working; a bad password or an unknown account is a value, nothing changed', async () => {
       const ivy = await createAccount(database.db, hasher, { username: 'ivy', password: 'first password' });
       const config = testConfig(3000);
-      const services = { db: database.db, hasher, sessionsEnded: [], config, factors: { registry: new FactorRegistry() }, messaging: createMessaging(config), catalogue: new Catalogue() };
+      const services = {
+        db: database.db,
+        hasher,
+        sessionsEnded: [],
+        config,
+        factors: { registry: new FactorRegistry() },
+        messaging: createMessaging(config),
+        catalogue: new Catalogue(),
+      };
       expect(await changePassword(services, { accountId: ivy.id, password: 'second password', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: true });
       expect(await authenticatePassword(database.db, hasher, 'ivy', 'first password')).toEqual(FAILURE);
       expect(await authenticatePassword(database.db, hasher, 'ivy', 'second password')).toMatchObject({ ok: true });
-      expect(await changePassword(services, { accountId: ivy.id, password: 'short', via: 'admin', actor: 'admin:test' })).toMatchObject({ ok: false, reason: 'refused', refusal: 'too_short' });
-      expect(await changePassword(services, { accountId: 'nobody', password: 'third password', via: 'admin', actor: 'admin:test' })).toEqual({ ok: false, reason: 'unknown_account' });
+      expect(await changePassword(services, { accountId: ivy.id, password: 'short', via: 'admin', actor: 'admin:test' })).toMatchObject({
+        ok: false,
+        reason: 'refused',
+        refusal: 'too_short',
+      });
+      expect(await changePassword(services, { accountId: 'nobody', password: 'third password', via: 'admin', actor: 'admin:test' })).toEqual({
+        ok: false,
+        reason: 'unknown_account',
+      });
       // Only a person changing their own password keeps a session.
-      expect(await changePassword(services, { accountId: ivy.id, password: 'third password', via: 'admin', actor: 'admin:test', keepSessionUid: 'x' })).toMatchObject({ ok: false, reason: 'invalid_input' });
+      expect(
+        await changePassword(services, { accountId: ivy.id, password: 'third password', via: 'admin', actor: 'admin:test', keepSessionUid: 'x' }),
+      ).toMatchObject({ ok: false, reason: 'invalid_input' });
       expect(await authenticatePassword(database.db, hasher, 'ivy', 'second password')).toMatchObject({ ok: true });
     });
 
@@ -253,7 +299,15 @@ for (const kind of DIALECTS) {
       await addMember(database.db, group.id, jack.id);
       await database.db
         .insertInto('oidc_payloads')
-        .values({ kind: 'Session', id: 'h1.jack-session', payload: JSON.stringify({ accountId: jack.id }), grant_id: null, user_code: null, uid: null, expires_at: null })
+        .values({
+          kind: 'Session',
+          id: 'h1.jack-session',
+          payload: JSON.stringify({ accountId: jack.id }),
+          grant_id: null,
+          user_code: null,
+          uid: null,
+          expires_at: null,
+        })
         .execute();
       expect((await removeAccount(database.db, jack.id)).removed).toBe(true);
       expect((await removeAccount(database.db, jack.id)).removed).toBe(false);

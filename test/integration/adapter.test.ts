@@ -57,7 +57,12 @@ for (const kind of DIALECTS) {
       await sessions.upsert(key, { ...payload, accountId: 'acc2' }, 3600);
       expect(await sessions.find(key)).toMatchObject({ accountId: 'acc2' });
 
-      const row = await database.db.selectFrom('oidc_payloads').selectAll().where('kind', '=', 'Session').where('id', '=', rowId('Session', key)).executeTakeFirstOrThrow();
+      const row = await database.db
+        .selectFrom('oidc_payloads')
+        .selectAll()
+        .where('kind', '=', 'Session')
+        .where('id', '=', rowId('Session', key))
+        .executeTakeFirstOrThrow();
       expect(row.expires_at!.getTime()).toBeGreaterThan(Date.now() + 3500_000);
       expect(row.expires_at!.getTime()).toBeLessThanOrEqual(Date.now() + 3600_000);
     });
@@ -81,7 +86,12 @@ for (const kind of DIALECTS) {
       const key = id();
       await grants.upsert(key, { kind: 'Grant', jti: key });
       expect(await grants.find(key)).toMatchObject({ jti: key });
-      const row = await database.db.selectFrom('oidc_payloads').select('expires_at').where('kind', '=', 'Grant').where('id', '=', rowId('Grant', key)).executeTakeFirstOrThrow();
+      const row = await database.db
+        .selectFrom('oidc_payloads')
+        .select('expires_at')
+        .where('kind', '=', 'Grant')
+        .where('id', '=', rowId('Grant', key))
+        .executeTakeFirstOrThrow();
       expect(row.expires_at).toBeNull();
     });
 
@@ -129,10 +139,20 @@ for (const kind of DIALECTS) {
       expect(first!.consumed).toBeGreaterThanOrEqual(before - 1);
       expect(first!.consumed).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
 
-      const row1 = await database.db.selectFrom('oidc_payloads').select('consumed_at').where('kind', '=', 'AuthorizationCode').where('id', '=', rowId('AuthorizationCode', key)).executeTakeFirstOrThrow();
+      const row1 = await database.db
+        .selectFrom('oidc_payloads')
+        .select('consumed_at')
+        .where('kind', '=', 'AuthorizationCode')
+        .where('id', '=', rowId('AuthorizationCode', key))
+        .executeTakeFirstOrThrow();
       await new Promise((r) => setTimeout(r, 20));
       await codes.consume(key);
-      const row2 = await database.db.selectFrom('oidc_payloads').select('consumed_at').where('kind', '=', 'AuthorizationCode').where('id', '=', rowId('AuthorizationCode', key)).executeTakeFirstOrThrow();
+      const row2 = await database.db
+        .selectFrom('oidc_payloads')
+        .select('consumed_at')
+        .where('kind', '=', 'AuthorizationCode')
+        .where('id', '=', rowId('AuthorizationCode', key))
+        .executeTakeFirstOrThrow();
       expect(row2.consumed_at!.getTime()).toBe(row1.consumed_at!.getTime());
     });
 
@@ -216,7 +236,11 @@ for (const kind of DIALECTS) {
 
       // Rows left expired by earlier tests count too, so measure them first.
       const cutoff = ago(60);
-      const expected = await database.db.selectFrom('oidc_payloads').select((eb) => eb.fn.countAll<string>().as('n')).where('expires_at', '<', cutoff).executeTakeFirstOrThrow();
+      const expected = await database.db
+        .selectFrom('oidc_payloads')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('expires_at', '<', cutoff)
+        .executeTakeFirstOrThrow();
       expect(Number(expected.n)).toBeGreaterThanOrEqual(5);
 
       const purged = await purgeExpired(database.db, 60, 2);
@@ -259,7 +283,15 @@ for (const kind of DIALECTS) {
       ];
       for (const [model, key, payload] of written) await new AdapterClass(model).upsert(key, payload, 600);
 
-      const rows = await database.db.selectFrom('oidc_payloads').selectAll().where('id', 'in', written.map(([model, key]) => rowId(model, key))).execute();
+      const rows = await database.db
+        .selectFrom('oidc_payloads')
+        .selectAll()
+        .where(
+          'id',
+          'in',
+          written.map(([model, key]) => rowId(model, key)),
+        )
+        .execute();
       expect(rows).toHaveLength(written.length);
       const stored = JSON.stringify(rows);
       for (const secret of [token, token.slice(3), sessionId, interactionUid, userCode, logoutSecret]) expect(stored).not.toContain(secret);
@@ -284,7 +316,12 @@ for (const kind of DIALECTS) {
       const attacker = id();
       await sessions.upsert(victim, { kind: 'Session', jti: victim, accountId: 'victim' }, 600);
       await sessions.upsert(attacker, { kind: 'Session', jti: attacker, accountId: 'attacker' }, 600);
-      const source = await database.db.selectFrom('oidc_payloads').select('payload').where('kind', '=', 'Session').where('id', '=', rowId('Session', victim)).executeTakeFirstOrThrow();
+      const source = await database.db
+        .selectFrom('oidc_payloads')
+        .select('payload')
+        .where('kind', '=', 'Session')
+        .where('id', '=', rowId('Session', victim))
+        .executeTakeFirstOrThrow();
       await database.db
         .updateTable('oidc_payloads')
         .set({ payload: JSON.stringify({ ...source.payload, accountId: 'attacker' }) })

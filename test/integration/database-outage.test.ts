@@ -42,12 +42,18 @@ describeOnPostgres('a PostgreSQL connection lost while checked out', () => {
     const outcome = await database.db
       .transaction()
       .execute(async (trx) => {
-        await trx.insertInto('outage_probe' as never).values({ id: 1 } as never).execute();
+        await trx
+          .insertInto('outage_probe' as never)
+          .values({ id: 1 } as never)
+          .execute();
         const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
         await terminate(rows[0]!.pid);
         // The server's goodbye (57P01) reaches the idle, checked-out connection as an 'error' event.
         await new Promise((r) => setTimeout(r, 300));
-        await trx.insertInto('outage_probe' as never).values({ id: 2 } as never).execute();
+        await trx
+          .insertInto('outage_probe' as never)
+          .values({ id: 2 } as never)
+          .execute();
         return 'committed';
       })
       .catch((err: unknown) => err);
@@ -57,7 +63,12 @@ describeOnPostgres('a PostgreSQL connection lost while checked out', () => {
 
     // A fresh connection; the transaction's first row is not there.
     await ping(database.db);
-    expect(await database.db.selectFrom('outage_probe' as never).selectAll().execute()).toEqual([]);
+    expect(
+      await database.db
+        .selectFrom('outage_probe' as never)
+        .selectAll()
+        .execute(),
+    ).toEqual([]);
     const health = databaseHealth(database.db)!;
     expect(health.current).toBeUndefined();
     expect(health.last).toMatchObject({ began: expect.any(Date), ended: expect.any(Date) });

@@ -53,12 +53,24 @@ for (const kind of DIALECTS) {
 
     test('a call within the limits comes back whole, and its audit names no secret', async () => {
       const client = factorHttp(database.db, fetchTransport, 'push', { accountId: null, actor: 'system' });
-      const answer = await client.request({ method: 'POST', url: `${base}/notify/abc?token=SECRET-IN-QUERY`, headers: { authorization: 'Bearer SECRET-IN-HEADER' }, json: { code: 'SECRET-IN-BODY' } });
+      const answer = await client.request({
+        method: 'POST',
+        url: `${base}/notify/abc?token=SECRET-IN-QUERY`,
+        headers: { authorization: 'Bearer SECRET-IN-HEADER' },
+        json: { code: 'SECRET-IN-BODY' },
+      });
       expect(answer).toMatchObject({ ok: true, status: 200, json: { echo: { code: 'SECRET-IN-BODY' } } });
       expect(seen.at(-1)).toMatchObject({ method: 'POST', url: '/notify/abc?token=SECRET-IN-QUERY', body: '{"code":"SECRET-IN-BODY"}' });
       expect(seen.at(-1)!.headers['content-type']).toBe('application/json');
       const events = (await listAudit(database.db)).filter((e) => e.type === 'factor.http');
-      expect(events.at(-1)!.details).toEqual({ factor: 'push', method: 'POST', host: new URL(base).host, path: '/notify/abc', status: 200, ms: expect.any(Number) });
+      expect(events.at(-1)!.details).toEqual({
+        factor: 'push',
+        method: 'POST',
+        host: new URL(base).host,
+        path: '/notify/abc',
+        status: 200,
+        ms: expect.any(Number),
+      });
       expect(JSON.stringify(events)).not.toMatch(/SECRET/);
     });
 
@@ -69,11 +81,21 @@ for (const kind of DIALECTS) {
       expect(Date.now() - started).toBeLessThan(1500);
       expect(await client.request({ method: 'GET', url: `${base}/big`, maxBytes: 10_000 })).toEqual({ ok: false, reason: 'unavailable' });
       expect(await client.request({ method: 'GET', url: `${base}/big` })).toMatchObject({ ok: true, status: 200 });
-      expect(await client.request({ method: 'GET', url: `${base}/moved` })).toMatchObject({ ok: true, status: 302, headers: { location: 'http://elsewhere.example.test/' } });
+      expect(await client.request({ method: 'GET', url: `${base}/moved` })).toMatchObject({
+        ok: true,
+        status: 302,
+        headers: { location: 'http://elsewhere.example.test/' },
+      });
       const closed = await freePort();
       expect(await client.request({ method: 'GET', url: `http://127.0.0.1:${closed}/` })).toEqual({ ok: false, reason: 'unavailable' });
       const details = (await listAudit(database.db)).filter((e) => e.type === 'factor.http').map((e) => e.details);
-      expect(details).toEqual(expect.arrayContaining([expect.objectContaining({ path: '/slow', error: 'timeout' }), expect.objectContaining({ path: '/big', error: 'too_large' }), expect.objectContaining({ host: `127.0.0.1:${closed}`, error: 'network' })]));
+      expect(details).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ path: '/slow', error: 'timeout' }),
+          expect.objectContaining({ path: '/big', error: 'too_large' }),
+          expect.objectContaining({ host: `127.0.0.1:${closed}`, error: 'network' }),
+        ]),
+      );
     });
 
     test("a factor's own mistakes throw: a relative URL, another scheme, credentials in the URL", async () => {

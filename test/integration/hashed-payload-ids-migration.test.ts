@@ -54,8 +54,14 @@ for (const kind of DIALECTS) {
           row('ReplayDetection', clear.replay, { iss: 'app' }),
         ])
         .execute();
-      await database.db.insertInto('interaction_state').values({ uid: clear.interaction, key: 'signin', value_sealed: 'v1.x.y.z', expires_at: later() }).execute();
-      await database.db.insertInto('session_evidence').values({ session_uid: 'session-uid', account_id: accountId, evidence: '[]', expires_at: later() }).execute();
+      await database.db
+        .insertInto('interaction_state')
+        .values({ uid: clear.interaction, key: 'signin', value_sealed: 'v1.x.y.z', expires_at: later() })
+        .execute();
+      await database.db
+        .insertInto('session_evidence')
+        .values({ session_uid: 'session-uid', account_id: accountId, evidence: '[]', expires_at: later() })
+        .execute();
     });
 
     afterAll(async () => {
@@ -77,8 +83,18 @@ for (const kind of DIALECTS) {
 
     test('afterwards the database refuses a provider row under an id or a user code in clear', async () => {
       const base = { kind: 'RefreshToken', payload: '{}', grant_id: null, uid: null, expires_at: later() };
-      await expect(database.db.insertInto('oidc_payloads').values({ ...base, id: id(), user_code: null }).execute()).rejects.toThrow(/oidc_payloads_id_hashed/);
-      await expect(database.db.insertInto('oidc_payloads').values({ ...base, kind: 'DeviceCode', id: `h1.${id()}`, user_code: 'BCDF-GHJK' }).execute()).rejects.toThrow(/oidc_payloads_user_code_hashed/);
+      await expect(
+        database.db
+          .insertInto('oidc_payloads')
+          .values({ ...base, id: id(), user_code: null })
+          .execute(),
+      ).rejects.toThrow(/oidc_payloads_id_hashed/);
+      await expect(
+        database.db
+          .insertInto('oidc_payloads')
+          .values({ ...base, kind: 'DeviceCode', id: `h1.${id()}`, user_code: 'BCDF-GHJK' })
+          .execute(),
+      ).rejects.toThrow(/oidc_payloads_user_code_hashed/);
       // Through the adapter, rows go in.
       const key = crypto.randomBytes(32);
       const Adapter = createAdapter(database.db, new Sealer(key), new KeyedHasher(key));

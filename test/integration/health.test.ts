@@ -121,7 +121,16 @@ for (const kind of DIALECTS) {
         const replaced = await fetch(new URL('/jwks', server.issuer), { headers: { 'x-request-id': 'not valid!' } });
         const replacedId = replaced.headers.get('x-request-id');
         const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-        expect(entries).toContainEqual(expect.objectContaining({ service: 'twofold', reqId: 'trace-abc-123', msg: 'request', method: 'GET', path: '/.well-known/openid-configuration', status: 200 }));
+        expect(entries).toContainEqual(
+          expect.objectContaining({
+            service: 'twofold',
+            reqId: 'trace-abc-123',
+            msg: 'request',
+            method: 'GET',
+            path: '/.well-known/openid-configuration',
+            status: 200,
+          }),
+        );
         expect(entries).toContainEqual(expect.objectContaining({ reqId: replacedId, path: '/jwks', msg: 'request' }));
         expect(lines.join('')).not.toContain('not valid!');
         for (const line of lines) expect(line.endsWith('\n') && !line.slice(0, -1).includes('\n')).toBe(true);

@@ -79,7 +79,10 @@ for (const kind of DIALECTS) {
     }
 
     async function kidsWith(status: string, alg?: string): Promise<string[]> {
-      return (await listKeys(database.db)).filter((k) => k.status === status && (!alg || k.alg === alg)).map((k) => k.kid).sort();
+      return (await listKeys(database.db))
+        .filter((k) => k.status === status && (!alg || k.alg === alg))
+        .map((k) => k.kid)
+        .sort();
     }
 
     /** An app's JWKS cache that never refetches within the test (as one filled just before a rotation), counting its fetches. */

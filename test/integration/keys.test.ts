@@ -149,13 +149,22 @@ for (const kind of DIALECTS) {
       expect((await keyFingerprint(database.db, later)).split(',').filter((p) => p.endsWith(':retired'))).toEqual([]);
 
       // Let the first retired pair expire for real, then rotate again.
-      await database.db.updateTable('signing_keys').set({ expires_at: new Date(Date.now() - 1000) }).where('status', '=', 'retired').execute();
+      await database.db
+        .updateTable('signing_keys')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('status', '=', 'retired')
+        .execute();
       expect((await loadKeyMaterial(database.db, sealer)).jwks).toHaveLength(2);
       const second = await rotateNow(database.db, sealer);
       const remaining = await database.db.selectFrom('signing_keys').select(['kid', 'status']).execute();
       expect(remaining).toHaveLength(4);
       expect(remaining.some((r) => retired.some((x) => x.kid === r.kid))).toBe(false);
-      expect(remaining.filter((r) => r.status === 'retired').map((r) => r.kid).sort()).toEqual([...second.retired].sort());
+      expect(
+        remaining
+          .filter((r) => r.status === 'retired')
+          .map((r) => r.kid)
+          .sort(),
+      ).toEqual([...second.retired].sort());
     });
 
     test('simultaneous rotations leave exactly one active key per algorithm', async () => {
@@ -163,7 +172,12 @@ for (const kind of DIALECTS) {
       const active = await activeKeys();
       expect(active.map((k) => k.alg)).toEqual(['ES256', 'RS256']);
       const material = await loadKeyMaterial(database.db, sealer);
-      expect(material.jwks.slice(0, 2).map((k) => k.kid).sort()).toEqual(active.map((k) => k.kid).sort());
+      expect(
+        material.jwks
+          .slice(0, 2)
+          .map((k) => k.kid)
+          .sort(),
+      ).toEqual(active.map((k) => k.kid).sort());
     });
 
     describe('a running provider', () => {
@@ -214,7 +228,11 @@ for (const kind of DIALECTS) {
         expect(retiredEarlier.length).toBeGreaterThan(0);
         expect(await publishedKids()).toEqual(expect.arrayContaining(retiredEarlier.map((r) => r.kid)));
         // Let them lapse so the sets below are exact.
-        await database.db.updateTable('signing_keys').set({ expires_at: new Date(Date.now() - 1000) }).where('status', '=', 'retired').execute();
+        await database.db
+          .updateTable('signing_keys')
+          .set({ expires_at: new Date(Date.now() - 1000) })
+          .where('status', '=', 'retired')
+          .execute();
         expect(await server.holder.refresh()).toBe(true);
 
         const oldRs = await activeKid('RS256');
@@ -235,7 +253,11 @@ for (const kind of DIALECTS) {
         expect(await idTokenKid()).toBe(newRs);
 
         // Once the retired pair's window has passed, a refresh stops publishing it.
-        await database.db.updateTable('signing_keys').set({ expires_at: new Date(Date.now() - 1000) }).where('status', '=', 'retired').execute();
+        await database.db
+          .updateTable('signing_keys')
+          .set({ expires_at: new Date(Date.now() - 1000) })
+          .where('status', '=', 'retired')
+          .execute();
         expect(await server.holder.refresh()).toBe(true);
         expect(await publishedKids()).toEqual([...created].sort());
         expect(await idTokenKid()).toBe(newRs);

@@ -142,7 +142,11 @@ for (const kind of DIALECTS) {
     test('an expired code is refused as expired, not as wrong', async () => {
       const { account, r, codes, to } = await setup();
       await codes.send({ scope: 's', channel: 'email', to, purpose: 'sign-in', rules: RULES });
-      await opened.services.db.updateTable('challenge_codes').set({ expires_at: new Date(Date.now() - 1) }).where('account_id', '=', account.id).execute();
+      await opened.services.db
+        .updateTable('challenge_codes')
+        .set({ expires_at: new Date(Date.now() - 1) })
+        .where('account_id', '=', account.id)
+        .execute();
       expect(await codes.check('s', r.last())).toMatchObject({ ok: false, reason: 'expired' });
       const never = await codes.check('never-sent', '123456');
       expect(never).toMatchObject({ ok: false, reason: 'expired' });
@@ -170,7 +174,9 @@ for (const kind of DIALECTS) {
       const { account, r, codes } = await setup();
       const outcomes = [];
       for (let i = 0; i < SEND_PER_ACCOUNT.points + 2; i++) {
-        outcomes.push(await codes.send({ scope: `s${i}`, channel: 'email', to: `someone-${crypto.randomUUID()}@example.test`, purpose: 'enroll', rules: RULES }));
+        outcomes.push(
+          await codes.send({ scope: `s${i}`, channel: 'email', to: `someone-${crypto.randomUUID()}@example.test`, purpose: 'enroll', rules: RULES }),
+        );
       }
       expect(outcomes.filter((o) => o.ok)).toHaveLength(SEND_PER_ACCOUNT.points);
       expect(new Set(outcomes.filter((o) => !o.ok).map((o) => said(o)))).toEqual(new Set([expect.stringContaining('Too many codes were sent')]));
@@ -234,8 +240,12 @@ for (const kind of DIALECTS) {
       }
       // The same words as the per-account limit, so the answer says nothing about which counter (or account) it was.
       const { codes: own } = await setup();
-      for (let i = 0; i < SEND_PER_ACCOUNT.points; i++) await own.send({ scope: `a${i}`, channel: 'email', to: `x${i}@example.test`, purpose: 'enroll', rules: RULES });
-      const perAccount = (await own.send({ scope: 'a-last', channel: 'email', to: 'y@example.test', purpose: 'enroll', rules: RULES })) as { ok: false; message: MessageRef };
+      for (let i = 0; i < SEND_PER_ACCOUNT.points; i++)
+        await own.send({ scope: `a${i}`, channel: 'email', to: `x${i}@example.test`, purpose: 'enroll', rules: RULES });
+      const perAccount = (await own.send({ scope: 'a-last', channel: 'email', to: 'y@example.test', purpose: 'enroll', rules: RULES })) as {
+        ok: false;
+        message: MessageRef;
+      };
       expect(said(perAccount).replace(/\d+ minutes?/, 'N')).toBe(said(refused[0]!).replace(/\d+ minutes?/, 'N'));
       // Another address is not affected.
       const other = await setup();
@@ -243,7 +253,11 @@ for (const kind of DIALECTS) {
     });
 
     test('the send limits come from the global policy: a lower sendPerAccount, sendPerAddress or sendPerDestination takes effect at the next send', async () => {
-      const limits = { sendPerAccount: { points: 10, windowSeconds: 3600 }, sendPerAddress: { points: 100, windowSeconds: 3600 }, sendPerDestination: { points: 10, windowSeconds: 3600 } };
+      const limits = {
+        sendPerAccount: { points: 10, windowSeconds: 3600 },
+        sendPerAddress: { points: 100, windowSeconds: 3600 },
+        sendPerDestination: { points: 10, windowSeconds: 3600 },
+      };
       const account = await createAccount(opened.services.db, opened.services.hasher, { username: `oob-policy-${++n}` });
       const r = recorder();
       const service = new OutOfBandService(opened.services.db, opened.services.codeHasher, r.messaging, async () => limits);
@@ -268,7 +282,10 @@ for (const kind of DIALECTS) {
       try {
         const engineCodes = logging.services.factors.outOfBand.for('email-code', other.id, { ip: `192.0.2.${++n % 250}` });
         expect((await engineCodes.send({ scope: 'e1', channel: 'email', to: 'e1@example.test', purpose: 'enroll', rules: RULES })).ok).toBe(true);
-        expect(await engineCodes.send({ scope: 'e2', channel: 'email', to: 'e2@example.test', purpose: 'enroll', rules: RULES })).toMatchObject({ ok: false, reason: 'locked' });
+        expect(await engineCodes.send({ scope: 'e2', channel: 'email', to: 'e2@example.test', purpose: 'enroll', rules: RULES })).toMatchObject({
+          ok: false,
+          reason: 'locked',
+        });
       } finally {
         await savePolicy(opened.services.db, 'global', {}, 'test');
         await logging.close();
@@ -285,7 +302,10 @@ for (const kind of DIALECTS) {
         r.failWith(kind);
         const failed = await codes.send({ scope: 's', channel: 'sms', to: '+15555550100', purpose: 'sign-in', rules });
         // "Nothing was sent" only when that is known; a gateway that went quiet may have taken it (finding 11).
-        const words = kind === 'timeout' ? 'The text message service did not answer in time, so the text may or may not arrive' : 'We could not send the text message just now. Nothing was sent';
+        const words =
+          kind === 'timeout'
+            ? 'The text message service did not answer in time, so the text may or may not arrive'
+            : 'We could not send the text message just now. Nothing was sent';
         expect(failed).toMatchObject({ ok: false, reason: 'unavailable' });
         expect(said(failed)).toContain(words);
       }
@@ -299,9 +319,18 @@ for (const kind of DIALECTS) {
 
     test('a channel this deployment cannot deliver over is unavailable', async () => {
       const { account } = await setup();
-      const none: Messaging = { channels: [], email: 'off', sendCode: () => Promise.reject(new Error('unreachable')), sendEmail: () => Promise.reject(new Error('unreachable')), close() {} };
+      const none: Messaging = {
+        channels: [],
+        email: 'off',
+        sendCode: () => Promise.reject(new Error('unreachable')),
+        sendEmail: () => Promise.reject(new Error('unreachable')),
+        close() {},
+      };
       const codes = new OutOfBandService(opened.services.db, opened.services.codeHasher, none).for('sms-code', account.id);
-      expect(await codes.send({ scope: 's', channel: 'sms', to: '+15555550100', purpose: 'sign-in', rules: RULES })).toMatchObject({ ok: false, reason: 'unavailable' });
+      expect(await codes.send({ scope: 's', channel: 'sms', to: '+15555550100', purpose: 'sign-in', rules: RULES })).toMatchObject({
+        ok: false,
+        reason: 'unavailable',
+      });
     });
 
     test("scopes are private to their account and factor: another account's or factor's code never matches", async () => {
@@ -322,7 +351,11 @@ for (const kind of DIALECTS) {
     test('expired codes are purged with the other expired rows', async () => {
       const { account, codes, to } = await setup();
       await codes.send({ scope: 's', channel: 'email', to, purpose: 'sign-in', rules: RULES });
-      await opened.services.db.updateTable('challenge_codes').set({ expires_at: new Date(Date.now() - 3600_000) }).where('account_id', '=', account.id).execute();
+      await opened.services.db
+        .updateTable('challenge_codes')
+        .set({ expires_at: new Date(Date.now() - 3600_000) })
+        .where('account_id', '=', account.id)
+        .execute();
       await purgeExpired(opened.services.db);
       expect(await opened.services.db.selectFrom('challenge_codes').select('id').where('account_id', '=', account.id).execute()).toEqual([]);
     });

@@ -52,7 +52,11 @@ for (const kind of DIALECTS) {
 
     test('one statement inside a request gives what the separate reads give outside', async () => {
       const { services } = opened;
-      const outside = { input: await policyInput(services, facts), credentials: await services.factors.store.list(facts.accountId), global: await globalPolicy(services.db, services.config.MFA) };
+      const outside = {
+        input: await policyInput(services, facts),
+        credentials: await services.factors.store.list(facts.accountId),
+        global: await globalPolicy(services.db, services.config.MFA),
+      };
       const inside = await withRequestMemo(async () => ({
         input: await policyInput(services, facts),
         credentials: await services.factors.store.list(facts.accountId),

@@ -24,9 +24,28 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { DIALECTS, createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.ts';
 import { clearCounters, consume, consumeAll, giveBack, reset, type LimitRule } from '../../src/security/rate-limit.ts';
-import { FIRST_FACTOR_PER_CREDENTIAL, MFA_KNOWN_BROWSER_BURST, MFA_PER_ACCOUNT_BURST, MFA_PER_ACCOUNT_DAY, MFA_PER_ADDRESS, MFA_UNKNOWN_BROWSERS_DAY, mfaCounters, refundAttempt, takeAttempt, takeFirstFactorAttempt } from '../../src/mfa/throttle.ts';
+import {
+  FIRST_FACTOR_PER_CREDENTIAL,
+  MFA_KNOWN_BROWSER_BURST,
+  MFA_PER_ACCOUNT_BURST,
+  MFA_PER_ACCOUNT_DAY,
+  MFA_PER_ADDRESS,
+  MFA_UNKNOWN_BROWSERS_DAY,
+  mfaCounters,
+  refundAttempt,
+  takeAttempt,
+  takeFirstFactorAttempt,
+} from '../../src/mfa/throttle.ts';
 import { SEND_PER_ACCOUNT, SEND_PER_ADDRESS, SEND_PER_DESTINATION } from '../../src/mfa/out-of-band.ts';
-import { clearPasswordCounters, PASSWORD_KNOWN_BROWSER, PASSWORD_PER_ACCOUNT_DAY, PASSWORD_PER_ADDRESS, PASSWORD_UNKNOWN_BROWSERS, passwordSucceeded, takePasswordAttempt } from '../../src/security/password-throttle.ts';
+import {
+  clearPasswordCounters,
+  PASSWORD_KNOWN_BROWSER,
+  PASSWORD_PER_ACCOUNT_DAY,
+  PASSWORD_PER_ADDRESS,
+  PASSWORD_UNKNOWN_BROWSERS,
+  passwordSucceeded,
+  takePasswordAttempt,
+} from '../../src/security/password-throttle.ts';
 import { globalPolicySchema, parsePolicy } from '../../src/policy/documents.ts';
 
 const rule = (points: number, windowSeconds: number): LimitRule => ({ name: `test:${crypto.randomBytes(4).toString('hex')}`, points, windowSeconds });
@@ -118,11 +137,22 @@ for (const kind of DIALECTS) {
       expect(b).toMatchObject({ allowed: true, count: 2 });
       expect(c).toMatchObject({ allowed: true, count: 1 });
       expect(b!.retryAfterSeconds).toBeGreaterThan(3000);
-      await consumeAll(database.db, [{ rule: short, subject: 'acct' }, { rule: short, subject: 'ip' }]);
-      const [again] = await consumeAll(database.db, [{ rule: short, subject: 'acct' }, { rule: long, subject: 'acct' }]);
+      await consumeAll(database.db, [
+        { rule: short, subject: 'acct' },
+        { rule: short, subject: 'ip' },
+      ]);
+      const [again] = await consumeAll(database.db, [
+        { rule: short, subject: 'acct' },
+        { rule: long, subject: 'acct' },
+      ]);
       expect(again).toMatchObject({ allowed: false, count: 3 });
       expect(await consume(database.db, long, 'acct')).toMatchObject({ count: 4 });
-      await expect(consumeAll(database.db, [{ rule: short, subject: 'x' }, { rule: short, subject: 'x' }])).rejects.toThrow(/twice/);
+      await expect(
+        consumeAll(database.db, [
+          { rule: short, subject: 'x' },
+          { rule: short, subject: 'x' },
+        ]),
+      ).rejects.toThrow(/twice/);
     });
 
     test('100 simultaneous consumeAll() over shared counters, listed in either order: each counted once, no deadlock', async () => {
@@ -130,11 +160,19 @@ for (const kind of DIALECTS) {
       const second = rule(1000, 60);
       const all = handles();
       const pairs = Array.from({ length: 100 }, (_, i) => {
-        const both = [{ rule: first, subject: 's' }, { rule: second, subject: 's' }];
+        const both = [
+          { rule: first, subject: 's' },
+          { rule: second, subject: 's' },
+        ];
         return consumeAll(all[i % all.length]!.db, i % 2 ? both : [...both].reverse());
       });
       const results = await Promise.all(pairs);
-      expect(results.map((r) => r.map((x) => x.count).sort((a, b) => a - b)).flat().sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => Math.floor(i / 2) + 1));
+      expect(
+        results
+          .map((r) => r.map((x) => x.count).sort((a, b) => a - b))
+          .flat()
+          .sort((a, b) => a - b),
+      ).toEqual(Array.from({ length: 200 }, (_, i) => Math.floor(i / 2) + 1));
       expect(await consume(database.db, first, 's')).toMatchObject({ count: 101 });
       expect(await consume(database.db, second, 's')).toMatchObject({ count: 101 });
     });
@@ -178,7 +216,7 @@ for (const kind of DIALECTS) {
       let s = 0;
       const allowed: number[] = [];
       let seed = 42;
-      const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
       for (let i = 0; i < 1000; i++) {
         // Bursts and lulls: mostly seconds apart, sometimes hours.
         s += random() < 0.02 ? Math.floor(random() * 40 * 3600) : Math.floor(random() * 120);
@@ -197,7 +235,12 @@ for (const kind of DIALECTS) {
       for (const x of results.filter((y) => !y.allowed)) expect(x.retryAfterSeconds).toBeGreaterThan(DAY - 60);
     });
 
-    const backoff = (points: number, windowSeconds: number, delaySeconds: number, maxDelaySeconds: number): LimitRule => ({ ...rule(points, windowSeconds), kind: 'backoff', delaySeconds, maxDelaySeconds });
+    const backoff = (points: number, windowSeconds: number, delaySeconds: number, maxDelaySeconds: number): LimitRule => ({
+      ...rule(points, windowSeconds),
+      kind: 'backoff',
+      delaySeconds,
+      maxDelaySeconds,
+    });
 
     test('backoff: after the free failures each guess waits, the wait doubles up to its cap, and a quiet window clears the streak', async () => {
       const r = backoff(3, 60, 10, 40);
@@ -318,7 +361,10 @@ for (const kind of DIALECTS) {
       expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}:totp`)).toBe(5);
       expect(await points(`${MFA_PER_ADDRESS.name}:${ip}`)).toBe(5);
       // A success gives its own attempt back.
-      await refundAttempt(database.db, verdicts.find((v) => v.allowed)!);
+      await refundAttempt(
+        database.db,
+        verdicts.find((v) => v.allowed)!,
+      );
       expect(await points(`${MFA_PER_ACCOUNT_DAY.name}:${id}:totp`)).toBe(4);
     });
 
@@ -332,7 +378,10 @@ for (const kind of DIALECTS) {
         let refunds = 0;
         const verdicts = await Promise.all(
           Array.from({ length: 150 }, async (_, i) => {
-            const v = await takeAttempt(dbs[i % dbs.length]!, guess(ids[i % 3]!, i % 2 === 0 ? 'backup-codes' : 'totp', ip, i % 5 === 0 ? 'device' : undefined));
+            const v = await takeAttempt(
+              dbs[i % dbs.length]!,
+              guess(ids[i % 3]!, i % 2 === 0 ? 'backup-codes' : 'totp', ip, i % 5 === 0 ? 'device' : undefined),
+            );
             if (v.allowed && i % 4 === 0) {
               refunds++;
               await refundAttempt(dbs[(i + 1) % dbs.length]!, v);
@@ -380,9 +429,14 @@ for (const kind of DIALECTS) {
       expect((await takeAttempt(database.db, guess(id, 'totp', address(), 'laptop'))).allowed).toBe(true);
     });
 
-    test("the daily ceiling counts per factor; unknown browsers use only their share, and a known browser keeps the rest", async () => {
+    test('the daily ceiling counts per factor; unknown browsers use only their share, and a known browser keeps the rest', async () => {
       const id = account();
-      const limits = { perAccountBurst: { points: 500, windowSeconds: 300 }, knownBrowserBurst: { points: 500, windowSeconds: 300 }, perAccountDay: { points: 8, windowSeconds: 86400 }, perAddress: { points: 1000, windowSeconds: 900 } };
+      const limits = {
+        perAccountBurst: { points: 500, windowSeconds: 300 },
+        knownBrowserBurst: { points: 500, windowSeconds: 300 },
+        perAccountDay: { points: 8, windowSeconds: 86400 },
+        perAddress: { points: 1000, windowSeconds: 900 },
+      };
       const take = (s: number, factorId = 'totp', device?: string) => takeAttempt(database.db, guess(id, factorId, address(), device), limits, { at: at(s) });
       // Unknown browsers: half of 8.
       for (let i = 0; i < 4; i++) expect((await take(i)).allowed).toBe(true);
@@ -401,12 +455,24 @@ for (const kind of DIALECTS) {
 
     test('a daily ceiling is never above 100 in 24 hours, whatever numbers it is given, over known and unknown browsers together', async () => {
       const id = account();
-      const loose = { perAccountBurst: { points: 1000, windowSeconds: 1 }, knownBrowserBurst: { points: 1000, windowSeconds: 1 }, perAccountDay: { points: 1000, windowSeconds: 1 }, unknownBrowsersDay: { points: 1000, windowSeconds: 1 }, perAddress: { points: 1000, windowSeconds: 1 } };
+      const loose = {
+        perAccountBurst: { points: 1000, windowSeconds: 1 },
+        knownBrowserBurst: { points: 1000, windowSeconds: 1 },
+        perAccountDay: { points: 1000, windowSeconds: 1 },
+        unknownBrowsersDay: { points: 1000, windowSeconds: 1 },
+        perAddress: { points: 1000, windowSeconds: 1 },
+      };
       let allowed = 0;
-      for (let i = 0; i < 150; i++) if ((await takeAttempt(database.db, guess(id, 'totp', address(), i % 2 ? 'owner' : undefined), loose, { at: at(i * 60) })).allowed) allowed++;
+      for (let i = 0; i < 150; i++)
+        if ((await takeAttempt(database.db, guess(id, 'totp', address(), i % 2 ? 'owner' : undefined), loose, { at: at(i * 60) })).allowed) allowed++;
       expect(allowed).toBe(100);
       const counters = mfaCounters(guess(id), loose);
-      expect(counters.map((c) => c.rule)).toEqual(expect.arrayContaining([expect.objectContaining({ name: MFA_PER_ACCOUNT_DAY.name, points: 100, windowSeconds: 86400 }), expect.objectContaining({ name: MFA_UNKNOWN_BROWSERS_DAY.name, points: 99, windowSeconds: 86400 })]));
+      expect(counters.map((c) => c.rule)).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ name: MFA_PER_ACCOUNT_DAY.name, points: 100, windowSeconds: 86400 }),
+          expect.objectContaining({ name: MFA_UNKNOWN_BROWSERS_DAY.name, points: 99, windowSeconds: 86400 }),
+        ]),
+      );
     });
 
     test('before any factor is proved: counted per credential, per known browser and per address, never on the account', async () => {
@@ -442,7 +508,11 @@ for (const kind of DIALECTS) {
       const id = subject();
       const verdicts = await Promise.all(Array.from({ length: 200 }, () => takePasswordAttempt(database.db, { subject: id, ip: address() })));
       expect(verdicts.filter((v) => v.allowed)).toHaveLength(20);
-      const day = await database.db.selectFrom('rate_limits').select('points').where('key', '=', `${PASSWORD_PER_ACCOUNT_DAY.name}:${id}`).executeTakeFirstOrThrow();
+      const day = await database.db
+        .selectFrom('rate_limits')
+        .select('points')
+        .where('key', '=', `${PASSWORD_PER_ACCOUNT_DAY.name}:${id}`)
+        .executeTakeFirstOrThrow();
       expect(day.points).toBe(20);
       // A known browser of the account is not slowed by them.
       expect((await takePasswordAttempt(database.db, { subject: id, ip: address(), knownDevice: 'owner' })).allowed).toBe(true);
@@ -455,7 +525,9 @@ for (const kind of DIALECTS) {
       expect(unknown.filter((v) => v.allowed)).toHaveLength(50);
       const refused = unknown.find((v) => !v.allowed)!;
       expect(refused.retryAfterSeconds).toBeGreaterThan(86400 - 60);
-      const known = await Promise.all(Array.from({ length: 200 }, (_, i) => takePasswordAttempt(database.db, { subject: id, ip: address(), knownDevice: i % 2 ? 'owner' : 'laptop' }, loose)));
+      const known = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => takePasswordAttempt(database.db, { subject: id, ip: address(), knownDevice: i % 2 ? 'owner' : 'laptop' }, loose)),
+      );
       expect(known.filter((v) => v.allowed)).toHaveLength(50);
     });
 
@@ -469,11 +541,15 @@ for (const kind of DIALECTS) {
       await passwordSucceeded(database.db, known, right);
       // The unknown browsers' streak is theirs: still waiting.
       expect((await takePasswordAttempt(database.db, g)).allowed).toBe(false);
-      const day = await database.db.selectFrom('rate_limits').select('points').where('key', '=', `${PASSWORD_PER_ACCOUNT_DAY.name}:${id}`).executeTakeFirstOrThrow();
+      const day = await database.db
+        .selectFrom('rate_limits')
+        .select('points')
+        .where('key', '=', `${PASSWORD_PER_ACCOUNT_DAY.name}:${id}`)
+        .executeTakeFirstOrThrow();
       expect(day.points).toBe(20);
     });
 
-    test('clearing an account deletes its counters (known browsers and factors included), nobody else\'s', async () => {
+    test("clearing an account deletes its counters (known browsers and factors included), nobody else's", async () => {
       const id = `${subject()}_x%`;
       const other = `${id}y`;
       for (const s of [id, other]) {
@@ -481,12 +557,21 @@ for (const kind of DIALECTS) {
         await takePasswordAttempt(database.db, { subject: s, ip: address(), knownDevice: 'owner' });
         await takeAttempt(database.db, { accountId: s, factorId: 'totp', ip: address() });
       }
-      const keys = async (s: string) => (await database.db.selectFrom('rate_limits').select('key').execute()).map((r) => r.key).filter((k) => k.includes(`:${s}`) && !k.includes(`:${s}y`));
+      const keys = async (s: string) =>
+        (await database.db.selectFrom('rate_limits').select('key').execute()).map((r) => r.key).filter((k) => k.includes(`:${s}`) && !k.includes(`:${s}y`));
       expect((await keys(id)).length).toBe(7);
       expect(await clearPasswordCounters(database.db, id)).toBe(4);
       expect(await clearCounters(database.db, [[MFA_PER_ACCOUNT_DAY.name, id]])).toBe(1);
       expect((await keys(id)).sort()).toEqual([`${MFA_PER_ACCOUNT_BURST.name}:${id}:totp`, `${MFA_UNKNOWN_BROWSERS_DAY.name}:${id}:totp`].sort());
-      expect((await database.db.selectFrom('rate_limits').select('key').where('key', 'like', `%${other.replace(/[%_]/g, '\\$&')}%`).execute()).length).toBe(7);
+      expect(
+        (
+          await database.db
+            .selectFrom('rate_limits')
+            .select('key')
+            .where('key', 'like', `%${other.replace(/[%_]/g, '\\$&')}%`)
+            .execute()
+        ).length,
+      ).toBe(7);
     });
   });
 }
@@ -510,7 +595,12 @@ describe('throttle settings in the global policy', () => {
       sendPerDestination: numbers(SEND_PER_DESTINATION),
     });
     // A document written before the burst delays existed still reads, with the default delays.
-    expect(parsePolicy(globalPolicySchema, { throttle: { perAccountBurst: { points: 3, windowSeconds: 60 } } }, 'g').throttle.perAccountBurst).toEqual({ points: 3, windowSeconds: 60, delaySeconds: 30, maxDelaySeconds: 900 });
+    expect(parsePolicy(globalPolicySchema, { throttle: { perAccountBurst: { points: 3, windowSeconds: 60 } } }, 'g').throttle.perAccountBurst).toEqual({
+      points: 3,
+      windowSeconds: 60,
+      delaySeconds: 30,
+      maxDelaySeconds: 900,
+    });
     // One written before passwords were counted per account: its per-login numbers carry over to the unknown browsers' rule.
     const legacy = parsePolicy(globalPolicySchema, { throttle: { passwordPerLogin: { points: 3, windowSeconds: 600 } } }, 'g').throttle;
     expect(legacy.passwordUnknownBrowsers).toEqual({ points: 3, windowSeconds: 600, delaySeconds: 30, maxDelaySeconds: 900 });
@@ -525,7 +615,10 @@ describe('throttle settings in the global policy', () => {
     [{ sendPerDestination: { points: 0, windowSeconds: 3600 } }, 'throttle.sendPerDestination.points'],
     [{ passwordPerLogin: { points: 20 } }, 'throttle.passwordPerLogin.windowSeconds'],
     [{ unknownBrowsersDay: { points: 100, windowSeconds: 86400 } }, 'throttle.unknownBrowsersDay.points: must be less than perAccountDay.points'],
-    [{ passwordPerAccountDay: { points: 10, windowSeconds: 86400 }, passwordUnknownBrowsersDay: { points: 10, windowSeconds: 86400 } }, 'throttle.passwordUnknownBrowsersDay.points: must be less than passwordPerAccountDay.points'],
+    [
+      { passwordPerAccountDay: { points: 10, windowSeconds: 86400 }, passwordUnknownBrowsersDay: { points: 10, windowSeconds: 86400 } },
+      'throttle.passwordUnknownBrowsersDay.points: must be less than passwordPerAccountDay.points',
+    ],
     [{ passwordPerAccountDay: { points: 101, windowSeconds: 86400 } }, 'throttle.passwordPerAccountDay.points: at most 100'],
     [{ passwordKnownBrowser: { points: 5, windowSeconds: 300, delaySeconds: 60, maxDelaySeconds: 30 } }, 'throttle.passwordKnownBrowser.maxDelaySeconds'],
     [{ lockout: {} }, 'throttle: unknown field(s) lockout'],

@@ -14,7 +14,8 @@ const MODULES = '/usr/lib/apache2/modules';
 
 /** "mod_auth_openidc 2.4.x (Apache/2.4.y)": what the suite ran. */
 export function apacheVersions(): string {
-  if (!fs.existsSync(APACHE) || !fs.existsSync(`${MODULES}/mod_auth_openidc.so`)) return 'mod_auth_openidc (MISSING: .ci/run installs apache2 and libapache2-mod-auth-openidc)';
+  if (!fs.existsSync(APACHE) || !fs.existsSync(`${MODULES}/mod_auth_openidc.so`))
+    return 'mod_auth_openidc (MISSING: .ci/run installs apache2 and libapache2-mod-auth-openidc)';
   const openidc = execFileSync('dpkg-query', ['-W', '-f=${Version}', 'libapache2-mod-auth-openidc']).toString();
   const httpd = /Apache\/[\d.]+/.exec(execFileSync(APACHE, ['-v']).toString())?.[0] ?? 'Apache';
   return `mod_auth_openidc ${openidc} (${httpd})`;
@@ -32,7 +33,9 @@ export async function startApache(port: number, site: string): Promise<Apache> {
   fs.mkdirSync(path.join(dir, 'htdocs'));
   fs.mkdirSync(path.join(dir, 'cgi'));
   // The app: prints what mod_auth_openidc gives it (claims, tokens, REMOTE_USER) as text.
-  fs.writeFileSync(path.join(dir, 'cgi', 'show'), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nenv | grep -E '^(OIDC_|REMOTE_USER=)' | sort\n", { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, 'cgi', 'show'), "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nenv | grep -E '^(OIDC_|REMOTE_USER=)' | sort\n", {
+    mode: 0o755,
+  });
   fs.chmodSync(dir, 0o755);
   const conf = `
 ServerRoot ${dir}
@@ -64,19 +67,34 @@ ${site}
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   let exited: number | null = null;
-  const gone = new Promise<void>((resolve) => child.on('exit', (code) => { exited = code ?? -1; resolve(); }));
+  const gone = new Promise<void>((resolve) =>
+    child.on('exit', (code) => {
+      exited = code ?? -1;
+      resolve();
+    }),
+  );
   const origin = `http://127.0.0.1:${port}`;
-  const errorLog = () => { try { return fs.readFileSync(path.join(dir, 'error.log'), 'utf8'); } catch { return ''; } };
+  const errorLog = () => {
+    try {
+      return fs.readFileSync(path.join(dir, 'error.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
   try {
-    await until('apache to answer', async () => {
-      if (exited !== null) throw new Error(`apache2 exited (${exited}): ${output}\n${errorLog()}`);
-      try {
-        await fetch(`${origin}/`, { signal: AbortSignal.timeout(2000) });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 30_000);
+    await until(
+      'apache to answer',
+      async () => {
+        if (exited !== null) throw new Error(`apache2 exited (${exited}): ${output}\n${errorLog()}`);
+        try {
+          await fetch(`${origin}/`, { signal: AbortSignal.timeout(2000) });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+    );
   } catch (err) {
     child.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
@@ -107,13 +125,20 @@ export async function tlsProxy(target: string): Promise<{ origin: string; close(
   const https = await import('node:https');
   const http = await import('node:http');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-tls-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`],
+    { stdio: 'ignore' },
+  );
   const upstream = new URL(target);
   const server = https.createServer({ key: fs.readFileSync(`${dir}/key.pem`), cert: fs.readFileSync(`${dir}/cert.pem`) }, (req, res) => {
-    const forward = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { ...req.headers, host: upstream.host } }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const forward = http.request(
+      { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { ...req.headers, host: upstream.host } },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     forward.on('error', () => res.writeHead(502).end());
     req.pipe(forward);
   });
@@ -121,6 +146,13 @@ export async function tlsProxy(target: string): Promise<{ origin: string; close(
   const { port } = server.address() as import('node:net').AddressInfo;
   return {
     origin: `https://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { fs.rmSync(dir, { recursive: true, force: true }); resolve(); }); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          fs.rmSync(dir, { recursive: true, force: true });
+          resolve();
+        });
+      }),
   };
 }

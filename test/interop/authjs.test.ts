@@ -21,13 +21,15 @@ import { ACR1, Browser, REFEDS_MFA, addUser, register, startProvider, walk, type
 import { signInFlows } from './sign-in-flows.ts';
 
 const DIR = path.join(process.cwd(), 'test/interop/apps/authjs');
-const VERSIONS = ['@auth/core', '@auth/express'].map((name) => {
-  try {
-    return `${name}@${(JSON.parse(fs.readFileSync(path.join(DIR, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version}`;
-  } catch {
-    return `${name} (MISSING: npm ci --prefix test/interop/apps/authjs, as .ci/run does)`;
-  }
-}).join(' + ');
+const VERSIONS = ['@auth/core', '@auth/express']
+  .map((name) => {
+    try {
+      return `${name}@${(JSON.parse(fs.readFileSync(path.join(DIR, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version}`;
+    } catch {
+      return `${name} (MISSING: npm ci --prefix test/interop/apps/authjs, as .ci/run does)`;
+    }
+  })
+  .join(' + ');
 
 interface Session {
   user: { name?: string; email?: string };
@@ -50,15 +52,29 @@ for (const kind of DIALECTS) {
       const app = await register(p, 'authjs-app', ['--first-party', '--redirect-uri', `${origin}/auth/callback/twofold`]);
       child = spawn(process.execPath, [path.join(DIR, 'app.mjs')], {
         cwd: DIR,
-        env: { ...process.env, NODE_OPTIONS: '', PORT: String(port), ISSUER: p.issuer, CLIENT_ID: app.clientId, CLIENT_SECRET: app.clientSecret, AUTH_SECRET: crypto.randomBytes(32).toString('hex') },
+        env: {
+          ...process.env,
+          NODE_OPTIONS: '',
+          PORT: String(port),
+          ISSUER: p.issuer,
+          CLIENT_ID: app.clientId,
+          CLIENT_SECRET: app.clientSecret,
+          AUTH_SECRET: crypto.randomBytes(32).toString('hex'),
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stderr = '';
       child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`the Auth.js app did not start in 30 s: ${stderr}`)), 30_000);
-        child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the Auth.js app exited (${code}): ${stderr}`)); });
-        readline.createInterface({ input: child.stdout! }).once('line', () => { clearTimeout(timer); resolve(); });
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`the Auth.js app exited (${code}): ${stderr}`));
+        });
+        readline.createInterface({ input: child.stdout! }).once('line', () => {
+          clearTimeout(timer);
+          resolve();
+        });
       });
     });
 
@@ -80,7 +96,10 @@ for (const kind of DIALECTS) {
       const query = new URLSearchParams(params).toString();
       const start = await b.request(`${origin}/auth/signin/twofold${query ? `?${query}` : ''}`, { form: { csrfToken, callbackUrl: `${origin}/me` } });
       const walked = await walk(p, b, start, user, options);
-      if (walked.hop.url !== `${origin}/me` || walked.hop.status !== 200) throw new Error(`did not reach /me: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.location} ${walked.hop.body.slice(0, 400)}`);
+      if (walked.hop.url !== `${origin}/me` || walked.hop.status !== 200)
+        throw new Error(
+          `did not reach /me: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.location} ${walked.hop.body.slice(0, 400)}`,
+        );
       return { ...walked, session: JSON.parse(walked.hop.body) as Session };
     }
 

@@ -28,7 +28,9 @@ interface Me {
 /** "python3-authlib 1.2.0 (requests 2.28.1)": what the suite ran. */
 const VERSIONS = (() => {
   try {
-    return execFileSync(PYTHON, ['-c', 'import authlib, requests; print("python3-authlib %s (requests %s)" % (authlib.__version__, requests.__version__))']).toString().trim();
+    return execFileSync(PYTHON, ['-c', 'import authlib, requests; print("python3-authlib %s (requests %s)" % (authlib.__version__, requests.__version__))'])
+      .toString()
+      .trim();
   } catch {
     return 'python3-authlib (missing: .ci/run installs it)';
   }
@@ -47,15 +49,29 @@ for (const kind of DIALECTS) {
       const app = await register(p, 'python-app', ['--first-party', '--redirect-uri', `${origin}/callback`, '--post-logout-redirect-uri', `${origin}/bye`]);
       const api = await register(p, 'orders-api', ['--resource-server', 'https://api.example.test']);
       child = spawn(PYTHON, [SCRIPT], {
-        env: { ...process.env, PORT: String(port), ISSUER: p.issuer, CLIENT_ID: app.clientId, CLIENT_SECRET: app.clientSecret, API_CLIENT_ID: api.clientId, API_CLIENT_SECRET: api.clientSecret },
+        env: {
+          ...process.env,
+          PORT: String(port),
+          ISSUER: p.issuer,
+          CLIENT_ID: app.clientId,
+          CLIENT_SECRET: app.clientSecret,
+          API_CLIENT_ID: api.clientId,
+          API_CLIENT_SECRET: api.clientSecret,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stderr = '';
       child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`the authlib app did not start in 30 s: ${stderr}`)), 30_000);
-        child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the authlib app exited (${code}): ${stderr}`)); });
-        readline.createInterface({ input: child.stdout! }).once('line', () => { clearTimeout(timer); resolve(); });
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`the authlib app exited (${code}): ${stderr}`));
+        });
+        readline.createInterface({ input: child.stdout! }).once('line', () => {
+          clearTimeout(timer);
+          resolve();
+        });
       });
     });
 
@@ -72,7 +88,8 @@ for (const kind of DIALECTS) {
 
     async function visit(b: Browser, path: string, user: User, options: { skip?: boolean } = {}) {
       const walked = await walk(p, b, await b.request(`${origin}${path}`), user, options);
-      if (walked.hop.url !== `${origin}/me` || walked.hop.status !== 200) throw new Error(`did not reach /me: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.body.slice(0, 400)}`);
+      if (walked.hop.url !== `${origin}/me` || walked.hop.status !== 200)
+        throw new Error(`did not reach /me: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.body.slice(0, 400)}`);
       return { ...walked, me: JSON.parse(walked.hop.body) as Me };
     }
 
@@ -120,7 +137,7 @@ for (const kind of DIALECTS) {
       expect((await visit(b, '/login', user)).pages).toEqual(['login']);
     });
 
-    test('introspection: the API (authlib introspect_token) reads acr only with --introspect-any for the app\'s opaque token', async () => {
+    test("introspection: the API (authlib introspect_token) reads acr only with --introspect-any for the app's opaque token", async () => {
       const user = await addUser(p, { totp: true });
       const b = browser();
       await visit(b, '/login', user);

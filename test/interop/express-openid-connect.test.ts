@@ -15,7 +15,22 @@ import { decodeProtectedHeader } from 'jose';
 import eoc, { type ConfigParams } from 'express-openid-connect';
 import { DIALECTS } from '../helpers/databases.ts';
 import { freePort } from '../helpers/ports.ts';
-import { ACR1, Browser, REFEDS_MFA, addUser, formAction, npmVersion, register, startProvider, until, walk, type Hop, type Provider, type User, ESSENTIAL_MFA } from './harness.ts';
+import {
+  ACR1,
+  Browser,
+  REFEDS_MFA,
+  addUser,
+  formAction,
+  npmVersion,
+  register,
+  startProvider,
+  until,
+  walk,
+  type Hop,
+  type Provider,
+  type User,
+  ESSENTIAL_MFA,
+} from './harness.ts';
 import { signInFlows } from './sign-in-flows.ts';
 
 const { auth, requiresAuth } = eoc;
@@ -26,8 +41,14 @@ function memoryStore(): LogoutStore {
   const map = new Map<string, Parameters<LogoutStore['set']>[1]>();
   return {
     get: (id, cb) => cb(null, map.get(id) ?? null),
-    set: (id, v, cb) => { map.set(id, v); cb?.(); },
-    destroy: (id, cb) => { map.delete(id); cb?.(); },
+    set: (id, v, cb) => {
+      map.set(id, v);
+      cb?.();
+    },
+    destroy: (id, cb) => {
+      map.delete(id);
+      cb?.();
+    },
   };
 }
 
@@ -43,24 +64,31 @@ for (const kind of DIALECTS) {
       origin = `http://127.0.0.1:${port}`;
       const registered = await register(p, 'express-app', [
         '--first-party',
-        '--redirect-uri', `${origin}/callback`,
-        '--post-logout-redirect-uri', `${origin}/bye`,
-        '--backchannel-logout-uri', `${origin}/backchannel-logout`,
+        '--redirect-uri',
+        `${origin}/callback`,
+        '--post-logout-redirect-uri',
+        `${origin}/bye`,
+        '--backchannel-logout-uri',
+        `${origin}/backchannel-logout`,
       ]);
       const app = express();
-      app.use(auth({
-        issuerBaseURL: p.issuer,
-        baseURL: origin,
-        clientID: registered.clientId,
-        clientSecret: registered.clientSecret,
-        secret: crypto.randomBytes(32).toString('hex'),
-        authRequired: false,
-        idpLogout: true,
-        authorizationParams: { response_type: 'code', response_mode: 'query', scope: 'openid profile email' },
-        routes: { postLogoutRedirect: '/bye' },
-        backchannelLogout: { store: memoryStore() },
-      }));
-      app.get('/me', requiresAuth(), (req, res) => { res.json({ user: req.oidc.user, claims: req.oidc.idTokenClaims, idToken: req.oidc.idToken }); });
+      app.use(
+        auth({
+          issuerBaseURL: p.issuer,
+          baseURL: origin,
+          clientID: registered.clientId,
+          clientSecret: registered.clientSecret,
+          secret: crypto.randomBytes(32).toString('hex'),
+          authRequired: false,
+          idpLogout: true,
+          authorizationParams: { response_type: 'code', response_mode: 'query', scope: 'openid profile email' },
+          routes: { postLogoutRedirect: '/bye' },
+          backchannelLogout: { store: memoryStore() },
+        }),
+      );
+      app.get('/me', requiresAuth(), (req, res) => {
+        res.json({ user: req.oidc.user, claims: req.oidc.idTokenClaims, idToken: req.oidc.idToken });
+      });
       app.get('/stepup', (_req, res) => res.oidc.login({ returnTo: '/me', authorizationParams: { acr_values: REFEDS_MFA } }));
       app.get('/essential', (_req, res) => res.oidc.login({ returnTo: '/me', authorizationParams: { claims: ESSENTIAL_MFA } }));
       app.get('/refresh', requiresAuth(), async (req, res) => {
@@ -68,7 +96,9 @@ for (const kind of DIALECTS) {
         const after = await req.oidc.accessToken!.refresh();
         res.json({ before, after: after.access_token });
       });
-      app.get('/bye', (_req, res) => { res.send('signed out'); });
+      app.get('/bye', (_req, res) => {
+        res.send('signed out');
+      });
       server = http.createServer(app);
       await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
       expect((server.address() as AddressInfo).port).toBe(port);
@@ -86,8 +116,14 @@ for (const kind of DIALECTS) {
 
     async function visit(b: Browser, path: string, user: User, options: { skip?: boolean } = {}) {
       const walked = await walk(p, b, await b.request(`${origin}${path}`), user, options);
-      const me = walked.hop.url === `${origin}/me` && walked.hop.status === 200 ? (JSON.parse(walked.hop.body) as { user: Record<string, unknown>; claims: Record<string, unknown>; idToken: string }) : undefined;
-      if (!me) throw new Error(`did not reach /me: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.location} ${walked.hop.body.slice(0, 300)}`);
+      const me =
+        walked.hop.url === `${origin}/me` && walked.hop.status === 200
+          ? (JSON.parse(walked.hop.body) as { user: Record<string, unknown>; claims: Record<string, unknown>; idToken: string })
+          : undefined;
+      if (!me)
+        throw new Error(
+          `did not reach /me: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.location} ${walked.hop.body.slice(0, 300)}`,
+        );
       return { ...walked, me };
     }
 
@@ -149,7 +185,7 @@ for (const kind of DIALECTS) {
       expect(again.pages).toEqual(['login']);
     });
 
-    test('logout: back-channel, the session ended at the provider ends the app\'s', async () => {
+    test("logout: back-channel, the session ended at the provider ends the app's", async () => {
       const b = browser();
       await visit(b, '/me', await addUser(p));
       expect((await b.request(`${origin}/me`)).status).toBe(200);
@@ -160,6 +196,5 @@ for (const kind of DIALECTS) {
         return hop.status === 302 && hop.location!.startsWith(`${p.issuer}/auth`);
       });
     });
-
   });
 }

@@ -91,7 +91,12 @@ export async function addUser(p: Provider, options: { totp?: boolean } = {}): Pr
   let totp: string | undefined;
   if (options.totp) {
     totp = newTotpSecret();
-    await p.services.factors.store.insert(account.id, 'totp', { label: 'Phone', secret: totp, data: { algorithm: 'SHA1', digits: 6, period: 30 }, counter: null });
+    await p.services.factors.store.insert(account.id, 'totp', {
+      label: 'Phone',
+      secret: totp,
+      data: { algorithm: 'SHA1', digits: 6, period: 30 },
+      counter: null,
+    });
   }
   return { username, id: account.id, totp };
 }
@@ -139,7 +144,13 @@ export class Browser {
       else jar.set(name, value);
     }
     const location = res.headers.get('location');
-    return { status: res.status, url: target.toString(), location: location ? new URL(location, target).toString() : undefined, body: await res.text(), headers: res.headers };
+    return {
+      status: res.status,
+      url: target.toString(),
+      location: location ? new URL(location, target).toString() : undefined,
+      body: await res.text(),
+      headers: res.headers,
+    };
   }
 
   /** Follows redirects while they lead somewhere reachable; returns the last hop. */
@@ -158,22 +169,31 @@ export class Browser {
 }
 
 /** One HTTP request with node:http (fetch would replace Sec-Fetch-Mode); the answer as fetch's Response-like parts. */
-async function send(url: URL, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Headers; setCookies: string[]; text(): Promise<string> }> {
+async function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; headers: Headers; setCookies: string[]; text(): Promise<string> }> {
   const http = await import('node:http');
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }, timeout: 30_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const h = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) {
-          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) h.append(name, v);
-        }
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: h, setCookies: res.headers['set-cookie'] ?? [], text: async () => text });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      { method, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }, timeout: 30_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const h = new Headers();
+          for (const [name, value] of Object.entries(res.headers)) {
+            for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) h.append(name, v);
+          }
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: h, setCookies: res.headers['set-cookie'] ?? [], text: async () => text });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));
     req.on('error', reject);
     req.end(body);
@@ -249,7 +269,11 @@ export async function logoutReceiver(): Promise<{ url: string; tokens: string[];
   return {
     url: `http://127.0.0.1:${port}/backchannel-logout`,
     tokens,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 

@@ -14,14 +14,34 @@ import { decodeProtectedHeader } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { freePort } from '../helpers/ports.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, register, startProvider, until, walk, type Hop, type Provider, type Registered, type User, ESSENTIAL_MFA } from './harness.ts';
+import {
+  ACR1,
+  ACR2,
+  Browser,
+  REFEDS_MFA,
+  addUser,
+  formAction,
+  register,
+  startProvider,
+  until,
+  walk,
+  type Hop,
+  type Provider,
+  type Registered,
+  type User,
+  ESSENTIAL_MFA,
+} from './harness.ts';
 import { apacheVersions, startApache, tlsProxy, type Apache } from './apache.ts';
-
 
 /** The variables the app page printed (OIDC_CLAIM_acr=…, REMOTE_USER=…). */
 function shown(hop: Hop): Record<string, string> {
   expect(hop.status).toBe(200);
-  return Object.fromEntries(hop.body.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    hop.body
+      .trim()
+      .split('\n')
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
 }
 
 for (const kind of DIALECTS) {
@@ -39,13 +59,18 @@ for (const kind of DIALECTS) {
       const redirect = `${origin}/protected/redirect_uri`;
       app = await register(p, 'apache', [
         '--first-party',
-        '--redirect-uri', redirect,
-        '--post-logout-redirect-uri', `${origin}/loggedout`,
-        '--backchannel-logout-uri', `${redirect}?logout=backchannel`,
+        '--redirect-uri',
+        redirect,
+        '--post-logout-redirect-uri',
+        `${origin}/loggedout`,
+        '--backchannel-logout-uri',
+        `${redirect}?logout=backchannel`,
       ]);
       api = await register(p, 'orders-api', ['--resource-server', 'https://api.example.test']);
       tls = await tlsProxy(p.issuer);
-      apache = await startApache(port, `
+      apache = await startApache(
+        port,
+        `
 OIDCProviderMetadataURL ${p.issuer}/.well-known/openid-configuration
 OIDCClientID ${app.clientId}
 OIDCClientSecret ${app.clientSecret}
@@ -84,13 +109,21 @@ OIDCOAuthRemoteUserClaim sub
   OIDCOAuthTokenIntrospectionInterval -1
   Require valid-user
 </Location>
-`);
+`,
+      );
     });
 
     afterAll(async () => {
       if (apache) {
         const log = apache.errorLog();
-        if (/\[auth_openidc:error\]/.test(log)) console.log(`mod_auth_openidc errors:\n${log.split('\n').filter((l) => l.includes('auth_openidc:error')).slice(-10).join('\n')}`);
+        if (/\[auth_openidc:error\]/.test(log))
+          console.log(
+            `mod_auth_openidc errors:\n${log
+              .split('\n')
+              .filter((l) => l.includes('auth_openidc:error'))
+              .slice(-10)
+              .join('\n')}`,
+          );
         await apache.close();
       }
       await tls?.close();
@@ -115,7 +148,13 @@ OIDCOAuthRemoteUserClaim sub
       const { env, pages, hop } = await visit(browser(), '/protected/', user);
       if (!pages.length) throw new Error(`${hop.status} ${hop.url} ${hop.location} ${hop.body.slice(0, 500)}\n${apache.errorLog().slice(-3000)}`);
       expect(pages).toEqual(['login']);
-      expect(env).toMatchObject({ REMOTE_USER: user.username, OIDC_CLAIM_sub: user.id, OIDC_CLAIM_acr: ACR1, OIDC_CLAIM_amr: 'pwd', OIDC_CLAIM_preferred_username: user.username });
+      expect(env).toMatchObject({
+        REMOTE_USER: user.username,
+        OIDC_CLAIM_sub: user.id,
+        OIDC_CLAIM_acr: ACR1,
+        OIDC_CLAIM_amr: 'pwd',
+        OIDC_CLAIM_preferred_username: user.username,
+      });
     });
 
     test('password + TOTP: acr level 2', async () => {
@@ -173,7 +212,9 @@ OIDCOAuthRemoteUserClaim sub
       await visit(b, '/protected/', user);
       const before = await info(b);
       expect(before.refresh_token).toBeTruthy();
-      const refreshed = await b.request(`${apache.origin}/protected/redirect_uri?refresh=${encodeURIComponent('/protected/')}&access_token=${before.access_token}`);
+      const refreshed = await b.request(
+        `${apache.origin}/protected/redirect_uri?refresh=${encodeURIComponent('/protected/')}&access_token=${before.access_token}`,
+      );
       expect(refreshed.status).toBe(302);
       expect(refreshed.location).toBe(`${apache.origin}/protected/`);
       const after = await info(b);
@@ -182,7 +223,7 @@ OIDCOAuthRemoteUserClaim sub
       expect(after.refresh_token).not.toBe(before.refresh_token);
     });
 
-    test('API (AuthType oauth20): introspects the app\'s opaque token only when granted --introspect-any; a revoked token is refused', async () => {
+    test("API (AuthType oauth20): introspects the app's opaque token only when granted --introspect-any; a revoked token is refused", async () => {
       const user = await addUser(p, { totp: true });
       const b = browser();
       await visit(b, '/protected/', user);
@@ -192,7 +233,12 @@ OIDCOAuthRemoteUserClaim sub
       expect((await p.run('client', 'update', 'orders-api', '--introspect-any')).code).toBe(0);
       const ok = await call();
       expect(ok.status).toBe(200);
-      const env = Object.fromEntries((await ok.text()).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const env = Object.fromEntries(
+        (await ok.text())
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
       expect(env).toMatchObject({ REMOTE_USER: user.id, OIDC_CLAIM_acr: ACR2, OIDC_CLAIM_client_id: app.clientId });
       // Sign out at Apache: mod_auth_openidc revokes the session's tokens, and the API refuses this one.
       await logout(b);
@@ -216,7 +262,7 @@ OIDCOAuthRemoteUserClaim sub
       expect(again.pages).toEqual(['login']);
     });
 
-    test('logout: back-channel, when the session ends at the provider Apache\'s session ends too', async () => {
+    test("logout: back-channel, when the session ends at the provider Apache's session ends too", async () => {
       const user = await addUser(p);
       const b = browser();
       await visit(b, '/protected/', user);
@@ -234,7 +280,7 @@ OIDCOAuthRemoteUserClaim sub
       const user = await addUser(p);
       const b = browser();
       await visit(b, '/protected/', user);
-      const oldKid = decodeProtectedHeader(shown((await b.get(`${apache.origin}/protected/`))).OIDC_id_token!).kid;
+      const oldKid = decodeProtectedHeader(shown(await b.get(`${apache.origin}/protected/`)).OIDC_id_token!).kid;
       expect((await p.run('keys', 'rotate')).code).toBe(0);
       expect(await p.server.holder.refresh()).toBe(true);
       const during = await visit(browser(), '/protected/', user);

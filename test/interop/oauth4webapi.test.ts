@@ -11,7 +11,21 @@ import * as oauth from 'oauth4webapi';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, npmVersion, register, startProvider, walk, type Provider, type Registered, type User, ESSENTIAL_MFA } from './harness.ts';
+import {
+  ACR1,
+  ACR2,
+  Browser,
+  REFEDS_MFA,
+  addUser,
+  npmVersion,
+  register,
+  startProvider,
+  walk,
+  type Provider,
+  type Registered,
+  type User,
+  ESSENTIAL_MFA,
+} from './harness.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const ORDERS = 'https://orders.example.test';
@@ -60,7 +74,10 @@ for (const kind of DIALECTS) {
         ...options.params,
       }).toString();
       const walked = await walk(p, browser, await browser.request(url.toString()), user, { skip: options.skip });
-      if (!walked.hop.location?.startsWith(REDIRECT)) throw new Error(`sign-in did not return to the app: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.body.slice(0, 600)}`);
+      if (!walked.hop.location?.startsWith(REDIRECT))
+        throw new Error(
+          `sign-in did not return to the app: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.body.slice(0, 600)}`,
+        );
       const callback = oauth.validateAuthResponse(as, client, new URL(walked.hop.location), state);
       const response = await oauth.authorizationCodeGrantRequest(as, client, auth, callback, REDIRECT, verifier, insecure);
       const tokens = await oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce: nonce, requireIdToken: true });
@@ -122,7 +139,11 @@ for (const kind of DIALECTS) {
       const user = await addUser(p);
       const { tokens } = await signIn(user);
       expect(tokens.refresh_token).toBeTruthy();
-      const refreshed = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, insecure));
+      const refreshed = await oauth.processRefreshTokenResponse(
+        as,
+        client,
+        await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, insecure),
+      );
       expect(refreshed.access_token).not.toBe(tokens.access_token);
       expect(refreshed.refresh_token).toBeTruthy();
       expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
@@ -144,7 +165,11 @@ for (const kind of DIALECTS) {
     test('refresh token reuse: the used one is refused and the grant ends, the rotated token with it', async () => {
       const user = await addUser(p);
       const { tokens } = await signIn(user);
-      const refreshed = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, insecure));
+      const refreshed = await oauth.processRefreshTokenResponse(
+        as,
+        client,
+        await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, insecure),
+      );
       const reused = await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, insecure);
       await expect(oauth.processRefreshTokenResponse(as, client, reused)).rejects.toMatchObject({ error: 'invalid_grant' });
       const rotated = await oauth.refreshTokenGrantRequest(as, client, auth, refreshed.refresh_token!, insecure);
@@ -153,7 +178,7 @@ for (const kind of DIALECTS) {
       await expect(oauth.processUserInfoResponse(as, client, user.id, access)).rejects.toMatchObject({ code: oauth.WWW_AUTHENTICATE_CHALLENGE, status: 401 });
     });
 
-    test('jose as the API: a resource= token is an at+jwt for it with acr/amr; another API\'s token and a tampered one are refused', async () => {
+    test("jose as the API: a resource= token is an at+jwt for it with acr/amr; another API's token and a tampered one are refused", async () => {
       const user = await addUser(p, { totp: true });
       const { tokens, browser } = await signIn(user, { params: { scope: 'openid orders:read', resource: ORDERS } });
       const { payload, protectedHeader } = await verifyAsApi(tokens.access_token, ORDERS);

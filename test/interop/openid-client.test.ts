@@ -11,7 +11,24 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { DIALECTS } from '../helpers/databases.ts';
 import { GLOBAL, savePolicy } from '../../src/policy/store.ts';
-import { ACR1, ACR2, Browser, REFEDS_MFA, addUser, formAction, logoutReceiver, npmVersion, register, startProvider, until, walk, type Provider, type Registered, type User, ESSENTIAL_MFA } from './harness.ts';
+import {
+  ACR1,
+  ACR2,
+  Browser,
+  REFEDS_MFA,
+  addUser,
+  formAction,
+  logoutReceiver,
+  npmVersion,
+  register,
+  startProvider,
+  until,
+  walk,
+  type Provider,
+  type Registered,
+  type User,
+  ESSENTIAL_MFA,
+} from './harness.ts';
 
 const REDIRECT = 'http://app.example.test/callback';
 const BYE = 'http://app.example.test/bye';
@@ -43,7 +60,15 @@ for (const kind of DIALECTS) {
     beforeAll(async () => {
       p = await startProvider(kind);
       receiver = await logoutReceiver();
-      app = await register(p, 'web', ['--first-party', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', BYE, '--backchannel-logout-uri', receiver.url]);
+      app = await register(p, 'web', [
+        '--first-party',
+        '--redirect-uri',
+        REDIRECT,
+        '--post-logout-redirect-uri',
+        BYE,
+        '--backchannel-logout-uri',
+        receiver.url,
+      ]);
       mfaApp = await register(p, 'payroll', ['--first-party', '--redirect-uri', REDIRECT, '--mfa', 'required']);
       api = await register(p, 'orders-api', ['--resource-server', API, '--resource-scopes', 'orders:read']);
       config = await configure(app);
@@ -71,8 +96,16 @@ for (const kind of DIALECTS) {
         ...options.params,
       });
       const walked = await walk(p, browser, await browser.request(url.toString()), user, { skip: options.skip });
-      if (!walked.hop.location?.startsWith(REDIRECT)) throw new Error(`sign-in did not return to the app: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.location} ${walked.hop.body.slice(0, 600)}`);
-      const tokens = await oidc.authorizationCodeGrant(c, new URL(walked.hop.location!), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+      if (!walked.hop.location?.startsWith(REDIRECT))
+        throw new Error(
+          `sign-in did not return to the app: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.location} ${walked.hop.body.slice(0, 600)}`,
+        );
+      const tokens = await oidc.authorizationCodeGrant(c, new URL(walked.hop.location!), {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        expectedNonce: nonce,
+        idTokenExpected: true,
+      });
       return { tokens, claims: tokens.claims()!, pages: walked.pages, browser };
     }
 

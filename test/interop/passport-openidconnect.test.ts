@@ -38,28 +38,47 @@ for (const kind of DIALECTS) {
       origin = `http://127.0.0.1:${port}`;
       const registered = await register(p, 'passport-app', [
         '--first-party',
-        '--pkce', 'optional',
-        '--redirect-uri', `${origin}/cb/plain`,
-        '--redirect-uri', `${origin}/cb/stepup`,
-        '--redirect-uri', `${origin}/cb/essential`,
+        '--pkce',
+        'optional',
+        '--redirect-uri',
+        `${origin}/cb/plain`,
+        '--redirect-uri',
+        `${origin}/cb/stepup`,
+        '--redirect-uri',
+        `${origin}/cb/essential`,
       ]);
       const authenticator = new passport.Passport();
       const strategy = (name: string, extra: Record<string, unknown>) =>
-        authenticator.use(name, new Strategy({
-          issuer: p.issuer,
-          authorizationURL: `${p.issuer}/auth`,
-          tokenURL: `${p.issuer}/token`,
-          userInfoURL: `${p.issuer}/me`,
-          clientID: registered.clientId,
-          clientSecret: registered.clientSecret,
-          callbackURL: `${origin}/cb/${name}`,
-          scope: ['profile', 'email'],
-          ...extra,
-        }, ((_issuer: string, profile: Profile, context: object, idToken: string | object, _at: string, _rt: string, _params: unknown, done: VerifyCallback) => {
-          const token = typeof idToken === 'string' ? idToken : '';
-          const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString() || '{}') as Record<string, unknown>;
-          done(null, { profile, claims, context } as unknown as Express.User);
-        }) as unknown as ConstructorParameters<typeof Strategy>[1]));
+        authenticator.use(
+          name,
+          new Strategy(
+            {
+              issuer: p.issuer,
+              authorizationURL: `${p.issuer}/auth`,
+              tokenURL: `${p.issuer}/token`,
+              userInfoURL: `${p.issuer}/me`,
+              clientID: registered.clientId,
+              clientSecret: registered.clientSecret,
+              callbackURL: `${origin}/cb/${name}`,
+              scope: ['profile', 'email'],
+              ...extra,
+            },
+            ((
+              _issuer: string,
+              profile: Profile,
+              context: object,
+              idToken: string | object,
+              _at: string,
+              _rt: string,
+              _params: unknown,
+              done: VerifyCallback,
+            ) => {
+              const token = typeof idToken === 'string' ? idToken : '';
+              const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString() || '{}') as Record<string, unknown>;
+              done(null, { profile, claims, context } as unknown as Express.User);
+            }) as unknown as ConstructorParameters<typeof Strategy>[1],
+          ),
+        );
       strategy('plain', {});
       strategy('stepup', { acrValues: REFEDS_MFA });
       strategy('essential', { claims: { id_token: { acr: { essential: true, values: [REFEDS_MFA] } } } });
@@ -72,8 +91,13 @@ for (const kind of DIALECTS) {
         app.get(`/login/${name}`, authenticator.authenticate(name));
         app.get(`/cb/${name}`, authenticator.authenticate(name, { failureRedirect: '/failed', failureMessage: true }), (_req, res) => res.redirect('/me'));
       }
-      app.get('/me', (req, res) => { if (req.user) res.json(req.user); else res.status(401).json({ error: 'not signed in' }); });
-      app.get('/failed', (req, res) => { res.status(403).json({ messages: (req.session as unknown as { messages?: string[] }).messages }); });
+      app.get('/me', (req, res) => {
+        if (req.user) res.json(req.user);
+        else res.status(401).json({ error: 'not signed in' });
+      });
+      app.get('/failed', (req, res) => {
+        res.status(403).json({ messages: (req.session as unknown as { messages?: string[] }).messages });
+      });
       server = http.createServer(app);
       await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     });
@@ -90,7 +114,8 @@ for (const kind of DIALECTS) {
 
     async function visit(b: Browser, name: string, user: User, options: { skip?: boolean } = {}) {
       const walked = await walk(p, b, await b.request(`${origin}/login/${name}`), user, options);
-      if (walked.hop.url !== `${origin}/me` || walked.hop.status !== 200) throw new Error(`did not reach /me: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.body.slice(0, 400)}`);
+      if (walked.hop.url !== `${origin}/me` || walked.hop.status !== 200)
+        throw new Error(`did not reach /me: ${JSON.stringify(walked.pages)} ${walked.hop.status} ${walked.hop.url} ${walked.hop.body.slice(0, 400)}`);
       return { ...walked, me: JSON.parse(walked.hop.body) as Signed };
     }
 

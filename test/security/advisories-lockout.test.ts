@@ -77,11 +77,14 @@ for (const kind of DIALECTS) {
     const newBrowser = () => new ProxiedAgent(server.issuer);
     const signedIn = (hop: Hop) => hop.location?.startsWith(`${REDIRECT}?code=`) === true;
     const loginPage = async (agent: ProxiedAgent, extra: Record<string, string> = {}) => agent.follow((await rp.authorizationUrl(extra)).url);
-    const password = async (agent: ProxiedAgent, login: string, pass = PASSWORD, extra: Record<string, string> = {}) => agent.submit(formAction((await loginPage(agent, extra)).body), { login, password: pass });
+    const password = async (agent: ProxiedAgent, login: string, pass = PASSWORD, extra: Record<string, string> = {}) =>
+      agent.submit(formAction((await loginPage(agent, extra)).body), { login, password: pass });
     const flood = (agent: ProxiedAgent, action: string, n: number, form: (i: number) => Record<string, string>) =>
       Promise.all(Array.from({ length: n }, (_, i) => agent.request(action, { form: form(i), headers: { 'x-forwarded-for': addressOf(1000 + i) } })));
     const statuses = (hops: Hop[]) => hops.reduce<Record<number, number>>((all, h) => ({ ...all, [h.status]: (all[h.status] ?? 0) + 1 }), {});
-    const failedChecks = async (accountId: string, factor: string) => (await listAudit(services.db, { accountId, type: 'factor.failed', limit: 1000 })).filter((e) => (e.details as { factor?: string }).factor === factor).length;
+    const failedChecks = async (accountId: string, factor: string) =>
+      (await listAudit(services.db, { accountId, type: 'factor.failed', limit: 1000 })).filter((e) => (e.details as { factor?: string }).factor === factor)
+        .length;
 
     test('parallel OTP vs lockout (Keycloak CVE-2024-4629): 200 parallel codes are checked 5 times, from unknown browsers and from a known one alike', async () => {
       const { account, username, secret } = await newUser({ totp: true });
@@ -118,7 +121,15 @@ for (const kind of DIALECTS) {
       const attacker = newBrowser();
       const action = formAction((await loginPage(attacker)).body);
       const seen: number[] = [];
-      for (let i = 0; i < 30; i++) seen.push((await attacker.request(action, { form: { login: forms[i % forms.length]!, password: `guess ${i}` }, headers: { 'x-forwarded-for': addressOf(2000 + i) } })).status);
+      for (let i = 0; i < 30; i++)
+        seen.push(
+          (
+            await attacker.request(action, {
+              form: { login: forms[i % forms.length]!, password: `guess ${i}` },
+              headers: { 'x-forwarded-for': addressOf(2000 + i) },
+            })
+          ).status,
+        );
       expect(seen).toEqual([...Array(20).fill(401), ...Array(10).fill(429)]);
       // Locked for every unknown browser, by any form of the login…
       for (const login of forms) expect((await password(newBrowser(), login)).status).toBe(429);

@@ -104,7 +104,9 @@ for (const kind of DIALECTS) {
         expect(title(page)).toBe('Confirm it is you · Twofold');
         expect(page.body).not.toContain(`/enroll/${factor}"`);
         // Posting the enrolment straight away changes nothing.
-        const forced = await agent.request(`/interaction/${uidOf(page)}/enroll/${factor}`, { form: { saved: 'yes', code: totpCode(secret!), label: 'Attacker' } });
+        const forced = await agent.request(`/interaction/${uidOf(page)}/enroll/${factor}`, {
+          form: { saved: 'yes', code: totpCode(secret!), label: 'Attacker' },
+        });
         expect(forced.status).toBe(302);
         expect(await credentialIds(account.id)).toEqual(before);
       }
@@ -164,7 +166,12 @@ for (const kind of DIALECTS) {
     test('CVE-2026-18963 class: after a password reset (twofold user set-password) the next sign-in still asks for the second factor', async () => {
       const { account, secret } = await newUser({ totp: true, backup: true });
       const before = await credentialIds(account.id);
-      const code = await runCli(['user', 'set-password', account.username, '--password-stdin'], { out: () => {}, err: () => {}, stdin: 'the reset password\n' }, services, 'admin:test');
+      const code = await runCli(
+        ['user', 'set-password', account.username, '--password-stdin'],
+        { out: () => {}, err: () => {}, stdin: 'the reset password\n' },
+        services,
+        'admin:test',
+      );
       expect(code).toBe(0);
       expect(await credentialIds(account.id)).toEqual(before);
       const agent = new UserAgent(optional.issuer);
@@ -199,8 +206,16 @@ for (const kind of DIALECTS) {
       const token = (code: string, verifier?: string) =>
         fetch(new URL('/token', off.issuer), {
           method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`).toString('base64')}` },
-          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, ...(verifier === undefined ? {} : { code_verifier: verifier }) }),
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`).toString('base64')}`,
+          },
+          body: new URLSearchParams({
+            grant_type: 'authorization_code',
+            code,
+            redirect_uri: REDIRECT,
+            ...(verifier === undefined ? {} : { code_verifier: verifier }),
+          }),
         });
       for (const verifier of [undefined, '', oidc.randomPKCECodeVerifier()]) {
         const { next } = await password(new UserAgent(off.issuer), off, account);
@@ -276,7 +291,8 @@ for (const kind of DIALECTS) {
       expect(answer.searchParams.get('error')).toBe('login_required');
       expect(answer.searchParams.has('code')).toBe(false);
       // Nothing the browser holds is a bearer token, and no provider session was made for the account.
-      for (const value of agent.cookies.values()) expect((await fetch(`${optional.issuer}/me`, { headers: { authorization: `Bearer ${value}` } })).status).toBe(401);
+      for (const value of agent.cookies.values())
+        expect((await fetch(`${optional.issuer}/me`, { headers: { authorization: `Bearer ${value}` } })).status).toBe(401);
       const sessions = await services.db.selectFrom('oidc_payloads').select('payload').where('kind', '=', 'Session').execute();
       expect(sessions.filter((s) => (s.payload as { accountId?: string }).accountId === account.id)).toEqual([]);
     });
@@ -284,7 +300,9 @@ for (const kind of DIALECTS) {
     test('SimpleLogin class: a stored hash is never accepted as the code it hashes', async () => {
       const { account } = await newUser({ totp: true, backup: true });
       const backup = (await services.factors.store.list(account.id, 'backup-codes'))[0]!;
-      const stored = (await services.db.selectFrom('one_time_codes').select('code_hash').where('credential_id', '=', backup.id).execute()).map((r) => r.code_hash);
+      const stored = (await services.db.selectFrom('one_time_codes').select('code_hash').where('credential_id', '=', backup.id).execute()).map(
+        (r) => r.code_hash,
+      );
       expect(stored).toHaveLength(BACKUP.length);
       // What is stored is not the code in any form.
       for (const code of BACKUP) expect(stored.join('\n')).not.toContain(code);
@@ -330,7 +348,10 @@ for (const kind of DIALECTS) {
         const login = await agent.request((await rp.authorizationUrl()).url, { headers: { 'x-forwarded-for': forged } });
         const page = await agent.follow(login.location!);
         // A different unknown login each time: only the per-address limit can stop these.
-        const answer = await agent.request(formAction(page.body), { form: { login: `nobody${i}`, password: 'wrong password' }, headers: { 'x-forwarded-for': forged, 'x-real-ip': forged, forwarded: `for=${forged}` } });
+        const answer = await agent.request(formAction(page.body), {
+          form: { login: `nobody${i}`, password: 'wrong password' },
+          headers: { 'x-forwarded-for': forged, 'x-real-ip': forged, forwarded: `for=${forged}` },
+        });
         statuses.push(answer.status);
       }
       expect(statuses.slice(0, 3)).toEqual([401, 401, 401]);

@@ -27,7 +27,18 @@ describe('freshProofParams', () => {
 describe('isAccountPath', () => {
   test('account center pages only, never another origin', () => {
     for (const ok of ['/account', '/account/methods', '/account?notice=added', '/account/methods/abc/remove']) expect(isAccountPath(ok)).toBe(true);
-    for (const bad of ['/accounts', '//evil.example/account', '/account//evil', '/account/\\evil', 'https://evil.example/account', '/interaction/x', '/account/ x', undefined, 42, `/account/${'x'.repeat(600)}`]) {
+    for (const bad of [
+      '/accounts',
+      '//evil.example/account',
+      '/account//evil',
+      '/account/\\evil',
+      'https://evil.example/account',
+      '/interaction/x',
+      '/account/ x',
+      undefined,
+      42,
+      `/account/${'x'.repeat(600)}`,
+    ]) {
       expect(isAccountPath(bad)).toBe(false);
     }
   });
@@ -35,7 +46,11 @@ describe('isAccountPath', () => {
 
 describe('resolveAgainstIssuer', () => {
   test('path redirect URIs are the issuer’s; absolute ones stay; a path initiate_login_uri is not given to the provider', () => {
-    const metadata = { redirect_uris: ['/account/callback', 'https://app.example/cb'], post_logout_redirect_uris: ['/account/signed-out'], initiate_login_uri: '/account' };
+    const metadata = {
+      redirect_uris: ['/account/callback', 'https://app.example/cb'],
+      post_logout_redirect_uris: ['/account/signed-out'],
+      initiate_login_uri: '/account',
+    };
     expect(resolveAgainstIssuer(metadata, 'https://id.example.com')).toEqual({
       redirect_uris: ['https://id.example.com/account/callback', 'https://app.example/cb'],
       post_logout_redirect_uris: ['https://id.example.com/account/signed-out'],

@@ -16,10 +16,46 @@ function step(over: Partial<ChoiceFacts>) {
 
 describe('chooseFactorToAdd', () => {
   test.each([
-    ['nothing picked yet: the list, in the order offered', {}, { type: 'choose', choices: [{ id: 'totp', effect: 'another' }, { id: 'webauthn', effect: 'new' }, { id: 'email-code', effect: 'new' }, { id: 'backup-codes', effect: 'new' }] }],
+    [
+      'nothing picked yet: the list, in the order offered',
+      {},
+      {
+        type: 'choose',
+        choices: [
+          { id: 'totp', effect: 'another' },
+          { id: 'webauthn', effect: 'new' },
+          { id: 'email-code', effect: 'new' },
+          { id: 'backup-codes', effect: 'new' },
+        ],
+      },
+    ],
     ['an empty pick is no pick', { asked: '' }, { type: 'choose', choices: expect.any(Array) }],
-    ['a factor held once is marked as replaced, one held many times as one more', { enrolled: ['totp', 'email-code', 'backup-codes', 'webauthn'] }, { type: 'choose', choices: [{ id: 'totp', effect: 'another' }, { id: 'webauthn', effect: 'another' }, { id: 'email-code', effect: 'replaces' }, { id: 'backup-codes', effect: 'replaces' }] }],
-    ['an account with no factor: everything is new', { enrolled: [] }, { type: 'choose', choices: [{ id: 'totp', effect: 'new' }, { id: 'webauthn', effect: 'new' }, { id: 'email-code', effect: 'new' }, { id: 'backup-codes', effect: 'new' }] }],
+    [
+      'a factor held once is marked as replaced, one held many times as one more',
+      { enrolled: ['totp', 'email-code', 'backup-codes', 'webauthn'] },
+      {
+        type: 'choose',
+        choices: [
+          { id: 'totp', effect: 'another' },
+          { id: 'webauthn', effect: 'another' },
+          { id: 'email-code', effect: 'replaces' },
+          { id: 'backup-codes', effect: 'replaces' },
+        ],
+      },
+    ],
+    [
+      'an account with no factor: everything is new',
+      { enrolled: [] },
+      {
+        type: 'choose',
+        choices: [
+          { id: 'totp', effect: 'new' },
+          { id: 'webauthn', effect: 'new' },
+          { id: 'email-code', effect: 'new' },
+          { id: 'backup-codes', effect: 'new' },
+        ],
+      },
+    ],
     ['a method on the list: its enrolment, with the way back to the list', { asked: 'email-code' }, { type: 'enroll', factor: 'email-code', choosable: true }],
     ['a method the account holds may be picked again', { asked: 'totp' }, { type: 'enroll', factor: 'totp', choosable: true }],
     ['a method the policy leaves out is refused', { offered: [TOTP, EMAIL], asked: 'webauthn' }, { type: 'refused', asked: 'webauthn' }],

@@ -151,7 +151,9 @@ describe('brand settings', () => {
 
   test('an unquoted colour in YAML (read as a comment) gets a hint', () => {
     const config = file('brand.yaml', 'BRAND_COLOR: #1f6feb\n');
-    expect(refusal({ TWOFOLD_CONFIG: config })).toBe('Invalid configuration: BRAND_COLOR: expected a colour as #rrggbb or #rgb (quote it in YAML: "#1f6feb") (got null)');
+    expect(refusal({ TWOFOLD_CONFIG: config })).toBe(
+      'Invalid configuration: BRAND_COLOR: expected a colour as #rrggbb or #rgb (quote it in YAML: "#1f6feb") (got null)',
+    );
     const quoted = file('brand-quoted.yaml', 'BRAND_COLOR: "#1f6feb"\n');
     expect(loadConfig({ TWOFOLD_CONFIG: quoted }).brand.colors?.light.accent).toBe('#1f6feb');
   });
@@ -180,7 +182,9 @@ describe('brand settings', () => {
     expect(refusal({ BRAND_COLOR: '#777777' })).toBe(
       "Invalid configuration: BRAND_COLOR: #777777 has a contrast of 4.48:1 on the light scheme's card (#ffffff), where links and buttons are written in it; WCAG AA asks for at least 4.5:1; the nearest darker shade that passes is #767676",
     );
-    expect(refusal({ BRAND_COLOR: '#FFD400' })).toMatch(/^Invalid configuration: BRAND_COLOR: #ffd400 has a contrast of 1\.\d\d:1 .* the nearest darker shade that passes is #[0-9a-f]{6}$/);
+    expect(refusal({ BRAND_COLOR: '#FFD400' })).toMatch(
+      /^Invalid configuration: BRAND_COLOR: #ffd400 has a contrast of 1\.\d\d:1 .* the nearest darker shade that passes is #[0-9a-f]{6}$/,
+    );
     expect(refusal({ BRAND_COLOR: '#1f6feb', BRAND_COLOR_DARK: '#1f6feb' })).toBe(
       "Invalid configuration: BRAND_COLOR_DARK: #1f6feb has a contrast of 3.52:1 on the dark scheme's card (#1d2026), where links and buttons are written in it; WCAG AA asks for at least 4.5:1; the nearest lighter shade that passes is #4185ee",
     );
@@ -210,11 +214,15 @@ describe('brand settings', () => {
     const fakePng = file('fake.png', SVG);
     expect(refusal({ BRAND_LOGO: fakePng })).toBe(`Invalid configuration: BRAND_LOGO: ${fakePng} is not a PNG image`);
     const fakeSvg = file('fake.svg', PNG);
-    expect(refusal({ BRAND_LOGO: fakeSvg })).toBe(`Invalid configuration: BRAND_LOGO: ${fakeSvg} is not an SVG image (expected an <svg> element, uncompressed)`);
+    expect(refusal({ BRAND_LOGO: fakeSvg })).toBe(
+      `Invalid configuration: BRAND_LOGO: ${fakeSvg} is not an SVG image (expected an <svg> element, uncompressed)`,
+    );
     const html = file('page.svg', '<html><svg></svg></html>');
     expect(refusal({ BRAND_LOGO: html })).toContain('is not an SVG image');
     const huge = file('huge.svg', `<svg xmlns="http://www.w3.org/2000/svg"><!--${'x'.repeat(MAX_LOGO_BYTES)}--></svg>`);
-    expect(refusal({ BRAND_LOGO: huge })).toMatch(new RegExp(`^Invalid configuration: BRAND_LOGO: ${huge} is \\d+ bytes; a logo may be at most 1048576 \\(1 MiB\\)$`));
+    expect(refusal({ BRAND_LOGO: huge })).toMatch(
+      new RegExp(`^Invalid configuration: BRAND_LOGO: ${huge} is \\d+ bytes; a logo may be at most 1048576 \\(1 MiB\\)$`),
+    );
     // Relative to the working directory, reported as the absolute path it resolved to.
     expect(refusal({ BRAND_LOGO: 'no-such-logo.png' })).toBe(`Invalid configuration: BRAND_LOGO: cannot read ${path.resolve('no-such-logo.png')} (ENOENT)`);
     if (process.getuid?.() !== 0) {
@@ -229,9 +237,11 @@ describe('the brand on the pages', () => {
   const FACTOR_VIEWS = Object.fromEntries(BUILT_IN_FACTORS.map((f) => [f.id, f.viewsDir]));
   const ERROR = { title: 'Oops', message: 'm' };
 
-  test('the stylesheet sets both schemes\' variables, the dark ones under the media query', () => {
+  test("the stylesheet sets both schemes' variables, the dark ones under the media query", () => {
     const css = brandStylesheet({ light: { accent: '#1f6feb', onAccent: '#ffffff' }, dark: { accent: '#4185ee', onAccent: '#000000' } });
-    expect(css).toContain(':root { --accent: #1f6feb; --on-accent: #ffffff; }\n@media (prefers-color-scheme: dark) { :root { --accent: #4185ee; --on-accent: #000000; } }');
+    expect(css).toContain(
+      ':root { --accent: #1f6feb; --on-accent: #ffffff; }\n@media (prefers-color-scheme: dark) { :root { --accent: #4185ee; --on-accent: #000000; } }',
+    );
   });
 
   test('name, logo and stylesheet in the layout, the links carrying a hash of the content', () => {

@@ -20,7 +20,10 @@ function fullCatalogue(options: ConstructorParameters<typeof Catalogue>[0] = {})
 }
 
 function files(dir: string, ext: string[]): string[] {
-  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => ext.some((e) => f.endsWith(e)) && !f.includes('node_modules')).map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => ext.some((e) => f.endsWith(e)) && !f.includes('node_modules'))
+    .map((f) => path.join(dir, f));
 }
 
 describe('the shipped languages', () => {
@@ -43,7 +46,11 @@ describe('the shipped languages', () => {
   });
 
   test('every key the code and the views name is in the English catalogue', () => {
-    const sources = [...files(path.join(ROOT, 'src'), ['.ts', '.hbs']), ...files(path.join(ROOT, 'interactions'), ['.ts', '.hbs']), ...files(path.join(ROOT, 'factors'), ['.ts', '.hbs'])];
+    const sources = [
+      ...files(path.join(ROOT, 'src'), ['.ts', '.hbs']),
+      ...files(path.join(ROOT, 'interactions'), ['.ts', '.hbs']),
+      ...files(path.join(ROOT, 'factors'), ['.ts', '.hbs']),
+    ];
     const named = new Set<string>();
     const patterns = [/\{\{t\s+"([a-z][\w-]*(?:\.[\w-]+)+)"/g, /\bt\(\s*'([a-z][\w-]*(?:\.[\w-]+)+)'/g, /\bkey:\s*'([a-z][\w-]*(?:\.[\w-]+)+)'/g];
     for (const file of sources) {
@@ -59,7 +66,9 @@ describe('rendering a message', () => {
   const catalogue = new Catalogue();
 
   test('as HTML: parameters and text escaped, the allowed tags as markup', () => {
-    expect(catalogue.html('en', 'layout.continueTo', { app: '<script>"x"</script>' })).toBe('to continue to <strong>&#60;script&#62;&#34;x&#34;&#60;/script&#62;</strong>');
+    expect(catalogue.html('en', 'layout.continueTo', { app: '<script>"x"</script>' })).toBe(
+      'to continue to <strong>&#60;script&#62;&#34;x&#34;&#60;/script&#62;</strong>',
+    );
   });
 
   test('as text: the tags keep only their content, nothing is escaped', () => {

@@ -38,7 +38,10 @@ describe('requestFacts', () => {
   const facts = (claims: unknown) => requestFacts({ claims: JSON.stringify(claims) });
 
   test('both essential requests are read, the ID token first', () => {
-    expect(facts({ id_token: { acr: { essential: true, values: [A2] } }, userinfo: { acr: { essential: true, value: A3 } } })).toEqual({ acrValues: [], essentialAcr: [[A2], [A3]] });
+    expect(facts({ id_token: { acr: { essential: true, values: [A2] } }, userinfo: { acr: { essential: true, value: A3 } } })).toEqual({
+      acrValues: [],
+      essentialAcr: [[A2], [A3]],
+    });
   });
 
   test('a voluntary acr, or essential without values, is no level', () => {

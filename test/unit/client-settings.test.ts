@@ -26,34 +26,67 @@ describe('client settings', () => {
     expect(problems({ redirectUris: [REDIRECT], public: true, pkce: 'optional' })).toEqual([expect.stringMatching(/^pkce: a public client always uses PKCE/)]);
     expect(problems({ redirectUris: [REDIRECT], public: true, pkce: 'required' })).toEqual([]);
     expect(problems({ redirectUris: [REDIRECT], public: true, clientCredentials: true })).toEqual([expect.stringMatching(/^clientCredentials: /)]);
-    expect(problems({ redirectUris: [REDIRECT], public: true, resourceIndicator: 'https://api.example.test' })).toEqual([expect.stringMatching(/^resourceIndicator: .*public/)]);
+    expect(problems({ redirectUris: [REDIRECT], public: true, resourceIndicator: 'https://api.example.test' })).toEqual([
+      expect.stringMatching(/^resourceIndicator: .*public/),
+    ]);
   });
 
   test('flags for another kind of client are refused, not ignored', () => {
     expect(problems({ redirectUris: [REDIRECT], resourceScopes: 'read' })).toEqual([expect.stringMatching(/^resourceScopes: only for an API/)]);
     expect(problems({ redirectUris: [REDIRECT], introspectAny: true })).toEqual([expect.stringMatching(/^introspectAny: only for an API/)]);
-    expect(problems({ redirectUris: [REDIRECT], clientCredentialsScopes: 'read' })).toEqual([expect.stringMatching(/^clientCredentialsScopes: only for a machine client/)]);
-    expect(problems({ resourceIndicator: 'https://api.example.test', pkce: 'optional' })).toEqual([expect.stringMatching(/^pkce: only for an app that signs users in/)]);
-    expect(problems({ clientCredentials: true, idTokenClaims: 'minimal' })).toEqual([expect.stringMatching(/^idTokenClaims: only for an app that signs users in/)]);
+    expect(problems({ redirectUris: [REDIRECT], clientCredentialsScopes: 'read' })).toEqual([
+      expect.stringMatching(/^clientCredentialsScopes: only for a machine client/),
+    ]);
+    expect(problems({ resourceIndicator: 'https://api.example.test', pkce: 'optional' })).toEqual([
+      expect.stringMatching(/^pkce: only for an app that signs users in/),
+    ]);
+    expect(problems({ clientCredentials: true, idTokenClaims: 'minimal' })).toEqual([
+      expect.stringMatching(/^idTokenClaims: only for an app that signs users in/),
+    ]);
   });
 
   test('indicators are absolute URIs without a fragment; API scopes are scope tokens, not OpenID scopes', () => {
-    for (const bad of ['api', '/relative', 'https://api.example.test/#x', 'https://api.example.test/a b']) expect(problems({ resourceIndicator: bad })).not.toEqual([]);
+    for (const bad of ['api', '/relative', 'https://api.example.test/#x', 'https://api.example.test/a b'])
+      expect(problems({ resourceIndicator: bad })).not.toEqual([]);
     expect(problems({ resourceIndicator: 'urn:example:api' })).toEqual([]);
     expect(problems({ resourceIndicator: 'https://a.example.test', resourceScopes: 'read "write"' })).toEqual([expect.stringMatching(/^resourceScopes\.1: /)]);
-    expect(problems({ resourceIndicator: 'https://a.example.test', resourceScopes: 'read email' })).toEqual(['resourceScopes.1: email is an OpenID scope, not an API\'s']);
-    expect(newClientSchema.parse({ name: 'x', resourceIndicator: 'https://a.example.test', resourceScopes: ' read  write read ' }).resourceScopes).toEqual(['read', 'write']);
+    expect(problems({ resourceIndicator: 'https://a.example.test', resourceScopes: 'read email' })).toEqual([
+      "resourceScopes.1: email is an OpenID scope, not an API's",
+    ]);
+    expect(newClientSchema.parse({ name: 'x', resourceIndicator: 'https://a.example.test', resourceScopes: ' read  write read ' }).resourceScopes).toEqual([
+      'read',
+      'write',
+    ]);
   });
 
   test('back-channel logout URI: https, or http on a loopback host; no fragment; only for an app that signs users in', () => {
-    for (const good of ['https://app.example.test/logout', 'https://app.example.test/logout?from=op', 'http://localhost:3000/bc', 'http://127.0.0.1/bc', 'http://[::1]:8080/bc']) {
+    for (const good of [
+      'https://app.example.test/logout',
+      'https://app.example.test/logout?from=op',
+      'http://localhost:3000/bc',
+      'http://127.0.0.1/bc',
+      'http://[::1]:8080/bc',
+    ]) {
       expect(problems({ redirectUris: [REDIRECT], backchannelLogoutUri: good })).toEqual([]);
     }
-    for (const bad of ['http://app.example.test/logout', 'https://app.example.test/logout#x', '/logout', 'ftp://app.example.test/x', 'javascript:alert(1)', 'http://localhost.evil.test/bc']) {
-      expect(problems({ redirectUris: [REDIRECT], backchannelLogoutUri: bad })).toEqual([expect.stringMatching(/^backchannelLogoutUri: an absolute https:\/\/ URI/)]);
+    for (const bad of [
+      'http://app.example.test/logout',
+      'https://app.example.test/logout#x',
+      '/logout',
+      'ftp://app.example.test/x',
+      'javascript:alert(1)',
+      'http://localhost.evil.test/bc',
+    ]) {
+      expect(problems({ redirectUris: [REDIRECT], backchannelLogoutUri: bad })).toEqual([
+        expect.stringMatching(/^backchannelLogoutUri: an absolute https:\/\/ URI/),
+      ]);
     }
-    expect(problems({ clientCredentials: true, backchannelLogoutUri: 'https://m.example.test/bc' })).toEqual([expect.stringMatching(/^backchannelLogoutUri: only for an app that signs users in/)]);
-    expect(problems({ redirectUris: [REDIRECT], backchannelLogoutSessionRequired: true })).toEqual([expect.stringMatching(/^backchannelLogoutSessionRequired: only with --backchannel-logout-uri/)]);
+    expect(problems({ clientCredentials: true, backchannelLogoutUri: 'https://m.example.test/bc' })).toEqual([
+      expect.stringMatching(/^backchannelLogoutUri: only for an app that signs users in/),
+    ]);
+    expect(problems({ redirectUris: [REDIRECT], backchannelLogoutSessionRequired: true })).toEqual([
+      expect.stringMatching(/^backchannelLogoutSessionRequired: only with --backchannel-logout-uri/),
+    ]);
   });
 
   test('PKCE: always for a public client; a confidential one as set, else as PKCE_REQUIRED says', () => {

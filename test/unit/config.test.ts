@@ -111,7 +111,9 @@ describe('bad values stop the start with one line naming the key', () => {
   test('FACTOR_SETTINGS is never echoed: a typo in it may sit next to an API key', () => {
     const key = 'sk_live_0123456789abcdefghij';
     // A closing brace missing: the whole value would otherwise be printed.
-    expect(configError({ FACTOR_SETTINGS: `{"push":{"apiKey":"${key}"}` }).message).toBe('Invalid configuration: FACTOR_SETTINGS: a JSON object keyed by factor id (got "…")');
+    expect(configError({ FACTOR_SETTINGS: `{"push":{"apiKey":"${key}"}` }).message).toBe(
+      'Invalid configuration: FACTOR_SETTINGS: a JSON object keyed by factor id (got "…")',
+    );
     expect(configError({ FACTOR_SETTINGS: `["${key}"]` }).message).not.toContain(key);
     const file = writeFile('settings.yaml', `FACTOR_SETTINGS: ["${key}"]\n`);
     expect(configError({ TWOFOLD_CONFIG: file }).message).toBe('Invalid configuration: FACTOR_SETTINGS: a JSON object keyed by factor id (got "…")');
@@ -132,7 +134,10 @@ describe('bad values stop the start with one line naming the key', () => {
     [{ MIGRATE_ON_START: 'on' }, 'MIGRATE_ON_START: expected true, false, 1, 0, yes or no (got "on")'],
     [{ ISSUER: 'not a url' }, 'ISSUER: expected an http:// or https:// URL such as https://id.example.com (got "not a url")'],
     [{ ISSUER: 'ftp://idp.example.com' }, 'ISSUER: expected an http:// or https:// URL such as https://id.example.com (got "ftp://idp.example.com")'],
-    [{ ISSUER: 'https://idp.example.com/' }, 'ISSUER: expected a URL without a trailing slash, query or fragment, such as https://id.example.com (got "https://idp.example.com/")'],
+    [
+      { ISSUER: 'https://idp.example.com/' },
+      'ISSUER: expected a URL without a trailing slash, query or fragment, such as https://id.example.com (got "https://idp.example.com/")',
+    ],
     [{ SMS_WEBHOOK_URL: 'gateway' }, 'SMS_WEBHOOK_URL: expected an http:// or https:// URL (got "gateway")'],
     [{ WEBAUTHN_ORIGINS: 'nope' }, 'WEBAUTHN_ORIGINS.0: expected http:// or https:// origins (got "nope")'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent" (got "loud")'],
@@ -148,7 +153,14 @@ describe('bad values stop the start with one line naming the key', () => {
   });
 
   test('booleans: the documented words, any case, and booleans from a file', () => {
-    for (const [word, value] of [['true', true], ['FALSE', false], ['1', true], ['0', false], ['Yes', true], [' no ', false]] as const) {
+    for (const [word, value] of [
+      ['true', true],
+      ['FALSE', false],
+      ['1', true],
+      ['0', false],
+      ['Yes', true],
+      [' no ', false],
+    ] as const) {
       expect(loadConfig({ TRUST_PROXY: word }).TRUST_PROXY).toBe(value);
     }
     expect(loadConfig({ TWOFOLD_CONFIG: writeFile('bool.yaml', 'TRUST_PROXY: true\n') }).TRUST_PROXY).toBe(true);
@@ -160,12 +172,16 @@ describe('KEY_RETIREMENT_TTL covers the tokens the keys sign', () => {
     expect(configError({ KEY_RETIREMENT_TTL: '600' }).message).toBe(
       'Invalid configuration: KEY_RETIREMENT_TTL: must be at least the longest lifetime of a token the signing keys sign (ID_TOKEN_TTL=3600), or tokens signed just before a rotation could not be verified (got 600)',
     );
-    expect(configError({ KEY_RETIREMENT_TTL: '7200', ID_TOKEN_TTL: '600', ACCESS_TOKEN_TTL: '9000' }).message).toMatch(/^Invalid configuration: KEY_RETIREMENT_TTL: .*\(ACCESS_TOKEN_TTL=9000\).*\(got 7200\)$/);
+    expect(configError({ KEY_RETIREMENT_TTL: '7200', ID_TOKEN_TTL: '600', ACCESS_TOKEN_TTL: '9000' }).message).toMatch(
+      /^Invalid configuration: KEY_RETIREMENT_TTL: .*\(ACCESS_TOKEN_TTL=9000\).*\(got 7200\)$/,
+    );
   });
 
   test("an API's own access token lifetime counts too", () => {
     const RESOURCE_SERVERS = JSON.stringify({ 'https://api.example.com': { scope: 'orders:read', accessTokenTTL: 80000 } });
-    expect(configError({ KEY_RETIREMENT_TTL: '7200', RESOURCE_SERVERS }).message).toMatch(/\(RESOURCE_SERVERS https:\/\/api\.example\.com accessTokenTTL=80000\)/);
+    expect(configError({ KEY_RETIREMENT_TTL: '7200', RESOURCE_SERVERS }).message).toMatch(
+      /\(RESOURCE_SERVERS https:\/\/api\.example\.com accessTokenTTL=80000\)/,
+    );
     expect(loadConfig({ KEY_RETIREMENT_TTL: '80000', RESOURCE_SERVERS }).KEY_RETIREMENT_TTL).toBe(80000);
   });
 
@@ -224,11 +240,15 @@ describe('SECRET_KEY_FILE', () => {
 
   test('exactly one of SECRET_KEY and SECRET_KEY_FILE', () => {
     const file = keyFile('key-both', KEY_HEX, 0o600);
-    expect(configError({ SECRET_KEY: KEY_HEX, SECRET_KEY_FILE: file }).message).toBe('Invalid configuration: SECRET_KEY_FILE: set either SECRET_KEY or SECRET_KEY_FILE, not both');
+    expect(configError({ SECRET_KEY: KEY_HEX, SECRET_KEY_FILE: file }).message).toBe(
+      'Invalid configuration: SECRET_KEY_FILE: set either SECRET_KEY or SECRET_KEY_FILE, not both',
+    );
   });
 
   test('a missing file, a folder, or a file without a key are refused without echoing what it holds', () => {
-    expect(configError({ SECRET_KEY_FILE: path.join(tmp, 'no-such-key') }).message).toMatch(/^Invalid configuration: SECRET_KEY_FILE: cannot read .*no-such-key \(ENOENT\)$/);
+    expect(configError({ SECRET_KEY_FILE: path.join(tmp, 'no-such-key') }).message).toMatch(
+      /^Invalid configuration: SECRET_KEY_FILE: cannot read .*no-such-key \(ENOENT\)$/,
+    );
     const folder = path.join(tmp, 'key-folder');
     fs.mkdirSync(folder, { mode: 0o700 });
     expect(configError({ SECRET_KEY_FILE: folder }).message).toMatch(/key-folder is not a file$/);
@@ -246,7 +266,9 @@ describe('SECRET_KEY_FILE', () => {
     expect(loadConfig({ ...production, DATA_DIR: dataDir, SECRET_KEY_FILE: outside }).SECRET_KEY).toBe(KEY_HEX);
     const inside = path.join(dataDir, 'secret.key');
     fs.writeFileSync(inside, KEY_HEX, { mode: 0o600 });
-    expect(configError({ ...production, DATA_DIR: dataDir, SECRET_KEY_FILE: inside }).message).toMatch(/^Invalid configuration: SECRET_KEY_FILE: .* is inside DATA_DIR /);
+    expect(configError({ ...production, DATA_DIR: dataDir, SECRET_KEY_FILE: inside }).message).toMatch(
+      /^Invalid configuration: SECRET_KEY_FILE: .* is inside DATA_DIR /,
+    );
     // Through a relative DATA_DIR or a symbolic link the folder is the same folder.
     const link = path.join(tmp, 'prod-data-link');
     fs.symlinkSync(dataDir, link);
@@ -287,7 +309,9 @@ describe('FACTORS', () => {
   });
 
   test('refuses an entry listed twice', () => {
-    expect(configError({ FACTORS: 'totp,webauthn,totp' }).message).toBe('Invalid configuration: FACTORS: each factor is listed once (got "totp,webauthn,totp")');
+    expect(configError({ FACTORS: 'totp,webauthn,totp' }).message).toBe(
+      'Invalid configuration: FACTORS: each factor is listed once (got "totp,webauthn,totp")',
+    );
   });
 });
 

@@ -138,21 +138,25 @@ describe('concurrent takeover of one stale lock', () => {
     return { child, said };
   }
 
-  test.each([1, 2, 3])('six processes find the same stale lock at once: exactly one holds the folder (round %i)', async () => {
-    const dir = tempDir();
-    const stale = JSON.stringify({ pid: await deadPid(), socket: path.join(dir, 'twofold.sock') });
-    fs.writeFileSync(lockPath(dir), stale);
-    const contenders = Array.from({ length: 6 }, () => contender(dir));
-    await Promise.all(contenders.map((c) => c.said(/ready\n/)));
-    for (const c of contenders) c.child.stdin!.write('go\n');
-    const outcomes = await Promise.all(contenders.map((c) => c.said(/(held|busy|error [^\n]*)\n/)));
-    expect(outcomes.filter((o) => o === 'held\n')).toHaveLength(1);
-    expect(outcomes.filter((o) => o !== 'held\n' && o !== 'busy\n')).toEqual([]);
-    const holder = contenders[outcomes.indexOf('held\n')]!;
-    expect(readLock(dir)).toEqual({ pid: holder.child.pid });
-    for (const c of contenders) c.child.stdin!.end();
-    await Promise.all(contenders.map((c) => new Promise((resolve) => (c.child.exitCode !== null ? resolve(null) : c.child.on('exit', resolve)))));
-    expect(fs.existsSync(lockPath(dir))).toBe(false);
-    expect(leftovers(dir)).toEqual([]);
-  }, 60_000);
+  test.each([1, 2, 3])(
+    'six processes find the same stale lock at once: exactly one holds the folder (round %i)',
+    async () => {
+      const dir = tempDir();
+      const stale = JSON.stringify({ pid: await deadPid(), socket: path.join(dir, 'twofold.sock') });
+      fs.writeFileSync(lockPath(dir), stale);
+      const contenders = Array.from({ length: 6 }, () => contender(dir));
+      await Promise.all(contenders.map((c) => c.said(/ready\n/)));
+      for (const c of contenders) c.child.stdin!.write('go\n');
+      const outcomes = await Promise.all(contenders.map((c) => c.said(/(held|busy|error [^\n]*)\n/)));
+      expect(outcomes.filter((o) => o === 'held\n')).toHaveLength(1);
+      expect(outcomes.filter((o) => o !== 'held\n' && o !== 'busy\n')).toEqual([]);
+      const holder = contenders[outcomes.indexOf('held\n')]!;
+      expect(readLock(dir)).toEqual({ pid: holder.child.pid });
+      for (const c of contenders) c.child.stdin!.end();
+      await Promise.all(contenders.map((c) => new Promise((resolve) => (c.child.exitCode !== null ? resolve(null) : c.child.on('exit', resolve)))));
+      expect(fs.existsSync(lockPath(dir))).toBe(false);
+      expect(leftovers(dir)).toEqual([]);
+    },
+    60_000,
+  );
 });

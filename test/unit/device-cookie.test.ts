@@ -36,7 +36,11 @@ describe('device cookies', () => {
       expect(cookies.open(value)).toBeUndefined();
     }
     // Signed, but not a record: still nothing.
-    const signedNonsense = (p: string) => `v1.${p}.${crypto.createHmac('sha256', Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), 'twofold/device-cookie/v1', 32))).update(`v1.${p}`).digest('base64url')}`;
+    const signedNonsense = (p: string) =>
+      `v1.${p}.${crypto
+        .createHmac('sha256', Buffer.from(crypto.hkdfSync('sha256', key, Buffer.alloc(0), 'twofold/device-cookie/v1', 32)))
+        .update(`v1.${p}`)
+        .digest('base64url')}`;
     expect(cookies.open(signedNonsense(Buffer.from(JSON.stringify({ d: 'x', a: [['a', 1]] })).toString('base64url')))).toBeDefined();
     expect(cookies.open(signedNonsense(Buffer.from('{"d":"x","a":"no"}').toString('base64url')))).toBeUndefined();
     expect(cookies.open(signedNonsense(Buffer.from('not json').toString('base64url')))).toBeUndefined();

@@ -97,7 +97,9 @@ describe('the development log', () => {
   test('no channel configured: nothing can be sent', async () => {
     const messaging = createMessaging(loadConfig({ DATA_DIR: tmp }));
     expect(messaging.channels).toEqual([]);
-    await expect(messaging.sendCode({ channel: 'sms', to: '+15555550123', code: '123456', purpose: 'sign-in', expiresAt: new Date() })).rejects.toThrow(/no sms delivery/);
+    await expect(messaging.sendCode({ channel: 'sms', to: '+15555550123', code: '123456', purpose: 'sign-in', expiresAt: new Date() })).rejects.toThrow(
+      /no sms delivery/,
+    );
   });
 });
 
@@ -109,7 +111,10 @@ describe('SMTP failures', () => {
     const { port } = silent.address() as net.AddressInfo;
     const mailer = smtpMailer({ url: `smtp://127.0.0.1:${port}`, from: 'a@example.test', timeoutMs: 300 });
     const started = Date.now();
-    const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(() => undefined, (e: unknown) => e);
+    const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(DeliveryError);
     expect((err as DeliveryError).kind).toBe('unreachable');
     expect(Date.now() - started).toBeLessThan(3000);
@@ -122,7 +127,10 @@ describe('SMTP failures', () => {
     sink.hang = 'data';
     try {
       const mailer = smtpMailer({ url: sink.url, from: 'a@example.test', timeoutMs: 300 });
-      const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(() => undefined, (e: unknown) => e);
+      const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(DeliveryError);
       expect((err as DeliveryError).kind).toBe('timeout');
       // The server did get the whole message: "nothing was sent" would have been false.
@@ -134,7 +142,10 @@ describe('SMTP failures', () => {
 
   test('no server at all is unreachable', async () => {
     const mailer = smtpMailer({ url: 'smtp://127.0.0.1:9', from: 'a@example.test', timeoutMs: 2000 });
-    const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(() => undefined, (e: unknown) => e);
+    const err = await mailer.send({ to: 'b@example.test', subject: 's', text: 't', html: '<p>t</p>' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(DeliveryError);
     expect((err as DeliveryError).kind).toBe('unreachable');
   });
@@ -161,7 +172,17 @@ describe('webhook signature', () => {
 });
 
 describe('templates', () => {
-  const data = { lang: 'en', code: '428913', spokenCode: '4 2 8 9 1 3', minutes: 10, purpose: 'sign-in' as const, enroll: false, issuerName: 'Example <ID>', host: 'id.example.com', issuer: 'https://id.example.com' };
+  const data = {
+    lang: 'en',
+    code: '428913',
+    spokenCode: '4 2 8 9 1 3',
+    minutes: 10,
+    purpose: 'sign-in' as const,
+    enroll: false,
+    issuerName: 'Example <ID>',
+    host: 'id.example.com',
+    issuer: 'https://id.example.com',
+  };
 
   test('the built-in messages carry the code, its lifetime and, in a text message, the origin-bound line', () => {
     const t = new MessageTemplates();
@@ -192,7 +213,9 @@ describe('templates', () => {
     expect(email.text).not.toMatch(/expires|sign/i);
     expect(t.email({ ...de, purpose: 'enroll', enroll: true }).subject).toBe('Bestätigen Sie Ihre E-Mail-Adresse für Example <ID>');
     expect(t.email({ ...de, minutes: 1 }).text).toContain('Er ist 1 Minute lang gültig');
-    expect(t.sms(de)).toBe('428913 ist Ihr Anmeldecode für Example <ID>. Er ist 10 Minuten lang gültig. Geben Sie ihn nicht weiter.\n\n@id.example.com #428913');
+    expect(t.sms(de)).toBe(
+      '428913 ist Ihr Anmeldecode für Example <ID>. Er ist 10 Minuten lang gültig. Geben Sie ihn nicht weiter.\n\n@id.example.com #428913',
+    );
     expect(t.voice(de)).toBe('Ihr Code für Example <ID> lautet 4 2 8 9 1 3. Noch einmal: 4 2 8 9 1 3. Er ist 10 Minuten lang gültig.');
   });
 
@@ -237,9 +260,12 @@ describe("messages in the person's language", () => {
   test('a German sign-in gets its code email (subject and body) and text message in German, an English one in English; the gateway is told which', async () => {
     const sink = await startMailSink();
     const gateway = await startSmsGateway();
-    const messaging = createMessaging(loadConfig({ DATA_DIR: tmp, ISSUER_NAME: 'Example ID', SMTP_URL: sink.url, SMS_WEBHOOK_URL: gateway.url, SMS_WEBHOOK_SECRET: gateway.secret }));
+    const messaging = createMessaging(
+      loadConfig({ DATA_DIR: tmp, ISSUER_NAME: 'Example ID', SMTP_URL: sink.url, SMS_WEBHOOK_URL: gateway.url, SMS_WEBHOOK_SECRET: gateway.secret }),
+    );
     try {
-      const send = (channel: 'email' | 'sms' | 'voice', to: string, language: string) => messaging.sendCode({ channel, to, code: '428913', purpose: 'sign-in', expiresAt: expiresIn10(), language });
+      const send = (channel: 'email' | 'sms' | 'voice', to: string, language: string) =>
+        messaging.sendCode({ channel, to, code: '428913', purpose: 'sign-in', expiresAt: expiresIn10(), language });
       await send('email', 'anna@example.test', 'de');
       await send('email', 'alice@example.test', 'en');
       const [german] = sink.to('anna@example.test');
@@ -259,9 +285,19 @@ describe("messages in the person's language", () => {
       await send('sms', '+447700900123', 'en');
       await send('voice', '+4915123456780', 'de');
       const body = (to: string) => gateway.requests.find((r) => r.body.to === to)!.body;
-      expect(body('+4915123456789')).toMatchObject({ language: 'de', message: expect.stringMatching(/^428913 ist Ihr Anmeldecode für Example ID\. Er ist 10 Minuten lang gültig\./) });
-      expect(body('+447700900123')).toMatchObject({ language: 'en', message: expect.stringMatching(/^428913 is your Example ID sign-in code\. It expires in 10 minutes\./) });
-      expect(body('+4915123456780')).toMatchObject({ channel: 'voice', language: 'de', message: 'Ihr Code für Example ID lautet 4 2 8 9 1 3. Noch einmal: 4 2 8 9 1 3. Er ist 10 Minuten lang gültig.' });
+      expect(body('+4915123456789')).toMatchObject({
+        language: 'de',
+        message: expect.stringMatching(/^428913 ist Ihr Anmeldecode für Example ID\. Er ist 10 Minuten lang gültig\./),
+      });
+      expect(body('+447700900123')).toMatchObject({
+        language: 'en',
+        message: expect.stringMatching(/^428913 is your Example ID sign-in code\. It expires in 10 minutes\./),
+      });
+      expect(body('+4915123456780')).toMatchObject({
+        channel: 'voice',
+        language: 'de',
+        message: 'Ihr Code für Example ID lautet 4 2 8 9 1 3. Noch einmal: 4 2 8 9 1 3. Er ist 10 Minuten lang gültig.',
+      });
     } finally {
       messaging.close();
       await sink.close();
@@ -275,7 +311,8 @@ describe("messages in the person's language", () => {
     try {
       await messaging.sendCode({ channel: 'sms', to: '+4915100000001', code: '111111', purpose: 'enroll', expiresAt: expiresIn10() });
       await messaging.sendCode({ channel: 'sms', to: '+4915100000002', code: '222222', purpose: 'enroll', expiresAt: expiresIn10(), language: 'fr' });
-      for (const r of gateway.requests) expect(r.body).toMatchObject({ language: 'de', message: expect.stringMatching(/^\d{6} ist Ihr Bestätigungscode für /) });
+      for (const r of gateway.requests)
+        expect(r.body).toMatchObject({ language: 'de', message: expect.stringMatching(/^\d{6} ist Ihr Bestätigungscode für /) });
       expect(gateway.requests).toHaveLength(2);
     } finally {
       messaging.close();

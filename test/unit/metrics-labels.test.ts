@@ -11,7 +11,9 @@ import { routeName } from '../../src/metrics/route-name.ts';
 
 async function value(metrics: ReturnType<typeof createMetrics>, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
   const metric = await metrics.registry.getSingleMetric(name)!.get();
-  const match = metric.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l) && Object.keys(v.labels).length === Object.keys(labels).length);
+  const match = metric.values.find(
+    (v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l) && Object.keys(v.labels).length === Object.keys(labels).length,
+  );
   return match?.value;
 }
 

@@ -11,7 +11,15 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { configurePropertySeed } from '../helpers/property-seed.ts';
-import { decide, type ClientRequirement, type Decision, type FactorFacts, type GroupRequirement, type MfaMode, type PolicyInput } from '../../src/policy/decide.ts';
+import {
+  decide,
+  type ClientRequirement,
+  type Decision,
+  type FactorFacts,
+  type GroupRequirement,
+  type MfaMode,
+  type PolicyInput,
+} from '../../src/policy/decide.ts';
 import { levelOf, PASSWORD_EVIDENCE } from '../../src/policy/levels.ts';
 import type { Evidence } from '../../factors/types.ts';
 
@@ -22,7 +30,14 @@ const BACKUP: FactorFacts = { id: 'backup-codes', kinds: ['have'], phishingResis
 const KEY: FactorFacts = { id: 'webauthn', kinds: ['have'], phishingResistant: true, recoveryOnly: false };
 const NOW = 1_000_000;
 const PWD = PASSWORD_EVIDENCE(NOW - 10);
-const proof = (f: FactorFacts, at = NOW - 5): Evidence => ({ factor: f.id, credentialId: `${f.id}-1`, kinds: f.kinds, amr: f.id === 'webauthn' ? ['hwk'] : ['otp'], phishingResistant: f.phishingResistant, at });
+const proof = (f: FactorFacts, at = NOW - 5): Evidence => ({
+  factor: f.id,
+  credentialId: `${f.id}-1`,
+  kinds: f.kinds,
+  amr: f.id === 'webauthn' ? ['hwk'] : ['otp'],
+  phishingResistant: f.phishingResistant,
+  at,
+});
 
 const base = (over: Partial<PolicyInput> = {}): PolicyInput => ({
   mfa: 'off',
@@ -39,11 +54,19 @@ describe('groups', () => {
   test.each<[string, Partial<PolicyInput>, Partial<Decision>]>([
     ['level 2, a factor enrolled: step up', { groups: [g()], enrolled: [TOTP] }, { type: 'step_up', target: 2 }],
     ['level 2, nothing enrolled, no deadline: enrol, required', { groups: [g()] }, { type: 'enroll', optional: false }],
-    ['level 2, deadline ahead: enrol, optional, with a reminder', { groups: [g({ enrollmentDeadline: NOW + 3600 })] }, { type: 'enroll', optional: true, reminder: { deadline: NOW + 3600 } }],
+    [
+      'level 2, deadline ahead: enrol, optional, with a reminder',
+      { groups: [g({ enrollmentDeadline: NOW + 3600 })] },
+      { type: 'enroll', optional: true, reminder: { deadline: NOW + 3600 } },
+    ],
     ['level 2, deadline passed: enrol, required', { groups: [g({ enrollmentDeadline: NOW - 1 })] }, { type: 'enroll', optional: false }],
     ['level 2, deadline ahead but a factor enrolled: step up now', { groups: [g({ enrollmentDeadline: NOW + 3600 })], enrolled: [TOTP] }, { type: 'step_up' }],
     ['level 3 with only TOTP possible: unmet', { groups: [g({ level: 3 })], enrolled: [TOTP] }, { type: 'unmet', target: 3 }],
-    ['two groups: the stricter wins', { groups: [g({ name: 'a', level: 1 }), g({ name: 'b', level: 3 })], enrolled: [KEY] }, { type: 'step_up', target: 3, factors: ['webauthn'] }],
+    [
+      'two groups: the stricter wins',
+      { groups: [g({ name: 'a', level: 1 }), g({ name: 'b', level: 3 })], enrolled: [KEY] },
+      { type: 'step_up', target: 3, factors: ['webauthn'] },
+    ],
     ['group factors narrow the choice', { groups: [g({ factors: ['webauthn'] })], enrolled: [TOTP, KEY] }, { type: 'step_up', factors: ['webauthn'] }],
   ])('%s', (_name, input, expected) => {
     expect(decide(base(input))).toMatchObject(expected);
@@ -68,13 +91,41 @@ describe('the app', () => {
   test.each<[string, Partial<PolicyInput>, Partial<Decision>]>([
     ['mfa required raises off', { client: c({ mfa: 'required' }) }, { type: 'enroll', optional: false }],
     ['mfa off cannot lower a global required', { mfa: 'required', client: c({ mfa: 'off' }), enrolled: [TOTP] }, { type: 'step_up' }],
-    ['a minimum acr ignores a lower request', { client: c({ minLevel: 2 }), enrolled: [TOTP], request: { acrValues: ['https://refeds.org/profile/sfa'] } }, { type: 'step_up', target: 2 }],
-    ['allowed factors exclude TOTP: only the key can step up', { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP, KEY] }, { type: 'step_up', factors: ['webauthn'] }],
-    ['allowed factors exclude every enrolled factor and enrolment is closed: unmet', { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP], available: [TOTP] }, { type: 'unmet' }],
-    ['synced passkeys denied: a synced proof does not count', { client: c({ mfa: 'required', syncedPasskeys: 'deny' }), enrolled: [TOTP], evidence: [PWD, { ...proof(KEY), amr: ['swk', 'user'] }] }, { type: 'step_up', level: 1 }],
-    ['synced passkeys denied: a device-bound proof counts', { client: c({ mfa: 'required', syncedPasskeys: 'deny' }), enrolled: [KEY], evidence: [PWD, proof(KEY)] }, { type: 'satisfied', level: 3 }],
-    ['a minimum acr the ACR table no longer knows: unmet, not dropped', { client: c({ unknownMinAcr: 'urn:example:gone' }), enrolled: [TOTP], evidence: [PWD, proof(TOTP)] }, { type: 'unmet', rule: 'client payroll: minimum acr urn:example:gone is not in the ACR table' }],
-    ['evidence of a disallowed factor does not count', { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP, KEY], evidence: [PWD, proof(TOTP)] }, { type: 'step_up', level: 1 }],
+    [
+      'a minimum acr ignores a lower request',
+      { client: c({ minLevel: 2 }), enrolled: [TOTP], request: { acrValues: ['https://refeds.org/profile/sfa'] } },
+      { type: 'step_up', target: 2 },
+    ],
+    [
+      'allowed factors exclude TOTP: only the key can step up',
+      { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP, KEY] },
+      { type: 'step_up', factors: ['webauthn'] },
+    ],
+    [
+      'allowed factors exclude every enrolled factor and enrolment is closed: unmet',
+      { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP], available: [TOTP] },
+      { type: 'unmet' },
+    ],
+    [
+      'synced passkeys denied: a synced proof does not count',
+      { client: c({ mfa: 'required', syncedPasskeys: 'deny' }), enrolled: [TOTP], evidence: [PWD, { ...proof(KEY), amr: ['swk', 'user'] }] },
+      { type: 'step_up', level: 1 },
+    ],
+    [
+      'synced passkeys denied: a device-bound proof counts',
+      { client: c({ mfa: 'required', syncedPasskeys: 'deny' }), enrolled: [KEY], evidence: [PWD, proof(KEY)] },
+      { type: 'satisfied', level: 3 },
+    ],
+    [
+      'a minimum acr the ACR table no longer knows: unmet, not dropped',
+      { client: c({ unknownMinAcr: 'urn:example:gone' }), enrolled: [TOTP], evidence: [PWD, proof(TOTP)] },
+      { type: 'unmet', rule: 'client payroll: minimum acr urn:example:gone is not in the ACR table' },
+    ],
+    [
+      'evidence of a disallowed factor does not count',
+      { client: c({ mfa: 'required', factors: ['webauthn'] }), enrolled: [TOTP, KEY], evidence: [PWD, proof(TOTP)] },
+      { type: 'step_up', level: 1 },
+    ],
   ])('%s', (_name, input, expected) => {
     expect(decide(base(input))).toMatchObject(expected);
   });
@@ -89,14 +140,19 @@ describe('global minimum and level ages', () => {
     const d = decide(base({ levelMaxAge: { '2': 3600 }, enrolled: [TOTP], evidence: old }));
     expect(d).toMatchObject({ type: 'satisfied', level: 1, acr: 'urn:twofold:acr:1', amr: ['pwd'] });
     expect(d.trace.some((t) => /no longer counts/.test(t.rule))).toBe(true);
-    expect(decide(base({ levelMaxAge: { '2': 3600 }, enrolled: [TOTP], evidence: old, request: { acrValues: ['urn:twofold:acr:2'] } }))).toMatchObject({ type: 'step_up', level: 1 });
+    expect(decide(base({ levelMaxAge: { '2': 3600 }, enrolled: [TOTP], evidence: old, request: { acrValues: ['urn:twofold:acr:2'] } }))).toMatchObject({
+      type: 'step_up',
+      level: 1,
+    });
   });
   test('a passkey that alone proved level 3 long ago must be proved afresh', () => {
     const PASSKEY: FactorFacts = { id: 'passkey', kinds: ['have', 'are'], phishingResistant: true, recoveryOnly: false };
     const old: Evidence = { factor: 'passkey', credentialId: 'pk-1', kinds: ['have', 'are'], amr: ['hwk', 'user'], phishingResistant: true, at: NOW - 7200 };
     const d = decide(base({ levelMaxAge: { '3': 3600 }, enrolled: [PASSKEY], evidence: [old], request: { acrValues: ['urn:twofold:acr:3'] } }));
     expect(d).toMatchObject({ type: 'step_up', level: 0, target: 3, factors: ['passkey'] });
-    expect(decide(base({ levelMaxAge: { '3': 3600 }, enrolled: [PASSKEY], evidence: [{ ...old, at: NOW - 60 }], request: { acrValues: ['urn:twofold:acr:3'] } }))).toMatchObject({ type: 'satisfied', level: 3 });
+    expect(
+      decide(base({ levelMaxAge: { '3': 3600 }, enrolled: [PASSKEY], evidence: [{ ...old, at: NOW - 60 }], request: { acrValues: ['urn:twofold:acr:3'] } })),
+    ).toMatchObject({ type: 'satisfied', level: 3 });
   });
 
   test('a fresh second factor on an old password session counts', () => {
@@ -108,7 +164,8 @@ describe('global minimum and level ages', () => {
 describe('level ages, from the top down', () => {
   // The audit's repro: password t=0, security key t=1000, TOTP t=9500, now=10000, level 2 requested.
   const evidence = [PASSWORD_EVIDENCE(0), proof(KEY, 1000), proof(TOTP, 9500)];
-  const at = (levelMaxAge: PolicyInput['levelMaxAge']) => decide(base({ now: 10_000, levelMaxAge, enrolled: [TOTP, KEY], evidence, request: { acrValues: ['urn:twofold:acr:2'] } }));
+  const at = (levelMaxAge: PolicyInput['levelMaxAge']) =>
+    decide(base({ now: 10_000, levelMaxAge, enrolled: [TOTP, KEY], evidence, request: { acrValues: ['urn:twofold:acr:2'] } }));
 
   test('level 2 older than its age: back to level 1, the old TOTP no longer counts', () => {
     expect(at({ '2': 100 })).toMatchObject({ type: 'step_up', level: 1, target: 2 });
@@ -132,12 +189,25 @@ describe('level ages, from the top down', () => {
 describe('trusted devices', () => {
   const on = { trustedDevices: true, trustedDevice: { factor: 'totp' }, enrolled: [TOTP] };
   test.each<[string, Partial<PolicyInput>, Partial<Decision>]>([
-    ['enabled, allowed, level 2 needed: satisfied, remembered, amr without mfa', { ...on, mfa: 'required' }, { type: 'satisfied', level: 2, remembered: true, amr: ['pwd'] }],
+    [
+      'enabled, allowed, level 2 needed: satisfied, remembered, amr without mfa',
+      { ...on, mfa: 'required' },
+      { type: 'satisfied', level: 2, remembered: true, amr: ['pwd'] },
+    ],
     ['the app denies them: step up', { ...on, mfa: 'required', client: { name: 'x', trustedDevices: 'deny' } }, { type: 'step_up' }],
     ['disabled globally: step up', { ...on, trustedDevices: false, mfa: 'required' }, { type: 'step_up' }],
     ['never for level 3', { ...on, enrolled: [TOTP, KEY], request: { acrValues: [], essentialAcr: [['urn:twofold:acr:3']] } }, { type: 'step_up', target: 3 }],
     ['no cookie: step up, with the offer to remember', { ...on, trustedDevice: undefined, mfa: 'required' }, { type: 'step_up', trustedDeviceAllowed: true }],
-    ['remembered evidence passed in is ignored', { trustedDevices: true, mfa: 'required', enrolled: [TOTP], evidence: [PWD, { factor: 'trusted-device', kinds: ['have'], amr: [], phishingResistant: false, at: NOW, remembered: true }] }, { type: 'step_up' }],
+    [
+      'remembered evidence passed in is ignored',
+      {
+        trustedDevices: true,
+        mfa: 'required',
+        enrolled: [TOTP],
+        evidence: [PWD, { factor: 'trusted-device', kinds: ['have'], amr: [], phishingResistant: false, at: NOW, remembered: true }],
+      },
+      { type: 'step_up' },
+    ],
   ])('%s', (_name, input, expected) => {
     expect(decide(base(input))).toMatchObject(expected);
   });
@@ -145,15 +215,51 @@ describe('trusted devices', () => {
   // A device stands in only for an allowed factor that is not recovery-only, which the account has: the one whose proof created it.
   const webauthnOnly = { name: 'bank', mfa: 'required' as const, factors: ['webauthn'] };
   test.each<[string, Partial<PolicyInput>, Partial<Decision>]>([
-    ['app allows only webauthn, account has only TOTP, no device: unmet', { trustedDevices: true, enrolled: [TOTP], available: [TOTP], client: webauthnOnly }, { type: 'unmet' }],
-    ['app allows only webauthn, account has only TOTP, device from a TOTP sign-in: still unmet', { trustedDevices: true, enrolled: [TOTP], available: [TOTP], client: webauthnOnly, trustedDevice: { factor: 'totp' } }, { type: 'unmet' }],
-    ['app allows only webauthn, account has only TOTP, device of unknown origin: still unmet', { trustedDevices: true, enrolled: [TOTP], available: [TOTP], client: webauthnOnly, trustedDevice: { factor: null } }, { type: 'unmet' }],
-    ['app allows only webauthn, account has TOTP and a key, device from a TOTP sign-in: step up with the key', { trustedDevices: true, enrolled: [TOTP, KEY], client: { ...webauthnOnly, mfa: undefined }, trustedDevice: { factor: 'totp' }, mfa: 'required' }, { type: 'step_up', factors: ['webauthn'] }],
-    ['app allows only webauthn, device from a key sign-in: satisfied, remembered', { trustedDevices: true, enrolled: [TOTP, KEY], client: { ...webauthnOnly, mfa: undefined }, trustedDevice: { factor: 'webauthn' }, mfa: 'required' }, { type: 'satisfied', level: 2, remembered: true }],
-    ['device from a factor the account no longer has: step up', { trustedDevices: true, mfa: 'required', enrolled: [TOTP], trustedDevice: { factor: 'webauthn' } }, { type: 'step_up' }],
-    ['device from a backup code sign-in: never stands in', { trustedDevices: true, mfa: 'required', enrolled: [TOTP, BACKUP], trustedDevice: { factor: 'backup-codes' } }, { type: 'step_up' }],
-    ['account with only backup codes: a device never stands in', { trustedDevices: true, mfa: 'required', enrolled: [BACKUP], trustedDevice: { factor: null } }, { type: 'step_up', factors: ['backup-codes'], enrollAfter: true }],
-    ['device of unknown origin, an allowed factor enrolled: satisfied, remembered', { trustedDevices: true, mfa: 'required', enrolled: [TOTP], trustedDevice: { factor: null } }, { type: 'satisfied', level: 2, remembered: true }],
+    [
+      'app allows only webauthn, account has only TOTP, no device: unmet',
+      { trustedDevices: true, enrolled: [TOTP], available: [TOTP], client: webauthnOnly },
+      { type: 'unmet' },
+    ],
+    [
+      'app allows only webauthn, account has only TOTP, device from a TOTP sign-in: still unmet',
+      { trustedDevices: true, enrolled: [TOTP], available: [TOTP], client: webauthnOnly, trustedDevice: { factor: 'totp' } },
+      { type: 'unmet' },
+    ],
+    [
+      'app allows only webauthn, account has only TOTP, device of unknown origin: still unmet',
+      { trustedDevices: true, enrolled: [TOTP], available: [TOTP], client: webauthnOnly, trustedDevice: { factor: null } },
+      { type: 'unmet' },
+    ],
+    [
+      'app allows only webauthn, account has TOTP and a key, device from a TOTP sign-in: step up with the key',
+      { trustedDevices: true, enrolled: [TOTP, KEY], client: { ...webauthnOnly, mfa: undefined }, trustedDevice: { factor: 'totp' }, mfa: 'required' },
+      { type: 'step_up', factors: ['webauthn'] },
+    ],
+    [
+      'app allows only webauthn, device from a key sign-in: satisfied, remembered',
+      { trustedDevices: true, enrolled: [TOTP, KEY], client: { ...webauthnOnly, mfa: undefined }, trustedDevice: { factor: 'webauthn' }, mfa: 'required' },
+      { type: 'satisfied', level: 2, remembered: true },
+    ],
+    [
+      'device from a factor the account no longer has: step up',
+      { trustedDevices: true, mfa: 'required', enrolled: [TOTP], trustedDevice: { factor: 'webauthn' } },
+      { type: 'step_up' },
+    ],
+    [
+      'device from a backup code sign-in: never stands in',
+      { trustedDevices: true, mfa: 'required', enrolled: [TOTP, BACKUP], trustedDevice: { factor: 'backup-codes' } },
+      { type: 'step_up' },
+    ],
+    [
+      'account with only backup codes: a device never stands in',
+      { trustedDevices: true, mfa: 'required', enrolled: [BACKUP], trustedDevice: { factor: null } },
+      { type: 'step_up', factors: ['backup-codes'], enrollAfter: true },
+    ],
+    [
+      'device of unknown origin, an allowed factor enrolled: satisfied, remembered',
+      { trustedDevices: true, mfa: 'required', enrolled: [TOTP], trustedDevice: { factor: null } },
+      { type: 'satisfied', level: 2, remembered: true },
+    ],
   ])('%s', (_name, input, expected) => {
     expect(decide(base(input))).toMatchObject(expected);
   });
@@ -161,7 +267,14 @@ describe('trusted devices', () => {
 
 describe('explain: each narrowing is credited to its document', () => {
   test('the global list, then a group, then the app', () => {
-    const d = decide(base({ factors: ['totp', 'webauthn', 'backup-codes'], groups: [{ name: 'ops', factors: ['totp', 'webauthn'] }], client: { name: 'bank', factors: ['webauthn', 'totp'] }, enrolled: [TOTP] }));
+    const d = decide(
+      base({
+        factors: ['totp', 'webauthn', 'backup-codes'],
+        groups: [{ name: 'ops', factors: ['totp', 'webauthn'] }],
+        client: { name: 'bank', factors: ['webauthn', 'totp'] },
+        enrolled: [TOTP],
+      }),
+    );
     expect(d.trace.filter((t) => /allowed factors/.test(t.rule))).toEqual([
       { source: 'global', rule: 'allowed factors narrowed to: totp, webauthn, backup-codes' },
       { source: 'group ops', rule: 'allowed factors narrowed to: totp, webauthn' },
@@ -193,7 +306,8 @@ const ALL = [TOTP, BACKUP, KEY, PASSKEY];
 const IDS = ALL.map((f) => f.id);
 const ACRS = ['https://refeds.org/profile/sfa', 'urn:twofold:acr:1', 'urn:twofold:acr:2', 'https://refeds.org/profile/mfa', 'urn:twofold:acr:3'];
 
-const gate = (d: Decision): number => (d.type === 'satisfied' || ((d.type === 'enroll' || d.type === 'step_up') && d.optional) ? 0 : d.type === 'unmet' ? 2 : 1);
+const gate = (d: Decision): number =>
+  d.type === 'satisfied' || ((d.type === 'enroll' || d.type === 'step_up') && d.optional) ? 0 : d.type === 'unmet' ? 2 : 1;
 const targetOf = (d: Decision): number => (d.type === 'satisfied' ? d.level : d.target);
 const wishful = (i: PolicyInput) => i.request.acrValues.length > 0 || (i.groups ?? []).some((g) => g.enrollmentDeadline !== undefined);
 const withoutWish = (i: PolicyInput): PolicyInput => ({ ...i, request: { ...i.request, acrValues: [] } });
@@ -208,7 +322,8 @@ function expectNoWeakerDemand(before: PolicyInput, after: PolicyInput): void {
 function expectNoWeaker(before: Decision, after: Decision, options: { targets: boolean; floor?: number }): void {
   const where = { before: [before.type, before.rule], after: [after.type, after.rule] };
   expect({ ...where, gate: gate(after) >= gate(before) }).toMatchObject({ gate: true });
-  if (options.targets && gate(before) > 0 && gate(after) === gate(before)) expect({ ...where, target: targetOf(after) >= targetOf(before) }).toMatchObject({ target: true });
+  if (options.targets && gate(before) > 0 && gate(after) === gate(before))
+    expect({ ...where, target: targetOf(after) >= targetOf(before) }).toMatchObject({ target: true });
   if (options.floor !== undefined && after.type === 'satisfied') expect({ ...where, level: after.level >= options.floor }).toMatchObject({ level: true });
 }
 
@@ -222,11 +337,23 @@ const arbMode = fc.constantFrom<MfaMode>('off', 'optional', 'required');
 const arbList = fc.option(fc.subarray(IDS, { minLength: 1 }), { nil: undefined });
 const arbAge = fc.option(fc.integer({ min: 1, max: 30_000 }), { nil: undefined });
 const arbGroup = fc.record(
-  { name: fc.constantFrom('a', 'b', 'c'), level: fc.option(arbLevel, { nil: undefined }), factors: arbList, enrollmentDeadline: fc.option(fc.integer({ min: NOW - 5000, max: NOW + 5000 }), { nil: undefined }) },
+  {
+    name: fc.constantFrom('a', 'b', 'c'),
+    level: fc.option(arbLevel, { nil: undefined }),
+    factors: arbList,
+    enrollmentDeadline: fc.option(fc.integer({ min: NOW - 5000, max: NOW + 5000 }), { nil: undefined }),
+  },
   { requiredKeys: ['name'] },
 );
 const arbClient = fc.record(
-  { name: fc.constant('app'), mfa: fc.option(arbMode, { nil: undefined }), minLevel: fc.option(arbLevel, { nil: undefined }), factors: arbList, trustedDevices: fc.option(fc.constantFrom<'allow' | 'deny'>('allow', 'deny'), { nil: undefined }), syncedPasskeys: fc.option(fc.constantFrom<'allow' | 'deny'>('allow', 'deny'), { nil: undefined }) },
+  {
+    name: fc.constant('app'),
+    mfa: fc.option(arbMode, { nil: undefined }),
+    minLevel: fc.option(arbLevel, { nil: undefined }),
+    factors: arbList,
+    trustedDevices: fc.option(fc.constantFrom<'allow' | 'deny'>('allow', 'deny'), { nil: undefined }),
+    syncedPasskeys: fc.option(fc.constantFrom<'allow' | 'deny'>('allow', 'deny'), { nil: undefined }),
+  },
   { requiredKeys: ['name'] },
 );
 const arbInput: fc.Arbitrary<PolicyInput> = fc
@@ -311,7 +438,21 @@ describe('properties', () => {
         expectNoWeakerDemand(input, { ...input, levelMaxAge });
       }),
       // The audit's repro, always tried: adding a level-3 age once let a stale level-2 proof count again.
-      { ...RUNS, examples: [[base({ mfa: 'required', enrolled: [TOTP, KEY], evidence: [PASSWORD_EVIDENCE(NOW - 10_000), proof(KEY, NOW - 9000), proof(TOTP, NOW - 500)], levelMaxAge: { '2': 100 } }), '3', 1000]] },
+      {
+        ...RUNS,
+        examples: [
+          [
+            base({
+              mfa: 'required',
+              enrolled: [TOTP, KEY],
+              evidence: [PASSWORD_EVIDENCE(NOW - 10_000), proof(KEY, NOW - 9000), proof(TOTP, NOW - 500)],
+              levelMaxAge: { '2': 100 },
+            }),
+            '3',
+            1000,
+          ],
+        ],
+      },
     );
   });
 
@@ -373,7 +514,11 @@ describe('properties', () => {
         const some = decide({ ...input, request: { ...input.request, acrValues: values } });
         expectNoWeaker(none, some, { targets: true });
         const appended = decide({ ...input, request: { ...input.request, acrValues: [...values, extra] } });
-        expect({ type: appended.type, level: appended.level, target: targetOf(appended) }).toEqual({ type: some.type, level: some.level, target: targetOf(some) });
+        expect({ type: appended.type, level: appended.level, target: targetOf(appended) }).toEqual({
+          type: some.type,
+          level: some.level,
+          target: targetOf(some),
+        });
       }),
       RUNS,
     );
@@ -389,7 +534,10 @@ describe('properties', () => {
           expect(withDevice.level).toBe(2);
           expect(devices).toBe('allow');
           expect(withDevice.amr).not.toContain('mfa');
-          const allowed = [input.factors, ...(input.groups ?? []).map((g) => g.factors), client.factors].reduce<string[]>((acc, l) => (l ? acc.filter((id) => l.includes(id)) : acc), IDS);
+          const allowed = [input.factors, ...(input.groups ?? []).map((g) => g.factors), client.factors].reduce<string[]>(
+            (acc, l) => (l ? acc.filter((id) => l.includes(id)) : acc),
+            IDS,
+          );
           const stoodFor = input.enrolled.filter((f) => !f.recoveryOnly && allowed.includes(f.id) && (factor === null || f.id === factor));
           expect(stoodFor.length).toBeGreaterThan(0);
         }

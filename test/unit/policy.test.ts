@@ -70,14 +70,22 @@ function input(c: Case): PolicyInput {
     mfa: c.mfa ?? 'optional',
     enrolled: c.enrolled ?? [],
     available: c.available ?? REGISTERED,
-    request: { acrValues: c.acrValues ?? [], ...(c.essentialAcr || c.userinfoAcr ? { essentialAcr: [c.essentialAcr, c.userinfoAcr].filter((v) => v !== undefined) } : {}) },
+    request: {
+      acrValues: c.acrValues ?? [],
+      ...(c.essentialAcr || c.userinfoAcr ? { essentialAcr: [c.essentialAcr, c.userinfoAcr].filter((v) => v !== undefined) } : {}),
+    },
     evidence: c.evidence ?? [PWD],
   };
 }
 
 const run = (c: Case) => decide(input(c));
 
-const satisfied = (level: Level, acr: string | undefined, amr: string[]) => ({ type: 'satisfied', level, acr, amr: expect.arrayContaining(amr) as unknown as string[] });
+const satisfied = (level: Level, acr: string | undefined, amr: string[]) => ({
+  type: 'satisfied',
+  level,
+  acr,
+  amr: expect.arrayContaining(amr) as unknown as string[],
+});
 
 // ---------------------------------------------------------------------------
 
@@ -91,25 +99,61 @@ describe('decide(): the MFA mode × enrolled factors × evidence', () => {
     // optional: accounts that enrolled a second factor use it.
     ['optional, nothing enrolled, password', { mfa: 'optional' }, { type: 'satisfied', level: 1, acr: A1, amr: ['pwd'] }],
     ['optional, TOTP enrolled, password', { mfa: 'optional', enrolled: [TOTP] }, { type: 'step_up', level: 1, target: 2, factors: ['totp'] }],
-    ['optional, TOTP + backup codes, password', { mfa: 'optional', enrolled: [TOTP, BACKUP] }, { type: 'step_up', level: 1, target: 2, factors: ['totp', 'backup-codes'] }],
+    [
+      'optional, TOTP + backup codes, password',
+      { mfa: 'optional', enrolled: [TOTP, BACKUP] },
+      { type: 'step_up', level: 1, target: 2, factors: ['totp', 'backup-codes'] },
+    ],
     ['optional, TOTP enrolled, password + TOTP', { mfa: 'optional', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF] }, { type: 'satisfied', level: 2, acr: A2 }],
-    ['optional, TOTP + backup codes, password + backup code', { mfa: 'optional', enrolled: [TOTP, BACKUP], evidence: [PWD, BACKUP_PROOF] }, { type: 'satisfied', level: 2, acr: A2 }],
+    [
+      'optional, TOTP + backup codes, password + backup code',
+      { mfa: 'optional', enrolled: [TOTP, BACKUP], evidence: [PWD, BACKUP_PROOF] },
+      { type: 'satisfied', level: 2, acr: A2 },
+    ],
     // Backup codes alone are recovery, not a second factor the account chose.
     ['optional, only backup codes, password', { mfa: 'optional', enrolled: [BACKUP] }, { type: 'satisfied', level: 1, acr: A1 }],
     // Two proofs of one kind are one factor: level 1, and no enrolled factor adds another kind.
-    ['optional, TOTP + backup codes, TOTP + backup code (same kind)', { mfa: 'optional', enrolled: [TOTP, BACKUP], evidence: [TOTP_PROOF, BACKUP_PROOF] }, { type: 'unmet', level: 1, target: 2 }],
+    [
+      'optional, TOTP + backup codes, TOTP + backup code (same kind)',
+      { mfa: 'optional', enrolled: [TOTP, BACKUP], evidence: [TOTP_PROOF, BACKUP_PROOF] },
+      { type: 'unmet', level: 1, target: 2 },
+    ],
     // required: everyone, enrolling at sign-in if need be.
     ['required, nothing enrolled, password', { mfa: 'required' }, { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: false }],
     ['required, TOTP enrolled, password', { mfa: 'required', enrolled: [TOTP] }, { type: 'step_up', level: 1, target: 2, factors: ['totp'] }],
     ['required, TOTP enrolled, password + TOTP', { mfa: 'required', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF] }, { type: 'satisfied', level: 2, acr: A2 }],
     // Backup codes alone are never a second factor: the account proves one (who the user is), then enrols a real one.
-    ['required, only backup codes, password: prove a code first, then enrol', { mfa: 'required', enrolled: [BACKUP] }, { type: 'step_up', level: 1, target: 2, factors: ['backup-codes'], enrollAfter: true }],
-    ['required, only backup codes, password + backup code: must enrol (the code adds no level)', { mfa: 'required', enrolled: [BACKUP], evidence: [PWD, BACKUP_PROOF] }, { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: false }],
-    ['required, only backup codes, nothing enrollable: unmet', { mfa: 'required', enrolled: [BACKUP], available: [BACKUP], evidence: [PWD, BACKUP_PROOF] }, { type: 'unmet', level: 1, target: 2 }],
-    ['off, only backup codes, acr_values level 2, no code proved: level 1, no enrolment on the password alone', { mfa: 'off', enrolled: [BACKUP], acrValues: [REFEDS_MFA] }, { type: 'satisfied', level: 1, acr: A1 }],
-    ['off, only backup codes, password + backup code, acr_values level 2: the code is not level 2, enrolment offered', { mfa: 'off', enrolled: [BACKUP], evidence: [PWD, BACKUP_PROOF], acrValues: [REFEDS_MFA] }, { type: 'enroll', level: 1, target: 2, optional: true }],
+    [
+      'required, only backup codes, password: prove a code first, then enrol',
+      { mfa: 'required', enrolled: [BACKUP] },
+      { type: 'step_up', level: 1, target: 2, factors: ['backup-codes'], enrollAfter: true },
+    ],
+    [
+      'required, only backup codes, password + backup code: must enrol (the code adds no level)',
+      { mfa: 'required', enrolled: [BACKUP], evidence: [PWD, BACKUP_PROOF] },
+      { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: false },
+    ],
+    [
+      'required, only backup codes, nothing enrollable: unmet',
+      { mfa: 'required', enrolled: [BACKUP], available: [BACKUP], evidence: [PWD, BACKUP_PROOF] },
+      { type: 'unmet', level: 1, target: 2 },
+    ],
+    [
+      'off, only backup codes, acr_values level 2, no code proved: level 1, no enrolment on the password alone',
+      { mfa: 'off', enrolled: [BACKUP], acrValues: [REFEDS_MFA] },
+      { type: 'satisfied', level: 1, acr: A1 },
+    ],
+    [
+      'off, only backup codes, password + backup code, acr_values level 2: the code is not level 2, enrolment offered',
+      { mfa: 'off', enrolled: [BACKUP], evidence: [PWD, BACKUP_PROOF], acrValues: [REFEDS_MFA] },
+      { type: 'enroll', level: 1, target: 2, optional: true },
+    ],
     ['required, nothing enrolled, nothing enrollable', { mfa: 'required', available: [BACKUP] }, { type: 'unmet', level: 1, target: 2 }],
-    ['required, TOTP + backup codes, TOTP + backup code (same kind)', { mfa: 'required', enrolled: [TOTP, BACKUP], evidence: [TOTP_PROOF, BACKUP_PROOF] }, { type: 'unmet', level: 1, target: 2 }],
+    [
+      'required, TOTP + backup codes, TOTP + backup code (same kind)',
+      { mfa: 'required', enrolled: [TOTP, BACKUP], evidence: [TOTP_PROOF, BACKUP_PROOF] },
+      { type: 'unmet', level: 1, target: 2 },
+    ],
   ];
 
   test.each(rows)('%s', (_name, c, expected) => {
@@ -138,23 +182,67 @@ describe('decide(): the MFA mode × enrolled factors × evidence', () => {
 
 describe('decide(): voluntary acr_values', () => {
   const rows: Array<[string, Case, Record<string, unknown>]> = [
-    ['reachable by enrolling: an optional enrolment', { mfa: 'off', acrValues: [REFEDS_MFA] }, { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: true }],
-    ['reachable with an enrolled factor: step-up', { mfa: 'off', enrolled: [TOTP], acrValues: [PAPE_MFA] }, { type: 'step_up', level: 1, target: 2, factors: ['totp'] }],
-    ['met: the requested value comes back', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: [REFEDS_MFA] }, satisfied(2, REFEDS_MFA, ['pwd', 'otp', 'mfa'])],
-    ['met by level 3 evidence', { mfa: 'off', enrolled: [KEY], evidence: [PWD, KEY_PROOF], acrValues: [PAPE_PR] }, satisfied(3, PAPE_PR, ['pwd', 'hwk', 'mfa'])],
-    ['level 3 reachable with an enrolled security key', { mfa: 'off', enrolled: [TOTP, KEY], acrValues: [A3] }, { type: 'step_up', level: 1, target: 3, factors: ['security-key'] }],
-    ['level 3 asked, TOTP only: best achievable is 2', { mfa: 'off', enrolled: [TOTP], acrValues: [A3] }, { type: 'step_up', level: 1, target: 2, factors: ['totp'] }],
+    [
+      'reachable by enrolling: an optional enrolment',
+      { mfa: 'off', acrValues: [REFEDS_MFA] },
+      { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: true },
+    ],
+    [
+      'reachable with an enrolled factor: step-up',
+      { mfa: 'off', enrolled: [TOTP], acrValues: [PAPE_MFA] },
+      { type: 'step_up', level: 1, target: 2, factors: ['totp'] },
+    ],
+    [
+      'met: the requested value comes back',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: [REFEDS_MFA] },
+      satisfied(2, REFEDS_MFA, ['pwd', 'otp', 'mfa']),
+    ],
+    [
+      'met by level 3 evidence',
+      { mfa: 'off', enrolled: [KEY], evidence: [PWD, KEY_PROOF], acrValues: [PAPE_PR] },
+      satisfied(3, PAPE_PR, ['pwd', 'hwk', 'mfa']),
+    ],
+    [
+      'level 3 reachable with an enrolled security key',
+      { mfa: 'off', enrolled: [TOTP, KEY], acrValues: [A3] },
+      { type: 'step_up', level: 1, target: 3, factors: ['security-key'] },
+    ],
+    [
+      'level 3 asked, TOTP only: best achievable is 2',
+      { mfa: 'off', enrolled: [TOTP], acrValues: [A3] },
+      { type: 'step_up', level: 1, target: 2, factors: ['totp'] },
+    ],
     // Truthful: level 2 reached, the level 3 value asked for is not claimed.
-    ['level 3 asked, level 2 reached: acr says level 2', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: [A3] }, satisfied(2, A2, ['mfa'])],
-    ['level 3 asked, PAPE PR: level 2 URN, never the PR value', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: [PAPE_PR] }, satisfied(2, A2, ['mfa'])],
+    [
+      'level 3 asked, level 2 reached: acr says level 2',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: [A3] },
+      satisfied(2, A2, ['mfa']),
+    ],
+    [
+      'level 3 asked, PAPE PR: level 2 URN, never the PR value',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: [PAPE_PR] },
+      satisfied(2, A2, ['mfa']),
+    ],
     ['level 2 asked, nothing enrolled or enrollable: level 1 with a level 1 acr', { mfa: 'off', available: [], acrValues: [A2] }, satisfied(1, A1, ['pwd'])],
-    ['level 3 asked, nothing enrolled, TOTP enrollable: enrol to the best (2), optionally', { mfa: 'off', acrValues: [A3] }, { type: 'enroll', target: 2, factors: ['totp'], optional: true }],
-    ['level 3 asked, security key enrollable: enrol it, optionally', { mfa: 'off', available: [TOTP, BACKUP, KEY], acrValues: [A3] }, { type: 'enroll', target: 3, factors: ['security-key'], optional: true }],
+    [
+      'level 3 asked, nothing enrolled, TOTP enrollable: enrol to the best (2), optionally',
+      { mfa: 'off', acrValues: [A3] },
+      { type: 'enroll', target: 2, factors: ['totp'], optional: true },
+    ],
+    [
+      'level 3 asked, security key enrollable: enrol it, optionally',
+      { mfa: 'off', available: [TOTP, BACKUP, KEY], acrValues: [A3] },
+      { type: 'enroll', target: 3, factors: ['security-key'], optional: true },
+    ],
     ['unknown values are ignored', { mfa: 'off', acrValues: [UNKNOWN] }, satisfied(1, A1, ['pwd'])],
     ['the first known value is the preference', { mfa: 'off', enrolled: [TOTP], acrValues: [UNKNOWN, A1, A2] }, satisfied(1, A1, ['pwd'])],
     ['a lower request never lowers the policy (required)', { mfa: 'required', enrolled: [TOTP], acrValues: [REFEDS_SFA] }, { type: 'step_up', target: 2 }],
     ['a lower request never lowers the policy (optional + enrolled)', { mfa: 'optional', enrolled: [TOTP], acrValues: [A1] }, { type: 'step_up', target: 2 }],
-    ['asked level 1, reached level 2: the requested value, which level 2 meets', { mfa: 'required', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: [A1] }, satisfied(2, A1, ['mfa'])],
+    [
+      'asked level 1, reached level 2: the requested value, which level 2 meets',
+      { mfa: 'required', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: [A1] },
+      satisfied(2, A1, ['mfa']),
+    ],
   ];
 
   test.each(rows)('%s', (_name, c, expected) => {
@@ -170,17 +258,53 @@ describe('decide(): voluntary acr_values', () => {
 describe('decide(): essential acr', () => {
   const rows: Array<[string, Case, Record<string, unknown>]> = [
     ['met: the essential value comes back', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A2] }, satisfied(2, A2, ['mfa'])],
-    ['met: the first of several values that is met', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A3, REFEDS_MFA, PAPE_MFA] }, satisfied(2, REFEDS_MFA, ['mfa'])],
-    ['reachable with an enrolled factor: step-up', { mfa: 'off', enrolled: [TOTP], essentialAcr: [REFEDS_MFA] }, { type: 'step_up', level: 1, target: 2, factors: ['totp'] }],
-    ['reachable by enrolling: enrolment may not be skipped', { mfa: 'off', essentialAcr: [REFEDS_MFA] }, { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: false }],
-    ['level 3, enrollable security key: mandatory enrolment', { mfa: 'off', available: [TOTP, BACKUP, KEY], essentialAcr: [A3] }, { type: 'enroll', target: 3, factors: ['security-key'], optional: false }],
+    [
+      'met: the first of several values that is met',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A3, REFEDS_MFA, PAPE_MFA] },
+      satisfied(2, REFEDS_MFA, ['mfa']),
+    ],
+    [
+      'reachable with an enrolled factor: step-up',
+      { mfa: 'off', enrolled: [TOTP], essentialAcr: [REFEDS_MFA] },
+      { type: 'step_up', level: 1, target: 2, factors: ['totp'] },
+    ],
+    [
+      'reachable by enrolling: enrolment may not be skipped',
+      { mfa: 'off', essentialAcr: [REFEDS_MFA] },
+      { type: 'enroll', level: 1, target: 2, factors: ['totp'], optional: false },
+    ],
+    [
+      'level 3, enrollable security key: mandatory enrolment',
+      { mfa: 'off', available: [TOTP, BACKUP, KEY], essentialAcr: [A3] },
+      { type: 'enroll', target: 3, factors: ['security-key'], optional: false },
+    ],
     ['unmet: level 3 with TOTP only', { mfa: 'off', enrolled: [TOTP], essentialAcr: [A3] }, { type: 'unmet', level: 1, target: 3 }],
-    ['unmet: level 3 with TOTP proved', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [PAPE_PR] }, { type: 'unmet', level: 2, target: 3 }],
+    [
+      'unmet: level 3 with TOTP proved',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [PAPE_PR] },
+      { type: 'unmet', level: 2, target: 3 },
+    ],
     ['unmet: level 2 with nothing enrolled or enrollable', { mfa: 'off', available: [], essentialAcr: [A2] }, { type: 'unmet', level: 1, target: 2 }],
-    ['unknown value: unmet', { mfa: 'off', essentialAcr: [UNKNOWN] }, { type: 'unmet', level: 1, target: 3, rule: 'essential acr: none of the requested values is known' }],
-    ['unknown value: unmet even with every factor proved', { mfa: 'off', enrolled: [TOTP, KEY], evidence: [PWD, TOTP_PROOF, KEY_PROOF], essentialAcr: [UNKNOWN] }, { type: 'unmet', level: 3 }],
-    ['unknown values next to a known one are ignored', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [UNKNOWN, A2] }, satisfied(2, A2, ['mfa'])],
-    ['essential wins over acr_values', { mfa: 'off', enrolled: [TOTP, KEY], evidence: [PWD, TOTP_PROOF], acrValues: [A3], essentialAcr: [A2] }, satisfied(2, A2, ['mfa'])],
+    [
+      'unknown value: unmet',
+      { mfa: 'off', essentialAcr: [UNKNOWN] },
+      { type: 'unmet', level: 1, target: 3, rule: 'essential acr: none of the requested values is known' },
+    ],
+    [
+      'unknown value: unmet even with every factor proved',
+      { mfa: 'off', enrolled: [TOTP, KEY], evidence: [PWD, TOTP_PROOF, KEY_PROOF], essentialAcr: [UNKNOWN] },
+      { type: 'unmet', level: 3 },
+    ],
+    [
+      'unknown values next to a known one are ignored',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [UNKNOWN, A2] },
+      satisfied(2, A2, ['mfa']),
+    ],
+    [
+      'essential wins over acr_values',
+      { mfa: 'off', enrolled: [TOTP, KEY], evidence: [PWD, TOTP_PROOF], acrValues: [A3], essentialAcr: [A2] },
+      satisfied(2, A2, ['mfa']),
+    ],
     ['an essential level below the policy does not lower it', { mfa: 'required', enrolled: [TOTP], essentialAcr: [A1] }, { type: 'step_up', target: 2 }],
     ['an essential level 1 is met by a password', { mfa: 'off', essentialAcr: [REFEDS_SFA] }, satisfied(1, REFEDS_SFA, ['pwd'])],
   ];
@@ -191,12 +315,32 @@ describe('decide(): essential acr', () => {
 
   // Issue 13, finding 5: an essential acr in userinfo was ignored when the ID token asked one too.
   test.each<[string, Case, object]>([
-    ['userinfo stricter than the ID token: the higher level is required', { mfa: 'off', enrolled: [TOTP], essentialAcr: [A1], userinfoAcr: [A2] }, { type: 'step_up', target: 2 }],
-    ['ID token stricter than userinfo: the higher level is required', { mfa: 'off', enrolled: [TOTP], essentialAcr: [A2], userinfoAcr: [A1] }, { type: 'step_up', target: 2 }],
+    [
+      'userinfo stricter than the ID token: the higher level is required',
+      { mfa: 'off', enrolled: [TOTP], essentialAcr: [A1], userinfoAcr: [A2] },
+      { type: 'step_up', target: 2 },
+    ],
+    [
+      'ID token stricter than userinfo: the higher level is required',
+      { mfa: 'off', enrolled: [TOTP], essentialAcr: [A2], userinfoAcr: [A1] },
+      { type: 'step_up', target: 2 },
+    ],
     ['userinfo alone is honoured', { mfa: 'off', enrolled: [TOTP], userinfoAcr: [REFEDS_MFA] }, { type: 'step_up', target: 2 }],
-    ['both met: the ID token gets the value it asked for', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A1], userinfoAcr: [A2] }, satisfied(2, A1, ['mfa'])],
-    ['an unknown userinfo request cannot be met, whatever the ID token asks', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A2], userinfoAcr: [UNKNOWN] }, { type: 'unmet', rule: 'essential acr: none of the requested values is known' }],
-    ['level 3 in userinfo with TOTP only: unmet', { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A2], userinfoAcr: [A3] }, { type: 'unmet', target: 3 }],
+    [
+      'both met: the ID token gets the value it asked for',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A1], userinfoAcr: [A2] },
+      satisfied(2, A1, ['mfa']),
+    ],
+    [
+      'an unknown userinfo request cannot be met, whatever the ID token asks',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A2], userinfoAcr: [UNKNOWN] },
+      { type: 'unmet', rule: 'essential acr: none of the requested values is known' },
+    ],
+    [
+      'level 3 in userinfo with TOTP only: unmet',
+      { mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], essentialAcr: [A2], userinfoAcr: [A3] },
+      { type: 'unmet', target: 3 },
+    ],
   ])('essential acr in id_token and userinfo: %s', (_name, c, expected) => {
     expect(run(c)).toMatchObject(expected);
   });
@@ -208,7 +352,9 @@ describe('decide(): essential acr', () => {
 
   test('the rule names the essential request', () => {
     expect(run({ mfa: 'off', enrolled: [TOTP], essentialAcr: [A2] }).rule).toBe('request: essential acr (level 2)');
-    expect(run({ mfa: 'off', enrolled: [TOTP], essentialAcr: [A3] }).rule).toMatch(/^request: essential acr \(level 3\); no factor this account has or may enrol reaches it$/);
+    expect(run({ mfa: 'off', enrolled: [TOTP], essentialAcr: [A3] }).rule).toMatch(
+      /^request: essential acr \(level 3\); no factor this account has or may enrol reaches it$/,
+    );
   });
 });
 
@@ -263,7 +409,10 @@ describe('decide(): optional steps, skipped, and single sign-on', () => {
 
   test('skipped: an optional step answers with the level reached, truthfully; a required one is not skipped', () => {
     expect(at({ mfa: 'off', enrolled: [TOTP], acrValues: [PAPE_MFA] }, { skipped: true })).toMatchObject(satisfied(1, A1, ['pwd']));
-    expect(at({ mfa: 'optional', acrValues: [REFEDS_MFA] }, { skipped: true })).toMatchObject({ ...satisfied(1, A1, ['pwd']), rule: expect.stringContaining('skipped') });
+    expect(at({ mfa: 'optional', acrValues: [REFEDS_MFA] }, { skipped: true })).toMatchObject({
+      ...satisfied(1, A1, ['pwd']),
+      rule: expect.stringContaining('skipped'),
+    });
     expect(at({ mfa: 'required' }, { skipped: true })).toMatchObject({ type: 'enroll', optional: false });
     expect(at({ mfa: 'off', essentialAcr: [PAPE_MFA] }, { skipped: true })).toMatchObject({ type: 'enroll', optional: false });
   });
@@ -290,7 +439,11 @@ describe('levelOf', () => {
     ['a security key alone (phishing-resistant, one kind)', 1, [KEY_PROOF]],
     ['password + security key', 3, [PWD, KEY_PROOF]],
     ['password + TOTP + security key', 3, [PWD, TOTP_PROOF, KEY_PROOF]],
-    ['a passkey with user verification (have + know, phishing-resistant)', 3, [{ factor: 'passkey', kinds: ['have', 'know'], amr: ['hwk', 'user'], phishingResistant: true, at: 1 }]],
+    [
+      'a passkey with user verification (have + know, phishing-resistant)',
+      3,
+      [{ factor: 'passkey', kinds: ['have', 'know'], amr: ['hwk', 'user'], phishingResistant: true, at: 1 }],
+    ],
     ['password + a face (know + are)', 2, [PWD, { factor: 'face', kinds: ['are'], amr: ['face'], phishingResistant: false, at: 1 }]],
   ];
   test.each(rows)('%s → level %d', (_name, level, evidence) => {
@@ -375,7 +528,10 @@ describe('AcrTable', () => {
     expect(custom.acrFor(3, ['gold'])).toBe('gold');
     expect(custom.acrFor(2, ['gold'])).toBe(A2);
     expect(custom.acrFor(2, ['gold', 'silver'])).toBe('silver');
-    expect(decide({ ...input({ mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: ['silver'] }), acrTable: custom })).toMatchObject({ type: 'satisfied', acr: 'silver' });
+    expect(decide({ ...input({ mfa: 'off', enrolled: [TOTP], evidence: [PWD, TOTP_PROOF], acrValues: ['silver'] }), acrTable: custom })).toMatchObject({
+      type: 'satisfied',
+      acr: 'silver',
+    });
     expect(decide({ ...input({ mfa: 'off', essentialAcr: [REFEDS_MFA] }), acrTable: custom })).toMatchObject({ type: 'unmet' });
   });
 });
@@ -432,8 +588,17 @@ const acrTable = new AcrTable();
 const MODES: MfaMode[] = ['off', 'optional', 'required'];
 
 const facts = fc.subarray(POOL);
-const proofOf = (f: FactorFacts, at: number, n: number): Evidence => ({ factor: f.id, credentialId: `${f.id}-${n}`, kinds: f.kinds, amr: ['otp'], phishingResistant: f.phishingResistant, at });
-const extraProofs = fc.array(fc.tuple(fc.constantFrom(...POOL), fc.integer({ min: 101, max: 10_000 }), fc.integer({ min: 1, max: 3 })), { maxLength: 4 }).map((ps) => ps.map(([f, at, n]) => proofOf(f, at, n)));
+const proofOf = (f: FactorFacts, at: number, n: number): Evidence => ({
+  factor: f.id,
+  credentialId: `${f.id}-${n}`,
+  kinds: f.kinds,
+  amr: ['otp'],
+  phishingResistant: f.phishingResistant,
+  at,
+});
+const extraProofs = fc
+  .array(fc.tuple(fc.constantFrom(...POOL), fc.integer({ min: 101, max: 10_000 }), fc.integer({ min: 1, max: 3 })), { maxLength: 4 })
+  .map((ps) => ps.map(([f, at, n]) => proofOf(f, at, n)));
 const acrValue = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...KNOWN_ACR) }, { weight: 1, arbitrary: fc.constant(UNKNOWN) });
 
 const policyInput = fc
@@ -444,7 +609,9 @@ const policyInput = fc
     extra: extraProofs,
     acrValues: fc.array(acrValue, { maxLength: 3 }),
     // One request (id_token) or two (id_token and userinfo).
-    essentialAcr: fc.option(fc.array(fc.array(fc.constantFrom(...KNOWN_ACR), { minLength: 1, maxLength: 2 }), { minLength: 1, maxLength: 2 }), { nil: undefined }),
+    essentialAcr: fc.option(fc.array(fc.array(fc.constantFrom(...KNOWN_ACR), { minLength: 1, maxLength: 2 }), { minLength: 1, maxLength: 2 }), {
+      nil: undefined,
+    }),
   })
   .map(({ mfa, available, extraEnrolled, extra, acrValues, essentialAcr }): PolicyInput => ({
     mfa,
@@ -480,7 +647,13 @@ function policyMinimum(i: PolicyInput): Level {
 
 const kindsArb = fc.subarray<FactorKind>(['know', 'have', 'are'], { minLength: 1 });
 const anyEvidence = fc.array(
-  fc.record({ factor: fc.constantFrom('password', 'totp', 'key', 'face'), kinds: kindsArb, amr: fc.subarray<AmrValue>(['pwd', 'otp', 'hwk', 'face'], { minLength: 1 }), phishingResistant: fc.boolean(), at: fc.nat() }),
+  fc.record({
+    factor: fc.constantFrom('password', 'totp', 'key', 'face'),
+    kinds: kindsArb,
+    amr: fc.subarray<AmrValue>(['pwd', 'otp', 'hwk', 'face'], { minLength: 1 }),
+    phishingResistant: fc.boolean(),
+    at: fc.nat(),
+  }),
   { maxLength: 5 },
 );
 

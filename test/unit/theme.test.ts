@@ -61,14 +61,19 @@ describe('theme folder', () => {
     const files: Record<string, string> = {};
     for (const page of pageNames()) files[`${page}.hbs`] = fs.readFileSync(path.join(VIEWS_DIR, `${page}.hbs`), 'utf8');
     for (const f of BUILT_IN_FACTORS) {
-      for (const view of fs.readdirSync(f.viewsDir).filter((v) => v.endsWith('.hbs'))) files[`factors/${f.id}/${view}`] = fs.readFileSync(path.join(f.viewsDir, view), 'utf8');
+      for (const view of fs.readdirSync(f.viewsDir).filter((v) => v.endsWith('.hbs')))
+        files[`factors/${f.id}/${view}`] = fs.readFileSync(path.join(f.viewsDir, view), 'utf8');
     }
     const { views, theme } = themedViews(themeDir(files), FACTOR_VIEWS);
     expect([...theme.views.keys()].sort()).toEqual(pageNames().sort());
     expect(theme.partials.size).toBeGreaterThanOrEqual(BUILT_IN_FACTORS.length * 2);
     const builtIn = withFactorPartials(new Views());
     withFactorPartials(views);
-    for (const [name, data] of [['login', LOGIN_DATA], ['second-factor', SECOND_FACTOR_DATA], ['error', { title: 'Oops', message: 'm', uid: 'u' }]] as const) {
+    for (const [name, data] of [
+      ['login', LOGIN_DATA],
+      ['second-factor', SECOND_FACTOR_DATA],
+      ['error', { title: 'Oops', message: 'm', uid: 'u' }],
+    ] as const) {
       expect(views.render(name, data)).toBe(builtIn.render(name, data));
     }
   });
@@ -77,7 +82,8 @@ describe('theme folder', () => {
     const { views } = themedViews(
       themeDir({
         'layout.hbs': '<html><title>{{title}}</title><h1 data-theme>{{clientName}}</h1>{{{body}}}</html>',
-        'login.hbs': '<form action="/interaction/{{uid}}/login"><input name="login" value="{{login}}"></form><p>{{error}}</p><a href="/interaction/{{uid}}/abort">Cancel</a>',
+        'login.hbs':
+          '<form action="/interaction/{{uid}}/login"><input name="login" value="{{login}}"></form><p>{{error}}</p><a href="/interaction/{{uid}}/abort">Cancel</a>',
       }),
       FACTOR_VIEWS,
     );
@@ -86,7 +92,9 @@ describe('theme folder', () => {
       '<html><title>Sign in</title><h1 data-theme>Web &lt;App&gt;</h1><form action="/interaction/uid-1/login"><input name="login" value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"></form><p>Wrong &lt;b&gt;password&lt;/b&gt;</p><a href="/interaction/uid-1/abort">Cancel</a></html>',
     );
     // Pages the theme leaves out keep the built-in view, inside the theme's layout.
-    expect(views.render('error', { title: 'Oops', message: '<i>m</i>' })).toContain('<h1 data-theme></h1><p class="alert" role="alert">&lt;i&gt;m&lt;/i&gt;</p>');
+    expect(views.render('error', { title: 'Oops', message: '<i>m</i>' })).toContain(
+      '<h1 data-theme></h1><p class="alert" role="alert">&lt;i&gt;m&lt;/i&gt;</p>',
+    );
   });
 
   test('{{{ }}} in an override outputs raw HTML: the operator chose it', () => {
@@ -95,7 +103,10 @@ describe('theme folder', () => {
   });
 
   test('a factor view in factors/<id>/ replaces that partial wherever it is used', () => {
-    const { views } = themedViews(themeDir({ 'factors/totp/challenge.hbs': '<input name="code" data-theme-totp="{{digits}}" value="{{@root.clientName}}">' }), FACTOR_VIEWS);
+    const { views } = themedViews(
+      themeDir({ 'factors/totp/challenge.hbs': '<input name="code" data-theme-totp="{{digits}}" value="{{@root.clientName}}">' }),
+      FACTOR_VIEWS,
+    );
     withFactorPartials(views);
     const html = views.render('second-factor', { ...SECOND_FACTOR_DATA, clientName: '<Web>' });
     expect(html).toContain('<input name="code" data-theme-totp="6" value="&lt;Web&gt;">');
@@ -110,7 +121,9 @@ describe('theme folder', () => {
     expect(theme.assets).toEqual({ 'theme.css': path.join(dir, 'theme.css'), 'theme-logo.svg': path.join(dir, 'logo.svg') });
     expect(theme.links.stylesheet).toMatch(/^\/assets\/theme\.css\?[0-9a-f]{12}$/);
     const html = views.render('error', { title: 't', message: 'm' });
-    expect(html.indexOf(`<link rel="stylesheet" href="${theme.links.stylesheet}">`)).toBeGreaterThan(html.indexOf('<link rel="stylesheet" href="/assets/twofold.css">'));
+    expect(html.indexOf(`<link rel="stylesheet" href="${theme.links.stylesheet}">`)).toBeGreaterThan(
+      html.indexOf('<link rel="stylesheet" href="/assets/twofold.css">'),
+    );
     expect(html).toContain(`<img class="brand-logo" src="${theme.links.logo}" alt="" height="32">`);
 
     fs.writeFileSync(path.join(dir, 'theme.css'), 'body { color: blue }');
@@ -123,7 +136,13 @@ describe('theme folder', () => {
   });
 
   test('hidden files, other folders and files of other kinds are ignored', () => {
-    const theme = load({ 'README.md': '# notes', '.login.hbs.swp': 'x', 'src/anything.hbs': '{{#if}}', '..data/login.hbs': '{{#if}}', 'factors/totp/NOTES.txt': 'x' });
+    const theme = load({
+      'README.md': '# notes',
+      '.login.hbs.swp': 'x',
+      'src/anything.hbs': '{{#if}}',
+      '..data/login.hbs': '{{#if}}',
+      'factors/totp/NOTES.txt': 'x',
+    });
     expect(theme.views.size + theme.partials.size + Object.keys(theme.assets).length).toBe(0);
   });
 });
@@ -137,16 +156,36 @@ describe('a theme that would break a page stops the start, naming the file', () 
   });
 
   test.each([
-    ['a page that does not exist', { 'signin.hbs': '<p></p>' }, /signin\.hbs matches no page or theme file \(expected layout\.hbs, one of .*login\.hbs.*, factors\/<factor id>\/<view>\.hbs, theme\.css, logo\.svg or logo\.png\)$/],
+    [
+      'a page that does not exist',
+      { 'signin.hbs': '<p></p>' },
+      /signin\.hbs matches no page or theme file \(expected layout\.hbs, one of .*login\.hbs.*, factors\/<factor id>\/<view>\.hbs, theme\.css, logo\.svg or logo\.png\)$/,
+    ],
     ['a stylesheet under another name', { 'style.css': 'body {}' }, /style\.css matches no page or theme file/],
-    ['an unknown factor', { 'factors/nope/challenge.hbs': '<p></p>' }, /factors\/nope matches no factor \(known: totp, webauthn, passkey, backup-codes, email-code, sms-code\)$/],
-    ['a view a factor does not have', { 'factors/totp/login.hbs': '<p></p>' }, /factors\/totp\/login\.hbs matches no view of factor totp \(its views: challenge\.hbs, enroll\.hbs\)$/],
+    [
+      'an unknown factor',
+      { 'factors/nope/challenge.hbs': '<p></p>' },
+      /factors\/nope matches no factor \(known: totp, webauthn, passkey, backup-codes, email-code, sms-code\)$/,
+    ],
+    [
+      'a view a factor does not have',
+      { 'factors/totp/login.hbs': '<p></p>' },
+      /factors\/totp\/login\.hbs matches no view of factor totp \(its views: challenge\.hbs, enroll\.hbs\)$/,
+    ],
     ['two logos', { 'logo.png': 'png', 'logo.svg': '<svg/>' }, /logo\.svg: the theme has both logo\.svg and logo\.png; keep one$/],
     ['an unclosed block', { 'login.hbs': '<p>{{#if error}}{{error}}</p>' }, /login\.hbs: Parse error on line 1: Expecting .*got 'EOF'$/],
     ['mismatched blocks', { 'enroll.hbs': '{{#if a}}x{{/unless}}' }, /enroll\.hbs: if doesn't match unless - 1:3$/],
-    ['an unknown helper', { 'consent.hbs': '<p>{{uppercase clientName}}</p>' }, /consent\.hbs: You specified knownHelpersOnly, but used the unknown helper uppercase - 1:3$/],
+    [
+      'an unknown helper',
+      { 'consent.hbs': '<p>{{uppercase clientName}}</p>' },
+      /consent\.hbs: You specified knownHelpersOnly, but used the unknown helper uppercase - 1:3$/,
+    ],
     ['a broken factor view', { 'factors/totp/challenge.hbs': '{{#each}}' }, /factors\/totp\/challenge\.hbs: Parse error on line 1/],
-    ['a layout that escapes the page', { 'layout.hbs': '<main>{{body}}</main>' }, /layout\.hbs: must output \{\{\{body\}\}\} \(three braces: it is HTML Twofold made\)$/],
+    [
+      'a layout that escapes the page',
+      { 'layout.hbs': '<main>{{body}}</main>' },
+      /layout\.hbs: must output \{\{\{body\}\}\} \(three braces: it is HTML Twofold made\)$/,
+    ],
     ['a logout page without its form', { 'logout.hbs': '<button form="op.logoutForm">Sign out</button>' }, /logout\.hbs: must output \{\{\{form\}\}\}/],
   ])('%s', (_name, files, message) => {
     const text = refusal(files);
@@ -155,6 +194,8 @@ describe('a theme that would break a page stops the start, naming the file', () 
   });
 
   test('{{{body}}} may sit inside a block of the layout', () => {
-    expect(load({ 'layout.hbs': '<html>{{#if title}}<h1>{{title}}</h1>{{/if}}<main>{{#with this}}{{{body}}}{{/with}}</main></html>' }).views.has('layout')).toBe(true);
+    expect(
+      load({ 'layout.hbs': '<html>{{#if title}}<h1>{{title}}</h1>{{/if}}<main>{{#with this}}{{{body}}}{{/with}}</main></html>' }).views.has('layout'),
+    ).toBe(true);
   });
 });

@@ -25,21 +25,38 @@ describe('WebAuthn configuration', () => {
   });
 
   test('a registrable suffix as RP ID, and more origins under it (comma-separated, or a list in a config file)', () => {
-    expect(load({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'Example.COM', WEBAUTHN_ORIGINS: 'https://id.example.com, https://app.example.com' })).toMatchObject({
+    expect(
+      load({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'Example.COM', WEBAUTHN_ORIGINS: 'https://id.example.com, https://app.example.com' }),
+    ).toMatchObject({
       rpId: 'example.com',
       origins: ['https://id.example.com', 'https://app.example.com'],
     });
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-cfg-')), 'twofold.json');
-    fs.writeFileSync(file, JSON.stringify({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: ['https://id.example.com', 'https://shop.example.com'] }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        ISSUER: 'https://id.example.com',
+        WEBAUTHN_RP_ID: 'example.com',
+        WEBAUTHN_ORIGINS: ['https://id.example.com', 'https://shop.example.com'],
+      }),
+    );
     expect(load({ TWOFOLD_CONFIG: file })).toMatchObject({ origins: ['https://id.example.com', 'https://shop.example.com'] });
   });
 
   test('refused at start, naming the key: an RP ID the issuer is not under, origins elsewhere or without TLS, the issuer’s origin left out', () => {
-    expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'example.org' })).toMatch(/^Invalid configuration: WEBAUTHN_RP_ID: must be the issuer's host or a registrable suffix/);
+    expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'example.org' })).toMatch(
+      /^Invalid configuration: WEBAUTHN_RP_ID: must be the issuer's host or a registrable suffix/,
+    );
     expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'https://example.com' })).toMatch(/^Invalid configuration: WEBAUTHN_RP_ID: a host name/);
-    expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_ORIGINS: 'https://id.example.com,https://evil.test' })).toMatch(/WEBAUTHN_ORIGINS: https:\/\/evil.test is not on id.example.com/);
-    expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://id.example.com,http://app.example.com' })).toMatch(/must be https/);
-    expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://app.example.com' })).toMatch(/must include the issuer's origin https:\/\/id.example.com/);
+    expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_ORIGINS: 'https://id.example.com,https://evil.test' })).toMatch(
+      /WEBAUTHN_ORIGINS: https:\/\/evil.test is not on id.example.com/,
+    );
+    expect(
+      refused({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://id.example.com,http://app.example.com' }),
+    ).toMatch(/must be https/);
+    expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://app.example.com' })).toMatch(
+      /must include the issuer's origin https:\/\/id.example.com/,
+    );
     expect(refused({ ISSUER: 'https://id.example.com', WEBAUTHN_ORIGINS: 'https://id.example.com/login' })).toMatch(/^Invalid configuration: WEBAUTHN_ORIGINS/);
     expect(refused({ ISSUER: 'http://10.0.0.1:3000', WEBAUTHN_RP_ID: '10.0.0.1' })).toMatch(/not an IP address/);
   });

@@ -57,12 +57,12 @@ class Harness {
       randomBytes: (n) => crypto.randomBytes(n),
       clock: { now: () => new Date() },
       state: {
-        get: async <T,>(key: string) => structuredClone(this.state.get(key)) as T | undefined,
+        get: async <T>(key: string) => structuredClone(this.state.get(key)) as T | undefined,
         set: async (key, value, ttl) => {
           this.state.set(key, structuredClone(value));
           this.ttls.set(key, ttl);
         },
-        take: async <T,>(key: string) => {
+        take: async <T>(key: string) => {
           const v = this.state.get(key);
           this.state.delete(key);
           return v as T | undefined;
@@ -298,9 +298,15 @@ describe('policy enforced on the response', () => {
     const { result } = await enrolWith(h, a, defaults, { uv: false });
     expect(result).toMatchObject({ ok: true, kinds: ['have'] });
     h.keep(result);
-    expect(await webauthn.verify(h.ctx(defaults), h.credentials, formInput(a.assert(optionsOf(await challenge(h)), { uv: false })))).toMatchObject({ ok: true, kinds: ['have'], userVerified: false });
+    expect(await webauthn.verify(h.ctx(defaults), h.credentials, formInput(a.assert(optionsOf(await challenge(h)), { uv: false })))).toMatchObject({
+      ok: true,
+      kinds: ['have'],
+      userVerified: false,
+    });
     expect(reason(await webauthn.verify(h.ctx(defaults), h.credentials, formInput(a.assert(optionsOf(await challenge(h)), { up: false }))))).toBe('wrong');
-    expect(reason(await webauthn.verify(h.ctx(required), h.credentials, formInput(a.assert(optionsOf(await challenge(h, required)), { uv: false }))))).toBe('wrong');
+    expect(reason(await webauthn.verify(h.ctx(required), h.credentials, formInput(a.assert(optionsOf(await challenge(h, required)), { uv: false }))))).toBe(
+      'wrong',
+    );
   });
 
   test('a passkey needs user verification and a discoverable credential, whatever the browser was told', async () => {
@@ -353,7 +359,9 @@ describe('policy enforced on the response', () => {
     });
 
     test('refuses no attestation, self attestation, and a chain to another root', async () => {
-      expect(reason((await enrolWith(rp([pem('attestation-root.pem')]), new SoftwareAuthenticator({ origin: ORIGIN, aaguid: TEST_AAGUID }))).result)).toBe('wrong');
+      expect(reason((await enrolWith(rp([pem('attestation-root.pem')]), new SoftwareAuthenticator({ origin: ORIGIN, aaguid: TEST_AAGUID }))).result)).toBe(
+        'wrong',
+      );
       const selfAttested = new SoftwareAuthenticator({ origin: ORIGIN, aaguid: TEST_AAGUID, attestation: { chain: [] } });
       expect(reason((await enrolWith(rp([pem('attestation-root.pem')]), selfAttested)).result)).toBe('wrong');
       expect(reason((await enrolWith(rp([pem('unrelated-root.pem')]), attested())).result)).toBe('wrong');
@@ -371,7 +379,8 @@ describe('policy enforced on the response', () => {
     expect(reason((await enrolWith(new Harness(), a, defaults, { crossOrigin: true })).result)).toBe('wrong');
     const h = new Harness();
     h.keep((await enrolWith(h, a)).result);
-    const verify = async (overrides: Record<string, unknown>) => webauthn.verify(h.ctx(defaults), h.credentials, formInput(a.assert(optionsOf(await challenge(h)), overrides)));
+    const verify = async (overrides: Record<string, unknown>) =>
+      webauthn.verify(h.ctx(defaults), h.credentials, formInput(a.assert(optionsOf(await challenge(h)), overrides)));
     expect(reason(await verify({ type: 'webauthn.create' }))).toBe('wrong');
     expect(reason(await verify({ crossOrigin: true }))).toBe('wrong');
     expect(reason(await verify({ userHandle: Buffer.from('someone else').toString('base64url') }))).toBe('wrong');
@@ -426,7 +435,9 @@ describe('policy enforced on the response', () => {
       dataUpdate: { backedUp: true },
     });
     // A flipped BE flag, correctly signed: another authenticator holds this credential's key. A suspected clone (the engine audits it as such).
-    expect(await webauthn.verify(h.ctx(defaults), h.credentials, formInput(synced.assert(optionsOf(await challenge(h)), { be: false, bs: false })))).toMatchObject({
+    expect(
+      await webauthn.verify(h.ctx(defaults), h.credentials, formInput(synced.assert(optionsOf(await challenge(h)), { be: false, bs: false }))),
+    ).toMatchObject({
       ok: false,
       reason: 'suspected_clone',
       credentialId: credential.id,
@@ -437,16 +448,25 @@ describe('policy enforced on the response', () => {
     const h = new Harness();
     const zero = new SoftwareAuthenticator({ origin: ORIGIN, counterStep: 0 });
     h.keep((await enrolWith(h, zero)).result);
-    for (let i = 0; i < 3; i++) expect((await webauthn.verify(h.ctx(defaults), h.credentials, formInput(zero.assert(optionsOf(await challenge(h)))))).ok).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect((await webauthn.verify(h.ctx(defaults), h.credentials, formInput(zero.assert(optionsOf(await challenge(h)))))).ok).toBe(true);
 
     const k = new Harness();
     const counting = new SoftwareAuthenticator({ origin: ORIGIN });
     const credential = k.keep((await enrolWith(k, counting)).result);
     expect((await webauthn.verify(k.ctx(defaults), k.credentials, formInput(counting.assert(optionsOf(await challenge(k)), { counter: 7 })))).ok).toBe(true);
-    expect(await webauthn.verify(k.ctx(defaults), k.credentials, formInput(counting.assert(optionsOf(await challenge(k)), { counter: 7 })))).toMatchObject({ ok: false, reason: 'suspected_clone', credentialId: credential.id });
-    expect(reason(await webauthn.verify(k.ctx(defaults), k.credentials, formInput(counting.assert(optionsOf(await challenge(k)), { counter: 3 }))))).toBe('suspected_clone');
+    expect(await webauthn.verify(k.ctx(defaults), k.credentials, formInput(counting.assert(optionsOf(await challenge(k)), { counter: 7 })))).toMatchObject({
+      ok: false,
+      reason: 'suspected_clone',
+      credentialId: credential.id,
+    });
+    expect(reason(await webauthn.verify(k.ctx(defaults), k.credentials, formInput(counting.assert(optionsOf(await challenge(k)), { counter: 3 }))))).toBe(
+      'suspected_clone',
+    );
     // A counter that fell to zero after counting is a regression too.
-    expect(reason(await webauthn.verify(k.ctx(defaults), k.credentials, formInput(counting.assert(optionsOf(await challenge(k)), { counter: 0 }))))).toBe('suspected_clone');
+    expect(reason(await webauthn.verify(k.ctx(defaults), k.credentials, formInput(counting.assert(optionsOf(await challenge(k)), { counter: 0 }))))).toBe(
+      'suspected_clone',
+    );
     expect(credential.counter).toBe(7);
     expect((await webauthn.verify(k.ctx(defaults), k.credentials, formInput(counting.assert(optionsOf(await challenge(k)), { counter: 8 })))).ok).toBe(true);
   });

@@ -6,7 +6,17 @@ import globals from 'globals';
 export default tseslint.config(
   { basePath: '../..' },
   {
-    ignores: ['**/node_modules/**', '.build/**', '.build-*/**', 'data/**', 'coverage/**', 'test-output/**', 'tools/**', 'test/interop/apps/**', '**/assets/simplewebauthn-browser.js'],
+    ignores: [
+      '**/node_modules/**',
+      '.build/**',
+      '.build-*/**',
+      'data/**',
+      'coverage/**',
+      'test-output/**',
+      'tools/**',
+      'test/interop/apps/**',
+      '**/assets/simplewebauthn-browser.js',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -42,7 +42,13 @@ export function backupCodeRoutes(router: Router, deps: AccountDeps): void {
     const result = await regenerateBackupCodes(deps.services, { accountId: current.account.id, acting: actingFrom(ctx), language: speakerFor(ctx).lang });
     if (!result.ok) {
       const status = result.reason === 'no_second_factor' ? 409 : result.reason === 'locked' ? 429 : 503;
-      return showStatus(ctx, deps, current, speakerFor(ctx).t(result.reason === 'no_second_factor' ? 'account.codes.noSecondFactor' : 'account.codes.unavailable'), status);
+      return showStatus(
+        ctx,
+        deps,
+        current,
+        speakerFor(ctx).t(result.reason === 'no_second_factor' ? 'account.codes.noSecondFactor' : 'account.codes.unavailable'),
+        status,
+      );
     }
     await shownOnce(deps, current).set('codes', result.codes, SHOW_SECONDS);
     ctx.status = 303;

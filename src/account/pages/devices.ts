@@ -30,7 +30,9 @@ export function deviceRoutes(router: Router, deps: AccountDeps): void {
     if (!current) return;
     if (!(await genuineForm(ctx, deps, current))) return;
     const id = String(ctx.params.id);
-    const result = /^[\w-]{1,64}$/.test(id) ? await revokeTrustedDevice(deps.services, { accountId: current.account.id, deviceId: id, acting: actingFrom(ctx) }) : undefined;
+    const result = /^[\w-]{1,64}$/.test(id)
+      ? await revokeTrustedDevice(deps.services, { accountId: current.account.id, deviceId: id, acting: actingFrom(ctx) })
+      : undefined;
     if (!result?.ok) return notFound(ctx, current);
     ctx.status = 303;
     ctx.redirect(withNotice(DEVICES, 'deviceRevoked'));

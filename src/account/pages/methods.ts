@@ -8,7 +8,15 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { factorLabel, speakerFor, type Speaker } from '../../../interactions/render.ts';
 import { ADD_FACTOR_PARAM } from '../../mfa/add-factor.ts';
-import { checkMethodRemoval, listMethods, recordRemovalRefused, removeMethod, renameMethod, type MethodView, type RemovalCheck } from '../../self-service/index.ts';
+import {
+  checkMethodRemoval,
+  listMethods,
+  recordRemovalRefused,
+  removeMethod,
+  renameMethod,
+  type MethodView,
+  type RemovalCheck,
+} from '../../self-service/index.ts';
 import { needsFreshProof, requireFreshProof } from '../fresh-proof.ts';
 import { actingFrom, genuineForm, notFound, signedIn } from '../guard.ts';
 import { accountPage, formatDate, noticeFrom } from '../page.ts';
@@ -37,14 +45,37 @@ function credentialParam(ctx: Context): string | undefined {
   return typeof id === 'string' && /^[\w-]{1,64}$/.test(id) ? id : undefined;
 }
 
-async function showRemoval(ctx: Context, deps: AccountDeps, current: CurrentAccount, check: Exclude<RemovalCheck, { reason: 'not_found' }>, status: number): Promise<void> {
+async function showRemoval(
+  ctx: Context,
+  deps: AccountDeps,
+  current: CurrentAccount,
+  check: Exclude<RemovalCheck, { reason: 'not_found' }>,
+  status: number,
+): Promise<void> {
   const speaker = speakerFor(ctx);
   const { label } = check.method;
   if (!check.ok) {
-    const refusal = check.refusal.code === 'policy' ? speaker.t('account.remove.refused.policy', { level: check.refusal.level }) : speaker.t('account.remove.refused.lastSignIn');
+    const refusal =
+      check.refusal.code === 'policy'
+        ? speaker.t('account.remove.refused.policy', { level: check.refusal.level })
+        : speaker.t('account.remove.refused.lastSignIn');
     return accountPage(ctx, 'remove', { titleKey: 'account.remove.refused.title', titleParams: { label }, refusal }, status, current, 'methods');
   }
-  accountPage(ctx, 'remove', { titleKey: 'account.remove.title', titleParams: { label }, id: check.method.id, label, recovery: check.recovery.length > 0, needsProof: await needsFreshProof(deps.services, current) }, status, current, 'methods');
+  accountPage(
+    ctx,
+    'remove',
+    {
+      titleKey: 'account.remove.title',
+      titleParams: { label },
+      id: check.method.id,
+      label,
+      recovery: check.recovery.length > 0,
+      needsProof: await needsFreshProof(deps.services, current),
+    },
+    status,
+    current,
+    'methods',
+  );
 }
 
 export function methodRoutes(router: Router, deps: AccountDeps): void {
@@ -63,7 +94,12 @@ export function methodRoutes(router: Router, deps: AccountDeps): void {
     const current = await signedIn(ctx, deps);
     if (!current) return;
     if (!(await genuineForm(ctx, deps, current))) return;
-    await startRoundTrip(ctx, deps, { purpose: 'add', returnTo: METHODS, sub: current.account.id }, { [ADD_FACTOR_PARAM]: 'any', max_age: String(services.config.ACCOUNT_FRESH_PROOF) });
+    await startRoundTrip(
+      ctx,
+      deps,
+      { purpose: 'add', returnTo: METHODS, sub: current.account.id },
+      { [ADD_FACTOR_PARAM]: 'any', max_age: String(services.config.ACCOUNT_FRESH_PROOF) },
+    );
   });
 
   router.get(`${METHODS}/:id/rename`, async (ctx) => {
@@ -72,7 +108,14 @@ export function methodRoutes(router: Router, deps: AccountDeps): void {
     const id = credentialParam(ctx);
     const method = id && (await listMethods(services, { accountId: current.account.id })).find((m) => m.id === id);
     if (!method) return notFound(ctx, current);
-    accountPage(ctx, 'rename', { titleKey: 'account.rename.title', titleParams: { label: method.label }, id: method.id, label: method.label }, 200, current, 'methods');
+    accountPage(
+      ctx,
+      'rename',
+      { titleKey: 'account.rename.title', titleParams: { label: method.label }, id: method.id, label: method.label },
+      200,
+      current,
+      'methods',
+    );
   });
 
   router.post(`${METHODS}/:id/rename`, async (ctx) => {
@@ -82,7 +125,12 @@ export function methodRoutes(router: Router, deps: AccountDeps): void {
     if (!form) return;
     const id = credentialParam(ctx);
     if (!id) return notFound(ctx, current);
-    const result = await renameMethod(services, { accountId: current.account.id, credentialId: id, label: (form.label ?? '').slice(0, 1024), acting: actingFrom(ctx) });
+    const result = await renameMethod(services, {
+      accountId: current.account.id,
+      credentialId: id,
+      label: (form.label ?? '').slice(0, 1024),
+      acting: actingFrom(ctx),
+    });
     if (result.ok) {
       ctx.status = 303;
       return ctx.redirect(withNotice(METHODS, 'renamed'));
@@ -91,7 +139,14 @@ export function methodRoutes(router: Router, deps: AccountDeps): void {
     const method = (await listMethods(services, { accountId: current.account.id })).find((m) => m.id === id);
     if (!method) return notFound(ctx, current);
     const error = speakerFor(ctx).t('account.rename.invalid');
-    accountPage(ctx, 'rename', { titleKey: 'account.rename.title', titleParams: { label: method.label }, id, label: form.label ?? '', error }, 400, current, 'methods');
+    accountPage(
+      ctx,
+      'rename',
+      { titleKey: 'account.rename.title', titleParams: { label: method.label }, id, label: form.label ?? '', error },
+      400,
+      current,
+      'methods',
+    );
   });
 
   router.get(`${METHODS}/:id/remove`, async (ctx) => {

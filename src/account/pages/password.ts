@@ -113,7 +113,13 @@ export function passwordPageRoutes(router: Router, deps: AccountDeps): void {
     if (!verdict.allowed) {
       await recordAudit(services.db, 'account.password_change_refused', { ...audit, accountId: account.id, actor: 'user' }, { why: 'throttled' });
       ctx.set('Retry-After', String(verdict.retryAfterSeconds));
-      return showForm(ctx, deps, current, { error: t('password.change.throttled', { minutes: Math.max(1, Math.ceil(verdict.retryAfterSeconds / 60)) }), signOutOthers }, 429);
+      return showForm(
+        ctx,
+        deps,
+        current,
+        { error: t('password.change.throttled', { minutes: Math.max(1, Math.ceil(verdict.retryAfterSeconds / 60)) }), signOutOthers },
+        429,
+      );
     }
     let checked: Awaited<ReturnType<typeof checkPassword>>;
     try {

@@ -33,7 +33,14 @@ export function sessionRoutes(router: Router, deps: AccountDeps): void {
     // This browser first.
     sessions.sort((a, b) => Number(b.current) - Number(a.current));
     const needsProof = await needsFreshProof(deps.services, current);
-    accountPage(ctx, 'sessions', { titleKey: 'account.sessions.title', sessions, needsProof, noticeKey: noticeFrom(ctx, ['sessionEnded', 'proofCancelled']) }, 200, current, 'sessions');
+    accountPage(
+      ctx,
+      'sessions',
+      { titleKey: 'account.sessions.title', sessions, needsProof, noticeKey: noticeFrom(ctx, ['sessionEnded', 'proofCancelled']) },
+      200,
+      current,
+      'sessions',
+    );
   });
 
   router.post(`${SESSIONS}/end-all`, async (ctx) => {
@@ -52,7 +59,9 @@ export function sessionRoutes(router: Router, deps: AccountDeps): void {
     if (!current) return;
     if (!(await genuineForm(ctx, deps, current))) return;
     const uid = String(ctx.params.uid);
-    const result = /^[\w-]{1,128}$/.test(uid) ? await endSession(deps.services, { accountId: current.account.id, sessionUid: uid, acting: actingFrom(ctx) }) : undefined;
+    const result = /^[\w-]{1,128}$/.test(uid)
+      ? await endSession(deps.services, { accountId: current.account.id, sessionUid: uid, acting: actingFrom(ctx) })
+      : undefined;
     if (!result?.ok) return notFound(ctx, current);
     ctx.status = 303;
     if (uid === current.sessionUid) {

@@ -41,11 +41,19 @@ export function hasPolicyOptions(o: ClientPolicyOptions): boolean {
 }
 
 /** Merges the flags into the client's current policy and validates the result. */
-export function policyFromOptions(services: Services, current: Record<string, unknown>, o: ClientPolicyOptions): { policy: ClientPolicy; defaultAcrValues?: string[] } {
+export function policyFromOptions(
+  services: Services,
+  current: Record<string, unknown>,
+  o: ClientPolicyOptions,
+): { policy: ClientPolicy; defaultAcrValues?: string[] } {
   const next: Record<string, unknown> = { ...current };
   if (o.mfa !== undefined) next.mfa = o.mfa;
   if (o.minAcr !== undefined) next.minAcr = o.minAcr;
-  if (o.factors !== undefined) next.factors = o.factors.split(',').map((f) => f.trim()).filter(Boolean);
+  if (o.factors !== undefined)
+    next.factors = o.factors
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean);
   if (o.maxAuthAge !== undefined) next.maxAuthAge = /^\d+$/.test(o.maxAuthAge) ? Number(o.maxAuthAge) : o.maxAuthAge;
   if (o.trustedDevices !== undefined) next.trustedDevices = o.trustedDevices;
   if (o.syncedPasskeys !== undefined) next.syncedPasskeys = o.syncedPasskeys;
@@ -53,11 +61,15 @@ export function policyFromOptions(services: Services, current: Record<string, un
   try {
     policy = parsePolicy(clientPolicySchema, next, 'client policy');
   } catch (err) {
-    if (err instanceof PolicyDocumentError) throw new CliError(err.message.replace('client policy: ', '--').replace(/^--(\w+)/, (_, f: string) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
+    if (err instanceof PolicyDocumentError)
+      throw new CliError(
+        err.message.replace('client policy: ', '--').replace(/^--(\w+)/, (_, f: string) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`),
+      );
     throw err;
   }
   const acrTable = acrTableOf(services.config);
-  if (policy.minAcr && !acrTable.levelOf(policy.minAcr)) throw new CliError(`--min-acr: ${policy.minAcr} is not in the ACR table (${acrTable.values().join(', ')})`);
+  if (policy.minAcr && !acrTable.levelOf(policy.minAcr))
+    throw new CliError(`--min-acr: ${policy.minAcr} is not in the ACR table (${acrTable.values().join(', ')})`);
   for (const v of o.defaultAcrValues ?? []) if (!acrTable.levelOf(v)) throw new CliError(`--default-acr-values: ${v} is not in the ACR table`);
   // Any factor FACTORS loads, on or off here: the CLI may lack a channel the provider has.
   const known = services.factors.registry.known().map((f) => f.id);
@@ -73,7 +85,13 @@ export function policyFromOptions(services: Services, current: Record<string, un
  * The version holds the policy document and, when set, the app's
  * `default_acr_values`.
  */
-export async function applyClientPolicy(db: Kysely<Database>, row: ClientRow, policy: ClientPolicy, defaultAcrValues: string[] | undefined, actor: string): Promise<number> {
+export async function applyClientPolicy(
+  db: Kysely<Database>,
+  row: ClientRow,
+  policy: ClientPolicy,
+  defaultAcrValues: string[] | undefined,
+  actor: string,
+): Promise<number> {
   const metadata = { ...row.metadata };
   if (defaultAcrValues) {
     if (defaultAcrValues.length) metadata.default_acr_values = defaultAcrValues;

@@ -48,7 +48,9 @@ async function view(services: Services, row: ClientRow) {
     // For apps that sign users in: whether PKCE is required (its own setting, else PKCE_REQUIRED), and what the ID token holds.
     ...(signIn
       ? {
-          pkce: pkceRequired({ clientAuthMethod: row.metadata.token_endpoint_auth_method, twofold_pkce: settings.pkce }, services.config.PKCE_REQUIRED) ? 'required' : 'optional',
+          pkce: pkceRequired({ clientAuthMethod: row.metadata.token_endpoint_auth_method, twofold_pkce: settings.pkce }, services.config.PKCE_REQUIRED)
+            ? 'required'
+            : 'optional',
           id_token_claims: settings.idTokenClaims ?? 'full',
           // OIDC Back-Channel Logout 1.0: where the app is told of ended sessions (none: it is not told).
           backchannel_logout_uri: settings.backchannelLogout?.uri ?? null,
@@ -57,7 +59,13 @@ async function view(services: Services, row: ClientRow) {
       : {}),
     ...(settings.clientCredentialsScopes ? { client_credentials_scopes: settings.clientCredentialsScopes } : {}),
     ...(settings.resourceServer
-      ? { resource_server: { indicator: settings.resourceServer.indicator, scopes: settings.resourceServer.scopes, introspect_any: settings.resourceServer.introspectAny } }
+      ? {
+          resource_server: {
+            indicator: settings.resourceServer.indicator,
+            scopes: settings.resourceServer.scopes,
+            introspect_any: settings.resourceServer.introspectAny,
+          },
+        }
       : {}),
     policy: row.policy,
     default_acr_values: row.metadata.default_acr_values as string[] | undefined,
@@ -121,9 +129,11 @@ export function registerClients(program: Command, ctx: CommandContext): void {
   };
   const client = program.command('client').description('manage relying apps (OIDC clients)');
 
-  const add = addClientPolicyOptions(client
-    .command('add <name>')
-    .description('register an app, an API or a machine client; prints its client_id and, for confidential clients, its secret (shown once)'))
+  const add = addClientPolicyOptions(
+    client
+      .command('add <name>')
+      .description('register an app, an API or a machine client; prints its client_id and, for confidential clients, its secret (shown once)'),
+  )
     .option('--redirect-uri <uri>', 'where the app receives the result (repeatable; an app that signs users in)', collect)
     .option('--post-logout-redirect-uri <uri>', 'where the app may send users after sign-out (repeatable)', collect)
     .option('--initiate-login-uri <uri>', 'where the app starts a sign-in (https): the way back from an expired sign-in')
@@ -131,7 +141,7 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--first-party', 'trusted app of your own: no consent page')
     .option('--auth-method <method>', `token endpoint authentication (${AUTH_METHODS.join(', ')})`)
     .option('--jwks-uri <uri>', 'for private_key_jwt: where the app publishes its keys')
-    .option('--jwks-file <file>', 'for private_key_jwt: a JSON file with the app\'s public JWKS')
+    .option('--jwks-file <file>', "for private_key_jwt: a JSON file with the app's public JWKS")
     .option('--no-refresh-tokens', 'do not issue refresh tokens to this app')
     .option('--id-token-alg <alg>', `how the app's ID tokens are signed (${ID_TOKEN_ALGS.join(', ')}; default RS256)`)
     .option('--id-token-claims <mode>', `${ID_TOKEN_CLAIMS.join(' or ')}: whether the ID token carries the granted profile and email claims (default full)`)
@@ -148,13 +158,29 @@ export function registerClients(program: Command, ctx: CommandContext): void {
   usageCheck(add, (cmd) => {
     const o = cmd.opts<{ redirectUri?: string[]; resourceServer?: string; clientCredentials?: boolean; deviceFlow?: boolean }>();
     if (!o.redirectUri?.length && !o.resourceServer && !o.clientCredentials && !o.deviceFlow) {
-      cmd.error('error: one of --redirect-uri <uri> (an app), --resource-server <indicator> (an API), --client-credentials (a machine client) or --device-flow (a CLI or TV) is required');
+      cmd.error(
+        'error: one of --redirect-uri <uri> (an app), --resource-server <indicator> (an API), --client-credentials (a machine client) or --device-flow (a CLI or TV) is required',
+      );
     }
   });
-  add.action(async (name: string, opts: {
-      redirectUri?: string[]; postLogoutRedirectUri?: string[]; initiateLoginUri?: string; public?: boolean; firstParty?: boolean; authMethod?: string;
-      jwksUri?: string; jwksFile?: string; refreshTokens: boolean; idTokenAlg?: string; json?: boolean;
-    } & ClientPolicyOptions & UsageOptions) => {
+  add.action(
+    async (
+      name: string,
+      opts: {
+        redirectUri?: string[];
+        postLogoutRedirectUri?: string[];
+        initiateLoginUri?: string;
+        public?: boolean;
+        firstParty?: boolean;
+        authMethod?: string;
+        jwksUri?: string;
+        jwksFile?: string;
+        refreshTokens: boolean;
+        idTokenAlg?: string;
+        json?: boolean;
+      } & ClientPolicyOptions &
+        UsageOptions,
+    ) => {
       const { db, sealer } = ctx.services;
       if (await findClientRow(db, name)) throw new CliError(`a client named ${name} already exists`);
       // Validate the policy flags before anything is stored.
@@ -192,7 +218,11 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         backchannelLogoutSessionRequired: usage.backchannelLogoutSessionRequired,
       }).catch((err: unknown) => {
         if (err instanceof ZodError) {
-          throw badInput(err, { redirectUri: opts.redirectUri ?? [], postLogoutRedirectUri: opts.postLogoutRedirectUri, backchannelLogoutUri: usage.backchannelLogoutUri ?? undefined });
+          throw badInput(err, {
+            redirectUri: opts.redirectUri ?? [],
+            postLogoutRedirectUri: opts.postLogoutRedirectUri,
+            backchannelLogoutUri: usage.backchannelLogoutUri ?? undefined,
+          });
         }
         if (err instanceof IndicatorTaken) throw new CliError(err.message);
         // Two runs racing for one name: the unique index decides.
@@ -200,33 +230,69 @@ export function registerClients(program: Command, ctx: CommandContext): void {
         throw err;
       });
       const { twofold_pkce: pkce, twofold_id_token_claims: idTokenClaims, twofold_client_credentials_scope: machineScope } = created.metadata;
-      await recordAudit(db, 'client.created', { clientId: created.clientId, actor }, {
-        name,
-        ...(pkce ? { pkce } : {}),
-        ...(idTokenClaims ? { id_token_claims: idTokenClaims } : {}),
-        ...(machineScope !== undefined ? { client_credentials_scope: machineScope } : {}),
-        ...(usage.deviceFlow ? { device_flow: true } : {}),
-        ...(created.metadata.backchannel_logout_uri
-          ? { backchannel_logout_uri: created.metadata.backchannel_logout_uri, backchannel_logout_session_required: created.metadata.backchannel_logout_session_required }
-          : {}),
-        ...(created.resourceServer ? { resource_server: { indicator: created.resourceServer.indicator, scopes: created.resourceServer.scopes, introspect_any: created.resourceServer.introspectAny } } : {}),
-      });
+      await recordAudit(
+        db,
+        'client.created',
+        { clientId: created.clientId, actor },
+        {
+          name,
+          ...(pkce ? { pkce } : {}),
+          ...(idTokenClaims ? { id_token_claims: idTokenClaims } : {}),
+          ...(machineScope !== undefined ? { client_credentials_scope: machineScope } : {}),
+          ...(usage.deviceFlow ? { device_flow: true } : {}),
+          ...(created.metadata.backchannel_logout_uri
+            ? {
+                backchannel_logout_uri: created.metadata.backchannel_logout_uri,
+                backchannel_logout_session_required: created.metadata.backchannel_logout_session_required,
+              }
+            : {}),
+          ...(created.resourceServer
+            ? {
+                resource_server: {
+                  indicator: created.resourceServer.indicator,
+                  scopes: created.resourceServer.scopes,
+                  introspect_any: created.resourceServer.introspectAny,
+                },
+              }
+            : {}),
+        },
+      );
       if (policy) await applyClientPolicy(db, (await findClientRow(db, created.clientId))!, policy.policy, policy.defaultAcrValues, actor);
       if (opts.json) {
-        const server = created.resourceServer && { resource_server: { indicator: created.resourceServer.indicator, scopes: created.resourceServer.scopes, introspect_any: created.resourceServer.introspectAny } };
-        printJson(io, { client_id: created.clientId, client_secret: created.clientSecret, name, ...created.metadata, ...server, ...(policy?.defaultAcrValues ? { default_acr_values: policy.defaultAcrValues } : {}), policy: policy?.policy ?? {} });
+        const server = created.resourceServer && {
+          resource_server: {
+            indicator: created.resourceServer.indicator,
+            scopes: created.resourceServer.scopes,
+            introspect_any: created.resourceServer.introspectAny,
+          },
+        };
+        printJson(io, {
+          client_id: created.clientId,
+          client_secret: created.clientSecret,
+          name,
+          ...created.metadata,
+          ...server,
+          ...(policy?.defaultAcrValues ? { default_acr_values: policy.defaultAcrValues } : {}),
+          policy: policy?.policy ?? {},
+        });
         return;
       }
       io.out(`client_id:     ${created.clientId}\n`);
-      if (created.clientSecret) io.out(`client_secret: ${created.clientSecret}\n(store the secret now: it is not shown again; \`twofold client rotate-secret ${name}\` makes a new one)\n`);
-    });
+      if (created.clientSecret)
+        io.out(
+          `client_secret: ${created.clientSecret}\n(store the secret now: it is not shown again; \`twofold client rotate-secret ${name}\` makes a new one)\n`,
+        );
+    },
+  );
 
-  const update = addClientPolicyOptions(client
-    .command('update <name>')
-    .description("change an app's MFA policy, its first-party flag, or how it is used (API, machine client, PKCE, ID token claims)"))
+  const update = addClientPolicyOptions(
+    client
+      .command('update <name>')
+      .description("change an app's MFA policy, its first-party flag, or how it is used (API, machine client, PKCE, ID token claims)"),
+  )
     .option('--first-party', 'trusted app of your own: no consent page')
     .option('--third-party', 'ask users for consent')
-    .option('--clear-policy', 'drop the app\'s policy and default acr values before applying the other flags')
+    .option('--clear-policy', "drop the app's policy and default acr values before applying the other flags")
     .option('--resource-server <indicator>', 'register the client as the API with this resource indicator (RFC 8707)')
     .option('--no-resource-server', 'the client is no longer an API')
     .option('--resource-scopes <scopes>', 'the scopes tokens for its API may carry ("read write")')
@@ -245,55 +311,62 @@ export function registerClients(program: Command, ctx: CommandContext): void {
     .option('--backchannel-logout-session-required', 'logout tokens (and ID tokens) carry the session id, sid')
     .option('--no-backchannel-logout-session-required', 'logout tokens carry no sid')
     .option('--json', 'print JSON');
-  update.action(async (name: string, opts: ClientPolicyOptions & UsageOptions & { firstParty?: boolean; thirdParty?: boolean; clearPolicy?: boolean; json?: boolean }) => {
-    const { db } = ctx.services;
-    const changesPolicy = hasPolicyOptions(opts) || !!opts.clearPolicy;
-    const changesParty = !!(opts.firstParty || opts.thirdParty);
-    const usage = usageChanges(opts);
-    const changesUsage = Object.keys(usage).length > 0;
-    // Nothing to do is a usage mistake (exit 2, like a missing required option): nothing is stored or audited.
-    if (!changesPolicy && !changesParty && !changesUsage) update.error('nothing changed: give policy flags, --clear-policy, --first-party, --third-party, or settings such as --pkce or --resource-server');
-    if (opts.firstParty && opts.thirdParty) throw new CliError('--first-party and --third-party contradict each other');
-    const row = await requireClient(name);
-    const said: string[] = [];
-    let changed = changesPolicy;
-    // Every flag is checked before anything is stored: the policy flags here, how the client is used in updateClientSettings.
-    const policyChange = changesPolicy ? policyFromOptions(ctx.services, opts.clearPolicy ? {} : row.policy, opts) : undefined;
-    // How the client is used: checked as a whole (a public app cannot relax PKCE), then stored in one transaction.
-    if (changesUsage) {
-      const what = await updateClientSettings(db, row, usage).catch(changeError);
-      if (Object.keys(what).length) {
-        await recordAudit(db, 'client.updated', { clientId: row.client_id, actor }, what);
-        said.push(Object.entries(what).map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', '));
-        changed = true;
-      } else said.push('already set as given');
-    }
-    // Only the policy flags store a policy version (and audit client.policy_changed).
-    if (policyChange) {
-      const { policy, defaultAcrValues } = policyChange;
-      // Read again: the metadata may have just changed above, and the policy's default_acr_values live there too.
-      const current = (await findClientRow(db, row.client_id))!;
-      const version = await applyClientPolicy(db, current, policy, opts.clearPolicy && !defaultAcrValues ? [] : defaultAcrValues, actor);
-      const stored = (await findClientRow(db, row.client_id))!;
-      const defaults = stored.metadata.default_acr_values as string[] | undefined;
-      said.push(`policy ${JSON.stringify(stored.policy)}${defaults ? `, default_acr_values ${defaults.join(' ')}` : ''} (version ${version})`);
-    }
-    if (changesParty) {
-      const firstParty = !!opts.firstParty;
-      const label = firstParty ? 'first-party (no consent page)' : 'third-party (users are asked for consent)';
-      if (row.first_party === firstParty) said.push(`already ${label}`);
-      else {
-        await db.updateTable('clients').set({ first_party: firstParty, updated_at: new Date() }).where('client_id', '=', row.client_id).execute();
-        await recordAudit(db, 'client.updated', { clientId: row.client_id, actor }, { first_party: firstParty });
-        said.push(`now ${label}`);
-        changed = true;
+  update.action(
+    async (name: string, opts: ClientPolicyOptions & UsageOptions & { firstParty?: boolean; thirdParty?: boolean; clearPolicy?: boolean; json?: boolean }) => {
+      const { db } = ctx.services;
+      const changesPolicy = hasPolicyOptions(opts) || !!opts.clearPolicy;
+      const changesParty = !!(opts.firstParty || opts.thirdParty);
+      const usage = usageChanges(opts);
+      const changesUsage = Object.keys(usage).length > 0;
+      // Nothing to do is a usage mistake (exit 2, like a missing required option): nothing is stored or audited.
+      if (!changesPolicy && !changesParty && !changesUsage)
+        update.error('nothing changed: give policy flags, --clear-policy, --first-party, --third-party, or settings such as --pkce or --resource-server');
+      if (opts.firstParty && opts.thirdParty) throw new CliError('--first-party and --third-party contradict each other');
+      const row = await requireClient(name);
+      const said: string[] = [];
+      let changed = changesPolicy;
+      // Every flag is checked before anything is stored: the policy flags here, how the client is used in updateClientSettings.
+      const policyChange = changesPolicy ? policyFromOptions(ctx.services, opts.clearPolicy ? {} : row.policy, opts) : undefined;
+      // How the client is used: checked as a whole (a public app cannot relax PKCE), then stored in one transaction.
+      if (changesUsage) {
+        const what = await updateClientSettings(db, row, usage).catch(changeError);
+        if (Object.keys(what).length) {
+          await recordAudit(db, 'client.updated', { clientId: row.client_id, actor }, what);
+          said.push(
+            Object.entries(what)
+              .map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+              .join(', '),
+          );
+          changed = true;
+        } else said.push('already set as given');
       }
-    }
-    const updated = await view(ctx.services, (await findClientRow(db, row.client_id))!);
-    if (opts.json) printJson(io, updated);
-    else if (changed) io.out(`updated ${row.name}: ${said.join('; ')}\n`);
-    else io.out(`nothing changed: ${row.name} is ${said.join('; ')}\n`);
-  });
+      // Only the policy flags store a policy version (and audit client.policy_changed).
+      if (policyChange) {
+        const { policy, defaultAcrValues } = policyChange;
+        // Read again: the metadata may have just changed above, and the policy's default_acr_values live there too.
+        const current = (await findClientRow(db, row.client_id))!;
+        const version = await applyClientPolicy(db, current, policy, opts.clearPolicy && !defaultAcrValues ? [] : defaultAcrValues, actor);
+        const stored = (await findClientRow(db, row.client_id))!;
+        const defaults = stored.metadata.default_acr_values as string[] | undefined;
+        said.push(`policy ${JSON.stringify(stored.policy)}${defaults ? `, default_acr_values ${defaults.join(' ')}` : ''} (version ${version})`);
+      }
+      if (changesParty) {
+        const firstParty = !!opts.firstParty;
+        const label = firstParty ? 'first-party (no consent page)' : 'third-party (users are asked for consent)';
+        if (row.first_party === firstParty) said.push(`already ${label}`);
+        else {
+          await db.updateTable('clients').set({ first_party: firstParty, updated_at: new Date() }).where('client_id', '=', row.client_id).execute();
+          await recordAudit(db, 'client.updated', { clientId: row.client_id, actor }, { first_party: firstParty });
+          said.push(`now ${label}`);
+          changed = true;
+        }
+      }
+      const updated = await view(ctx.services, (await findClientRow(db, row.client_id))!);
+      if (opts.json) printJson(io, updated);
+      else if (changed) io.out(`updated ${row.name}: ${said.join('; ')}\n`);
+      else io.out(`nothing changed: ${row.name} is ${said.join('; ')}\n`);
+    },
+  );
 
   client
     .command('list')
@@ -313,13 +386,16 @@ export function registerClients(program: Command, ctx: CommandContext): void {
       else printFields(io, v, { join: ' ' });
     });
 
-  client.command('remove <name>').description('delete an app and every token issued to it').action(async (name: string) => {
-    const { db } = ctx.services;
-    const row = await requireClient(name);
-    await removeClient(db, row.client_id);
-    await recordAudit(db, 'client.removed', { clientId: row.client_id, actor }, { name: row.name });
-    io.out(`removed ${row.name}\n`);
-  });
+  client
+    .command('remove <name>')
+    .description('delete an app and every token issued to it')
+    .action(async (name: string) => {
+      const { db } = ctx.services;
+      const row = await requireClient(name);
+      await removeClient(db, row.client_id);
+      await recordAudit(db, 'client.removed', { clientId: row.client_id, actor }, { name: row.name });
+      io.out(`removed ${row.name}\n`);
+    });
 
   client
     .command('rotate-secret <name>')

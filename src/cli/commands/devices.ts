@@ -14,7 +14,7 @@ export function registerDevices(user: Command, ctx: CommandContext): void {
   const { io, actor } = ctx;
   user
     .command('devices <username>')
-    .description("list a user's trusted devices (\"don't ask again on this device\"), or revoke them")
+    .description('list a user\'s trusted devices ("don\'t ask again on this device"), or revoke them')
     .option('--revoke <id>', 'revoke one device')
     .option('--revoke-all', 'revoke every device')
     .option('--json', 'print JSON')
@@ -40,6 +40,16 @@ export function registerDevices(user: Command, ctx: CommandContext): void {
       }
       const rows = await listDevices(db, account.id);
       if (opts.json) printJson(io, rows);
-      else printTable(io, rows as unknown as Array<Record<string, unknown>>, ['id', 'label', 'state', 'factor_id', 'created_at', 'last_used_at', 'expires_at', 'revoked_at']);
+      else
+        printTable(io, rows as unknown as Array<Record<string, unknown>>, [
+          'id',
+          'label',
+          'state',
+          'factor_id',
+          'created_at',
+          'last_used_at',
+          'expires_at',
+          'revoked_at',
+        ]);
     });
 }

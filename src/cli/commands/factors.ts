@@ -49,7 +49,9 @@ export function registerFactorList(program: Command, ctx: CommandContext): void 
         ctx.io.out(`${row.id}  ${row.on ? 'on' : `off: ${row.reason}`}\n`);
         ctx.io.out(`  settings  ${JSON.stringify(row.settings)}\n`);
         if (row.import) {
-          const fields = Object.entries(row.import).map(([name, f]) => `${name}${f.required ? ' (required)' : ''}${f.secret ? ' (secret: --secret-stdin)' : ''}: ${f.description}`);
+          const fields = Object.entries(row.import).map(
+            ([name, f]) => `${name}${f.required ? ' (required)' : ''}${f.secret ? ' (secret: --secret-stdin)' : ''}: ${f.description}`,
+          );
           ctx.io.out(`  import    ${fields.join('\n            ')}\n`);
         }
       }
@@ -65,7 +67,7 @@ export function registerFactors(user: Command, ctx: CommandContext): void {
     .command('factors <username>')
     .description("list a user's second factors")
     .option('--json', 'print JSON')
-    
+
     .action(async (username: string, opts: { json?: boolean }) => {
       const { db, factors } = deps();
       const account = await requireAccount(db, username);
@@ -76,8 +78,8 @@ export function registerFactors(user: Command, ctx: CommandContext): void {
 
   user
     .command('reset-factors <username>')
-    .description("remove every second factor of a user who is locked out (they enrol again at the next sign-in if policy requires)")
-    
+    .description('remove every second factor of a user who is locked out (they enrol again at the next sign-in if policy requires)')
+
     .action(async (username: string) => {
       const { db, factors } = deps();
       const account = await requireAccount(db, username);
@@ -88,7 +90,7 @@ export function registerFactors(user: Command, ctx: CommandContext): void {
   const factor = user.command('factor').description('change one credential');
   factor
     .command('rename <username> <credential-id> <label>')
-    
+
     .action(async (username: string, credentialId: string, label: string) => {
       const { db, factors } = deps();
       const account = await requireAccount(db, username);
@@ -99,12 +101,15 @@ export function registerFactors(user: Command, ctx: CommandContext): void {
     });
   factor
     .command('remove <username> <credential-id>')
-    .description('remove one credential; refused when the policy needs it and the user has no other factor that reaches the level (enrol another first); the last factor takes the backup codes with it')
+    .description(
+      'remove one credential; refused when the policy needs it and the user has no other factor that reaches the level (enrol another first); the last factor takes the backup codes with it',
+    )
     .option('--force', 'remove it anyway (audited); the user enrols again at the next sign-in')
     .action(async (username: string, credentialId: string, opts: { force?: boolean }) => {
       const { db, factors } = deps();
       const account = await requireAccount(db, username);
-      if (!(await factors.store.list(account.id)).some((c) => c.id === credentialId)) throw new CliError(`${account.username} has no credential ${credentialId}`);
+      if (!(await factors.store.list(account.id)).some((c) => c.id === credentialId))
+        throw new CliError(`${account.username} has no credential ${credentialId}`);
       const verdict = await checkRemoval(ctx.services, account.id, [credentialId]);
       if (!verdict.ok && !opts.force) throw new CliError(`refused: ${verdict.reason}; enrol another factor first, or pass --force`);
       const { removed, recovery } = await removeCredential(ctx.services, account.id, credentialId, { actor });

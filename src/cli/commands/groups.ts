@@ -78,7 +78,7 @@ export function registerGroups(program: Command, ctx: CommandContext): void {
     });
   members
     .command('list <group>')
-    .description('list a group\'s members')
+    .description("list a group's members")
     .option('--json', 'print JSON')
     .action(async (groupName: string, opts: { json?: boolean }) => {
       const g = await requireGroup(groupName);

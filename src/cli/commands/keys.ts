@@ -19,7 +19,8 @@ export function registerKeys(program: Command, ctx: CommandContext): void {
       if (activated.length) await recordAudit(db, 'keys.activated', { actor: 'system' }, { activated });
       const rows = await listKeys(db);
       if (opts.json) printJson(io, rows);
-      else printTable(io, rows as unknown as Array<Record<string, unknown>>, ['kid', 'alg', 'status', 'created_at', 'activates_at', 'retired_at', 'expires_at']);
+      else
+        printTable(io, rows as unknown as Array<Record<string, unknown>>, ['kid', 'alg', 'status', 'created_at', 'activates_at', 'retired_at', 'expires_at']);
     });
 
   keys
@@ -62,7 +63,9 @@ export function registerKeys(program: Command, ctx: CommandContext): void {
       else {
         io.out(
           `new signing keys (signing now): ${result.created.join(', ')}\n` +
-            (opts.withdraw ? `withdrawn (no longer published): ${result.retired.join(', ') || '(none)'}\n` : `retired (still published for ${publishedFor}s): ${result.retired.join(', ') || '(none)'}\n`) +
+            (opts.withdraw
+              ? `withdrawn (no longer published): ${result.retired.join(', ') || '(none)'}\n`
+              : `retired (still published for ${publishedFor}s): ${result.retired.join(', ') || '(none)'}\n`) +
             'running providers pick up the new keys within 30 seconds\n',
         );
       }

@@ -65,7 +65,7 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
 
   policy
     .command('get')
-    .option('--group <name>', 'a group\'s policy instead of the global one')
+    .option('--group <name>', "a group's policy instead of the global one")
     .option('--json', 'print JSON')
     .action(async (opts: { group?: string; json?: boolean }) => {
       const { services } = ctx;
@@ -88,7 +88,7 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
   policy
     .command('set')
     .description('store a new version of a policy document (YAML or JSON)')
-    .option('--group <name>', 'a group\'s policy instead of the global one')
+    .option('--group <name>', "a group's policy instead of the global one")
     .requiredOption('--file <file>', 'the document; - for standard input')
     .action(async (opts: { group?: string; file: string }) => {
       const { services } = ctx;
@@ -113,7 +113,7 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
   policy
     .command('history')
     .description('every version of a policy document, newest first: who changed what, when')
-    .option('--group <name>', 'a group\'s policy instead of the global one')
+    .option('--group <name>', "a group's policy instead of the global one")
     .option('--client <name>', "an app's policy (set with client add|update) instead of the global one")
     .option('--json', 'print JSON')
     .action(async (opts: { group?: string; client?: string; json?: boolean }) => {
@@ -127,7 +127,12 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
       } else scope = (await scopeFor(services, opts.group)).scope;
       const rows = await policyHistory(services.db, scope);
       if (opts.json) printJson(io, rows);
-      else printTable(io, rows.map((r) => ({ ...r, document: JSON.stringify(r.document) })), ['version', 'created_at', 'actor', 'document']);
+      else
+        printTable(
+          io,
+          rows.map((r) => ({ ...r, document: JSON.stringify(r.document) })),
+          ['version', 'created_at', 'actor', 'document'],
+        );
     });
 
   policy
@@ -135,7 +140,7 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
     .description('what a password sign-in of this user to this app needs (or, with --session, what their latest session meets), and which rule decided it')
     .requiredOption('--user <username>', 'the user')
     .requiredOption('--client <name>', 'the app (name or client_id)')
-    .option('--acr-values <values>', 'acr_values the app sends (space-separated; default: the app\'s default_acr_values)')
+    .option('--acr-values <values>', "acr_values the app sends (space-separated; default: the app's default_acr_values)")
     .option('--max-age <seconds>', 'max_age the app sends: a session authenticated longer ago signs in again')
     .option('--session', "start from the user's most recent live session instead of a fresh password sign-in")
     .option('--json', 'print JSON')
@@ -173,7 +178,9 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
         const what = source === 'request' ? `max_age ${maxAge}` : `maximum authentication age ${maxAge}s (a request cannot loosen it)`;
         trace.push({
           source,
-          rule: aged.signInAgain ? `${what}: the authentication is ${aged.age}s old, so the user signs in again from the password` : `${what}: the authentication is ${aged.age}s old, recent enough; what it proved counts`,
+          rule: aged.signInAgain
+            ? `${what}: the authentication is ${aged.age}s old, so the user signs in again from the password`
+            : `${what}: the authentication is ${aged.age}s old, recent enough; what it proved counts`,
         });
       }
 
@@ -216,7 +223,9 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
           : aged.signInAgain
             ? 'a password (their latest session is too old)'
             : 'their latest session';
-      io.out(`${account.username} signing in to ${client.name} with ${start}:\n  decision: ${verdict}\n  decided by: ${decision.rule}\n  rules (broad to narrow; the strictest wins):\n`);
+      io.out(
+        `${account.username} signing in to ${client.name} with ${start}:\n  decision: ${verdict}\n  decided by: ${decision.rule}\n  rules (broad to narrow; the strictest wins):\n`,
+      );
       for (const t of decision.trace) io.out(`    - [${t.source}] ${t.rule}\n`);
     });
 }

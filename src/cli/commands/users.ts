@@ -1,10 +1,5 @@
 import type { Command } from 'commander';
-import {
-  AccountConflictError,
-  listAccounts,
-  removeAccount,
-  setDisabled,
-} from '../../accounts/accounts.ts';
+import { AccountConflictError, listAccounts, removeAccount, setDisabled } from '../../accounts/accounts.ts';
 import { changePassword } from '../../accounts/password-change.ts';
 import { notifySessionsEnded } from '../../accounts/end-sessions.ts';
 import { groupsOf } from '../../accounts/groups.ts';
@@ -51,7 +46,11 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
     .action(async (username: string, opts: { email?: string; emailVerified?: boolean; name?: string; passwordStdin?: boolean; json?: boolean }) => {
       const password = opts.passwordStdin ? secretFromStdin(io, 'password') : undefined;
       try {
-        const added = await addAccount(ctx.services, { username, email: opts.email, emailVerified: opts.emailVerified ?? false, displayName: opts.name, password }, actor);
+        const added = await addAccount(
+          ctx.services,
+          { username, email: opts.email, emailVerified: opts.emailVerified ?? false, displayName: opts.name, password },
+          actor,
+        );
         if (!added.ok) throw new CliError(`password refused: ${say(added.message)}`);
         const { account } = added;
         if (opts.json) printJson(io, publicView(account));
@@ -87,7 +86,7 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
 
   user
     .command('set-password <username>')
-    .description('set a user\'s password (read from standard input); ends all their sessions and revokes their tokens')
+    .description("set a user's password (read from standard input); ends all their sessions and revokes their tokens")
     .requiredOption('--password-stdin', 'read the password from standard input')
     .action(async (username: string) => {
       const account = await requireAccount(ctx.services.db, username);
@@ -99,7 +98,10 @@ export function registerUsers(program: Command, ctx: CommandContext): void {
       io.out(`password set for ${account.username}; sessions ended: ${result.sessionsEnded.length}, grants, tokens and codes revoked: ${result.revoked}\n`);
     });
 
-  for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
+  for (const [name, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
     user
       .command(`${name} <username>`)
       .description(disabled ? 'disable a user and end their sessions' : 'enable a user')

@@ -61,7 +61,16 @@ import { createAccount, setDisabled } from '../../../src/accounts/accounts.ts';
 import { listAudit } from '../../../src/security/audit.ts';
 import { Views } from '../../../interactions/render.ts';
 import { BUILT_IN_FACTORS, FactorRegistry } from '../../../factors/registry.ts';
-import { AMR_VALUES, FACTOR_API_VERSION, type Credential, type Factor, type FactorKind, type FactorRequest, type MessageRef, type StepView } from '../../../factors/types.ts';
+import {
+  AMR_VALUES,
+  FACTOR_API_VERSION,
+  type Credential,
+  type Factor,
+  type FactorKind,
+  type FactorRequest,
+  type MessageRef,
+  type StepView,
+} from '../../../factors/types.ts';
 import { Catalogue } from '../../../src/i18n/catalogue.ts';
 import type { Account } from '../../../src/db/schema.ts';
 import type { AuditContext } from '../../../src/security/audit.ts';
@@ -121,7 +130,11 @@ const USER_FAILURES = ['wrong', 'expired', 'already_used', 'locked', 'invalid_in
  */
 const shared = new Map<string, Promise<{ database: TestDatabase; opened: Opened; clock: ManualClock }>>();
 
-function sharedServices(kind: DatabaseKind, env: Record<string, string> = {}, transport?: HttpTransport): Promise<{ database: TestDatabase; opened: Opened; clock: ManualClock }> {
+function sharedServices(
+  kind: DatabaseKind,
+  env: Record<string, string> = {},
+  transport?: HttpTransport,
+): Promise<{ database: TestDatabase; opened: Opened; clock: ManualClock }> {
   const key = `${kind} ${JSON.stringify(env)} ${transport ? 'transport' : ''}`;
   let entry = shared.get(key);
   if (!entry) {
@@ -220,7 +233,8 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
     test('its views name only messages the catalogue has', () => {
       for (const view of fs.readdirSync(factor.viewsDir).filter((v) => v.endsWith('.hbs'))) {
         const source = fs.readFileSync(path.join(factor.viewsDir, view), 'utf8');
-        for (const [, key] of source.matchAll(/\{\{t\s+"([^"]+)"/g)) expect({ view, key, inCatalogue: catalogue.has('en', key!) }).toEqual({ view, key, inCatalogue: true });
+        for (const [, key] of source.matchAll(/\{\{t\s+"([^"]+)"/g))
+          expect({ view, key, inCatalogue: catalogue.has('en', key!) }).toEqual({ view, key, inCatalogue: true });
       }
     });
 
@@ -313,7 +327,16 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
           const data =
             page === 'login'
               ? { lang, uid: 'contract', firstFactors: [{ id: factor.id, label, partial: view.partial, view: view.data }] }
-              : { lang, uid: 'contract', factorId: factor.id, factorLabel: label, partial: view.partial, view: view.data, submit: view.submit && { ...view.submit, label: t(view.submit.label) }, actions: view.actions?.map((a) => ({ ...a, label: t(a.label) })) };
+              : {
+                  lang,
+                  uid: 'contract',
+                  factorId: factor.id,
+                  factorLabel: label,
+                  partial: view.partial,
+                  view: view.data,
+                  submit: view.submit && { ...view.submit, label: t(view.submit.label) },
+                  actions: view.actions?.map((a) => ({ ...a, label: t(a.label) })),
+                };
           const rendered = views.render(page, data);
           expect(rendered).toContain('<form');
           if (lang === 'en') html = rendered;
@@ -571,7 +594,12 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
       if (factor.waits) {
         /** The account's throttle counters, as the database holds them. */
         async function counters(s: Scenario): Promise<Array<{ key: string; points: number }>> {
-          const rows = await opened.services.db.selectFrom('rate_limits').select(['key', 'points']).where('key', 'like', `%${s.account.id}%`).orderBy('key').execute();
+          const rows = await opened.services.db
+            .selectFrom('rate_limits')
+            .select(['key', 'points'])
+            .where('key', 'like', `%${s.account.id}%`)
+            .orderBy('key')
+            .execute();
           return rows.filter((r) => !r.key.startsWith('wait:'));
         }
         const failures = async (s: Scenario) => (await counters(s)).find((c) => c.key.startsWith(`mfa:acct:5m:${s.account.id}:`))?.points ?? 0;
@@ -680,7 +708,10 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
             const outcome = await engine.act(factor.id, step, s.account, s.state, 'no-such-action', {}, s.audit);
             expect(outcome.ok).toBe(false);
           }
-          expect(await engine.act(factor.id, 'enroll', s.account, s.state, 'no-such-action', {}, s.audit)).toMatchObject({ ok: false, reason: 'invalid_input' });
+          expect(await engine.act(factor.id, 'enroll', s.account, s.state, 'no-such-action', {}, s.audit)).toMatchObject({
+            ok: false,
+            reason: 'invalid_input',
+          });
           expect(await engine.store.summaries(s.account.id)).toEqual([]);
         });
       }
@@ -700,7 +731,11 @@ export function describeFactorContract(name: string, makeDriver: () => FactorDri
         const login = await engine.beginFirstFactor(factor.id, state);
         expectRenders(login, 'login');
         const outcome = await engine.verifyFirstFactor(factor.id, state, await s.driver.firstFactorInput!(credential, login), s.audit);
-        expect(outcome).toMatchObject({ ok: true, account: { id: s.account.id }, evidence: { factor: factor.id, credentialId: credential.id, phishingResistant: factor.phishingResistant } });
+        expect(outcome).toMatchObject({
+          ok: true,
+          account: { id: s.account.id },
+          evidence: { factor: factor.id, credentialId: credential.id, phishingResistant: factor.phishingResistant },
+        });
         if (!outcome.ok) return;
         expectWithin(outcome.evidence.kinds, factor.kinds);
         expectWithin(outcome.evidence.amr, factor.amr);

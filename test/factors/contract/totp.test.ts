@@ -17,7 +17,13 @@ interface Params {
 
 /** The code for the time step `offset` steps from now. */
 function code(secret: string, p: Params, offset = 0): string {
-  return TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: p.algorithm, digits: p.digits, period: p.period, timestamp: Date.now() + offset * p.period * 1000 });
+  return TOTP.generate({
+    secret: Secret.fromBase32(secret),
+    algorithm: p.algorithm,
+    digits: p.digits,
+    period: p.period,
+    timestamp: Date.now() + offset * p.period * 1000,
+  });
 }
 
 /** A well-formed code that matches no step near now, so it is wrong whatever the clock does. */

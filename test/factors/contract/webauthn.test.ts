@@ -8,4 +8,7 @@ import { webauthnDriver } from './webauthn-driver.ts';
 import webauthn from '../../../factors/webauthn/index.ts';
 
 describeFactorContract('webauthn', webauthnDriver(webauthn));
-describeFactorContract('webauthn (user verification and discoverable credential required, synced)', webauthnDriver(webauthn, { userVerification: 'required', residentKey: 'required' }, { be: true }));
+describeFactorContract(
+  'webauthn (user verification and discoverable credential required, synced)',
+  webauthnDriver(webauthn, { userVerification: 'required', residentKey: 'required' }, { be: true }),
+);
