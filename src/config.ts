@@ -435,12 +435,10 @@ export const configSchema = z
       .default(14 * 86400)
       .meta({ description: 'Provider session lifetime.' }),
     INTERACTION_TTL: seconds(60, 86400).default(3600).meta({ description: "How long a sign-in may take, from the app's request to the answer." }),
-    ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600)
-      .default(300)
-      .meta({
-        description:
-          "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old.",
-      }),
+    ADD_FACTOR_MAX_AUTH_AGE: seconds(1, 3600).default(300).meta({
+      description:
+        "Adding a sign-in method at an app's request (`twofold_enroll`) needs a sign-in, and a proof of an existing factor, at most this many seconds old.",
+    }),
     ACCOUNT_FRESH_PROOF: seconds(30, 3600).default(300).meta({
       description:
         'The account center (`/account`) makes a sensitive change (adding or removing a sign-in method, new backup codes, signing out everywhere, a new password) only within this many seconds of a proof of the password and, when the account has one, a second factor; an older one is asked again through the sign-in pages (`max_age`). See [The account center](account-center.md).',
@@ -480,19 +478,15 @@ export const configSchema = z
     BACKCHANNEL_LOGOUT_ATTEMPTS: int(1, 20)
       .default(5)
       .meta({ description: 'Attempts to deliver one logout notice before it is given up, logged and audited (`backchannel_logout.failed`).' }),
-    BACKCHANNEL_LOGOUT_BACKOFF: seconds(1, 3600)
-      .default(30)
-      .meta({
-        description:
-          'Seconds before the first retry of a failed logout notice; each further retry waits four times longer (30 s, 2 min, 8 min, 32 min with the defaults).',
-      }),
+    BACKCHANNEL_LOGOUT_BACKOFF: seconds(1, 3600).default(30).meta({
+      description:
+        'Seconds before the first retry of a failed logout notice; each further retry waits four times longer (30 s, 2 min, 8 min, 32 min with the defaults).',
+    }),
     PURGE_INTERVAL: seconds(0, 86400).default(600).meta({ description: 'How often expired provider rows (codes, sessions, tokens) are deleted; 0 disables.' }),
-    CLI_BUSY_WAIT: seconds(1, 600)
-      .default(30)
-      .meta({
-        description:
-          'How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run, before it gives up.',
-      }),
+    CLI_BUSY_WAIT: seconds(1, 600).default(30).meta({
+      description:
+        'How long the `twofold` command waits for a PGlite data folder held by a provider that is starting or stopping, or by another run, before it gives up.',
+    }),
     METRICS: z.enum(['off', 'token', 'listener']).default('off').meta({
       description:
         "Prometheus metrics at `/metrics` (see [Metrics](running.md#metrics)). `off`: not served. `token`: on the main listener, for `Authorization: Bearer <METRICS_TOKEN>` only (401 otherwise). `listener`: on a listener of its own (`METRICS_HOST`:`METRICS_PORT`), which also asks for the token when one is set. With `WORKERS` > 1 only `listener` is accepted: the cluster primary serves every worker's metrics summed.",
@@ -502,14 +496,10 @@ export const configSchema = z
       secret: true,
       description: 'The bearer token a scrape must send; compared in constant time. Required with `METRICS=token`.',
     }),
-    METRICS_TOKEN_FILE: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({
-        format: 'a file',
-        description: 'A file holding `METRICS_TOKEN` (surrounding whitespace ignored), to keep it out of the environment; exactly one of the two.',
-      }),
+    METRICS_TOKEN_FILE: z.string().min(1).optional().meta({
+      format: 'a file',
+      description: 'A file holding `METRICS_TOKEN` (surrounding whitespace ignored), to keep it out of the environment; exactly one of the two.',
+    }),
     METRICS_PORT: int(0, 65535).default(9464).meta({ description: 'Port of the metrics listener (`METRICS=listener`); 0 picks a free one.' }),
     METRICS_HOST: z.string().default('127.0.0.1').meta({
       format: 'an interface address',
