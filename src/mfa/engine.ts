@@ -423,14 +423,25 @@ export class FactorEngine {
   ): Promise<VerifyOutcome & { expiresAt?: number }> {
     const r = this.#require(factorId);
     if (!r.factor.waits) return { ok: false, reason: 'invalid_input' };
+    const open = await this.#challengeOn(factorId, account, state);
+    if (!open.ok) return open;
+    const { credentials, begun } = open;
+    const used = new Set<string>();
+    const result = await r.factor.verify(this.#context(r, factorAccount(account), state, audit, used), credentials, {});
+    return this.#checked(r, account, credentials, state, begun, result, audit, browser, used);
+  }
+
+  /** The account's credentials and the challenge this interaction began, when it is still on; else why not. */
+  async #challengeOn(
+    factorId: string,
+    account: Account,
+    state: InteractionState,
+  ): Promise<{ ok: true; credentials: Credential[]; begun: Begun } | (Failure & { retryAfterSeconds?: number })> {
     const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
     if (!credentials.length) return { ok: false, reason: 'not_enrolled' };
     const begun = await state.get<Begun>(begunKey(factorId));
     if (!begun) return { ok: false, reason: 'expired' };
-    if (begun.over) return begun.over;
-    const used = new Set<string>();
-    const result = await r.factor.verify(this.#context(r, factorAccount(account), state, audit, used), credentials, {});
-    return this.#checked(r, account, credentials, state, begun, result, audit, browser, used);
+    return begun.over ?? { ok: true, credentials, begun };
   }
 
   /** What a check without a guess answered, counted only when definitive (see check). */
@@ -495,11 +506,10 @@ export class FactorEngine {
   ): Promise<VerifyOutcome & { expiresAt?: number }> {
     const r = this.#require(factorId);
     if (!r.factor.handleReturn) return { ok: false, reason: 'invalid_input' };
-    const credentials = await this.store.list(account.id, this.credentialFactors(factorId));
-    if (!credentials.length) return { ok: false, reason: 'not_enrolled' };
-    const begun = await state.get<Begun>(begunKey(factorId));
     // Only to a challenge this interaction began and that is still on.
-    if (!begun || begun.over) return begun?.over ?? { ok: false, reason: 'expired' };
+    const open = await this.#challengeOn(factorId, account, state);
+    if (!open.ok) return open;
+    const { credentials, begun } = open;
     const { db } = this.services;
     const limits = (await globalPolicy(db, this.services.config.MFA)).policy.throttle;
     const verdict = await this.#guess(account, factorId, audit, browser, limits)();
